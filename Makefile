@@ -1,0 +1,85 @@
+# kycscreen: `make demo` screens sample clips through the local stack; `make test` runs every test and check.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+TOOLS := .venv-tools
+CHECKOV := .venv-checkov
+PY := $(VENV)/bin/python
+ARCH ?= arm64
+CORPUS ?= ../shared/corpus/media
+
+.PHONY: help venv tools checkov demo test unit integration lint iac build fuzz bench clean
+
+help:
+	@echo "make demo   - screen sample clips through the embedded local stack (no AWS account, no Docker)"
+	@echo "make test   - set up and run every test and check (unit, integration, ruff, IaC, sam build)"
+	@echo "make fuzz   - a long property-based fuzz run of media validation"
+	@echo "make bench  - benchmarks (validation, extraction, scoring) with printed figures"
+	@echo "make build  - sam build without Docker (ARCH=arm64|x86_64)"
+
+$(VENV)/.stamp: requirements-dev.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+venv: $(VENV)/.stamp
+
+$(TOOLS)/.stamp: requirements-tools.txt
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --upgrade pip
+	$(TOOLS)/bin/python -m pip install --quiet -r requirements-tools.txt
+	touch $@
+
+tools: $(TOOLS)/.stamp
+
+# Checkov pins boto3 and packaging versions that break the SAM CLI: a virtualenv of its own.
+$(CHECKOV)/.stamp: requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV)
+	$(CHECKOV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV)/bin/python -m pip install --quiet -r requirements-checkov.txt
+	touch $@
+
+checkov: $(CHECKOV)/.stamp
+	$(CHECKOV)/bin/checkov -f template.yaml --framework cloudformation --external-checks-dir policies/checkov \
+		--compact --quiet --skip-download
+
+demo: venv
+	$(PY) -m kyclocal.samples build/samples
+	$(VENV)/bin/kycscreen run build/samples/*
+
+unit: venv
+	$(VENV)/bin/pytest -q tests/unit
+
+integration: venv
+	$(VENV)/bin/pytest -q tests/integration
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+iac: tools checkov
+	$(TOOLS)/bin/sam validate --lint
+	$(TOOLS)/bin/cfn-lint -a cfn_lint_serverless.rules -- template.yaml
+
+build: tools
+	KYC_ARCH=$(ARCH) $(TOOLS)/bin/sam build --parameter-overrides Architecture=$(ARCH)
+
+test: venv tools
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(MAKE) --no-print-directory iac
+	$(MAKE) --no-print-directory build
+	$(VENV)/bin/pytest -q
+
+fuzz: venv
+	KYC_FUZZ_EXAMPLES=2000 $(VENV)/bin/pytest -q tests/unit/media/test_validation_fuzz.py
+
+bench: venv
+	$(PY) benchmarks/validate.py
+	$(PY) benchmarks/extract.py
+	$(PY) benchmarks/scoring.py
+
+clean:
+	rm -rf .aws-sam build .pytest_cache .ruff_cache
