@@ -1,0 +1,1 @@
+"""Pure screening rules: identities, reason codes, policy, aggregation, lineage. No I/O."""

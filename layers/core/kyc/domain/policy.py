@@ -1,0 +1,232 @@
+"""Evidence gates, then two thresholds with a REVIEW band (docs/decision-policy.md).
+
+Fail closed: missing, partial or unusable evidence can lead to REVIEW, REJECT or ERROR, never to PASS
+(unless a policy explicitly allows PASS on partial scoring). Pure Python: the decide layer has no numpy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
+
+from kyc.domain.aggregate import PolicyError, aggregate, validate_params
+from kyc.domain.outcomes import Decision
+from kyc.domain.reasons import ReasonCode
+
+__all__ = [
+    "DecisionPolicy",
+    "EvidenceError",
+    "FrameEvidence",
+    "PolicyError",
+    "Verdict",
+    "decide_outcome",
+]
+
+
+class EvidenceError(ValueError):
+    """The evidence contradicts itself (e.g. more frames than were sampled): a pipeline bug."""
+
+
+@dataclass(frozen=True)
+class FrameEvidence:
+    """One sampled frame as the model saw it.
+
+    ``p_fake`` None: not scored. ``face_count`` None: the model does not report faces.
+    """
+
+    frame_id: str
+    p_fake: float | None
+    face_count: int | None = None
+
+    @property
+    def usable(self) -> bool:
+        """A finite probability in [0, 1]; anything else is never evidence."""
+        return self.p_fake is not None and 0.0 <= self.p_fake <= 1.0  # False for NaN
+
+
+def _probability(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (0.0 <= value <= 1.0):
+        raise PolicyError(f"{name} must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+def _count(name: str, value: object, lowest: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise PolicyError(f"{name} must be an integer >= {lowest}, got {value!r}")
+    if value != int(value) or value < lowest:
+        raise PolicyError(f"{name} must be an integer >= {lowest}, got {value!r}")
+    return int(value)
+
+
+def _flag(name: str, value: object) -> bool:
+    if not isinstance(value, bool):  # "false" is truthy: refuse strings rather than guess
+        raise PolicyError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class DecisionPolicy:
+    """How scores become a decision. Validated on construction, so a bad override fails loudly.
+
+    Defaults suit the training-free reference model: a wide REVIEW band. Real thresholds come from
+    ``kycscreen evaluate`` on the customer's labelled data (``propose_thresholds``).
+    """
+
+    version: str = "2026-11-default"
+    aggregator: str = "mean_logit"
+    aggregator_params: Mapping[str, float] = field(default_factory=dict, hash=False)
+    pass_threshold: float = 0.2  # PASS if score < pass_threshold
+    reject_threshold: float = 0.9  # REJECT if score >= reject_threshold; REVIEW in between
+    min_frames_scored: int = 8
+    min_scored_fraction: float = 0.75
+    min_face_fraction: float = 0.5
+    max_multi_face_fraction: float = 0.25
+    require_faces: bool = True
+    allow_pass_on_partial: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.version, str) or not self.version.strip():
+            raise PolicyError(f"version must be a non-empty string, got {self.version!r}")
+        if not isinstance(self.aggregator, str):
+            raise PolicyError(f"aggregator must be a string, got {self.aggregator!r}")
+        params = self.aggregator_params if self.aggregator_params is not None else {}
+        if not isinstance(params, Mapping):
+            raise PolicyError(f"aggregator_params must be an object, got {params!r}")
+        checked = validate_params(self.aggregator, params)
+        set_ = object.__setattr__
+        set_(self, "aggregator_params", MappingProxyType(checked))
+        for name in (
+            "pass_threshold",
+            "reject_threshold",
+            "min_scored_fraction",
+            "min_face_fraction",
+            "max_multi_face_fraction",
+        ):
+            set_(self, name, _probability(name, getattr(self, name)))
+        if self.pass_threshold > self.reject_threshold:
+            raise PolicyError(
+                f"pass_threshold ({self.pass_threshold}) must be <= "
+                f"reject_threshold ({self.reject_threshold})"
+            )
+        set_(self, "min_frames_scored", _count("min_frames_scored", self.min_frames_scored, 1))
+        set_(self, "require_faces", _flag("require_faces", self.require_faces))
+        set_(self, "allow_pass_on_partial", _flag("allow_pass_on_partial", self.allow_pass_on_partial))
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, object]) -> DecisionPolicy:
+        """Build from a JSON-like document (e.g. an SSM parameter); missing keys keep their defaults."""
+        if not isinstance(data, Mapping):
+            raise PolicyError(f"policy must be a JSON object, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(str(k) for k in data if k not in known)
+        if unknown:
+            allowed = ", ".join(sorted(known))
+            raise PolicyError(f"unknown policy keys: {', '.join(unknown)} (known: {allowed})")
+        return cls(**data)  # type: ignore[arg-type]  # __post_init__ checks every value
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready values; the same shape ``from_mapping`` reads."""
+        return {f.name: getattr(self, f.name) for f in fields(self)} | {
+            "aggregator_params": dict(self.aggregator_params)
+        }
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The decision with the evidence counts behind it; ``score`` is None when nothing was aggregated."""
+
+    decision: Decision
+    reasons: tuple[ReasonCode, ...]
+    score: float | None
+    frames_sampled: int
+    frames_scored: int
+    frames_with_face: int | None
+    policy: DecisionPolicy
+
+    def to_dict(self) -> dict:
+        return {
+            "decision": str(self.decision),
+            "reasons": [str(r) for r in self.reasons],
+            "score": self.score,
+            "frames_sampled": self.frames_sampled,
+            "frames_scored": self.frames_scored,
+            "frames_with_face": self.frames_with_face,
+            "policy": self.policy.to_dict(),
+        }
+
+
+def _unique(reasons: Sequence[ReasonCode]) -> tuple[ReasonCode, ...]:
+    return tuple(dict.fromkeys(reasons))
+
+
+def decide_outcome(
+    evidence: Sequence[FrameEvidence],
+    *,
+    frames_sampled: int,
+    policy: DecisionPolicy,
+    failed_batches: int = 0,
+    failure_reasons: Sequence[ReasonCode] = (),
+) -> Verdict:
+    """Gate the evidence, aggregate what is usable, then place the score in the policy's bands.
+
+    - Nothing usable and the scorer failed (failed batches, failure reasons or only unusable scores): ERROR.
+    - Too few frames, too few faces, too many multi-face frames: REVIEW with the gate reasons.
+    - Partial or unusable scoring: REJECT stays possible, PASS becomes REVIEW (unless allowed by policy).
+    """
+    if frames_sampled < 0 or failed_batches < 0:
+        raise EvidenceError("frames_sampled and failed_batches must be >= 0")
+    if len(evidence) > frames_sampled:
+        raise EvidenceError(f"{len(evidence)} frames of evidence but only {frames_sampled} sampled")
+    failures = _unique([ReasonCode(r) for r in failure_reasons])
+
+    scored = [e for e in evidence if e.usable]
+    unusable = sum(1 for e in evidence if e.p_fake is not None and not e.usable)
+    faceless_unscored = sum(1 for e in evidence if e.p_fake is None and e.face_count == 0)
+    unexplained = sum(1 for e in evidence if e.p_fake is None and e.face_count != 0)
+    reported = [e for e in evidence if e.face_count is not None]
+    with_face = sum(1 for e in reported if e.face_count >= 1)
+    multi_face = sum(1 for e in reported if e.face_count >= 2)
+    frames_with_face = with_face if reported else None
+    usable_p = [
+        float(e.p_fake)  # type: ignore[arg-type]  # usable implies not None
+        for e in scored
+        if not (policy.require_faces and e.face_count == 0)
+    ]
+
+    def verdict(decision: Decision, reasons: Sequence[ReasonCode], score: float | None) -> Verdict:
+        return Verdict(
+            decision, _unique(reasons), score, frames_sampled, len(scored), frames_with_face, policy
+        )
+
+    if not scored and (failed_batches or failures or unusable):
+        extra = [ReasonCode.UNUSABLE_SCORES] if unusable else []
+        return verdict(Decision.ERROR, [*failures, *extra] or [ReasonCode.PIPELINE_ERROR], None)
+
+    gates: list[ReasonCode] = []
+    # Completeness: a frame counts as answered when it got a usable score or the model saw no face in it.
+    answered = len(scored) + faceless_unscored
+    if len(usable_p) < policy.min_frames_scored or answered < policy.min_scored_fraction * frames_sampled:
+        gates.append(ReasonCode.INSUFFICIENT_FRAMES)
+    if reported and with_face < policy.min_face_fraction * len(reported):
+        gates.append(ReasonCode.NO_FACE)
+    if reported and multi_face > policy.max_multi_face_fraction * len(reported):
+        gates.append(ReasonCode.MULTIPLE_FACES)
+
+    partial = bool(failed_batches or failures or unexplained or len(evidence) < frames_sampled)
+    caveats = [ReasonCode.PARTIAL_SCORING] if partial else []
+    if unusable:
+        caveats.append(ReasonCode.UNUSABLE_SCORES)
+    caveats.extend(failures)
+
+    score = aggregate(policy.aggregator, usable_p, policy.aggregator_params) if usable_p else None
+    if gates or score is None:
+        return verdict(Decision.REVIEW, [*gates, *caveats] or [ReasonCode.INSUFFICIENT_FRAMES], score)
+    if score >= policy.reject_threshold:
+        return verdict(Decision.REJECT, [ReasonCode.HIGH_FAKE_SCORE, *caveats], score)
+    if score >= policy.pass_threshold:
+        return verdict(Decision.REVIEW, [ReasonCode.MODEL_UNCERTAIN, *caveats], score)
+    if unusable or (partial and not policy.allow_pass_on_partial):
+        return verdict(Decision.REVIEW, caveats, score)
+    return verdict(Decision.PASS, [ReasonCode.LOW_FAKE_SCORE, *caveats], score)

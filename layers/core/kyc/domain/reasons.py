@@ -1,0 +1,54 @@
+"""Stable, machine-readable reason codes (documented in docs/reason-codes.md).
+
+Codes are added, never renamed: downstream systems switch on them.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ReasonCode(StrEnum):
+    # --- media refused by validation (decision INVALID) ---
+    EMPTY_FILE = "EMPTY_FILE"
+    TOO_LARGE = "TOO_LARGE"
+    UNRECOGNISED_FORMAT = "UNRECOGNISED_FORMAT"
+    PLAYLIST_OR_SCRIPT = "PLAYLIST_OR_SCRIPT"
+    IMAGE_NOT_VIDEO = "IMAGE_NOT_VIDEO"
+    UNSUPPORTED_CONTAINER = "UNSUPPORTED_CONTAINER"
+    UNSUPPORTED_CODEC = "UNSUPPORTED_CODEC"
+    NO_VIDEO_STREAM = "NO_VIDEO_STREAM"
+    MULTIPLE_VIDEO_STREAMS = "MULTIPLE_VIDEO_STREAMS"
+    TOO_MANY_STREAMS = "TOO_MANY_STREAMS"
+    RESOLUTION_TOO_LARGE = "RESOLUTION_TOO_LARGE"
+    RESOLUTION_TOO_SMALL = "RESOLUTION_TOO_SMALL"
+    DURATION_TOO_LONG = "DURATION_TOO_LONG"
+    DURATION_TOO_SHORT = "DURATION_TOO_SHORT"
+    DURATION_UNKNOWN = "DURATION_UNKNOWN"
+    FRAME_RATE_INVALID = "FRAME_RATE_INVALID"
+    ENCRYPTED_MEDIA = "ENCRYPTED_MEDIA"
+    CORRUPT_MEDIA = "CORRUPT_MEDIA"
+    DECODE_BUDGET_EXCEEDED = "DECODE_BUDGET_EXCEEDED"
+    # --- evidence gates (decision REVIEW) ---
+    NO_FACE = "NO_FACE"
+    MULTIPLE_FACES = "MULTIPLE_FACES"
+    INSUFFICIENT_FRAMES = "INSUFFICIENT_FRAMES"
+    PARTIAL_SCORING = "PARTIAL_SCORING"
+    MODEL_UNCERTAIN = "MODEL_UNCERTAIN"
+    # --- scored outcomes ---
+    LOW_FAKE_SCORE = "LOW_FAKE_SCORE"
+    HIGH_FAKE_SCORE = "HIGH_FAKE_SCORE"
+    # --- pipeline failures (decision ERROR) ---
+    ENDPOINT_UNAVAILABLE = "ENDPOINT_UNAVAILABLE"
+    ENDPOINT_THROTTLED = "ENDPOINT_THROTTLED"
+    ENDPOINT_TIMEOUT = "ENDPOINT_TIMEOUT"
+    MODEL_ERROR = "MODEL_ERROR"
+    CONTRACT_VIOLATION = "CONTRACT_VIOLATION"
+    SOURCE_CHANGED = "SOURCE_CHANGED"
+    SOURCE_MISSING = "SOURCE_MISSING"
+    PIPELINE_ERROR = "PIPELINE_ERROR"
+    EXECUTION_FAILED = "EXECUTION_FAILED"
+    # --- decision policy (appended) ---
+    UNUSABLE_SCORES = "UNUSABLE_SCORES"  # the model returned NaN or out-of-range p_fake for some frames
+    # --- media refused by validation (appended) ---
+    EXTERNAL_REFERENCE = "EXTERNAL_REFERENCE"  # a MOV/MP4 data reference (dref) points outside the file

@@ -1,0 +1,114 @@
+"""Which moments of a clip the model sees: evenly spaced target times and the frame on screen at each.
+
+Pure (no PyAV): the media layer feeds decoded frame times into a ``FrameSelector`` and the
+tests check it against ``frames_on_screen``, the same rule written over a whole list. Times are
+seconds on the clip's own clock; the caller picks the origin (the first displayed frame).
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class SamplingPlanError(ValueError):
+    """The plan cannot be made (no positive duration, no frames requested)."""
+
+
+@dataclass(frozen=True)
+class SamplingPlan:
+    """``requested`` target times at the centres of equal bins over ``[start_s, start_s + duration_s)``.
+
+    Bin centres rather than ``linspace(0, end)``: the first and last targets never fall on the
+    very first or last instant, where edit lists and missing trailing frames make clips differ.
+    """
+
+    requested: int
+    start_s: float
+    duration_s: float
+    targets_s: tuple[float, ...]
+
+
+def plan_sampling(duration_s: float, count: int, *, start_s: float = 0.0) -> SamplingPlan:
+    """Plan ``count`` targets spread evenly over ``duration_s`` seconds from ``start_s``."""
+    if count < 1:
+        raise SamplingPlanError(f"frame count must be at least 1, not {count}")
+    if not math.isfinite(duration_s) or duration_s <= 0:
+        raise SamplingPlanError(f"duration must be positive and finite, not {duration_s}")
+    step = duration_s / count
+    targets = tuple(start_s + (i + 0.5) * step for i in range(count))
+    return SamplingPlan(requested=count, start_s=start_s, duration_s=duration_s, targets_s=targets)
+
+
+def frames_on_screen(frame_times_s: Sequence[float], targets_s: Sequence[float]) -> tuple[int, ...]:
+    """Indices of the frames on screen at each target, without duplicates, in time order.
+
+    The frame on screen at ``t`` is the last one whose presentation time is <= ``t`` (the first
+    frame for a target before it). ``frame_times_s`` must be strictly increasing.
+    """
+    if not frame_times_s:
+        return ()
+    chosen: list[int] = []
+    for target in targets_s:
+        index = max(bisect_right(frame_times_s, target) - 1, 0)
+        if not chosen or index > chosen[-1]:
+            chosen.append(index)
+    return tuple(chosen)
+
+
+class FrameSelector(Generic[T]):
+    """Streaming form of ``frames_on_screen``: offer frames in time order, collect the chosen ones.
+
+    A frame is only known to be on screen at a target once a later frame (or the end of the
+    stream) shows that nothing else came before the target, so one frame is held back. Frames
+    that do not advance time are ignored (broken timestamps must not produce duplicates).
+    """
+
+    def __init__(self, targets_s: Sequence[float]) -> None:
+        self._targets = tuple(targets_s)
+        self._next = 0
+        self._pending: tuple[float, T] | None = None
+        self._pending_chosen = False
+
+    @property
+    def done(self) -> bool:
+        """Every target has its frame: nothing later in the stream can change the sample."""
+        return self._next >= len(self._targets)
+
+    @property
+    def next_target_s(self) -> float | None:
+        return None if self.done else self._targets[self._next]
+
+    def offer(self, time_s: float, item: T) -> list[T]:
+        """Offer the next frame; return the items this arrival makes final (0, 1 or 2 of them)."""
+        if self._pending is not None and time_s <= self._pending[0]:
+            return []
+        chosen: list[T] = []
+        chosen_now = False
+        while not self.done and time_s > self._targets[self._next]:
+            if self._pending is None:
+                chosen_now = True  # a target before the first frame: the first frame stands in
+            elif not self._pending_chosen:
+                chosen.append(self._pending[1])
+                self._pending_chosen = True
+            self._next += 1
+        if chosen_now:
+            chosen.append(item)
+        self._pending, self._pending_chosen = (time_s, item), chosen_now
+        return chosen
+
+    def finish(self) -> list[T]:
+        """End of stream: the last frame stays on screen for any targets still open."""
+        if self.done or self._pending is None:
+            self._next = len(self._targets)
+            return []
+        self._next = len(self._targets)
+        if self._pending_chosen:
+            return []
+        self._pending_chosen = True
+        return [self._pending[1]]
