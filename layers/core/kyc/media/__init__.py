@@ -1,0 +1,1 @@
+"""Where untrusted media is opened, validated and decoded (PyAV). No AWS calls."""

@@ -1,0 +1,302 @@
+"""Sample the frames the model scores: evenly spaced in presentation time, decoded no more than needed.
+
+One forward pass through the file. Packets are read a GOP at a time; a GOP that holds no
+chosen frame is never sent to the decoder, and the tail of a GOP after its last chosen frame is
+dropped (both only for closed GOPs, where that cannot corrupt a later frame). Decoding stops as
+soon as every target has its frame. Only chosen frames are converted and encoded. The trade-offs
+and measured figures are in docs/sampling.md.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from kyc.domain.reasons import ReasonCode
+from kyc.domain.sampling_plan import FrameSelector, plan_sampling
+from kyc.media.container import guarded_decode, open_video
+from kyc.media.errors import MediaRefusedError
+from kyc.media.frames import EXTENSIONS, FrameEncodingError, encode_image, upright_rgb
+from kyc.media.limits import MediaLimits
+from kyc.media.probe import display_rotation
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_SCHEMA = "kyc.frames/1"
+# A GOP larger than this is fed to the decoder as it is read instead of being held for a decision.
+_MAX_BUFFERED_BYTES = 32 * 1024 * 1024
+
+
+class SamplingParamsError(ValueError):
+    """Sampling parameters out of range (a configuration error, not a media problem)."""
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How many frames, how big, how encoded. JPEG quality 95 maps to mjpeg qscale 2, 4:4:4."""
+
+    frame_count: int = 32
+    max_side: int = 1024
+    image_format: str = "jpeg"  # "jpeg" | "png"
+    jpeg_quality: int = 95
+    keyframes_only: bool = False
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.frame_count <= 1000:
+            raise SamplingParamsError(f"frame_count {self.frame_count} is outside 1..1000")
+        if not 16 <= self.max_side <= 8192:
+            raise SamplingParamsError(f"max_side {self.max_side} is outside 16..8192")
+        if self.image_format not in EXTENSIONS:
+            raise SamplingParamsError(f"image_format {self.image_format!r} is not jpeg or png")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise SamplingParamsError(f"jpeg_quality {self.jpeg_quality} is outside 1..100")
+
+
+@dataclass(frozen=True)
+class SampledFrame:
+    index: int
+    pts_s: float
+    keyframe: bool
+    width: int
+    height: int
+    content_type: str
+    data: bytes
+    sha256: str
+
+    def file_name(self, image_format: str) -> str:
+        return f"{self.index:03d}.{EXTENSIONS[image_format]}"
+
+
+@dataclass(frozen=True)
+class SampleSet:
+    frames: tuple[SampledFrame, ...]
+    requested: int
+    duration_s: float
+    short_clip: bool
+    params: SamplingParams
+    decoded_frames: int
+    rotation: int
+
+    def manifest(self, *, source_sha256: str) -> dict:
+        """What the extract function stores next to the images; no image bytes."""
+        return {
+            "schema": MANIFEST_SCHEMA,
+            "source_sha256": source_sha256,
+            "params": asdict(self.params),
+            "requested": self.requested,
+            "sampled": len(self.frames),
+            "short_clip": self.short_clip,
+            "duration_s": round(self.duration_s, 6),
+            "decoded_frames": self.decoded_frames,
+            "rotation": self.rotation,
+            "frames": [
+                {
+                    "index": f.index,
+                    "file": f.file_name(self.params.image_format),
+                    "pts_s": f.pts_s,
+                    "keyframe": f.keyframe,
+                    "width": f.width,
+                    "height": f.height,
+                    "content_type": f.content_type,
+                    "bytes": len(f.data),
+                    "sha256": f.sha256,
+                }
+                for f in self.frames
+            ],
+        }
+
+
+def sample_frames(path: str | os.PathLike[str], params: SamplingParams, limits: MediaLimits) -> SampleSet:
+    """Decode ``path`` once and return ``params.frame_count`` evenly spaced upright frames (fewer if short).
+
+    Raises MediaRefusedError for files the hardened opener refuses, for decoding over
+    ``limits.max_decoded_frames`` or ``limits.decode_budget_s`` (DECODE_BUDGET_EXCEEDED), and
+    when no frame decodes (CORRUPT_MEDIA).
+    """
+    with open_video(path, limits) as (container, stream):
+        start_s, duration_s = _clock(container, stream)
+        if duration_s is None:
+            duration_s = _packet_span(path, limits, start_s)
+        plan = plan_sampling(duration_s, params.frame_count, start_s=start_s)
+        stream.thread_type = "AUTO"
+        if params.keyframes_only:
+            stream.codec_context.skip_frame = "NONKEY"
+        selector: FrameSelector[av.VideoFrame] = FrameSelector(plan.targets_s)
+        source = _PacketFilter(container, selector, keyframes_only=params.keyframes_only)
+        sar = _sample_aspect_ratio(stream)
+        rotation: int | None = None
+        frames: list[SampledFrame] = []
+        decoded = 0
+        for frame in guarded_decode(source, stream, limits):
+            decoded += 1
+            if rotation is None:
+                rotation = display_rotation(frame)
+            time_s = _frame_time(frame)
+            if time_s is None:
+                continue
+            for chosen in selector.offer(time_s, frame):
+                frames.append(_render(chosen, len(frames), start_s, rotation, sar, params))
+            if selector.done:
+                break
+        for chosen in selector.finish():
+            frames.append(_render(chosen, len(frames), start_s, rotation or 0, sar, params))
+    if not frames:
+        raise MediaRefusedError(ReasonCode.CORRUPT_MEDIA, "no video frame decodes")
+    return SampleSet(
+        frames=tuple(frames),
+        requested=params.frame_count,
+        duration_s=duration_s,
+        short_clip=len(frames) < params.frame_count,
+        params=params,
+        decoded_frames=decoded,
+        rotation=rotation or 0,
+    )
+
+
+def write_frames(sample: SampleSet, out_dir: Path, *, source_sha256: str) -> Path:
+    """Write ``NNN.jpg``/``NNN.png`` and ``manifest.json`` into ``out_dir``; return the manifest path."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for frame in sample.frames:
+        (out_dir / frame.file_name(sample.params.image_format)).write_bytes(frame.data)
+    manifest_path = out_dir / MANIFEST_NAME
+    manifest = sample.manifest(source_sha256=source_sha256)
+    manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return manifest_path
+
+
+class _PacketFilter:
+    """Stands in for the container in ``guarded_decode``: yields only the packets worth decoding.
+
+    Packets are pulled lazily, so each decision sees every frame decoded so far. The selector's
+    view lags the decoder by its frame-thread delay, which only makes the filter skip less.
+    """
+
+    def __init__(
+        self, container: av.container.InputContainer, selector: FrameSelector, *, keyframes_only: bool
+    ):
+        self._container = container
+        self._selector = selector
+        self._keyframes_only = keyframes_only
+        self.skipped = 0
+
+    def demux(self, stream: av.VideoStream) -> Iterator[av.Packet]:
+        gop: list[av.Packet] = []
+        gop_bytes = 0
+        for packet in self._container.demux(stream):
+            if self._selector.done:
+                return
+            if not packet.size:  # end of stream: release the last GOP, then let the decoder drain
+                yield from self._release(gop, math.inf)
+                yield packet
+                return
+            if self._keyframes_only and not packet.is_keyframe:
+                continue
+            starts_gop = packet.is_keyframe and packet.pts is not None and packet.time_base is not None
+            if starts_gop:
+                yield from self._release(gop, float(packet.pts * packet.time_base))
+                gop, gop_bytes = [], 0
+            gop.append(packet)
+            gop_bytes += packet.size
+            if gop_bytes > _MAX_BUFFERED_BYTES:
+                yield from self._release(gop, math.inf)
+                gop, gop_bytes = [], 0
+        yield from self._release(gop, math.inf)
+
+    def _release(self, gop: list[av.Packet], next_key_s: float) -> Iterator[av.Packet]:
+        """Feed a GOP up to the point where no target before ``next_key_s`` is left open."""
+        closed = _is_closed_gop(gop)
+        for at, packet in enumerate(gop):
+            upcoming = self._selector.next_target_s
+            if upcoming is None or (closed and upcoming >= next_key_s):
+                self.skipped += len(gop) - at
+                return
+            yield packet
+
+
+def _is_closed_gop(gop: list[av.Packet]) -> bool:
+    """A keyframe first and no frame shown before it: dropping the GOP cannot damage its neighbours."""
+    if not gop or not gop[0].is_keyframe or gop[0].pts is None:
+        return False
+    return all(p.pts is not None and p.pts >= gop[0].pts for p in gop)
+
+
+def _clock(container: av.container.InputContainer, stream: av.VideoStream) -> tuple[float, float | None]:
+    """Start of the first displayed frame and the track's displayed duration, from the headers.
+
+    The mov demuxer has already applied the edit list, so ``stream.start_time`` is where the
+    displayed clip begins and ``stream.duration`` is how long the track shows.
+    """
+    time_base = stream.time_base
+    container_start = (container.start_time or 0) / av.time_base
+    start = (
+        float(stream.start_time * time_base)
+        if stream.start_time is not None and time_base
+        else container_start
+    )
+    duration = None
+    if stream.duration and time_base:
+        duration = float(stream.duration * time_base)
+    elif container.duration:
+        duration = container.duration / av.time_base - max(0.0, start - container_start)
+    if duration is not None and (not math.isfinite(duration) or duration <= 0):
+        duration = None
+    return start, duration
+
+
+def _packet_span(path: str | os.PathLike[str], limits: MediaLimits, start_s: float) -> float:
+    """Duration of a file whose headers carry none (live-recorded WebM): a demux-only pass."""
+    end = None
+    with open_video(path, limits) as (container, stream):
+        for count, packet in enumerate(container.demux(stream)):
+            if count > limits.max_decoded_frames:
+                raise MediaRefusedError(ReasonCode.DECODE_BUDGET_EXCEEDED, "more packets than the decode cap")
+            if packet.pts is not None and packet.time_base is not None:
+                stop = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+                end = stop if end is None else max(end, stop)
+    if end is None or end <= start_s:
+        raise MediaRefusedError(ReasonCode.DURATION_UNKNOWN, "the duration cannot be determined")
+    return end - start_s
+
+
+def _frame_time(frame: av.VideoFrame) -> float | None:
+    return None if frame.pts is None or not frame.time_base else float(frame.pts * frame.time_base)
+
+
+def _sample_aspect_ratio(stream: av.VideoStream) -> Fraction | None:
+    """The container's SAR wins over the bitstream's, as in FFmpeg's own guess."""
+    for ratio in (stream.sample_aspect_ratio, stream.codec_context.sample_aspect_ratio):
+        if ratio and ratio > 0:
+            return Fraction(ratio)
+    return None
+
+
+def _render(
+    frame: av.VideoFrame,
+    index: int,
+    start_s: float,
+    rotation: int,
+    sar: Fraction | None,
+    params: SamplingParams,
+) -> SampledFrame:
+    try:
+        rgb = upright_rgb(frame, rotation=rotation, sar=sar, max_side=params.max_side)
+        image = encode_image(rgb, params.image_format, jpeg_quality=params.jpeg_quality)
+    except FrameEncodingError as exc:
+        raise MediaRefusedError(ReasonCode.CORRUPT_MEDIA, "a sampled frame cannot be converted") from exc
+    return SampledFrame(
+        index=index,
+        pts_s=round(_frame_time(frame) - start_s, 6),
+        keyframe=bool(frame.key_frame),
+        width=image.width,
+        height=image.height,
+        content_type=image.content_type,
+        data=image.data,
+        sha256=image.sha256,
+    )
