@@ -1,0 +1,288 @@
+"""DecideOutcome: turn the evidence into exactly one recorded decision, and say so downstream.
+
+Mode ``decide`` aggregates scored frames under the decision policy; mode ``error`` records an
+ERROR after a failure elsewhere in the workflow. Either way the DynamoDB write is conditional:
+the first terminal decision for a submission stands, and a replay returns it unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from kyc import settings
+from kyc.aws.dynamodb_decision_store import DynamoDBDecisionStore
+from kyc.aws.eventbridge_publisher import EventBridgePublisher
+from kyc.aws.s3_object_store import S3ObjectStore, canonical_json
+from kyc.domain.failures import reason_for_failure
+from kyc.domain.identity import pseudonymise_key
+from kyc.domain.lineage import build_lineage, sha256_hex
+from kyc.domain.outcomes import Decision
+from kyc.domain.policy import DecisionPolicy, FrameEvidence, decide_outcome
+from kyc.domain.reasons import ReasonCode
+from kyc.domain.record import (
+    DecisionContext,
+    DecisionSummary,
+    build_decision_item,
+    decision_event_detail,
+    reasons_from,
+)
+from kyc.observability import count, log_lineage, logger, metrics, tracer
+from kyc.version import code_version
+
+RESOURCES = settings.stack_resources()
+STORE = S3ObjectStore(kms_key_id=RESOURCES.kms_key_id)
+DECISIONS = DynamoDBDecisionStore(RESOURCES.decisions_table)
+PUBLISHER = EventBridgePublisher(RESOURCES.event_bus_name) if RESOURCES.event_bus_name else None
+POLICY_CACHE_SECONDS = 300
+
+
+@logger.inject_lambda_context(correlation_id_path="state.submission.submission_id", clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    state = event["state"]
+    submission = state["submission"]
+    sid = submission["submission_id"]
+    existing = DECISIONS.get(sid)
+    if existing is None:
+        item = _record(event, state)
+        existing = item if DECISIONS.put_once(item) else DECISIONS.get(sid)
+        if existing is item:
+            count("Decisions", decision=item["decision"])
+            for reason in item["reasons"]:
+                count("DecisionReasons", reason_code=reason)
+    assert existing is not None
+    _publish_once(existing)
+    return {
+        "submission_id": sid,
+        "decision": existing["decision"],
+        "reasons": existing["reasons"],
+        "policy_version": (existing.get("policy") or {}).get("version"),
+    }
+
+
+def _record(event: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
+    submission = state["submission"]
+    sid = submission["submission_id"]
+    validation = state.get("validation")
+    scoring = state.get("scoring") or []
+    summary, scores_doc, batch_lineage = _summarise(event.get("mode", "decide"), state)
+    artefacts: dict[str, str] = {}
+    decision_lineage: dict[str, Any] = {
+        "decision": str(summary.decision),
+        "reasons": [str(r) for r in summary.reasons],
+        "score": summary.score,
+        "policy": summary.policy,
+        "model": summary.model,
+    }
+    if scores_doc is not None:
+        scores_key = f"decisions/{sid}/scores.json"
+        artefacts["scores_key"] = scores_key
+        artefacts["scores_sha256"] = STORE.put_json(RESOURCES.audit_bucket, scores_key, scores_doc)
+        decision_lineage |= {
+            "bucket": RESOURCES.audit_bucket,
+            "scores_key": scores_key,
+            "scores_sha256": artefacts["scores_sha256"],
+        }
+    lineage = build_lineage(
+        submission=submission,
+        pseudonymous_key=pseudonymise_key(submission["key"]),
+        execution_arn=event.get("execution_arn"),
+        validation=validation,
+        frames=_frames_lineage(state),
+        scoring=batch_lineage or scoring,
+        decision=decision_lineage,
+        code_version=code_version(),
+        parameters={"policy": summary.policy},
+    )
+    lineage_key = f"decisions/{sid}/lineage.json"
+    artefacts["lineage_key"] = lineage_key
+    artefacts["lineage_sha256"] = STORE.put_bytes(
+        RESOURCES.audit_bucket, lineage_key, canonical_json(lineage), "application/json"
+    )
+    context = DecisionContext(
+        submission=submission,
+        execution_arn=event.get("execution_arn"),
+        recorded_by="decide",
+        validation=validation,
+        artefacts=artefacts,
+        code_version=code_version(),
+    )
+    item = build_decision_item(
+        summary, context, now=datetime.now(UTC), retention_days=RESOURCES.retention_days
+    )
+    log_lineage(
+        "decide",
+        sid,
+        inputs={
+            "source_sha256": (validation or {}).get("sha256") or None,
+            "manifest_sha256": (state.get("extraction") or {}).get("manifest_sha256"),
+            "batches": [
+                {k: b.get(k) for k in ("batch_index", "result_key", "result_sha256")} for b in batch_lineage
+            ],
+        },
+        outputs={
+            "decision": item["decision"],
+            "reasons": item["reasons"],
+            "audit_bucket": RESOURCES.audit_bucket,
+            "lineage_key": lineage_key,
+            "lineage_sha256": artefacts["lineage_sha256"],
+            "scores_sha256": artefacts.get("scores_sha256"),
+        },
+        policy=summary.policy,
+        model=summary.model,
+        execution_arn=event.get("execution_arn"),
+    )
+    return item
+
+
+def _summarise(mode: str, state: dict[str, Any]) -> tuple[DecisionSummary, dict | None, list[dict]]:
+    """Which path produced the outcome: failure, refusal, or scored evidence."""
+    if mode == "error":
+        failure = state.get("failure") or {}
+        return DecisionSummary(Decision.ERROR, (reason_for_failure(failure.get("Error")),)), None, []
+    validation = state.get("validation") or {}
+    if not validation.get("accepted"):
+        return (
+            DecisionSummary(Decision.INVALID, reasons_from([validation.get("reason") or "CORRUPT_MEDIA"])),
+            None,
+            [],
+        )
+    extraction = state.get("extraction") or {}
+    if extraction.get("refusal"):
+        return DecisionSummary(Decision.INVALID, reasons_from([extraction["refusal"]["reason"]])), None, []
+    return _scored(state, extraction)
+
+
+def _scored(state: dict[str, Any], extraction: dict[str, Any]) -> tuple[DecisionSummary, dict, list[dict]]:
+    evidence: list[FrameEvidence] = []
+    frames: list[dict[str, Any]] = []
+    failures: list[ReasonCode] = []
+    models: list[dict[str, str]] = []
+    batch_lineage: list[dict[str, Any]] = []
+    failed_batches = 0
+    for batch in state.get("scoring") or []:
+        raw = STORE.get_bytes(RESOURCES.work_bucket, batch["result_key"]) if batch.get("result_key") else None
+        doc = json.loads(raw) if raw is not None else None
+        entry = {
+            "batch_index": batch["batch_index"],
+            "status": batch["status"],
+            "bucket": RESOURCES.work_bucket,
+            "result_key": batch.get("result_key"),
+        }
+        if doc is not None:
+            entry["result_sha256"] = sha256_hex(raw)
+            entry |= {
+                k: doc.get(k)
+                for k in (
+                    "request_sha256",
+                    "response_sha256",
+                    "model",
+                    "invoked_variant",
+                    "latency_ms",
+                    "attempts",
+                    "reason",
+                )
+            }
+        batch_lineage.append(entry)
+        if batch["status"] != "SCORED" or doc is None or doc.get("status") != "SCORED":
+            failed_batches += 1
+            failures.extend(
+                reasons_from([batch.get("reason") or (doc or {}).get("reason") or "PIPELINE_ERROR"])
+            )
+            continue
+        models.append(doc["model"])
+        for frame in doc["frames"]:
+            frames.append(frame)
+            evidence.append(
+                FrameEvidence(
+                    frame_id=frame["frame_id"], p_fake=frame.get("p_fake"), face_count=face_count(frame)
+                )
+            )
+    policy = _policy()
+    verdict = decide_outcome(
+        evidence,
+        frames_sampled=int(extraction.get("frames_sampled") or 0),
+        policy=policy,
+        failed_batches=failed_batches,
+        failure_reasons=failures,
+    )
+    model = (
+        models[0]
+        if models and all(m == models[0] for m in models)
+        else (
+            {"name": "mixed", "version": ",".join(sorted({m["version"] for m in models}))} if models else None
+        )
+    )
+    summary = DecisionSummary(
+        decision=verdict.decision,
+        reasons=verdict.reasons,
+        score=verdict.score,
+        frames_sampled=verdict.frames_sampled,
+        frames_scored=verdict.frames_scored,
+        frames_with_face=verdict.frames_with_face,
+        policy=policy.to_dict(),
+        model=model,
+    )
+    scores_doc = {
+        "submission_id": state["submission"]["submission_id"],
+        "model": model,
+        "frames": frames,  # per-frame scores, faces and quality flags: for reviewers, never for clients
+        "failed_batches": failed_batches,
+    }
+    return summary, scores_doc, batch_lineage
+
+
+def face_count(frame: dict[str, Any]) -> int | None:
+    """Faces the model saw in a frame; None when the model does not look for faces at all.
+
+    An empty ``faces`` list alone is ambiguous (a whole-frame classifier sends none), so zero
+    faces is read only from the contract's explicit ``no_face`` quality flag.
+    """
+    if frame.get("faces"):
+        return len(frame["faces"])
+    return 0 if "no_face" in (frame.get("quality") or []) else None
+
+
+def _frames_lineage(state: dict[str, Any]) -> dict[str, Any] | None:
+    extraction = state.get("extraction") or {}
+    if not extraction.get("manifest_key"):
+        return None
+    manifest = STORE.get_json(RESOURCES.work_bucket, extraction["manifest_key"])
+    return {
+        "bucket": RESOURCES.work_bucket,
+        "manifest_key": extraction["manifest_key"],
+        "manifest_sha256": extraction.get("manifest_sha256"),
+        "items": [
+            {
+                "index": f["index"],
+                "pts_s": f.get("pts_s"),
+                "key": manifest["prefix"] + f["file"],
+                "sha256": f["sha256"],
+            }
+            for f in manifest["frames"]
+        ],
+    }
+
+
+def _policy() -> DecisionPolicy:
+    """Template defaults, overridden by the SSM document when one is configured (cached 5 minutes)."""
+    values: dict[str, Any] = dict(settings.policy_defaults())
+    if RESOURCES.policy_parameter:
+        override = parameters.get_parameter(
+            RESOURCES.policy_parameter, transform="json", max_age=POLICY_CACHE_SECONDS
+        )
+        values |= dict(override or {})
+    return DecisionPolicy.from_mapping(values)
+
+
+def _publish_once(item: dict[str, Any]) -> None:
+    """At least one event per decision; the flag stops replays from sending it again."""
+    if PUBLISHER is None or item.get("event_published"):
+        return
+    PUBLISHER.publish(decision_event_detail(item))
+    DECISIONS.mark_event_published(item["submission_id"])

@@ -1,0 +1,159 @@
+"""EraseSubmissionFunction: GDPR Art. 17 erasure of one submission, or of every one of a client.
+
+Input ``{"submission_id": ...}`` or ``{"client_reference": ...}``, optionally ``force``,
+``reason`` and ``request_reference`` (the DSR ticket). Deletes every version of the video and of
+the derived frames, scores and contact sheet, then rewrites the decision record in its
+pseudonymised form (kept for AML, Art. 17(3)(b)). The order makes a retry safe: objects first
+(a second sweep finds nothing), evidence next, the record last; once the record says
+``erased_at`` a call changes nothing. A submission without a decision is refused: erasing
+mid-screening would only produce an ERROR record that names the applicant again.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from kyc import settings
+from kyc.aws.dynamodb_decision_store import DynamoDBDecisionStore
+from kyc.aws.dynamodb_erasure import DynamoDBErasureStore
+from kyc.aws.errors import SourceMissingError
+from kyc.aws.s3_eraser import S3VersionEraser
+from kyc.aws.s3_object_store import S3ObjectStore
+from kyc.domain.erasure import (
+    ErasureOutcome,
+    ErasureRequest,
+    ErasureRequestError,
+    PersonalDataLeftError,
+    build_erasure_evidence,
+    erasure_targets,
+    is_erased,
+    merge_deleted,
+    personal_values,
+    personal_values_left,
+    pseudonymise_record,
+    sibling_submissions,
+)
+from kyc.observability import count, log_lineage, logger, metrics, tracer
+from kyc.version import code_version
+
+RESOURCES = settings.stack_resources()
+STORE = S3ObjectStore(kms_key_id=RESOURCES.kms_key_id)
+ERASER = S3VersionEraser()
+DECISIONS = DynamoDBDecisionStore(RESOURCES.decisions_table)
+ERASURES = DynamoDBErasureStore(RESOURCES.decisions_table)
+
+__all__ = ["ErasureRequestError", "lambda_handler"]
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = ErasureRequest.from_event(event)
+    if request.submission_id:
+        queue = deque([request.submission_id])
+    else:
+        queue = deque(ERASURES.submissions_of(str(request.client_reference)))
+    results: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    while queue:
+        sid = queue.popleft()
+        if sid in seen:
+            continue
+        seen.add(sid)
+        result = erase_submission(sid, request)
+        queue.extend(result.get("sibling_submissions", []))  # their video went with this key's versions
+        results.append(result)
+    outcomes = Counter(r["outcome"] for r in results)
+    return {"outcomes": dict(sorted(outcomes.items())), "submissions": results}
+
+
+def erase_submission(sid: str, request: ErasureRequest) -> dict[str, Any]:
+    logger.append_keys(correlation_id=sid, submission_id=sid)
+    item = DECISIONS.get(sid)
+    if item is None:
+        return _outcome(sid, ErasureOutcome.PENDING, note="no decision recorded yet: retry after it")
+    if is_erased(item):
+        return _outcome(sid, ErasureOutcome.ALREADY_ERASED, erased_at=item["erased_at"])
+    now = datetime.now(UTC)
+    pseudonymise_record(item, erased_at=now, reason=request.reason, evidence={})  # fails before deleting
+    source = item.get("source") or {}
+    bucket, key = source.get("bucket"), source.get("key")
+    siblings: list[str] = []
+    if bucket and key:
+        siblings = sibling_submissions(bucket, key, ERASER.version_ids(bucket, key), exclude=sid)
+        pending = [s for s in siblings if DECISIONS.get(s) is None]
+        if pending and not request.force:
+            return _outcome(
+                sid,
+                ErasureOutcome.REFUSED,
+                note=f"{len(pending)} other version(s) of this upload have no decision yet; retry or force",
+            )
+    targets = erasure_targets(sid)
+    sweeps = [ERASER.erase_key(bucket, key)] if bucket and key else []
+    sweeps += [ERASER.erase_prefix(RESOURCES.work_bucket, p) for p in targets.work_prefixes]
+    sweeps += [ERASER.erase_key(RESOURCES.audit_bucket, k) for k in targets.audit_keys]
+    evidence = build_erasure_evidence(
+        item=item,
+        erased_at=now,
+        reason=request.reason,
+        request=request.evidence(),
+        deleted=sweeps,
+        intake_bucket=bucket,
+        siblings=siblings,
+        code_version=code_version(),
+    )
+    evidence["deleted"] = merge_deleted(_earlier_sweeps(targets.evidence_key), evidence["deleted"])
+    if personal_values_left(evidence, personal_values(item)):
+        raise PersonalDataLeftError("erasure evidence would hold personal data")
+    evidence_sha256 = STORE.put_json(RESOURCES.audit_bucket, targets.evidence_key, evidence)
+    record = pseudonymise_record(
+        item,
+        erased_at=now,
+        reason=request.reason,
+        evidence={"key": targets.evidence_key, "sha256": evidence_sha256},
+    )
+    if not ERASURES.replace_once(record):
+        return _outcome(sid, ErasureOutcome.ALREADY_ERASED, note="erased concurrently")
+    deleted_total = sum(s["total"] for s in evidence["deleted"])
+    log_lineage(
+        "erase",
+        sid,
+        inputs={"decision": item.get("decision"), "source_sha256": source.get("sha256")},
+        outputs={
+            "erasure_key": targets.evidence_key,
+            "erasure_sha256": evidence_sha256,
+            "versions_deleted": deleted_total,
+            "sibling_submissions": siblings,
+        },
+        erasure_reason=request.reason,
+        request=request.evidence(),
+        execution_arn=item.get("execution_arn"),
+    )
+    count("Erasures", outcome=ErasureOutcome.ERASED)
+    return _outcome(
+        sid,
+        ErasureOutcome.ERASED,
+        versions_deleted=deleted_total,
+        evidence_key=targets.evidence_key,
+        evidence_sha256=evidence_sha256,
+        sibling_submissions=siblings,
+    )
+
+
+def _earlier_sweeps(evidence_key: str) -> list[dict[str, Any]]:
+    """The counts of an attempt that deleted objects but failed before rewriting the record."""
+    try:
+        return list(STORE.get_json(RESOURCES.audit_bucket, evidence_key).get("deleted") or [])
+    except SourceMissingError:
+        return []
+
+
+def _outcome(sid: str, outcome: ErasureOutcome, **details: Any) -> dict[str, Any]:
+    if outcome is not ErasureOutcome.ERASED:
+        logger.info("erasure not applied", extra={"submission_id": sid, "outcome": str(outcome)})
+        count("Erasures", outcome=outcome)
+    return {"submission_id": sid, "outcome": str(outcome), **details}

@@ -1,0 +1,104 @@
+"""ExtractFrames: decode the validated bytes, sample frames, store them; return pointers only."""
+
+from __future__ import annotations
+
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import av
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from kyc import settings
+from kyc.aws.errors import SourceChangedError
+from kyc.aws.s3_object_store import S3ObjectStore, canonical_json
+from kyc.domain.lineage import sha256_hex
+from kyc.media.errors import MediaRefusedError
+from kyc.media.framestore import frame_manifest
+from kyc.media.sampling import SampleSet, SamplingParams, sample_frames
+from kyc.observability import count, log_lineage, logger, metrics, tracer
+
+LIMITS = settings.media_limits()
+PARAMS = SamplingParams(**settings.sampling_overrides())
+RESOURCES = settings.stack_resources()
+STORE = S3ObjectStore(kms_key_id=RESOURCES.kms_key_id)
+
+
+@logger.inject_lambda_context(correlation_id_path="submission.submission_id", clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    submission, validation = event["submission"], event["validation"]
+    sid = submission["submission_id"]
+    with tempfile.TemporaryDirectory(prefix="kyc-extract-") as tmp:
+        upload = STORE.download(
+            submission["bucket"],
+            submission["key"],
+            submission.get("version_id"),
+            Path(tmp) / "upload",
+            max_bytes=LIMITS.max_bytes,
+        )
+        if upload.sha256 != validation["sha256"]:
+            raise SourceChangedError("the stored bytes differ from the validated bytes")
+        try:
+            sample = sample_frames(upload.path, PARAMS, LIMITS)
+        except MediaRefusedError as exc:
+            count("UploadsRefused", reason_code=str(exc.reason))
+            return _refused(sid, exc, event.get("execution_arn"))
+    result = _store(sid, sample, upload.sha256)
+    count("FramesExtracted", value=result["frames_sampled"])
+    log_lineage(
+        "extract",
+        sid,
+        execution_arn=event.get("execution_arn"),
+        decoder={"pyav": av.__version__, "ffmpeg": av.ffmpeg_version_info},
+        inputs={"sha256": upload.sha256},
+        outputs={
+            "manifest_key": result["manifest_key"],
+            "manifest_sha256": result["manifest_sha256"],
+            "frames": [f.sha256 for f in sample.frames],
+        },
+        parameters={
+            "frame_count": PARAMS.frame_count,
+            "max_side": PARAMS.max_side,
+            "image_format": PARAMS.image_format,
+        },
+    )
+    return result
+
+
+def _store(sid: str, sample: SampleSet, source_sha256: str) -> dict[str, Any]:
+    prefix = f"frames/{sid}/"
+    manifest = frame_manifest(sample, source_sha256=source_sha256, prefix=prefix)
+    names = [entry["file"] for entry in manifest["frames"]]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(
+            pool.map(
+                lambda pair: STORE.put_bytes(
+                    RESOURCES.work_bucket, prefix + pair[0], pair[1].data, pair[1].content_type
+                ),
+                zip(names, sample.frames, strict=True),
+            )
+        )
+    body = canonical_json(manifest)
+    manifest_key = prefix + "manifest.json"
+    STORE.put_bytes(RESOURCES.work_bucket, manifest_key, body, "application/json")
+    return {
+        "manifest_key": manifest_key,
+        "manifest_sha256": sha256_hex(body),
+        "frames_sampled": len(sample.frames),
+        "batches": [{"batch_index": b["batch_index"]} for b in manifest["batches"]],
+        "refusal": None,
+    }
+
+
+def _refused(sid: str, exc: MediaRefusedError, execution_arn: str | None) -> dict[str, Any]:
+    """Media that passed validation but cannot be sampled is still INVALID, never scored."""
+    log_lineage("extract", sid, execution_arn=execution_arn, outputs={"refused": str(exc.reason)})
+    return {
+        "manifest_key": None,
+        "manifest_sha256": None,
+        "frames_sampled": 0,
+        "batches": [],
+        "refusal": {"reason": str(exc.reason), "message": exc.message},
+    }

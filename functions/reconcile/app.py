@@ -1,0 +1,68 @@
+"""ReconcileExecution: an execution that failed, timed out or was aborted outside the workflow's own
+error handling still ends in exactly one recorded decision (ERROR), and a downstream event."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from kyc import settings
+from kyc.aws.dynamodb_decision_store import DynamoDBDecisionStore
+from kyc.aws.eventbridge_publisher import EventBridgePublisher
+from kyc.domain.outcomes import Decision
+from kyc.domain.reasons import ReasonCode
+from kyc.domain.record import DecisionContext, DecisionSummary, build_decision_item, decision_event_detail
+from kyc.observability import count, log_lineage, logger, metrics, tracer
+from kyc.version import code_version
+
+RESOURCES = settings.stack_resources()
+DECISIONS = DynamoDBDecisionStore(RESOURCES.decisions_table)
+PUBLISHER = EventBridgePublisher(RESOURCES.event_bus_name) if RESOURCES.event_bus_name else None
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+@event_source(data_class=EventBridgeEvent)
+def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
+    detail = event.detail
+    submission = (json.loads(detail.get("input") or "{}")).get("submission")
+    if not submission:
+        logger.warning("execution without a submission", extra={"execution_arn": detail.get("executionArn")})
+        return {"recorded": False}
+    sid = submission["submission_id"]
+    logger.append_keys(correlation_id=sid, submission_id=sid)
+    existing = DECISIONS.get(sid)
+    recorded = False
+    if existing is None:
+        summary = DecisionSummary(Decision.ERROR, (ReasonCode.EXECUTION_FAILED,))
+        context_ = DecisionContext(
+            submission=submission,
+            execution_arn=detail.get("executionArn"),
+            recorded_by="reconcile",
+            code_version=code_version(),
+        )
+        item = build_decision_item(
+            summary, context_, now=datetime.now(UTC), retention_days=RESOURCES.retention_days
+        )
+        recorded = DECISIONS.put_once(item)
+        existing = item if recorded else DECISIONS.get(sid)
+        if recorded:
+            count("Decisions", decision=Decision.ERROR)
+            log_lineage(
+                "reconcile",
+                sid,
+                outputs={
+                    "decision": "ERROR",
+                    "reasons": [str(ReasonCode.EXECUTION_FAILED)],
+                    "status": detail.get("status"),
+                },
+                execution_arn=detail.get("executionArn"),
+            )
+    if existing is not None and PUBLISHER is not None and not existing.get("event_published"):
+        PUBLISHER.publish(decision_event_detail(existing))
+        DECISIONS.mark_event_published(sid)
+    return {"recorded": recorded, "decision": (existing or {}).get("decision")}

@@ -1,0 +1,133 @@
+"""ScoreFrames: one batch of frames to the endpoint; a batch that fails for good is reported, not hidden."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from kyc import settings
+from kyc.aws.s3_object_store import S3ObjectStore, canonical_json
+from kyc.aws.sagemaker_frame_scorer import SageMakerFrameScorer, ScoringError
+from kyc.domain.contract import FrameImage
+from kyc.domain.lineage import sha256_hex
+from kyc.domain.reasons import ReasonCode
+from kyc.observability import count, log_lineage, logger, metrics, tracer
+
+RESOURCES = settings.stack_resources()
+STORE = S3ObjectStore(kms_key_id=RESOURCES.kms_key_id)
+SCORER = SageMakerFrameScorer(RESOURCES.endpoint_name)
+
+
+@logger.inject_lambda_context(correlation_id_path="submission_id", clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    sid, batch_index = event["submission_id"], int(event["batch_index"])
+    manifest_bytes = STORE.get_bytes(RESOURCES.work_bucket, event["manifest_key"])
+    frames = _load_batch(json.loads(manifest_bytes), batch_index)
+    result_key = f"scores/{sid}/batch-{batch_index:03d}.json"
+    lineage = {
+        "execution_arn": event.get("execution_arn"),
+        "batch_index": batch_index,
+        "endpoint_name": RESOURCES.endpoint_name,
+        "inputs": {
+            "manifest_sha256": sha256_hex(manifest_bytes),
+            "frames": [sha256_hex(f.data) for f in frames],
+        },
+    }
+    try:
+        call = SCORER.score(frames)
+    except ScoringError as exc:
+        count("EndpointErrors", reason_code=str(exc.reason))
+        document = {
+            "batch_index": batch_index,
+            "status": "FAILED",
+            "reason": str(exc.reason),
+            "attempts": exc.attempts,
+            "frame_ids": [f.frame_id for f in frames],
+        }
+        digest = STORE.put_json(RESOURCES.work_bucket, result_key, document)
+        log_lineage(
+            "score",
+            sid,
+            **lineage,
+            outputs={
+                "status": "FAILED",
+                "reason": str(exc.reason),
+                "result_key": result_key,
+                "result_sha256": digest,
+            },
+        )
+        return _result(batch_index, "FAILED", result_key, 0, str(exc.reason))
+    count("FramesScored", value=len(call.scores))
+    count("EndpointLatency", value=call.latency_ms, unit="Milliseconds")
+    document = {
+        "batch_index": batch_index,
+        "status": "SCORED",
+        "model": {"name": call.model.name, "version": call.model.version},
+        "invoked_variant": call.invoked_variant,
+        "latency_ms": round(call.latency_ms, 3),
+        "attempts": call.attempts,
+        "request_sha256": call.request_sha256,
+        "response_sha256": call.response_sha256,
+        "frames": [_score_dict(s) for s in call.scores],
+    }
+    body = canonical_json(document)
+    STORE.put_bytes(RESOURCES.work_bucket, result_key, body, "application/json")
+    lineage["inputs"]["request_sha256"] = call.request_sha256
+    log_lineage(
+        "score",
+        sid,
+        **lineage,
+        outputs={
+            "status": "SCORED",
+            "response_sha256": call.response_sha256,
+            "result_key": result_key,
+            "result_sha256": sha256_hex(body),
+        },
+        model=document["model"],
+        invoked_variant=call.invoked_variant,
+    )
+    return _result(batch_index, "SCORED", result_key, len(call.scores), None)
+
+
+def _result(batch_index: int, status: str, result_key: str, frames_scored: int, reason: str | None) -> dict:
+    """What goes back into Step Functions state: a pointer and a count, never scores or frames."""
+    return {
+        "batch_index": batch_index,
+        "status": status,
+        "result_key": result_key,
+        "frames_scored": frames_scored,
+        "reason": reason,
+    }
+
+
+def _load_batch(manifest: dict[str, Any], batch_index: int) -> list[FrameImage]:
+    """Fetch the batch's frames and check each against the manifest's hash before it is scored."""
+    entries = {entry["index"]: entry for entry in manifest["frames"]}
+    frames = []
+    for index in manifest["batches"][batch_index]["frames"]:
+        entry = entries[index]
+        data = STORE.get_bytes(RESOURCES.work_bucket, manifest["prefix"] + entry["file"])
+        if sha256_hex(data) != entry["sha256"]:
+            raise FrameIntegrityError(f"frame {index} does not match its manifest hash")
+        frames.append(FrameImage(frame_id=frame_id(index), content_type=entry["content_type"], data=data))
+    return frames
+
+
+def frame_id(index: int) -> str:
+    return f"{index:03d}"
+
+
+def _score_dict(score: Any) -> dict[str, Any]:
+    return {
+        "frame_id": score.frame_id,
+        "p_fake": score.p_fake,
+        "faces": [{"box": list(f.box), "confidence": f.confidence, "p_fake": f.p_fake} for f in score.faces],
+        "quality": list(score.quality),
+    }
+
+
+class FrameIntegrityError(Exception):
+    reason = ReasonCode.SOURCE_CHANGED

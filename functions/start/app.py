@@ -1,0 +1,127 @@
+"""StartScreening: admit uploads from the queue into the workflow, once each, at a pace the endpoint can take.
+
+Each SQS message carries an S3 ``Object Created`` event from EventBridge. The execution is named by
+the submission id (derived from bucket, key and version), so a duplicated event cannot start a
+second screening. While too many screenings are running, messages go back to the queue.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import unquote_plus
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEventBridgeModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from kyc import settings
+from kyc.aws.errors import SourceMissingError
+from kyc.aws.s3_object_store import ObjectHead, S3ObjectStore
+from kyc.aws.stepfunctions_starter import StartOutcome, StepFunctionsStarter
+from kyc.domain.identity import pseudonymise_key, submission_id
+from kyc.observability import count, logger, metrics, tracer
+
+RESOURCES = settings.stack_resources()
+STORE = S3ObjectStore()
+STARTER = StepFunctionsStarter(RESOURCES.state_machine_arn)
+PROCESSOR = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+CLIENT_REFERENCE_METADATA = "client-reference"
+
+
+class AdmissionDeferredError(Exception):
+    """Too many screenings in flight: the message returns to the queue and is retried later."""
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    global _gate
+    _gate = AdmissionGate(STARTER, RESOURCES.max_running_executions)
+    return process_partial_response(event=event, record_handler=_admit, processor=PROCESSOR, context=context)
+
+
+class AdmissionGate:
+    """Counts running screenings once per batch (one ListExecutions call), then admits up to the limit."""
+
+    def __init__(self, starter: StepFunctionsStarter, limit: int) -> None:
+        self._starter = starter
+        self._limit = limit
+        self._running: int | None = None
+
+    def admit(self) -> bool:
+        if self._running is None:
+            self._running = self._starter.running_count(self._limit)
+        if self._running >= self._limit:
+            return False
+        self._running += 1
+        return True
+
+
+_gate: AdmissionGate | None = None
+
+
+def _admit(record: SQSRecord) -> str:
+    try:
+        return _admit_upload(record)
+    except AdmissionDeferredError:
+        raise
+    except Exception:
+        logger.exception("admission failed; the message returns to the queue (then to its DLQ)")
+        raise
+
+
+def _admit_upload(record: SQSRecord) -> str:
+    s3_event = S3EventNotificationEventBridgeModel.model_validate_json(record.body)
+    detail = s3_event.detail
+    bucket = detail.bucket.name
+    key, head = _resolve_key(bucket, detail.object.key, detail.object.version_id)
+    if head is None:  # gone before admission: screen anyway, so the upload still gets its (ERROR) decision
+        head = ObjectHead(
+            size=int(detail.object.size or 0),
+            etag=detail.object.etag or None,
+            version_id=detail.object.version_id,
+            metadata={},
+        )
+    sid = submission_id(bucket, key, head.version_id, head.etag)
+    logger.append_keys(submission_id=sid, correlation_id=sid)
+    if _gate is not None and not _gate.admit():
+        count("AdmissionsDeferred")
+        raise AdmissionDeferredError("running screenings at the configured maximum")
+    execution_input = {
+        "submission": {
+            "submission_id": sid,
+            "bucket": bucket,
+            "key": key,
+            "version_id": head.version_id,
+            "etag": head.etag,
+            "size": head.size,
+            "client_reference": head.metadata.get(CLIENT_REFERENCE_METADATA),
+            "received_at": (s3_event.time or datetime.now(UTC)).isoformat(),
+            "event_id": str(s3_event.id),
+        },
+        "config": {
+            "score_max_concurrency": RESOURCES.score_max_concurrency,
+            # TTL for the ERROR record the state machine writes itself when nothing else can
+            "error_record_expires_at": int(
+                (datetime.now(UTC) + timedelta(days=RESOURCES.retention_days)).timestamp()
+            ),
+        },
+    }
+    outcome = STARTER.start(sid, execution_input)
+    count("UploadsReceived" if outcome is StartOutcome.STARTED else "DuplicateEvents")
+    logger.info("admission", extra={"outcome": str(outcome), "object": pseudonymise_key(key)})
+    return str(outcome)
+
+
+def _resolve_key(bucket: str, key: str, version_id: str | None) -> tuple[str, ObjectHead | None]:
+    """S3 documents URL-encoded keys in events; some producers send them raw. Try the key as given,
+    then its decoded form, and keep the one that names a real object (None when neither does)."""
+    candidates = dict.fromkeys((key, unquote_plus(key)))
+    for candidate in candidates:
+        try:
+            return candidate, STORE.head(bucket, candidate, version_id)
+        except SourceMissingError:
+            continue
+    return unquote_plus(key), None
