@@ -1,0 +1,189 @@
+"""`kycscreen lineage SUBMISSION_ID`: rebuild a decision's lineage from the logs alone and verify it.
+
+The chain comes from the functions' CloudWatch Logs records only (as an auditor would rebuild it
+in AWS with Logs Insights); every hash it names is then checked against the stored objects, the
+decision's lineage.json and its DynamoDB record. Exit 0 when intact, 1 when anything disagrees,
+2 when there is nothing to verify.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from kyc.domain.lineage import LineageChain, LineageError, StageRecord, chain_from_logs, verify_chain
+
+from kyclocal.stack import LocalStack, LocalStackSettings
+from kyclocal.state import MARKER, state_directory
+
+EXIT_INTACT, EXIT_BROKEN, EXIT_UNKNOWN = 0, 1, 2
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    cmd = sub.add_parser("lineage", help="rebuild and verify a decision's lineage from the saved local state")
+    cmd.add_argument("submission_id")
+    cmd.add_argument("--json", action="store_true", help="the chain and the verification as one JSON object")
+    cmd.add_argument(
+        "--state-dir", type=Path, help="saved local state (default: $KYCSCREEN_STATE_DIR or .local-stack)"
+    )
+    cmd.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="report objects gone by retention (frames expire after a day) without failing",
+    )
+    cmd.set_defaults(command=cmd_lineage)
+
+
+def cmd_lineage(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    directory = state_directory(args.state_dir)
+    if not (directory / MARKER).is_file():
+        print(
+            f"no saved local state in {directory}: screen something with `kycscreen run` first",
+            file=sys.stderr,
+        )
+        return EXIT_UNKNOWN
+    with LocalStack(LocalStackSettings(state_dir=directory)) as stack:
+        report = lineage_report(stack, args.submission_id)
+    if report is None:
+        print(f"no lineage records for submission {args.submission_id}", file=sys.stderr)
+        return EXIT_UNKNOWN
+    failing = [p for p in report["problems"] if not (args.allow_missing and p.startswith("missing:"))]
+    report["verified"] = not failing
+    if args.json:
+        print(json.dumps(report, default=str), file=out)
+    else:
+        print_chain(report, out)
+    return EXIT_INTACT if not failing else EXIT_BROKEN
+
+
+def lineage_report(stack: LocalStack, submission_id: str) -> dict[str, Any] | None:
+    """The chain from the stack's logs, verified against its stores; None when the logs name nothing."""
+    try:
+        chain = chain_from_logs(stack.log_lines(), submission_id)
+    except LineageError:
+        return None
+    if not chain.stages:
+        return None
+    s3 = stack.client("s3")
+    item = stack.decision(submission_id)
+    problems = verify_chain(
+        chain,
+        lambda bucket, key: _get(s3, bucket, key, None),
+        audit_bucket=stack.resources.audit_bucket,
+        decision_item=item,
+        fetch_source=lambda bucket, key, version: _get(s3, bucket, key, version),
+    )
+    if item is None:
+        problems.append(f"missing: decision record for {submission_id} in {stack.resources.decisions_table}")
+    return chain.to_dict() | {"problems": problems, "summary": summarise(chain)}
+
+
+def summarise(chain: LineageChain) -> dict[str, Any]:
+    """The few facts a reader looks for first: input, model, policy, decision, code."""
+    validate, extract, terminal = chain.first("validate"), chain.first("extract"), chain.terminal
+    policy = (terminal.entry.get("policy") if terminal else None) or {}
+    return {
+        "input_sha256": validate.outputs.get("sha256") if validate else None,
+        "manifest_sha256": extract.outputs.get("manifest_sha256") if extract else None,
+        "frames": len((extract.outputs.get("frames") if extract else None) or []),
+        "batches": len(chain.scores),
+        "model": terminal.entry.get("model") if terminal else None,
+        "policy_version": policy.get("version"),
+        "decision": chain.decision,
+        "reasons": terminal.outputs.get("reasons") if terminal else None,
+        "lineage_sha256": terminal.outputs.get("lineage_sha256") if terminal else None,
+        "execution_arn": chain.execution_arn,
+        "code_versions": sorted({_code(s) for s in chain.stages}),
+    }
+
+
+def print_chain(report: dict[str, Any], out: TextIO) -> None:
+    summary = report["summary"]
+    print(f"submission  {report['submission_id']}", file=out)
+    print(f"execution   {summary['execution_arn'] or '-'}", file=out)
+    print(f"code        {', '.join(summary['code_versions'])}", file=out)
+    print("", file=out)
+    for stage in report["stages"]:
+        print(_stage_line(stage), file=out)
+        for name, value in _stage_facts(stage):
+            print(f"    {name:<16}{value}", file=out)
+    print("", file=out)
+    model = summary["model"] or {}
+    print(f"model       {model.get('name', '-')} {model.get('version', '')}".rstrip(), file=out)
+    print(f"policy      {summary['policy_version'] or '-'}", file=out)
+    reasons = ",".join(summary["reasons"] or []) or "-"
+    print(f"decision    {summary['decision'] or '-'} ({reasons})", file=out)
+    if report["problems"]:
+        state = "OK (missing objects allowed)" if report["verified"] else "FAILED"
+        print(f"\nverification {state}:", file=out)
+        for problem in report["problems"]:
+            print(f"  - {problem}", file=out)
+    else:
+        print(
+            "\nverification OK: every hash matches the stored objects, lineage.json and the record", file=out
+        )
+
+
+def _stage_line(stage: dict[str, Any]) -> str:
+    label = (
+        stage["stage"] if stage.get("batch_index") is None else f"{stage['stage']}[{stage['batch_index']}]"
+    )
+    return f"{label:<12}{stage.get('timestamp') or '-'}  {stage.get('function_name') or '-'}"
+
+
+def _stage_facts(stage: dict[str, Any]) -> list[tuple[str, str]]:
+    inputs, outputs = stage.get("inputs") or {}, stage.get("outputs") or {}
+    facts: list[tuple[str, Any]] = {
+        "validate": [
+            ("source sha256", outputs.get("sha256")),
+            ("accepted", outputs.get("accepted")),
+            ("reason", outputs.get("reason")),
+        ],
+        "extract": [
+            ("read sha256", inputs.get("sha256")),
+            ("manifest", outputs.get("manifest_key")),
+            ("manifest sha256", outputs.get("manifest_sha256")),
+            ("frames", len(outputs.get("frames") or [])),
+            ("refused", outputs.get("refused")),
+        ],
+        "score": [
+            ("frames", len(inputs.get("frames") or [])),
+            ("request sha256", inputs.get("request_sha256")),
+            ("response sha256", outputs.get("response_sha256")),
+            ("result sha256", outputs.get("result_sha256")),
+            ("status", outputs.get("status")),
+            ("model", _model(stage.get("model"))),
+        ],
+        "decide": [
+            ("manifest sha256", inputs.get("manifest_sha256")),
+            ("lineage sha256", outputs.get("lineage_sha256")),
+            ("decision", outputs.get("decision")),
+        ],
+        "reconcile": [("decision", outputs.get("decision")), ("status", outputs.get("status"))],
+    }.get(stage["stage"], [])
+    return [(name, str(value)) for name, value in facts if value not in (None, "", [])]
+
+
+def _model(model: Any) -> str | None:
+    return f"{model.get('name')} {model.get('version')}" if isinstance(model, dict) else None
+
+
+def _code(stage: StageRecord) -> str:
+    code = stage.entry.get("code_version") or {}
+    return f"{code.get('package', '?')}+{code.get('revision', '?')}"
+
+
+def _get(s3: Any, bucket: str, key: str, version_id: str | None) -> bytes | None:
+    kwargs = {"Bucket": bucket, "Key": key} | ({"VersionId": version_id} if version_id else {})
+    try:
+        return s3.get_object(**kwargs)["Body"].read()
+    except s3.exceptions.NoSuchKey:
+        return None
+    except s3.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchVersion", "404", "NoSuchBucket"):
+            return None
+        raise

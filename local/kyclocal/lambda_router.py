@@ -1,0 +1,177 @@
+"""Runs the real handler code when moto's Lambda is invoked (moto itself runs no code without Docker).
+
+moto's Step Functions engine calls Lambda over HTTP on the moto server; the server's Lambda
+backend lands here, in the same process, and we call ``functions/<name>/app.py`` as Lambda would:
+the event as JSON, a context object, and an error payload (``errorType``) when the handler raises.
+Everything a handler prints is captured per invocation and written to CloudWatch Logs in moto,
+as Lambda does, so logs can be read back (lineage) the way they are in AWS.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import logging
+import os
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from moto.awslambda_simple.models import LambdaSimpleBackend
+
+LogSink = Callable[[str, str, list[str]], None]
+
+
+@dataclass
+class LocalLambdaContext:
+    """The attributes of Lambda's context object that Powertools and our handlers read."""
+
+    function_name: str
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = ""
+    aws_request_id: str = ""
+    log_group_name: str = ""
+    log_stream_name: str = ""
+    function_version: str = "$LATEST"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 300_000
+
+
+class _InvocationStdout(io.TextIOBase):
+    """sys.stdout replacement: a thread inside an invocation writes to that invocation's buffer.
+
+    One instance per process; whatever stdout was in place before (a terminal, pytest's capture)
+    stays the fallback for every other thread.
+    """
+
+    def __init__(self) -> None:
+        self.fallback: Any = sys.stdout
+        self._local = threading.local()
+
+    def capture(self, buffer: list[str] | None) -> None:
+        self._local.buffer = buffer
+
+    def write(self, text: str) -> int:
+        buffer = getattr(self._local, "buffer", None)
+        if buffer is None:
+            return self.fallback.write(text)
+        buffer.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        if getattr(self._local, "buffer", None) is None:
+            self.fallback.flush()
+
+
+_STDOUT = _InvocationStdout()
+
+
+def _route_stdout() -> _InvocationStdout:
+    """Put the router's stdout in place (again: test runners swap sys.stdout between tests) and point
+    the Powertools log handlers at it, whenever they were created."""
+    if sys.stdout is not _STDOUT:
+        _STDOUT.fallback = sys.stdout
+        sys.stdout = _STDOUT
+    service = os.environ.get("POWERTOOLS_SERVICE_NAME", "service_undefined")
+    for handler in logging.getLogger(service).handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream is not _STDOUT:
+            handler.setStream(_STDOUT)
+    return _STDOUT
+
+
+class LambdaRouter:
+    """Maps function names to handler files and serves moto's invoke calls with them."""
+
+    def __init__(self, functions: dict[str, Path], log_sink: LogSink | None = None) -> None:
+        self._paths = functions
+        self._modules: dict[str, ModuleType] = {}
+        self._lock = threading.Lock()
+        self._log_sink = log_sink
+        self.invocations: list[tuple[str, float]] = []
+        self.fault: Callable[[str, dict[str, Any]], None] | None = None  # tests inject crashes here
+
+    def install(self) -> None:
+        """Patch moto's Docker-free Lambda backend; also route this process's stdout per invocation."""
+        router = self
+        _route_stdout()
+
+        def invoke(
+            backend: LambdaSimpleBackend,
+            function_name: str,
+            qualifier: str | None,
+            body: Any,
+            headers: Any,
+            response_headers: dict[str, str],
+        ) -> bytes:
+            name = backend.get_function(function_name, qualifier).function_name
+            payload, errored = router.invoke(name, body)
+            if errored:
+                response_headers["x-amz-function-error"] = "Unhandled"
+            return payload
+
+        LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign]
+
+    def module(self, name: str) -> ModuleType:
+        with self._lock:
+            if name not in self._modules:
+                path = self._paths[name]
+                spec = importlib.util.spec_from_file_location(f"kyc_function_{path.parent.name}", path)
+                if spec is None or spec.loader is None:
+                    raise ImportError(f"cannot load {path}")
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[spec.name] = module  # dataclasses and pickling look modules up by name
+                spec.loader.exec_module(module)
+                self._modules[name] = module
+            return self._modules[name]
+
+    def invoke(self, name: str, body: Any) -> tuple[bytes, bool]:
+        """Run the handler; return (payload, errored) exactly as Lambda's Invoke API would shape them."""
+        event = json.loads(body) if isinstance(body, str | bytes) and body else (body or {})
+        request_id = str(uuid.uuid4())
+        context = LocalLambdaContext(
+            function_name=name,
+            aws_request_id=request_id,
+            invoked_function_arn=f"arn:aws:lambda:us-east-1:123456789012:function:{name}",
+            log_group_name=f"/aws/lambda/{name}",
+        )
+        captured: list[str] = []
+        stdout = _route_stdout()
+        started = time.perf_counter()
+        stdout.capture(captured)
+        try:
+            if self.fault:
+                self.fault(name, event)
+            result = self.module(name).lambda_handler(event, context)
+            payload, errored = json.dumps(result).encode("utf-8"), False
+        except Exception as exc:
+            captured.append(
+                json.dumps(
+                    {
+                        "level": "ERROR",
+                        "message": "handler raised",
+                        "exception": traceback.format_exc(),
+                        "function_name": name,
+                    }
+                )
+                + "\n"
+            )
+            payload = json.dumps(
+                {"errorType": type(exc).__name__, "errorMessage": str(exc), "requestId": request_id}
+            ).encode("utf-8")
+            errored = True
+        finally:
+            stdout.capture(None)
+            self.invocations.append((name, time.perf_counter() - started))
+        if self._log_sink:
+            lines = [line for line in "".join(captured).splitlines() if line.strip()]
+            self._log_sink(name, request_id, lines)
+        return payload, errored

@@ -1,0 +1,313 @@
+"""Local state on disk, so separate `kycscreen` commands share one local "account".
+
+moto keeps everything in memory and forgets it when the stack stops. ``save_state`` writes what
+an audit needs afterwards (every S3 object version with its metadata and encryption settings,
+the decision items, the /aws/lambda/* log events) and ``restore_state`` puts it back into a fresh
+stack before anything runs. The directory holds personal data (the uploaded videos and frames):
+files are 0600 in a 0700 directory, and `kycscreen reset` deletes it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kyc.domain.lineage import sha256_hex
+
+if TYPE_CHECKING:
+    from kyclocal.stack import LocalStack
+
+STATE_DIR_ENV = "KYCSCREEN_STATE_DIR"
+DEFAULT_STATE_DIR = ".local-stack"
+MARKER = "state.json"
+STATE_VERSION = "1"
+# CloudWatch Logs refuses events older than 14 days; older ones are restored at this age, in order.
+MAX_LOG_AGE_MS = 13 * 24 * 3600 * 1000
+
+
+class StateError(Exception):
+    """The state directory cannot be read or is not one this tool wrote."""
+
+
+def state_directory(explicit: Path | None = None) -> Path:
+    """Argument > KYCSCREEN_STATE_DIR > ./.local-stack (gitignored)."""
+    if explicit is not None:
+        return explicit
+    return Path(os.environ.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR)
+
+
+# --------------------------------------------------------------------------- save
+def save_state(stack: LocalStack, directory: Path) -> dict[str, int]:
+    """Write the stack's objects, decisions and logs to ``directory``, replacing what was there.
+
+    Written to a sibling temporary directory first and swapped in, so an interrupted save never
+    leaves half a state behind. Returns counts (objects, decisions, log events).
+    """
+    directory = directory.resolve()
+    if directory.exists() and not (directory / MARKER).is_file() and any(directory.iterdir()):
+        raise StateError(f"{directory} is not a kycscreen state directory (no {MARKER}); not replacing it")
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
+    try:
+        counts = {
+            "objects": _save_s3(stack, staging),
+            "decisions": _save_table(stack, staging),
+            "log_events": _save_logs(stack, staging),
+        }
+        _write_json(staging / MARKER, {"state_version": STATE_VERSION, "saved_at": time.time(), **counts})
+        _swap(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return counts
+
+
+def _save_s3(stack: LocalStack, root: Path) -> int:
+    s3 = stack.client("s3")
+    blobs = root / "s3" / "blobs"
+    _private_dir(blobs)
+    index: list[dict[str, Any]] = []
+    for bucket in _buckets(stack):
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+            for version in page.get("Versions", []):
+                obj = s3.get_object(Bucket=bucket, Key=version["Key"], VersionId=version["VersionId"])
+                body = obj["Body"].read()
+                digest = sha256_hex(body)
+                _write_bytes(blobs / digest, body)
+                index.append(
+                    {
+                        "bucket": bucket,
+                        "key": version["Key"],
+                        "version_id": version["VersionId"],
+                        "is_latest": version.get("IsLatest", False),
+                        "last_modified": version["LastModified"].isoformat(),
+                        "sha256": digest,
+                        "content_type": obj.get("ContentType"),
+                        "metadata": obj.get("Metadata") or {},
+                        "sse": obj.get("ServerSideEncryption"),
+                        "sse_kms_key_id": obj.get("SSEKMSKeyId"),
+                        "bucket_key_enabled": obj.get("BucketKeyEnabled"),
+                    }
+                )
+            for marker in page.get("DeleteMarkers", []):
+                index.append(
+                    {
+                        "bucket": bucket,
+                        "key": marker["Key"],
+                        "version_id": marker["VersionId"],
+                        "is_latest": marker.get("IsLatest", False),
+                        "last_modified": marker["LastModified"].isoformat(),
+                        "delete_marker": True,
+                    }
+                )
+    # Oldest first, the latest last. S3 lists a key's versions newest first; LastModified has
+    # one-second resolution, so the listing position breaks ties.
+    for position, entry in enumerate(index):
+        entry["position"] = position
+    index.sort(key=lambda e: (e["bucket"], e["key"], e["is_latest"], e["last_modified"], -e.pop("position")))
+    _write_json(root / "s3" / "index.json", index)
+    return sum(1 for e in index if not e.get("delete_marker"))
+
+
+def _save_table(stack: LocalStack, root: Path) -> int:
+    ddb = stack.client("dynamodb")
+    table = stack.resources.decisions_table
+    items = [i for page in ddb.get_paginator("scan").paginate(TableName=table) for i in page["Items"]]
+    _write_json(root / "dynamodb" / f"{table}.json", items)  # DynamoDB JSON keeps the types exact
+    return len(items)
+
+
+def _save_logs(stack: LocalStack, root: Path) -> int:
+    logs = stack.client("logs")
+    streams: list[dict[str, Any]] = []
+    for group in _log_groups(logs):
+        for stream in _log_streams(logs, group):
+            events = [
+                {"timestamp": e["timestamp"], "message": e["message"]}
+                for e in _log_events(logs, group, stream)
+            ]
+            streams.append({"group": group, "stream": stream, "events": events})
+    _write_json(root / "logs" / "lambda.json", streams)
+    return sum(len(s["events"]) for s in streams)
+
+
+# --------------------------------------------------------------------------- restore
+def restore_state(stack: LocalStack, directory: Path) -> dict[str, int]:
+    """Put a saved state into a freshly started stack; a missing directory restores nothing.
+
+    Uploads are restored with the intake bucket's EventBridge notification switched off, so a
+    restored video is never screened a second time.
+    """
+    if not (directory / MARKER).is_file():
+        if directory.exists() and any(directory.iterdir()):
+            raise StateError(f"{directory} is not a kycscreen state directory (no {MARKER})")
+        return {"objects": 0, "decisions": 0, "log_events": 0}
+    try:
+        with _notifications_off(stack):
+            objects = _restore_s3(stack, directory)
+        return {
+            "objects": objects,
+            "decisions": _restore_table(stack, directory),
+            "log_events": _restore_logs(stack, directory),
+        }
+    except (OSError, ValueError, KeyError) as exc:
+        raise StateError(f"cannot restore the local state from {directory}: {exc}") from exc
+
+
+def _restore_s3(stack: LocalStack, root: Path) -> int:
+    s3 = stack.client("s3")
+    count = 0
+    for entry in json.loads((root / "s3" / "index.json").read_text(encoding="utf-8")):
+        if entry.get("delete_marker"):
+            s3.delete_object(Bucket=entry["bucket"], Key=entry["key"])
+            continue
+        kwargs: dict[str, Any] = {
+            "Bucket": entry["bucket"],
+            "Key": entry["key"],
+            "Body": (root / "s3" / "blobs" / entry["sha256"]).read_bytes(),
+            "Metadata": entry.get("metadata") or {},
+        }
+        if entry.get("content_type"):
+            kwargs["ContentType"] = entry["content_type"]
+        if entry.get("sse") == "aws:kms":  # the saved key died with its stack: use this stack's key
+            kwargs |= {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": stack.kms_key_id}
+        elif entry.get("sse"):
+            kwargs["ServerSideEncryption"] = entry["sse"]
+        response = s3.put_object(**kwargs)
+        _pin_version(entry["bucket"], entry["key"], response.get("VersionId"), entry["version_id"])
+        count += 1
+    return count
+
+
+def _pin_version(bucket: str, key: str, new: str | None, old: str) -> None:
+    """Give the restored version its saved id: decision records and submission ids name it.
+
+    The S3 API cannot choose a version id, so this reaches into moto's in-process backend (the
+    local stack runs moto in this process). Without it the object keeps a new id.
+    """
+    from kyclocal.stack import ACCOUNT
+
+    try:
+        from moto.s3.models import s3_backends
+
+        versions = s3_backends[ACCOUNT]["aws"].buckets[bucket].keys.getlist(key, [])
+    except (ImportError, KeyError, AttributeError):
+        return
+    for version in versions:
+        if getattr(version, "_version_id", None) == new:
+            version._version_id = old
+
+
+def _restore_table(stack: LocalStack, root: Path) -> int:
+    ddb = stack.client("dynamodb")
+    table = stack.resources.decisions_table
+    path = root / "dynamodb" / f"{table}.json"
+    items = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
+    for item in items:
+        ddb.put_item(TableName=table, Item=item)
+    return len(items)
+
+
+def _restore_logs(stack: LocalStack, root: Path) -> int:
+    logs = stack.client("logs")
+    oldest = int(time.time() * 1000) - MAX_LOG_AGE_MS
+    count = 0
+    for stream in json.loads((root / "logs" / "lambda.json").read_text(encoding="utf-8")):
+        if not stream["events"]:
+            continue
+        with suppress(logs.exceptions.ResourceAlreadyExistsException):
+            logs.create_log_group(logGroupName=stream["group"])
+        logs.create_log_stream(logGroupName=stream["group"], logStreamName=stream["stream"])
+        events = [
+            {"timestamp": max(e["timestamp"], oldest), "message": e["message"]} for e in stream["events"]
+        ]
+        logs.put_log_events(logGroupName=stream["group"], logStreamName=stream["stream"], logEvents=events)
+        count += len(events)
+    return count
+
+
+@contextmanager
+def _notifications_off(stack: LocalStack) -> Iterator[None]:
+    s3 = stack.client("s3")
+    bucket = stack.resources.intake_bucket
+    saved = s3.get_bucket_notification_configuration(Bucket=bucket)
+    saved.pop("ResponseMetadata", None)
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
+    try:
+        yield
+    finally:
+        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=saved)
+
+
+# --------------------------------------------------------------------------- wipe
+def wipe_state(directory: Path) -> bool:
+    """Delete a state directory this tool wrote; refuse any other non-empty directory."""
+    if not directory.exists():
+        return False
+    if not (directory / MARKER).is_file() and any(directory.iterdir()):
+        raise StateError(f"{directory} is not a kycscreen state directory (no {MARKER}); not deleting it")
+    shutil.rmtree(directory)
+    return True
+
+
+# --------------------------------------------------------------------------- helpers
+def _buckets(stack: LocalStack) -> tuple[str, ...]:
+    r = stack.resources
+    return (r.intake_bucket, r.work_bucket, r.audit_bucket)
+
+
+def _log_groups(logs: Any) -> list[str]:
+    pages = logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix="/aws/lambda/")
+    return [g["logGroupName"] for page in pages for g in page["logGroups"]]
+
+
+def _log_streams(logs: Any, group: str) -> list[str]:
+    pages = logs.get_paginator("describe_log_streams").paginate(logGroupName=group)
+    return [s["logStreamName"] for page in pages for s in page["logStreams"]]
+
+
+def _log_events(logs: Any, group: str, stream: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    token: str | None = None
+    while True:
+        kwargs = {"logGroupName": group, "logStreamName": stream, "startFromHead": True}
+        page = logs.get_log_events(**kwargs | ({"nextToken": token} if token else {}))
+        events.extend(page["events"])
+        if not page["events"] or page.get("nextForwardToken") == token:
+            return events
+        token = page.get("nextForwardToken")
+
+
+def _private_dir(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.chmod(0o700)
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    _private_dir(path.parent)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        os.fchmod(out.fileno(), 0o600)
+        out.write(data)
+
+
+def _write_json(path: Path, document: Any) -> None:
+    _write_bytes(path, json.dumps(document, sort_keys=True, default=str).encode("utf-8"))
+
+
+def _swap(staging: Path, directory: Path) -> None:
+    staging.chmod(0o700)
+    if directory.exists():
+        retired = directory.with_name(f".{directory.name}-old-{os.getpid()}")
+        directory.rename(retired)
+        staging.rename(directory)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        staging.rename(directory)

@@ -1,0 +1,242 @@
+"""A SageMaker-compatible model server on the standard library.
+
+Two faces on one port:
+- the container contract SageMaker calls inside an endpoint: ``GET /ping``, ``POST /invocations``;
+- the SageMaker runtime REST API boto3 calls (``POST /endpoints/{name}/invocations``), so the score
+  Lambda runs unchanged against it locally via ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME``. On that
+  route a container error is wrapped as the service does it: HTTP 424 ModelError with
+  ``OriginalStatusCode``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from kyc.domain.contract import (
+    CONTENT_TYPE,
+    CONTRACT_VERSION,
+    CUSTOM_ATTRIBUTES,
+    MAX_REQUEST_BYTES,
+    ContractError,
+    decode_request,
+    encode_response,
+)
+
+from kycserve.faults import SERVICE_FAULTS, Fault, FaultInjector
+from kycserve.models import Model
+
+logger = logging.getLogger("kycserve")
+
+_RUNTIME_ROUTE = re.compile(r"^/endpoints/([A-Za-z0-9-]{1,63})/invocations$")
+_SERVICE_ERRORS = {
+    Fault.THROTTLE: (400, "ThrottlingException", "Rate exceeded"),
+    Fault.SERVICE_UNAVAILABLE: (503, "ServiceUnavailable", "The service is unavailable"),
+    Fault.INTERNAL_FAILURE: (500, "InternalFailure", "An internal failure occurred"),
+    Fault.MODEL_NOT_READY: (429, "ModelNotReadyException", "Model is not ready"),
+}
+
+
+@dataclass(frozen=True)
+class _Reply:
+    status: int
+    body: bytes
+    content_type: str = CONTENT_TYPE
+
+
+def _error(status: int, message: str) -> _Reply:
+    return _Reply(status, json.dumps({"error": message}).encode())
+
+
+class ModelServer(ThreadingHTTPServer):
+    """Holds the model (None while loading: /ping answers 503) and the fault plan."""
+
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        model: Model | None,
+        *,
+        faults: FaultInjector | None = None,
+        variant: str = "AllTraffic",
+    ) -> None:
+        super().__init__(address, _Handler)
+        self.model = model
+        self.faults = faults or FaultInjector()
+        self.variant = variant
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: ModelServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        logger.debug("%s " + format, self.address_string(), *args)
+
+    def _send(self, reply: _Reply, headers: dict[str, str] | None = None) -> None:
+        try:
+            self.send_response(reply.status)
+            self.send_header("Content-Type", reply.content_type)
+            self.send_header("Content-Length", str(len(reply.body)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(reply.body)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client gave up (timeout test): nothing to tell it
+
+    def _read_body(self) -> bytes | None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_REQUEST_BYTES:
+            self.close_connection = True  # body left unread
+            return None
+        return self.rfile.read(length)
+
+    def do_GET(self) -> None:
+        if self.path != "/ping":
+            self._send(_error(404, "not found"))
+            return
+        model = self.server.model
+        if model is None:
+            self._send(_error(503, "model loading"))
+            return
+        body = {"status": "healthy", "contract_version": CONTRACT_VERSION, "model": model.describe()}
+        self._send(_Reply(200, json.dumps(body).encode()))
+
+    def do_POST(self) -> None:
+        runtime = _RUNTIME_ROUTE.match(self.path)
+        if self.path != "/invocations" and runtime is None:
+            self._send(_error(404, "not found"))
+            return
+        body = self._read_body()
+        fault = self.server.faults.next()
+        if runtime is None:
+            self._send(
+                self._container_reply(body, fault), {"X-Amzn-SageMaker-Custom-Attributes": CUSTOM_ATTRIBUTES}
+            )
+            return
+        self._runtime_reply(body, fault)
+
+    def _runtime_reply(self, body: bytes | None, fault: Fault | None) -> None:
+        if body is None:
+            self._send_service_error(
+                400, "ValidationError", f"Request body exceeds {MAX_REQUEST_BYTES} bytes"
+            )
+            return
+        if fault in SERVICE_FAULTS:
+            status, code, message = _SERVICE_ERRORS[fault]  # type: ignore[index]
+            self._send_service_error(status, code, message)
+            return
+        reply = self._container_reply(body, fault)
+        if reply.status != 200:
+            message = reply.body.decode("utf-8", "replace")
+            payload = {
+                "ErrorCode": "CLIENT_ERROR_FROM_MODEL" if reply.status < 500 else "SERVER_ERROR_FROM_MODEL",
+                "message": f"Received client error ({reply.status}) from model"
+                if reply.status < 500
+                else f"Received server error ({reply.status}) from model",
+                "OriginalStatusCode": reply.status,
+                "OriginalMessage": message,
+            }
+            self._send(_Reply(424, json.dumps(payload).encode()), {"x-amzn-ErrorType": "ModelError"})
+            return
+        self._send(
+            reply,
+            {
+                "x-Amzn-Invoked-Production-Variant": self.server.variant,
+                "X-Amzn-SageMaker-Custom-Attributes": CUSTOM_ATTRIBUTES,
+            },
+        )
+
+    def _send_service_error(self, status: int, code: str, message: str) -> None:
+        body = json.dumps({"message": message}).encode()
+        self._send(_Reply(status, body, "application/x-amz-json-1.1"), {"x-amzn-ErrorType": code})
+
+    def _container_reply(self, body: bytes | None, fault: Fault | None) -> _Reply:
+        """What the container answers: the model's scores, or a container-level error."""
+        model = self.server.model
+        if model is None:
+            return _error(503, "model loading")
+        if body is None:
+            return _error(413, f"request exceeds {MAX_REQUEST_BYTES} bytes")
+        attributes = self.headers.get("X-Amzn-SageMaker-Custom-Attributes", "")
+        if "contract=" in attributes and CUSTOM_ATTRIBUTES not in attributes.split(","):
+            return _error(400, f"unsupported contract; this server speaks {CUSTOM_ATTRIBUTES}")
+        if fault is Fault.CONTAINER_4XX:
+            return _error(400, "injected client error")
+        if fault is Fault.CONTAINER_5XX:
+            return _error(500, "injected server error")
+        if fault is Fault.SLOW:
+            time.sleep(self.server.faults.slow_seconds)
+        try:
+            frames = decode_request(body)
+        except ContractError as exc:
+            return _error(400, str(exc))
+        try:
+            scores = model.predict(frames)
+            payload = encode_response(model.info, scores)
+        except Exception:  # a model bug is the container's 500, never a made-up score
+            logger.exception("model failed")
+            return _error(500, "model failed")
+        return _Reply(200, _apply_payload_fault(payload, fault))
+
+
+def _apply_payload_fault(payload: bytes, fault: Fault | None) -> bytes:
+    if fault is Fault.MALFORMED_JSON:
+        return payload[: len(payload) // 2]
+    if fault not in (
+        Fault.DROP_FRAME,
+        Fault.EXTRA_FRAME,
+        Fault.OUT_OF_RANGE,
+        Fault.NAN_SCORE,
+        Fault.MISSING_MODEL,
+    ):
+        return payload
+    document = json.loads(payload)
+    frames = document["frames"]
+    if fault is Fault.DROP_FRAME:
+        frames.pop()
+    elif fault is Fault.EXTRA_FRAME:
+        frames.append({"frame_id": "never-sent", "p_fake": 0.0, "faces": [], "quality": []})
+    elif fault is Fault.OUT_OF_RANGE:
+        frames[0]["p_fake"] = 1.5
+    elif fault is Fault.NAN_SCORE:
+        frames[0]["p_fake"] = math.nan
+    else:
+        del document["model"]
+    return json.dumps(document).encode()
+
+
+def start_server(
+    model: Model | None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    faults: FaultInjector | None = None,
+    variant: str = "AllTraffic",
+) -> tuple[ModelServer, threading.Thread, str]:
+    """Serve in a background thread; port 0 picks a free port. Returns (server, thread, base URL)."""
+    server = ModelServer((host, port), model, faults=faults, variant=variant)
+    thread = threading.Thread(target=server.serve_forever, name="kycserve", daemon=True)
+    thread.start()
+    bound_host, bound_port = server.server_address[:2]
+    return server, thread, f"http://{bound_host}:{bound_port}"
+
+
+def stop(server: ModelServer, thread: threading.Thread, timeout: float = 5.0) -> None:
+    """Stop accepting requests and release the port."""
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout)
+
+
+# Kept for callers that like a verb-object name.
+stop_server = stop
