@@ -1,0 +1,80 @@
+"""Erasure through the local stack: a screened upload leaves no video or frame version, and a
+pseudonymised decision record that still proves what was decided on which bytes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kyc.domain.identity import pseudonymise_key
+from kyclocal.commands.erase import invoke_erase
+from kyclocal.stack import LocalStack, LocalStackSettings
+
+from tests.fixtures.clips import make_clip
+
+REFERENCE = "ACME-CUST-0042"
+KEY = f"uploads/{REFERENCE}/Jane Doe/selfie.mp4"
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LocalStack]:
+    with LocalStack(LocalStackSettings(frame_count=8)) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def screened(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    clip = make_clip(Path(tmp_path_factory.mktemp("erase")) / "selfie.mp4", seconds=1.0, fps=10)
+    ident = stack.upload(clip, key=KEY, metadata={"client-reference": REFERENCE})
+    item = stack.wait_for_decision(ident["submission_id"], timeout_s=120)
+    assert item is not None and item["client_reference"] == REFERENCE
+    return {"ident": ident, "before": item}
+
+
+def _versions(stack: LocalStack, bucket: str, prefix: str) -> list[str]:
+    page = stack.client("s3").list_object_versions(Bucket=bucket, Prefix=prefix)
+    return [v["Key"] for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+
+
+def test_erase_by_reference_screened_upload_leaves_no_video_or_frames(
+    stack: LocalStack, screened: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    sid = screened["ident"]["submission_id"]
+    r = stack.resources
+    assert _versions(stack, r.work_bucket, f"frames/{sid}/")  # the screening did write frames
+
+    payload, errored = invoke_erase(stack, {"client_reference": REFERENCE, "request_reference": "DSR-1"})
+
+    assert not errored, payload
+    assert json.loads(payload)["outcomes"] == {"ERASED": 1}
+    assert _versions(stack, r.intake_bucket, KEY) == []
+    assert _versions(stack, r.work_bucket, f"frames/{sid}/") == []
+    assert _versions(stack, r.work_bucket, f"scores/{sid}/") == []
+    assert "erasure.json" in " ".join(_versions(stack, r.audit_bucket, f"decisions/{sid}/"))
+    lineage = [rec.lineage for rec in caplog.records if getattr(rec, "lineage", {}).get("stage") == "erase"]
+    assert [e["submission_id"] for e in lineage] == [sid]  # one lineage event per erasure
+    assert KEY not in json.dumps(lineage) and REFERENCE not in json.dumps(lineage)
+
+
+def test_erase_record_after_erasure_keeps_decision_without_personal_data(
+    stack: LocalStack, screened: dict
+) -> None:
+    before, after = screened["before"], stack.decision(screened["ident"]["submission_id"])
+    assert after is not None
+    text = json.dumps(after)
+    assert KEY not in text and REFERENCE not in text and "Jane Doe" not in text
+    for name in ("decision", "reasons", "policy", "decided_at", "execution_arn"):
+        assert after.get(name) == before.get(name)
+    assert after["source"]["sha256"] == before["source"]["sha256"] and after["source"]["sha256"]
+    assert after["source"]["key"] == pseudonymise_key(KEY)
+    assert after["erased_at"] and after["erasure_reason"] == "GDPR_ART17_REQUEST"
+
+
+def test_erase_second_call_already_erased(stack: LocalStack, screened: dict) -> None:
+    sid = screened["ident"]["submission_id"]
+    before = stack.decision(sid)
+    payload, errored = invoke_erase(stack, {"submission_id": sid})
+    assert not errored and json.loads(payload)["outcomes"] == {"ALREADY_ERASED": 1}
+    assert stack.decision(sid) == before

@@ -1,0 +1,170 @@
+"""Lineage from the logs alone: rebuilt, verified against the stores, tampering found, state kept."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kyc.domain.lineage import chain_from_logs, lineage_key, verify_chain
+from kyclocal.commands.lineage import cmd_lineage, lineage_report
+from kyclocal.stack import LocalStack, LocalStackSettings
+
+from tests.fixtures.clips import make_clip
+from tests.integration.conftest import screen
+
+
+@pytest.fixture(scope="module")
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("state") / ".local-stack"
+
+
+STOPPED: set[int] = set()  # stacks a test has stopped itself (the round trip does)
+
+
+@pytest.fixture(scope="module")
+def stack(state_dir: Path) -> Iterator[LocalStack]:
+    """Overrides conftest's: small clips, 8 frames, and state saved on stop."""
+    running = LocalStack(LocalStackSettings(frame_count=8, state_dir=state_dir))
+    running.start()
+    yield running
+    if id(running) not in STOPPED:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def screened(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    clip = make_clip(tmp_path_factory.mktemp("clip") / "c.mp4", width=320, height=240, fps=15, seconds=2.0)
+    return screen(stack, clip, key="uploads/lineage/c.mp4")
+
+
+def _forget_everything() -> None:
+    from moto.moto_api._internal.models import moto_api_backend
+
+    moto_api_backend.reset()
+
+
+def _fetch(stack: LocalStack):
+    s3 = stack.client("s3")
+
+    def fetch(bucket: str, key: str) -> bytes | None:
+        try:
+            return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except s3.exceptions.NoSuchKey:
+            return None
+
+    return fetch
+
+
+def test_lineage_rebuilt_from_logs_alone_verifies(stack: LocalStack, screened: dict) -> None:
+    sid = screened["submission_id"]
+    chain = chain_from_logs(stack.log_lines(), sid)
+
+    assert [s.stage for s in chain.stages] == ["validate", "extract", "score", "decide"]
+    assert chain.problems == ()
+    assert chain.decision == screened["decision"]
+    assert chain.first("validate").outputs["sha256"] == screened["source"]["sha256"]
+    assert chain.terminal.outputs["lineage_sha256"] == screened["artefacts"]["lineage_sha256"]
+    assert chain.execution_arn == screened["execution_arn"]
+    problems = verify_chain(
+        chain, _fetch(stack), audit_bucket=stack.resources.audit_bucket, decision_item=screened
+    )
+    assert problems == []
+
+
+def test_lineage_report_clean_submission_has_no_problems(stack: LocalStack, screened: dict) -> None:
+    report = lineage_report(stack, screened["submission_id"])
+
+    assert report is not None and report["problems"] == []
+    assert report["summary"]["input_sha256"] == screened["source"]["sha256"]
+    assert report["summary"]["policy_version"] == screened["policy"]["version"]
+
+
+def test_lineage_tampered_frame_fails_with_its_key(stack: LocalStack, screened: dict) -> None:
+    sid = screened["submission_id"]
+    s3 = stack.client("s3")
+    manifest_key = f"frames/{sid}/manifest.json"
+    manifest = json.loads(s3.get_object(Bucket=stack.resources.work_bucket, Key=manifest_key)["Body"].read())
+    victim = manifest["prefix"] + manifest["frames"][0]["file"]
+    original = s3.get_object(Bucket=stack.resources.work_bucket, Key=victim)["Body"].read()
+    s3.put_object(Bucket=stack.resources.work_bucket, Key=victim, Body=b"tampered")
+    try:
+        report = lineage_report(stack, sid)
+    finally:
+        s3.put_object(Bucket=stack.resources.work_bucket, Key=victim, Body=original)
+
+    assert report["problems"] == [f"hash mismatch: {victim}"]
+
+
+def test_lineage_tampered_lineage_json_fails_on_logged_hash(stack: LocalStack, screened: dict) -> None:
+    sid = screened["submission_id"]
+    s3 = stack.client("s3")
+    bucket, key = stack.resources.audit_bucket, lineage_key(sid)
+    original = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    forged = json.loads(original)
+    forged["decision"]["decision"] = "PASS"
+    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(forged).encode())
+    try:
+        problems = lineage_report(stack, sid)["problems"]
+    finally:
+        s3.put_object(Bucket=bucket, Key=key, Body=original)
+
+    assert problems[0].startswith(f"hash mismatch: {key}: stored ")
+    assert f"lineage.json decision.decision: stored 'PASS', logs say '{screened['decision']}'" in problems
+
+
+def test_lineage_tampered_decision_item_fails_on_decision(stack: LocalStack, screened: dict) -> None:
+    sid = screened["submission_id"]
+    ddb = stack.client("dynamodb")
+    table = stack.resources.decisions_table
+    ddb.update_item(
+        TableName=table,
+        Key={"submission_id": {"S": sid}},
+        UpdateExpression="SET decision = :d",
+        ExpressionAttributeValues={":d": {"S": "PASS"}},
+    )
+    try:
+        problems = lineage_report(stack, sid)["problems"]
+    finally:
+        ddb.update_item(
+            TableName=table,
+            Key={"submission_id": {"S": sid}},
+            UpdateExpression="SET decision = :d",
+            ExpressionAttributeValues={":d": {"S": screened["decision"]}},
+        )
+
+    assert problems == [f"decision record decision: stored 'PASS', decide logged '{screened['decision']}'"]
+
+
+def test_lineage_state_round_trip_still_verifies(stack: LocalStack, screened: dict, state_dir: Path) -> None:
+    """Last in the module: stop (which saves), verify from the CLI in a restored stack."""
+    sid = screened["submission_id"]
+    stack.stop()
+    STOPPED.add(id(stack))
+    _forget_everything()  # moto's backends are per process: make the next stack really fresh
+    files = [p for p in state_dir.rglob("*") if p.is_file()]
+    assert files and all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in files)
+    assert stat.S_IMODE(state_dir.stat().st_mode) == 0o700
+
+    out = io.StringIO()
+    args = argparse.Namespace(submission_id=sid, json=True, state_dir=state_dir, allow_missing=False)
+    code = cmd_lineage(args, out)
+    report = json.loads(out.getvalue())
+    assert (code, report["problems"], report["verified"]) == (0, [], True)
+    assert report["decision"] == screened["decision"]
+
+    ident = screened["_ident"]
+    _forget_everything()
+    with LocalStack(LocalStackSettings(frame_count=8, state_dir=state_dir)) as again:
+        head = again.client("s3").head_object(
+            Bucket=ident["bucket"], Key=ident["key"], VersionId=ident["version_id"]
+        )
+        assert head["VersionId"] == ident["version_id"]
+        assert again.drain_admissions(timeout_s=5)
+        decides = [r for r in again.log_lines() if (r.get("lineage") or {}).get("stage") == "decide"]
+        assert len(decides) == 1, "a restored upload was screened again"
+        assert again.decision(sid)["decision"] == screened["decision"]

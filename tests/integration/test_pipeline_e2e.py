@@ -1,0 +1,193 @@
+"""The whole pipeline through the local stack: S3 upload -> EventBridge -> SQS -> start -> state machine."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from kyc.domain.lineage import verify_lineage
+from kyclocal.stack import TEMPLATE, LocalStack, state_machine_definition
+
+from tests.integration.conftest import screen
+
+SCORED = {"PASS", "REVIEW", "REJECT"}
+MAX_STATE_BYTES = 16 * 1024  # far below the 256 KiB quota; frames would blow through it at once
+
+
+@pytest.mark.parametrize("name", ["h264.mp4", "hevc.mov", "vp9.webm", "av1.mp4", "h264-rotated.mp4"])
+def test_pipeline_ordinary_clip_gets_scored_decision(
+    stack: LocalStack, clips: dict[str, Path], name: str
+) -> None:
+    item = screen(stack, clips[name], key=f"uploads/e2e/{name}")
+
+    assert item["decision"] in SCORED, item
+    assert item["frames_sampled"] > 0
+    assert item["source"]["sha256"] == __import__("hashlib").sha256(clips[name].read_bytes()).hexdigest()
+    assert item["model"]["name"].startswith("reference-spectrum")
+    assert item["policy"]["version"]
+
+
+def test_pipeline_state_machine_runs_the_file_the_template_deploys(stack: LocalStack) -> None:
+    asl_path, substitutions = state_machine_definition(TEMPLATE)
+
+    assert stack.asl_path == asl_path
+    assert asl_path.name == "screening.asl.json"
+    deployed = stack.client("stepfunctions").describe_state_machine(stateMachineArn=stack.state_machine_arn)
+    local = asl_path.read_text(encoding="utf-8")
+    for key in substitutions:
+        assert "${" + key + "}" in local
+    assert "${" not in deployed["definition"]
+    assert json.loads(deployed["definition"])["States"].keys() == json.loads(local)["States"].keys()
+
+
+def test_pipeline_history_carries_no_frame_data(stack: LocalStack, clips: dict[str, Path]) -> None:
+    item = screen(stack, clips["h264.mp4"], key="uploads/history/clip.mp4")
+    history = stack.execution_history(item["submission_id"])
+
+    sizes = []
+    for event in history:
+        for details in event.values():
+            if isinstance(details, dict):
+                for field in ("input", "output"):
+                    if isinstance(details.get(field), str):
+                        sizes.append(len(details[field].encode("utf-8")))
+                        assert "/9j/" not in details[field]  # base64 JPEG start
+                        assert "iVBORw0KGgo" not in details[field]  # base64 PNG start
+    assert sizes, "the history had no state payloads to measure"
+    assert max(sizes) < MAX_STATE_BYTES, max(sizes)
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"", "EMPTY_FILE"),
+        (b"#EXTM3U\n#EXTINF:1,\nfile:///etc/passwd\n#EXT-X-ENDLIST\n", "PLAYLIST_OR_SCRIPT"),
+        (b"ffconcat version 1.0\nfile 'seg.ts'\n", "PLAYLIST_OR_SCRIPT"),
+    ],
+)
+def test_pipeline_hostile_upload_is_invalid_and_never_scored(
+    stack: LocalStack, tmp_path: Path, content: bytes, reason: str
+) -> None:
+    path = tmp_path / "upload.mp4"
+    path.write_bytes(content)
+    scored_before = sum(1 for name, _ in stack.router.invocations if name == "ScoreFramesFunction")
+
+    item = screen(stack, path, key=f"uploads/hostile/{reason.lower()}.mp4")
+
+    assert item["decision"] == "INVALID"
+    assert item["reasons"] == [reason]
+    assert sum(1 for name, _ in stack.router.invocations if name == "ScoreFramesFunction") == scored_before
+
+
+def test_pipeline_key_with_special_characters_is_screened(stack: LocalStack, clips: dict[str, Path]) -> None:
+    item = screen(stack, clips["h264.mp4"], key="uploads/ACME 2026/applicant+42 100%/selfie-é.mp4")
+
+    assert item["decision"] in SCORED
+    assert item["source"]["key"] == "uploads/ACME 2026/applicant+42 100%/selfie-é.mp4"
+
+
+def test_pipeline_crash_in_extract_records_error_never_pass(
+    stack: LocalStack, clips: dict[str, Path]
+) -> None:
+    def crash(name: str, event: dict) -> None:
+        if name == "ExtractFramesFunction":
+            raise RuntimeError("injected crash")
+
+    stack.router.fault = crash
+    item = screen(stack, clips["vp9.webm"], key="uploads/crash/extract.webm")
+
+    assert item["decision"] == "ERROR"
+    assert item["reasons"] == ["PIPELINE_ERROR"]
+
+
+def test_pipeline_endpoint_failure_in_every_batch_ends_in_error(
+    stack: LocalStack, clips: dict[str, Path]
+) -> None:
+    def crash(name: str, event: dict) -> None:
+        if name == "ScoreFramesFunction":
+            raise RuntimeError("injected scoring crash")
+
+    stack.router.fault = crash
+    item = screen(stack, clips["hevc.mov"], key="uploads/crash/score.mov")
+
+    assert item["decision"] == "ERROR"
+    assert item["decision"] != "PASS"
+
+
+def test_pipeline_decide_failure_falls_back_to_direct_error_record(
+    stack: LocalStack, clips: dict[str, Path]
+) -> None:
+    def crash(name: str, event: dict) -> None:
+        if name == "DecideOutcomeFunction":
+            raise RuntimeError("the decide function is down")
+
+    stack.router.fault = crash
+    item = screen(stack, clips["h264.mp4"], key="uploads/crash/decide.mp4")
+
+    assert item["decision"] == "ERROR"
+    assert item["recorded_by"] == "state-machine"
+
+
+def test_pipeline_duplicate_event_starts_one_screening(stack: LocalStack, clips: dict[str, Path]) -> None:
+    ident = stack.upload(clips["h264.mp4"], key="uploads/dup/clip.mp4")
+    item = stack.wait_for_decision(ident["submission_id"], timeout_s=120)
+    assert item is not None
+    sqs = stack.client("sqs")
+    event = {
+        "version": "0",
+        "id": "dup-1",
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "account": "123456789012",
+        "time": "2026-11-28T17:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {
+            "bucket": {"name": ident["bucket"]},
+            "object": {
+                "key": ident["key"],
+                "size": 1,
+                "etag": ident["etag"],
+                "version-id": ident["version_id"],
+            },
+        },
+    }
+    event["detail"] |= {
+        "version": "0",
+        "request-id": "dup",
+        "requester": "123456789012",
+        "reason": "PutObject",
+    }
+    for _ in range(3):
+        sqs.send_message(QueueUrl=stack.admission_queue_url, MessageBody=json.dumps(event))
+    assert stack.drain_admissions(timeout_s=30), "the duplicates were not consumed"
+
+    executions = stack.client("stepfunctions").list_executions(stateMachineArn=stack.state_machine_arn)[
+        "executions"
+    ]
+    assert [e["name"] for e in executions].count(ident["submission_id"]) == 1
+    assert stack.decision(ident["submission_id"])["decided_at"] == item["decided_at"]
+
+
+def test_pipeline_lineage_verifies_and_detects_tampering(stack: LocalStack, clips: dict[str, Path]) -> None:
+    item = screen(stack, clips["vp9.webm"], key="uploads/lineage/clip.webm")
+    s3 = stack.client("s3")
+    artefacts = item["artefacts"]
+    lineage = json.loads(
+        s3.get_object(Bucket=stack.resources.audit_bucket, Key=artefacts["lineage_key"])["Body"].read()
+    )
+
+    def fetch(bucket: str, key: str) -> bytes | None:
+        try:
+            return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except s3.exceptions.NoSuchKey:
+            return None
+
+    assert lineage["source"]["sha256"] == item["source"]["sha256"]
+    assert lineage["frames"]["items"], "the lineage names no frames"
+    assert verify_lineage(lineage, fetch) == []
+
+    victim = lineage["frames"]["items"][0]["key"]
+    s3.put_object(Bucket=lineage["frames"]["bucket"], Key=victim, Body=b"tampered")
+    assert verify_lineage(lineage, fetch) == [f"hash mismatch: {victim}"]

@@ -1,0 +1,65 @@
+"""The same pipeline with the `onnx` model: a customer's exported classifier, no code changes.
+
+A tiny ONNX model whose answer is known (p_fake rises with the red channel) lets the end-to-end
+run reach every scored outcome: a red clip must be REJECTED, a blue one PASSED.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import onnx
+import pytest
+from kyclocal.stack import LocalStack, LocalStackSettings
+
+from tests.fixtures.clips import make_clip
+from tests.integration.conftest import screen
+from tests.unit.serving.helpers import red_mean_sigmoid
+
+
+@pytest.fixture(scope="module")
+def onnx_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    root = tmp_path_factory.mktemp("onnx")
+    onnx.save(red_mean_sigmoid(weight_red=20.0, bias=-10.0), str(root / "red.onnx"))
+    config = root / "model.json"
+    config.write_text(
+        json.dumps(
+            {
+                "path": "red.onnx",
+                "name": "tiny-red",
+                "version": "1.0.0",
+                "input_size": [32, 32],
+                "layout": "NCHW",
+                "colour_order": "RGB",
+                "mean": [0, 0, 0],
+                "std": [1, 1, 1],
+                "fake_index": 0,
+                "activation": "probability",
+                "face_crop": False,
+            }
+        )
+    )
+    with LocalStack(LocalStackSettings(model="onnx", onnx_config=config, frame_count=8)) as running:
+        yield running
+
+
+@pytest.mark.parametrize(
+    ("colour", "decision", "reason"),
+    [
+        ((250, 10, 10), "REJECT", "HIGH_FAKE_SCORE"),
+        ((10, 10, 250), "PASS", "LOW_FAKE_SCORE"),
+    ],
+)
+def test_pipeline_onnx_model_reaches_scored_outcomes(
+    onnx_stack: LocalStack, tmp_path: Path, colour: tuple[int, int, int], decision: str, reason: str
+) -> None:
+    clip = make_clip(tmp_path / "solid.mp4", width=160, height=120, fps=10, seconds=2.0, colour=colour)
+
+    item = screen(onnx_stack, clip, key=f"uploads/onnx/{decision.lower()}.mp4")
+
+    assert item["decision"] == decision, item
+    assert item["reasons"] == [reason]
+    assert item["model"] == {"name": "tiny-red", "version": "1.0.0"}
+    assert item["frames_scored"] == item["frames_sampled"] == 8

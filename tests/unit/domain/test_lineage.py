@@ -1,0 +1,319 @@
+"""Lineage from log records: ordering, gaps, duplicates, cross-stage hashes, and tampering."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+
+import pytest
+from kyc.domain.lineage import LineageError, chain_from_logs, lineage_key, verify_chain
+
+SID = "a" * 64
+ARN = f"arn:aws:states:us-east-1:123456789012:execution:kyc:{SID}"
+MODEL = {"name": "m", "version": "1"}
+POLICY = {"version": "2026-11-default"}
+AUDIT, WORK = "audit", "work"
+
+
+def h(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def canonical(doc: object) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+def world() -> tuple[list[dict], dict[tuple[str, str], bytes], dict]:
+    """Log records, stored objects and the decision item of one intact screening."""
+    source = b"video"
+    frames = [b"frame-0", b"frame-1"]
+    prefix = f"frames/{SID}/"
+    manifest = {
+        "prefix": prefix,
+        "source_sha256": h(source),
+        "frames": [{"index": i, "file": f"{i:03d}.jpg", "sha256": h(f)} for i, f in enumerate(frames)],
+    }
+    result = {"status": "SCORED", "request_sha256": "req", "response_sha256": "resp", "model": MODEL}
+    scores = {"frames": []}
+    store = {
+        (WORK, prefix + "manifest.json"): canonical(manifest),
+        (WORK, prefix + "000.jpg"): frames[0],
+        (WORK, prefix + "001.jpg"): frames[1],
+        (WORK, f"scores/{SID}/batch-000.json"): canonical(result),
+        (AUDIT, f"decisions/{SID}/scores.json"): canonical(scores),
+        ("intake", "uploads/x.mp4"): source,
+    }
+    lineage = {
+        "submission_id": SID,
+        "execution_arn": ARN,
+        "source": {"sha256": h(source)},
+        "frames": {
+            "bucket": WORK,
+            "manifest_key": prefix + "manifest.json",
+            "manifest_sha256": h(canonical(manifest)),
+            "items": [{"key": prefix + m["file"], "sha256": m["sha256"]} for m in manifest["frames"]],
+        },
+        "scoring": [
+            {
+                "batch_index": 0,
+                "bucket": WORK,
+                "result_key": f"scores/{SID}/batch-000.json",
+                "result_sha256": h(canonical(result)),
+                "request_sha256": "req",
+                "response_sha256": "resp",
+            }
+        ],
+        "decision": {
+            "decision": "REVIEW",
+            "reasons": ["NO_FACE"],
+            "model": MODEL,
+            "policy": POLICY,
+            "bucket": AUDIT,
+            "scores_key": f"decisions/{SID}/scores.json",
+            "scores_sha256": h(canonical(scores)),
+        },
+    }
+    store[(AUDIT, lineage_key(SID))] = canonical(lineage)
+    code = {"package": "0.1.0", "revision": "abc"}
+
+    def rec(stage: str, fn: str, ts: str, **entry: object) -> dict:
+        body = {"stage": stage, "submission_id": SID, "code_version": code, **entry}
+        return {"message": "lineage", "function_name": fn, "timestamp": ts, "lineage": body}
+
+    records = [
+        rec(
+            "decide",
+            "Decide",
+            "4",
+            inputs={
+                "manifest_sha256": lineage["frames"]["manifest_sha256"],
+                "batches": [f"scores/{SID}/batch-000.json"],
+            },
+            outputs={"decision": "REVIEW", "reasons": ["NO_FACE"], "lineage_sha256": h(canonical(lineage))},
+            policy=POLICY,
+            model=MODEL,
+            execution_arn=ARN,
+        ),
+        rec(
+            "score",
+            "Score",
+            "3",
+            batch_index=0,
+            inputs={"frames": [h(f) for f in frames], "request_sha256": "req"},
+            outputs={"status": "SCORED", "response_sha256": "resp", "result_sha256": h(canonical(result))},
+            model=MODEL,
+        ),
+        rec(
+            "extract",
+            "Extract",
+            "2",
+            inputs={"sha256": h(source)},
+            outputs={
+                "manifest_key": prefix + "manifest.json",
+                "manifest_sha256": h(canonical(manifest)),
+                "frames": [h(f) for f in frames],
+            },
+        ),
+        rec(
+            "validate",
+            "Validate",
+            "1",
+            inputs={"object": "sha256:x"},
+            outputs={"sha256": h(source), "accepted": True, "reason": None},
+        ),
+        {"message": "admission", "submission_id": SID},
+        {"message": "lineage", "lineage": {"stage": "validate", "submission_id": "b" * 64, "outputs": {}}},
+    ]
+    item = {
+        "submission_id": SID,
+        "decision": "REVIEW",
+        "reasons": ["NO_FACE"],
+        "model": MODEL,
+        "policy": POLICY,
+        "execution_arn": ARN,
+        "source": {"bucket": "intake", "key": "uploads/x.mp4", "version_id": "v1", "sha256": h(source)},
+        "artefacts": {"lineage_sha256": h(canonical(lineage)), "scores_sha256": h(canonical(scores))},
+    }
+    return records, store, item
+
+
+def verify(records: list[dict], store: dict, item: dict | None = None) -> list[str]:
+    chain = chain_from_logs(records, SID)
+    return verify_chain(
+        chain,
+        lambda b, k: store.get((b, k)),
+        audit_bucket=AUDIT,
+        decision_item=item,
+        fetch_source=lambda b, k, v: store.get((b, k)),
+    )
+
+
+def stage(records: list[dict], name: str) -> dict:
+    return next(r["lineage"] for r in records if (r.get("lineage") or {}).get("stage") == name)
+
+
+def test_chain_from_logs_intact_records_ordered_by_stage_without_problems() -> None:
+    records, _, _ = world()
+    chain = chain_from_logs(records, SID)
+
+    assert [s.label for s in chain.stages] == ["validate", "extract", "score[0]", "decide"]
+    assert chain.problems == ()
+    assert (chain.decision, chain.execution_arn) == ("REVIEW", ARN)
+
+
+def test_chain_from_logs_several_submissions_without_id_raises() -> None:
+    records, _, _ = world()
+    with pytest.raises(LineageError):
+        chain_from_logs(records)
+
+
+def test_chain_from_logs_missing_extract_reports_gap() -> None:
+    records, _, _ = world()
+    records = [r for r in records if (r.get("lineage") or {}).get("stage") != "extract"]
+
+    problems = chain_from_logs(records, SID).problems
+
+    assert "missing stage: extract (the upload was accepted)" in problems
+
+
+def test_chain_from_logs_missing_score_batch_reports_gap() -> None:
+    records, _, _ = world()
+    records = [r for r in records if (r.get("lineage") or {}).get("stage") != "score"]
+
+    assert chain_from_logs(records, SID).problems == (
+        f"missing stage: score[0] (decide read scores/{SID}/batch-000.json)",
+    )
+
+
+def test_chain_from_logs_missing_decide_reports_gap() -> None:
+    records, _, _ = world()
+    records = [r for r in records if (r.get("lineage") or {}).get("stage") != "decide"]
+
+    assert (
+        "missing stage: decide (no terminal record for this submission)"
+        in chain_from_logs(records, SID).problems
+    )
+
+
+def test_chain_from_logs_duplicate_decide_reported() -> None:
+    records, _, _ = world()
+    second = copy.deepcopy(records[0])
+    second["lineage"]["outputs"]["decision"] = "PASS"
+    second["timestamp"] = "5"
+
+    problems = chain_from_logs([*records, second], SID).problems
+
+    assert problems == ("duplicate terminal record: decide says PASS, decide already said REVIEW",)
+
+
+def test_chain_from_logs_identical_retry_kept_once() -> None:
+    records, _, _ = world()
+    chain = chain_from_logs([*records, copy.deepcopy(records[3])], SID)
+
+    assert (len(chain.stages), chain.problems) == (4, ())
+
+
+def test_chain_from_logs_extract_read_other_bytes_reports_mismatch() -> None:
+    records, _, _ = world()
+    stage(records, "extract")["inputs"]["sha256"] = "f" * 64
+
+    problems = chain_from_logs(records, SID).problems
+
+    assert problems[0].startswith(f"hash mismatch extract->validate: extract read {'f' * 64}")
+
+
+def test_chain_from_logs_scored_foreign_frame_reports_it() -> None:
+    records, _, _ = world()
+    stage(records, "score")["inputs"]["frames"][1] = "e" * 64
+
+    assert chain_from_logs(records, SID).problems == (
+        f"score[0] scored 1 frame(s) extract did not produce: {'e' * 64}",
+    )
+
+
+def test_chain_from_logs_decide_read_other_manifest_reports_mismatch() -> None:
+    records, _, _ = world()
+    stage(records, "decide")["inputs"]["manifest_sha256"] = "d" * 64
+
+    assert chain_from_logs(records, SID).problems[0].startswith("hash mismatch decide->extract")
+
+
+def test_verify_chain_intact_world_has_no_problems() -> None:
+    records, store, item = world()
+
+    assert verify(records, store, item) == []
+
+
+def test_verify_chain_tampered_frame_names_it() -> None:
+    records, store, item = world()
+    store[(WORK, f"frames/{SID}/001.jpg")] = b"swapped"
+
+    assert verify(records, store, item) == [f"hash mismatch: frames/{SID}/001.jpg"]
+
+
+def test_verify_chain_expired_frame_reported_missing() -> None:
+    records, store, item = world()
+    del store[(WORK, f"frames/{SID}/000.jpg")]
+
+    assert verify(records, store, item) == [f"missing: frames/{SID}/000.jpg"]
+
+
+def test_verify_chain_consistently_forged_lineage_caught_by_logged_hash() -> None:
+    """A forger rewrites a frame and its hash in lineage.json: the decide log still pins lineage.json."""
+    records, store, item = world()
+    lineage = json.loads(store[(AUDIT, lineage_key(SID))])
+    store[(WORK, f"frames/{SID}/000.jpg")] = b"forged"
+    lineage["frames"]["items"][0]["sha256"] = h(b"forged")
+    store[(AUDIT, lineage_key(SID))] = canonical(lineage)
+
+    problems = verify(records, store, item)
+
+    assert problems[0].startswith(f"hash mismatch: {lineage_key(SID)}: stored {h(canonical(lineage))}")
+    assert any(p.startswith("lineage.json frames[].sha256: stored") for p in problems)
+
+
+def test_verify_chain_changed_decision_record_names_field() -> None:
+    records, store, item = world()
+    item["decision"] = "PASS"
+
+    assert verify(records, store, item) == ["decision record decision: stored 'PASS', decide logged 'REVIEW'"]
+
+
+def test_verify_chain_tampered_batch_result_and_scores_reported() -> None:
+    records, store, item = world()
+    store[(WORK, f"scores/{SID}/batch-000.json")] = b"{}"
+    store[(AUDIT, f"decisions/{SID}/scores.json")] = b"{}"
+
+    assert verify(records, store, item) == [
+        f"hash mismatch: scores/{SID}/batch-000.json",
+        f"hash mismatch: decisions/{SID}/scores.json",
+    ]
+
+
+def test_verify_chain_tampered_manifest_reported_against_both_records() -> None:
+    records, store, item = world()
+    store[(WORK, f"frames/{SID}/manifest.json")] = b"{}"
+
+    problems = verify(records, store, item)
+
+    assert problems[0] == f"hash mismatch: frames/{SID}/manifest.json"
+    assert problems[1].startswith(
+        f"hash mismatch: frames/{SID}/manifest.json: stored {h(b'{}')}, extract logged"
+    )
+
+
+def test_verify_chain_replaced_source_upload_reported() -> None:
+    records, store, item = world()
+    store[("intake", "uploads/x.mp4")] = b"another video"
+
+    assert verify(records, store, item) == [
+        f"hash mismatch: source upload: stored {h(b'another video')}, validate logged {h(b'video')}"
+    ]
+
+
+def test_verify_chain_missing_lineage_json_reported() -> None:
+    records, store, item = world()
+    del store[(AUDIT, lineage_key(SID))]
+
+    assert verify(records, store, item) == [f"missing: {lineage_key(SID)}"]

@@ -1,0 +1,70 @@
+"""The sampling plan: evenly spaced targets and the frame on screen at each, in batch and streaming form."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from kyc.domain.sampling_plan import FrameSelector, SamplingPlanError, frames_on_screen, plan_sampling
+
+
+def _stream(times: list[float], targets: tuple[float, ...]) -> list[int]:
+    selector: FrameSelector[int] = FrameSelector(targets)
+    chosen: list[int] = []
+    for index, time_s in enumerate(times):
+        chosen += selector.offer(time_s, index)
+    return chosen + selector.finish()
+
+
+def test_plan_sampling_ten_seconds_four_frames_bin_centres() -> None:
+    plan = plan_sampling(10.0, 4, start_s=1.0)
+    assert plan.targets_s == (2.25, 4.75, 7.25, 9.75)
+
+
+@pytest.mark.parametrize(("duration", "count"), [(0.0, 32), (-1.0, 32), (float("nan"), 32), (5.0, 0)])
+def test_plan_sampling_bad_input_raises(duration: float, count: int) -> None:
+    with pytest.raises(SamplingPlanError):
+        plan_sampling(duration, count)
+
+
+def test_frames_on_screen_constant_rate_picks_frame_shown_at_each_target() -> None:
+    times = [i / 30 for i in range(60)]  # 2 s at 30 fps
+    chosen = frames_on_screen(times, plan_sampling(2.0, 4).targets_s)  # 0.25, 0.75, 1.25, 1.75
+    assert chosen == (7, 22, 37, 52)
+
+
+def test_frames_on_screen_fewer_frames_than_targets_no_duplicates() -> None:
+    times = [0.0, 0.5, 1.0]
+    assert frames_on_screen(times, plan_sampling(1.5, 32).targets_s) == (0, 1, 2)
+
+
+def test_frames_on_screen_long_still_then_burst_keeps_the_still() -> None:
+    times = [0.0, 3.0, 3.05, 3.1]  # VFR: one frame shown for 3 s, then a burst
+    assert frames_on_screen(times, plan_sampling(4.0, 4).targets_s) == (0, 3)
+
+
+def test_frame_selector_non_increasing_time_ignored() -> None:
+    assert _stream([0.0, 0.5, 0.5, 0.2, 1.0], plan_sampling(1.5, 3).targets_s) == [0, 1, 4]
+
+
+def test_frame_selector_done_after_last_target_resolved() -> None:
+    selector: FrameSelector[int] = FrameSelector((0.5,))
+    assert selector.offer(0.4, 0) == []
+    assert not selector.done
+    assert selector.offer(0.6, 1) == [0]
+    assert selector.done and selector.next_target_s is None
+
+
+@given(
+    gaps=st.lists(st.floats(min_value=0.001, max_value=2.0), min_size=1, max_size=80),
+    count=st.integers(min_value=1, max_value=40),
+    offset=st.floats(min_value=-0.5, max_value=0.5),
+)
+def test_frame_selector_matches_frames_on_screen_for_any_timing(
+    gaps: list[float], count: int, offset: float
+) -> None:
+    times = [sum(gaps[:i]) for i in range(len(gaps))]
+    targets = plan_sampling(times[-1] + gaps[-1], count, start_s=offset).targets_s
+    expected = frames_on_screen(times, targets)
+    assert _stream(times, targets) == list(expected)
+    assert len(set(expected)) == len(expected) <= count

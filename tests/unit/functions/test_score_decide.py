@@ -1,0 +1,391 @@
+"""ScoreFrames against a real local model server, DecideOutcome and ReconcileExecution against moto."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import onnx
+import pytest
+from kyc.aws.s3_object_store import canonical_json
+from kycserve.faults import Fault, FaultInjector
+from kycserve.models import load_model
+from kycserve.server import start_server, stop
+from moto import mock_aws
+
+from tests.unit.functions.handler_loader import FakeContext, load_handler
+from tests.unit.serving.helpers import red_mean_sigmoid, solid_frame
+
+WORK, AUDIT, TABLE, BUS = "work", "audit", "decisions", "decisions-bus"
+SID = "a" * 64
+LOCAL = {"core": {"passthrough": {"urls": [r"http://127\.0\.0\.1:\d+/.*"]}}}
+
+
+@pytest.fixture(scope="module")
+def model_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("onnx")
+    onnx.save(red_mean_sigmoid(weight_red=20.0, bias=-10.0), str(root / "red.onnx"))
+    config = root / "model.json"
+    config.write_text(
+        json.dumps(
+            {
+                "path": "red.onnx",
+                "name": "tiny-red",
+                "version": "1.0.0",
+                "input_size": [32, 32],
+                "layout": "NCHW",
+                "colour_order": "RGB",
+                "mean": [0, 0, 0],
+                "std": [1, 1, 1],
+                "fake_index": 0,
+                "activation": "probability",
+                "face_crop": False,
+            }
+        )
+    )
+    return config
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    with mock_aws(config=LOCAL):
+        s3 = boto3.client("s3", region_name="us-east-1")
+        for bucket in (WORK, AUDIT):
+            s3.create_bucket(Bucket=bucket)
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        ddb.create_table(
+            TableName=TABLE,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "submission_id", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "submission_id", "KeyType": "HASH"}],
+        )
+        events = boto3.client("events", region_name="us-east-1")
+        events.create_event_bus(Name=BUS)
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        tap = sqs.create_queue(QueueName="tap")["QueueUrl"]
+        tap_arn = sqs.get_queue_attributes(QueueUrl=tap, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        events.put_rule(Name="tap", EventBusName=BUS, EventPattern=json.dumps({"source": ["kyc.screening"]}))
+        events.put_targets(Rule="tap", EventBusName=BUS, Targets=[{"Id": "tap", "Arn": tap_arn}])
+        yield {"s3": s3, "ddb": ddb, "sqs": sqs, "tap": tap, "monkeypatch": monkeypatch}
+
+
+def _store_frames(aws: dict[str, Any], colours: list[tuple[int, int, int]]) -> str:
+    prefix = f"frames/{SID}/"
+    entries = []
+    for index, bgr in enumerate(colours):
+        frame = solid_frame(f"{index:03d}", bgr)
+        name = f"{index:03d}.png"
+        aws["s3"].put_object(Bucket=WORK, Key=prefix + name, Body=frame.data)
+        entries.append(
+            {
+                "index": index,
+                "file": name,
+                "content_type": "image/png",
+                "sha256": hashlib.sha256(frame.data).hexdigest(),
+            }
+        )
+    manifest = {
+        "prefix": prefix,
+        "frames": entries,
+        "batches": [{"batch_index": 0, "frames": list(range(len(colours)))}],
+    }
+    aws["s3"].put_object(Bucket=WORK, Key=prefix + "manifest.json", Body=canonical_json(manifest))
+    return prefix + "manifest.json"
+
+
+@pytest.fixture
+def model_server(model_config: Path) -> Iterator[tuple[str, FaultInjector]]:
+    faults = FaultInjector()
+    server, thread, url = start_server(load_model("onnx", onnx_config=model_config), faults=faults)
+    yield url, faults
+    stop(server, thread)
+
+
+def _score(aws: dict[str, Any], url: str) -> Any:
+    aws["monkeypatch"].setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", url)
+    return load_handler(
+        "score", {"KYC_WORK_BUCKET": WORK, "KYC_ENDPOINT_NAME": "kyc-endpoint"}, aws["monkeypatch"]
+    )
+
+
+def test_score_batch_scored_result_stored_and_pointer_returned(
+    aws: dict[str, Any], model_server: tuple
+) -> None:
+    url, _ = model_server
+    manifest_key = _store_frames(aws, [(0, 0, 250), (0, 0, 250)])  # BGR: red channel high
+    app = _score(aws, url)
+
+    result = app.lambda_handler(
+        {"submission_id": SID, "manifest_key": manifest_key, "batch_index": 0}, FakeContext()
+    )
+
+    assert result == {
+        "batch_index": 0,
+        "status": "SCORED",
+        "result_key": f"scores/{SID}/batch-000.json",
+        "frames_scored": 2,
+        "reason": None,
+    }
+    doc = json.loads(aws["s3"].get_object(Bucket=WORK, Key=result["result_key"])["Body"].read())
+    assert doc["model"] == {"name": "tiny-red", "version": "1.0.0"}
+    assert [f["frame_id"] for f in doc["frames"]] == ["000", "001"]
+    assert all(f["p_fake"] > 0.99 for f in doc["frames"])
+    assert doc["invoked_variant"] == "AllTraffic" and len(doc["request_sha256"]) == 64
+
+
+def test_score_endpoint_outage_reports_failed_batch_not_exception(
+    aws: dict[str, Any], model_server: tuple
+) -> None:
+    url, faults = model_server
+    faults.add(*[Fault.SERVICE_UNAVAILABLE] * 10)
+    manifest_key = _store_frames(aws, [(0, 0, 10)])
+    app = _score(aws, url)
+    app.SCORER._sleep = lambda _s: None  # no real backoff in a unit test
+
+    result = app.lambda_handler(
+        {"submission_id": SID, "manifest_key": manifest_key, "batch_index": 0}, FakeContext()
+    )
+
+    assert (result["status"], result["reason"], result["frames_scored"]) == (
+        "FAILED",
+        "ENDPOINT_UNAVAILABLE",
+        0,
+    )
+
+
+def test_score_tampered_frame_is_refused_before_scoring(aws: dict[str, Any], model_server: tuple) -> None:
+    url, faults = model_server
+    manifest_key = _store_frames(aws, [(0, 0, 10)])
+    aws["s3"].put_object(Bucket=WORK, Key=f"frames/{SID}/000.png", Body=b"swapped")
+    app = _score(aws, url)
+
+    with pytest.raises(app.FrameIntegrityError):
+        app.lambda_handler(
+            {"submission_id": SID, "manifest_key": manifest_key, "batch_index": 0}, FakeContext()
+        )
+    assert faults.requests == 0
+
+
+# --------------------------------------------------------------------------- decide
+def _decide(aws: dict[str, Any], **env: str) -> Any:
+    base = {
+        "KYC_WORK_BUCKET": WORK,
+        "KYC_AUDIT_BUCKET": AUDIT,
+        "KYC_DECISIONS_TABLE": TABLE,
+        "KYC_EVENT_BUS_NAME": BUS,
+        "KYC_PASS_THRESHOLD": "0.3",
+        "KYC_REJECT_THRESHOLD": "0.8",
+        "KYC_MIN_FRAMES_SCORED": "2",
+    }
+    return load_handler("decide", base | env, aws["monkeypatch"])
+
+
+def _submission() -> dict[str, Any]:
+    return {
+        "submission_id": SID,
+        "bucket": "intake",
+        "key": "uploads/ref-7/selfie.mp4",
+        "version_id": "v1",
+        "etag": "e",
+        "size": 10,
+        "client_reference": "ref-7",
+    }
+
+
+def _scored_state(aws: dict[str, Any], scores: list[float | None], *, failed: int = 0) -> dict[str, Any]:
+    manifest_key = _store_frames(aws, [(0, 0, 0)] * len(scores))
+    doc = {
+        "batch_index": 0,
+        "status": "SCORED",
+        "model": {"name": "m", "version": "1"},
+        "frames": [
+            {"frame_id": f"{i:03d}", "p_fake": p, "faces": [], "quality": []} for i, p in enumerate(scores)
+        ],
+    }
+    aws["s3"].put_object(Bucket=WORK, Key=f"scores/{SID}/batch-000.json", Body=canonical_json(doc))
+    scoring = [
+        {
+            "batch_index": 0,
+            "status": "SCORED",
+            "result_key": f"scores/{SID}/batch-000.json",
+            "frames_scored": len(scores),
+            "reason": None,
+        }
+    ]
+    scoring += [
+        {
+            "batch_index": i + 1,
+            "status": "FAILED",
+            "result_key": None,
+            "frames_scored": 0,
+            "reason": "ENDPOINT_THROTTLED",
+        }
+        for i in range(failed)
+    ]
+    validation = {"accepted": True, "sha256": "f" * 64, "size": 10, "media": {"codec": "h264"}}
+    extraction = {
+        "manifest_key": manifest_key,
+        "manifest_sha256": "m",
+        "frames_sampled": len(scores) + 4 * failed,
+    }
+    return {
+        "submission": _submission(),
+        "validation": validation,
+        "extraction": extraction,
+        "scoring": scoring,
+    }
+
+
+def _events(aws: dict[str, Any]) -> list[dict[str, Any]]:
+    messages = aws["sqs"].receive_message(QueueUrl=aws["tap"], MaxNumberOfMessages=10).get("Messages", [])
+    return [json.loads(m["Body"])["detail"] for m in messages]
+
+
+def _item(aws: dict[str, Any]) -> dict[str, Any]:
+    from kyc.aws.dynamodb_decision_store import DynamoDBDecisionStore
+
+    return DynamoDBDecisionStore(TABLE, aws["ddb"]).get(SID)
+
+
+@pytest.mark.parametrize(
+    ("scores", "decision"), [([0.05] * 4, "PASS"), ([0.95] * 4, "REJECT"), ([0.5] * 4, "REVIEW")]
+)
+def test_decide_scored_evidence_maps_to_policy_band(
+    aws: dict[str, Any], scores: list[float], decision: str
+) -> None:
+    app = _decide(aws)
+
+    result = app.lambda_handler(
+        {"mode": "decide", "execution_arn": "arn:x", "state": _scored_state(aws, scores)}, FakeContext()
+    )
+
+    assert result["decision"] == decision
+    item = _item(aws)
+    assert item["decision"] == decision and item["policy"]["pass_threshold"] == 0.3
+    assert item["source"]["sha256"] == "f" * 64 and item["client_reference"] == "ref-7"
+    assert item["expires_at"] > 0 and item["event_published"] is True
+    [event] = _events(aws)
+    assert event["decision"] == decision and "score" not in event and "p_fake" not in json.dumps(event)
+
+
+def test_decide_failed_batch_never_passes(aws: dict[str, Any]) -> None:
+    app = _decide(aws)
+
+    result = app.lambda_handler(
+        {"mode": "decide", "execution_arn": "arn:x", "state": _scored_state(aws, [0.01] * 8, failed=1)},
+        FakeContext(),
+    )
+
+    assert result["decision"] != "PASS"
+    assert "PARTIAL_SCORING" in result["reasons"]
+
+
+def test_decide_replay_returns_first_decision_and_publishes_once(aws: dict[str, Any]) -> None:
+    app = _decide(aws)
+    first = app.lambda_handler(
+        {"mode": "decide", "execution_arn": "arn:1", "state": _scored_state(aws, [0.05] * 4)}, FakeContext()
+    )
+    error_state = {"submission": _submission(), "failure": {"Error": "States.Timeout"}}
+
+    again = app.lambda_handler(
+        {"mode": "error", "execution_arn": "arn:2", "state": error_state}, FakeContext()
+    )
+
+    assert again["decision"] == first["decision"] == "PASS"
+    assert _item(aws)["execution_arn"] == "arn:1"
+    assert len(_events(aws)) == 1
+
+
+def test_decide_error_mode_records_mapped_reason(aws: dict[str, Any]) -> None:
+    app = _decide(aws)
+    state = {"submission": _submission(), "failure": {"Error": "SourceMissingError", "Cause": "{}"}}
+
+    result = app.lambda_handler({"mode": "error", "execution_arn": "arn:x", "state": state}, FakeContext())
+
+    assert (result["decision"], result["reasons"]) == ("ERROR", ["SOURCE_MISSING"])
+
+
+def test_decide_refused_upload_is_invalid_with_lineage(aws: dict[str, Any]) -> None:
+    app = _decide(aws)
+    state = {
+        "submission": _submission(),
+        "validation": {"accepted": False, "reason": "PLAYLIST_OR_SCRIPT", "sha256": "b" * 64, "size": 5},
+    }
+
+    result = app.lambda_handler({"mode": "decide", "execution_arn": "arn:x", "state": state}, FakeContext())
+
+    assert (result["decision"], result["reasons"]) == ("INVALID", ["PLAYLIST_OR_SCRIPT"])
+    lineage = json.loads(
+        aws["s3"].get_object(Bucket=AUDIT, Key=f"decisions/{SID}/lineage.json")["Body"].read()
+    )
+    assert lineage["source"]["sha256"] == "b" * 64
+    assert "ref-7/selfie.mp4" not in json.dumps(lineage)  # the key is pseudonymised in the audit trail
+
+
+def test_decide_policy_override_from_ssm(aws: dict[str, Any]) -> None:
+    ssm = boto3.client("ssm", region_name="us-east-1")
+    ssm.put_parameter(
+        Name="/kyc/policy",
+        Type="String",
+        Value=json.dumps({"version": "strict-1", "pass_threshold": 0.01, "reject_threshold": 0.02}),
+    )
+    app = _decide(aws, KYC_POLICY_PARAMETER="/kyc/policy")
+
+    result = app.lambda_handler(
+        {"mode": "decide", "execution_arn": "arn:x", "state": _scored_state(aws, [0.05] * 4)}, FakeContext()
+    )
+
+    assert result["decision"] == "REJECT"
+    assert result["policy_version"] == "strict-1"
+
+
+# --------------------------------------------------------------------------- reconcile
+def _reconcile_event(status: str) -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": "1",
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "account": "123456789012",
+        "time": "2026-11-28T17:05:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {
+            "executionArn": "arn:exec",
+            "status": status,
+            "input": json.dumps({"submission": _submission()}),
+        },
+    }
+
+
+def test_reconcile_failed_execution_without_decision_records_error(aws: dict[str, Any]) -> None:
+    app = load_handler(
+        "reconcile", {"KYC_DECISIONS_TABLE": TABLE, "KYC_EVENT_BUS_NAME": BUS}, aws["monkeypatch"]
+    )
+
+    result = app.lambda_handler(_reconcile_event("TIMED_OUT"), FakeContext())
+
+    assert result == {"recorded": True, "decision": "ERROR"}
+    assert _item(aws)["reasons"] == ["EXECUTION_FAILED"]
+    assert [e["decision"] for e in _events(aws)] == ["ERROR"]
+
+
+def test_reconcile_keeps_an_existing_decision(aws: dict[str, Any]) -> None:
+    _decide(aws).lambda_handler(
+        {"mode": "decide", "execution_arn": "arn:1", "state": _scored_state(aws, [0.05] * 4)}, FakeContext()
+    )
+    _events(aws)
+    app = load_handler(
+        "reconcile", {"KYC_DECISIONS_TABLE": TABLE, "KYC_EVENT_BUS_NAME": BUS}, aws["monkeypatch"]
+    )
+
+    result = app.lambda_handler(_reconcile_event("ABORTED"), FakeContext())
+
+    assert result == {"recorded": False, "decision": "PASS"}
+    assert _events(aws) == []

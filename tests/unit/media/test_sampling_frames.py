@@ -1,0 +1,149 @@
+"""Sampled frames are the frames the plan chose, upright and in true colour."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+from kyc.domain.sampling_plan import frames_on_screen, plan_sampling
+from kyc.media.limits import MediaLimits
+from kyc.media.sampling import SampleSet, SamplingParams, SamplingParamsError, sample_frames, write_frames
+
+from tests.fixtures.sampling_clips import (
+    BARS,
+    make_colour_bars,
+    make_index_clip,
+    make_marker_clip,
+    marker_image,
+    read_index,
+)
+
+LIMITS = MediaLimits(min_side=16)
+
+
+def _rgb(data: bytes) -> np.ndarray:
+    return cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def _frame_times(path: Path) -> tuple[float, list[float]]:
+    """Every frame's time, by decoding everything the plain way (the reference)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        start = float(stream.start_time * stream.time_base)
+        return start, [float(f.pts * f.time_base) for f in container.decode(stream)]
+
+
+def _expected_indices(path: Path, sample: SampleSet) -> list[int]:
+    start, times = _frame_times(path)
+    targets = plan_sampling(sample.duration_s, sample.requested, start_s=start).targets_s
+    return list(frames_on_screen(times, targets))
+
+
+@pytest.mark.parametrize(
+    ("name", "times", "bframes", "gop"),
+    [
+        ("cfr_bframes", [i / 30 for i in range(90)], 3, 12),
+        ("cfr_long_gop", [i / 30 for i in range(150)], 2, 60),
+        ("vfr", [i * 0.02 + (0.4 if i > 40 else 0) + (i % 3) * 0.005 for i in range(100)], 3, 10),
+        ("short", [i / 10 for i in range(12)], 0, 5),
+    ],
+)
+def test_sample_frames_index_clip_yields_exactly_the_planned_frames(
+    tmp_path: Path, name: str, times: list[float], bframes: int, gop: int
+) -> None:
+    clip = make_index_clip(tmp_path / f"{name}.mp4", times, bframes=bframes, gop=gop)
+    sample = sample_frames(clip, SamplingParams(frame_count=32), LIMITS)
+    got = [read_index(_rgb(f.data)) for f in sample.frames]
+    expected = _expected_indices(clip, sample)
+    assert got == expected
+    assert sample.short_clip == (len(expected) < 32)
+    start, all_times = _frame_times(clip)
+    assert [f.pts_s for f in sample.frames] == pytest.approx(
+        [all_times[i] - start for i in expected], abs=1e-5
+    )
+
+
+def test_sample_frames_long_gop_clip_decodes_fewer_frames_than_it_holds(tmp_path: Path) -> None:
+    clip = make_index_clip(tmp_path / "sparse.mp4", [i / 30 for i in range(300)], bframes=2, gop=30)
+    sample = sample_frames(clip, SamplingParams(frame_count=4), LIMITS)
+    assert len(sample.frames) == 4
+    assert sample.decoded_frames < 300 * 0.75
+
+
+def test_sample_frames_keyframes_only_returns_keyframes(tmp_path: Path) -> None:
+    clip = make_index_clip(tmp_path / "keys.mp4", [i / 30 for i in range(120)], bframes=2, gop=15)
+    sample = sample_frames(clip, SamplingParams(frame_count=32, keyframes_only=True), LIMITS)
+    got = [read_index(_rgb(f.data)) for f in sample.frames]
+    assert got == sorted(set(got))
+    assert all(index % 15 == 0 for index in got) and all(f.keyframe for f in sample.frames)
+    assert len(got) == 8 and sample.short_clip
+
+
+@pytest.mark.parametrize("rotation", [0, 90, 180, 270])
+def test_sample_frames_rotated_marker_clip_comes_out_upright(tmp_path: Path, rotation: int) -> None:
+    clip = make_marker_clip(tmp_path / f"rot{rotation}.mp4", rotation)
+    sample = sample_frames(clip, SamplingParams(frame_count=4, image_format="png"), LIMITS)
+    truth = marker_image()
+    assert sample.rotation == rotation
+    for frame in sample.frames:
+        image = _rgb(frame.data)
+        assert image.shape == truth.shape
+        assert np.abs(image.astype(int) - truth).mean() < 3
+
+
+@pytest.mark.parametrize("matrix", ["bt601", "bt709"])
+@pytest.mark.parametrize("full_range", [False, True])
+@pytest.mark.parametrize("bit_depth", [8, 10])
+def test_sample_frames_colour_bars_match_true_rgb(
+    tmp_path: Path, matrix: str, full_range: bool, bit_depth: int
+) -> None:
+    clip = make_colour_bars(tmp_path / "bars.mp4", matrix=matrix, full_range=full_range, bit_depth=bit_depth)
+    sample = sample_frames(clip, SamplingParams(frame_count=2, image_format="png"), LIMITS)
+    image = _rgb(sample.frames[0].data)
+    centres = [image[32, i * 32 + 16].astype(int) for i in range(len(BARS))]
+    errors = [np.abs(c - np.array(rgb)).max() for c, rgb in zip(centres, BARS, strict=True)]
+    assert max(errors) <= 2, errors
+
+
+def test_write_frames_manifest_hashes_match_stored_files(tmp_path: Path) -> None:
+    clip = make_index_clip(tmp_path / "clip.mp4", [i / 30 for i in range(60)], bframes=2, gop=12)
+    sample = sample_frames(clip, SamplingParams(frame_count=8), LIMITS)
+    manifest_path = write_frames(sample, tmp_path / "out", source_sha256="ab" * 32)
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["source_sha256"] == "ab" * 32 and manifest["sampled"] == 8 and manifest["requested"] == 8
+    assert "data" not in json.dumps(manifest)
+    for entry in manifest["frames"]:
+        data = (manifest_path.parent / entry["file"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"] and len(data) == entry["bytes"]
+    assert sorted(p.name for p in manifest_path.parent.iterdir()) == sorted(
+        [e["file"] for e in manifest["frames"]] + ["manifest.json"]
+    )
+
+
+def test_sample_frames_same_clip_twice_same_bytes(tmp_path: Path) -> None:
+    clip = make_index_clip(tmp_path / "clip.mp4", [i / 30 for i in range(60)])
+    first = sample_frames(clip, SamplingParams(frame_count=6), LIMITS)
+    second = sample_frames(clip, SamplingParams(frame_count=6), LIMITS)
+    assert [f.sha256 for f in first.frames] == [f.sha256 for f in second.frames]
+
+
+def test_sample_frames_large_frame_resized_to_max_side_without_upscaling(tmp_path: Path) -> None:
+    clip = make_marker_clip(tmp_path / "small.mp4", 90)
+    assert {
+        (f.width, f.height) for f in sample_frames(clip, SamplingParams(frame_count=2), LIMITS).frames
+    } == {(320, 192)}
+    small = sample_frames(clip, SamplingParams(frame_count=2, max_side=160), LIMITS)
+    assert {(f.width, f.height) for f in small.frames} == {(160, 96)}
+
+
+@pytest.mark.parametrize(
+    "params", [{"frame_count": 0}, {"max_side": 4}, {"image_format": "gif"}, {"jpeg_quality": 101}]
+)
+def test_sampling_params_out_of_range_raise(params: dict) -> None:
+    with pytest.raises(SamplingParamsError):
+        SamplingParams(**params)

@@ -1,0 +1,76 @@
+"""Test helpers: synthetic frames and a tiny ONNX classifier with a predictable answer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+from kyc.domain.contract import FrameImage
+from onnx import TensorProto, helper
+
+
+def solid_frame(frame_id: str, bgr: tuple[int, int, int], size: tuple[int, int] = (96, 128)) -> FrameImage:
+    """A single-colour PNG (lossless, so channel means are exact)."""
+    pixels = np.zeros((*size, 3), dtype=np.uint8)
+    pixels[:] = bgr
+    ok, data = cv2.imencode(".png", pixels)
+    assert ok
+    return FrameImage(frame_id, "image/png", data.tobytes())
+
+
+def textured_frame(frame_id: str, seed: int = 0, size: tuple[int, int] = (360, 640)) -> FrameImage:
+    """Smooth noise as JPEG: no face, realistic spectrum fall-off."""
+    rng = np.random.default_rng(seed)
+    small = (rng.random((size[0] // 8, size[1] // 8, 3)) * 255).astype(np.uint8)
+    pixels = cv2.resize(small, (size[1], size[0]), interpolation=cv2.INTER_CUBIC)
+    ok, data = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    assert ok
+    return FrameImage(frame_id, "image/jpeg", data.tobytes())
+
+
+def red_mean_sigmoid(weight_red: float = 1.0, bias: float = -0.5):
+    """p = sigmoid(weight_red * mean(channel 0) + bias): global average pool, linear, sigmoid."""
+    weights = helper.make_tensor("W", TensorProto.FLOAT, [3, 1], [weight_red, 0.0, 0.0])
+    bias_t = helper.make_tensor("B", TensorProto.FLOAT, [1], [bias])
+    nodes = [
+        helper.make_node("GlobalAveragePool", ["image"], ["pooled"]),
+        helper.make_node("Flatten", ["pooled"], ["flat"]),
+        helper.make_node("MatMul", ["flat", "W"], ["linear"]),
+        helper.make_node("Add", ["linear", "B"], ["logit"]),
+        helper.make_node("Sigmoid", ["logit"], ["p_fake"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 32, 32])],
+        [helper.make_tensor_value_info("p_fake", TensorProto.FLOAT, ["N", 1])],
+        initializer=[weights, bias_t],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def write_onnx_config(directory: Path, **overrides: object) -> Path:
+    onnx.save(red_mean_sigmoid(), str(directory / "tiny.onnx"))
+    config = {
+        "path": "tiny.onnx",
+        "name": "tiny-red",
+        "version": "1.0.0",
+        "input_size": [32, 32],
+        "layout": "NCHW",
+        "colour_order": "RGB",
+        "mean": [0, 0, 0],
+        "std": [1, 1, 1],
+        "fake_index": 0,
+        "activation": "probability",
+        "face_crop": False,
+        **overrides,
+    }
+    path = directory / "model.json"
+    path.write_text(json.dumps(config))
+    return path
