@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 ARCH ?= arm64
 CORPUS ?= ../shared/corpus/media
 
-.PHONY: help venv tools checkov demo test unit integration lint iac build fuzz bench clean
+.PHONY: help venv tools checkov demo test unit integration lint iac build security fuzz drill cost bench clean
 
 help:
 	@echo "make demo   - screen sample clips through the embedded local stack (no AWS account, no Docker)"
@@ -16,6 +16,9 @@ help:
 	@echo "make fuzz   - a long property-based fuzz run of media validation"
 	@echo "make bench  - benchmarks (validation, extraction, scoring) with printed figures"
 	@echo "make build  - sam build without Docker (ARCH=arm64|x86_64)"
+	@echo "make security - bandit, dependency audit of the locked pins, secret scan (in .venv-audit)"
+	@echo "make drill  - incident drills against the local stack (endpoint outage, crash, attack wave, regression)"
+	@echo "make cost   - measure a local screening and print the cost per 1,000 videos"
 
 $(VENV)/.stamp: requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -70,11 +73,22 @@ test: venv tools
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(MAKE) --no-print-directory iac
+	$(MAKE) --no-print-directory security
 	$(MAKE) --no-print-directory build
 	$(VENV)/bin/pytest -q
 
 fuzz: venv
 	KYC_FUZZ_EXAMPLES=2000 $(VENV)/bin/pytest -q tests/unit/media/test_validation_fuzz.py
+
+security:
+	PYTHON=$(PYTHON) scripts/security_checks.sh
+
+drill: venv
+	$(VENV)/bin/kycscreen drill all
+
+cost: venv
+	$(PY) benchmarks/pipeline.py --out build/bench/pipeline.json
+	$(PY) scripts/cost_model.py --measured build/bench/pipeline.json
 
 bench: venv
 	$(PY) benchmarks/validate.py

@@ -53,6 +53,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         existing = item if DECISIONS.put_once(item) else DECISIONS.get(sid)
         if existing is item:
             count("Decisions", decision=item["decision"])
+            if item.get("score") is not None:  # the distribution an operator watches for model drift
+                count("DecisionScore", value=item["score"], unit="None")
             for reason in item["reasons"]:
                 count("DecisionReasons", reason_code=reason)
     assert existing is not None

@@ -1,7 +1,8 @@
 """Sample uploads for `make demo`, made on the spot with PyAV: nothing is downloaded or committed.
 
-Three ordinary clips in different codecs and containers, and two uploads a hostile or careless
-client could send (an HLS playlist named .mp4, an empty file), so the demo shows every path.
+Three ordinary clips in different codecs and containers (a drawn face, so the face detector of the
+reference model has something to find), and two uploads a hostile or careless client could send (an
+HLS playlist named .mp4, an empty file), so the demo shows every path.
 """
 
 from __future__ import annotations
@@ -31,22 +32,45 @@ def write_clip(
     fps: int = 30,
     seconds: float = 3.0,
 ) -> Path:
-    """A moving test pattern with a bright disc (a stand-in for a face the size a selfie shows)."""
+    """A drawn face that sways a little over a textured background, with sensor-like noise.
+
+    It is no person, but a face detector finds it, so the demo exercises the whole scoring path.
+    """
+    rng = np.random.default_rng(7)
     with av.open(str(path), mode="w", format=muxer) as out:
         stream = out.add_stream(encoder, rate=Fraction(fps))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = options
-        ys, xs = np.mgrid[0:height, 0:width]
         for index in range(int(fps * seconds)):
-            cx, cy = width / 2 + 20 * np.sin(index / 10), height / 2
-            disc = ((xs - cx) ** 2 + (ys - cy) ** 2) < (height / 4) ** 2
-            rgb = np.stack([(xs + index * 3) % 256, ys % 256, np.full_like(xs, 90)], axis=-1).astype(np.uint8)
-            rgb[disc] = (224, 172, 150)
+            rgb = drawn_face(width, height, sway=int(12 * np.sin(index / 9)))
+            noise = rng.normal(0, 3, rgb.shape)
+            rgb = np.clip(rgb + noise, 0, 255).astype(np.uint8)
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
             frame.pts = index
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
     return path
+
+
+def drawn_face(width: int, height: int, *, sway: int = 0) -> np.ndarray:
+    """A frontal cartoon face (skin oval, eyes, brows, nose, mouth, hair) as RGB pixels."""
+    ys, xs = np.mgrid[0:height, 0:width]
+    rgb = np.empty((height, width, 3), np.float64)
+    rgb[:] = (130, 110, 90)
+    cx, cy = width // 2 + sway, height // 2
+
+    def ellipse(x0: float, y0: float, rx: float, ry: float) -> np.ndarray:
+        return ((xs - x0) / rx) ** 2 + ((ys - y0) / ry) ** 2 <= 1.0
+
+    rgb[ellipse(cx, cy, 95, 125)] = (225, 180, 150)
+    rgb[ellipse(cx, cy - 120, 100, 40) & (ys < cy - 120)] = (40, 30, 30)
+    for dx in (-38, 38):
+        rgb[ellipse(cx + dx, cy - 30, 20, 10)] = (255, 255, 255)
+        rgb[ellipse(cx + dx, cy - 30, 8, 8)] = (20, 30, 40)
+        rgb[(abs(xs - (cx + dx)) <= 24) & (abs(ys - (cy - 55)) <= 3)] = (60, 40, 40)
+    rgb[(abs(xs - cx + (ys - cy) * 0.15) <= 2) & (ys > cy - 20) & (ys < cy + 25)] = (190, 140, 110)
+    rgb[ellipse(cx, cy + 60, 35, 12) & (ys >= cy + 60)] = (150, 60, 60)
+    return rgb
 
 
 def build_samples(out_dir: Path) -> list[Path]:

@@ -123,6 +123,27 @@ def state_machine_definition(path: Path = TEMPLATE) -> tuple[Path, dict[str, Any
     raise LookupError("template.yaml declares no AWS::Serverless::StateMachine")
 
 
+def parameter_environment(path: Path = TEMPLATE) -> dict[str, str]:
+    """Function variables the template sets from its parameters, at the parameters' defaults.
+
+    The local stack runs with these, so a local decision uses the same thresholds, limits and
+    policy version as a deployment with default parameters.
+    """
+    template = read_template(path)
+    parameters = template.get("Parameters", {})
+    env: dict[str, str] = {}
+    for resource in template.get("Resources", {}).values():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        variables = resource.get("Properties", {}).get("Environment", {}).get("Variables", {})
+        for name, value in variables.items():
+            if isinstance(value, dict) and value.get("Ref") in parameters:
+                default = parameters[value["Ref"]].get("Default")
+                if default is not None and str(default) != "":
+                    env[name] = str(default)
+    return env
+
+
 class LocalStack:
     """Start with ``with LocalStack() as stack:``; upload with ``stack.submit(path)``."""
 
@@ -230,7 +251,7 @@ class LocalStack:
 
     def _function_env(self) -> dict[str, str]:
         r, s = self.resources, self.settings
-        env = {
+        env = (parameter_environment() if TEMPLATE.exists() else {}) | {
             "POWERTOOLS_SERVICE_NAME": "kyc-screening",
             "POWERTOOLS_METRICS_NAMESPACE": "KycScreening",
             "POWERTOOLS_TRACE_DISABLED": "true",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from kyc.domain.lineage import verify_lineage
+from kyclocal.samples import write_clip
 from kyclocal.stack import TEMPLATE, LocalStack, state_machine_definition
 
 from tests.integration.conftest import screen
@@ -26,6 +27,17 @@ def test_pipeline_ordinary_clip_gets_scored_decision(
     assert item["source"]["sha256"] == __import__("hashlib").sha256(clips[name].read_bytes()).hexdigest()
     assert item["model"]["name"].startswith("reference-spectrum")
     assert item["policy"]["version"]
+
+
+def test_pipeline_reference_model_scores_every_frame_with_a_face(stack: LocalStack, tmp_path: Path) -> None:
+    clip = write_clip(tmp_path / "face.mp4", "mp4", "libx264", {"preset": "ultrafast"}, seconds=1.5, fps=10)
+
+    item = screen(stack, clip, key="uploads/e2e/face.mp4")
+
+    assert item["frames_scored"] == item["frames_sampled"] > 0
+    assert item["frames_with_face"] == item["frames_scored"]
+    assert 0.0 <= item["score"] <= 1.0
+    assert item["decision"] in SCORED and "NO_FACE" not in item["reasons"]
 
 
 def test_pipeline_state_machine_runs_the_file_the_template_deploys(stack: LocalStack) -> None:

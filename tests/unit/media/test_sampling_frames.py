@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 from kyc.domain.sampling_plan import frames_on_screen, plan_sampling
+from kyc.media import sampling
 from kyc.media.limits import MediaLimits
 from kyc.media.sampling import SampleSet, SamplingParams, SamplingParamsError, sample_frames, write_frames
 
@@ -147,3 +148,16 @@ def test_sample_frames_large_frame_resized_to_max_side_without_upscaling(tmp_pat
 def test_sampling_params_out_of_range_raise(params: dict) -> None:
     with pytest.raises(SamplingParamsError):
         SamplingParams(**params)
+
+
+def test_sample_frames_non_reference_pictures_left_undecoded_same_frames(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clip = make_index_clip(tmp_path / "bpyramid.mp4", [i / 30 for i in range(120)], bframes=3, gop=24)
+    skipping = sample_frames(clip, SamplingParams(frame_count=32), LIMITS)
+    monkeypatch.setattr(sampling, "_disposable_check", lambda stream: None)
+    decoding_all = sample_frames(clip, SamplingParams(frame_count=32), LIMITS)
+
+    assert [f.sha256 for f in skipping.frames] == [f.sha256 for f in decoding_all.frames]
+    assert [read_index(_rgb(f.data)) for f in skipping.frames] == _expected_indices(clip, skipping)
+    assert skipping.decoded_frames < decoding_all.decoded_frames

@@ -1,18 +1,20 @@
 """Sample the frames the model scores: evenly spaced in presentation time, decoded no more than needed.
 
 One forward pass through the file. Packets are read a GOP at a time; a GOP that holds no
-chosen frame is never sent to the decoder, and the tail of a GOP after its last chosen frame is
-dropped (both only for closed GOPs, where that cannot corrupt a later frame). Decoding stops as
+chosen frame is never sent to the decoder, the tail of a GOP after its last chosen frame is
+dropped, and inside a GOP an H.264 picture that no other picture references is skipped unless it
+is a chosen frame (all three only for closed GOPs, where that cannot corrupt a later frame). Decoding stops as
 soon as every target has its frame. Only chosen frames are converted and encoded. The trade-offs
 and measured figures are in docs/sampling.md.
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -21,10 +23,11 @@ import av
 
 from kyc.domain.reasons import ReasonCode
 from kyc.domain.sampling_plan import FrameSelector, plan_sampling
-from kyc.media.container import guarded_decode, open_video
+from kyc.media.container import codec_name, guarded_decode, open_video
 from kyc.media.errors import MediaRefusedError
 from kyc.media.frames import EXTENSIONS, FrameEncodingError, encode_image, upright_rgb
 from kyc.media.limits import MediaLimits
+from kyc.media.nal import avcc_length_size, is_disposable_h264
 from kyc.media.probe import display_rotation
 
 MANIFEST_NAME = "manifest.json"
@@ -128,7 +131,13 @@ def sample_frames(path: str | os.PathLike[str], params: SamplingParams, limits: 
         if params.keyframes_only:
             stream.codec_context.skip_frame = "NONKEY"
         selector: FrameSelector[av.VideoFrame] = FrameSelector(plan.targets_s)
-        source = _PacketFilter(container, selector, keyframes_only=params.keyframes_only)
+        source = _PacketFilter(
+            container,
+            selector,
+            keyframes_only=params.keyframes_only,
+            targets_s=plan.targets_s,
+            disposable=_disposable_check(stream),
+        )
         sar = _sample_aspect_ratio(stream)
         rotation: int | None = None
         frames: list[SampledFrame] = []
@@ -179,11 +188,19 @@ class _PacketFilter:
     """
 
     def __init__(
-        self, container: av.container.InputContainer, selector: FrameSelector, *, keyframes_only: bool
+        self,
+        container: av.container.InputContainer,
+        selector: FrameSelector,
+        *,
+        keyframes_only: bool,
+        targets_s: Sequence[float] = (),
+        disposable: Callable[[av.Packet], bool] | None = None,
     ):
         self._container = container
         self._selector = selector
         self._keyframes_only = keyframes_only
+        self._targets = tuple(targets_s)
+        self._disposable = disposable
         self.skipped = 0
 
     def demux(self, stream: av.VideoStream) -> Iterator[av.Packet]:
@@ -210,14 +227,40 @@ class _PacketFilter:
         yield from self._release(gop, math.inf)
 
     def _release(self, gop: list[av.Packet], next_key_s: float) -> Iterator[av.Packet]:
-        """Feed a GOP up to the point where no target before ``next_key_s`` is left open."""
+        """Feed a GOP up to the point where no target before ``next_key_s`` is left open.
+
+        Inside a closed GOP, a picture no other picture references (H.264 ``nal_ref_idc`` 0) is
+        not decoded unless it is the one on screen at a target.
+        """
         closed = _is_closed_gop(gop)
+        needed = self._on_screen(gop, next_key_s) if closed and self._disposable else None
         for at, packet in enumerate(gop):
             upcoming = self._selector.next_target_s
             if upcoming is None or (closed and upcoming >= next_key_s):
                 self.skipped += len(gop) - at
                 return
+            if needed is not None and at not in needed and self._disposable(packet):
+                self.skipped += 1
+                continue
             yield packet
+
+    def _on_screen(self, gop: list[av.Packet], next_key_s: float) -> set[int]:
+        """Positions in ``gop`` of the frames on screen at the targets that fall inside it."""
+        shown = sorted((float(p.pts * p.time_base), at) for at, p in enumerate(gop))
+        times = [time_s for time_s, _ in shown]
+        needed = {shown[0][1]}
+        for target in self._targets:
+            if times[0] <= target < next_key_s:
+                needed.add(shown[bisect.bisect_right(times, target) - 1][1])
+        return needed
+
+
+def _disposable_check(stream: av.VideoStream) -> Callable[[av.Packet], bool] | None:
+    """How to tell a droppable packet for this codec; None where no safe rule is known."""
+    if codec_name(stream) != "h264":
+        return None
+    length_size = avcc_length_size(stream.codec_context.extradata)
+    return lambda packet: is_disposable_h264(bytes(packet), length_size)
 
 
 def _is_closed_gop(gop: list[av.Packet]) -> bool:
