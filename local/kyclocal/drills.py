@@ -1,0 +1,349 @@
+"""Operational drills against the embedded local stack: break one thing, check the pipeline's answer.
+
+Each scenario starts its own ``LocalStack`` (one per process at a time), drives real uploads through
+the real state machine and handlers, injects one failure the way it happens in AWS (endpoint 503s,
+a crashed Lambda, a regressed model, a burst of uploads) and checks what the on-call SRE and the
+runbook rely on: the recorded decisions, the execution status and the EMF metric records the
+CloudWatch alarms are built on. The deployed-stack drill is in docs/runbook.md.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kyc.domain.contract import Face, FrameImage, FrameScore, ModelInfo
+from kycserve.faults import Fault, FaultInjector
+
+from kyclocal.stack import LocalStack, LocalStackSettings
+
+DECISION_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True)
+class Check:
+    """One expectation of a drill; ``detail`` says what was seen, so a FAIL is diagnosable."""
+
+    name: str
+    passed: bool
+    detail: str = ""
+
+
+@dataclass
+class DrillReport:
+    scenario: str
+    checks: list[Check] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.checks) and all(c.passed for c in self.checks)
+
+    def check(self, name: str, passed: bool, detail: str = "") -> None:
+        self.checks.append(Check(name, bool(passed), detail))
+
+
+# --------------------------------------------------------------------------------------- fakes
+class Outage(FaultInjector):
+    """Every request fails with the same fault: an endpoint that is down, not a blip."""
+
+    def __init__(self, fault: Fault = Fault.SERVICE_UNAVAILABLE) -> None:
+        super().__init__()
+        self.fault = fault
+
+    def next(self) -> Fault | None:
+        with self._lock:
+            self.requests += 1
+            return self.fault
+
+
+class ConstantModel:
+    """A detector that sees one centred face per frame and gives it a fixed p_fake.
+
+    Stands in for "your model" in drills: 0.97 plays a detector that catches a deepfake wave,
+    0.02 plays a poisoned or regressed version that waves everything through.
+    """
+
+    def __init__(self, p_fake: float, version: str, name: str = "drill-detector") -> None:
+        self.info = ModelInfo(name=name, version=version)
+        self.description = f"drill model, constant p_fake={p_fake}"
+        self._p_fake = p_fake
+
+    def describe(self) -> dict[str, str]:
+        return {"name": self.info.name, "version": self.info.version, "description": self.description}
+
+    def predict(self, frames: Sequence[FrameImage]) -> list[FrameScore]:
+        face = Face(box=(0.3, 0.2, 0.4, 0.5), confidence=0.99, p_fake=self._p_fake)
+        return [FrameScore(f.frame_id, self._p_fake, (face,), ()) for f in frames]
+
+
+# --------------------------------------------------------------------------------------- helpers
+def make_drill_clip(directory: Path, name: str = "drill.mp4") -> Path:
+    """A small synthetic clip (320x240, 2 s): every drill screens it, so the drills stay fast."""
+    from kyclocal.samples import write_clip
+
+    return write_clip(directory / name, "mp4", "libx264", {}, width=320, height=240, fps=15, seconds=2.0)
+
+
+@contextmanager
+def drill_stack(frame_count: int = 8, faults: FaultInjector | None = None) -> Iterator[LocalStack]:
+    """A fresh stack. moto's backends are process-global and outlive a stopped LocalStack, so a second
+    stack in one process would find the first one's table: reset them before and after."""
+    from moto.moto_api._internal.models import moto_api_backend
+
+    moto_api_backend.reset()
+    try:
+        with LocalStack(LocalStackSettings(frame_count=frame_count, model_faults=faults)) as stack:
+            yield stack
+    finally:
+        moto_api_backend.reset()  # leave no resources behind for the next stack in this process
+
+
+def set_model(stack: LocalStack, model: Any) -> None:
+    """Swap the model behind the local endpoint, as a new endpoint config / variant would."""
+    stack._model_server.model = model  # the drill plays the SageMaker control plane
+
+
+def emf_records(stack: LocalStack, metric: str) -> list[dict[str, Any]]:
+    """EMF records of one metric as CloudWatch would ingest them from the function log groups."""
+    out = []
+    for record in stack.log_lines():
+        directives = record.get("_aws", {}).get("CloudWatchMetrics", [])
+        if any(m.get("Name") == metric for d in directives for m in d.get("Metrics", [])):
+            out.append(record)
+    return out
+
+
+def emf_sum(stack: LocalStack, metric: str, **dimensions: str) -> float:
+    """Sum of a metric over records whose dimensions match, i.e. what an alarm on them would read."""
+    total = 0.0
+    for record in emf_records(stack, metric):
+        if all(record.get(k) == v for k, v in dimensions.items()):
+            values = record.get(metric)
+            total += sum(values) if isinstance(values, list) else float(values or 0)
+    return total
+
+
+def screen_many(stack: LocalStack, clip: Path, keys: Sequence[str]) -> list[dict[str, Any] | None]:
+    """Upload all keys at once (threads: a burst), then wait for each decision."""
+    idents: list[dict[str, Any]] = [{} for _ in keys]
+
+    def put(i: int, key: str) -> None:
+        idents[i] = stack.upload(clip, key=key)
+
+    threads = [threading.Thread(target=put, args=(i, k)) for i, k in enumerate(keys)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    items = []
+    for ident in idents:
+        item = stack.wait_for_decision(ident["submission_id"], timeout_s=DECISION_TIMEOUT_S)
+        items.append(None if item is None else item | {"_ident": ident})
+    return items
+
+
+def execution_status(stack: LocalStack, sid: str) -> str:
+    arn = f"{stack.state_machine_arn.replace(':stateMachine:', ':execution:')}:{sid}"
+    return str(stack.client("stepfunctions").describe_execution(executionArn=arn)["status"])
+
+
+def all_decisions(stack: LocalStack) -> list[dict[str, Any]]:
+    table = stack.client("dynamodb")
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"TableName": stack.resources.decisions_table}
+    while True:
+        page = table.scan(**kwargs)
+        items.extend(page["Items"])
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _decisions(items: Sequence[dict[str, Any] | None]) -> list[str]:
+    return [i["decision"] if i else "NONE" for i in items]
+
+
+# --------------------------------------------------------------------------------------- scenarios
+def endpoint_outage(workdir: Path, frame_count: int = 8, uploads: int = 2) -> DrillReport:
+    """The endpoint answers 503 to everything: each upload ends ERROR, none PASS, the alarm metric appears."""
+    report = DrillReport("endpoint-outage")
+    clip = make_drill_clip(workdir)
+    outage = Outage(Fault.SERVICE_UNAVAILABLE)
+    with drill_stack(frame_count, faults=outage) as stack:
+        items = screen_many(stack, clip, [f"uploads/outage-{i}/selfie.mp4" for i in range(uploads)])
+        got = _decisions(items)
+        report.check("every upload has a decision", "NONE" not in got, f"decisions={got}")
+        report.check("every decision is ERROR", got == ["ERROR"] * uploads, f"decisions={got}")
+        reasons = [list(i["reasons"]) if i else [] for i in items]
+        report.check(
+            "reason ENDPOINT_UNAVAILABLE on each",
+            all("ENDPOINT_UNAVAILABLE" in r for r in reasons),
+            f"reasons={reasons}",
+        )
+        report.check("no PASS during the outage", "PASS" not in got, f"decisions={got}")
+        report.check("the endpoint was really called", outage.requests > 0, f"requests={outage.requests}")
+        errors = emf_sum(stack, "Decisions", decision="ERROR", service="kyc-screening")
+        report.check(
+            "EMF Decisions{decision=ERROR,service} emitted (DecisionsErrorAlarm input)",
+            errors == uploads,
+            f"sum={errors:g}",
+        )
+        endpoint = emf_sum(
+            stack, "EndpointErrors", reason_code="ENDPOINT_UNAVAILABLE", service="kyc-screening"
+        )
+        report.check(
+            "EMF EndpointErrors{reason_code=ENDPOINT_UNAVAILABLE} emitted",
+            endpoint >= uploads,
+            f"sum={endpoint:g}",
+        )
+    return report
+
+
+def crash_between_stages(workdir: Path, frame_count: int = 8) -> DrillReport:
+    """Extract crashes once: that upload ends ERROR (not lost, not PASS); the next one is screened."""
+    report = DrillReport("crash-between-stages")
+    clip = make_drill_clip(workdir)
+    crashed: list[str] = []
+
+    def crash_extract_once(name: str, event: dict[str, Any]) -> None:
+        if name == "ExtractFramesFunction" and not crashed:
+            crashed.append(event.get("submission", {}).get("submission_id", "?"))
+            raise RuntimeError("drill: extract crashed between validate and score")
+
+    with drill_stack(frame_count) as stack:
+        stack.router.fault = crash_extract_once
+        [item] = screen_many(stack, clip, ["uploads/crash/selfie.mp4"])
+        report.check("the fault fired once", len(crashed) == 1, f"crashed={len(crashed)}")
+        report.check("the crashed upload has a decision", item is not None)
+        decision = item["decision"] if item else "NONE"
+        report.check("its decision is ERROR", decision == "ERROR", f"decision={decision}")
+        if item:
+            sid = item["submission_id"]
+            status = execution_status(stack, sid)
+            report.check(
+                "its execution FAILED (ExecutionsFailed alarm input)", status == "FAILED", f"status={status}"
+            )
+            report.check(
+                "reason recorded", bool(item.get("reasons")), f"reasons={list(item.get('reasons', []))}"
+            )
+        errors = emf_sum(stack, "Decisions", decision="ERROR", service="kyc-screening")
+        report.check("EMF Decisions{decision=ERROR} emitted once", errors == 1, f"sum={errors:g}")
+        stack.router.fault = None
+        [after] = screen_many(stack, clip, ["uploads/after-crash/selfie.mp4"])
+        after_decision = after["decision"] if after else "NONE"
+        report.check(
+            "the next upload is screened normally (not ERROR)",
+            after_decision not in ("ERROR", "NONE"),
+            f"decision={after_decision}",
+        )
+        report.check(
+            "one decision per upload", len(all_decisions(stack)) == 2, f"items={len(all_decisions(stack))}"
+        )
+    return report
+
+
+def attack_wave(workdir: Path, frame_count: int = 8, uploads: int = 6) -> DrillReport:
+    """A burst of deepfakes the model catches: one REJECT each, and the metric a spike alarm reads."""
+    report = DrillReport("attack-wave")
+    clip = make_drill_clip(workdir)
+    with drill_stack(frame_count) as stack:
+        set_model(stack, ConstantModel(0.97, "1.0.0"))
+        keys = [f"uploads/wave-{i:02d}/selfie.mp4" for i in range(uploads)]
+        started = time.monotonic()
+        items = screen_many(stack, clip, keys)
+        wall = time.monotonic() - started
+        got = _decisions(items)
+        report.check("every upload has a decision", "NONE" not in got, f"decisions={dict(Counter(got))}")
+        report.check(
+            "every decision is REJECT", got == ["REJECT"] * uploads, f"decisions={dict(Counter(got))}"
+        )
+        table = all_decisions(stack)
+        report.check("exactly one decision item per upload", len(table) == uploads, f"items={len(table)}")
+        executions = stack.client("stepfunctions").list_executions(stateMachineArn=stack.state_machine_arn)
+        count = len(executions["executions"])
+        report.check("exactly one execution per upload", count == uploads, f"executions={count}")
+        rejects = emf_sum(stack, "Decisions", decision="REJECT", service="kyc-screening")
+        report.check("EMF Decisions{decision=REJECT} == uploads", rejects == uploads, f"sum={rejects:g}")
+        total = emf_sum(stack, "Decisions")
+        report.check("no decision counted twice", total == uploads, f"sum={total:g}, burst wall={wall:.1f}s")
+    return report
+
+
+def model_regression(workdir: Path, frame_count: int = 8) -> DrillReport:
+    """A regressed model version passes what the previous one rejected: find, roll back, re-screen."""
+    report = DrillReport("model-regression")
+    clip = make_drill_clip(workdir)
+    good, bad = ConstantModel(0.97, "1.0.0"), ConstantModel(0.02, "1.1.0-regressed")
+    with drill_stack(frame_count) as stack:
+        set_model(stack, good)
+        [before] = screen_many(stack, clip, ["uploads/reg-a/selfie.mp4"])
+        report.check(
+            "baseline: known deepfake is REJECT",
+            bool(before) and before["decision"] == "REJECT",
+            f"decision={before and before['decision']}",
+        )
+        set_model(stack, bad)
+        during = screen_many(stack, clip, ["uploads/reg-b/selfie.mp4", "uploads/reg-c/selfie.mp4"])
+        got = _decisions(during)
+        report.check(
+            "regressed model: same content now PASS (the shift is visible)",
+            got == ["PASS", "PASS"],
+            f"decisions={got}",
+        )
+        same_input = bool(before) and all(
+            i and i["source"]["sha256"] == before["source"]["sha256"] for i in during
+        )
+        report.check("same input sha256, different decision", same_input)
+        affected = [
+            i["submission_id"]["S"]
+            for i in all_decisions(stack)
+            if i.get("model", {}).get("M", {}).get("version", {}).get("S") == bad.info.version
+        ]
+        expected = sorted(i["submission_id"] for i in during if i)
+        report.check(
+            "affected submissions found by the recorded model version",
+            sorted(affected) == expected,
+            f"found={len(affected)} expected={len(expected)}",
+        )
+        set_model(stack, good)  # roll back the endpoint variant
+        redo = screen_many(stack, clip, [i["_ident"]["key"] for i in during if i])  # re-upload: new versions
+        got = _decisions(redo)
+        report.check("re-screen after rollback: REJECT", got == ["REJECT", "REJECT"], f"decisions={got}")
+        new_ids = {i["submission_id"] for i in redo if i}
+        report.check("re-screen is a new submission (new object version)", not new_ids & set(expected))
+        originals = [stack.decision(sid) for sid in expected]
+        report.check(
+            "original PASS records stand unchanged (audit trail)",
+            [o and o["decision"] for o in originals] == ["PASS", "PASS"],
+        )
+    return report
+
+
+SCENARIOS: dict[str, Callable[..., DrillReport]] = {
+    "endpoint-outage": endpoint_outage,
+    "model-regression": model_regression,
+    "attack-wave": attack_wave,
+    "crash-between-stages": crash_between_stages,
+}
+
+
+def run_drill(scenario: str, frame_count: int = 8, workdir: Path | None = None) -> DrillReport:
+    """Run one scenario; an exception inside it is a FAIL of the drill, not a crash of the runner."""
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="kyc-drill-") as tmp:
+        directory = workdir or Path(tmp)
+        try:
+            report = SCENARIOS[scenario](directory, frame_count=frame_count)
+        except Exception as exc:  # a drill reports, it does not raise
+            report = DrillReport(scenario)
+            report.check("scenario ran to completion", False, f"{type(exc).__name__}: {exc}")
+    report.elapsed_s = time.monotonic() - started
+    return report
