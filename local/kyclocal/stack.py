@@ -155,6 +155,8 @@ class LocalStack:
         self._server: ThreadedMotoServer | None = None
         self._model_server: Any = None
         self._pump: threading.Thread | None = None
+        self._watcher: threading.Thread | None = None
+        self.reconciled: set[str] = set()
         self._stop = threading.Event()
         self._saved_env: dict[str, str | None] = {}
         self.router = LambdaRouter(
@@ -209,11 +211,14 @@ class LocalStack:
         self.router.install()
         self._pump = threading.Thread(target=self._pump_admissions, name="admission-pump", daemon=True)
         self._pump.start()
+        self._watcher = threading.Thread(target=self._watch_executions, name="status-rule", daemon=True)
+        self._watcher.start()
 
     def stop(self) -> None:
         self._stop.set()
-        if self._pump:
-            self._pump.join(timeout=10)
+        for thread in (self._pump, self._watcher):
+            if thread:
+                thread.join(timeout=10)
         if self._model_server is not None:
             from kycserve.server import stop
 
@@ -444,6 +449,45 @@ class LocalStack:
                     sqs.delete_message(
                         QueueUrl=self.admission_queue_url, ReceiptHandle=message["ReceiptHandle"]
                     )
+
+    def _watch_executions(self) -> None:
+        """The template's ReconcileExecutionRule: moto emits no Step Functions status-change events,
+        so poll for executions that failed, timed out or were aborted and hand each, once, to the
+        reconcile function in the shape EventBridge delivers."""
+        sfn = self.client("stepfunctions")
+        while not self._stop.wait(0.5):
+            try:
+                for status in ("FAILED", "TIMED_OUT", "ABORTED"):
+                    page = sfn.list_executions(stateMachineArn=self.state_machine_arn, statusFilter=status)
+                    for execution in page["executions"]:
+                        if execution["executionArn"] not in self.reconciled:
+                            self.reconciled.add(execution["executionArn"])
+                            self._reconcile(sfn.describe_execution(executionArn=execution["executionArn"]))
+            except Exception:
+                if self._stop.is_set():
+                    return
+                raise
+
+    def _reconcile(self, execution: dict[str, Any]) -> None:
+        event = {
+            "version": "0",
+            "id": execution["executionArn"].rsplit(":", 1)[-1],
+            "detail-type": "Step Functions Execution Status Change",
+            "source": "aws.states",
+            "account": ACCOUNT,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "region": REGION,
+            "resources": [execution["executionArn"]],
+            "detail": {
+                "executionArn": execution["executionArn"],
+                "stateMachineArn": self.state_machine_arn,
+                "name": execution["name"],
+                "status": execution["status"],
+                "input": execution.get("input"),
+                "output": execution.get("output"),
+            },
+        }
+        self.router.invoke("ReconcileExecutionFunction", json.dumps(event))
 
     # ----------------------------------------------------------------- logs
     def _write_logs(self, function_name: str, request_id: str, lines: list[str]) -> None:

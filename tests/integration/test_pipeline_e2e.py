@@ -203,3 +203,38 @@ def test_pipeline_lineage_verifies_and_detects_tampering(stack: LocalStack, clip
     victim = lineage["frames"]["items"][0]["key"]
     s3.put_object(Bucket=lineage["frames"]["bucket"], Key=victim, Body=b"tampered")
     assert verify_lineage(lineage, fetch) == [f"hash mismatch: {victim}"]
+
+
+def test_pipeline_aborted_execution_gets_error_decision_from_reconcile(
+    stack: LocalStack, clips: dict[str, Path]
+) -> None:
+    release = __import__("threading").Event()
+
+    def hold(name: str, event: dict) -> None:
+        if name == "ValidateUploadFunction":
+            release.wait(20)  # the screening is stuck in validate while an operator aborts it
+
+    stack.router.fault = hold
+    ident = stack.upload(clips["vp9.webm"], key="uploads/abort/clip.webm")
+    sfn = stack.client("stepfunctions")
+    arn = f"{stack.state_machine_arn.replace(':stateMachine:', ':execution:')}:{ident['submission_id']}"
+    deadline = __import__("time").monotonic() + 30
+    while __import__("time").monotonic() < deadline:
+        try:
+            if sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
+                break
+        except sfn.exceptions.ExecutionDoesNotExist:
+            pass
+        __import__("time").sleep(0.2)
+    sfn.stop_execution(executionArn=arn, error="OperatorAbort", cause="drill")
+    release.set()
+
+    item = stack.wait_for_decision(ident["submission_id"], timeout_s=60)
+
+    assert item is not None
+    assert (item["decision"], item["reasons"], item["recorded_by"]) == (
+        "ERROR",
+        ["EXECUTION_FAILED"],
+        "reconcile",
+    )
+    assert sfn.describe_execution(executionArn=arn)["status"] == "ABORTED"

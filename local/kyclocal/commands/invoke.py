@@ -54,6 +54,10 @@ def _place_upload(stack: LocalStack, event: dict[str, Any], path: Path) -> dict[
                 "size": submission["size"],
             }
         return event
+    if event.get("Records") and "body" in event["Records"][0]:  # an SQS batch of S3 events
+        for record in event["Records"]:
+            record["body"] = json.dumps(_place_upload(stack, json.loads(record["body"]), path))
+        return event
     if "detail" in event:  # an S3 Object Created event
         ident = stack.upload(path, key=event["detail"]["object"]["key"])
         event["detail"]["bucket"]["name"] = ident["bucket"]
