@@ -119,3 +119,21 @@ def sampling_overrides(env: Mapping[str, str] | None = None) -> dict[str, int]:
         "frame_count": _int(env, "KYC_FRAME_COUNT", 32),
         "max_side": _int(env, "KYC_FRAME_MAX_SIDE", 1024),
     }
+
+
+@dataclass(frozen=True)
+class UploadEdge:
+    """Where the optional presigned-upload API lets clients put videos, and for how long a form lives."""
+
+    intake_bucket: str
+    upload_prefix: str
+    url_expiry_s: int
+
+
+def upload_edge(env: Mapping[str, str] | None = None) -> UploadEdge:
+    env = os.environ if env is None else env
+    return UploadEdge(
+        intake_bucket=_get(env, "KYC_INTAKE_BUCKET"),
+        upload_prefix=_get(env, "KYC_UPLOAD_PREFIX", "uploads/"),
+        url_expiry_s=_int(env, "KYC_UPLOAD_URL_EXPIRY_S", 300),
+    )

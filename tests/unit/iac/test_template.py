@@ -93,6 +93,13 @@ EXPECTED_ENV = {
         "KYC_REVIEW_TOPIC_ARN",
     },
     "ReconcileExecutionFunction": {"KYC_DECISIONS_TABLE", "KYC_RETENTION_DAYS", "KYC_EVENT_BUS_NAME"},
+    "IssueUploadUrlFunction": {
+        "KYC_INTAKE_BUCKET",
+        "KYC_UPLOAD_PREFIX",
+        "KYC_KMS_KEY_ID",
+        "KYC_MAX_UPLOAD_BYTES",
+        "KYC_UPLOAD_URL_EXPIRY_S",
+    },
     "EraseSubmissionFunction": {
         "KYC_WORK_BUCKET",
         "KYC_AUDIT_BUCKET",
