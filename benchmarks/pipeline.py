@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from botocore.client import BaseClient
+
 from kyclocal.samples import write_clip
 from kyclocal.stack import LocalStack, LocalStackSettings
 

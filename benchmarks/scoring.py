@@ -18,6 +18,7 @@ import boto3
 import cv2
 import numpy as np
 from botocore.config import Config
+
 from kyc.aws.sagemaker_frame_scorer import SageMakerFrameScorer
 from kyc.domain.contract import FrameImage, encode_request, plan_batches
 from kycserve import load_model, start_server, stop

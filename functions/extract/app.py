@@ -9,6 +9,7 @@ from typing import Any
 
 import av
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from kyc import settings
 from kyc.aws.errors import SourceChangedError
 from kyc.aws.s3_object_store import S3ObjectStore, canonical_json

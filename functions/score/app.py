@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from kyc import settings
 from kyc.aws.s3_object_store import S3ObjectStore, canonical_json
 from kyc.aws.sagemaker_frame_scorer import SageMakerFrameScorer, ScoringError

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from kyc import settings
 from kyc.aws.errors import ObjectTooLargeError
 from kyc.aws.s3_object_store import S3ObjectStore

@@ -20,9 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from kyc.domain.contract import Face, FrameImage, FrameScore, ModelInfo
-from kycserve.faults import Fault, FaultInjector
-
 from kyclocal.stack import LocalStack, LocalStackSettings
+from kycserve.faults import Fault, FaultInjector
 
 DECISION_TIMEOUT_S = 120.0
 

@@ -30,9 +30,9 @@ from typing import Any
 import boto3
 import requests
 import yaml
-from kyc.domain.identity import submission_id
 from moto.server import ThreadedMotoServer
 
+from kyc.domain.identity import submission_id
 from kyclocal.lambda_router import LambdaRouter
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,6 +48,7 @@ FUNCTIONS: dict[str, str] = {
     "ValidateUploadFunction": "validate",
     "ExtractFramesFunction": "extract",
     "IssueUploadUrlFunction": "presign",
+    "NotifyReviewFunction": "notify",
     "ScoreFramesFunction": "score",
     "DecideOutcomeFunction": "decide",
     "ReconcileExecutionFunction": "reconcile",
@@ -81,6 +82,8 @@ class LocalResources:
     admission_queue: str = "kyc-local-admission"
     event_bus: str = "kyc-local-decisions"
     decision_events_queue: str = "kyc-local-decision-events"
+    review_topic: str = "kyc-local-review"
+    review_queue: str = "kyc-local-review-tap"
     state_machine: str = "kyc-local-screening"
     endpoint_name: str = "kyc-local-endpoint"
 
@@ -165,6 +168,7 @@ class LocalStack:
             log_sink=self._write_logs,
         )
         self.kms_key_id = ""
+        self.review_topic_arn = ""
         self.state_machine_arn = ""
         self.model_url = ""
 
@@ -273,6 +277,7 @@ class LocalStack:
             "KYC_KMS_KEY_ID": self.kms_key_id,
             "KYC_ENDPOINT_NAME": r.endpoint_name,
             "KYC_EVENT_BUS_NAME": r.event_bus,
+            "KYC_REVIEW_TOPIC_ARN": self.review_topic_arn,
             "KYC_FRAME_COUNT": str(s.frame_count),
             "KYC_RETENTION_DAYS": "1825",
         }
@@ -321,6 +326,20 @@ class LocalStack:
         ]["QueueArn"]
         self.admission_queue_url = queue_url
         self.decision_events_queue_url = events_queue
+        sns = self.client("sns")
+        self.review_topic_arn = sns.create_topic(
+            Name=r.review_topic, Attributes={"KmsMasterKeyId": self.kms_key_id}
+        )["TopicArn"]
+        self.review_queue_url = sqs.create_queue(QueueName=r.review_queue)["QueueUrl"]
+        review_queue_arn = sqs.get_queue_attributes(
+            QueueUrl=self.review_queue_url, AttributeNames=["QueueArn"]
+        )["Attributes"]["QueueArn"]
+        sns.subscribe(
+            TopicArn=self.review_topic_arn,
+            Protocol="sqs",
+            Endpoint=review_queue_arn,
+            Attributes={"RawMessageDelivery": "true"},
+        )
         events = self.client("events")
         events.put_rule(
             Name="kyc-local-intake-object-created",

@@ -28,7 +28,6 @@ from kyc.domain.contract import (
     decode_request,
     encode_response,
 )
-
 from kycserve.faults import SERVICE_FAULTS, Fault, FaultInjector
 from kycserve.models import Model
 

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kyclocal.stack import LocalStack, LocalStackSettings
 
+from kyclocal.stack import LocalStack, LocalStackSettings
 from tests.fixtures.clips import make_clip
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "media"

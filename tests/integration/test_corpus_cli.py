@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 
 import pytest
-from kyclocal.cli import main
 
+from kyclocal.cli import main
 from tests.unit.media.test_validation_corpus import CORPUS, EXPECTED
 
 FILES = sorted(p for p in CORPUS.iterdir() if p.is_file()) if CORPUS.is_dir() else []
@@ -20,7 +20,7 @@ FILES = sorted(p for p in CORPUS.iterdir() if p.is_file()) if CORPUS.is_dir() el
 
 @pytest.mark.skipif(not FILES, reason="the shared corpus is not beside the project")
 def test_corpus_run_json_one_line_per_file_with_expected_outcome(capsys: pytest.CaptureFixture[str]) -> None:
-    exit_code = main(["run", "--json", "--frames", "4", "--timeout", "240", *map(str, FILES)])
+    exit_code = main(["run", "--json", "--no-state", "--frames", "4", "--timeout", "240", *map(str, FILES)])
 
     lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
     assert exit_code == 0

@@ -9,6 +9,7 @@ import argparse
 import io
 
 import pytest
+
 from kyclocal.commands import drill as drill_command
 from kyclocal.drills import SCENARIOS, Check, DrillReport, run_drill
 

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from kyc.domain.identity import pseudonymise_key
 from kyclocal.commands.erase import invoke_erase
 from kyclocal.stack import LocalStack, LocalStackSettings
-
 from tests.fixtures.clips import make_clip
 
 REFERENCE = "ACME-CUST-0042"

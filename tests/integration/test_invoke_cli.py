@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from kyclocal.cli import main
 
+from kyclocal.cli import main
 from tests.fixtures.clips import make_clip
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"

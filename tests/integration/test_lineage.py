@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from kyc.domain.lineage import chain_from_logs, lineage_key, verify_chain
 from kyclocal.commands.lineage import cmd_lineage, lineage_report
 from kyclocal.stack import LocalStack, LocalStackSettings
-
 from tests.fixtures.clips import make_clip
 from tests.integration.conftest import screen
 
@@ -64,7 +64,8 @@ def test_lineage_rebuilt_from_logs_alone_verifies(stack: LocalStack, screened: d
     sid = screened["submission_id"]
     chain = chain_from_logs(stack.log_lines(), sid)
 
-    assert [s.stage for s in chain.stages] == ["validate", "extract", "score", "decide"]
+    notified = ["notify"] if screened["decision"] == "REVIEW" else []  # reviewers are told of REVIEWs
+    assert [s.stage for s in chain.stages] == ["validate", "extract", "score", "decide", *notified]
     assert chain.problems == ()
     assert chain.decision == screened["decision"]
     assert chain.first("validate").outputs["sha256"] == screened["source"]["sha256"]

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+
 from kyc.domain.lineage import verify_lineage
 from kyclocal.samples import write_clip
 from kyclocal.stack import TEMPLATE, LocalStack, state_machine_definition
-
 from tests.integration.conftest import screen
 
 SCORED = {"PASS", "REVIEW", "REJECT"}
@@ -238,3 +238,27 @@ def test_pipeline_aborted_execution_gets_error_decision_from_reconcile(
         "reconcile",
     )
     assert sfn.describe_execution(executionArn=arn)["status"] == "ABORTED"
+
+
+def test_pipeline_review_decision_notifies_reviewers_with_contact_sheet(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    clip = write_clip(tmp_path / "review.mp4", "mp4", "libx264", {"preset": "ultrafast"}, seconds=1.5, fps=10)
+
+    item = screen(stack, clip, key="uploads/ref-77/review.mp4")
+
+    assert item["decision"] == "REVIEW"
+    sqs = stack.client("sqs")
+    deadline = __import__("time").monotonic() + 30
+    notices: list[dict] = []
+    while not notices and __import__("time").monotonic() < deadline:
+        messages = sqs.receive_message(QueueUrl=stack.review_queue_url, WaitTimeSeconds=1).get("Messages", [])
+        notices = [json.loads(m["Body"]) for m in messages]
+        notices = [n for n in notices if n.get("submission_id") == item["submission_id"]]
+    [notice] = notices
+    assert notice["reasons"] == item["reasons"]
+    assert "ref-77/review.mp4" not in json.dumps(notice)
+    head = stack.client("s3").head_object(
+        Bucket=stack.resources.audit_bucket, Key=f"decisions/{item['submission_id']}/contact-sheet.png"
+    )
+    assert head["SSEKMSKeyId"] == stack.kms_key_id

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import onnx
 import pytest
-from kyclocal.stack import LocalStack, LocalStackSettings
 
+from kyclocal.stack import LocalStack, LocalStackSettings
 from tests.fixtures.clips import make_clip
 from tests.integration.conftest import screen
 from tests.unit.serving.helpers import red_mean_sigmoid

@@ -73,6 +73,7 @@ class StackResources:
     retention_days: int = 1825
     score_max_concurrency: int = 4
     max_running_executions: int = 50
+    review_link_seconds: int = 900
 
 
 def stack_resources(env: Mapping[str, str] | None = None) -> StackResources:
@@ -90,6 +91,7 @@ def stack_resources(env: Mapping[str, str] | None = None) -> StackResources:
         retention_days=_int(env, "KYC_RETENTION_DAYS", 1825),
         score_max_concurrency=_int(env, "KYC_SCORE_MAX_CONCURRENCY", 4),
         max_running_executions=_int(env, "KYC_MAX_RUNNING_EXECUTIONS", 50),
+        review_link_seconds=_int(env, "KYC_REVIEW_LINK_SECONDS", 900),
     )
 
 

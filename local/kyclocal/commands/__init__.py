@@ -1,5 +1,5 @@
 """One module per `kycscreen` subcommand; each exposes ``register(subparsers)``."""
 
-from kyclocal.commands import drill, erase, extract, invoke, lineage, reset, run
+from kyclocal.commands import drill, erase, evaluate, extract, invoke, lineage, reset, run
 
-COMMANDS = (run, extract, invoke, lineage, erase, drill, reset)
+COMMANDS = (run, extract, invoke, evaluate, lineage, erase, drill, reset)

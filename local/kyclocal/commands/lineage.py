@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from kyc.domain.lineage import LineageChain, LineageError, StageRecord, chain_from_logs, verify_chain
-
 from kyclocal.stack import LocalStack, LocalStackSettings
 from kyclocal.state import MARKER, state_directory
 

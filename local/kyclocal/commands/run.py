@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from kyclocal.stack import LocalStack, LocalStackSettings
+from kyclocal.state import state_directory
 
 RUN_FIELDS = (
     "file",
@@ -40,13 +41,26 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="write <submission id>.png, the reviewers' contact sheet, here for each REVIEW decision",
     )
+    run.add_argument(
+        "--state-dir",
+        type=Path,
+        help="where the local stack keeps data between commands (.local-stack or KYCSCREEN_STATE_DIR)",
+    )
+    run.add_argument(
+        "--no-state", action="store_true", help="keep nothing after the run (no lineage or erase later)"
+    )
     run.set_defaults(command=cmd_run)
 
 
 def cmd_run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
-    settings = LocalStackSettings(model=args.model, onnx_config=args.onnx_config, frame_count=args.frames)
-    sheets: Path | None = args.contact_sheet
+    state_dir = (
+        None if getattr(args, "no_state", False) else state_directory(getattr(args, "state_dir", None))
+    )
+    settings = LocalStackSettings(
+        model=args.model, onnx_config=args.onnx_config, frame_count=args.frames, state_dir=state_dir
+    )
+    sheets: Path | None = getattr(args, "contact_sheet", None)
 
     def emit(row: dict[str, Any]) -> None:
         if args.json:

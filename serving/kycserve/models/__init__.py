@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from kyc.domain.contract import Face, FrameImage, FrameScore, ModelInfo, QualityFlag
 
+from kyc.domain.contract import Face, FrameImage, FrameScore, ModelInfo, QualityFlag
 from kycserve.models.faces import HaarFaceFinder, centre_square, decode_frame, square_crop
 
 NO_FACE_NULL = "null"

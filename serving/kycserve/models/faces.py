@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
 from kyc.domain.contract import FrameImage
 
 # Frames above this side are refused: the extractor sends at most 1024 px.

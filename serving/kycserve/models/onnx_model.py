@@ -14,8 +14,8 @@ from typing import Any
 
 import cv2
 import numpy as np
-from kyc.domain.contract import ModelInfo
 
+from kyc.domain.contract import ModelInfo
 from kycserve.models import NO_FACE_NULL, Model, ModelLoadError
 
 ACTIVATIONS = ("softmax", "sigmoid", "probability")

@@ -11,8 +11,8 @@ import math
 
 import cv2
 import numpy as np
-from kyc.domain.contract import ModelInfo
 
+from kyc.domain.contract import ModelInfo
 from kycserve.models import NO_FACE_NULL, Model
 from kycserve.models.spectrum import high_frequency_level, spectrum_profile
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore.config import Config
+
 from kyc.aws.sagemaker_frame_scorer import SageMakerFrameScorer, ScoringError
 from kyc.domain.reasons import ReasonCode
 from kycserve import Fault, FaultInjector, ModelServer, load_model, start_server, stop
-
 from tests.unit.serving.helpers import solid_frame, write_onnx_config
 
 FRAMES = [solid_frame(f"{i:03d}", (0, 0, 255)) for i in range(3)]

@@ -9,6 +9,7 @@ import jsonschema
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from kyc.domain.contract import (
     MAX_REQUEST_BYTES,
     REQUEST_BUDGET_BYTES,

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+
 from kyc.domain.erasure import (
     KEPT_FIELDS,
     PERSONAL_FIELDS,

@@ -7,6 +7,9 @@ import random
 
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
+from sklearn.metrics import roc_curve as sk_roc_curve
+
 from kyc.domain.evaluation import (
     EvaluationError,
     Rate,
@@ -18,8 +21,6 @@ from kyc.domain.evaluation import (
     roc_curve,
     wilson_interval,
 )
-from sklearn.metrics import roc_auc_score
-from sklearn.metrics import roc_curve as sk_roc_curve
 
 SEEDS = range(8)
 

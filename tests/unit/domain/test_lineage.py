@@ -7,6 +7,7 @@ import hashlib
 import json
 
 import pytest
+
 from kyc.domain.lineage import LineageError, chain_from_logs, lineage_key, verify_chain
 
 SID = "a" * 64
@@ -317,3 +318,23 @@ def test_verify_chain_missing_lineage_json_reported() -> None:
     del store[(AUDIT, lineage_key(SID))]
 
     assert verify(records, store, item) == [f"missing: {lineage_key(SID)}"]
+
+
+def test_chain_from_logs_after_decision_stages_are_known_not_problems() -> None:
+    records = [
+        {
+            "message": "lineage",
+            "lineage": {
+                "stage": "decide",
+                "submission_id": "s1",
+                "outputs": {"decision": "REVIEW", "reasons": []},
+            },
+        },
+        {"message": "lineage", "lineage": {"stage": "notify", "submission_id": "s1", "outputs": {}}},
+        {"message": "lineage", "lineage": {"stage": "erase", "submission_id": "s1", "outputs": {}}},
+    ]
+
+    chain = chain_from_logs(records, "s1")
+
+    assert [s.stage for s in chain.stages][-2:] == ["notify", "erase"]
+    assert not any("unknown stage" in p for p in chain.problems)

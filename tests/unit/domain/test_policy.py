@@ -10,6 +10,7 @@ import sys
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from kyc.domain.outcomes import Decision
 from kyc.domain.policy import (
     DecisionPolicy,

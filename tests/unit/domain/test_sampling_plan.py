@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from kyc.domain.sampling_plan import FrameSelector, SamplingPlanError, frames_on_screen, plan_sampling
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+
 from kyc.domain.upload_request import (
     ALLOWED_CONTENT_TYPES,
     UploadErrorCode,

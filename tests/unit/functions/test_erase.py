@@ -9,13 +9,13 @@ from typing import Any
 
 import boto3
 import pytest
+from moto import mock_aws
+
 from kyc.aws.dynamodb_decision_store import DynamoDBDecisionStore
 from kyc.domain.identity import pseudonymise_key, submission_id
 from kyc.domain.outcomes import Decision
 from kyc.domain.reasons import ReasonCode
 from kyc.domain.record import DecisionContext, DecisionSummary, build_decision_item
-from moto import mock_aws
-
 from tests.unit.functions.handler_loader import FakeContext, load_handler
 
 INTAKE, WORK, AUDIT, TABLE = "intake", "work", "audit", "decisions"

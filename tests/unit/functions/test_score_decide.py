@@ -11,12 +11,12 @@ from typing import Any
 import boto3
 import onnx
 import pytest
+from moto import mock_aws
+
 from kyc.aws.s3_object_store import canonical_json
 from kycserve.faults import Fault, FaultInjector
 from kycserve.models import load_model
 from kycserve.server import start_server, stop
-from moto import mock_aws
-
 from tests.unit.functions.handler_loader import FakeContext, load_handler
 from tests.unit.serving.helpers import red_mean_sigmoid, solid_frame
 

@@ -10,9 +10,9 @@ from urllib.parse import quote_plus
 
 import boto3
 import pytest
-from kyc.domain.identity import submission_id
 from moto import mock_aws
 
+from kyc.domain.identity import submission_id
 from tests.unit.functions.handler_loader import FakeContext, load_handler
 
 BUCKET = "intake"

@@ -10,9 +10,9 @@ from typing import Any
 
 import boto3
 import pytest
-from kyc.aws.errors import SourceChangedError, SourceMissingError
 from moto import mock_aws
 
+from kyc.aws.errors import SourceChangedError, SourceMissingError
 from tests.fixtures.clips import make_clip
 from tests.unit.functions.handler_loader import FakeContext, load_handler
 

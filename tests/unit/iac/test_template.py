@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from cfnlint.decode import decode
+
 from kyclocal.stack import FUNCTIONS as LOCAL_FUNCTIONS
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -90,7 +91,13 @@ EXPECTED_ENV = {
         "KYC_POLICY_PARAMETER",
         "KYC_RETENTION_DAYS",
         "KYC_EVENT_BUS_NAME",
+    },
+    "NotifyReviewFunction": {
+        "KYC_WORK_BUCKET",
+        "KYC_AUDIT_BUCKET",
+        "KYC_KMS_KEY_ID",
         "KYC_REVIEW_TOPIC_ARN",
+        "KYC_REVIEW_LINK_SECONDS",
     },
     "ReconcileExecutionFunction": {"KYC_DECISIONS_TABLE", "KYC_RETENTION_DAYS", "KYC_EVENT_BUS_NAME"},
     "IssueUploadUrlFunction": {
@@ -263,6 +270,7 @@ def test_state_machine_role_invokes_exactly_the_stage_functions(template):
         "ExtractFramesFunction",
         "ScoreFramesFunction",
         "DecideOutcomeFunction",
+        "NotifyReviewFunction",
     ]
     expected = {json.dumps({"Fn::GetAtt": [f, "Arn"]}, sort_keys=True) for f in stage_fns}
     expected |= {json.dumps({"Fn::Sub": f"${{{f}.Arn}}:*"}, sort_keys=True) for f in stage_fns}
@@ -710,3 +718,9 @@ def test_built_function_plus_layers_fit_lambda_unzipped_limit():
         assert not list((BUILD_DIR / layer).rglob("__pycache__")), f"{layer} ships __pycache__"
     arches = _elf_arches(BUILD_DIR / "CoreLayer") | _elf_arches(BUILD_DIR / "MediaLayer")
     assert len(arches) == 1, f"layers mix architectures: {arches}"
+
+
+def test_every_parameter_is_documented_in_deployment_guide(template):
+    guide = (ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
+    missing = sorted(name for name in template["Parameters"] if f"`{name}`" not in guide)
+    assert not missing, f"parameters missing from docs/deployment.md: {missing}"

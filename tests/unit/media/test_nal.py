@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import av
-from kyc.media.nal import avcc_length_size, is_disposable_h264
 
+from kyc.media.nal import avcc_length_size, is_disposable_h264
 from tests.fixtures.sampling_clips import make_index_clip
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from kyc.domain.reasons import ReasonCode
 from kyc.media.errors import MediaRefusedError
 from kyc.media.limits import MediaLimits

@@ -10,11 +10,11 @@ import av
 import cv2
 import numpy as np
 import pytest
+
 from kyc.domain.sampling_plan import frames_on_screen, plan_sampling
 from kyc.media import sampling
 from kyc.media.limits import MediaLimits
 from kyc.media.sampling import SampleSet, SamplingParams, SamplingParamsError, sample_frames, write_frames
-
 from tests.fixtures.sampling_clips import (
     BARS,
     make_colour_bars,

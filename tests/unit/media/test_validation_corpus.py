@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from kyc.domain.reasons import ReasonCode as R
 from kyc.media.limits import MediaLimits
 from kyc.media.validation import validate_upload

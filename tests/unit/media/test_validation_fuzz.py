@@ -12,10 +12,10 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from kyc.domain.reasons import ReasonCode
 from kyc.media.limits import MediaLimits
 from kyc.media.validation import validate_upload
-
 from tests.fixtures.clips import make_clip
 
 EXAMPLES = int(os.environ.get("KYC_FUZZ_EXAMPLES", "60"))

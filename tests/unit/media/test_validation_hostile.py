@@ -9,10 +9,10 @@ from pathlib import Path
 
 import av
 import pytest
+
 from kyc.domain.reasons import ReasonCode as R
 from kyc.media.limits import MediaLimits
 from kyc.media.validation import validate_upload
-
 from tests.fixtures import hostile
 from tests.fixtures.clips import make_clip
 

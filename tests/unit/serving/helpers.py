@@ -8,8 +8,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import onnx
-from kyc.domain.contract import FrameImage
 from onnx import TensorProto, helper
+
+from kyc.domain.contract import FrameImage
 
 
 def solid_frame(frame_id: str, bgr: tuple[int, int, int], size: tuple[int, int] = (96, 128)) -> FrameImage:

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+
 from kyc.domain.contract import encode_request, parse_response
 from kycserve import ModelLoadError, load_model, start_server, stop
 from kycserve.models.reference import MODEL_NAME, level_to_p_fake
-
 from tests.unit.serving.helpers import solid_frame, textured_frame, write_onnx_config
 
 

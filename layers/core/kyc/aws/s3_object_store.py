@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import boto3
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from kyc.aws.clients import client
@@ -39,6 +41,7 @@ class S3ObjectStore:
     def __init__(self, kms_key_id: str = "", s3_client: Any = None) -> None:
         self._s3 = s3_client or client("s3")
         self._kms_key_id = kms_key_id
+        self._signer: Any = None
 
     def head(self, bucket: str, key: str, version_id: str | None = None) -> ObjectHead:
         kwargs = {"Bucket": bucket, "Key": key} | ({"VersionId": version_id} if version_id else {})
@@ -107,6 +110,14 @@ class S3ObjectStore:
 
     def get_json(self, bucket: str, key: str) -> Any:
         return json.loads(self.get_bytes(bucket, key))
+
+    def presign_get(self, bucket: str, key: str, seconds: int) -> str:
+        """A short-lived GET link, signed with SigV4 (objects under SSE-KMS refuse SigV2 links)."""
+        if self._signer is None:
+            self._signer = boto3.session.Session().client("s3", config=Config(signature_version="s3v4"))
+        return self._signer.generate_presigned_url(
+            "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=seconds
+        )
 
 
 def canonical_json(document: Any) -> bytes:

@@ -103,7 +103,8 @@ def verify_lineage(lineage: Mapping[str, Any], fetch: Callable[[str, str], bytes
 # own summary; ``verify_chain`` then checks every named hash against the stored objects.
 
 LINEAGE_MESSAGE = "lineage"
-STAGE_ORDER = ("validate", "extract", "score", "decide", "reconcile")
+# notify (a REVIEW's contact sheet) and erase (a data-subject request) come after the decision.
+STAGE_ORDER = ("validate", "extract", "score", "decide", "reconcile", "notify", "erase")
 TERMINAL_STAGES = ("decide", "reconcile")
 SCORED_DECISIONS = frozenset({"PASS", "REVIEW", "REJECT"})
 _BATCH_KEY_SUFFIX = ".json"

@@ -1,0 +1,242 @@
+"""`kycscreen evaluate LABELS.csv`: screen a labelled set locally, report error rates, propose thresholds.
+
+Each file goes through the full local pipeline (``kycscreen run``'s ``screen_files``); the video's
+score is its recorded decision ``score``. INVALID and ERROR decisions, and REVIEWs the evidence gates
+took without a score, are non-responses: counted per label, never folded into APCER/BPCER.
+The rates come from ``kyc.domain.evaluation`` (docs/decision-policy.md has the conventions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from kyc.domain.evaluation import EvaluationError, evaluate, propose_thresholds
+from kyc.domain.policy import DecisionPolicy
+from kyclocal.commands.run import screen_files
+from kyclocal.stack import LocalStack, LocalStackSettings
+
+_LABEL_ALIASES = {
+    "genuine": "genuine",
+    "real": "genuine",
+    "bona_fide": "genuine",
+    "bonafide": "genuine",
+    "bona fide": "genuine",
+    "attack": "attack",
+    "fake": "attack",
+    "spoof": "attack",
+}
+
+
+class LabelsFileError(ValueError):
+    """The labels CSV is malformed: a missing column, an unknown label, no rows."""
+
+
+@dataclass(frozen=True)
+class LabelledFile:
+    path: Path
+    label: str  # "genuine" | "attack"
+    attack_type: str | None
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    ev = sub.add_parser("evaluate", help="error rates on a labelled set, and thresholds that meet targets")
+    ev.add_argument("labels", type=Path, help="CSV with columns file,label[,attack_type]")
+    ev.add_argument("--json", action="store_true", help="one JSON document instead of the text report")
+    ev.add_argument("--model", default="reference", choices=("reference", "onnx"))
+    ev.add_argument("--onnx-config", type=Path)
+    ev.add_argument("--frames", type=int, default=32)
+    ev.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for each decision")
+    defaults = DecisionPolicy()
+    ev.add_argument("--pass-threshold", type=float, default=defaults.pass_threshold)
+    ev.add_argument("--reject-threshold", type=float, default=defaults.reject_threshold)
+    ev.add_argument("--max-apcer", type=float, default=0.05, help="target: attacks PASSed, worst type")
+    ev.add_argument("--max-bpcer", type=float, default=0.05, help="target: genuine videos REJECTed")
+    ev.add_argument("--max-review-rate", type=float, help="target: share of scored videos sent to REVIEW")
+    ev.set_defaults(command=cmd_evaluate)
+
+
+def read_labels(path: Path) -> list[LabelledFile]:
+    """Rows of ``file,label[,attack_type]``; relative file paths are relative to the CSV."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        columns = {c.strip().lower() for c in reader.fieldnames or []}
+        if not {"file", "label"} <= columns:
+            raise LabelsFileError(f"{path}: needs columns file,label[,attack_type]")
+        rows: list[LabelledFile] = []
+        for number, raw in enumerate(reader, start=2):
+            row = {k.strip().lower(): (v or "").strip() for k, v in raw.items() if k}
+            label = _LABEL_ALIASES.get(row["label"].lower())
+            if label is None:
+                raise LabelsFileError(f"{path}:{number}: unknown label {row['label']!r}")
+            file = Path(row["file"])
+            attack_type = (row.get("attack_type") or None) if label == "attack" else None
+            rows.append(LabelledFile(file if file.is_absolute() else path.parent / file, label, attack_type))
+    if not rows:
+        raise LabelsFileError(f"{path}: no rows")
+    return rows
+
+
+def cmd_evaluate(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    try:
+        labelled = read_labels(args.labels)
+    except (OSError, LabelsFileError) as exc:
+        print(f"kycscreen evaluate: {exc}", file=sys.stderr)
+        return 2
+    settings = LocalStackSettings(
+        model=args.model,
+        onnx_config=args.onnx_config,
+        frame_count=args.frames,
+        pass_threshold=args.pass_threshold,
+        reject_threshold=args.reject_threshold,
+    )
+    with LocalStack(settings) as stack:
+        rows = screen_files(stack, [f.path for f in labelled], timeout=args.timeout)
+    try:
+        result = evaluation_result(
+            labelled,
+            rows,
+            pass_threshold=args.pass_threshold,
+            reject_threshold=args.reject_threshold,
+            max_apcer=args.max_apcer,
+            max_bpcer=args.max_bpcer,
+            max_review_rate=args.max_review_rate,
+        )
+    except EvaluationError as exc:
+        print(f"kycscreen evaluate: {exc}", file=sys.stderr)
+        return 2
+    result["model"] = args.model
+    if args.json:
+        print(json.dumps(result, indent=2), file=out)
+    else:
+        print_report(result, out)
+    return 0
+
+
+def evaluation_result(
+    labelled: list[LabelledFile],
+    rows: list[dict[str, Any]],
+    *,
+    pass_threshold: float,
+    reject_threshold: float,
+    max_apcer: float,
+    max_bpcer: float,
+    max_review_rate: float | None = None,
+) -> dict[str, Any]:
+    """Rates at the current thresholds, a threshold proposal for the targets, and its rates."""
+    scores = [scored(row) for row in rows]
+    labels = [f.label for f in labelled]
+    types = [f.attack_type for f in labelled]
+    current = evaluate(
+        scores, labels, types, pass_threshold=pass_threshold, reject_threshold=reject_threshold
+    )
+    proposal = propose_thresholds(
+        scores, labels, types, max_apcer=max_apcer, max_bpcer=max_bpcer, max_review_rate=max_review_rate
+    )
+    at_proposal = evaluate(
+        scores,
+        labels,
+        types,
+        pass_threshold=proposal.pass_threshold,
+        reject_threshold=proposal.reject_threshold,
+    )
+    return {
+        "files": [
+            {
+                "file": str(f.path),
+                "label": f.label,
+                "attack_type": f.attack_type,
+                "decision": row["decision"],
+                "reasons": row["reasons"],
+                "score": scored(row),
+                "submission_id": row.get("submission_id"),
+            }
+            for f, row in zip(labelled, rows, strict=True)
+        ],
+        "decisions": {
+            label: dict(
+                Counter(r["decision"] for f, r in zip(labelled, rows, strict=True) if f.label == label)
+            )
+            for label in ("genuine", "attack")
+        },
+        "current": current.to_dict(),
+        "targets": {"max_apcer": max_apcer, "max_bpcer": max_bpcer, "max_review_rate": max_review_rate},
+        "proposal": {
+            "pass_threshold": proposal.pass_threshold,
+            "reject_threshold": proposal.reject_threshold,
+            "feasible": proposal.feasible,
+            "rates": at_proposal.to_dict(),
+        },
+    }
+
+
+def scored(row: dict[str, Any]) -> float | None:
+    """The video's score, or None for a non-response (INVALID, ERROR, or REVIEW without a score)."""
+    if row.get("decision") not in ("PASS", "REVIEW", "REJECT") or row.get("score") is None:
+        return None
+    return float(row["score"])
+
+
+def print_report(result: dict[str, Any], out: TextIO) -> None:
+    files = result["files"]
+    n_genuine = sum(1 for f in files if f["label"] == "genuine")
+    print(f"labelled videos: {len(files)} ({n_genuine} genuine, {len(files) - n_genuine} attack)", file=out)
+    for label, counts in result["decisions"].items():
+        shown = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "-"
+        print(f"  {label:8} decisions: {shown}", file=out)
+    current = result["current"]
+    print(
+        f"\nat current thresholds (pass < {current['pass_threshold']:g}, "
+        f"reject >= {current['reject_threshold']:g}):",
+        file=out,
+    )
+    _print_rates(current, out)
+    print("\nranking (threshold-free, scored videos only):", file=out)
+    for name in ("auc", "eer", "bpcer20", "bpcer100"):
+        value = current[name]
+        print(f"  {name.upper():9} {'n/a' if value is None else f'{value:.4f}'}", file=out)
+    proposal, targets = result["proposal"], result["targets"]
+    review_target = targets["max_review_rate"]
+    verdict = "meets targets" if proposal["feasible"] else "TARGETS NOT MET"
+    print(
+        f"\nproposed for APCER <= {targets['max_apcer']:g}, BPCER <= {targets['max_bpcer']:g}"
+        + (f", review rate <= {review_target:g}" if review_target is not None else "")
+        + f": pass_threshold {proposal['pass_threshold']:.6g}, reject_threshold "
+        f"{proposal['reject_threshold']:.6g} ({verdict})",
+        file=out,
+    )
+    _print_rates(proposal["rates"], out)
+    print(
+        "\nIntervals are 95 % Wilson intervals; with few videos they are wide: read them before the point "
+        "values.",
+        file=out,
+    )
+    if result.get("model") == "reference":
+        print("model: reference-spectrum - NOT A PRODUCTION DEEPFAKE DETECTOR.", file=out)
+
+
+def _print_rates(rates: dict[str, Any], out: TextIO) -> None:
+    for kind, rate in rates["apcer_by_type"].items():
+        print(f"  APCER[{kind}]{'':<{max(0, 12 - len(kind))}} {_rate(rate)}", file=out)
+    for name, key in (
+        ("BPCER", "bpcer"),
+        ("review rate", "review_rate"),
+        ("genuine review", "genuine_review_rate"),
+        ("attack no-score", "attack_nonresponse"),
+        ("genuine no-score", "genuine_nonresponse"),
+    ):
+        print(f"  {name:<19} {_rate(rates[key])}", file=out)
+
+
+def _rate(rate: dict[str, Any]) -> str:
+    if rate["value"] is None:
+        return "n/a (0 videos)"
+    low, high = rate["ci95"]
+    return f"{rate['value']:.4f}  ({rate['errors']}/{rate['total']}, 95% CI {low:.4f}-{high:.4f})"
