@@ -93,7 +93,8 @@ class LambdaRouter:
 
     def __init__(self, functions: dict[str, Path], log_sink: LogSink | None = None) -> None:
         self._paths = functions
-        self._modules: dict[str, ModuleType] = {}
+        self._idle: dict[str, list[ModuleType]] = {}
+        self._loaded: dict[str, int] = {}
         self._lock = threading.Lock()
         self._log_sink = log_sink
         self.invocations: list[tuple[str, float]] = []
@@ -121,17 +122,30 @@ class LambdaRouter:
         LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign]
 
     def module(self, name: str) -> ModuleType:
+        """An idle execution environment of ``name``: its handler module, loaded fresh when none is idle.
+
+        Lambda runs one invocation per environment at a time and gives concurrent invocations
+        environments of their own, so module-level state (clients, batch processors, caches) is
+        never shared between two running invocations. The router keeps that contract in-process.
+        """
         with self._lock:
-            if name not in self._modules:
-                path = self._paths[name]
-                spec = importlib.util.spec_from_file_location(f"kyc_function_{path.parent.name}", path)
-                if spec is None or spec.loader is None:
-                    raise ImportError(f"cannot load {path}")
-                module = importlib.util.module_from_spec(spec)
-                sys.modules[spec.name] = module  # dataclasses and pickling look modules up by name
-                spec.loader.exec_module(module)
-                self._modules[name] = module
-            return self._modules[name]
+            idle = self._idle.setdefault(name, [])
+            if idle:
+                return idle.pop()
+            self._loaded[name] = self._loaded.get(name, 0) + 1
+            instance = self._loaded[name]
+        path = self._paths[name]
+        spec = importlib.util.spec_from_file_location(f"kyc_function_{path.parent.name}_{instance}", path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses and pickling look modules up by name
+        spec.loader.exec_module(module)
+        return module
+
+    def release(self, name: str, module: ModuleType) -> None:
+        with self._lock:
+            self._idle.setdefault(name, []).append(module)
 
     def invoke(self, name: str, body: Any) -> tuple[bytes, bool]:
         """Run the handler; return (payload, errored) exactly as Lambda's Invoke API would shape them."""
@@ -150,7 +164,11 @@ class LambdaRouter:
         try:
             if self.fault:
                 self.fault(name, event)
-            result = self.module(name).lambda_handler(event, context)
+            module = self.module(name)
+            try:
+                result = module.lambda_handler(event, context)
+            finally:
+                self.release(name, module)
             payload, errored = json.dumps(result).encode("utf-8"), False
         except Exception as exc:
             captured.append(

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -30,6 +31,7 @@ from typing import Any
 import boto3
 import requests
 import yaml
+from moto.core.config import default_user_config
 from moto.server import ThreadedMotoServer
 
 from kyc.domain.identity import submission_id
@@ -68,6 +70,7 @@ class LocalStackSettings:
     pass_threshold: float | None = None
     reject_threshold: float | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    triggers: bool = True  # False: no queue consumer or status rule (kycscreen invoke runs one handler)
     model_faults: Any = None  # a kycserve.faults.FaultInjector: endpoint outages for drills and tests
     # --- lineage/state hooks (kyclocal.state): restored on start, saved on stop; None = in memory only
     state_dir: Path | None = None
@@ -162,6 +165,7 @@ class LocalStack:
         self._watcher: threading.Thread | None = None
         self.reconciled: set[str] = set()
         self._stop = threading.Event()
+        self._moto_config: dict[str, Any] = {}
         self._saved_env: dict[str, str | None] = {}
         self.router = LambdaRouter(
             {name: REPO / "functions" / folder / "app.py" for name, folder in FUNCTIONS.items()},
@@ -189,6 +193,7 @@ class LocalStack:
         from moto.moto_api._internal.models import moto_api_backend
 
         moto_api_backend.reset()  # moto's state is per process: each stack starts from an empty account
+        self._moto_config = copy.deepcopy(default_user_config)  # restored on stop: the config is global too
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
         self._set_env(
@@ -214,10 +219,11 @@ class LocalStack:
 
             restore_state(self, self.settings.state_dir)
         self.router.install()
-        self._pump = threading.Thread(target=self._pump_admissions, name="admission-pump", daemon=True)
-        self._pump.start()
-        self._watcher = threading.Thread(target=self._watch_executions, name="status-rule", daemon=True)
-        self._watcher.start()
+        if self.settings.triggers:
+            self._pump = threading.Thread(target=self._pump_admissions, name="admission-pump", daemon=True)
+            self._pump.start()
+            self._watcher = threading.Thread(target=self._watch_executions, name="status-rule", daemon=True)
+            self._watcher.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -234,6 +240,8 @@ class LocalStack:
 
                 save_state(self, self.settings.state_dir)
             self._server.stop()
+            default_user_config.clear()
+            default_user_config.update(self._moto_config)
         for key, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(key, None)

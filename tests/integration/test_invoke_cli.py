@@ -22,7 +22,11 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _invoke(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict]:
     code = main(["invoke", *args])
-    return code, json.loads(capsys.readouterr().out)
+    out = capsys.readouterr().out
+    try:
+        return code, json.loads(out)
+    except ValueError:
+        raise AssertionError(f"not one JSON document: {out!r}") from None
 
 
 def test_invoke_validate_event_with_upload_accepts_clip(

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from kyclocal.stack import LocalStack
+from kyclocal.stack import LocalStack, LocalStackSettings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,7 +31,7 @@ def cmd_invoke(args: argparse.Namespace, out: TextIO | None = None) -> int:
         print(f"unknown function {args.function}; one of: {', '.join(FUNCTIONS)}", file=sys.stderr)
         return 2
     event = json.loads(args.event.read_text(encoding="utf-8"))
-    with LocalStack() as stack:
+    with LocalStack(LocalStackSettings(triggers=False)) as stack:
         if args.upload:
             event = _place_upload(stack, event, args.upload)
         payload, errored = stack.router.invoke(name, json.dumps(event))

@@ -1,0 +1,42 @@
+"""`kycscreen extract` on real phone clips: the files a person inspects are the upright frames."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import av
+import pytest
+
+from kyclocal.cli import main
+from tests.unit.media.test_validation_corpus import CORPUS
+
+ROTATED = CORPUS / "mbunny__rotate-buck-bunny.mp4"  # coded 1920x1080, display matrix -90: portrait
+
+
+@pytest.mark.skipif(not ROTATED.exists(), reason="the shared corpus is not beside the project")
+def test_extract_cli_rotated_phone_clip_writes_upright_portrait_frames(tmp_path: Path) -> None:
+    assert main(["extract", str(ROTATED), "--out", str(tmp_path), "--frames", "8"]) == 0
+
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["rotation"] in (90, 270) and len(manifest["frames"]) == 8
+    for entry in manifest["frames"]:
+        data = (tmp_path / entry["file"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"]
+        with av.open(str(tmp_path / entry["file"])) as image:
+            frame = next(image.decode(video=0))
+        assert (frame.width, frame.height) == (entry["width"], entry["height"])
+        assert frame.height > frame.width  # upright: the phone was held in portrait
+    assert manifest["source_sha256"] == hashlib.sha256(ROTATED.read_bytes()).hexdigest()
+
+
+def test_extract_cli_hostile_file_is_refused_with_its_code(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    playlist = tmp_path / "clip.mp4"
+    playlist.write_text("#EXTM3U\n#EXTINF:1,\nfile:///etc/passwd\n")
+
+    assert main(["extract", str(playlist), "--out", str(tmp_path / "out")]) == 1
+    assert "PLAYLIST_OR_SCRIPT" in capsys.readouterr().out
+    assert not (tmp_path / "out").exists()
