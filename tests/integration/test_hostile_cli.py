@@ -13,16 +13,19 @@ from tests.fixtures import hostile
 from tests.fixtures.clips import make_clip
 from tests.unit.media.test_validation_hostile import CASES
 
-PASSWD = "file:///etc/passwd"
+LOCAL_FILE_URL = "file:///etc/passwd"
 REFERENCE_CASES = {
-    "hls_playlist_local_file": (lambda d: hostile.hls_playlist(d / "p.mp4", PASSWD), R.PLAYLIST_OR_SCRIPT),
+    "hls_playlist_local_file": (
+        lambda d: hostile.hls_playlist(d / "p.mp4", LOCAL_FILE_URL),
+        R.PLAYLIST_OR_SCRIPT,
+    ),
     "ffconcat_relative": (lambda d: hostile.ffconcat_script(d / "r.mp4", "seg.ts"), R.PLAYLIST_OR_SCRIPT),
     "ffconcat_absolute": (
         lambda d: hostile.ffconcat_script(d / "a.mp4", "/etc/passwd"),
         R.PLAYLIST_OR_SCRIPT,
     ),
     "avi_with_hls_gab2": (
-        lambda d: hostile.avi_with_gab2_playlist(d / "x.avi", PASSWD),
+        lambda d: hostile.avi_with_gab2_playlist(d / "x.avi", LOCAL_FILE_URL),
         R.UNSUPPORTED_CONTAINER,
     ),
     "mov_external_dref": (
