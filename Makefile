@@ -20,11 +20,11 @@ help:
 	@echo "make drill  - incident drills against the local stack (endpoint outage, crash, attack wave, regression)"
 	@echo "make cost   - measure a local screening and print the cost per 1,000 videos"
 
-$(VENV)/.stamp: requirements-dev.txt pyproject.toml
+$(VENV)/.stamp: requirements-dev.txt constraints.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt -c constraints.txt
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
