@@ -14,7 +14,7 @@ help:
 	@echo "make demo   - screen sample clips through the embedded local stack (no AWS account, no Docker)"
 	@echo "make test   - set up and run every test and check (unit, integration, ruff, IaC, sam build)"
 	@echo "make fuzz   - a long property-based fuzz run of media validation"
-	@echo "make bench  - benchmarks (validation, extraction, scoring) with printed figures"
+	@echo "make bench  - benchmarks (validation, extraction, scoring, a 200-upload burst) with printed figures"
 	@echo "make build  - sam build without Docker (ARCH=arm64|x86_64)"
 	@echo "make security - bandit, dependency audit of the locked pins, secret scan (in .venv-audit)"
 	@echo "make drill  - incident drills against the local stack (endpoint outage, crash, attack wave, regression)"
@@ -94,6 +94,7 @@ bench: venv
 	$(PY) benchmarks/validate.py
 	$(PY) benchmarks/extract.py
 	$(PY) benchmarks/scoring.py
+	$(PY) benchmarks/load.py
 
 clean:
 	rm -rf .aws-sam build .pytest_cache .ruff_cache
