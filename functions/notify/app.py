@@ -17,6 +17,7 @@ from kyc import settings
 from kyc.aws.errors import SourceMissingError
 from kyc.aws.s3_object_store import S3ObjectStore
 from kyc.aws.sns_review_notifier import ReviewNotice, SnsReviewNotifier
+from kyc.domain.record import contact_sheet_key
 from kyc.media.contact_sheet import contact_frames, render_contact_sheet
 from kyc.observability import count, log_lineage, logger, metrics, tracer
 
@@ -48,7 +49,7 @@ def _notify(event: dict[str, Any], sid: str) -> dict[str, Any]:
     sheet_key = sheet_sha256 = url = expires_at = None
     if event.get("manifest_key"):
         sheet = _render(event)
-        sheet_key = f"decisions/{sid}/contact-sheet.png"
+        sheet_key = contact_sheet_key(sid)
         sheet_sha256 = STORE.put_bytes(RESOURCES.audit_bucket, sheet_key, sheet, "image/png")
         url = STORE.presign_get(RESOURCES.audit_bucket, sheet_key, LINK_SECONDS)
         expires_at = (datetime.now(UTC) + timedelta(seconds=LINK_SECONDS)).isoformat(timespec="seconds")

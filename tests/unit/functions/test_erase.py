@@ -67,7 +67,8 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
             ):
                 s3.put_object(Bucket=WORK, Key=key, Body=b"x")
                 s3.put_object(Bucket=WORK, Key=key, Body=b"y")  # two versions each
-            for name in ("contact-sheet.png", "scores.json", "lineage.json"):
+            s3.put_object(Bucket=AUDIT, Key=f"reviews/{sid}/contact-sheet.png", Body=b"z")
+            for name in ("scores.json", "lineage.json"):
                 s3.put_object(Bucket=AUDIT, Key=f"decisions/{sid}/{name}", Body=b"z")
         ddb = boto3.client("dynamodb", region_name="us-east-1")
         ddb.create_table(

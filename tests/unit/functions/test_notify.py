@@ -139,12 +139,12 @@ def test_notify_review_publishes_ids_reasons_and_link_only(env: _Env) -> None:
     assert message["reasons"] == ["MODEL_UNCERTAIN"]
     assert message["decision"] == "REVIEW"
     url = urlparse(message["contact_sheet_url"])
-    assert url.path.endswith(f"/decisions/{SID}/contact-sheet.png")
+    assert url.path.endswith(f"/reviews/{SID}/contact-sheet.png")
     assert parse_qs(url.query)["X-Amz-Expires"] == ["900"]
     body = json.dumps(message)
     assert "jane.doe" not in body and "uploads/" not in body
     assert "0.61" not in body and "p_fake" not in body
-    assert result["contact_sheet_key"] == f"decisions/{SID}/contact-sheet.png"
+    assert result["contact_sheet_key"] == f"reviews/{SID}/contact-sheet.png"
 
 
 def test_notify_review_sheet_encrypted_with_stack_key(env: _Env) -> None:
@@ -152,7 +152,7 @@ def test_notify_review_sheet_encrypted_with_stack_key(env: _Env) -> None:
 
     env.app.lambda_handler(event, _Context())
 
-    key = f"decisions/{SID}/contact-sheet.png"
+    key = f"reviews/{SID}/contact-sheet.png"
     head = env.s3.head_object(Bucket="audit", Key=key)
     assert head["ServerSideEncryption"] == "aws:kms"
     assert head["SSEKMSKeyId"] == env.kms_key

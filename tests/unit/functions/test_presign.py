@@ -236,7 +236,8 @@ def test_template_waf_has_rate_rule_and_managed_groups_and_guards_the_stage(temp
 
 def test_template_presign_role_may_only_put_under_the_upload_prefix_with_the_stack_key(template):
     (policy,) = template["Resources"]["IssueUploadUrlFunctionRole"]["Properties"]["Policies"]
-    statements = {st["Sid"]: st for st in policy["PolicyDocument"]["Statement"]}
+    # Statements under the VPC condition are {"Fn::If": [...]}; the plain ones carry a Sid.
+    statements = {st["Sid"]: st for st in policy["PolicyDocument"]["Statement"] if "Sid" in st}
     put = statements["SignUploadsUnderThePrefix"]
     assert put["Action"] == ["s3:PutObject"]
     assert put["Resource"] == {"Fn::Sub": "${IntakeBucket.Arn}/${UploadPrefix}*"}

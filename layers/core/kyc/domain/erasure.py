@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from kyc.domain.identity import pseudonymise_key, submission_id
+from kyc.domain.record import contact_sheet_key
 
 ERASURE_VERSION = "1"
 DEFAULT_REASON = "GDPR_ART17_REQUEST"
@@ -72,8 +73,7 @@ MEDIA_FIELDS: frozenset[str] = frozenset(
         "has_audio",
     }
 )
-# Audit objects under decisions/<sid>/ that show the applicant (faces) and are deleted.
-PERSONAL_AUDIT_FILES: tuple[str, ...] = ("contact-sheet.png",)
+# Audit objects that show the applicant (the contact sheet: faces) are deleted; see contact_sheet_key.
 # Audit objects that are kept: per-frame scores with face boxes (coordinates, no pixels) and the
 # lineage (hashes and the pseudonymised key). Both are pseudonymous and explain the decision.
 KEPT_AUDIT_FILES: tuple[str, ...] = ("scores.json", "lineage.json")
@@ -142,7 +142,7 @@ def erasure_targets(sid: str) -> ErasureTargets:
     return ErasureTargets(
         submission_id=sid,
         work_prefixes=(f"frames/{sid}/", f"scores/{sid}/"),
-        audit_keys=tuple(f"decisions/{sid}/{name}" for name in PERSONAL_AUDIT_FILES),
+        audit_keys=(contact_sheet_key(sid),),
         evidence_key=f"decisions/{sid}/erasure.json",
     )
 

@@ -17,6 +17,12 @@ from kyc.domain.reasons import ReasonCode
 RECORD_VERSION = "1"
 
 
+def contact_sheet_key(submission_id: str) -> str:
+    """Where a REVIEW's contact sheet lives in the audit bucket: apart from the decision evidence,
+    because it shows the applicant's face and expires with the raw video, not with the record."""
+    return f"reviews/{submission_id}/contact-sheet.png"
+
+
 @dataclass(frozen=True)
 class DecisionSummary:
     """The outcome of one submission, whichever path produced it."""
