@@ -69,10 +69,10 @@ def log_volume(stack: LocalStack) -> tuple[int, int, int]:
     return size, events, emf
 
 
-def bucket_bytes(stack: LocalStack, bucket: str) -> tuple[int, int]:
+def bucket_bytes(stack: LocalStack, bucket: str, prefix: str = "") -> tuple[int, int]:
     s3 = stack.client("s3")
     count = size = 0
-    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
         for version in page.get("Versions", []):
             count += 1
             size += int(version["Size"])
@@ -137,7 +137,8 @@ def _measure(
     log_bytes, log_events, emf = log_volume(stack)
     screenings = runs + 1
     work = bucket_bytes(stack, stack.resources.work_bucket)
-    audit = bucket_bytes(stack, stack.resources.audit_bucket)
+    audit = bucket_bytes(stack, stack.resources.audit_bucket, "decisions/")
+    reviews = bucket_bytes(stack, stack.resources.audit_bucket, "reviews/")  # kept as long as raw video
     return {
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {
@@ -162,6 +163,7 @@ def _measure(
             "work_bytes_per_screening": work[1] / screenings,
             "audit_objects_per_screening": audit[0] / screenings,
             "audit_bytes_per_screening": audit[1] / screenings,
+            "review_bytes_per_screening": reviews[1] / screenings,
             "upload_bytes": clip.stat().st_size,
         },
     }

@@ -183,6 +183,7 @@ def variable_lines(template: dict[str, Any], params: dict[str, Any], measured: d
         s3["upload_bytes"] * raw_months
         + s3["work_bytes_per_screening"] / 30
         + s3["audit_bytes_per_screening"] * keep_months
+        + s3.get("review_bytes_per_screening", 0) * raw_months  # contact sheets go with the raw video
     ) / gb
     lines.append(
         Line(
@@ -190,7 +191,8 @@ def variable_lines(template: dict[str, Any], params: dict[str, Any], measured: d
             "GB-month",
             k * storage * p["s3_gb_month"],
             f"upload {s3['upload_bytes'] / 1e6:.1f} MB x {raw_months:.2f} mo, work 1 day, "
-            f"audit {s3['audit_bytes_per_screening'] / 1e3:.1f} kB x {keep_months:.0f} mo",
+            f"audit {s3['audit_bytes_per_screening'] / 1e3:.1f} kB x {keep_months:.0f} mo, "
+            f"contact sheet {s3.get('review_bytes_per_screening', 0) / 1e3:.1f} kB x {raw_months:.2f} mo",
         )
     )
     access = (puts + gets) * a["s3_access_log_bytes_per_request"] / gb
