@@ -30,11 +30,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the clip generator and the tiny model live with the tests
 
-import onnx  # noqa: E402
 
 from kyclocal.stack import LocalStack, LocalStackSettings  # noqa: E402
 from tests.fixtures.clips import make_clip  # noqa: E402
-from tests.unit.serving.helpers import red_mean_sigmoid  # noqa: E402
+from tests.unit.serving.helpers import write_onnx_config  # noqa: E402
 
 DEADLINE_S = 600.0
 
@@ -217,26 +216,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def _onnx_config(root: Path) -> Path:
-    onnx.save(red_mean_sigmoid(weight_red=20.0, bias=-10.0), str(root / "red.onnx"))
-    config = root / "model.json"
-    config.write_text(
-        json.dumps(
-            {
-                "path": "red.onnx",
-                "name": "tiny-red",
-                "version": "1.0.0",
-                "input_size": [32, 32],
-                "layout": "NCHW",
-                "colour_order": "RGB",
-                "mean": [0, 0, 0],
-                "std": [1, 1, 1],
-                "fake_index": 0,
-                "activation": "probability",
-                "face_crop": False,
-            }
-        )
-    )
-    return config
+    return write_onnx_config(root, weight_red=20.0, bias=-10.0)
 
 
 if __name__ == "__main__":

@@ -12,14 +12,13 @@ import json
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from kyc.media.contact_sheet import decode_image
 from kyclocal.commands import evaluate, run
 from tests.fixtures.clips import make_clip
-from tests.unit.serving.helpers import red_mean_sigmoid
+from tests.unit.serving.helpers import write_onnx_config
 
 pytestmark = pytest.mark.integration
 
@@ -44,26 +43,7 @@ def _fresh_moto() -> None:
 
 
 def _onnx_config(root: Path) -> Path:
-    onnx.save(red_mean_sigmoid(weight_red=20.0, bias=-10.0), str(root / "red.onnx"))
-    config = root / "model.json"
-    config.write_text(
-        json.dumps(
-            {
-                "path": "red.onnx",
-                "name": "tiny-red",
-                "version": "1.0.0",
-                "input_size": [32, 32],
-                "layout": "NCHW",
-                "colour_order": "RGB",
-                "mean": [0, 0, 0],
-                "std": [1, 1, 1],
-                "fake_index": 0,
-                "activation": "probability",
-                "face_crop": False,
-            }
-        )
-    )
-    return config
+    return write_onnx_config(root, weight_red=20.0, bias=-10.0)
 
 
 def _parse(module: object, argv: list[str]) -> argparse.Namespace:

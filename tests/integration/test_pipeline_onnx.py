@@ -6,41 +6,20 @@ run reach every scored outcome: a red clip must be REJECTED, a blue one PASSED.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
-import onnx
 import pytest
 
 from kyclocal.stack import LocalStack, LocalStackSettings
 from tests.fixtures.clips import make_clip
 from tests.integration.conftest import screen
-from tests.unit.serving.helpers import red_mean_sigmoid
+from tests.unit.serving.helpers import write_onnx_config
 
 
 @pytest.fixture(scope="module")
 def onnx_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    root = tmp_path_factory.mktemp("onnx")
-    onnx.save(red_mean_sigmoid(weight_red=20.0, bias=-10.0), str(root / "red.onnx"))
-    config = root / "model.json"
-    config.write_text(
-        json.dumps(
-            {
-                "path": "red.onnx",
-                "name": "tiny-red",
-                "version": "1.0.0",
-                "input_size": [32, 32],
-                "layout": "NCHW",
-                "colour_order": "RGB",
-                "mean": [0, 0, 0],
-                "std": [1, 1, 1],
-                "fake_index": 0,
-                "activation": "probability",
-                "face_crop": False,
-            }
-        )
-    )
+    config = write_onnx_config(tmp_path_factory.mktemp("onnx"), weight_red=20.0, bias=-10.0)
     with LocalStack(LocalStackSettings(model="onnx", onnx_config=config, frame_count=8)) as running:
         yield running
 

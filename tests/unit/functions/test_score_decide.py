@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import onnx
 import pytest
 from moto import mock_aws
 
@@ -18,7 +17,7 @@ from kycserve.faults import Fault, FaultInjector
 from kycserve.models import load_model
 from kycserve.server import start_server, stop
 from tests.unit.functions.handler_loader import FakeContext, load_handler
-from tests.unit.serving.helpers import red_mean_sigmoid, solid_frame
+from tests.unit.serving.helpers import solid_frame, write_onnx_config
 
 WORK, AUDIT, TABLE, BUS = "work", "audit", "decisions", "decisions-bus"
 SID = "a" * 64
@@ -27,27 +26,7 @@ LOCAL = {"core": {"passthrough": {"urls": [r"http://127\.0\.0\.1:\d+/.*"]}}}
 
 @pytest.fixture(scope="module")
 def model_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("onnx")
-    onnx.save(red_mean_sigmoid(weight_red=20.0, bias=-10.0), str(root / "red.onnx"))
-    config = root / "model.json"
-    config.write_text(
-        json.dumps(
-            {
-                "path": "red.onnx",
-                "name": "tiny-red",
-                "version": "1.0.0",
-                "input_size": [32, 32],
-                "layout": "NCHW",
-                "colour_order": "RGB",
-                "mean": [0, 0, 0],
-                "std": [1, 1, 1],
-                "fake_index": 0,
-                "activation": "probability",
-                "face_crop": False,
-            }
-        )
-    )
-    return config
+    return write_onnx_config(tmp_path_factory.mktemp("onnx"), weight_red=20.0, bias=-10.0)
 
 
 @pytest.fixture

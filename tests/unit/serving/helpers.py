@@ -56,8 +56,12 @@ def red_mean_sigmoid(weight_red: float = 1.0, bias: float = -0.5):
     return model
 
 
-def write_onnx_config(directory: Path, **overrides: object) -> Path:
-    onnx.save(red_mean_sigmoid(), str(directory / "tiny.onnx"))
+def write_onnx_config(
+    directory: Path, *, weight_red: float = 1.0, bias: float = -0.5, **overrides: object
+) -> Path:
+    """The tiny red-channel model and its `onnx` config. With weight 20 and bias -10 a red frame
+    scores ~1 and a blue one ~0, so a pipeline run with it reaches REJECT and PASS."""
+    onnx.save(red_mean_sigmoid(weight_red=weight_red, bias=bias), str(directory / "tiny.onnx"))
     config = {
         "path": "tiny.onnx",
         "name": "tiny-red",
