@@ -9,14 +9,11 @@ the generated CloudFormation; another measures the built artefacts in ``.aws-sam
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cfnlint.decode import decode
 
 from kyclocal.stack import FUNCTIONS as LOCAL_FUNCTIONS
 
@@ -137,13 +134,6 @@ EXPECTED_ALARMS = {
 # --------------------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def template() -> dict[str, Any]:
-    tpl, matches = decode(str(TEMPLATE_PATH))
-    assert not matches, f"template does not parse: {matches}"
-    return tpl
-
-
 def _resources(tpl: dict[str, Any], rtype: str) -> dict[str, dict[str, Any]]:
     return {k: v for k, v in tpl["Resources"].items() if v["Type"] == rtype}
 
@@ -625,43 +615,6 @@ def test_alarm_topic_is_encrypted_and_cloudwatch_may_use_the_key(template):
 # --------------------------------------------------------------------------------------------------------
 # after the SAM transform (runs in .venv-tools, which has aws-sam-translator)
 # --------------------------------------------------------------------------------------------------------
-_TRANSFORM_SCRIPT = r"""
-import json, sys
-from samcli.yamlhelper import yaml_parse
-from samtranslator.translator.transform import transform
-
-class NoManagedPolicies:
-    def load(self):
-        return {}
-
-with open(sys.argv[1], encoding="utf-8") as f:
-    tpl = yaml_parse(f.read())
-for res in tpl["Resources"].values():
-    props = res.get("Properties", {})
-    for key in ("CodeUri", "ContentUri", "DefinitionUri"):
-        if isinstance(props.get(key), str):
-            props[key] = "s3://bucket/" + props[key]
-out = transform(tpl, {}, NoManagedPolicies())
-json.dump(out, sys.stdout)
-"""
-
-
-@pytest.fixture(scope="module")
-def transformed() -> dict[str, Any]:
-    if not TOOLS_PYTHON.exists():
-        pytest.skip(".venv-tools is absent: cannot run the SAM transform (aws-sam-translator lives there)")
-    # A region is needed for pseudo parameters only; no AWS call is made (no credentials involved).
-    env = {"PATH": os.environ.get("PATH", ""), "AWS_DEFAULT_REGION": "eu-west-1", "SAM_CLI_TELEMETRY": "0"}
-    proc = subprocess.run(
-        [str(TOOLS_PYTHON), "-c", _TRANSFORM_SCRIPT, str(TEMPLATE_PATH)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env=env,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout)
 
 
 def test_transformed_template_attaches_no_managed_policy(transformed):

@@ -9,20 +9,12 @@ Conditions are evaluated here with a small evaluator of the intrinsics the templ
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 from typing import Any
 
-import pytest
-from cfnlint.decode import decode
-
 from tests.unit.iac.test_template import (
-    _TRANSFORM_SCRIPT,
     FUNCTIONS,
     ROOT,
-    TEMPLATE_PATH,
-    TOOLS_PYTHON,
     UNSCOPABLE_ACTIONS,
     _as_list,
     _resources,
@@ -66,13 +58,6 @@ ENDPOINT_OF = {
     "xray": "xray",
 }
 GATEWAY_SERVICES = {"s3", "dynamodb"}
-
-
-@pytest.fixture(scope="module")
-def template() -> dict[str, Any]:
-    tpl, matches = decode(str(TEMPLATE_PATH))
-    assert not matches, f"template does not parse: {matches}"
-    return tpl
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -203,23 +188,6 @@ def test_every_function_keeps_an_explained_vpc_skip(template):
     for lid, fn in _resources(template, "AWS::Serverless::Function").items():
         skips = {s["id"]: s["comment"] for s in fn["Metadata"]["checkov"]["skip"]}
         assert "VpcSubnetIds" in skips["CKV_AWS_117"] and "off by default" in skips["CKV_AWS_117"], lid
-
-
-@pytest.fixture(scope="module")
-def transformed() -> dict[str, Any]:
-    if not TOOLS_PYTHON.exists():
-        pytest.skip(".venv-tools is absent: cannot run the SAM transform (aws-sam-translator lives there)")
-    env = {"PATH": os.environ.get("PATH", ""), "AWS_DEFAULT_REGION": "eu-west-1", "SAM_CLI_TELEMETRY": "0"}
-    proc = subprocess.run(
-        [str(TOOLS_PYTHON), "-c", _TRANSFORM_SCRIPT, str(TEMPLATE_PATH)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env=env,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout)
 
 
 def test_transformed_functions_carry_the_conditional_vpc_config(transformed, template):
