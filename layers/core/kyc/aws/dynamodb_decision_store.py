@@ -23,7 +23,7 @@ class DynamoDBDecisionStore:
         try:
             self._ddb.put_item(
                 TableName=self._table,
-                Item=_serialise(item),
+                Item=serialise_item(item),
                 ConditionExpression="attribute_not_exists(submission_id)",
             )
         except ClientError as exc:
@@ -37,7 +37,7 @@ class DynamoDBDecisionStore:
             TableName=self._table, Key={"submission_id": {"S": submission_id}}, ConsistentRead=True
         )
         item = response.get("Item")
-        return _deserialise(item) if item else None
+        return deserialise_item(item) if item else None
 
     def mark_event_published(self, submission_id: str) -> None:
         self._ddb.update_item(
@@ -48,7 +48,7 @@ class DynamoDBDecisionStore:
         )
 
 
-def _serialise(item: dict[str, Any]) -> dict[str, Any]:
+def serialise_item(item: dict[str, Any]) -> dict[str, Any]:
     from boto3.dynamodb.types import TypeSerializer
 
     serializer = TypeSerializer()
@@ -56,7 +56,7 @@ def _serialise(item: dict[str, Any]) -> dict[str, Any]:
     return {k: serializer.serialize(v) for k, v in clean.items() if v is not None}
 
 
-def _deserialise(item: dict[str, Any]) -> dict[str, Any]:
+def deserialise_item(item: dict[str, Any]) -> dict[str, Any]:
     from boto3.dynamodb.types import TypeDeserializer
 
     deserializer = TypeDeserializer()

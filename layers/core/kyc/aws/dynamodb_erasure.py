@@ -11,7 +11,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from kyc.aws.clients import client
-from kyc.aws.dynamodb_decision_store import _serialise
+from kyc.aws.dynamodb_decision_store import serialise_item
 
 CLIENT_REFERENCE_INDEX = "ClientReferenceIndex"
 
@@ -42,7 +42,7 @@ class DynamoDBErasureStore:
         try:
             self._ddb.put_item(
                 TableName=self._table,
-                Item=_serialise(item),
+                Item=serialise_item(item),
                 ConditionExpression="attribute_exists(submission_id) AND attribute_not_exists(erased_at)",
             )
         except ClientError as exc:
