@@ -6,6 +6,7 @@ run reach every scored outcome: a red clip must be REJECTED, a blue one PASSED.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,3 +43,15 @@ def test_pipeline_onnx_model_reaches_scored_outcomes(
     assert item["reasons"] == [reason]
     assert item["model"] == {"name": "tiny-red", "version": "1.0.0"}
     assert item["frames_scored"] == item["frames_sampled"] == 8
+
+
+def test_pipeline_nan_model_never_decides(tmp_path: Path) -> None:
+    """A model that answers NaN fails its batches: the upload gets ERROR, never a REJECT by NaN."""
+    config = write_onnx_config(tmp_path, weight_red=0.0, bias=math.nan, activation="sigmoid")
+    clip = make_clip(tmp_path / "solid.mp4", width=160, height=120, fps=10, seconds=2.0, colour=(250, 10, 10))
+    with LocalStack(LocalStackSettings(model="onnx", onnx_config=config, frame_count=8)) as nan_stack:
+        item = screen(nan_stack, clip, key="uploads/onnx/nan.mp4", timeout_s=240.0)
+
+    assert item["decision"] == "ERROR", item
+    assert "HIGH_FAKE_SCORE" not in item["reasons"]
+    assert item.get("score") is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +18,21 @@ NO_FACE_CENTRE = "centre"
 
 class ModelLoadError(Exception):
     """A model or its configuration could not be loaded; the server must not report healthy."""
+
+
+class ModelOutputError(ValueError):
+    """The network answered NaN, an infinity or a value outside [0, 1].
+
+    The whole batch fails (the container's 500) and the scorer's retries and ERROR path take over:
+    clipping such a value would turn a broken model into a verdict on every applicant.
+    """
+
+
+def checked_probability(value: float, what: str = "p_fake") -> float:
+    """``value`` if it is a finite probability; raises ModelOutputError otherwise."""
+    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise ModelOutputError(f"model produced {what}={value!r}")
+    return value
 
 
 class Model(ABC):
@@ -41,6 +57,10 @@ class Model(ABC):
     def _score_crop(self, bgr: np.ndarray) -> float:
         """p_fake in [0, 1] for one BGR crop (a face, or the whole frame)."""
 
+    def _checked_score(self, bgr: np.ndarray) -> float:
+        """Every crop score passes here, whatever the subclass: nothing non-finite reaches a frame."""
+        return checked_probability(self._score_crop(bgr))
+
     def describe(self) -> dict:
         return {"name": self.info.name, "version": self.info.version, "description": self.description}
 
@@ -52,17 +72,17 @@ class Model(ABC):
         if bgr is None:
             return FrameScore(frame.frame_id, None, (), (QualityFlag.DECODE_FAILED,))
         if self._faces is None:
-            return FrameScore(frame.frame_id, self._score_crop(bgr), (), ())
+            return FrameScore(frame.frame_id, self._checked_score(bgr), (), ())
         height, width = bgr.shape[:2]
         boxes = self._faces.find(bgr)
         if not boxes:
-            p_fake = self._score_crop(centre_square(bgr)) if self._no_face == NO_FACE_CENTRE else None
+            p_fake = self._checked_score(centre_square(bgr)) if self._no_face == NO_FACE_CENTRE else None
             return FrameScore(frame.frame_id, p_fake, (), (QualityFlag.NO_FACE,))
         faces = tuple(
             Face(
                 box=b.normalised(width, height),
                 confidence=b.confidence,
-                p_fake=self._score_crop(square_crop(bgr, b, self._margin)),
+                p_fake=self._checked_score(square_crop(bgr, b, self._margin)),
             )
             for b in boxes
         )

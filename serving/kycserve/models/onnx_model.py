@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from kyc.domain.contract import ModelInfo
-from kycserve.models import NO_FACE_NULL, Model, ModelLoadError
+from kycserve.models import NO_FACE_NULL, Model, ModelLoadError, ModelOutputError
 
 ACTIVATIONS = ("softmax", "sigmoid", "probability")
 
@@ -122,6 +122,9 @@ class OnnxModel(Model):
     def _score_crop(self, bgr: np.ndarray) -> float:
         (output,) = self._session.run([self._output], {self._input: self.preprocess(bgr)})
         values = np.asarray(output, dtype=np.float64).reshape(-1)
+        # Checked before the activation: the sigmoid's overflow clamp would read a NaN logit as 60.
+        if not np.isfinite(values).all():
+            raise ModelOutputError(f"model output is not finite: {values.tolist()[:8]}")
         activation = self._config.activation
         if activation == "softmax":
             shifted = np.exp(values - values.max())
@@ -131,7 +134,4 @@ class OnnxModel(Model):
             value = 1.0 / (1.0 + math.exp(-logit))
         else:
             value = float(values[self._config.fake_index])
-        # A probability output outside [0, 1] or NaN is the model's bug: fail, don't clip.
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"model produced p_fake={value}")
-        return value
+        return value  # range-checked by Model._checked_score: a model bug fails, it is never clipped

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from kyc.domain.contract import ModelInfo
-from kycserve.models import NO_FACE_NULL, Model
+from kycserve.models import NO_FACE_NULL, Model, ModelOutputError
 from kycserve.models.spectrum import high_frequency_level, spectrum_profile
 
 MODEL_NAME = "reference-spectrum-NOT-A-PRODUCTION-DETECTOR"
@@ -26,7 +26,12 @@ SLOPE = 12.0
 
 
 def level_to_p_fake(level: float) -> float:
-    """The fixed logistic mapping, clamped so that overflow can never produce NaN."""
+    """The fixed logistic mapping, clamped so that overflow can never produce NaN.
+
+    A non-finite level (an all-constant crop can give 0/0) fails: the clamp would read NaN as 60.
+    """
+    if not math.isfinite(level):
+        raise ModelOutputError(f"spectrum level is not finite: {level!r}")
     z = max(-60.0, min(60.0, SLOPE * (level - CENTRE)))
     return 1.0 / (1.0 + math.exp(-z))
 

@@ -15,6 +15,7 @@ import pytest
 
 from kyc.domain.contract import encode_request, parse_response
 from kycserve import ModelLoadError, load_model, start_server, stop
+from kycserve.models import ModelOutputError
 from kycserve.models.reference import MODEL_NAME, level_to_p_fake
 from tests.unit.serving.helpers import solid_frame, textured_frame, write_onnx_config
 
@@ -96,6 +97,33 @@ def test_reference_mapping_extremes_stay_finite() -> None:
     assert level_to_p_fake(-1e9) == pytest.approx(0.0, abs=1e-20)
     assert level_to_p_fake(1e9) == pytest.approx(1.0)
     assert level_to_p_fake(0.45) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("level", [math.nan, math.inf, -math.inf])
+def test_reference_mapping_non_finite_level_raises(level: float) -> None:
+    # min(60, nan) is 60 in Python: without the check a NaN level scored p_fake = 1.0.
+    with pytest.raises(ModelOutputError):
+        level_to_p_fake(level)
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "softmax", "probability"])
+def test_onnx_nan_output_fails_instead_of_scoring(tmp_path: Path, activation: str) -> None:
+    # A NaN bias makes the network answer NaN for every input, whatever the activation reads.
+    config = write_onnx_config(tmp_path, weight_red=0.0, bias=math.nan, activation=activation)
+    model = load_model("onnx", onnx_config=config)
+    with pytest.raises(ModelOutputError):
+        model.predict([solid_frame("000", (0, 0, 255))])
+
+
+def test_onnx_nan_output_is_a_500_not_a_score(tmp_path: Path) -> None:
+    config = write_onnx_config(tmp_path, weight_red=0.0, bias=math.nan, activation="sigmoid")
+    server, thread, url = start_server(load_model("onnx", onnx_config=config))
+    try:
+        status, body = _post(url + "/invocations", encode_request([solid_frame("000", (0, 0, 255))]))
+    finally:
+        stop(server, thread)
+    assert status == 500
+    assert b"p_fake" not in body
 
 
 def test_reference_undecodable_frame_returns_decode_failed(reference_url: str) -> None:
