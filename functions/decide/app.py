@@ -11,18 +11,18 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kyc import settings
 from kyc.aws.dynamodb_decision_store import DynamoDBDecisionStore
 from kyc.aws.eventbridge_publisher import EventBridgePublisher
 from kyc.aws.s3_object_store import S3ObjectStore, canonical_json
+from kyc.aws.ssm_policy_source import PolicyOverrideProvider
 from kyc.domain.failures import reason_for_failure
 from kyc.domain.identity import pseudonymise_key
 from kyc.domain.lineage import build_lineage, sha256_hex
 from kyc.domain.outcomes import Decision
-from kyc.domain.policy import DecisionPolicy, FrameEvidence, decide_outcome
+from kyc.domain.policy import DecisionPolicy, FrameEvidence, PolicyError, decide_outcome
 from kyc.domain.reasons import ReasonCode
 from kyc.domain.record import (
     DecisionContext,
@@ -38,6 +38,7 @@ RESOURCES = settings.stack_resources()
 STORE = S3ObjectStore(kms_key_id=RESOURCES.kms_key_id)
 DECISIONS = DynamoDBDecisionStore(RESOURCES.decisions_table)
 PUBLISHER = EventBridgePublisher(RESOURCES.event_bus_name) if RESOURCES.event_bus_name else None
+POLICY_SOURCE = PolicyOverrideProvider() if RESOURCES.policy_parameter else None
 POLICY_CACHE_SECONDS = 300
 
 
@@ -147,17 +148,23 @@ def _summarise(mode: str, state: dict[str, Any]) -> tuple[DecisionSummary, dict 
     """Which path produced the outcome: failure, refusal, or scored evidence."""
     if mode == "error":
         failure = state.get("failure") or {}
-        return DecisionSummary(Decision.ERROR, (reason_for_failure(failure.get("Error")),)), None, []
+        reasons = (reason_for_failure(failure.get("Error")),)
+        return DecisionSummary(Decision.ERROR, reasons, policy=_policy_in_force()), None, []
     validation = state.get("validation") or {}
     if not validation.get("accepted"):
         return (
-            DecisionSummary(Decision.INVALID, reasons_from([validation.get("reason") or "CORRUPT_MEDIA"])),
+            DecisionSummary(
+                Decision.INVALID,
+                reasons_from([validation.get("reason") or "CORRUPT_MEDIA"]),
+                policy=_policy_in_force(),
+            ),
             None,
             [],
         )
     extraction = state.get("extraction") or {}
     if extraction.get("refusal"):
-        return DecisionSummary(Decision.INVALID, reasons_from([extraction["refusal"]["reason"]])), None, []
+        reasons = reasons_from([extraction["refusal"]["reason"]])
+        return DecisionSummary(Decision.INVALID, reasons, policy=_policy_in_force()), None, []
     return _scored(state, extraction)
 
 
@@ -206,7 +213,7 @@ def _scored(state: dict[str, Any], extraction: dict[str, Any]) -> tuple[Decision
                     frame_id=frame["frame_id"], p_fake=frame.get("p_fake"), face_count=face_count(frame)
                 )
             )
-    policy = _policy()
+    policy, policy_record = _policy()
     verdict = decide_outcome(
         evidence,
         frames_sampled=int(extraction.get("frames_sampled") or 0),
@@ -228,7 +235,7 @@ def _scored(state: dict[str, Any], extraction: dict[str, Any]) -> tuple[Decision
         frames_sampled=verdict.frames_sampled,
         frames_scored=verdict.frames_scored,
         frames_with_face=verdict.frames_with_face,
-        policy=policy.to_dict(),
+        policy=policy_record,
         model=model,
     )
     scores_doc = {
@@ -272,15 +279,40 @@ def _frames_lineage(state: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
-def _policy() -> DecisionPolicy:
-    """Template defaults, overridden by the SSM document when one is configured (cached 5 minutes)."""
+def _policy() -> tuple[DecisionPolicy, dict[str, Any]]:
+    """Template defaults, overridden by the SSM document when one is configured (cached 5 minutes).
+
+    Returns the policy and what the record keeps of it: its values and, for an override, the
+    parameter name and version it was read from, so an auditor can fetch that exact document.
+    """
     values: dict[str, Any] = dict(settings.policy_defaults())
-    if RESOURCES.policy_parameter:
-        override = parameters.get_parameter(
-            RESOURCES.policy_parameter, transform="json", max_age=POLICY_CACHE_SECONDS
-        )
-        values |= dict(override or {})
-    return DecisionPolicy.from_mapping(values)
+    override: dict[str, Any] | None = None
+    if POLICY_SOURCE is not None:
+        fetched = POLICY_SOURCE.get(RESOURCES.policy_parameter, max_age=POLICY_CACHE_SECONDS)
+        values |= _override_document(fetched["document"])
+        override = {k: fetched[k] for k in ("parameter", "parameter_version", "parameter_type")}
+    policy = DecisionPolicy.from_mapping(values)
+    return policy, policy.to_dict() | ({"override": override} if override else {})
+
+
+def _override_document(text: str) -> dict[str, Any]:
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise PolicyError(f"policy override {RESOURCES.policy_parameter} is not JSON") from exc
+    if not isinstance(document, dict):
+        raise PolicyError(f"policy override {RESOURCES.policy_parameter} must be a JSON object")
+    return document
+
+
+def _policy_in_force() -> dict[str, Any]:
+    """The policy an INVALID or ERROR record names. A broken override is recorded as such, since
+    it must never stop the one decision this upload gets."""
+    try:
+        return _policy()[1]
+    except Exception as exc:  # the ERROR path records whatever went wrong; it cannot fail on it
+        logger.exception("decision policy unavailable")
+        return {"version": None, "unavailable": f"{type(exc).__name__}: {exc}"[:300]}
 
 
 def _publish_once(item: dict[str, Any]) -> None:

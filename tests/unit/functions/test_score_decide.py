@@ -324,6 +324,68 @@ def test_decide_policy_override_from_ssm(aws: dict[str, Any]) -> None:
     assert result["policy_version"] == "strict-1"
 
 
+def test_decide_securestring_override_is_decrypted_and_its_version_recorded(aws: dict[str, Any]) -> None:
+    ssm = boto3.client("ssm", region_name="us-east-1")
+    key_id = boto3.client("kms", region_name="us-east-1").create_key()["KeyMetadata"]["KeyId"]
+    for version in ("strict-1", "strict-2"):  # the second put makes parameter version 2
+        ssm.put_parameter(
+            Name="/kyc/policy",
+            Type="SecureString",
+            KeyId=key_id,
+            Overwrite=True,
+            Value=json.dumps({"version": version, "pass_threshold": 0.01, "reject_threshold": 0.02}),
+        )
+    app = _decide(aws, KYC_POLICY_PARAMETER="/kyc/policy")
+
+    result = app.lambda_handler(
+        {"mode": "decide", "execution_arn": "arn:x", "state": _scored_state(aws, [0.05] * 4)}, FakeContext()
+    )
+
+    assert (result["decision"], result["policy_version"]) == ("REJECT", "strict-2")
+    override = _item(aws)["policy"]["override"]
+    assert override == {"parameter": "/kyc/policy", "parameter_version": 2, "parameter_type": "SecureString"}
+    lineage = json.loads(
+        aws["s3"].get_object(Bucket=AUDIT, Key=f"decisions/{SID}/lineage.json")["Body"].read()
+    )
+    assert lineage["decision"]["policy"]["override"]["parameter_version"] == 2
+
+
+@pytest.mark.parametrize("mode", ["error", "invalid"])
+def test_decide_invalid_and_error_records_name_the_policy_in_force(aws: dict[str, Any], mode: str) -> None:
+    boto3.client("ssm", region_name="us-east-1").put_parameter(
+        Name="/kyc/policy", Type="String", Value=json.dumps({"version": "bank-a-r3"})
+    )
+    app = _decide(aws, KYC_POLICY_PARAMETER="/kyc/policy")
+    state: dict[str, Any] = {"submission": _submission()}
+    if mode == "error":
+        state["failure"] = {"Error": "SourceMissingError", "Cause": "{}"}
+    else:
+        state["validation"] = {"accepted": False, "reason": "PLAYLIST_OR_SCRIPT", "sha256": "b" * 64}
+
+    result = app.lambda_handler(
+        {"mode": "error" if mode == "error" else "decide", "execution_arn": "arn:x", "state": state},
+        FakeContext(),
+    )
+
+    assert result["decision"] == mode.upper()
+    assert result["policy_version"] == "bank-a-r3"
+    assert _item(aws)["policy"]["override"]["parameter"] == "/kyc/policy"
+
+
+def test_decide_error_record_survives_a_broken_override(aws: dict[str, Any]) -> None:
+    boto3.client("ssm", region_name="us-east-1").put_parameter(
+        Name="/kyc/policy", Type="String", Value="{not json"
+    )
+    app = _decide(aws, KYC_POLICY_PARAMETER="/kyc/policy")
+    state = {"submission": _submission(), "failure": {"Error": "SourceMissingError", "Cause": "{}"}}
+
+    result = app.lambda_handler({"mode": "error", "execution_arn": "arn:x", "state": state}, FakeContext())
+
+    assert (result["decision"], result["reasons"]) == ("ERROR", ["SOURCE_MISSING"])
+    assert _item(aws)["policy"]["version"] is None
+    assert "not JSON" in _item(aws)["policy"]["unavailable"]
+
+
 # --------------------------------------------------------------------------- reconcile
 def _reconcile_event(status: str) -> dict[str, Any]:
     return {
