@@ -17,6 +17,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 from kyc.media.contact_sheet import decode_image
 from kyclocal.commands import evaluate, run
+from kyclocal.samples import write_clip
 from tests.fixtures.clips import make_clip
 from tests.unit.serving.helpers import write_onnx_config
 
@@ -96,9 +97,10 @@ def test_evaluate_cli_labelled_set_matches_sklearn_and_meets_targets(tmp_path: P
 
 
 def test_run_contact_sheet_writes_png_for_review_only(tmp_path: Path) -> None:
-    config = _onnx_config(tmp_path)
+    # A face-cropping model: the drawn face scores ~0 (PASS); the faceless test card goes to REVIEW.
+    config = write_onnx_config(tmp_path, weight_red=20.0, bias=-20.0, face_crop=True)
     uncertain = make_clip(tmp_path / "u.mp4", width=128, height=128, fps=8, seconds=1.2, colour=(128, 10, 60))
-    genuine = make_clip(tmp_path / "g.mp4", width=128, height=128, fps=8, seconds=1.2, colour=(10, 10, 200))
+    genuine = write_clip(tmp_path / "g.mp4", "mp4", "libx264", {"preset": "ultrafast"}, seconds=1.2, fps=8)
     sheets = tmp_path / "sheets"
     args = _parse(
         run,

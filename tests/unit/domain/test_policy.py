@@ -70,10 +70,29 @@ def test_decide_outcome_equal_thresholds_no_review_band(p, decision):
     assert decide(frames([p] * 32), policy=policy).decision is decision
 
 
-def test_decide_outcome_model_without_face_counts_still_decides():
-    verdict = decide(frames([0.05] * 32, faces=None))
-    assert verdict.decision is Decision.PASS
+@pytest.mark.parametrize("policy", [DEFAULT, DecisionPolicy(require_faces=False)])
+def test_decide_outcome_model_without_face_counts_never_passes(policy):
+    # A whole-frame classifier reports no faces: a low score on a test card is no evidence of a person.
+    verdict = decide(frames([0.05] * 32, faces=None), policy=policy)
+    assert (verdict.decision, verdict.reasons) == (Decision.REVIEW, (R.NO_FACE_EVIDENCE,))
     assert verdict.frames_with_face is None
+
+
+def test_decide_outcome_model_without_face_counts_can_still_reject():
+    verdict = decide(frames([0.95] * 32, faces=None))
+    assert (verdict.decision, verdict.reasons) == (Decision.REJECT, (R.HIGH_FAKE_SCORE,))
+
+
+@pytest.mark.parametrize(("with_face", "decision"), [(8, Decision.PASS), (7, Decision.REVIEW)])
+def test_decide_outcome_pass_needs_min_frames_scored_with_a_face(with_face, decision):
+    # 8 frames, min_frames_scored 8 (default): a frame whose model saw no face is not face evidence.
+    # The face gate itself (min_face_fraction 0.5) does not trip at 7 of 8, so this is the PASS rule.
+    evidence = frames([0.05] * with_face) + [FrameEvidence("x", 0.05, None)] * (8 - with_face)
+    policy = DecisionPolicy(require_faces=False)
+    verdict = decide(evidence, policy=policy)
+    assert verdict.decision is decision
+    if decision is Decision.REVIEW:
+        assert verdict.reasons == (R.NO_FACE_EVIDENCE,)
 
 
 # --- nothing usable ---

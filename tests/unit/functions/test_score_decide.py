@@ -177,14 +177,22 @@ def _submission() -> dict[str, Any]:
     }
 
 
-def _scored_state(aws: dict[str, Any], scores: list[float | None], *, failed: int = 0) -> dict[str, Any]:
+def _scored_state(
+    aws: dict[str, Any], scores: list[float | None], *, failed: int = 0, faces: bool = True
+) -> dict[str, Any]:
+    """A scored batch; ``faces`` False: a whole-frame model that reports no face boxes."""
     manifest_key = _store_frames(aws, [(0, 0, 0)] * len(scores))
+
+    def face(p: float | None) -> list[dict[str, Any]]:
+        return [{"box": [0.3, 0.2, 0.4, 0.5], "confidence": 0.99, "p_fake": p}] if faces else []
+
     doc = {
         "batch_index": 0,
         "status": "SCORED",
         "model": {"name": "m", "version": "1"},
         "frames": [
-            {"frame_id": f"{i:03d}", "p_fake": p, "faces": [], "quality": []} for i, p in enumerate(scores)
+            {"frame_id": f"{i:03d}", "p_fake": p, "faces": face(p), "quality": []}
+            for i, p in enumerate(scores)
         ],
     }
     aws["s3"].put_object(Bucket=WORK, Key=f"scores/{SID}/batch-000.json", Body=canonical_json(doc))
@@ -279,6 +287,15 @@ def test_decide_replay_returns_first_decision_and_publishes_once(aws: dict[str, 
     assert again["decision"] == first["decision"] == "PASS"
     assert _item(aws)["execution_arn"] == "arn:1"
     assert len(_events(aws)) == 1
+
+
+def test_decide_whole_frame_model_low_score_is_review_not_pass(aws: dict[str, Any]) -> None:
+    app = _decide(aws)
+    state = _scored_state(aws, [0.05] * 4, faces=False)
+
+    result = app.lambda_handler({"mode": "decide", "execution_arn": "arn:x", "state": state}, FakeContext())
+
+    assert (result["decision"], result["reasons"]) == ("REVIEW", ["NO_FACE_EVIDENCE"])
 
 
 def test_decide_error_mode_records_mapped_reason(aws: dict[str, Any]) -> None:

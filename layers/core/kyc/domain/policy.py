@@ -174,6 +174,9 @@ def decide_outcome(
     - Nothing usable and the scorer failed (failed batches, failure reasons or only unusable scores): ERROR.
     - Too few frames, too few faces, too many multi-face frames: REVIEW with the gate reasons.
     - Partial or unusable scoring: REJECT stays possible, PASS becomes REVIEW (unless allowed by policy).
+    - PASS needs a face seen and scored on at least ``min_frames_scored`` frames: a low score from a
+      model that never reported a face (a whole-frame classifier on a test card) is no evidence
+      that a real person was judged, so it is REVIEW ``NO_FACE_EVIDENCE``.
     """
     if frames_sampled < 0 or failed_batches < 0:
         raise EvidenceError("frames_sampled and failed_batches must be >= 0")
@@ -189,6 +192,7 @@ def decide_outcome(
     with_face = sum(1 for e in reported if e.face_count >= 1)
     multi_face = sum(1 for e in reported if e.face_count >= 2)
     frames_with_face = with_face if reported else None
+    scored_faces = sum(1 for e in scored if (e.face_count or 0) >= 1)
     usable_p = [
         float(e.p_fake)  # type: ignore[arg-type]  # usable implies not None
         for e in scored
@@ -229,4 +233,6 @@ def decide_outcome(
         return verdict(Decision.REVIEW, [ReasonCode.MODEL_UNCERTAIN, *caveats], score)
     if unusable or (partial and not policy.allow_pass_on_partial):
         return verdict(Decision.REVIEW, caveats, score)
+    if scored_faces < policy.min_frames_scored:
+        return verdict(Decision.REVIEW, [ReasonCode.NO_FACE_EVIDENCE, *caveats], score)
     return verdict(Decision.PASS, [ReasonCode.LOW_FAKE_SCORE, *caveats], score)

@@ -1,0 +1,38 @@
+"""What a decision may rest on, end to end: PASS needs a face, and a broken model never decides.
+
+Each test starts its own stack with its own model (one stack per process at a time).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from kyclocal.samples import write_clip
+from kyclocal.stack import LocalStack, LocalStackSettings
+from tests.fixtures.clips import make_clip
+from tests.integration.conftest import screen
+from tests.unit.serving.helpers import write_onnx_config
+
+
+def test_pipeline_onnx_face_model_passes_a_clip_with_a_face(tmp_path: Path) -> None:
+    # The face crop of the drawn face has a mean red of about 0.56: sigmoid(20 * 0.56 - 20) ~ 0.
+    config = write_onnx_config(tmp_path, weight_red=20.0, bias=-20.0, face_crop=True)
+    clip = write_clip(tmp_path / "face.mp4", "mp4", "libx264", {"preset": "ultrafast"}, seconds=1.5, fps=10)
+    with LocalStack(LocalStackSettings(model="onnx", onnx_config=config, frame_count=8)) as face_stack:
+        item = screen(face_stack, clip, key="uploads/onnx/face.mp4")
+
+    assert (item["decision"], item["reasons"]) == ("PASS", ["LOW_FAKE_SCORE"]), item
+    assert item["frames_with_face"] == item["frames_scored"] == 8
+
+
+def test_pipeline_nan_model_never_decides(tmp_path: Path) -> None:
+    """A model that answers NaN fails its batches: the upload gets ERROR, never a REJECT by NaN."""
+    config = write_onnx_config(tmp_path, weight_red=0.0, bias=math.nan, activation="sigmoid")
+    clip = make_clip(tmp_path / "solid.mp4", width=160, height=120, fps=10, seconds=2.0, colour=(250, 10, 10))
+    with LocalStack(LocalStackSettings(model="onnx", onnx_config=config, frame_count=8)) as nan_stack:
+        item = screen(nan_stack, clip, key="uploads/onnx/nan.mp4", timeout_s=240.0)
+
+    assert item["decision"] == "ERROR", item
+    assert "HIGH_FAKE_SCORE" not in item["reasons"]
+    assert item.get("score") is None
