@@ -1,8 +1,10 @@
 """`kycscreen evaluate LABELS.csv`: screen a labelled set locally, report error rates, propose thresholds.
 
-Each file goes through the full local pipeline (``kycscreen run``'s ``screen_files``); the video's
-score is its recorded decision ``score``. INVALID and ERROR decisions, and REVIEWs the evidence gates
-took without a score, are non-responses: counted per label, never folded into APCER/BPCER.
+Each file goes through the full local pipeline (``kycscreen run``'s ``screen_files``). The headline is
+what the pipeline decided: per label class, the share of every decision (gates, caps and failures
+included), APCER = attacks PASSed, BPCER = genuine videos REJECTed, each with a Wilson interval.
+Below it, the score-level view: rates if only the score's band decided (INVALID, ERROR and unscored
+REVIEWs are non-responses there), ROC, AUC and EER with bootstrap intervals, and a threshold proposal.
 The rates come from ``kyc.domain.evaluation`` (docs/decision-policy.md has the conventions).
 """
 
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from kyc.domain.evaluation import EvaluationError, evaluate, propose_thresholds
+from kyc.domain.evaluation import EvaluationError, decision_rates, evaluate, propose_thresholds
 from kyc.domain.policy import DecisionPolicy
 from kyclocal.commands.run import screen_files
 from kyclocal.stack import LocalStack, LocalStackSettings
@@ -32,6 +34,9 @@ _LABEL_ALIASES = {
     "fake": "attack",
     "spoof": "attack",
 }
+
+
+BOOTSTRAP_RESAMPLES = 1000
 
 
 class LabelsFileError(ValueError):
@@ -134,8 +139,14 @@ def evaluation_result(
     scores = [scored(row) for row in rows]
     labels = [f.label for f in labelled]
     types = [f.attack_type for f in labelled]
+    pipeline = decision_rates([row.get("decision") for row in rows], labels, types)
     current = evaluate(
-        scores, labels, types, pass_threshold=pass_threshold, reject_threshold=reject_threshold
+        scores,
+        labels,
+        types,
+        pass_threshold=pass_threshold,
+        reject_threshold=reject_threshold,
+        resamples=BOOTSTRAP_RESAMPLES,
     )
     proposal = propose_thresholds(
         scores, labels, types, max_apcer=max_apcer, max_bpcer=max_bpcer, max_review_rate=max_review_rate
@@ -166,6 +177,7 @@ def evaluation_result(
             )
             for label in ("genuine", "attack")
         },
+        "pipeline": pipeline.to_dict(),
         "current": current.to_dict(),
         "targets": {"max_apcer": max_apcer, "max_bpcer": max_bpcer, "max_review_rate": max_review_rate},
         "proposal": {
@@ -191,17 +203,30 @@ def print_report(result: dict[str, Any], out: TextIO) -> None:
     for label, counts in result["decisions"].items():
         shown = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "-"
         print(f"  {label:8} decisions: {shown}", file=out)
+    pipeline = result["pipeline"]
+    print("\nwhat the pipeline decided (every labelled video; gates and failures included):", file=out)
+    for label in ("genuine", "attack"):
+        for outcome, rate in pipeline[label].items():
+            if rate["total"]:
+                print(f"  {label:8} {outcome:<10} {_rate(rate)}", file=out)
+    for kind, rate in pipeline["apcer_by_type"].items():
+        print(f"  APCER[{kind}]{'':<{max(0, 12 - len(kind))}} {_rate(rate)}  (attacks PASSed)", file=out)
+    print(f"  {'BPCER':<19} {_rate(pipeline['bpcer'])}  (genuine REJECTed)", file=out)
+    print(f"  {'review rate':<19} {_rate(pipeline['review_rate'])}", file=out)
     current = result["current"]
     print(
-        f"\nat current thresholds (pass < {current['pass_threshold']:g}, "
-        f"reject >= {current['reject_threshold']:g}):",
+        f"\nby score alone at current thresholds (pass < {current['pass_threshold']:g}, "
+        f"reject >= {current['reject_threshold']:g}; gates ignored):",
         file=out,
     )
     _print_rates(current, out)
-    print("\nranking (threshold-free, scored videos only):", file=out)
+    print("\nranking (threshold-free, scored videos only; 95 % bootstrap intervals):", file=out)
     for name in ("auc", "eer", "bpcer20", "bpcer100"):
-        value = current[name]
-        print(f"  {name.upper():9} {'n/a' if value is None else f'{value:.4f}'}", file=out)
+        value, interval = current[name], current.get(f"{name}_ci95")
+        shown = "n/a" if value is None else f"{value:.4f}"
+        if interval:
+            shown += f"  (95% CI {interval[0]:.4f}-{interval[1]:.4f})"
+        print(f"  {name.upper():9} {shown}", file=out)
     proposal, targets = result["proposal"], result["targets"]
     review_target = targets["max_review_rate"]
     verdict = "meets targets" if proposal["feasible"] else "TARGETS NOT MET"

@@ -13,7 +13,9 @@ from sklearn.metrics import roc_curve as sk_roc_curve
 from kyc.domain.evaluation import (
     EvaluationError,
     Rate,
+    bootstrap_interval,
     bpcer_at_apcer,
+    decision_rates,
     equal_error_rate,
     evaluate,
     propose_thresholds,
@@ -251,3 +253,114 @@ def test_evaluate_unknown_label_raises():
 def test_evaluate_labels_are_case_insensitive():
     report = evaluate([0.1, 0.9], [" Genuine", "ATTACK"], pass_threshold=0.2, reject_threshold=0.9)
     assert report.auc == 1.0
+
+
+# --- what the pipeline decided ---
+
+
+def test_decision_rates_count_every_labelled_video_by_its_decision():
+    decisions = ["PASS", "REVIEW", "REJECT", "INVALID", "PASS", "REVIEW", "REJECT", "PASS", None]
+    labels = ["genuine"] * 4 + ["attack"] * 5
+    types = [None] * 4 + ["replay", "replay", "swap", "swap", None]
+    rates = decision_rates(decisions, labels, types)
+    # Hand counts: genuine 1 PASS, 1 REVIEW, 1 REJECT, 1 INVALID; attacks 2 PASS, 1 REVIEW, 1 REJECT,
+    # and one with no decision at all, which counts as ERROR (never silently dropped).
+    assert {k: r.errors for k, r in rates.genuine.items()} == {
+        "PASS": 1,
+        "REVIEW": 1,
+        "REJECT": 1,
+        "INVALID": 1,
+        "ERROR": 0,
+    }
+    assert {k: r.errors for k, r in rates.attack.items()} == {
+        "PASS": 2,
+        "REVIEW": 1,
+        "REJECT": 1,
+        "INVALID": 0,
+        "ERROR": 1,
+    }
+    assert (rates.apcer.errors, rates.apcer.total) == (2, 5)
+    assert {k: (r.errors, r.total) for k, r in rates.apcer_by_type.items()} == {
+        "replay": (1, 2),
+        "swap": (1, 2),
+        "unspecified": (0, 1),
+    }
+    assert rates.apcer_worst.value == 0.5
+    assert (rates.bpcer.errors, rates.bpcer.total) == (1, 4)
+    assert (rates.review_rate.errors, rates.review_rate.total) == (2, 9)
+    assert rates.to_dict()["bpcer"]["ci95"] == list(wilson_interval(1, 4))
+
+
+def test_decision_rates_differ_from_score_rates_when_a_gate_decided():
+    # A genuine video scored 0.05 that a gate sent to REVIEW, and an attack scored 0.95 sent to
+    # REVIEW (two faces): by score one is a PASS and one a REJECT; the pipeline decided neither.
+    scores, labels = [0.05, 0.95], ["genuine", "attack"]
+    by_score = evaluate(scores, labels, pass_threshold=0.2, reject_threshold=0.9)
+    by_decision = decision_rates(["REVIEW", "REVIEW"], labels)
+    assert by_score.review_rate.errors == 0
+    assert by_decision.review_rate.errors == 2
+    assert by_decision.genuine["PASS"].errors == by_decision.attack["REJECT"].errors == 0
+
+
+def test_decision_rates_length_mismatch_raises():
+    with pytest.raises(EvaluationError):
+        decision_rates(["PASS"], ["genuine", "attack"])
+
+
+def test_bootstrap_interval_perfect_separation_is_a_point():
+    scores, labels = [0.1, 0.2, 0.3, 0.7, 0.8, 0.9], ["genuine"] * 3 + ["attack"] * 3
+    assert bootstrap_interval(roc_auc, scores, labels, resamples=200) == (1.0, 1.0)
+
+
+def test_bootstrap_interval_is_seeded_and_brackets_the_estimate():
+    rng = random.Random(3)
+    scores = [rng.gauss(0, 1) for _ in range(40)] + [rng.gauss(1, 1) for _ in range(40)]
+    labels = ["genuine"] * 40 + ["attack"] * 40
+    first = bootstrap_interval(roc_auc, scores, labels, resamples=300, seed=7)
+    assert first == bootstrap_interval(roc_auc, scores, labels, resamples=300, seed=7)
+    assert first[0] < roc_auc(scores, labels) < first[1]
+
+
+def test_bootstrap_auc_interval_width_matches_hanley_mcneil():
+    # Independent oracle: the Hanley & McNeil (1982) standard error of the AUC.
+    rng = random.Random(11)
+    n = 150
+    scores = [rng.gauss(0, 1) for _ in range(n)] + [rng.gauss(1.2, 1) for _ in range(n)]
+    labels = ["genuine"] * n + ["attack"] * n
+    a = roc_auc(scores, labels)
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    se = math.sqrt((a * (1 - a) + (n - 1) * (q1 - a * a) + (n - 1) * (q2 - a * a)) / (n * n))
+    low, high = bootstrap_interval(roc_auc, scores, labels, resamples=500)
+    assert (high - low) == pytest.approx(2 * 1.959964 * se, rel=0.2)
+
+
+def test_bootstrap_auc_interval_covers_the_true_auc():
+    # Genuine ~ N(0, 1), attack ~ N(d, 1): the true AUC is Phi(d / sqrt(2)).
+    d, n, trials = 1.0, 50, 60
+    true_auc = 0.5 * (1 + math.erf(d / 2))
+    rng = random.Random(5)
+    covered = 0
+    for trial in range(trials):
+        scores = [rng.gauss(0, 1) for _ in range(n)] + [rng.gauss(d, 1) for _ in range(n)]
+        low, high = bootstrap_interval(
+            roc_auc, scores, ["genuine"] * n + ["attack"] * n, resamples=200, seed=trial
+        )
+        covered += low <= true_auc <= high
+    assert covered / trials >= 0.85  # nominal 95 %; far below would mean the interval is too narrow
+
+
+def test_bootstrap_quantile_matches_numpy_percentile():
+    from kyc.domain.evaluation import _quantile
+
+    rng = np.random.default_rng(0)
+    values = sorted(rng.random(37).tolist())
+    for q in (0.0, 0.025, 0.5, 0.975, 1.0):
+        assert _quantile(values, q) == pytest.approx(np.percentile(values, 100 * q))
+
+
+def test_evaluate_with_resamples_reports_intervals():
+    scores, labels = [0.1, 0.4, 0.35, 0.8], ["genuine", "genuine", "attack", "attack"]
+    report = evaluate(scores, labels, pass_threshold=0.2, reject_threshold=0.9, resamples=100)
+    assert report.auc_ci95 is not None and report.eer_ci95 is not None
+    assert report.auc_ci95[0] <= report.auc <= report.auc_ci95[1]
+    assert evaluate(scores, labels, pass_threshold=0.2, reject_threshold=0.9).auc_ci95 is None

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
@@ -246,6 +247,8 @@ class EvaluationReport:
     eer: float | None
     bpcer20: float | None
     bpcer100: float | None
+    auc_ci95: tuple[float, float] | None = None
+    eer_ci95: tuple[float, float] | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -259,7 +262,9 @@ class EvaluationReport:
             "attack_nonresponse": self.attack_nonresponse.to_dict(),
             "genuine_nonresponse": self.genuine_nonresponse.to_dict(),
             "auc": self.auc,
+            "auc_ci95": list(self.auc_ci95) if self.auc_ci95 else None,
             "eer": self.eer,
+            "eer_ci95": list(self.eer_ci95) if self.eer_ci95 else None,
             "bpcer20": self.bpcer20,
             "bpcer100": self.bpcer100,
         }
@@ -272,8 +277,11 @@ def evaluate(
     *,
     pass_threshold: float,
     reject_threshold: float,
+    resamples: int = 0,
 ) -> EvaluationReport:
     """Rates at the given thresholds (PASS if score < pass, REJECT if score >= reject, REVIEW between).
+
+    ``resamples`` > 0 adds stratified bootstrap intervals to AUC and EER (``kycscreen evaluate``: 1000).
 
     APCER is per attack type (attacks PASSed / scored attacks of that type); the worst type is reported
     as ``apcer_worst``. BPCER counts genuine videos auto-rejected. Unscored videos are non-responses.
@@ -305,6 +313,129 @@ def evaluate(
         genuine_nonresponse=Rate.of(n_genuine - len(genuine), n_genuine),
         auc=roc_auc(scores, labels) if ranked else None,
         eer=equal_error_rate(scores, labels)[0] if ranked else None,
+        auc_ci95=_interval(roc_auc, scores, labels, resamples) if ranked else None,
+        eer_ci95=_interval(_eer_value, scores, labels, resamples) if ranked else None,
         bpcer20=bpcer_at_apcer(scores, labels, attack_types, max_apcer=0.05) if ranked else None,
         bpcer100=bpcer_at_apcer(scores, labels, attack_types, max_apcer=0.01) if ranked else None,
+    )
+
+
+def bootstrap_interval(
+    statistic: Callable[[Sequence[float], Sequence[str]], float],
+    scores: Sequence[float | None],
+    labels: Sequence[str],
+    *,
+    resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of a score-level statistic (AUC, EER) over scored videos.
+
+    Stratified: genuine and attack videos are resampled separately, with their own counts, so every
+    resample has both classes and the class balance of the labelled set. Seeded, so a report is
+    reproducible. With a few dozen videos the interval is wide, which is the point of showing it.
+    """
+    values, attack = _scored(scores, labels)
+    genuine = [s for s, a in zip(values, attack, strict=True) if not a]
+    attacks = [s for s, a in zip(values, attack, strict=True) if a]
+    if not genuine or not attacks:
+        raise EvaluationError("a bootstrap interval needs scored genuine and attack videos")
+    if resamples < 1 or not 0.0 < level < 1.0:
+        raise EvaluationError("resamples must be >= 1 and level in (0, 1)")
+    rng = random.Random(seed)  # noqa: S311  # nosec B311 - a reproducible resampling, not a secret
+    resample_labels = [Label.GENUINE.value] * len(genuine) + [Label.ATTACK.value] * len(attacks)
+    stats = sorted(
+        statistic(
+            rng.choices(genuine, k=len(genuine)) + rng.choices(attacks, k=len(attacks)), resample_labels
+        )
+        for _ in range(resamples)
+    )
+    tail = (1.0 - level) / 2
+    return _quantile(stats, tail), _quantile(stats, 1.0 - tail)
+
+
+def _interval(
+    statistic: Callable[[Sequence[float], Sequence[str]], float],
+    scores: Sequence[float | None],
+    labels: Sequence[str],
+    resamples: int,
+) -> tuple[float, float] | None:
+    return bootstrap_interval(statistic, scores, labels, resamples=resamples) if resamples else None
+
+
+def _eer_value(scores: Sequence[float | None], labels: Sequence[str]) -> float:
+    return equal_error_rate(scores, labels)[0]
+
+
+def _quantile(ordered: Sequence[float], q: float) -> float:
+    """Linear interpolation between order statistics (numpy's default 'linear' method)."""
+    position = q * (len(ordered) - 1)
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+OUTCOMES = ("PASS", "REVIEW", "REJECT", "INVALID", "ERROR")
+
+
+@dataclass(frozen=True)
+class DecisionRates:
+    """What the pipeline decided, per label class: gates, caps and failures included.
+
+    Every labelled video counts in its class's denominator, whatever it got: an attack refused as
+    INVALID was not accepted, and a genuine video sent to REVIEW by a gate costs an analyst's time
+    even when its score was low. APCER = attacks PASSed (per type and worst type), BPCER = genuine
+    videos REJECTed, review rate = videos sent to REVIEW.
+    """
+
+    genuine: dict[str, Rate]
+    attack: dict[str, Rate]
+    apcer_by_type: dict[str, Rate]
+    apcer: Rate
+    apcer_worst: Rate
+    bpcer: Rate
+    review_rate: Rate
+
+    def to_dict(self) -> dict:
+        return {
+            "genuine": {k: v.to_dict() for k, v in self.genuine.items()},
+            "attack": {k: v.to_dict() for k, v in self.attack.items()},
+            "apcer_by_type": {k: v.to_dict() for k, v in self.apcer_by_type.items()},
+            "apcer": self.apcer.to_dict(),
+            "apcer_worst": self.apcer_worst.to_dict(),
+            "bpcer": self.bpcer.to_dict(),
+            "review_rate": self.review_rate.to_dict(),
+        }
+
+
+def decision_rates(
+    decisions: Sequence[str | None],
+    labels: Sequence[str],
+    attack_types: Sequence[str | None] | None = None,
+) -> DecisionRates:
+    """Rates from the decisions the pipeline recorded (None: no decision came back, counted as ERROR)."""
+    types = attack_types if attack_types is not None else [None] * len(decisions)
+    if not len(decisions) == len(labels) == len(types):
+        raise EvaluationError(f"{len(decisions)} decisions, {len(labels)} labels, {len(types)} attack types")
+    outcomes = [d if d in OUTCOMES else "ERROR" for d in decisions]
+    parsed = [parse_label(lab) for lab in labels]
+
+    def shares(label: Label) -> dict[str, Rate]:
+        got = [o for o, lab in zip(outcomes, parsed, strict=True) if lab is label]
+        return {o: Rate.of(got.count(o), len(got)) for o in OUTCOMES}
+
+    by_type: dict[str, list[str]] = {}
+    for outcome, label, kind in zip(outcomes, parsed, types, strict=True):
+        if label is Label.ATTACK:
+            by_type.setdefault(kind or "unspecified", []).append(outcome)
+    apcer_by_type = {k: Rate.of(v.count("PASS"), len(v)) for k, v in sorted(by_type.items())}
+    genuine, attack = shares(Label.GENUINE), shares(Label.ATTACK)
+    return DecisionRates(
+        genuine=genuine,
+        attack=attack,
+        apcer_by_type=apcer_by_type,
+        apcer=attack["PASS"],
+        apcer_worst=max(apcer_by_type.values(), key=lambda r: r.value or 0.0, default=Rate.of(0, 0)),
+        bpcer=genuine["REJECT"],
+        review_rate=Rate.of(outcomes.count("REVIEW"), len(outcomes)),
     )
