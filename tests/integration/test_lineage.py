@@ -7,11 +7,12 @@ import io
 import json
 import stat
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from kyc.domain.lineage import chain_from_logs, lineage_key, verify_chain
+from kyc.domain.lineage import chain_from_logs, is_failure, lineage_key, verify_chain
 from kyclocal.commands.lineage import cmd_lineage, lineage_report
 from kyclocal.stack import LocalStack, LocalStackSettings
 from tests.fixtures.clips import make_clip
@@ -141,6 +142,72 @@ def test_lineage_tampered_decision_item_fails_on_decision(stack: LocalStack, scr
     assert problems == [f"decision record decision: stored 'PASS', decide logged '{screened['decision']}'"]
 
 
+@pytest.mark.parametrize("kind", ["lineage.json", "scores.json", "frames"])
+def test_lineage_deleted_evidence_fails_within_retention(
+    stack: LocalStack, screened: dict, kind: str
+) -> None:
+    sid = screened["submission_id"]
+    s3 = stack.client("s3")
+    audit, work = stack.resources.audit_bucket, stack.resources.work_bucket
+    victims = {
+        "lineage.json": [(audit, lineage_key(sid))],
+        "scores.json": [(audit, f"decisions/{sid}/scores.json")],
+        "frames": [
+            (work, o["Key"])
+            for o in s3.list_objects_v2(Bucket=work, Prefix=f"frames/{sid}/").get("Contents", [])
+        ],
+    }[kind]
+    assert victims
+    originals = {v: s3.get_object(Bucket=v[0], Key=v[1])["Body"].read() for v in victims}
+    for bucket, key in victims:
+        s3.delete_object(Bucket=bucket, Key=key)
+    try:
+        now = lineage_report(stack, sid)["problems"]
+        later = lineage_report(stack, sid, now=datetime.now(UTC) + timedelta(days=2))["problems"]
+    finally:
+        for (bucket, key), body in originals.items():
+            s3.put_object(Bucket=bucket, Key=key, Body=body)
+
+    assert any(is_failure(p) and p.startswith("missing: ") for p in now), now
+    if kind == "frames":  # past the work bucket's one-day expiry, frames alone are excused
+        assert later and not [p for p in later if is_failure(p)], later
+    else:  # decision evidence is kept for years
+        assert [p for p in later if is_failure(p)], later
+
+
+def test_lineage_deleted_decision_item_fails(stack: LocalStack, screened: dict) -> None:
+    sid = screened["submission_id"]
+    ddb = stack.client("dynamodb")
+    table = stack.resources.decisions_table
+    raw = ddb.get_item(TableName=table, Key={"submission_id": {"S": sid}})["Item"]
+    ddb.delete_item(TableName=table, Key={"submission_id": {"S": sid}})
+    try:
+        problems = lineage_report(stack, sid)["problems"]
+    finally:
+        ddb.put_item(TableName=table, Item=raw)
+
+    assert [p for p in problems if is_failure(p) and "decision record" in p], problems
+
+
+def test_lineage_forged_score_on_the_item_fails(stack: LocalStack, screened: dict) -> None:
+    sid = screened["submission_id"]
+    ddb = stack.client("dynamodb")
+    table = stack.resources.decisions_table
+    raw = ddb.get_item(TableName=table, Key={"submission_id": {"S": sid}})["Item"]
+    ddb.update_item(
+        TableName=table,
+        Key={"submission_id": {"S": sid}},
+        UpdateExpression="SET score = :s",
+        ExpressionAttributeValues={":s": {"N": "0.001"}},
+    )
+    try:
+        problems = lineage_report(stack, sid)["problems"]
+    finally:
+        ddb.put_item(TableName=table, Item=raw)
+
+    assert any(p.startswith("decision record score: stored 0.001") for p in problems), problems
+
+
 def test_lineage_state_round_trip_still_verifies(stack: LocalStack, screened: dict, state_dir: Path) -> None:
     """Last in the module: stop (which saves), verify from the CLI in a restored stack."""
     sid = screened["submission_id"]
@@ -152,7 +219,7 @@ def test_lineage_state_round_trip_still_verifies(stack: LocalStack, screened: di
     assert stat.S_IMODE(state_dir.stat().st_mode) == 0o700
 
     out = io.StringIO()
-    args = argparse.Namespace(submission_id=sid, json=True, state_dir=state_dir, allow_missing=False)
+    args = argparse.Namespace(submission_id=sid, json=True, state_dir=state_dir, at=None)
     code = cmd_lineage(args, out)
     report = json.loads(out.getvalue())
     assert (code, report["problems"], report["verified"]) == (0, [], True)

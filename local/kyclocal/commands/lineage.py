@@ -2,8 +2,10 @@
 
 The chain comes from the functions' CloudWatch Logs records only (as an auditor would rebuild it
 in AWS with Logs Insights); every hash it names is then checked against the stored objects, the
-decision's lineage.json and its DynamoDB record. Exit 0 when intact, 1 when anything disagrees,
-2 when there is nothing to verify.
+decision's lineage.json and its DynamoDB record, field by field. Strict: any evidence missing while
+still within its bucket's retention fails; only objects past the template's lifecycle expiry
+(frames after a day, the upload after RawVideoRetentionDays) or removed by an erasure are excused.
+Exit 0 when intact, 1 when anything disagrees or is missing, 2 when there is nothing to verify.
 """
 
 from __future__ import annotations
@@ -11,11 +13,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from kyc.domain.lineage import LineageChain, LineageError, StageRecord, chain_from_logs, verify_chain
-from kyclocal.stack import LocalStack, LocalStackSettings
+from kyc.domain.lineage import (
+    EvidenceRetention,
+    LineageChain,
+    LineageError,
+    StageRecord,
+    chain_from_logs,
+    is_failure,
+    verify_chain,
+)
+from kyclocal.stack import LocalResources, LocalStack, LocalStackSettings, read_template
 from kyclocal.state import MARKER, state_directory
 
 EXIT_INTACT, EXIT_BROKEN, EXIT_UNKNOWN = 0, 1, 2
@@ -29,11 +40,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--state-dir", type=Path, help="saved local state (default: $KYCSCREEN_STATE_DIR or .local-stack)"
     )
     cmd.add_argument(
-        "--allow-missing",
-        action="store_true",
-        help="report objects gone by retention (frames expire after a day) without failing",
+        "--at",
+        type=_timestamp,
+        help="judge retention as at this ISO time instead of now (what a later audit would excuse)",
     )
     cmd.set_defaults(command=cmd_lineage)
+
+
+def _timestamp(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def cmd_lineage(args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -46,11 +62,11 @@ def cmd_lineage(args: argparse.Namespace, out: TextIO | None = None) -> int:
         )
         return EXIT_UNKNOWN
     with LocalStack(LocalStackSettings(state_dir=directory)) as stack:
-        report = lineage_report(stack, args.submission_id)
+        report = lineage_report(stack, args.submission_id, now=getattr(args, "at", None))
     if report is None:
         print(f"no lineage records for submission {args.submission_id}", file=sys.stderr)
         return EXIT_UNKNOWN
-    failing = [p for p in report["problems"] if not (args.allow_missing and p.startswith("missing:"))]
+    failing = [p for p in report["problems"] if is_failure(p)]
     report["verified"] = not failing
     if args.json:
         print(json.dumps(report, default=str), file=out)
@@ -59,7 +75,9 @@ def cmd_lineage(args: argparse.Namespace, out: TextIO | None = None) -> int:
     return EXIT_INTACT if not failing else EXIT_BROKEN
 
 
-def lineage_report(stack: LocalStack, submission_id: str) -> dict[str, Any] | None:
+def lineage_report(
+    stack: LocalStack, submission_id: str, now: datetime | None = None
+) -> dict[str, Any] | None:
     """The chain from the stack's logs, verified against its stores; None when the logs name nothing."""
     try:
         chain = chain_from_logs(stack.log_lines(), submission_id)
@@ -75,10 +93,40 @@ def lineage_report(stack: LocalStack, submission_id: str) -> dict[str, Any] | No
         audit_bucket=stack.resources.audit_bucket,
         decision_item=item,
         fetch_source=lambda bucket, key, version: _get(s3, bucket, key, version),
+        retention=evidence_retention(stack.resources),
+        now=now,
     )
     if item is None:
         problems.append(f"missing: decision record for {submission_id} in {stack.resources.decisions_table}")
     return chain.to_dict() | {"problems": problems, "summary": summarise(chain)}
+
+
+def evidence_retention(resources: LocalResources) -> EvidenceRetention:
+    """The template's lifecycle rules for the objects a lineage names, at the parameters' defaults."""
+    template = read_template()
+    parameters = template.get("Parameters", {})
+
+    def days(logical_id: str, key_prefix: str) -> float:
+        rules = template["Resources"][logical_id]["Properties"]["LifecycleConfiguration"]["Rules"]
+        found = [
+            float(parameters[r["ExpirationInDays"]["Ref"]]["Default"])
+            if isinstance(r["ExpirationInDays"], dict)
+            else float(r["ExpirationInDays"])
+            for r in rules
+            if r.get("Status") == "Enabled"
+            and "ExpirationInDays" in r
+            and key_prefix.startswith(r.get("Prefix", ""))
+        ]
+        return min(found)
+
+    return EvidenceRetention(
+        days={
+            resources.intake_bucket: days("IntakeBucket", "uploads/"),
+            resources.work_bucket: days("WorkBucket", "frames/"),
+            resources.audit_bucket: days("AuditBucket", "decisions/"),
+        },
+        erasable=frozenset({resources.intake_bucket, resources.work_bucket}),
+    )
 
 
 def summarise(chain: LineageChain) -> dict[str, Any]:
@@ -117,7 +165,7 @@ def print_chain(report: dict[str, Any], out: TextIO) -> None:
     reasons = ",".join(summary["reasons"] or []) or "-"
     print(f"decision    {summary['decision'] or '-'} ({reasons})", file=out)
     if report["problems"]:
-        state = "OK (missing objects allowed)" if report["verified"] else "FAILED"
+        state = "OK (only expired or erased objects are gone)" if report["verified"] else "FAILED"
         print(f"\nverification {state}:", file=out)
         for problem in report["problems"]:
             print(f"  - {problem}", file=out)

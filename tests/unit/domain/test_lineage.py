@@ -5,10 +5,18 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from kyc.domain.lineage import LineageError, chain_from_logs, lineage_key, verify_chain
+from kyc.domain.lineage import (
+    EvidenceRetention,
+    LineageError,
+    chain_from_logs,
+    is_failure,
+    lineage_key,
+    verify_chain,
+)
 
 SID = "a" * 64
 ARN = f"arn:aws:states:us-east-1:123456789012:execution:kyc:{SID}"
@@ -139,7 +147,7 @@ def world() -> tuple[list[dict], dict[tuple[str, str], bytes], dict]:
     return records, store, item
 
 
-def verify(records: list[dict], store: dict, item: dict | None = None) -> list[str]:
+def verify(records: list[dict], store: dict, item: dict | None = None, **strict: object) -> list[str]:
     chain = chain_from_logs(records, SID)
     return verify_chain(
         chain,
@@ -147,7 +155,18 @@ def verify(records: list[dict], store: dict, item: dict | None = None) -> list[s
         audit_bucket=AUDIT,
         decision_item=item,
         fetch_source=lambda b, k, v: store.get((b, k)),
+        **strict,  # type: ignore[arg-type]
     )
+
+
+# The template's lifecycle: work objects 1 day, uploads 30 days, decision evidence 5 years.
+RETENTION = EvidenceRetention(days={WORK: 1, "intake": 30, AUDIT: 1825}, erasable=frozenset({WORK, "intake"}))
+UPLOADED = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+
+
+def strictly(records: list[dict], store: dict, item: dict, days_later: float) -> list[str]:
+    item = item | {"received_at": UPLOADED.isoformat()}
+    return verify(records, store, item, retention=RETENTION, now=UPLOADED + timedelta(days=days_later))
 
 
 def stage(records: list[dict], name: str) -> dict:
@@ -338,3 +357,84 @@ def test_chain_from_logs_after_decision_stages_are_known_not_problems() -> None:
 
     assert [s.stage for s in chain.stages][-2:] == ["notify", "erase"]
     assert not any("unknown stage" in p for p in chain.problems)
+
+
+# --- strict verification: only documented expiries are excused ---
+
+
+def test_strict_frames_deleted_within_retention_fail() -> None:
+    records, store, item = world()
+    del store[(WORK, f"frames/{SID}/000.jpg")]
+
+    problems = strictly(records, store, item, days_later=0.5)
+
+    assert problems == [f"missing: frames/{SID}/000.jpg"]
+    assert any(is_failure(p) for p in problems)
+
+
+def test_strict_work_objects_gone_after_their_expiry_are_excused() -> None:
+    records, store, item = world()
+    for key in [k for k in store if k[0] == WORK]:
+        del store[key]  # frames, manifest and batch results all expire after a day
+
+    problems = strictly(records, store, item, days_later=2)
+
+    assert problems and all(p.startswith("expired: ") for p in problems)
+    assert not any(is_failure(p) for p in problems)
+
+
+def test_strict_expired_frames_still_checked_through_lineage_hashes() -> None:
+    """Past their expiry the frames are gone, but lineage.json's hashes still meet extract's log."""
+    records, store, item = world()
+    for key in [k for k in store if k[0] == WORK]:
+        del store[key]
+    lineage = json.loads(store[(AUDIT, lineage_key(SID))])
+    lineage["frames"]["items"][0]["sha256"] = "0" * 64
+    store[(AUDIT, lineage_key(SID))] = canonical(lineage)
+
+    problems = strictly(records, store, item, days_later=2)
+
+    assert any(is_failure(p) and p.startswith("lineage.json frames[].sha256") for p in problems)
+
+
+@pytest.mark.parametrize("key", [lineage_key(SID), f"decisions/{SID}/scores.json"])
+def test_strict_audit_evidence_deleted_fails_for_years(key: str) -> None:
+    records, store, item = world()
+    del store[(AUDIT, key)]
+
+    problems = strictly(records, store, item, days_later=400)
+
+    assert f"missing: {key}" in problems
+    assert any(is_failure(p) for p in problems)
+
+
+def test_strict_source_gone_after_erasure_is_excused_not_before() -> None:
+    records, store, item = world()
+    del store[("intake", "uploads/x.mp4")]
+
+    assert strictly(records, store, item, days_later=3) == [
+        "missing: source upload (the intake bucket keeps uploads for its retention only)"
+    ]
+    erased = strictly(records, store, item | {"erased_at": "2026-11-02T00:00:00Z"}, days_later=3)
+    assert erased == ["erased: source upload (the submission was erased)"]
+
+
+def test_strict_forged_score_on_the_record_fails() -> None:
+    records, store, item = world()
+    lineage = json.loads(store[(AUDIT, lineage_key(SID))])
+    item["score"] = lineage["decision"].get("score")
+    assert strictly(records, store, item, days_later=0) == []
+
+    item["score"] = 0.01
+
+    problems = strictly(records, store, item, days_later=0)
+    assert any(p.startswith("decision record score: stored 0.01") for p in problems)
+
+
+def test_strict_policy_changed_under_the_same_version_fails() -> None:
+    records, store, item = world()
+    item["policy"] = POLICY | {"pass_threshold": 0.9}  # same version label, different rule
+
+    problems = verify(records, store, item)
+
+    assert any(p.startswith("decision record policy: stored") for p in problems)

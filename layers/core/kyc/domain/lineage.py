@@ -9,7 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 LINEAGE_VERSION = "1"
@@ -358,6 +359,27 @@ def lineage_key(submission_id: str) -> str:
     return f"decisions/{submission_id}/lineage.json"
 
 
+@dataclass(frozen=True)
+class EvidenceRetention:
+    """How long each bucket keeps what a lineage names: the template's lifecycle rules.
+
+    Strict verification excuses a missing object only when its bucket's retention has run out
+    since the upload, or when an erasure of the submission removed it (``erasable`` buckets). Any
+    other absence is a failure: evidence deleted early is indistinguishable from evidence hidden.
+    """
+
+    days: Mapping[str, float]  # bucket name -> lifecycle expiration in days
+    erasable: frozenset[str] = field(default_factory=frozenset)
+
+
+EXCUSED_PREFIXES = ("expired: ", "erased: ")
+
+
+def is_failure(problem: str) -> bool:
+    """Everything but a documented expiry or an erasure fails verification."""
+    return not problem.startswith(EXCUSED_PREFIXES)
+
+
 def verify_chain(
     chain: LineageChain,
     fetch: Fetch,
@@ -365,16 +387,22 @@ def verify_chain(
     audit_bucket: str | None = None,
     decision_item: Mapping[str, Any] | None = None,
     fetch_source: FetchVersion | None = None,
+    retention: EvidenceRetention | None = None,
+    now: datetime | None = None,
 ) -> list[str]:
     """Every problem with a decision's lineage: the log gaps, then each hash the logs name checked
     against the stored objects, lineage.json and the decision record (empty when intact).
 
     Trust runs from the logs: decide logged lineage.json's hash, lineage.json names each object
     and its hash, and every hash is also compared with the stage that logged it. ``fetch(bucket,
-    key)`` returns the bytes or None when gone; "missing:" problems may be retention (frames expire
-    after a day), every other problem is a mismatch. ``fetch_source`` re-hashes the upload's pinned
-    version when given.
+    key)`` returns the bytes or None when gone. With ``retention``, an object gone after its
+    bucket's retention (or after an erasure) is reported as "expired:" or "erased:", which
+    ``is_failure`` excuses; every other "missing:" is a failure. Frames past their expiry are
+    still covered: lineage.json (5 years, in the audit bucket) keeps their hashes, and those are
+    checked against extract's log. ``fetch_source`` re-hashes the upload's pinned version.
     """
+    recorder = _MissingEvidence(fetch, fetch_source, retention, chain, decision_item, now)
+    fetch, fetch_source = recorder.fetch, (recorder.fetch_source if fetch_source else None)
     problems = list(chain.problems)
     terminal = chain.terminal
     lineage: Mapping[str, Any] | None = None
@@ -389,7 +417,75 @@ def verify_chain(
         problems += _record_against_logs(chain, decision_item, lineage)
         if fetch_source is not None:
             problems += _source_against_logs(chain, decision_item, fetch_source)
-    return problems
+    return recorder.classify(problems)
+
+
+class _MissingEvidence:
+    """Wraps the fetchers: remembers which absent objects are excused by retention or erasure."""
+
+    def __init__(
+        self,
+        fetch: Fetch,
+        fetch_source: FetchVersion | None,
+        retention: EvidenceRetention | None,
+        chain: LineageChain,
+        item: Mapping[str, Any] | None,
+        now: datetime | None,
+    ) -> None:
+        self._fetch, self._fetch_source, self._retention = fetch, fetch_source, retention
+        self._now = now or datetime.now(UTC)
+        self._since = _upload_time(item)
+        self._erased = chain.first("erase") is not None or bool((item or {}).get("erased_at"))
+        self._excused: dict[str, str] = {}
+
+    def fetch(self, bucket: str, key: str) -> bytes | None:
+        data = self._fetch(bucket, key)
+        if data is None:
+            self._note(bucket, key)
+        return data
+
+    def fetch_source(self, bucket: str, key: str, version: str | None) -> bytes | None:
+        assert self._fetch_source is not None
+        data = self._fetch_source(bucket, key, version)
+        if data is None:
+            self._note(bucket, SOURCE_LABEL)
+        return data
+
+    def _note(self, bucket: str, label: str) -> None:
+        retention = self._retention
+        if retention is None:
+            return
+        if self._erased and bucket in retention.erasable:
+            self._excused[label] = f"erased: {label} (the submission was erased)"
+            return
+        days = retention.days.get(bucket)
+        if days is not None and self._since is not None and self._now >= self._since + timedelta(days=days):
+            self._excused[label] = (
+                f"expired: {label} ({bucket} keeps objects {days:g} day(s); uploaded {self._since:%Y-%m-%d})"
+            )
+
+    def classify(self, problems: list[str]) -> list[str]:
+        return [self._excused.get(_missing_label(p), p) if p.startswith("missing: ") else p for p in problems]
+
+
+SOURCE_LABEL = "source upload"
+
+
+def _missing_label(problem: str) -> str:
+    return problem.removeprefix("missing: ").split(" (", 1)[0]
+
+
+def _upload_time(item: Mapping[str, Any] | None) -> datetime | None:
+    """The earliest time the record knows: S3 counts expiry from object creation, which is after it."""
+    for name in ("received_at", "decided_at"):
+        value = (item or {}).get(name)
+        if isinstance(value, str) and value:
+            try:
+                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                continue
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
 
 
 def _load_lineage(
@@ -459,13 +555,7 @@ def _lineage_against_logs(chain: LineageChain, lineage: Mapping[str, Any]) -> li
         checks.append(("decision.decision", decided.get("decision"), terminal.outputs.get("decision")))
         checks.append(("decision.reasons", decided.get("reasons"), terminal.outputs.get("reasons")))
         checks.append(("decision.model", decided.get("model"), terminal.entry.get("model")))
-        checks.append(
-            (
-                "decision.policy.version",
-                _version(decided.get("policy")),
-                _version(terminal.entry.get("policy")),
-            )
-        )
+        checks.append(("decision.policy", decided.get("policy"), terminal.entry.get("policy")))
         if terminal.entry.get("execution_arn"):
             checks.append(
                 ("execution_arn", lineage.get("execution_arn"), terminal.entry.get("execution_arn"))
@@ -532,10 +622,10 @@ def _record_against_logs(
             )
         )
         checks.append(("model", item.get("model"), terminal.entry.get("model")))
-        checks.append(
-            ("policy.version", _version(item.get("policy")), _version(terminal.entry.get("policy")))
-        )
+        checks.append(("policy", item.get("policy"), terminal.entry.get("policy")))
         scores = (lineage or {}).get("decision") or {}
+        if lineage is not None:  # the score is logged nowhere else: lineage.json is its witness
+            checks.append(("score", item.get("score"), scores.get("score")))
         if scores.get("scores_sha256"):
             checks.append(
                 ("artefacts.scores_sha256", artefacts.get("scores_sha256"), scores.get("scores_sha256"))
@@ -562,14 +652,10 @@ def _source_against_logs(
         return []
     data = fetch_source(source.get("bucket"), source["key"], source.get("version_id"))
     if data is None:
-        return ["missing: the source upload (the intake bucket keeps uploads briefly)"]
+        return [f"missing: {SOURCE_LABEL} (the intake bucket keeps uploads for its retention only)"]
     if sha256_hex(data) != validate.outputs["sha256"]:
         return [
             f"hash mismatch: source upload: stored {sha256_hex(data)}, "
             f"validate logged {validate.outputs['sha256']}"
         ]
     return []
-
-
-def _version(policy: Any) -> Any:
-    return policy.get("version") if isinstance(policy, Mapping) else None
