@@ -162,6 +162,14 @@ def _alarm(name: str, props: Mapping[str, Any]) -> AlarmSpec:
     )
 
 
+def parameter_default(template_path: Path, name: str) -> str:
+    """A parameter's default as the template declares it (drills size themselves to the alarms)."""
+    from cfnlint.decode import decode
+
+    tpl, _ = decode(str(template_path))
+    return str(tpl["Parameters"][name]["Default"])
+
+
 # --------------------------------------------------------------------------------------- metric math
 class UnknownIdError(ValueError):
     """An expression names an id that has no value (yet): expressions may refer to later ones."""

@@ -20,7 +20,26 @@ def test_drill_endpoint_outage_every_upload_error_and_alarm_metric() -> None:
     assert report.passed, failed
     names = {c.name for c in report.checks}
     assert "no PASS during the outage" in names
-    assert any("DecisionsErrorAlarm" in n for n in names)
+    assert any("DecisionsErrorRateAlarm" in n for n in names)
+    # the template's EndpointScoringErrorsAlarm, evaluated on the run's EMF metrics, fires within a minute
+    # or two (the next whole evaluation minute after the first failed batch), not "some time"
+    (scoring,) = [a for a in report.alarms if a.alarm == "EndpointScoringErrorsAlarm"]
+    assert scoring.expected and scoring.fires_after_s is not None and 0 < scoring.fires_after_s <= 120
+    assert report.rehearses == "detection-outage"
+    # two decisions are below the rate alarms' volume guard: the ERROR-rate alarm must stay quiet
+    assert "DecisionsErrorRateAlarm" not in {a.alarm for a in report.alarms if a.fires_after_s is not None}
+
+
+def test_drill_attack_wave_fires_the_reject_rate_alarm_and_names_its_plan() -> None:
+    report = run_drill("attack-wave")
+    assert report.passed, [c for c in report.checks if not c.passed]
+    fired = {a.alarm: a.fires_after_s for a in report.alarms if a.fires_after_s is not None}
+    assert set(fired) == {"DecisionsRejectRateAlarm"}, fired  # REJECTs only: no ERROR, REVIEW, INVALID alarm
+    assert 0 < fired["DecisionsRejectRateAlarm"] <= 120
+    out = io.StringIO()
+    drill_command.print_report(report, out)
+    assert "Incident Manager plan <stack>-deepfake-wave (runbook 2.1)" in out.getvalue()
+    assert "DecisionsRejectRateAlarm: fires " in out.getvalue()
 
 
 def test_drill_crash_between_stages_error_recorded_then_recovers() -> None:
@@ -29,6 +48,10 @@ def test_drill_crash_between_stages_error_recorded_then_recovers() -> None:
     assert {"its decision is ERROR", "the next upload is screened normally (not ERROR)"} <= {
         c.name for c in report.checks
     }
+    # AWS/States ExecutionsFailed as published for the local executions; one failure is below the
+    # rate alarms' guard, so only the per-event alarm fires
+    fired = {a.alarm for a in report.alarms if a.fires_after_s is not None}
+    assert fired == {"ScreeningExecutionsFailedAlarm"}, fired
 
 
 def test_drill_report_one_failed_check_fails_the_drill() -> None:
