@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from types import ModuleType
 
 import pytest
 
+from tests.unit.iac.test_operations import _script
 from tests.unit.iac.test_template import ROOT
 
 
 @pytest.fixture(scope="module")
 def cost_model() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("cost_model", ROOT / "scripts" / "cost_model.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["cost_model"] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
+    return _script("cost_model")
 
 
 def _fixed(cost_model: ModuleType, **overrides: str) -> dict[str, float]:

@@ -6,10 +6,13 @@ of the template with every optional feature on (the default template is linted b
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import subprocess
+import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -32,10 +35,20 @@ OPTIONAL = {
     "EnableIncidentManager": "true",
     "CreateIncidentReplicationSet": "true",
 }
-ALL_ON = OPTIONAL | {
-    "EnableUploadApi": "true",
-    "IncidentContactArns": ["arn:aws:ssm-contacts:eu-west-1:111122223333:contact/oncall"],
-}
+
+
+def _script(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+TEMPLATE_OPTIONS = _script("template_options")
+# the same switches `make iac` lints with (lists as the condition evaluator reads CommaDelimitedList)
+ALL_ON = {k: (v.split(",") if k == "IncidentContactArns" else v) for k, v in TEMPLATE_OPTIONS.ALL_ON.items()}
+assert OPTIONAL.items() <= ALL_ON.items()
 CONFIG_IDENTIFIERS = {
     "S3_DEFAULT_ENCRYPTION_KMS",
     "S3_BUCKET_SSL_REQUESTS_ONLY",
@@ -367,13 +380,12 @@ def test_runbook_drills_name_the_response_plan_they_rehearse():
 # cfn-lint and Checkov with every optional feature on
 # --------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def all_options_template(template, tmp_path_factory) -> Path:
-    """The template with the optional features' defaults flipped on, as JSON (both tools read it)."""
-    tpl = json.loads(json.dumps(template, default=str))
-    for name, value in ALL_ON.items():
-        tpl["Parameters"][name]["Default"] = ",".join(value) if isinstance(value, list) else value
+def all_options_template(tmp_path_factory) -> Path:
+    """The template with the optional features' defaults flipped on (the copy ``make iac`` lints too)."""
     path = tmp_path_factory.mktemp("all-options") / "template.json"
-    path.write_text(json.dumps(tpl), encoding="utf-8")
+    assert TEMPLATE_OPTIONS.main(["--all-on", "--out", str(path)]) == 0
+    tpl = json.loads(path.read_text(encoding="utf-8"))
+    assert _created(tpl, **ALL_ON) == _created(tpl)  # every optional resource is on at these defaults
     return path
 
 
