@@ -287,6 +287,12 @@ def test_optional_operations_features_are_off_by_default_and_change_nothing_else
     }
     # moto's CloudFormation creates the template with its defaults: none of the new types may be on then
     assert not {lid for lid in default if template["Resources"][lid].get("Condition") in NEW_CONDITIONS}
+    optional_types = {
+        "AWS::Config::ConfigRule",
+        "AWS::SSMIncidents::ReplicationSet",
+        "AWS::SSMIncidents::ResponsePlan",
+    }
+    assert not {lid for lid in default if template["Resources"][lid]["Type"] in optional_types}
 
 
 def test_config_rules_cover_the_promised_controls_scoped_to_this_stack(template):
