@@ -147,7 +147,7 @@ def test_every_function_and_every_alarm_is_on_the_dashboard(template):
             if fn in created:
                 assert f"${{{fn}}}" in body, f"{fn} missing from the dashboard ({params or 'defaults'})"
         for lid in _resources(template, "AWS::CloudWatch::Alarm"):
-            shown = f'"${{{lid}.Arn}}"' in body
+            shown = f':alarm:${{{lid}}}"' in body
             assert shown == (lid in created), f"{lid}: on the dashboard={shown}, created={lid in created}"
 
 
