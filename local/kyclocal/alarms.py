@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "template.yaml"
 OPERATORS = {
     "GreaterThanOrEqualToThreshold": lambda v, t: v >= t,
     "GreaterThanThreshold": lambda v, t: v > t,

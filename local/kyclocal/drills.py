@@ -22,8 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from kyc.domain.contract import Face, FrameImage, FrameScore, ModelInfo
-from kyclocal.alarms import Datapoint, datapoints_from_emf, first_alarm, load_alarms, parameter_default
-from kyclocal.stack import TEMPLATE, LocalStack, LocalStackSettings
+from kyclocal.alarms import (
+    TEMPLATE_PATH,
+    Datapoint,
+    datapoints_from_emf,
+    first_alarm,
+    load_alarms,
+    parameter_default,
+)
+from kyclocal.stack import LocalStack, LocalStackSettings
 from kycserve.faults import Fault, FaultInjector
 
 DECISION_TIMEOUT_S = 120.0
@@ -177,7 +184,7 @@ def evaluate_alarms(
     """
     points = datapoints_from_emf(stack.log_lines()) + execution_datapoints(stack)
     last = max((p.timestamp for p in points), default=first_bad_upload)
-    specs = load_alarms(TEMPLATE, resources={"ScreeningStateMachine": stack.state_machine_arn})
+    specs = load_alarms(TEMPLATE_PATH, resources={"ScreeningStateMachine": stack.state_machine_arn})
     for name, spec in specs.items():
         if not spec.namespaces <= LOCAL_NAMESPACES:
             continue  # AWS/Lambda, AWS/SQS, AWS/SageMaker ...: no local source of these metrics
@@ -320,7 +327,7 @@ def attack_wave(workdir: Path, frame_count: int = 8, uploads: int | None = None)
     As many uploads as the rate alarms' volume guard (RateAlarmMinDecisions): fewer could not fire it.
     """
     report = DrillReport("attack-wave", rehearses="deepfake-wave")
-    uploads = uploads or max(6, int(parameter_default(TEMPLATE, "RateAlarmMinDecisions")))
+    uploads = uploads or max(6, int(parameter_default(TEMPLATE_PATH, "RateAlarmMinDecisions")))
     clip = make_drill_clip(workdir)
     with drill_stack(frame_count) as stack:
         set_model(stack, ConstantModel(0.97, "1.0.0"))
