@@ -437,3 +437,17 @@ def test_checkov_is_clean_with_every_option_on(all_options_template):
     # the optional resources were really scanned (Checkov evaluates conditions it can resolve)
     checked = {c["resource"].split(".")[-1] for c in report["results"]["passed_checks"]}
     assert "ConfigAlertDeadLetterQueue" in checked, sorted(checked)
+
+
+def test_optional_features_grant_no_identity_permissions_and_scope_service_principals(template):
+    """The IAM walk (test_template.py) reads every role whatever its condition; the options add none,
+    and each resource policy they add admits a service only for this stack's rule or account."""
+    added = _created(template, **ALL_ON) - _created(template)
+    iam = {"AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"}
+    config_or_im = {lid for lid in added if template["Resources"][lid].get("Condition") in NEW_CONDITIONS}
+    assert not {lid for lid in config_or_im if template["Resources"][lid]["Type"] in iam}
+    for lid in ("AlarmTopicPolicy", "ConfigAlertDeadLetterQueuePolicy"):
+        for st in _props(template, lid)["PolicyDocument"]["Statement"]:
+            if st["Effect"] == "Allow" and "Service" in st.get("Principal", {}):
+                assert st.get("Condition"), f"{lid}/{st['Sid']}: a service principal without a condition"
+            assert st.get("Principal") != "*" or st["Effect"] == "Deny", f"{lid}/{st['Sid']}"
