@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,13 @@ def test_emf_records_as_cloudwatch_reads_them(monkeypatch, capsys):
         ("FramesScored", DIMS, 8.0),
     ]
     assert abs(points[0].timestamp - records[0]["_aws"]["Timestamp"] / 1000) < 1e-6
+
+
+def test_every_template_alarm_expression_reads_and_names_only_its_own_metrics(alarms):
+    # a misspelt id (FILL(rejct, 0)) is only refused by CloudWatch at deploy time; here, at once
+    for name, spec in alarms.items():
+        assert period_value(spec, [], 0.0, float(spec.period)) in (None, 0.0), name
+        ids = {s.id for s in spec.stats} | {i for i, _ in spec.expressions}
+        for _, expression in spec.expressions:
+            named = set(re.findall(r"\b([a-z_][a-z0-9_]*)\b", expression))
+            assert named <= ids, f"{name}: {sorted(named - ids)} not defined"
