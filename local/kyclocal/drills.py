@@ -239,9 +239,14 @@ def _decisions(items: Sequence[dict[str, Any] | None]) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------- scenarios
-def endpoint_outage(workdir: Path, frame_count: int = 8, uploads: int = 2) -> DrillReport:
-    """The endpoint answers 503 to everything: each upload ends ERROR, none PASS, the alarm metric appears."""
+def endpoint_outage(workdir: Path, frame_count: int = 8, uploads: int | None = None) -> DrillReport:
+    """The endpoint answers 503 to everything: each upload ends ERROR, none PASS, both outage alarms fire.
+
+    As many uploads as the rate alarms' volume guard, so the ERROR-rate alarm can fire as well as the
+    per-batch scoring-errors alarm.
+    """
     report = DrillReport("endpoint-outage", rehearses="detection-outage")
+    uploads = uploads or max(2, int(parameter_default(TEMPLATE_PATH, "RateAlarmMinDecisions")))
     clip = make_drill_clip(workdir)
     outage = Outage(Fault.SERVICE_UNAVAILABLE)
     with drill_stack(frame_count, faults=outage) as stack:
@@ -272,7 +277,9 @@ def endpoint_outage(workdir: Path, frame_count: int = 8, uploads: int = 2) -> Dr
             endpoint >= uploads,
             f"sum={endpoint:g}",
         )
-        evaluate_alarms(report, stack, first_bad, expected=["EndpointScoringErrorsAlarm"])
+        evaluate_alarms(
+            report, stack, first_bad, expected=["EndpointScoringErrorsAlarm", "DecisionsErrorRateAlarm"]
+        )
     return report
 
 

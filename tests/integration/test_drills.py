@@ -21,13 +21,13 @@ def test_drill_endpoint_outage_every_upload_error_and_alarm_metric() -> None:
     names = {c.name for c in report.checks}
     assert "no PASS during the outage" in names
     assert any("DecisionsErrorRateAlarm" in n for n in names)
-    # the template's EndpointScoringErrorsAlarm, evaluated on the run's EMF metrics, fires within a minute
-    # or two (the next whole evaluation minute after the first failed batch), not "some time"
-    (scoring,) = [a for a in report.alarms if a.alarm == "EndpointScoringErrorsAlarm"]
-    assert scoring.expected and scoring.fires_after_s is not None and 0 < scoring.fires_after_s <= 120
+    # the template's alarms, evaluated on the run's EMF metrics, fire within a minute or two (the next
+    # whole evaluation minute after the data), not "some time"; the outage has as many uploads as the
+    # rate alarms' volume guard, so the ERROR-rate alarm fires too, and nothing else does
+    fired = {a.alarm: a.fires_after_s for a in report.alarms if a.fires_after_s is not None}
+    assert set(fired) == {"EndpointScoringErrorsAlarm", "DecisionsErrorRateAlarm"}, fired
+    assert all(0 < seconds <= 120 for seconds in fired.values()), fired
     assert report.rehearses == "detection-outage"
-    # two decisions are below the rate alarms' volume guard: the ERROR-rate alarm must stay quiet
-    assert "DecisionsErrorRateAlarm" not in {a.alarm for a in report.alarms if a.fires_after_s is not None}
 
 
 def test_drill_attack_wave_fires_the_reject_rate_alarm_and_names_its_plan() -> None:
