@@ -62,9 +62,14 @@ integration: venv
 lint: venv
 	$(VENV)/bin/ruff check .
 
-iac: tools checkov
+iac: venv tools checkov
 	$(TOOLS)/bin/sam validate --lint
 	$(TOOLS)/bin/cfn-lint -a cfn_lint_serverless.rules -- template.yaml
+	# the optional features' resources (Config rules, Incident Manager, upload edge) with their defaults on
+	$(PY) scripts/template_options.py --all-on --out build/template-all-options.json
+	$(TOOLS)/bin/cfn-lint -a cfn_lint_serverless.rules -- build/template-all-options.json
+	$(CHECKOV)/bin/checkov -f build/template-all-options.json --framework cloudformation \
+		--external-checks-dir policies/checkov --compact --quiet --skip-download
 
 build: tools
 	KYC_ARCH=$(ARCH) $(TOOLS)/bin/sam build --parameter-overrides Architecture=$(ARCH)

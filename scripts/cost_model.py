@@ -48,6 +48,8 @@ PRICES: dict[str, float] = {
     "eventbridge_custom_event": 1.00 / 1e6,
     "sns_publish": 0.50 / 1e6,
     "xray_trace": 5.00 / 1e6,
+    "config_rule_evaluation": 0.001,  # first 100,000 evaluations per account and region
+    "incident_response_plan_month": 7.00,  # Systems Manager Incident Manager, per response plan
     "sm_serverless_gb_s": 0.0000200,
     "sm_data_gb": 0.016,
     "sm_ml.m5.large_hour": 0.115,
@@ -65,7 +67,15 @@ ASSUMPTIONS: dict[str, Any] = {
     "decision_events_per_screening": 1,
     "kms_requests_per_screening": 5,  # bucket keys and data-key reuse keep this low
     "xray_traces_per_screening": 2,  # start function + state machine trace
-    "custom_metrics": 50,  # distinct name x dimension combinations (decision, reason_code, outcome)
+    # distinct name x dimension combinations (decision, reason_code, outcome): about 50, plus
+    # StageDuration x 6 stages and TimeToDecision (issue 14)
+    "custom_metrics": 57,
+    # AWS Config (EnableConfigRules): configuration changes per month to the stack's resources in scope
+    # (deployments, drift), each re-evaluated by the change-triggered rules that apply to its type
+    "config_changes_per_month": 30,
+    # the periodic log-group rule evaluates every log group of the region once a day, not only the
+    # stack's: add the account's other log groups here
+    "config_other_log_groups_in_region": 0,
     "sm_serverless_memory_gb": 4,
     "sm_request_bytes_per_screening": 2_000_000,  # 32 JPEG q95 frames at 1024 px (docs/model-contract.md)
     "sm_batch_latency_s": 3.34,  # median 8-frame batch, reference model (docs/model-contract.md)
@@ -101,6 +111,50 @@ def resolve(value: Any, params: dict[str, Any]) -> Any:
     return value
 
 
+def condition_values(template: dict[str, Any], params: dict[str, Any]) -> dict[str, bool]:
+    """The template's Conditions with these parameters (the intrinsics its conditions use)."""
+
+    def value(expr: Any) -> Any:
+        if isinstance(expr, list):
+            return [value(e) for e in expr]
+        if not isinstance(expr, dict):
+            return expr
+        ((fn, arg),) = expr.items()
+        if fn == "Ref":
+            raw = params.get(arg, "")
+            spec = template["Parameters"].get(arg, {})
+            if spec.get("Type") == "CommaDelimitedList" and not isinstance(raw, list):
+                return str(raw if raw is not None else "").split(",")
+            return str(raw)
+        if fn == "Condition":
+            return value(template["Conditions"][arg])
+        if fn == "Fn::Not":
+            return not value(arg[0])
+        if fn == "Fn::And":
+            return all(value(a) for a in arg)
+        if fn == "Fn::Or":
+            return any(value(a) for a in arg)
+        if fn == "Fn::Equals":
+            return value(arg[0]) == value(arg[1])
+        if fn == "Fn::Join":
+            parts = value(arg[1])
+            flat = [x for p in parts for x in (p if isinstance(p, list) else [p])]
+            return arg[0].join(str(x) for x in flat)
+        if fn == "Fn::Split":
+            return value(arg[1]).split(arg[0])
+        if fn == "Fn::Select":
+            return value(arg[1])[int(arg[0])]
+        raise ValueError(f"unsupported intrinsic in a condition: {fn}")
+
+    return {name: bool(value(expr)) for name, expr in template.get("Conditions", {}).items()}
+
+
+def created(template: dict[str, Any], params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The resources a deployment with these parameters creates."""
+    conditions = condition_values(template, params)
+    return {lid: r for lid, r in template["Resources"].items() if conditions.get(r.get("Condition"), True)}
+
+
 def functions(template: dict[str, Any], params: dict[str, Any]) -> dict[str, dict[str, float]]:
     """Logical id -> memory (MB) and /tmp (MB) of every function, as deployed with these parameters."""
     out = {}
@@ -116,18 +170,18 @@ def functions(template: dict[str, Any], params: dict[str, Any]) -> dict[str, dic
     return out
 
 
-def alarm_metrics(template: dict[str, Any]) -> int:
+def alarm_metrics(resources: dict[str, dict[str, Any]]) -> int:
     """Alarms are billed per metric they evaluate (a metric-math alarm over five metrics counts five)."""
     total = 0
-    for resource in template["Resources"].values():
+    for resource in resources.values():
         if resource.get("Type") == "AWS::CloudWatch::Alarm":
             stats = [m for m in resource["Properties"].get("Metrics", []) if "MetricStat" in m]
             total += max(1, len(stats))
     return total
 
 
-def count_type(template: dict[str, Any], kind: str) -> int:
-    return sum(1 for r in template["Resources"].values() if r.get("Type") == kind)
+def count_type(resources: dict[str, dict[str, Any]], kind: str) -> int:
+    return sum(1 for r in resources.values() if r.get("Type") == kind)
 
 
 def calls(measured: dict[str, Any], *names: str) -> float:
@@ -274,16 +328,17 @@ def variable_lines(template: dict[str, Any], params: dict[str, Any], measured: d
     return lines
 
 
-def fixed_monthly(template: dict[str, Any]) -> list[Line]:
+def fixed_monthly(template: dict[str, Any], params: dict[str, Any]) -> list[Line]:
     """Costs per month whatever the volume (shown in the per_1000 column as USD per month)."""
     p, a = PRICES, ASSUMPTIONS
-    alarms = alarm_metrics(template)
-    return [
+    resources = created(template, params)
+    alarms = alarm_metrics(resources)
+    lines = [
         Line(
             "CloudWatch alarms",
             "per alarm metric",
             alarms * p["alarm_metric_month"],
-            f"{alarms} alarm metrics",
+            f"{alarms} alarm metrics ({count_type(resources, 'AWS::CloudWatch::Alarm')} alarms)",
         ),
         Line(
             "CloudWatch custom metrics",
@@ -294,11 +349,39 @@ def fixed_monthly(template: dict[str, Any]) -> list[Line]:
         Line(
             "CloudWatch dashboard",
             "per dashboard",
-            count_type(template, "AWS::CloudWatch::Dashboard") * p["dashboard_month"],
+            count_type(resources, "AWS::CloudWatch::Dashboard") * p["dashboard_month"],
             "first 3 dashboards per account are free",
         ),
-        Line("KMS key", "per key", count_type(template, "AWS::KMS::Key") * p["kms_key_month"]),
+        Line("KMS key", "per key", count_type(resources, "AWS::KMS::Key") * p["kms_key_month"]),
     ]
+    rules = [r for r in resources.values() if r.get("Type") == "AWS::Config::ConfigRule"]
+    if rules:
+        periodic = [r for r in rules if "MaximumExecutionFrequency" in r["Properties"]]
+        log_groups = count_type(resources, "AWS::Logs::LogGroup") + a["config_other_log_groups_in_region"]
+        evaluations = (
+            len(periodic) * log_groups * 30 + (len(rules) - len(periodic)) * a["config_changes_per_month"]
+        )
+        lines.append(
+            Line(
+                "AWS Config rule evaluations",
+                "per evaluation",
+                evaluations * p["config_rule_evaluation"],
+                f"{len(rules)} rules: {len(periodic)} periodic x {log_groups} log groups x 30 days + "
+                f"{a['config_changes_per_month']} changes x {len(rules) - len(periodic)} change-triggered "
+                "(upper bound: a change triggers only the rules of its type); the recorder is the account's",
+            )
+        )
+    plans = count_type(resources, "AWS::SSMIncidents::ResponsePlan")
+    if plans:
+        lines.append(
+            Line(
+                "Incident Manager response plans",
+                "per plan",
+                plans * p["incident_response_plan_month"],
+                f"{plans} plans; incidents, SMS and voice engagements are charged on top",
+            )
+        )
+    return lines
 
 
 def sagemaker_lines(params: dict[str, Any], monthly_videos: float) -> list[Line]:
@@ -339,7 +422,7 @@ def build(
     template = load_template(template_path)
     params = parameters(template, overrides)
     variable = variable_lines(template, params, measured)
-    fixed = fixed_monthly(template)
+    fixed = fixed_monthly(template, params)
     fixed_total = sum(line.per_1000 for line in fixed)
     return {
         "prices_as_of": PRICES_AS_OF,
@@ -353,6 +436,8 @@ def build(
                 "DecisionRetentionDays",
                 "LogRetentionDays",
                 "WorkStorageMiB",
+                "EnableConfigRules",
+                "EnableIncidentManager",
             )
         },
         "measured_at": measured.get("measured_at"),

@@ -31,7 +31,7 @@ from kyc.domain.record import (
     decision_event_detail,
     reasons_from,
 )
-from kyc.observability import count, log_lineage, logger, metrics, tracer
+from kyc.observability import count, log_lineage, logger, metrics, stage_duration, time_to_decision, tracer
 from kyc.version import code_version
 
 RESOURCES = settings.stack_resources()
@@ -45,6 +45,7 @@ POLICY_CACHE_SECONDS = 300
 @logger.inject_lambda_context(correlation_id_path="state.submission.submission_id", clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
+@stage_duration("decide")
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     state = event["state"]
     submission = state["submission"]
@@ -55,6 +56,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         existing = item if DECISIONS.put_once(item) else DECISIONS.get(sid)
         if existing is item:
             count("Decisions", decision=item["decision"])
+            time_to_decision(submission.get("received_at"))
             if item.get("score") is not None:  # the distribution an operator watches for model drift
                 count("DecisionScore", value=item["score"], unit="None")
             for reason in item["reasons"]:

@@ -17,7 +17,7 @@ from kyc.domain.lineage import sha256_hex
 from kyc.media.errors import MediaRefusedError
 from kyc.media.framestore import frame_manifest
 from kyc.media.sampling import SampleSet, SamplingParams, sample_frames
-from kyc.observability import count, log_lineage, logger, metrics, tracer
+from kyc.observability import count, log_lineage, logger, metrics, stage_duration, tracer
 
 LIMITS = settings.media_limits()
 PARAMS = SamplingParams(**settings.sampling_overrides())
@@ -28,6 +28,7 @@ STORE = S3ObjectStore(kms_key_id=RESOURCES.kms_key_id)
 @logger.inject_lambda_context(correlation_id_path="submission.submission_id", clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
+@stage_duration("extract")
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     submission, validation = event["submission"], event["validation"]
     sid = submission["submission_id"]

@@ -19,7 +19,7 @@ from kyc.aws.s3_object_store import S3ObjectStore
 from kyc.aws.sns_review_notifier import ReviewNotice, SnsReviewNotifier
 from kyc.domain.record import contact_sheet_key
 from kyc.media.contact_sheet import contact_frames, render_contact_sheet
-from kyc.observability import count, log_lineage, logger, metrics, tracer
+from kyc.observability import count, log_lineage, logger, metrics, stage_duration, tracer
 
 RESOURCES = settings.stack_resources()
 STORE = S3ObjectStore(kms_key_id=RESOURCES.kms_key_id)
@@ -31,6 +31,7 @@ LINK_SECONDS = max(60, min(MAX_LINK_SECONDS, RESOURCES.review_link_seconds))
 @logger.inject_lambda_context(correlation_id_path="submission_id", clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
+@stage_duration("notify")
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     sid = event["submission_id"]
     if event.get("decision") != "REVIEW":

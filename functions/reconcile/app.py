@@ -16,7 +16,7 @@ from kyc.aws.eventbridge_publisher import EventBridgePublisher
 from kyc.domain.outcomes import Decision
 from kyc.domain.reasons import ReasonCode
 from kyc.domain.record import DecisionContext, DecisionSummary, build_decision_item, decision_event_detail
-from kyc.observability import count, log_lineage, logger, metrics, tracer
+from kyc.observability import count, log_lineage, logger, metrics, time_to_decision, tracer
 from kyc.version import code_version
 
 RESOURCES = settings.stack_resources()
@@ -53,6 +53,7 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str,
         existing = item if recorded else DECISIONS.get(sid)
         if recorded:
             count("Decisions", decision=Decision.ERROR)
+            time_to_decision(submission.get("received_at"))
             log_lineage(
                 "reconcile",
                 sid,

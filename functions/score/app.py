@@ -13,7 +13,7 @@ from kyc.aws.sagemaker_frame_scorer import SageMakerFrameScorer, ScoringError
 from kyc.domain.contract import FrameImage
 from kyc.domain.lineage import sha256_hex
 from kyc.domain.reasons import ReasonCode
-from kyc.observability import count, log_lineage, logger, metrics, tracer
+from kyc.observability import count, log_lineage, logger, metrics, stage_duration, tracer
 
 RESOURCES = settings.stack_resources()
 STORE = S3ObjectStore(kms_key_id=RESOURCES.kms_key_id)
@@ -23,6 +23,7 @@ SCORER = SageMakerFrameScorer(RESOURCES.endpoint_name)
 @logger.inject_lambda_context(correlation_id_path="submission_id", clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
+@stage_duration("score")
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     sid, batch_index = event["submission_id"], int(event["batch_index"])
     manifest_bytes = STORE.get_bytes(RESOURCES.work_bucket, event["manifest_key"])

@@ -21,7 +21,7 @@ from kyc.aws.errors import SourceMissingError
 from kyc.aws.s3_object_store import ObjectHead, S3ObjectStore
 from kyc.aws.stepfunctions_starter import StartOutcome, StepFunctionsStarter
 from kyc.domain.identity import pseudonymise_key, submission_id
-from kyc.observability import count, logger, metrics, tracer
+from kyc.observability import count, logger, metrics, stage_duration, tracer
 
 RESOURCES = settings.stack_resources()
 STORE = S3ObjectStore()
@@ -37,6 +37,7 @@ class AdmissionDeferredError(Exception):
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
+@stage_duration("admit")
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     global _gate
     _gate = AdmissionGate(STARTER, RESOURCES.max_running_executions)

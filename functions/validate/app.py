@@ -14,7 +14,7 @@ from kyc.aws.s3_object_store import S3ObjectStore
 from kyc.domain.identity import pseudonymise_key
 from kyc.domain.reasons import ReasonCode
 from kyc.media.validation import ValidationReport, validate_upload
-from kyc.observability import count, log_lineage, logger, metrics, tracer
+from kyc.observability import count, log_lineage, logger, metrics, stage_duration, tracer
 
 LIMITS = settings.media_limits()
 STORE = S3ObjectStore()
@@ -23,6 +23,7 @@ STORE = S3ObjectStore()
 @logger.inject_lambda_context(correlation_id_path="submission.submission_id", clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
+@stage_duration("validate")
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     submission = event["submission"]
     report = _validate(submission)

@@ -4,7 +4,9 @@ Each scenario starts its own ``LocalStack`` (one per process at a time), drives 
 the real state machine and handlers, injects one failure the way it happens in AWS (endpoint 503s,
 a crashed Lambda, a regressed model, a burst of uploads) and checks what the on-call SRE and the
 runbook rely on: the recorded decisions, the execution status and the EMF metric records the
-CloudWatch alarms are built on. The deployed-stack drill is in docs/runbook.md.
+CloudWatch alarms are built on. Then it evaluates the template's own alarm definitions over the
+metrics the run produced (``kyclocal.alarms``) and reports which alarm would fire, and how many
+minutes after the first bad upload. The deployed-stack drill is in docs/runbook.md.
 """
 
 from __future__ import annotations
@@ -20,10 +22,22 @@ from pathlib import Path
 from typing import Any
 
 from kyc.domain.contract import Face, FrameImage, FrameScore, ModelInfo
+from kyclocal.alarms import (
+    TEMPLATE_PATH,
+    Datapoint,
+    datapoints_from_emf,
+    first_alarm,
+    load_alarms,
+    parameter_default,
+)
 from kyclocal.stack import LocalStack, LocalStackSettings
 from kycserve.faults import Fault, FaultInjector
 
 DECISION_TIMEOUT_S = 120.0
+# Metrics the local stack produces: the handlers' EMF records and Step Functions' execution counts.
+LOCAL_NAMESPACES = {"KycScreening", "AWS/States"}
+# Incident Manager response plans (template.yaml, EnableIncidentManager) and the playbook each follows.
+PLANS = {"deepfake-wave": "runbook 2.1", "detection-outage": "runbook 2.2"}
 
 
 @dataclass(frozen=True)
@@ -35,11 +49,22 @@ class Check:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class AlarmFinding:
+    """An alarm of template.yaml evaluated on the drill's metrics; ``fires_after_s`` None = never."""
+
+    alarm: str
+    fires_after_s: float | None
+    expected: bool
+
+
 @dataclass
 class DrillReport:
     scenario: str
     checks: list[Check] = field(default_factory=list)
     elapsed_s: float = 0.0
+    rehearses: str | None = None  # the Incident Manager response plan (<stack>-<name>) this drill rehearses
+    alarms: list[AlarmFinding] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -130,6 +155,49 @@ def emf_sum(stack: LocalStack, metric: str, **dimensions: str) -> float:
     return total
 
 
+def execution_datapoints(stack: LocalStack) -> list[Datapoint]:
+    """What AWS/States publishes for the local executions: one count per start and per end status."""
+    sfn = stack.client("stepfunctions")
+    arn = stack.state_machine_arn
+    points = []
+    for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=arn):
+        for execution in page["executions"]:
+            dims = (("StateMachineArn", arn),)
+            points.append(
+                Datapoint("AWS/States", "ExecutionsStarted", dims, execution["startDate"].timestamp(), 1.0)
+            )
+            if execution.get("stopDate") is not None:
+                name = {"SUCCEEDED": "ExecutionsSucceeded", "FAILED": "ExecutionsFailed"}.get(
+                    execution["status"], "Executions" + execution["status"].title().replace("_", "")
+                )
+                points.append(Datapoint("AWS/States", name, dims, execution["stopDate"].timestamp(), 1.0))
+    return points
+
+
+def evaluate_alarms(
+    report: DrillReport, stack: LocalStack, first_bad_upload: float, expected: Sequence[str]
+) -> None:
+    """Which alarms of template.yaml (parameter defaults) would fire on this run's metrics, and when.
+
+    Each expected alarm is a check; alarms that fire unexpectedly are reported too (a drill that
+    pages more than the runbook says is worth knowing about).
+    """
+    points = datapoints_from_emf(stack.log_lines()) + execution_datapoints(stack)
+    last = max((p.timestamp for p in points), default=first_bad_upload)
+    specs = load_alarms(TEMPLATE_PATH, resources={"ScreeningStateMachine": stack.state_machine_arn})
+    for name, spec in specs.items():
+        if not spec.namespaces <= LOCAL_NAMESPACES:
+            continue  # AWS/Lambda, AWS/SQS, AWS/SageMaker ...: no local source of these metrics
+        horizon = (last - first_bad_upload) + spec.period * spec.evaluation_periods + 120
+        fires = first_alarm(spec, points, since=first_bad_upload, horizon_s=horizon)
+        if fires is not None or name in expected:
+            report.alarms.append(AlarmFinding(name, fires, name in expected))
+    for name in expected:
+        fires = next((a.fires_after_s for a in report.alarms if a.alarm == name), None)
+        seen = "never" if fires is None else f"{fires / 60:.1f} min after the first bad upload"
+        report.check(f"{name} would fire (template alarm on the run's metrics)", fires is not None, seen)
+
+
 def screen_many(stack: LocalStack, clip: Path, keys: Sequence[str]) -> list[dict[str, Any] | None]:
     """Upload all keys at once (threads: a burst), then wait for each decision."""
     idents: list[dict[str, Any]] = [{} for _ in keys]
@@ -171,12 +239,18 @@ def _decisions(items: Sequence[dict[str, Any] | None]) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------- scenarios
-def endpoint_outage(workdir: Path, frame_count: int = 8, uploads: int = 2) -> DrillReport:
-    """The endpoint answers 503 to everything: each upload ends ERROR, none PASS, the alarm metric appears."""
-    report = DrillReport("endpoint-outage")
+def endpoint_outage(workdir: Path, frame_count: int = 8, uploads: int | None = None) -> DrillReport:
+    """The endpoint answers 503 to everything: each upload ends ERROR, none PASS, both outage alarms fire.
+
+    As many uploads as the rate alarms' volume guard, so the ERROR-rate alarm can fire as well as the
+    per-batch scoring-errors alarm.
+    """
+    report = DrillReport("endpoint-outage", rehearses="detection-outage")
+    uploads = uploads or max(2, int(parameter_default(TEMPLATE_PATH, "RateAlarmMinDecisions")))
     clip = make_drill_clip(workdir)
     outage = Outage(Fault.SERVICE_UNAVAILABLE)
     with drill_stack(frame_count, faults=outage) as stack:
+        first_bad = time.time()
         items = screen_many(stack, clip, [f"uploads/outage-{i}/selfie.mp4" for i in range(uploads)])
         got = _decisions(items)
         report.check("every upload has a decision", "NONE" not in got, f"decisions={got}")
@@ -191,7 +265,7 @@ def endpoint_outage(workdir: Path, frame_count: int = 8, uploads: int = 2) -> Dr
         report.check("the endpoint was really called", outage.requests > 0, f"requests={outage.requests}")
         errors = emf_sum(stack, "Decisions", decision="ERROR", service="kyc-screening")
         report.check(
-            "EMF Decisions{decision=ERROR,service} emitted (DecisionsErrorAlarm input)",
+            "EMF Decisions{decision=ERROR,service} emitted (DecisionsErrorRateAlarm input)",
             errors == uploads,
             f"sum={errors:g}",
         )
@@ -202,6 +276,9 @@ def endpoint_outage(workdir: Path, frame_count: int = 8, uploads: int = 2) -> Dr
             "EMF EndpointErrors{reason_code=ENDPOINT_UNAVAILABLE} emitted",
             endpoint >= uploads,
             f"sum={endpoint:g}",
+        )
+        evaluate_alarms(
+            report, stack, first_bad, expected=["EndpointScoringErrorsAlarm", "DecisionsErrorRateAlarm"]
         )
     return report
 
@@ -219,6 +296,7 @@ def crash_between_stages(workdir: Path, frame_count: int = 8) -> DrillReport:
 
     with drill_stack(frame_count) as stack:
         stack.router.fault = crash_extract_once
+        first_bad = time.time()
         [item] = screen_many(stack, clip, ["uploads/crash/selfie.mp4"])
         report.check("the fault fired once", len(crashed) == 1, f"crashed={len(crashed)}")
         report.check("the crashed upload has a decision", item is not None)
@@ -246,17 +324,23 @@ def crash_between_stages(workdir: Path, frame_count: int = 8) -> DrillReport:
         report.check(
             "one decision per upload", len(all_decisions(stack)) == 2, f"items={len(all_decisions(stack))}"
         )
+        evaluate_alarms(report, stack, first_bad, expected=["ScreeningExecutionsFailedAlarm"])
     return report
 
 
-def attack_wave(workdir: Path, frame_count: int = 8, uploads: int = 6) -> DrillReport:
-    """A burst of deepfakes the model catches: one REJECT each, and the metric a spike alarm reads."""
-    report = DrillReport("attack-wave")
+def attack_wave(workdir: Path, frame_count: int = 8, uploads: int | None = None) -> DrillReport:
+    """A burst of deepfakes the model catches: one REJECT each, and the REJECT-rate alarm fires.
+
+    As many uploads as the rate alarms' volume guard (RateAlarmMinDecisions): fewer could not fire it.
+    """
+    report = DrillReport("attack-wave", rehearses="deepfake-wave")
+    uploads = uploads or max(6, int(parameter_default(TEMPLATE_PATH, "RateAlarmMinDecisions")))
     clip = make_drill_clip(workdir)
     with drill_stack(frame_count) as stack:
         set_model(stack, ConstantModel(0.97, "1.0.0"))
         keys = [f"uploads/wave-{i:02d}/selfie.mp4" for i in range(uploads)]
         started = time.monotonic()
+        first_bad = time.time()
         items = screen_many(stack, clip, keys)
         wall = time.monotonic() - started
         got = _decisions(items)
@@ -273,6 +357,7 @@ def attack_wave(workdir: Path, frame_count: int = 8, uploads: int = 6) -> DrillR
         report.check("EMF Decisions{decision=REJECT} == uploads", rejects == uploads, f"sum={rejects:g}")
         total = emf_sum(stack, "Decisions")
         report.check("no decision counted twice", total == uploads, f"sum={total:g}, burst wall={wall:.1f}s")
+        evaluate_alarms(report, stack, first_bad, expected=["DecisionsRejectRateAlarm"])
     return report
 
 
@@ -290,6 +375,7 @@ def model_regression(workdir: Path, frame_count: int = 8) -> DrillReport:
             f"decision={before and before['decision']}",
         )
         set_model(stack, bad)
+        first_bad = time.time()
         during = screen_many(stack, clip, ["uploads/reg-b/selfie.mp4", "uploads/reg-c/selfie.mp4"])
         got = _decisions(during)
         report.check(
@@ -323,6 +409,8 @@ def model_regression(workdir: Path, frame_count: int = 8) -> DrillReport:
             "original PASS records stand unchanged (audit trail)",
             [o and o["decision"] for o in originals] == ["PASS", "PASS"],
         )
+        # No alarm is expected: a silent regression is the runbook's known gap (playbook 2.3).
+        evaluate_alarms(report, stack, first_bad, expected=[])
     return report
 
 

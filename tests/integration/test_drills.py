@@ -20,7 +20,26 @@ def test_drill_endpoint_outage_every_upload_error_and_alarm_metric() -> None:
     assert report.passed, failed
     names = {c.name for c in report.checks}
     assert "no PASS during the outage" in names
-    assert any("DecisionsErrorAlarm" in n for n in names)
+    assert any("DecisionsErrorRateAlarm" in n for n in names)
+    # the template's alarms, evaluated on the run's EMF metrics, fire within a minute or two (the next
+    # whole evaluation minute after the data), not "some time"; the outage has as many uploads as the
+    # rate alarms' volume guard, so the ERROR-rate alarm fires too, and nothing else does
+    fired = {a.alarm: a.fires_after_s for a in report.alarms if a.fires_after_s is not None}
+    assert set(fired) == {"EndpointScoringErrorsAlarm", "DecisionsErrorRateAlarm"}, fired
+    assert all(0 < seconds <= 120 for seconds in fired.values()), fired
+    assert report.rehearses == "detection-outage"
+
+
+def test_drill_attack_wave_fires_the_reject_rate_alarm_and_names_its_plan() -> None:
+    report = run_drill("attack-wave")
+    assert report.passed, [c for c in report.checks if not c.passed]
+    fired = {a.alarm: a.fires_after_s for a in report.alarms if a.fires_after_s is not None}
+    assert set(fired) == {"DecisionsRejectRateAlarm"}, fired  # REJECTs only: no ERROR, REVIEW, INVALID alarm
+    assert 0 < fired["DecisionsRejectRateAlarm"] <= 120
+    out = io.StringIO()
+    drill_command.print_report(report, out)
+    assert "Incident Manager plan <stack>-deepfake-wave (runbook 2.1)" in out.getvalue()
+    assert "DecisionsRejectRateAlarm: fires " in out.getvalue()
 
 
 def test_drill_crash_between_stages_error_recorded_then_recovers() -> None:
@@ -29,6 +48,10 @@ def test_drill_crash_between_stages_error_recorded_then_recovers() -> None:
     assert {"its decision is ERROR", "the next upload is screened normally (not ERROR)"} <= {
         c.name for c in report.checks
     }
+    # AWS/States ExecutionsFailed as published for the local executions; one failure is below the
+    # rate alarms' guard, so only the per-event alarm fires
+    fired = {a.alarm for a in report.alarms if a.fires_after_s is not None}
+    assert fired == {"ScreeningExecutionsFailedAlarm"}, fired
 
 
 def test_drill_report_one_failed_check_fails_the_drill() -> None:

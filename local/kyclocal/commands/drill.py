@@ -11,7 +11,7 @@ import sys
 from dataclasses import asdict
 from typing import TextIO
 
-from kyclocal.drills import SCENARIOS, DrillReport, run_drill
+from kyclocal.drills import PLANS, SCENARIOS, DrillReport, run_drill
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,4 +41,17 @@ def print_report(report: DrillReport, out: TextIO) -> None:
     for check in report.checks:
         detail = f"  [{check.detail}]" if check.detail else ""
         print(f"  {'PASS' if check.passed else 'FAIL'}  {check.name}{detail}", file=out)
+    if report.rehearses:
+        plan = report.rehearses
+        print(f"  rehearses  Incident Manager plan <stack>-{plan} ({PLANS[plan]})", file=out)
+    for finding in report.alarms:
+        when = (
+            "would not fire"
+            if finding.fires_after_s is None
+            else f"fires {finding.fires_after_s / 60:.1f} min"
+        )
+        tag = "expected" if finding.expected else "also"
+        print(f"  alarm  {finding.alarm}: {when} after the first bad upload [{tag}]", file=out)
+    if not report.alarms:
+        print("  alarm  none of the template's alarms would fire on this run's metrics", file=out)
     print(f"  => {'PASS' if report.passed else 'FAIL'}", file=out)

@@ -124,9 +124,12 @@ EXPECTED_ALARMS = {
     "ReconcileDeadLetterQueueDepthAlarm",
     "EndpointInvocation5XXErrorsAlarm",
     "EndpointModelLatencyAlarm",
-    "DecisionsErrorAlarm",
-    "DecisionsInvalidSpikeAlarm",
-    "DecisionsReviewSpikeAlarm",
+    "EndpointVariantMetricsMissingAlarm",
+    "EndpointScoringErrorsAlarm",
+    "DecisionsErrorRateAlarm",
+    "DecisionsInvalidRateAlarm",
+    "DecisionsReviewRateAlarm",
+    "DecisionsRejectRateAlarm",
     "DecisionsAbsentAlarm",
 } | {f"{fn.removesuffix('Function')}{m}Alarm" for fn in FUNCTIONS for m in ("Errors", "Throttles")}
 
@@ -590,20 +593,19 @@ def test_dead_letter_queue_alarms_fire_on_the_first_message(template):
 
 def test_decision_metric_alarms_match_the_emitted_dimensions(template):
     # kyc.observability.count() uses Powertools single_metric: dimensions {decision, service}.
-    for lid, decision in (
-        ("DecisionsErrorAlarm", "ERROR"),
-        ("DecisionsInvalidSpikeAlarm", "INVALID"),
-        ("DecisionsReviewSpikeAlarm", "REVIEW"),
-    ):
-        props = _props(template, lid)
-        assert props["Namespace"] == "KycScreening" and props["MetricName"] == "Decisions"
-        assert props["Dimensions"] == [
-            {"Name": "decision", "Value": decision},
-            {"Name": "service", "Value": "kyc-screening"},
-        ]
+    for lid in ("DecisionsErrorRateAlarm", "DecisionsAbsentAlarm"):
+        stats = [m["MetricStat"]["Metric"] for m in _props(template, lid)["Metrics"] if "MetricStat" in m]
+        decisions = {m["Dimensions"][0]["Value"]: m for m in stats if m["MetricName"] == "Decisions"}
+        assert set(decisions) == {"PASS", "REVIEW", "REJECT", "INVALID", "ERROR"}, lid
+        for decision, metric in decisions.items():
+            assert metric["Namespace"] == "KycScreening"
+            assert metric["Dimensions"] == [
+                {"Name": "decision", "Value": decision},
+                {"Name": "service", "Value": "kyc-screening"},
+            ]
     absent = template["Resources"]["DecisionsAbsentAlarm"]
     assert absent["Condition"] == "IsNoDecisionAlarmEnabled"
-    assert absent["Properties"]["TreatMissingData"] == "breaching"
+    assert template["Parameters"]["NoDecisionAlarmEnabled"]["Default"] == "true"
 
 
 def test_alarm_topic_is_encrypted_and_cloudwatch_may_use_the_key(template):

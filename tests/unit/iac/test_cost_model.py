@@ -1,0 +1,41 @@
+"""The fixed monthly cost the cost model reads from template.yaml follows what a deployment creates."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import pytest
+
+from tests.unit.iac.test_operations import _script
+from tests.unit.iac.test_template import ROOT
+
+
+@pytest.fixture(scope="module")
+def cost_model() -> ModuleType:
+    return _script("cost_model")
+
+
+def _fixed(cost_model: ModuleType, **overrides: str) -> dict[str, float]:
+    template = cost_model.load_template(ROOT / "template.yaml")
+    params = cost_model.parameters(template, overrides)
+    return {line.component: line.per_1000 for line in cost_model.fixed_monthly(template, params)}
+
+
+def test_optional_features_add_their_own_lines_and_nothing_else(cost_model):
+    default = _fixed(cost_model)
+    assert "AWS Config rule evaluations" not in default and "Incident Manager response plans" not in default
+    with_im = _fixed(cost_model, EnableIncidentManager="true")
+    assert with_im["Incident Manager response plans"] == pytest.approx(2 * 7.00)  # two plans
+    assert with_im["CloudWatch alarms"] == default["CloudWatch alarms"]  # plans are actions, not alarms
+    with_config = _fixed(cost_model, EnableConfigRules="true")
+    assert with_config["AWS Config rule evaluations"] > 0
+    # the Config dead-letter queue alarm: one more alarm metric, $0.10
+    assert with_config["CloudWatch alarms"] == pytest.approx(default["CloudWatch alarms"] + 0.10)
+
+
+def test_alarm_metrics_count_each_metric_of_a_math_alarm_only_when_created(cost_model):
+    # hand count at the defaults: 23 single-metric alarms (3 executions, 8 functions x 2, 2 DLQs,
+    # 5XX, latency) + blind variant (2) + scoring errors (5) + 4 rate alarms (5 each) + absent (6)
+    assert _fixed(cost_model)["CloudWatch alarms"] == pytest.approx((23 + 2 + 5 + 20 + 6) * 0.10)
+    off = _fixed(cost_model, NoDecisionAlarmEnabled="false")["CloudWatch alarms"]
+    assert off == pytest.approx((23 + 2 + 5 + 20) * 0.10)
