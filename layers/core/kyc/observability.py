@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
+from kyc.domain.timestamps import parse_utc
 from kyc.version import code_version
 
 logger = Logger()
@@ -71,11 +72,9 @@ def time_to_decision(received_at: str | None, now: datetime | None = None) -> fl
     if not received_at:
         return None
     try:
-        received = datetime.fromisoformat(received_at.replace("Z", "+00:00"))
+        received = parse_utc(received_at)
     except ValueError:
         return None
-    if received.tzinfo is None:
-        received = received.replace(tzinfo=UTC)
     seconds = ((now or datetime.now(UTC)) - received).total_seconds()
     if seconds < 0:
         return None

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -26,6 +26,7 @@ from kyc.domain.lineage import (
     is_failure,
     verify_chain,
 )
+from kyc.domain.timestamps import parse_utc
 from kyclocal.stack import LocalResources, LocalStack, LocalStackSettings, read_template
 from kyclocal.state import MARKER, state_directory
 
@@ -41,15 +42,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     cmd.add_argument(
         "--at",
-        type=_timestamp,
+        type=parse_utc,
         help="judge retention as at this ISO time instead of now (what a later audit would excuse)",
     )
     cmd.set_defaults(command=cmd_lineage)
-
-
-def _timestamp(value: str) -> datetime:
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def cmd_lineage(args: argparse.Namespace, out: TextIO | None = None) -> int:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from kyc.domain.timestamps import parse_utc
+
 LINEAGE_VERSION = "1"
 
 
@@ -481,10 +483,9 @@ def _upload_time(item: Mapping[str, Any] | None) -> datetime | None:
         value = (item or {}).get(name)
         if isinstance(value, str) and value:
             try:
-                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+                return parse_utc(value)
             except ValueError:
                 continue
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     return None
 
 
