@@ -77,15 +77,31 @@ _STDOUT = _InvocationStdout()
 
 def _route_stdout() -> _InvocationStdout:
     """Put the router's stdout in place (again: test runners swap sys.stdout between tests) and point
-    the Powertools log handlers at it, whenever they were created."""
+    every Powertools log handler at it, whenever and under whatever service name it was created."""
     if sys.stdout is not _STDOUT:
         _STDOUT.fallback = sys.stdout
         sys.stdout = _STDOUT
-    service = os.environ.get("POWERTOOLS_SERVICE_NAME", "service_undefined")
-    for handler in logging.getLogger(service).handlers:
-        if isinstance(handler, logging.StreamHandler) and handler.stream is not _STDOUT:
-            handler.setStream(_STDOUT)
+    _fresh_observability()
+    for logger in list(logging.Logger.manager.loggerDict.values()):
+        for handler in getattr(logger, "handlers", ()):
+            if _is_powertools(handler) and handler.stream is not _STDOUT:
+                handler.stream = _STDOUT  # not setStream(): it flushes the old stream, which may be closed
     return _STDOUT
+
+
+def _fresh_observability() -> None:
+    """A Lambda environment builds Powertools' Logger and Metrics from its own variables. A copy of
+    ``kyc.observability`` imported earlier in this process (by a test or a command) was built without
+    them (service "service_undefined", no metrics namespace): drop it, so the handlers import one
+    built under the stack's environment."""
+    module = sys.modules.get("kyc.observability")
+    if module is not None and module.logger.service != os.environ.get("POWERTOOLS_SERVICE_NAME"):
+        del sys.modules["kyc.observability"]
+
+
+def _is_powertools(handler: logging.Handler) -> bool:
+    formatter = type(handler.formatter).__module__ if handler.formatter else ""
+    return isinstance(handler, logging.StreamHandler) and formatter.startswith("aws_lambda_powertools")
 
 
 class LambdaRouter:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import pytest
+
 from kyclocal.samples import write_clip
 from kyclocal.stack import LocalStack, LocalStackSettings
 from tests.fixtures.clips import make_clip
@@ -36,3 +38,26 @@ def test_pipeline_nan_model_never_decides(tmp_path: Path) -> None:
     assert item["decision"] == "ERROR", item
     assert "HIGH_FAKE_SCORE" not in item["reasons"]
     assert item.get("score") is None
+
+
+def test_lineage_logged_even_after_a_stale_observability_import(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A module that imported kyc.observability before any stack (a test, a command) built its
+    Powertools logger without the stack's environment: the handlers' lineage must still be logged."""
+    import sys
+
+    monkeypatch.delenv("POWERTOOLS_SERVICE_NAME", raising=False)
+    monkeypatch.delitem(sys.modules, "kyc.observability", raising=False)
+    import kyc.observability
+
+    assert kyc.observability.logger.service == "service_undefined"
+    clip = make_clip(tmp_path / "c.mp4", width=160, height=120, fps=10, seconds=1.5)
+    with LocalStack(LocalStackSettings(frame_count=4)) as stack:
+        item = screen(stack, clip, key="uploads/stale/c.mp4")
+        stages = {
+            r["lineage"]["stage"]
+            for r in stack.log_lines()
+            if (r.get("lineage") or {}).get("submission_id") == item["submission_id"]
+        }
+    assert {"validate", "extract", "decide"} <= stages

@@ -9,26 +9,14 @@ from typing import Any
 
 import pytest
 
+from kyc.observability import stage_duration, time_to_decision
+
 
 @pytest.fixture(autouse=True)
 def _namespace(monkeypatch: pytest.MonkeyPatch) -> None:
     """As the template's Globals set them for every function."""
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "KycScreening")
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "kyc-screening")
-
-
-def stage_duration(stage: str):
-    # Imported when a test runs, not at collection: kyc.observability builds its Powertools logger on
-    # import, and a logger built before the local stack's environment would escape its log capture.
-    from kyc.observability import stage_duration as decorator
-
-    return decorator(stage)
-
-
-def time_to_decision(received_at: str | None, now: datetime | None = None) -> float | None:
-    from kyc.observability import time_to_decision as emit
-
-    return emit(received_at, now=now)
 
 
 def _emf(out: str, metric: str) -> list[dict[str, Any]]:
