@@ -10,6 +10,7 @@ from kyc.domain.reasons import ReasonCode
 from kyc.media.errors import MediaRefusedError
 from kyc.media.limits import MediaLimits
 from kyc.media.sampling import SamplingParams, sample_frames
+from tests.fixtures.timeline_oracle import coverage_problems, displayed_times
 
 CORPUS = Path(__file__).resolve().parents[3] / ".." / "shared" / "corpus" / "media"
 LIMITS = MediaLimits(min_duration_s=0.0, min_side=16)
@@ -40,6 +41,8 @@ def test_sample_frames_corpus_clip_upright_distinct_ordered(
     times = [f.pts_s for f in sample.frames]
     assert times == sorted(set(times)) and times[0] >= 0 and times[-1] < sample.duration_s
     assert [f.index for f in sample.frames] == list(range(count))
+    sampled = [sample.start_s + f.pts_s for f in sample.frames]
+    assert coverage_problems(sampled, displayed_times(path), 32) == []
 
 
 def test_sample_frames_decoded_frame_cap_refuses() -> None:

@@ -29,6 +29,7 @@ from kyc.media.frames import EXTENSIONS, FrameEncodingError, encode_image, uprig
 from kyc.media.limits import MediaLimits
 from kyc.media.nal import avcc_length_size, is_disposable_h264
 from kyc.media.probe import display_rotation
+from kyc.media.timeline import PacketTimeline, header_duration
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_SCHEMA = "kyc.frames/1"
@@ -80,7 +81,9 @@ class SampledFrame:
 class SampleSet:
     frames: tuple[SampledFrame, ...]
     requested: int
-    duration_s: float
+    duration_s: float  # measured from the packets: the span the targets cover
+    start_s: float  # the first shown frame's time on the file's clock; frames' pts_s count from here
+    header_duration_s: float | None  # what the header claimed, kept beside the measurement
     short_clip: bool
     params: SamplingParams
     decoded_frames: int
@@ -96,6 +99,8 @@ class SampleSet:
             "sampled": len(self.frames),
             "short_clip": self.short_clip,
             "duration_s": round(self.duration_s, 6),
+            "start_s": round(self.start_s, 6),
+            "header_duration_s": None if self.header_duration_s is None else round(self.header_duration_s, 6),
             "decoded_frames": self.decoded_frames,
             "rotation": self.rotation,
             "frames": [
@@ -118,14 +123,14 @@ class SampleSet:
 def sample_frames(path: str | os.PathLike[str], params: SamplingParams, limits: MediaLimits) -> SampleSet:
     """Decode ``path`` once and return ``params.frame_count`` evenly spaced upright frames (fewer if short).
 
-    Raises MediaRefusedError for files the hardened opener refuses, for decoding over
+    The targets are planned over the span the packets measure (``measure_timeline``), never over
+    a header duration. Raises MediaRefusedError for files the hardened opener refuses, for decoding over
     ``limits.max_decoded_frames`` or ``limits.decode_budget_s`` (DECODE_BUDGET_EXCEEDED), and
     when no frame decodes (CORRUPT_MEDIA).
     """
+    timeline = measure_timeline(path, limits)
+    start_s, duration_s = timeline.start_s, timeline.duration_s
     with open_video(path, limits) as (container, stream):
-        start_s, duration_s = _clock(container, stream)
-        if duration_s is None:
-            duration_s = _packet_span(path, limits, start_s)
         plan = plan_sampling(duration_s, params.frame_count, start_s=start_s)
         stream.thread_type = "AUTO"
         if params.keyframes_only:
@@ -161,6 +166,8 @@ def sample_frames(path: str | os.PathLike[str], params: SamplingParams, limits: 
         frames=tuple(frames),
         requested=params.frame_count,
         duration_s=duration_s,
+        start_s=start_s,
+        header_duration_s=timeline.header_duration_s,
         short_clip=len(frames) < params.frame_count,
         params=params,
         decoded_frames=decoded,
@@ -270,42 +277,32 @@ def _is_closed_gop(gop: list[av.Packet]) -> bool:
     return all(p.pts is not None and p.pts >= gop[0].pts for p in gop)
 
 
-def _clock(container: av.container.InputContainer, stream: av.VideoStream) -> tuple[float, float | None]:
-    """Start of the first displayed frame and the track's displayed duration, from the headers.
+@dataclass(frozen=True)
+class MeasuredTimeline:
+    """Where the shown frames start and how long they span (packets), and what the header claimed."""
 
-    The mov demuxer has already applied the edit list, so ``stream.start_time`` is where the
-    displayed clip begins and ``stream.duration`` is how long the track shows.
+    start_s: float
+    duration_s: float
+    header_duration_s: float | None
+
+
+def measure_timeline(path: str | os.PathLike[str], limits: MediaLimits) -> MeasuredTimeline:
+    """A demux-only pass over every packet: the span that plays, whatever the header says.
+
+    Raises DECODE_BUDGET_EXCEEDED past the packet cap and DURATION_UNKNOWN when the packets
+    carry no usable timestamps (there is then no honest way to place the targets).
     """
-    time_base = stream.time_base
-    container_start = (container.start_time or 0) / av.time_base
-    start = (
-        float(stream.start_time * time_base)
-        if stream.start_time is not None and time_base
-        else container_start
-    )
-    duration = None
-    if stream.duration and time_base:
-        duration = float(stream.duration * time_base)
-    elif container.duration:
-        duration = container.duration / av.time_base - max(0.0, start - container_start)
-    if duration is not None and (not math.isfinite(duration) or duration <= 0):
-        duration = None
-    return start, duration
-
-
-def _packet_span(path: str | os.PathLike[str], limits: MediaLimits, start_s: float) -> float:
-    """Duration of a file whose headers carry none (live-recorded WebM): a demux-only pass."""
-    end = None
     with open_video(path, limits) as (container, stream):
-        for count, packet in enumerate(container.demux(stream)):
-            if count > limits.max_decoded_frames:
+        header_s = header_duration(container, stream)
+        timeline = PacketTimeline(stream.time_base)
+        for packet in container.demux(stream):
+            timeline.add(packet)
+            if timeline.packets > limits.max_decoded_frames:
                 raise MediaRefusedError(ReasonCode.DECODE_BUDGET_EXCEEDED, "more packets than the decode cap")
-            if packet.pts is not None and packet.time_base is not None:
-                stop = float((packet.pts + (packet.duration or 0)) * packet.time_base)
-                end = stop if end is None else max(end, stop)
-    if end is None or end <= start_s:
+    start_s, span_s = timeline.start_s, timeline.span_s
+    if start_s is None or span_s is None:
         raise MediaRefusedError(ReasonCode.DURATION_UNKNOWN, "the duration cannot be determined")
-    return end - start_s
+    return MeasuredTimeline(start_s=start_s, duration_s=span_s, header_duration_s=header_s)
 
 
 def _frame_time(frame: av.VideoFrame) -> float | None:
