@@ -18,7 +18,7 @@ from contextlib import contextmanager
 import av
 
 from kyc.domain.reasons import ReasonCode
-from kyc.media.errors import MediaRefusedError
+from kyc.media.errors import MediaRefusedError, out_of_memory
 from kyc.media.limits import MediaLimits
 from kyc.media.signature import SNIFF_BYTES, Family, sniff
 
@@ -107,6 +107,8 @@ def open_video(
                 container_options=open_options(limits),
                 stream_options=[_decoder_options(limits)] * (limits.max_streams + 1),
             )
+        except MemoryError as exc:
+            raise out_of_memory(exc) from exc
         except (*MEDIA_ERRORS, OSError, ValueError) as exc:
             raise MediaRefusedError(ReasonCode.CORRUPT_MEDIA, "the container could not be parsed") from exc
         try:
@@ -175,6 +177,8 @@ def guarded_decode(
             raise MediaRefusedError(ReasonCode.DECODE_BUDGET_EXCEEDED, "decoding took longer than the budget")
         try:
             frames = packet.decode()
+        except MemoryError as exc:
+            raise out_of_memory(exc) from exc
         except (*MEDIA_ERRORS, ValueError) as exc:
             errors += 1
             if errors > limits.max_decode_errors:

@@ -17,7 +17,7 @@ import av
 
 from kyc.domain.reasons import ReasonCode
 from kyc.media.container import MEDIA_ERRORS, codec_name, open_video, within_size_caps
-from kyc.media.errors import MediaRefusedError
+from kyc.media.errors import MediaRefusedError, out_of_memory
 from kyc.media.limits import MediaLimits
 from kyc.media.probe import (
     check_iso_layout,
@@ -107,6 +107,9 @@ def validate_upload(
         media = _inspect(path, head, size, limits)
     except MediaRefusedError as exc:
         return _refused(exc.reason, exc.message, digest, size)
+    except MemoryError as exc:
+        refusal = out_of_memory(exc)
+        return _refused(refusal.reason, refusal.message, digest, size)
     except MEDIA_ERRORS:
         return _refused(ReasonCode.CORRUPT_MEDIA, "the media could not be read", digest, size)
     return ValidationReport(True, None, "accepted", digest, size, media)
@@ -114,6 +117,11 @@ def validate_upload(
 
 def _refused(reason: ReasonCode, message: str, digest: str, size: int) -> ValidationReport:
     return ValidationReport(False, reason, message, digest, size, None)
+
+
+def file_digest(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of the whole file, read in chunks."""
+    return _hash_and_head(path, None)[0]
 
 
 def _hash_and_head(path: str | os.PathLike[str], known: str | None) -> tuple[str, bytes]:
@@ -204,6 +212,8 @@ def _scan(container: av.container.InputContainer, stream: av.VideoStream, limits
             continue
         try:
             frames = packet.decode()
+        except MemoryError as exc:
+            raise out_of_memory(exc) from exc
         except (*MEDIA_ERRORS, ValueError):
             errors += 1
             if errors > limits.max_decode_errors:
