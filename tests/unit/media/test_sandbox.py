@@ -72,7 +72,7 @@ from kyc.media.errors import MediaRefusedError
 from kyc.media.limits import MediaLimits
 from kyc.media.sampling import SamplingParams
 from kyc.media.sandbox import SandboxLimits
-limits = MediaLimits(min_side=16)
+limits = MediaLimits(min_side=16, min_duration_s=0.5)
 sandbox = SandboxLimits(memory_bytes=int(sys.argv[2]) << 20, cpu_s=60, wall_s=60.0)
 report, _ = validate_isolated(sys.argv[1], limits, sandbox)
 try:
@@ -86,7 +86,7 @@ print(json.dumps([report.reason, sampled]))
 
 @pytest.fixture(scope="module")
 def uhd_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_clip(tmp_path_factory.mktemp("uhd") / "uhd.mp4", width=3840, height=2160, frames=24)
+    return make_clip(tmp_path_factory.mktemp("uhd") / "uhd.mp4", width=3840, height=2160, frames=32, fps=30)
 
 
 @pytest.mark.parametrize(("allowance_mb", "expected"), [(8, ReasonCode.DECODE_BUDGET_EXCEEDED), (1024, None)])
