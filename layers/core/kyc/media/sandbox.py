@@ -27,7 +27,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from kyc.domain.reasons import ReasonCode
 from kyc.media.errors import MediaRefusedError
@@ -81,6 +81,16 @@ class SandboxLimits:
         )
 
 
+def sandbox_for_invocation(context: Any, budget_s: float, memory_fraction: float) -> SandboxLimits:
+    """Limits for this invocation, from Lambda's context (memory setting, time left)."""
+    return SandboxLimits.for_function(
+        memory_mb=int(context.memory_limit_in_mb),
+        remaining_s=context.get_remaining_time_in_millis() / 1000,
+        budget_s=budget_s,
+        memory_fraction=memory_fraction,
+    )
+
+
 @dataclass(frozen=True)
 class SandboxUsage:
     """What the child cost: recorded beside the result for the benchmark and the fuzzer."""
@@ -88,6 +98,13 @@ class SandboxUsage:
     wall_s: float
     cpu_s: float
     max_rss_bytes: int
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {
+            "wall_s": round(self.wall_s, 3),
+            "cpu_s": round(self.cpu_s, 3),
+            "max_rss_bytes": self.max_rss_bytes,
+        }
 
 
 @dataclass(frozen=True)
