@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 
 from kyc.domain.reasons import ReasonCode
+from kyc.media.errors import MediaRefusedError
 from kyc.media.limits import MediaLimits
 from kyc.media.sampling import SamplingParams, sample_frames
 from kyc.media.validation import validate_upload
-from tests.fixtures.hostile import mp4_with_short_header, webm_with_short_duration
+from tests.fixtures.hostile import iso_boxes, mp4_with_short_header, webm_with_short_duration
 from tests.fixtures.sampling_clips import make_index_clip, read_index
 from tests.fixtures.timeline_oracle import coverage_problems, displayed_times
 
@@ -81,3 +82,18 @@ def test_sample_frames_header_lie_screens_the_real_span(
     manifest = sample.manifest(source_sha256="0" * 64)
     assert manifest["header_duration_s"] == pytest.approx(claimed, abs=0.01)
     assert manifest["duration_s"] == pytest.approx(10.0, abs=0.05)
+
+
+def test_sample_frames_composition_offsets_rewritten_refused(tmp_path: Path) -> None:
+    """Found by the structure fuzzer: the first ``ctts`` run emptied, so the container's times run
+    backwards against the decoder's display order and the leading pictures would never be sampled."""
+    clip = make_index_clip(tmp_path / "clip.mp4", [i / 30 for i in range(90)], bframes=3, gop=15)
+    data = bytearray(clip.read_bytes())
+    ((at, _size, _kind),) = iso_boxes(data, {b"ctts"})
+    data[at + 16 : at + 20] = (0).to_bytes(4, "big")  # first entry: sample_count 1 -> 0
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(bytes(data))
+    with pytest.raises(MediaRefusedError) as caught:
+        sample_frames(broken, SamplingParams(frame_count=16), LIMITS)
+    assert caught.value.reason == ReasonCode.INCONSISTENT_TIMING
+    assert len(sample_frames(clip, SamplingParams(frame_count=16), LIMITS).frames) == 16  # the intact clip

@@ -35,6 +35,9 @@ MANIFEST_NAME = "manifest.json"
 MANIFEST_SCHEMA = "kyc.frames/1"
 # A GOP larger than this is fed to the decoder as it is read instead of being held for a decision.
 _MAX_BUFFERED_BYTES = 32 * 1024 * 1024
+# A decoded frame earlier than the measured start by more than this means the packet timestamps
+# do not describe what plays (a corrupted composition-offset table): the span cannot be trusted.
+_TIMING_SLACK_S = 1e-3
 
 
 class SamplingParamsError(ValueError):
@@ -147,6 +150,7 @@ def sample_frames(path: str | os.PathLike[str], params: SamplingParams, limits: 
         rotation: int | None = None
         frames: list[SampledFrame] = []
         decoded = 0
+        last_s: float | None = None
         for frame in guarded_decode(source, stream, limits):
             decoded += 1
             if rotation is None:
@@ -154,6 +158,8 @@ def sample_frames(path: str | os.PathLike[str], params: SamplingParams, limits: 
             time_s = _frame_time(frame)
             if time_s is None:
                 continue
+            _check_frame_order(time_s, last_s, start_s)
+            last_s = time_s
             for chosen in selector.offer(time_s, frame):
                 frames.append(_render(chosen, len(frames), start_s, rotation, sar, params))
             if selector.done:
@@ -303,6 +309,21 @@ def measure_timeline(path: str | os.PathLike[str], limits: MediaLimits) -> Measu
     if start_s is None or span_s is None:
         raise MediaRefusedError(ReasonCode.DURATION_UNKNOWN, "the duration cannot be determined")
     return MeasuredTimeline(start_s=start_s, duration_s=span_s, header_duration_s=header_s)
+
+
+def _check_frame_order(time_s: float, last_s: float | None, start_s: float) -> None:
+    """Refuse frames the decoder puts out of the packets' time order, or before the first packet.
+
+    The decoder emits pictures in the bitstream's display order; if their container timestamps
+    run backwards (a rewritten composition-offset table), the timestamps do not describe what
+    plays, and the sampler would skip the pictures whose time goes back.
+    """
+    if time_s < start_s - _TIMING_SLACK_S:
+        message = f"a frame is shown at {time_s:.3f} s, before the first packet's time {start_s:.3f} s"
+        raise MediaRefusedError(ReasonCode.INCONSISTENT_TIMING, message)
+    if last_s is not None and time_s < last_s - _TIMING_SLACK_S:
+        message = f"decoded frames go back in time ({last_s:.3f} s, then {time_s:.3f} s)"
+        raise MediaRefusedError(ReasonCode.INCONSISTENT_TIMING, message)
 
 
 def _frame_time(frame: av.VideoFrame) -> float | None:
