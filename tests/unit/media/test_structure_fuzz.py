@@ -11,6 +11,7 @@ and prints the figures (cases, outcomes, slowest case, peak memory).
 from __future__ import annotations
 
 import collections
+import hashlib
 import os
 import tempfile
 import time
@@ -92,6 +93,14 @@ def _print_figures() -> object:
         print(f"  fields mutated: {dict(FIGURES['fields'].most_common())}")
 
 
+def _keep(data: bytes) -> str:
+    """Save a failing case where a person can replay it; return the path."""
+    kept = Path("build/fuzz-failures") / f"{hashlib.sha256(data).hexdigest()[:16]}.bin"
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    kept.write_bytes(data)
+    return str(kept)
+
+
 def _record(outcome: str, kinds: str, usage: object) -> None:
     FIGURES["outcomes"][outcome] += 1
     FIGURES["fields"].update(kinds.split("+"))
@@ -121,6 +130,7 @@ def test_seed_fields_found() -> None:
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    print_blob=False,
 )
 @given(case=mutated())
 def test_mutated_structure_invalid_or_covered(case: tuple[str, str, bytes]) -> None:
@@ -147,5 +157,6 @@ def test_mutated_structure_invalid_or_covered(case: tuple[str, str, bytes]) -> N
         _record("sampled; reference decode failed", kinds, usage)
         return
     sampled = [sample.start_s + f.pts_s for f in sample.frames]
-    assert coverage_problems(sampled, shown, PARAMS.frame_count) == [], (kinds, report.media)
+    problems = coverage_problems(sampled, shown, PARAMS.frame_count)
+    assert problems == [], (kinds, _keep(data), problems)
     _record("sampled, coverage holds", kinds, usage)

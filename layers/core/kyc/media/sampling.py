@@ -22,7 +22,7 @@ from pathlib import Path
 import av
 
 from kyc.domain.reasons import ReasonCode
-from kyc.domain.sampling_plan import FrameSelector, plan_sampling
+from kyc.domain.sampling_plan import FrameSelector, coverage_gap, plan_sampling
 from kyc.media.container import codec_name, guarded_decode, open_video
 from kyc.media.errors import MediaRefusedError
 from kyc.media.frames import EXTENSIONS, FrameEncodingError, encode_image, upright_rgb
@@ -132,10 +132,30 @@ def sample_frames(path: str | os.PathLike[str], params: SamplingParams, limits: 
     when no frame decodes (CORRUPT_MEDIA).
     """
     timeline = measure_timeline(path, limits)
+    try:
+        return _sample_once(path, params, limits, timeline, threaded=True)
+    except _FramesLostError:
+        # Frame threading drops the frames still in flight when a late packet fails to decode
+        # (the error surfaces at the final flush). Decoding again on one thread recovers them.
+        return _sample_once(path, params, limits, timeline, threaded=False)
+
+
+class _FramesLostError(MediaRefusedError):
+    """Part of the span got no frame while frames were decoded on several threads."""
+
+
+def _sample_once(
+    path: str | os.PathLike[str],
+    params: SamplingParams,
+    limits: MediaLimits,
+    timeline: MeasuredTimeline,
+    *,
+    threaded: bool,
+) -> SampleSet:
     start_s, duration_s = timeline.start_s, timeline.duration_s
     with open_video(path, limits) as (container, stream):
         plan = plan_sampling(duration_s, params.frame_count, start_s=start_s)
-        stream.thread_type = "AUTO"
+        stream.thread_type = "AUTO" if threaded else "NONE"
         if params.keyframes_only:
             stream.codec_context.skip_frame = "NONKEY"
         selector: FrameSelector[av.VideoFrame] = FrameSelector(plan.targets_s)
@@ -168,6 +188,17 @@ def sample_frames(path: str | os.PathLike[str], params: SamplingParams, limits: 
             frames.append(_render(chosen, len(frames), start_s, rotation or 0, sar, params))
     if not frames:
         raise MediaRefusedError(ReasonCode.CORRUPT_MEDIA, "no video frame decodes")
+    if not params.keyframes_only:
+        gap = coverage_gap(
+            [start_s + f.pts_s for f in frames],
+            start_s,
+            duration_s,
+            params.frame_count,
+            timeline.longest_interval_s,
+        )
+        if gap is not None:
+            error = _FramesLostError if threaded else MediaRefusedError
+            raise error(ReasonCode.CORRUPT_MEDIA, f"part of the clip does not decode: {gap}")
     return SampleSet(
         frames=tuple(frames),
         requested=params.frame_count,
@@ -290,6 +321,7 @@ class MeasuredTimeline:
     start_s: float
     duration_s: float
     header_duration_s: float | None
+    longest_interval_s: float = 0.0
 
 
 def measure_timeline(path: str | os.PathLike[str], limits: MediaLimits) -> MeasuredTimeline:
@@ -308,7 +340,12 @@ def measure_timeline(path: str | os.PathLike[str], limits: MediaLimits) -> Measu
     start_s, span_s = timeline.start_s, timeline.span_s
     if start_s is None or span_s is None:
         raise MediaRefusedError(ReasonCode.DURATION_UNKNOWN, "the duration cannot be determined")
-    return MeasuredTimeline(start_s=start_s, duration_s=span_s, header_duration_s=header_s)
+    return MeasuredTimeline(
+        start_s=start_s,
+        duration_s=span_s,
+        header_duration_s=header_s,
+        longest_interval_s=timeline.longest_interval_s,
+    )
 
 
 def _check_frame_order(time_s: float, last_s: float | None, start_s: float) -> None:

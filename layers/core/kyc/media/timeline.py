@@ -8,8 +8,9 @@ plans its targets from those, and a header that disagrees with them is recorded 
 
 from __future__ import annotations
 
+import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 import av
@@ -31,6 +32,7 @@ class PacketTimeline:
     first: Fraction | None = None
     last_start: Fraction | None = None
     last_end: Fraction | None = None
+    starts: list[Fraction] = field(default_factory=list)
 
     def add(self, packet: av.Packet) -> None:
         if not packet.size:
@@ -40,6 +42,7 @@ class PacketTimeline:
             return
         start = packet.pts * self.time_base
         end = start + (packet.duration or 0) * self.time_base
+        self.starts.append(start)
         self.first = start if self.first is None else min(self.first, start)
         self.last_start = start if self.last_start is None else max(self.last_start, start)
         self.last_end = end if self.last_end is None else max(self.last_end, end)
@@ -47,6 +50,12 @@ class PacketTimeline:
     @property
     def start_s(self) -> float | None:
         return None if self.first is None else float(self.first)
+
+    @property
+    def longest_interval_s(self) -> float:
+        """The longest time any one shown frame stays on screen (0 for a single frame)."""
+        ordered = sorted(set(self.starts))
+        return float(max((b - a for a, b in itertools.pairwise(ordered)), default=0))
 
     @property
     def span_s(self) -> float | None:
