@@ -13,7 +13,7 @@ CORPUS ?= ../shared/corpus/media
 help:
 	@echo "make demo   - screen sample clips through the embedded local stack (no AWS account, no Docker)"
 	@echo "make test   - set up and run every test and check (unit, integration, ruff, IaC, sam build)"
-	@echo "make fuzz   - a long property-based fuzz run of media validation"
+	@echo "make fuzz   - long fuzz runs of media validation and sampling (byte and structure-aware), with figures"
 	@echo "make bench  - benchmarks (validation, extraction, scoring, a 200-upload burst) with printed figures"
 	@echo "make build  - sam build without Docker (ARCH=arm64|x86_64)"
 	@echo "make security - bandit, dependency audit of the locked pins, secret scan (in .venv-audit)"
@@ -83,7 +83,8 @@ test: venv tools
 	$(VENV)/bin/pytest -q
 
 fuzz: venv
-	KYC_FUZZ_EXAMPLES=2000 $(VENV)/bin/pytest -q tests/unit/media/test_validation_fuzz.py
+	KYC_FUZZ_EXAMPLES=2000 KYC_FUZZ_FIGURES=1 $(VENV)/bin/pytest -q -s \
+		tests/unit/media/test_validation_fuzz.py tests/unit/media/test_structure_fuzz.py
 
 security:
 	PYTHON=$(PYTHON) scripts/security_checks.sh

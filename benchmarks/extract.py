@@ -76,6 +76,28 @@ def run_ours(path: str) -> None:
     print(f"frames={len(sample.frames)} decoded={sample.decoded_frames}", file=sys.stderr)
 
 
+def run_sandboxed(path: str) -> None:
+    """The same sampling, as the extract function runs it: in a forked, limited child."""
+    from kyc.media.isolated import sample_isolated
+    from kyc.media.limits import MediaLimits
+    from kyc.media.sampling import SamplingParams
+    from kyc.media.sandbox import SandboxLimits
+
+    limits = MediaLimits()
+    sandbox = SandboxLimits.for_function(memory_mb=2048, remaining_s=300, budget_s=limits.decode_budget_s)
+    sample, usage = sample_isolated(path, SamplingParams(frame_count=FRAMES), limits, sandbox)
+    print(f"frames={len(sample.frames)} child_wall={usage.wall_s:.2f}", file=sys.stderr)
+
+
+def run_timeline(path: str) -> None:
+    """The demux-only pass that measures the span the targets cover (part of ``ours``)."""
+    from kyc.media.limits import MediaLimits
+    from kyc.media.sampling import measure_timeline
+
+    timeline = measure_timeline(path, MediaLimits())
+    print(f"span={timeline.duration_s:.3f}", file=sys.stderr)
+
+
 def run_naive(path: str) -> None:
     """Decode every frame to RGB, keep 32 evenly spaced: what a first attempt usually does."""
     import av
@@ -110,6 +132,8 @@ def commands(path: Path, seconds: int) -> dict[str, list[str]]:
     me = [sys.executable, str(Path(__file__).resolve())]
     found = {
         "ours (sample_frames)": [*me, "--run", "ours", str(path)],
+        "ours, sandboxed": [*me, "--run", "sandboxed", str(path)],
+        "  timeline pass alone": [*me, "--run", "timeline", str(path)],
         "naive decode-all": [*me, "--run", "naive", str(path)],
     }
     ffmpeg = shutil.which("ffmpeg")
@@ -125,14 +149,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--run", choices=["ours", "naive"], help=argparse.SUPPRESS)
+    parser.add_argument("--run", choices=["ours", "sandboxed", "timeline", "naive"], help=argparse.SUPPRESS)
     parser.add_argument("path", nargs="?", help=argparse.SUPPRESS)
     parser.add_argument("--cache", type=Path, default=Path("build/bench"))
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-4k", action="store_true", help="skip the 4K60 memory check")
     args = parser.parse_args()
     if args.run:
-        {"ours": run_ours, "naive": run_naive}[args.run](args.path)
+        runners = {"ours": run_ours, "sandboxed": run_sandboxed, "timeline": run_timeline, "naive": run_naive}
+        runners[args.run](args.path)
         return
     print(
         f"cores={os.cpu_count()} python={sys.version.split()[0]} ffmpeg={shutil.which('ffmpeg') or 'absent'}"
@@ -144,11 +169,16 @@ def main() -> None:
         shape = f"{clip.width}x{clip.height} {clip.fps} fps {clip.seconds} s, GOP {clip.gop}, B-frames"
         print(f"\n{key}: {shape}; {FRAMES} frames; median of {args.repeat}")
         print(f"{'method':<26}{'wall s':>9}{'peak RSS MB':>13}")
+        medians: dict[str, float] = {}
         for label, argv in commands(path, clip.seconds).items():
             runs = [measure(argv) for _ in range(args.repeat)]
             wall = statistics.median(r[0] for r in runs)
             rss = max(r[1] for r in runs)
             print(f"{label:<26}{wall:>9.2f}{rss:>13.0f}")
+            medians[label] = wall
+        if len(medians) > 1:
+            cost = medians["ours, sandboxed"] / medians["ours (sample_frames)"] - 1
+            print(f"sandbox cost: {cost:+.1%} of the extract time")
         if not shutil.which("ffmpeg"):
             print("(ffmpeg not installed: comparison skipped)")
 

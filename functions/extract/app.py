@@ -16,10 +16,13 @@ from kyc.aws.s3_object_store import S3ObjectStore, canonical_json
 from kyc.domain.lineage import sha256_hex
 from kyc.media.errors import MediaRefusedError
 from kyc.media.framestore import frame_manifest
-from kyc.media.sampling import SampleSet, SamplingParams, sample_frames
+from kyc.media.isolated import sample_isolated
+from kyc.media.sampling import SampleSet, SamplingParams
+from kyc.media.sandbox import sandbox_for_invocation
 from kyc.observability import count, log_lineage, logger, metrics, stage_duration, tracer
 
 LIMITS = settings.media_limits()
+MEMORY_FRACTION = settings.sandbox_memory_fraction()
 PARAMS = SamplingParams(**settings.sampling_overrides())
 RESOURCES = settings.stack_resources()
 STORE = S3ObjectStore(kms_key_id=RESOURCES.kms_key_id)
@@ -42,8 +45,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         )
         if upload.sha256 != validation["sha256"]:
             raise SourceChangedError("the stored bytes differ from the validated bytes")
+        sandbox = sandbox_for_invocation(context, LIMITS.decode_budget_s, MEMORY_FRACTION)
         try:
-            sample = sample_frames(upload.path, PARAMS, LIMITS)
+            sample, usage = sample_isolated(upload.path, PARAMS, LIMITS, sandbox)
         except MediaRefusedError as exc:
             count("UploadsRefused", reason_code=str(exc.reason))
             return _refused(sid, exc, event.get("execution_arn"))
@@ -59,6 +63,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "manifest_key": result["manifest_key"],
             "manifest_sha256": result["manifest_sha256"],
             "frames": [f.sha256 for f in sample.frames],
+            "duration_s": sample.duration_s,
+            "header_duration_s": sample.header_duration_s,
+            "sandbox": usage.to_dict(),
         },
         parameters={
             "frame_count": PARAMS.frame_count,

@@ -13,10 +13,13 @@ from kyc.aws.errors import ObjectTooLargeError
 from kyc.aws.s3_object_store import S3ObjectStore
 from kyc.domain.identity import pseudonymise_key
 from kyc.domain.reasons import ReasonCode
-from kyc.media.validation import ValidationReport, validate_upload
+from kyc.media.isolated import validate_isolated
+from kyc.media.sandbox import SandboxUsage, sandbox_for_invocation
+from kyc.media.validation import ValidationReport
 from kyc.observability import count, log_lineage, logger, metrics, stage_duration, tracer
 
 LIMITS = settings.media_limits()
+MEMORY_FRACTION = settings.sandbox_memory_fraction()
 STORE = S3ObjectStore()
 
 
@@ -26,7 +29,7 @@ STORE = S3ObjectStore()
 @stage_duration("validate")
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     submission = event["submission"]
-    report = _validate(submission)
+    report, usage = _validate(submission, context)
     count("UploadsValidated", outcome="accepted" if report.accepted else "refused")
     if not report.accepted:
         count("UploadsRefused", reason_code=str(report.reason))
@@ -45,16 +48,20 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "size": result["size"],
             "accepted": result["accepted"],
             "reason": result["reason"],
+            "sandbox": None if usage is None else usage.to_dict(),
         },
         parameters={"max_bytes": LIMITS.max_bytes, "allowed_codecs": sorted(LIMITS.allowed_codecs)},
     )
     return result
 
 
-def _validate(submission: dict[str, Any]) -> ValidationReport:
+def _validate(
+    submission: dict[str, Any], context: LambdaContext
+) -> tuple[ValidationReport, SandboxUsage | None]:
+    """Download, then open and decode in the sandbox child; the AWS calls stay in this process."""
     declared = submission.get("size")
     if isinstance(declared, int) and declared > LIMITS.max_bytes:
-        return _too_large(declared)
+        return _too_large(declared), None
     with tempfile.TemporaryDirectory(prefix="kyc-validate-") as tmp:
         try:
             upload = STORE.download(
@@ -65,8 +72,9 @@ def _validate(submission: dict[str, Any]) -> ValidationReport:
                 max_bytes=LIMITS.max_bytes,
             )
         except ObjectTooLargeError:
-            return _too_large(declared if isinstance(declared, int) else LIMITS.max_bytes + 1)
-        return validate_upload(upload.path, LIMITS, sha256=upload.sha256)
+            return _too_large(declared if isinstance(declared, int) else LIMITS.max_bytes + 1), None
+        sandbox = sandbox_for_invocation(context, LIMITS.decode_budget_s, MEMORY_FRACTION)
+        return validate_isolated(upload.path, LIMITS, sandbox, sha256=upload.sha256)
 
 
 def _too_large(size: int) -> ValidationReport:

@@ -20,7 +20,7 @@ def test_extract_cli_rotated_phone_clip_writes_upright_portrait_frames(tmp_path:
     assert main(["extract", str(ROTATED), "--out", str(tmp_path), "--frames", "8"]) == 0
 
     manifest = json.loads((tmp_path / "manifest.json").read_text())
-    assert manifest["rotation"] in (90, 270) and len(manifest["frames"]) == 8
+    assert manifest["rotation"] == 90 and len(manifest["frames"]) == 8  # matrix -90 CCW = 90 clockwise
     for entry in manifest["frames"]:
         data = (tmp_path / entry["file"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == entry["sha256"]

@@ -57,6 +57,15 @@ def media_limits(env: Mapping[str, str] | None = None) -> MediaLimits:
     )
 
 
+def sandbox_memory_fraction(env: Mapping[str, str] | None = None) -> float:
+    """Share of the function's memory the decoder child may add as address space (docs/limits.md)."""
+    env = os.environ if env is None else env
+    fraction = _float(env, "KYC_SANDBOX_MEMORY_FRACTION", 1.0)
+    if not 0.1 <= fraction <= 4.0:
+        raise SettingsError(f"KYC_SANDBOX_MEMORY_FRACTION {fraction} is outside 0.1..4")
+    return fraction
+
+
 @dataclass(frozen=True)
 class StackResources:
     """Names of the stack's resources a function talks to; empty when a function does not use one."""

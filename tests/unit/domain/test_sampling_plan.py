@@ -6,7 +6,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kyc.domain.sampling_plan import FrameSelector, SamplingPlanError, frames_on_screen, plan_sampling
+from kyc.domain.sampling_plan import (
+    FrameSelector,
+    SamplingPlanError,
+    coverage_gap,
+    frames_on_screen,
+    plan_sampling,
+)
 
 
 def _stream(times: list[float], targets: tuple[float, ...]) -> list[int]:
@@ -69,3 +75,18 @@ def test_frame_selector_matches_frames_on_screen_for_any_timing(
     expected = frames_on_screen(times, targets)
     assert _stream(times, targets) == list(expected)
     assert len(set(expected)) == len(expected) <= count
+
+
+@pytest.mark.parametrize(
+    ("sampled", "problem"),
+    [
+        ([0.1, 0.4, 0.7, 0.9], None),  # 4 targets over [0, 1): bins of 0.25, frames 0.1 s apart
+        ([0.4, 0.7, 0.9], "first"),  # 0.4 s > one bin (0.25) + one frame (0.1) after the start
+        ([0.1, 0.4, 0.6], "last"),  # 0.4 s before the end > 0.35
+        ([0.1, 0.6, 0.9], "stretch"),  # a 0.5 s gap > 1.5 bins + one frame = 0.475
+        ([], "nothing"),
+    ],
+)
+def test_coverage_gap_hand_computed(sampled: list[float], problem: str | None) -> None:
+    gap = coverage_gap(sampled, 0.0, 1.0, 4, 0.1)
+    assert (gap is None) if problem is None else (problem in gap)

@@ -28,6 +28,9 @@ class FakeContext:
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
     aws_request_id: str = "00000000-0000-0000-0000-000000000000"
 
+    def get_remaining_time_in_millis(self) -> int:
+        return 120_000
+
 
 def load_handler(folder: str, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     """Import ``functions/<folder>/app.py`` after setting ``env``; call inside ``mock_aws``."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ import pytest
 from moto import mock_aws
 
 from kyc.aws.errors import SourceChangedError, SourceMissingError
+from kyc.media import isolated
 from tests.fixtures.clips import make_clip
 from tests.unit.functions.handler_loader import FakeContext, load_handler
 
@@ -125,3 +128,33 @@ def test_extract_bytes_changed_since_validation_raises(aws: dict[str, Any], clip
         app.lambda_handler(
             {"submission": _submission(aws, clip.read_bytes()), "validation": validation}, FakeContext()
         )
+
+
+def _crash(*_args: Any, **_kwargs: Any) -> None:
+    os.kill(os.getpid(), signal.SIGSEGV)  # runs in the sandboxed child only
+
+
+def test_validate_decoder_crash_is_invalid_and_the_handler_carries_on(
+    aws: dict[str, Any], clip: Path
+) -> None:
+    app = load_handler("validate", {}, aws["monkeypatch"])
+    aws["monkeypatch"].setattr(isolated, "validate_upload", _crash)
+    body = clip.read_bytes()
+
+    result = app.lambda_handler({"submission": _submission(aws, body)}, FakeContext())
+
+    assert (result["accepted"], result["reason"]) == (False, "DECODER_CRASHED")
+    assert result["sha256"] == hashlib.sha256(body).hexdigest() and result["size"] == len(body)
+
+
+def test_extract_decoder_crash_is_a_refusal_not_an_error(aws: dict[str, Any], clip: Path) -> None:
+    app = _extract(aws)
+    aws["monkeypatch"].setattr(isolated, "sample_frames", _crash)
+    body = clip.read_bytes()
+    validation = {"accepted": True, "sha256": hashlib.sha256(body).hexdigest()}
+
+    result = app.lambda_handler(
+        {"submission": _submission(aws, body), "validation": validation}, FakeContext()
+    )
+
+    assert result["refusal"]["reason"] == "DECODER_CRASHED" and result["manifest_key"] is None

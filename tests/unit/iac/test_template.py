@@ -67,6 +67,7 @@ LIMIT_VARS = {
     "KYC_MIN_SIDE",
     "KYC_ALLOWED_CODECS",
     "KYC_DECODE_BUDGET_S",
+    "KYC_SANDBOX_MEMORY_FRACTION",
 }
 EXPECTED_ENV = {
     "StartScreeningFunction": {

@@ -10,6 +10,7 @@ from kyc.domain.reasons import ReasonCode
 from kyc.media.errors import MediaRefusedError
 from kyc.media.limits import MediaLimits
 from kyc.media.sampling import SamplingParams, sample_frames
+from tests.fixtures.timeline_oracle import coverage_problems, displayed_times
 
 CORPUS = Path(__file__).resolve().parents[3] / ".." / "shared" / "corpus" / "media"
 LIMITS = MediaLimits(min_duration_s=0.0, min_side=16)
@@ -23,6 +24,8 @@ CLIPS = [
     ("mbunny__sar_2x1.mp4", (1024, 288), 0, 32),  # 640x360 at SAR 2:1 shows as 1280x360
     ("mbunny__cursed-vfr.mp4", (1024, 469), 0, 16),  # long stills: fewer distinct frames
     ("axm__roadtrip-vp92-10bit.webm", (426, 240), 0, 32),
+    # One frame does not decode; frame threading lost the 5 after it until the one-thread retry.
+    ("axm__sample_with_invalid_nalu.mp4", (1024, 683), 0, 29),
 ]
 
 
@@ -40,6 +43,8 @@ def test_sample_frames_corpus_clip_upright_distinct_ordered(
     times = [f.pts_s for f in sample.frames]
     assert times == sorted(set(times)) and times[0] >= 0 and times[-1] < sample.duration_s
     assert [f.index for f in sample.frames] == list(range(count))
+    sampled = [sample.start_s + f.pts_s for f in sample.frames]
+    assert coverage_problems(sampled, displayed_times(path), 32) == []
 
 
 def test_sample_frames_decoded_frame_cap_refuses() -> None:

@@ -52,5 +52,7 @@ class ReasonCode(StrEnum):
     UNUSABLE_SCORES = "UNUSABLE_SCORES"  # the model returned NaN or out-of-range p_fake for some frames
     # --- media refused by validation (appended) ---
     EXTERNAL_REFERENCE = "EXTERNAL_REFERENCE"  # a MOV/MP4 data reference (dref) points outside the file
+    INCONSISTENT_TIMING = "INCONSISTENT_TIMING"  # the header duration disagrees with what the frames span
+    DECODER_CRASHED = "DECODER_CRASHED"  # the sandboxed decoder died on a signal (a crash, not a limit)
     # --- evidence gates (appended) ---
     NO_FACE_EVIDENCE = "NO_FACE_EVIDENCE"  # too few scored frames with a seen face to support a PASS

@@ -7,6 +7,7 @@ seconds on the clip's own clock; the caller picks the origin (the first displaye
 
 from __future__ import annotations
 
+import itertools
 import math
 from bisect import bisect_right
 from collections.abc import Sequence
@@ -112,3 +113,27 @@ class FrameSelector(Generic[T]):
             return []
         self._pending_chosen = True
         return [self._pending[1]]
+
+
+def coverage_gap(
+    sampled_s: Sequence[float], start_s: float, duration_s: float, requested: int, frame_s: float
+) -> str | None:
+    """Why a sample does not cover ``[start_s, start_s + duration_s)``, or None when it does.
+
+    The rule (docs/sampling.md): with ``bin = duration / requested`` and ``frame_s`` the longest
+    interval between frames, the first sample is within one bin of the start, the last within
+    one bin plus one frame of the end, and no two samples are more than 1.5 bins plus one frame
+    apart. A sample that breaks it left part of the clip unseen (frames that do not decode).
+    """
+    if not sampled_s:
+        return "nothing was sampled"
+    bin_s, slack = duration_s / requested, 1e-3
+    if sampled_s[0] - start_s > bin_s + frame_s + slack:
+        return f"nothing sampled in the first {sampled_s[0] - start_s:.3f} s"
+    end = start_s + duration_s
+    if end - sampled_s[-1] > bin_s + frame_s + slack:
+        return f"nothing sampled in the last {end - sampled_s[-1]:.3f} s"
+    gaps = [b - a for a, b in itertools.pairwise(sampled_s)]
+    if gaps and max(gaps) > 1.5 * bin_s + frame_s + slack:
+        return f"a {max(gaps):.3f} s stretch has no sampled frame"
+    return None

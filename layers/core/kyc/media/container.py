@@ -9,6 +9,7 @@ cap) live here too, so the sampler is as safe as validation even if it is handed
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from contextlib import contextmanager
 import av
 
 from kyc.domain.reasons import ReasonCode
-from kyc.media.errors import MediaRefusedError
+from kyc.media.errors import MediaRefusedError, out_of_memory
 from kyc.media.limits import MediaLimits
 from kyc.media.signature import SNIFF_BYTES, Family, sniff
 
@@ -34,11 +35,36 @@ def sniff_demuxer(head: bytes) -> str:
     return _DEMUXERS[sniff(head)]
 
 
+@functools.lru_cache(maxsize=8)
+def allowed_decoders(allowed_codecs: frozenset[str]) -> str:
+    """FFmpeg decoder names for the allowed codecs: each codec's own decoder and its ``lib*`` twins.
+
+    ``codec_whitelist`` matches decoder names (``libdav1d``), not codec names (``av1``), so the
+    allow-list is translated here. Hardware decoders (``*_cuvid``, ``*_qsv``...) are left out.
+    """
+    names = set()
+    for name in av.codecs_available:
+        try:
+            codec = av.Codec(name, "r")
+        except (av.FFmpegError, ValueError):
+            continue
+        native_or_lib = codec.name == codec.canonical_name or codec.name.startswith("lib")
+        if codec.type == "video" and codec.canonical_name in allowed_codecs and native_or_lib:
+            names.add(codec.name)
+    return ",".join(sorted(names)) or "none"
+
+
 def open_options(limits: MediaLimits) -> dict[str, str]:
-    """Demuxer options: no protocols, allow-listed formats, no external references, bounded probe."""
+    """Demuxer options: no protocols, allow-listed formats and decoders, no external refs, bounded probe.
+
+    ``codec_whitelist`` reaches the decoders ``avformat_find_stream_info`` opens while probing,
+    so no decoder outside the allow-list (MPEG-4 Part 2, MJPEG, any audio decoder) ever sees a
+    byte of the upload, even before the application-level codec check runs.
+    """
     return {
         "protocol_whitelist": "",
         "format_whitelist": f"{MOV_DEMUXER},{MATROSKA_DEMUXER}",
+        "codec_whitelist": allowed_decoders(limits.allowed_codecs),
         "enable_drefs": "0",
         "use_absolute_path": "0",
         "max_streams": str(limits.max_streams + 1),  # one over, so the app-level check names it
@@ -48,8 +74,16 @@ def open_options(limits: MediaLimits) -> dict[str, str]:
 
 
 def codec_name(stream: av.VideoStream) -> str:
-    """The codec's canonical name (``av1``), not the decoder's (``libdav1d``)."""
-    return stream.codec_context.codec.canonical_name
+    """The codec's canonical name (``av1``), not the decoder's (``libdav1d``).
+
+    A sample entry or CodecID FFmpeg does not know (``avc1`` renamed ``zzzz``) leaves the stream
+    without a codec context: that is an unsupported codec, not a pipeline failure.
+    """
+    context = stream.codec_context
+    codec = None if context is None else context.codec
+    if codec is None:
+        raise MediaRefusedError(ReasonCode.UNSUPPORTED_CODEC, "the video codec is not recognised")
+    return codec.canonical_name
 
 
 @contextmanager
@@ -73,6 +107,8 @@ def open_video(
                 container_options=open_options(limits),
                 stream_options=[_decoder_options(limits)] * (limits.max_streams + 1),
             )
+        except MemoryError as exc:
+            raise out_of_memory(exc) from exc
         except (*MEDIA_ERRORS, OSError, ValueError) as exc:
             raise MediaRefusedError(ReasonCode.CORRUPT_MEDIA, "the container could not be parsed") from exc
         try:
@@ -116,7 +152,7 @@ def decode_guard(stream: av.VideoStream, limits: MediaLimits) -> None:
 
 
 def _decoder_options(limits: MediaLimits) -> dict[str, str]:
-    return {"max_pixels": str(limits.max_pixels)}
+    return {"max_pixels": str(limits.max_pixels), "codec_whitelist": allowed_decoders(limits.allowed_codecs)}
 
 
 def guarded_decode(
@@ -141,6 +177,8 @@ def guarded_decode(
             raise MediaRefusedError(ReasonCode.DECODE_BUDGET_EXCEEDED, "decoding took longer than the budget")
         try:
             frames = packet.decode()
+        except MemoryError as exc:
+            raise out_of_memory(exc) from exc
         except (*MEDIA_ERRORS, ValueError) as exc:
             errors += 1
             if errors > limits.max_decode_errors:

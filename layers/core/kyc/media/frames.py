@@ -93,6 +93,8 @@ def upright_rgb(frame: av.VideoFrame, *, rotation: int, sar: Fraction | None, ma
             dst_color_range=ColorRange.JPEG,
             interpolation=_SCALING,
         ).to_ndarray()
+    except MemoryError:
+        raise  # out of the sandbox's memory: a budget, not a broken frame
     except (av.FFmpegError, ValueError) as exc:
         raise FrameEncodingError(f"cannot convert a {frame.format.name} frame to RGB") from exc
     # np.rot90 turns counter-clockwise; display rotations are clockwise.
@@ -131,6 +133,8 @@ def encode_image(rgb: np.ndarray, image_format: str, *, jpeg_quality: int = 95) 
             )
         picture.pts = 0
         data = b"".join(bytes(packet) for packet in [*context.encode(picture), *context.encode(None)])
+    except MemoryError:
+        raise  # out of the sandbox's memory: a budget, not a broken frame
     except (av.FFmpegError, ValueError) as exc:
         raise FrameEncodingError(f"cannot encode a {width}x{height} {image_format}") from exc
     return EncodedImage(data, CONTENT_TYPES[image_format], width, height, hashlib.sha256(data).hexdigest())

@@ -33,3 +33,5 @@ class MediaLimits:
     probe_frames: int = 8
     max_decode_errors: int = 16
     duration_tolerance_s: float = 0.05
+    timing_tolerance_s: float = 0.5  # header duration vs the measured span: max(this, ratio x span)
+    timing_tolerance_ratio: float = 0.1

@@ -22,18 +22,22 @@ from pathlib import Path
 import av
 
 from kyc.domain.reasons import ReasonCode
-from kyc.domain.sampling_plan import FrameSelector, plan_sampling
+from kyc.domain.sampling_plan import FrameSelector, coverage_gap, plan_sampling
 from kyc.media.container import codec_name, guarded_decode, open_video
 from kyc.media.errors import MediaRefusedError
 from kyc.media.frames import EXTENSIONS, FrameEncodingError, encode_image, upright_rgb
 from kyc.media.limits import MediaLimits
 from kyc.media.nal import avcc_length_size, is_disposable_h264
 from kyc.media.probe import display_rotation
+from kyc.media.timeline import PacketTimeline, header_duration
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_SCHEMA = "kyc.frames/1"
 # A GOP larger than this is fed to the decoder as it is read instead of being held for a decision.
 _MAX_BUFFERED_BYTES = 32 * 1024 * 1024
+# A decoded frame earlier than the measured start by more than this means the packet timestamps
+# do not describe what plays (a corrupted composition-offset table): the span cannot be trusted.
+_TIMING_SLACK_S = 1e-3
 
 
 class SamplingParamsError(ValueError):
@@ -80,7 +84,9 @@ class SampledFrame:
 class SampleSet:
     frames: tuple[SampledFrame, ...]
     requested: int
-    duration_s: float
+    duration_s: float  # measured from the packets: the span the targets cover
+    start_s: float  # the first shown frame's time on the file's clock; frames' pts_s count from here
+    header_duration_s: float | None  # what the header claimed, kept beside the measurement
     short_clip: bool
     params: SamplingParams
     decoded_frames: int
@@ -96,6 +102,8 @@ class SampleSet:
             "sampled": len(self.frames),
             "short_clip": self.short_clip,
             "duration_s": round(self.duration_s, 6),
+            "start_s": round(self.start_s, 6),
+            "header_duration_s": None if self.header_duration_s is None else round(self.header_duration_s, 6),
             "decoded_frames": self.decoded_frames,
             "rotation": self.rotation,
             "frames": [
@@ -118,16 +126,36 @@ class SampleSet:
 def sample_frames(path: str | os.PathLike[str], params: SamplingParams, limits: MediaLimits) -> SampleSet:
     """Decode ``path`` once and return ``params.frame_count`` evenly spaced upright frames (fewer if short).
 
-    Raises MediaRefusedError for files the hardened opener refuses, for decoding over
+    The targets are planned over the span the packets measure (``measure_timeline``), never over
+    a header duration. Raises MediaRefusedError for files the hardened opener refuses, for decoding over
     ``limits.max_decoded_frames`` or ``limits.decode_budget_s`` (DECODE_BUDGET_EXCEEDED), and
     when no frame decodes (CORRUPT_MEDIA).
     """
+    timeline = measure_timeline(path, limits)
+    try:
+        return _sample_once(path, params, limits, timeline, threaded=True)
+    except _FramesLostError:
+        # Frame threading drops the frames still in flight when a late packet fails to decode
+        # (the error surfaces at the final flush). Decoding again on one thread recovers them.
+        return _sample_once(path, params, limits, timeline, threaded=False)
+
+
+class _FramesLostError(MediaRefusedError):
+    """Part of the span got no frame while frames were decoded on several threads."""
+
+
+def _sample_once(
+    path: str | os.PathLike[str],
+    params: SamplingParams,
+    limits: MediaLimits,
+    timeline: MeasuredTimeline,
+    *,
+    threaded: bool,
+) -> SampleSet:
+    start_s, duration_s = timeline.start_s, timeline.duration_s
     with open_video(path, limits) as (container, stream):
-        start_s, duration_s = _clock(container, stream)
-        if duration_s is None:
-            duration_s = _packet_span(path, limits, start_s)
         plan = plan_sampling(duration_s, params.frame_count, start_s=start_s)
-        stream.thread_type = "AUTO"
+        stream.thread_type = "AUTO" if threaded else "NONE"
         if params.keyframes_only:
             stream.codec_context.skip_frame = "NONKEY"
         selector: FrameSelector[av.VideoFrame] = FrameSelector(plan.targets_s)
@@ -142,6 +170,7 @@ def sample_frames(path: str | os.PathLike[str], params: SamplingParams, limits: 
         rotation: int | None = None
         frames: list[SampledFrame] = []
         decoded = 0
+        last_s: float | None = None
         for frame in guarded_decode(source, stream, limits):
             decoded += 1
             if rotation is None:
@@ -149,6 +178,8 @@ def sample_frames(path: str | os.PathLike[str], params: SamplingParams, limits: 
             time_s = _frame_time(frame)
             if time_s is None:
                 continue
+            _check_frame_order(time_s, last_s, start_s)
+            last_s = time_s
             for chosen in selector.offer(time_s, frame):
                 frames.append(_render(chosen, len(frames), start_s, rotation, sar, params))
             if selector.done:
@@ -157,10 +188,23 @@ def sample_frames(path: str | os.PathLike[str], params: SamplingParams, limits: 
             frames.append(_render(chosen, len(frames), start_s, rotation or 0, sar, params))
     if not frames:
         raise MediaRefusedError(ReasonCode.CORRUPT_MEDIA, "no video frame decodes")
+    if not params.keyframes_only:
+        gap = coverage_gap(
+            [start_s + f.pts_s for f in frames],
+            start_s,
+            duration_s,
+            params.frame_count,
+            timeline.longest_interval_s,
+        )
+        if gap is not None:
+            error = _FramesLostError if threaded else MediaRefusedError
+            raise error(ReasonCode.CORRUPT_MEDIA, f"part of the clip does not decode: {gap}")
     return SampleSet(
         frames=tuple(frames),
         requested=params.frame_count,
         duration_s=duration_s,
+        start_s=start_s,
+        header_duration_s=timeline.header_duration_s,
         short_clip=len(frames) < params.frame_count,
         params=params,
         decoded_frames=decoded,
@@ -270,42 +314,53 @@ def _is_closed_gop(gop: list[av.Packet]) -> bool:
     return all(p.pts is not None and p.pts >= gop[0].pts for p in gop)
 
 
-def _clock(container: av.container.InputContainer, stream: av.VideoStream) -> tuple[float, float | None]:
-    """Start of the first displayed frame and the track's displayed duration, from the headers.
+@dataclass(frozen=True)
+class MeasuredTimeline:
+    """Where the shown frames start and how long they span (packets), and what the header claimed."""
 
-    The mov demuxer has already applied the edit list, so ``stream.start_time`` is where the
-    displayed clip begins and ``stream.duration`` is how long the track shows.
+    start_s: float
+    duration_s: float
+    header_duration_s: float | None
+    longest_interval_s: float = 0.0
+
+
+def measure_timeline(path: str | os.PathLike[str], limits: MediaLimits) -> MeasuredTimeline:
+    """A demux-only pass over every packet: the span that plays, whatever the header says.
+
+    Raises DECODE_BUDGET_EXCEEDED past the packet cap and DURATION_UNKNOWN when the packets
+    carry no usable timestamps (there is then no honest way to place the targets).
     """
-    time_base = stream.time_base
-    container_start = (container.start_time or 0) / av.time_base
-    start = (
-        float(stream.start_time * time_base)
-        if stream.start_time is not None and time_base
-        else container_start
-    )
-    duration = None
-    if stream.duration and time_base:
-        duration = float(stream.duration * time_base)
-    elif container.duration:
-        duration = container.duration / av.time_base - max(0.0, start - container_start)
-    if duration is not None and (not math.isfinite(duration) or duration <= 0):
-        duration = None
-    return start, duration
-
-
-def _packet_span(path: str | os.PathLike[str], limits: MediaLimits, start_s: float) -> float:
-    """Duration of a file whose headers carry none (live-recorded WebM): a demux-only pass."""
-    end = None
     with open_video(path, limits) as (container, stream):
-        for count, packet in enumerate(container.demux(stream)):
-            if count > limits.max_decoded_frames:
+        header_s = header_duration(container, stream)
+        timeline = PacketTimeline(stream.time_base)
+        for packet in container.demux(stream):
+            timeline.add(packet)
+            if timeline.packets > limits.max_decoded_frames:
                 raise MediaRefusedError(ReasonCode.DECODE_BUDGET_EXCEEDED, "more packets than the decode cap")
-            if packet.pts is not None and packet.time_base is not None:
-                stop = float((packet.pts + (packet.duration or 0)) * packet.time_base)
-                end = stop if end is None else max(end, stop)
-    if end is None or end <= start_s:
+    start_s, span_s = timeline.start_s, timeline.span_s
+    if start_s is None or span_s is None:
         raise MediaRefusedError(ReasonCode.DURATION_UNKNOWN, "the duration cannot be determined")
-    return end - start_s
+    return MeasuredTimeline(
+        start_s=start_s,
+        duration_s=span_s,
+        header_duration_s=header_s,
+        longest_interval_s=timeline.longest_interval_s,
+    )
+
+
+def _check_frame_order(time_s: float, last_s: float | None, start_s: float) -> None:
+    """Refuse frames the decoder puts out of the packets' time order, or before the first packet.
+
+    The decoder emits pictures in the bitstream's display order; if their container timestamps
+    run backwards (a rewritten composition-offset table), the timestamps do not describe what
+    plays, and the sampler would skip the pictures whose time goes back.
+    """
+    if time_s < start_s - _TIMING_SLACK_S:
+        message = f"a frame is shown at {time_s:.3f} s, before the first packet's time {start_s:.3f} s"
+        raise MediaRefusedError(ReasonCode.INCONSISTENT_TIMING, message)
+    if last_s is not None and time_s < last_s - _TIMING_SLACK_S:
+        message = f"decoded frames go back in time ({last_s:.3f} s, then {time_s:.3f} s)"
+        raise MediaRefusedError(ReasonCode.INCONSISTENT_TIMING, message)
 
 
 def _frame_time(frame: av.VideoFrame) -> float | None:

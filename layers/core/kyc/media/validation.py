@@ -12,13 +12,12 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass
-from fractions import Fraction
 
 import av
 
 from kyc.domain.reasons import ReasonCode
 from kyc.media.container import MEDIA_ERRORS, codec_name, open_video, within_size_caps
-from kyc.media.errors import MediaRefusedError
+from kyc.media.errors import MediaRefusedError, out_of_memory
 from kyc.media.limits import MediaLimits
 from kyc.media.probe import (
     check_iso_layout,
@@ -29,6 +28,7 @@ from kyc.media.probe import (
     scan_iso_bmff,
 )
 from kyc.media.signature import SNIFF_BYTES, Family, sniff
+from kyc.media.timeline import PacketTimeline, check_header_matches, header_duration
 
 _CHUNK = 1024 * 1024
 _COLOR_RANGES = {1: "tv", 2: "pc"}
@@ -107,6 +107,9 @@ def validate_upload(
         media = _inspect(path, head, size, limits)
     except MediaRefusedError as exc:
         return _refused(exc.reason, exc.message, digest, size)
+    except MemoryError as exc:
+        refusal = out_of_memory(exc)
+        return _refused(refusal.reason, refusal.message, digest, size)
     except MEDIA_ERRORS:
         return _refused(ReasonCode.CORRUPT_MEDIA, "the media could not be read", digest, size)
     return ValidationReport(True, None, "accepted", digest, size, media)
@@ -114,6 +117,11 @@ def validate_upload(
 
 def _refused(reason: ReasonCode, message: str, digest: str, size: int) -> ValidationReport:
     return ValidationReport(False, reason, message, digest, size, None)
+
+
+def file_digest(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of the whole file, read in chunks."""
+    return _hash_and_head(path, None)[0]
 
 
 def _hash_and_head(path: str | os.PathLike[str], known: str | None) -> tuple[str, bytes]:
@@ -143,15 +151,12 @@ def _inspect(path: str | os.PathLike[str], head: bytes, size: int, limits: Media
         else:
             with open(path, "rb") as handle:
                 check_matroska_segment(handle, size)
-        header_duration = _header_duration(container, stream)
-        if (
-            header_duration is not None
-            and header_duration > limits.max_duration_s + limits.duration_tolerance_s
-        ):
-            raise MediaRefusedError(ReasonCode.DURATION_TOO_LONG, f"the header says {header_duration:.1f} s")
+        header = header_duration(container, stream)
+        if header is not None and header > limits.max_duration_s + limits.duration_tolerance_s:
+            raise MediaRefusedError(ReasonCode.DURATION_TOO_LONG, f"the header says {header:.1f} s")
         scan = _scan(container, stream, limits)
         _check_complete(scan.packets, stream.frames)
-        duration = _check_duration(scan, header_duration, limits)
+        duration = _check_duration(scan, header, limits)
         fps = _check_frame_rate(scan.packets, duration, stream, limits)
         return _summary(container, stream, _container_name(family, head), width, height, scan, duration, fps)
 
@@ -175,15 +180,6 @@ def _check_dimensions(
     return width, height
 
 
-def _header_duration(container: av.container.InputContainer, stream: av.VideoStream) -> float | None:
-    seconds = None
-    if stream.duration and stream.time_base:
-        seconds = float(stream.duration * stream.time_base)
-    elif container.duration:
-        seconds = container.duration / av.time_base
-    return seconds if seconds is not None and math.isfinite(seconds) and seconds > 0 else None
-
-
 @dataclass(frozen=True)
 class _Scan:
     """One bounded demux pass: packet timing for every packet, decoding only the first few."""
@@ -203,29 +199,21 @@ def _scan(container: av.container.InputContainer, stream: av.VideoStream, limits
     """
     deadline = time.monotonic() + limits.decode_budget_s
     packet_cap = math.ceil(limits.max_duration_s * limits.max_fps) + 1
-    time_base = stream.time_base
-    packets = decoded = errors = 0
-    first = last_start = last_end = None
+    timeline = PacketTimeline(stream.time_base)
+    decoded = errors = 0
     rotation: int | None = None
     for packet in container.demux(stream):
         if time.monotonic() > deadline:
             raise MediaRefusedError(ReasonCode.DECODE_BUDGET_EXCEEDED, "reading the file took too long")
-        if packet.size:
-            packets += 1
-            if packets > packet_cap:
-                raise MediaRefusedError(
-                    ReasonCode.DECODE_BUDGET_EXCEEDED, "more frames than any accepted clip"
-                )
-            if packet.pts is not None and time_base:
-                start = packet.pts * time_base
-                end = start + (packet.duration or 0) * time_base
-                first = start if first is None else min(first, start)
-                last_start = start if last_start is None else max(last_start, start)
-                last_end = end if last_end is None else max(last_end, end)
+        timeline.add(packet)
+        if timeline.packets > packet_cap:
+            raise MediaRefusedError(ReasonCode.DECODE_BUDGET_EXCEEDED, "more frames than any accepted clip")
         if decoded >= limits.probe_frames:
             continue
         try:
             frames = packet.decode()
+        except MemoryError as exc:
+            raise out_of_memory(exc) from exc
         except (*MEDIA_ERRORS, ValueError):
             errors += 1
             if errors > limits.max_decode_errors:
@@ -240,23 +228,7 @@ def _scan(container: av.container.InputContainer, stream: av.VideoStream, limits
             decoded += 1
     if decoded == 0:
         raise MediaRefusedError(ReasonCode.CORRUPT_MEDIA, "no video frame decodes")
-    return _Scan(packets, _span(first, last_start, last_end, packets), decoded, rotation or 0)
-
-
-def _span(
-    first: Fraction | None, last_start: Fraction | None, last_end: Fraction | None, packets: int
-) -> float | None:
-    """Seconds from the first frame's start to the last frame's end.
-
-    Muxers often write no (or a bogus 1 ms) duration on the last packet, so the last frame is
-    given at least one mean frame interval.
-    """
-    if first is None or last_start is None or last_end is None:
-        return None
-    span = float(last_end - first)
-    if packets > 1:
-        span = max(span, float(last_start - first) * packets / (packets - 1))
-    return span if math.isfinite(span) and span > 0 else None
+    return _Scan(timeline.packets, timeline.span_s, decoded, rotation or 0)
 
 
 def _check_complete(packets: int, indexed_frames: int) -> None:
@@ -267,8 +239,12 @@ def _check_complete(packets: int, indexed_frames: int) -> None:
 
 
 def _check_duration(scan: _Scan, header: float | None, limits: MediaLimits) -> float:
-    """The duration is what the packets span; the header is the fallback when packets carry no time."""
-    duration = scan.span_s if scan.span_s is not None else header
+    """The duration is what the packets span; a header that disagrees is refused (INCONSISTENT_TIMING).
+
+    Packets without timestamps leave nothing to measure: such a file cannot be sampled over
+    what plays, so it is DURATION_UNKNOWN rather than screened on the header's word.
+    """
+    duration = scan.span_s
     if duration is None:
         raise MediaRefusedError(ReasonCode.DURATION_UNKNOWN, "the duration cannot be determined")
     tolerance = limits.duration_tolerance_s
@@ -280,6 +256,7 @@ def _check_duration(scan: _Scan, header: float | None, limits: MediaLimits) -> f
         raise MediaRefusedError(
             ReasonCode.DURATION_TOO_SHORT, f"{duration:.2f} s is under {limits.min_duration_s} s"
         )
+    check_header_matches(header, duration, limits.timing_tolerance_s, limits.timing_tolerance_ratio)
     return duration
 
 
