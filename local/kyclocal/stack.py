@@ -486,13 +486,30 @@ class LocalStack:
 
     # ----------------------------------------------------------------- the event source mapping
     def _pump_admissions(self) -> None:
-        """The SQS event source mapping: batches from the admission queue to the start function."""
-        sqs = self.client("sqs")
+        """The SQS event source mapping: batches from the admission queue to the start function.
+
+        Locally it takes no more messages than there are free screening slots (the stack's
+        MaxRunningExecutions, by default one per CPU): the start function then never has to defer
+        one, so no upload waits out the queue's 180 s visibility timeout, and files are admitted
+        in upload order. In AWS the mapping's MaximumConcurrency and the function's gate do this.
+        """
+        sqs, sfn = self.client("sqs"), self.client("stepfunctions")
+        limit = int(self.parameters["MaxRunningExecutions"])
+        batch = int(self.admission_mapping.get("BatchSize", 10))
         while not self._stop.is_set():
             try:
+                running = len(
+                    sfn.list_executions(
+                        stateMachineArn=self.state_machine_arn, statusFilter="RUNNING", maxResults=limit
+                    )["executions"]
+                )
+                free = min(batch, limit - running)
+                if free <= 0:
+                    self._stop.wait(0.2)
+                    continue
                 messages = sqs.receive_message(
                     QueueUrl=self.admission_queue_url,
-                    MaxNumberOfMessages=int(self.admission_mapping.get("BatchSize", 10)),
+                    MaxNumberOfMessages=free,
                     WaitTimeSeconds=1,
                     AttributeNames=["All"],
                 ).get("Messages", [])
