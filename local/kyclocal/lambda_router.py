@@ -25,8 +25,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from moto.awslambda_simple.models import LambdaSimpleBackend
-
 LogSink = Callable[[str, str, list[str]], None]
 
 
@@ -106,12 +104,14 @@ class LambdaRouter:
         ``deployed_names`` maps logical ids to the names the stack gave the functions; the router
         knows functions by logical id, so an invoke of a deployed name runs its logical id's handler.
         """
+        from moto.awslambda_simple.models import LambdaSimpleBackend
+
         router = self
         by_deployed_name = {deployed: logical for logical, deployed in (deployed_names or {}).items()}
         _route_stdout()
 
         def invoke(
-            backend: LambdaSimpleBackend,
+            backend: Any,
             function_name: str,
             qualifier: str | None,
             body: Any,

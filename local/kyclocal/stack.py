@@ -31,10 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
-import requests
-
-from kyc.domain.identity import submission_id
 from kyclocal.lambda_router import LambdaRouter
 from kyclocal.template import REPO, TEMPLATE, function_folders, local_template
 
@@ -198,6 +194,7 @@ class LocalStack:
     def start(self) -> None:
         import copy
 
+        import requests
         from moto.core.config import default_user_config
         from moto.moto_api._internal.models import moto_api_backend
         from moto.server import ThreadedMotoServer
@@ -282,6 +279,8 @@ class LocalStack:
         self._restore_emulator_logs()
 
     def client(self, service: str) -> Any:
+        import boto3
+
         return boto3.client(service, region_name=REGION, endpoint_url=self.endpoint_url)
 
     # ----------------------------------------------------------------- set-up
@@ -341,6 +340,8 @@ class LocalStack:
         """CreateStack with the translated template.yaml and the parameters; names from the Outputs."""
         defaults = {n: str(p["Default"]) for n, p in self._template.parameters.items() if "Default" in p}
         self.parameters = defaults | self.settings.parameters()
+        import requests
+
         # Generated names (buckets, table, queues) come from moto's random source: seeded, the same
         # template gets the same names every start, so saved submission ids stay valid.
         requests.post(f"{self.endpoint_url}/moto-api/seed?a=15", timeout=10)
@@ -612,6 +613,8 @@ class LocalStack:
         self, path: Path, key: str | None = None, metadata: dict[str, str] | None = None
     ) -> dict[str, Any]:
         """Put a file in the intake bucket as a client would; returns its identity and submission id."""
+        from kyc.domain.identity import submission_id
+
         key = key or f"{self.settings.upload_prefix}{path.name}"
         s3 = self.client("s3")
         kwargs: dict[str, Any] = {
