@@ -150,6 +150,7 @@ class LocalStack:
         self.settings = settings or LocalStackSettings()
         self.port = self.settings.port or _free_port()
         self.endpoint_url = f"http://127.0.0.1:{self.port}"
+        self.region = REGION
         self._server: Any = None
         self._model_server: Any = None
         self._pump: threading.Thread | None = None
