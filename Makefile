@@ -112,6 +112,7 @@ bench: venv
 	$(PY) benchmarks/extract.py
 	$(PY) benchmarks/scoring.py
 	$(PY) benchmarks/load.py
+	$(PY) benchmarks/burst.py
 
 clean:
 	rm -rf .aws-sam build .pytest_cache .ruff_cache

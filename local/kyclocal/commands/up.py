@@ -9,6 +9,7 @@ SSE-KMS (and ``x-amz-meta-client-reference``), then read the decision from the t
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -48,8 +49,9 @@ def client_settings(stack: LocalStack) -> dict[str, str]:
     return {
         "AWS_ENDPOINT_URL": stack.endpoint_url,
         "AWS_DEFAULT_REGION": stack.region,
-        "AWS_ACCESS_KEY_ID": "local",
-        "AWS_SECRET_ACCESS_KEY": "local",  # nosec B105 - moto accepts any value; nothing real exists here
+        # the stack's dummy credentials (moto accepts any; nothing real exists there)
+        "AWS_ACCESS_KEY_ID": os.environ["AWS_ACCESS_KEY_ID"],
+        "AWS_SECRET_ACCESS_KEY": os.environ["AWS_SECRET_ACCESS_KEY"],
         "KYC_INTAKE_BUCKET": stack.resources.intake_bucket,
         "KYC_UPLOAD_PREFIX": stack.settings.upload_prefix,
         "KYC_KMS_KEY_ID": stack.kms_key_id,
