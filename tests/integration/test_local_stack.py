@@ -194,3 +194,29 @@ def test_burst_is_admitted_in_upload_order_and_deadline_counts_from_screening_st
     elapsed = [r["elapsed_s"] for r in rows]
     late = sum(1 for a, b in itertools.pairwise(elapsed) if b + 0.5 < a)
     assert late <= 1, [r["elapsed_s"] for r in rows]
+
+
+def test_error_path_leaves_the_terminal_quiet_and_the_stack_log_tells(
+    small_clips: list[Path], tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """moto's engine dumps FailureEventException ... StateFail for every failed state: into the
+    stack's log, never onto the terminal (file descriptors 1 and 2, whoever writes to them)."""
+    log = tmp_path / "stack.log"
+
+    def crash(name: str, event: dict) -> None:
+        if name == "ExtractFramesFunction":
+            raise RuntimeError("injected crash")
+
+    with LocalStack(LocalStackSettings(frame_count=4, log_path=log)) as stack:
+        stack.router.fault = crash
+        ident = stack.upload(small_clips[0], key="uploads/quiet/crash.mp4")
+        item = stack.wait_for_decision(ident["submission_id"], timeout_s=120)
+    terminal = capfd.readouterr()
+
+    assert item is not None and item["decision"] == "ERROR"
+    assert "FailureEventException" not in terminal.out + terminal.err
+    assert "No Moto CloudFormation support" not in terminal.out + terminal.err
+    assert terminal.err == ""
+    written = log.read_text(encoding="utf-8")
+    assert "FailureEventException" in written
+    assert "not emulated by moto" in written and "AWS::CloudWatch::Alarm" in written
