@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import io
 import json
 import logging
+import os
 import re
 import zipfile
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -90,9 +93,41 @@ def _translated(path: Path, mtime_ns: int) -> LocalTemplate:
 
 
 def local_template(path: Path = TEMPLATE) -> LocalTemplate:
-    """Translated once per process and template version (about 0.6 s)."""
-    translated = _translated(path.resolve(), path.stat().st_mtime_ns)
+    """The translation takes about 0.6 s: it is kept per process, and on disk under build/ by the
+    hash of everything it reads (template, state machine files, translator version)."""
+    translated = _cached(path.resolve())
     return LocalTemplate(copy.deepcopy(translated.body), dict(translated.functions), translated.parameters)
+
+
+def _cached(path: Path) -> LocalTemplate:
+    from importlib.metadata import version
+
+    digest = hashlib.sha256(version("aws-sam-translator").encode())
+    digest.update(path.read_bytes())
+    for asl in sorted((path.parent / "statemachines").glob("*.json")):
+        digest.update(asl.read_bytes())
+    cache = path.parent / "build" / "local-stack" / f"template-{digest.hexdigest()[:32]}.json"
+    try:
+        saved = json.loads(cache.read_text(encoding="utf-8"))
+        return LocalTemplate(saved["body"], saved["functions"], saved["parameters"])
+    except (OSError, ValueError, KeyError):
+        pass
+    translated = _translated(path, path.stat().st_mtime_ns)
+    with suppress(OSError):  # a read-only checkout translates every time
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(
+            json.dumps(
+                {
+                    "body": translated.body,
+                    "functions": translated.functions,
+                    "parameters": translated.parameters,
+                }
+            ),
+            encoding="utf-8",
+        )
+        partial.replace(cache)
+    return translated
 
 
 def function_folders(path: Path = TEMPLATE) -> dict[str, str]:
