@@ -27,6 +27,13 @@ STATE_DIR_ENV = "KYCSCREEN_STATE_DIR"
 DEFAULT_STATE_DIR = ".local-stack"
 MARKER = "state.json"
 STATE_VERSION = "2"  # 2: buckets and table by logical id (names come from the created template)
+# State version 1 named the hand-made local resources; they map onto the template's logical ids.
+_V1_BUCKETS = {
+    "kyc-local-intake": "IntakeBucket",
+    "kyc-local-work": "WorkBucket",
+    "kyc-local-audit": "AuditBucket",
+}
+_V1_TABLE = "kyc-local-decisions.json"
 # CloudWatch Logs refuses events older than 14 days; older ones are restored at this age, in order.
 MAX_LOG_AGE_MS = 13 * 24 * 3600 * 1000
 
@@ -151,7 +158,7 @@ def restore_state(stack: LocalStack, directory: Path) -> dict[str, int]:
             raise StateError(f"{directory} is not a kycscreen state directory (no {MARKER})")
         return {"objects": 0, "decisions": 0, "log_events": 0}
     marker = json.loads((directory / MARKER).read_text(encoding="utf-8"))
-    if str(marker.get("state_version")) != STATE_VERSION:
+    if str(marker.get("state_version")) not in (STATE_VERSION, "1"):
         raise StateError(
             f"{directory} was written by another version of kycscreen (state {marker.get('state_version')}, "
             f"this one reads {STATE_VERSION}); `kycscreen reset` deletes it"
@@ -169,18 +176,28 @@ def restore_state(stack: LocalStack, directory: Path) -> dict[str, int]:
 def reconcile_unfinished(stack: LocalStack) -> list[str]:
     """Uploads in a restored intake bucket that never got a decision (their process was killed while
     they were screened) get one now: ERROR, recorded by the reconcile function exactly as the
-    template's status rule has it record an aborted execution. Returns their submission ids."""
+    template's status rule has it record an aborted execution. Returns their submission ids.
+
+    An upload counts as decided when a decision names its key and version (a state saved by an
+    older version may name the bucket differently, so the submission id is not compared)."""
+    from kyc.aws.dynamodb_decision_store import deserialise_item
     from kyc.domain.identity import submission_id
 
+    ddb = stack.client("dynamodb")
+    decided = set()
+    for page in ddb.get_paginator("scan").paginate(TableName=stack.resources.decisions_table):
+        for raw in page["Items"]:
+            source = deserialise_item(raw).get("source") or {}
+            decided.add((source.get("key"), source.get("version_id")))
     s3 = stack.client("s3")
     bucket, prefix = stack.resources.intake_bucket, stack.settings.upload_prefix
     reconciled: list[str] = []
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
         for version in page.get("Versions", []):
+            if (version["Key"], version["VersionId"]) in decided:
+                continue
             etag = version.get("ETag", "").strip('"')
             sid = submission_id(bucket, version["Key"], version["VersionId"], etag)
-            if stack.decision(sid) is not None:
-                continue
             head = s3.head_object(Bucket=bucket, Key=version["Key"], VersionId=version["VersionId"])
             submission = {
                 "submission_id": sid,
@@ -202,7 +219,7 @@ def _restore_s3(stack: LocalStack, root: Path) -> int:
     buckets = _buckets(stack)
     count = 0
     for entry in json.loads((root / "s3" / "index.json").read_text(encoding="utf-8")):
-        bucket = buckets[entry["bucket_logical_id"]]
+        bucket = buckets[entry.get("bucket_logical_id") or _V1_BUCKETS[entry["bucket"]]]
         if entry.get("delete_marker"):
             s3.delete_object(Bucket=bucket, Key=entry["key"])
             continue
@@ -247,6 +264,8 @@ def _restore_table(stack: LocalStack, root: Path) -> int:
     ddb = stack.client("dynamodb")
     table = stack.resources.decisions_table
     path = root / "dynamodb" / "DecisionsTable.json"
+    if not path.is_file():
+        path = root / "dynamodb" / _V1_TABLE
     items = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
     for item in items:
         ddb.put_item(TableName=table, Item=item)
