@@ -203,6 +203,8 @@ class LocalStack:
         from kyc.aws.clients import client
 
         began = time.perf_counter()
+        if self.settings.port is not None:
+            _require_free(self.settings.port)
         self._route_emulator_logs()
         client.cache_clear()  # clients are per process; a new stack has a new endpoint
         warnings.filterwarnings("ignore", message="No application metrics to publish")
@@ -721,6 +723,16 @@ def _sqs_record(message: dict[str, Any], queue_url: str) -> dict[str, Any]:
         "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue_url.rsplit('/', 1)[-1]}",
         "awsRegion": REGION,
     }
+
+
+def _require_free(port: int) -> None:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise StackError(
+                f"port {port} is in use (another `kycscreen up`?); choose one with --port"
+            ) from exc
 
 
 def _queue_arn(sqs: Any, url: str) -> str:

@@ -64,8 +64,8 @@ def client_settings(stack: LocalStack) -> dict[str, str]:
 
 
 def cmd_up(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    from kyclocal.stack import LocalStack, LocalStackSettings
-    from kyclocal.state import state_directory
+    from kyclocal.stack import LocalStack, LocalStackSettings, StackError
+    from kyclocal.state import StateError, state_directory
 
     out = out or sys.stdout
     stop = threading.Event()
@@ -86,6 +86,9 @@ def cmd_up(args: argparse.Namespace, out: TextIO | None = None) -> int:
             while not stop.wait(0.5):
                 pass
             print("stopping: saving the state" if settings.state_dir else "stopping", file=sys.stderr)
+    except (StackError, StateError) as exc:
+        print(f"kycscreen up: {exc}", file=sys.stderr)
+        return 1
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
