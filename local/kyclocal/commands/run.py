@@ -20,8 +20,9 @@ directory when it ends and restores it when the next command starts, so `kycscre
 `kycscreen erase` work on earlier decisions. The directory is --state-dir, else $KYCSCREEN_STATE_DIR,
 else ./.local-stack (files 0600: it holds personal data); the emulator's own log is beside it
 (.local-stack.log). `kycscreen reset` deletes the state; --no-state neither reads nor writes it.
-A run stopped with Ctrl-C (or killed) saves nothing of that run; the next run starts from the last
-saved state and works as usual. `kycscreen up` serves the same stack to other programs."""
+A run stopped with Ctrl-C saves what it has; a killed run saves nothing of itself. Either way the
+next run works as usual: an upload saved without its decision gets one (ERROR, EXECUTION_FAILED)
+when the stack starts. `kycscreen up` serves the same stack to other programs (stop it with Ctrl-C)."""
 
 RUN_FIELDS = (
     "file",
