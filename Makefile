@@ -4,17 +4,22 @@ PYTHON ?= python3
 VENV := .venv
 TOOLS := .venv-tools
 CHECKOV := .venv-checkov
+AWSCLI := .venv-awscli
 PY := $(VENV)/bin/python
 ARCH ?= arm64
 CORPUS ?= ../shared/corpus/media
 
-.PHONY: help venv tools checkov demo test unit integration lint iac build security fuzz drill cost bench clean
+PORT ?= 4599
+
+.PHONY: help venv tools checkov awscli up demo test unit integration lint iac build security fuzz drill cost bench clean
 
 help:
 	@echo "make demo   - screen sample clips through the embedded local stack (no AWS account, no Docker)"
+	@echo "make up     - serve the local stack to any AWS SDK or the AWS CLI on PORT (default 4599) until Ctrl-C"
+	@echo "make awscli - the AWS CLI in .venv-awscli (a client of make up)"
 	@echo "make test   - set up and run every test and check (unit, integration, ruff, IaC, sam build)"
 	@echo "make fuzz   - long fuzz runs of media validation and sampling (byte and structure-aware), with figures"
-	@echo "make bench  - benchmarks (validation, extraction, scoring, a 200-upload burst) with printed figures"
+	@echo "make bench  - benchmarks (validation, extraction, scoring, a 200-upload burst, corpus + 40 clips) with figures"
 	@echo "make build  - sam build without Docker (ARCH=arm64|x86_64)"
 	@echo "make security - bandit, dependency audit of the locked pins, secret scan (in .venv-audit)"
 	@echo "make drill  - incident drills against the local stack (endpoint outage, crash, attack wave, regression)"
@@ -45,6 +50,18 @@ $(CHECKOV)/.stamp: requirements-checkov.txt
 	$(CHECKOV)/bin/python -m pip install --quiet -r requirements-checkov.txt
 	touch $@
 
+# The AWS CLI pins its own botocore: a virtualenv of its own, used as a client of `kycscreen up`.
+$(AWSCLI)/.stamp: requirements-awscli.txt
+	$(PYTHON) -m venv $(AWSCLI)
+	$(AWSCLI)/bin/python -m pip install --quiet --upgrade pip
+	$(AWSCLI)/bin/python -m pip install --quiet -r requirements-awscli.txt
+	touch $@
+
+awscli: $(AWSCLI)/.stamp
+
+up: venv
+	$(VENV)/bin/kycscreen up --port $(PORT)
+
 checkov: $(CHECKOV)/.stamp
 	$(CHECKOV)/bin/checkov -f template.yaml --framework cloudformation --external-checks-dir policies/checkov \
 		--compact --quiet --skip-download
@@ -74,7 +91,7 @@ iac: venv tools checkov
 build: tools
 	KYC_ARCH=$(ARCH) $(TOOLS)/bin/sam build --parameter-overrides Architecture=$(ARCH)
 
-test: venv tools
+test: venv tools awscli
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(MAKE) --no-print-directory iac
@@ -101,6 +118,7 @@ bench: venv
 	$(PY) benchmarks/extract.py
 	$(PY) benchmarks/scoring.py
 	$(PY) benchmarks/load.py
+	$(PY) benchmarks/burst.py
 
 clean:
 	rm -rf .aws-sam build .pytest_cache .ruff_cache

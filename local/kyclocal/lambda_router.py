@@ -25,8 +25,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from moto.awslambda_simple.models import LambdaSimpleBackend
-
 LogSink = Callable[[str, str, list[str]], None]
 
 
@@ -116,13 +114,20 @@ class LambdaRouter:
         self.invocations: list[tuple[str, float]] = []
         self.fault: Callable[[str, dict[str, Any]], None] | None = None  # tests inject crashes here
 
-    def install(self) -> None:
-        """Patch moto's Docker-free Lambda backend; also route this process's stdout per invocation."""
+    def install(self, deployed_names: dict[str, str] | None = None) -> None:
+        """Patch moto's Docker-free Lambda backend; also route this process's stdout per invocation.
+
+        ``deployed_names`` maps logical ids to the names the stack gave the functions; the router
+        knows functions by logical id, so an invoke of a deployed name runs its logical id's handler.
+        """
+        from moto.awslambda_simple.models import LambdaSimpleBackend
+
         router = self
+        by_deployed_name = {deployed: logical for logical, deployed in (deployed_names or {}).items()}
         _route_stdout()
 
         def invoke(
-            backend: LambdaSimpleBackend,
+            backend: Any,
             function_name: str,
             qualifier: str | None,
             body: Any,
@@ -130,6 +135,7 @@ class LambdaRouter:
             response_headers: dict[str, str],
         ) -> bytes:
             name = backend.get_function(function_name, qualifier).function_name
+            name = by_deployed_name.get(name, name)
             payload, errored = router.invoke(name, body)
             if errored:
                 response_headers["x-amz-function-error"] = "Unhandled"

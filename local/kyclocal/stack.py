@@ -1,60 +1,57 @@
 """The embedded local stack: the deployed design, run on a laptop with no AWS account and no Docker.
 
-- moto in server mode over HTTP stands in for S3, DynamoDB, SQS, EventBridge, Step Functions,
-  KMS, CloudWatch Logs and IAM; every handler talks to it through its normal boto3 clients.
-- The state machine is the template's own ``statemachines/screening.asl.json``, with the same
-  ``DefinitionSubstitutions``, executed by moto's Step Functions engine.
-- Lambda tasks run the real handlers (``lambda_router``); SageMaker runtime calls go to the local
-  model server (``kycserve``), which speaks the InvokeEndpoint API.
+- ``template.yaml`` itself, translated by aws-sam-translator (``kyclocal.template``), is created in
+  moto's CloudFormation over HTTP with the template's parameters: buckets, table, queues, rules, event
+  bus, topics, key, roles, functions, layers, the state machine and the event source mapping all come
+  from it, and every name the local run uses is read from the stack's Outputs.
+- moto's Step Functions engine runs the template's state machine; Lambda tasks run the real handlers
+  (``lambda_router``); SageMaker runtime calls go to the local model server (``kycserve``).
+- What moto does not emulate is emulated here, and nothing else: the bucket properties its
+  CloudFormation skips (versioning, the intake bucket's EventBridge notification), the SQS event
+  source mapping (moto's runs one message per call inside the sender's request and ignores
+  ReportBatchItemFailures), and the status-change events of the reconcile rule. Resources moto cannot
+  create at all (alarms, bucket and queue policies) are listed in the stack's log at start-up.
 - A run starts as in AWS: an object lands in the intake bucket, S3 emits ``Object Created`` to
   EventBridge, the rule delivers it to the admission queue, and the queue feeds the start function.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import os
 import socket
+import tempfile
 import threading
 import time
 import warnings
-import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-import boto3
-import requests
-import yaml
-from moto.core.config import default_user_config
-from moto.server import ThreadedMotoServer
-
-from kyc.domain.identity import submission_id
 from kyclocal.lambda_router import LambdaRouter
+from kyclocal.template import REPO, TEMPLATE, function_folders, local_template
 
-REPO = Path(__file__).resolve().parents[2]
-TEMPLATE = REPO / "template.yaml"
-DEFAULT_ASL = REPO / "statemachines" / "screening.asl.json"
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
+STACK_NAME = "kyc-local"
+DEFAULT_PORT = 4566
+LOG = logging.getLogger("kyclocal.stack")
+# Loggers of the emulators: their records go to the stack's log file, never to the terminal.
+_EMULATOR_LOGGERS = ("moto", "werkzeug", "botocore.credentials", "samtranslator")
 
-# Logical id -> (function folder, local function name). Names match the template's logical ids.
-FUNCTIONS: dict[str, str] = {
-    "EraseSubmissionFunction": "erase",
-    "StartScreeningFunction": "start",
-    "ValidateUploadFunction": "validate",
-    "ExtractFramesFunction": "extract",
-    "IssueUploadUrlFunction": "presign",
-    "NotifyReviewFunction": "notify",
-    "ScoreFramesFunction": "score",
-    "DecideOutcomeFunction": "decide",
-    "ReconcileExecutionFunction": "reconcile",
-}
+
+def __getattr__(name: str) -> Any:
+    if name == "FUNCTIONS":  # logical id -> folder, read from the template's CodeUri (one source)
+        return function_folders()
+    raise AttributeError(name)
+
+
+def default_concurrency() -> int:
+    """How many screenings a machine runs at once by default: one per CPU (decoding is CPU-bound)."""
+    return max(1, os.cpu_count() or 1)
 
 
 @dataclass
@@ -66,7 +63,7 @@ class LocalStackSettings:
     upload_prefix: str = "uploads/"
     frame_count: int = 32
     score_max_concurrency: int = 4
-    max_running_executions: int = 50
+    max_running_executions: int | None = None  # None: default_concurrency() (the template says 50)
     pass_threshold: float | None = None
     reject_threshold: float | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -74,21 +71,55 @@ class LocalStackSettings:
     model_faults: Any = None  # a kycserve.faults.FaultInjector: endpoint outages for drills and tests
     # --- lineage/state hooks (kyclocal.state): restored on start, saved on stop; None = in memory only
     state_dir: Path | None = None
+    port: int | None = None  # None: a free port (kycscreen up uses a fixed one)
+    log_path: Path | None = None  # the stack's log (moto, start-up notes); None: beside the state, or temp
+
+    def parameters(self) -> dict[str, str]:
+        """Template parameters the local run overrides; the rest keep their defaults."""
+        params = {
+            "UploadPrefix": self.upload_prefix,
+            "FrameCount": str(self.frame_count),
+            "ScoreMaxConcurrency": str(self.score_max_concurrency),
+            "MaxRunningExecutions": str(self.max_running_executions or default_concurrency()),
+        }
+        if self.pass_threshold is not None:
+            params["PassThreshold"] = str(self.pass_threshold)
+        if self.reject_threshold is not None:
+            params["RejectThreshold"] = str(self.reject_threshold)
+        return params
 
 
 @dataclass(frozen=True)
 class LocalResources:
-    intake_bucket: str = "kyc-local-intake"
-    work_bucket: str = "kyc-local-work"
-    audit_bucket: str = "kyc-local-audit"
-    decisions_table: str = "kyc-local-decisions"
-    admission_queue: str = "kyc-local-admission"
-    event_bus: str = "kyc-local-decisions"
-    decision_events_queue: str = "kyc-local-decision-events"
-    review_topic: str = "kyc-local-review"
-    review_queue: str = "kyc-local-review-tap"
-    state_machine: str = "kyc-local-screening"
-    endpoint_name: str = "kyc-local-endpoint"
+    """Names of the created stack's resources, from its Outputs (plus the two local subscriber taps)."""
+
+    intake_bucket: str
+    work_bucket: str
+    audit_bucket: str
+    decisions_table: str
+    admission_queue: str
+    event_bus: str
+    review_topic: str
+    state_machine: str
+    endpoint_name: str
+    key_arn: str
+    decision_events_queue: str = "kyc-local-decision-events"  # a subscriber's queue on the bus (local)
+    review_queue: str = "kyc-local-review-tap"  # a subscriber's queue on the review topic (local)
+
+    @classmethod
+    def from_outputs(cls, outputs: dict[str, str], parameters: dict[str, str]) -> LocalResources:
+        return cls(
+            intake_bucket=outputs["IntakeBucketName"],
+            work_bucket=outputs["WorkBucketName"],
+            audit_bucket=outputs["AuditBucketName"],
+            decisions_table=outputs["DecisionsTableName"],
+            admission_queue=outputs["AdmissionQueueName"],
+            event_bus=outputs["DecisionEventBusName"],
+            review_topic=outputs["ReviewTopicName"],
+            state_machine=outputs["ScreeningStateMachineName"],
+            endpoint_name=parameters["EndpointName"],
+            key_arn=outputs["ScreeningKeyArn"],
+        )
 
 
 def _free_port() -> int:
@@ -97,69 +128,30 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class _CfnLoader(yaml.SafeLoader):
-    """Reads template.yaml with CloudFormation's short tags kept as {"Tag": value} mappings."""
-
-
-def _cfn_tag(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    if tag_suffix == "GetAtt" and isinstance(value, str):
-        value = value.split(".", 1)
-    return {tag_suffix: value}
-
-
-_CfnLoader.add_multi_constructor("!", _cfn_tag)
-
-
-def read_template(path: Path = TEMPLATE) -> dict[str, Any]:
-    return yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)  # noqa: S506  # nosec B506 - _CfnLoader is a SafeLoader subclass
-
-
 def state_machine_definition(path: Path = TEMPLATE) -> tuple[Path, dict[str, Any]]:
     """The ASL file and DefinitionSubstitutions the template deploys (the local run uses the same)."""
-    template = read_template(path)
-    for resource in template.get("Resources", {}).values():
+    from kyclocal.template import read_template
+
+    for resource in read_template(path).get("Resources", {}).values():
         if resource.get("Type") == "AWS::Serverless::StateMachine":
             props = resource["Properties"]
             return REPO / props["DefinitionUri"], dict(props.get("DefinitionSubstitutions", {}))
     raise LookupError("template.yaml declares no AWS::Serverless::StateMachine")
 
 
-def parameter_environment(path: Path = TEMPLATE) -> dict[str, str]:
-    """Function variables the template sets from its parameters, at the parameters' defaults.
-
-    The local stack runs with these, so a local decision uses the same thresholds, limits and
-    policy version as a deployment with default parameters.
-    """
-    template = read_template(path)
-    parameters = template.get("Parameters", {})
-    env: dict[str, str] = {}
-    for resource in template.get("Resources", {}).values():
-        if resource.get("Type") != "AWS::Serverless::Function":
-            continue
-        variables = resource.get("Properties", {}).get("Environment", {}).get("Variables", {})
-        for name, value in variables.items():
-            if isinstance(value, dict) and value.get("Ref") in parameters:
-                default = parameters[value["Ref"]].get("Default")
-                if default is not None and str(default) != "":
-                    env[name] = str(default)
-    return env
+class StackError(RuntimeError):
+    """The template could not be created in moto."""
 
 
 class LocalStack:
-    """Start with ``with LocalStack() as stack:``; upload with ``stack.submit(path)``."""
+    """Start with ``with LocalStack() as stack:``; upload with ``stack.upload(path)``."""
 
     def __init__(self, settings: LocalStackSettings | None = None) -> None:
         self.settings = settings or LocalStackSettings()
-        self.resources = LocalResources()
-        self.port = _free_port()
+        self.port = self.settings.port or _free_port()
         self.endpoint_url = f"http://127.0.0.1:{self.port}"
-        self._server: ThreadedMotoServer | None = None
+        self.region = REGION
+        self._server: Any = None
         self._model_server: Any = None
         self._pump: threading.Thread | None = None
         self._watcher: threading.Thread | None = None
@@ -167,14 +159,30 @@ class LocalStack:
         self._stop = threading.Event()
         self._moto_config: dict[str, Any] = {}
         self._saved_env: dict[str, str | None] = {}
+        self._log_handler: logging.Handler | None = None
+        self._saved_loggers: dict[str, tuple[list[logging.Handler], bool, int]] = {}
+        self._template = local_template()
         self.router = LambdaRouter(
-            {name: REPO / "functions" / folder / "app.py" for name, folder in FUNCTIONS.items()},
+            {
+                name: REPO / "functions" / folder / "app.py"
+                for name, folder in self._template.functions.items()
+            },
             log_sink=self._write_logs,
         )
+        self.resources: LocalResources | None = None  # type: ignore[assignment]  # set by start()
+        self.parameters: dict[str, str] = {}
+        self.outputs: dict[str, str] = {}
+        self.function_names: dict[str, str] = {}  # logical id -> deployed function name
+        self.not_emulated: list[tuple[str, str]] = []  # (logical id, type) moto's CloudFormation skipped
         self.kms_key_id = ""
         self.review_topic_arn = ""
         self.state_machine_arn = ""
+        self.admission_queue_url = ""
+        self.decision_events_queue_url = ""
+        self.review_queue_url = ""
         self.model_url = ""
+        self.started_s: dict[str, float] = {}
+        self.log_path = self.settings.log_path or _default_log_path(self.settings.state_dir)
 
     # ----------------------------------------------------------------- lifecycle
     def __enter__(self) -> LocalStack:
@@ -185,13 +193,21 @@ class LocalStack:
         self.stop()
 
     def start(self) -> None:
+        import copy
+
+        import requests
+        from moto.core.config import default_user_config
+        from moto.moto_api._internal.models import moto_api_backend
+        from moto.server import ThreadedMotoServer
+
         from kyc.aws.clients import client
 
+        began = time.perf_counter()
+        if self.settings.port is not None:
+            _require_free(self.settings.port)
+        self._route_emulator_logs()
         client.cache_clear()  # clients are per process; a new stack has a new endpoint
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log is not ours to show
         warnings.filterwarnings("ignore", message="No application metrics to publish")
-        from moto.moto_api._internal.models import moto_api_backend
-
         moto_api_backend.reset()  # moto's state is per process: each stack starts from an empty account
         self._moto_config = copy.deepcopy(default_user_config)  # restored on stop: the config is global too
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
@@ -212,20 +228,33 @@ class LocalStack:
             json={"lambda": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}},
         )
         self._start_model_server()
-        self._create_resources()
+        self.started_s["moto_and_model"] = time.perf_counter() - began
+        self._create_stack()
+        self.started_s["create_stack"] = time.perf_counter() - began
+        self._emulate_skipped_properties()
+        self._create_subscriber_taps()
         self._set_env(self._function_env())
+        self.router.install(self.function_names)
         if self.settings.state_dir is not None:  # --- lineage/state hook: before anything can run
             from kyclocal.state import restore_state
 
             restore_state(self, self.settings.state_dir)
-        self.router.install()
+        self._enable_intake_notifications()  # after the restore: a restored upload is never screened again
+        if self.settings.state_dir is not None:
+            from kyclocal.state import reconcile_unfinished
+
+            reconcile_unfinished(self)
         if self.settings.triggers:
             self._pump = threading.Thread(target=self._pump_admissions, name="admission-pump", daemon=True)
             self._pump.start()
             self._watcher = threading.Thread(target=self._watch_executions, name="status-rule", daemon=True)
             self._watcher.start()
+        self.started_s["ready"] = time.perf_counter() - began
+        LOG.info("local stack ready in %.2f s (%s)", self.started_s["ready"], self.started_s)
 
     def stop(self) -> None:
+        from moto.core.config import default_user_config
+
         self._stop.set()
         for thread in (self._pump, self._watcher):
             if thread:
@@ -234,12 +263,14 @@ class LocalStack:
             from kycserve.server import stop
 
             stop(self._model_server, self._model_thread)
+            self._model_server = None
         if self._server:
-            if self.settings.state_dir is not None:  # --- lineage/state hook: while moto still answers
-                from kyclocal.state import save_state
+            if self.settings.state_dir is not None and self.resources is not None:
+                from kyclocal.state import save_state  # --- lineage/state hook: while moto still answers
 
                 save_state(self, self.settings.state_dir)
             self._server.stop()
+            self._server = None
             default_user_config.clear()
             default_user_config.update(self._moto_config)
         for key, value in self._saved_env.items():
@@ -247,11 +278,52 @@ class LocalStack:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+        self._saved_env.clear()
+        self._restore_emulator_logs()
 
     def client(self, service: str) -> Any:
+        import boto3
+
         return boto3.client(service, region_name=REGION, endpoint_url=self.endpoint_url)
 
     # ----------------------------------------------------------------- set-up
+    def _route_emulator_logs(self) -> None:
+        """moto's and the HTTP server's records (stack traces of failing states included) go to the
+        stack's log file: they describe the emulator, not the screening, and a terminal is for people."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(self.log_path, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        self._log_handler = handler
+        for name in (*_EMULATOR_LOGGERS, "kyclocal"):
+            logger = logging.getLogger(name)
+            self._saved_loggers[name] = (list(logger.handlers), logger.propagate, logger.level)
+            logger.handlers = [handler]
+            logger.propagate = False
+            if name in ("werkzeug", "botocore.credentials"):
+                logger.setLevel(logging.WARNING)
+            elif name != "moto":
+                logger.setLevel(logging.INFO)
+        logging.captureWarnings(True)
+        warnings_logger = logging.getLogger("py.warnings")
+        self._saved_loggers["py.warnings"] = (
+            list(warnings_logger.handlers),
+            warnings_logger.propagate,
+            warnings_logger.level,
+        )
+        warnings_logger.handlers = [handler]
+        warnings_logger.propagate = False
+
+    def _restore_emulator_logs(self) -> None:
+        for name, (handlers, propagate, level) in self._saved_loggers.items():
+            logger = logging.getLogger(name)
+            logger.handlers, logger.propagate = handlers, propagate
+            logger.setLevel(level)
+        self._saved_loggers.clear()
+        logging.captureWarnings(False)
+        if self._log_handler is not None:
+            self._log_handler.close()
+            self._log_handler = None
+
     def _set_env(self, values: dict[str, str]) -> None:
         for key, value in values.items():
             self._saved_env.setdefault(key, os.environ.get(key))
@@ -267,105 +339,118 @@ class LocalStack:
         )
         self._set_env({"AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.model_url})
 
-    def _function_env(self) -> dict[str, str]:
-        r, s = self.resources, self.settings
-        env = (parameter_environment() if TEMPLATE.exists() else {}) | {
-            "POWERTOOLS_SERVICE_NAME": "kyc-screening",
-            "POWERTOOLS_METRICS_NAMESPACE": "KycScreening",
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_DEV": "false",
-            "KYC_STATE_MACHINE_ARN": self.state_machine_arn,
-            "KYC_SCORE_MAX_CONCURRENCY": str(s.score_max_concurrency),
-            "KYC_MAX_RUNNING_EXECUTIONS": str(s.max_running_executions),
-            "KYC_INTAKE_BUCKET": r.intake_bucket,
-            "KYC_UPLOAD_PREFIX": s.upload_prefix,
-            "KYC_WORK_BUCKET": r.work_bucket,
-            "KYC_AUDIT_BUCKET": r.audit_bucket,
-            "KYC_DECISIONS_TABLE": r.decisions_table,
-            "KYC_KMS_KEY_ID": self.kms_key_id,
-            "KYC_ENDPOINT_NAME": r.endpoint_name,
-            "KYC_EVENT_BUS_NAME": r.event_bus,
-            "KYC_REVIEW_TOPIC_ARN": self.review_topic_arn,
-            "KYC_FRAME_COUNT": str(s.frame_count),
-            "KYC_RETENTION_DAYS": "1825",
-        }
-        if s.pass_threshold is not None:
-            env["KYC_PASS_THRESHOLD"] = str(s.pass_threshold)
-        if s.reject_threshold is not None:
-            env["KYC_REJECT_THRESHOLD"] = str(s.reject_threshold)
-        return env | s.extra_env
+    def _create_stack(self) -> None:
+        """CreateStack with the translated template.yaml and the parameters; names from the Outputs."""
+        defaults = {n: str(p["Default"]) for n, p in self._template.parameters.items() if "Default" in p}
+        self.parameters = defaults | self.settings.parameters()
+        import requests
 
-    def _create_resources(self) -> None:
-        r = self.resources
-        kms = self.client("kms")
-        self.kms_key_id = kms.create_key(Description="kyc-local")["KeyMetadata"]["Arn"]
-        s3 = self.client("s3")
-        for bucket in (r.intake_bucket, r.work_bucket, r.audit_bucket):
-            s3.create_bucket(Bucket=bucket)
-            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-            s3.put_bucket_encryption(
-                Bucket=bucket,
-                ServerSideEncryptionConfiguration={
-                    "Rules": [
-                        {
-                            "ApplyServerSideEncryptionByDefault": {
-                                "SSEAlgorithm": "aws:kms",
-                                "KMSMasterKeyID": self.kms_key_id,
-                            },
-                            "BucketKeyEnabled": True,
-                        }
-                    ]
-                },
-            )
-        s3.put_bucket_notification_configuration(
-            Bucket=r.intake_bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
+        # Generated names (buckets, table, queues) come from moto's random source: seeded, the same
+        # template gets the same names every start, so saved submission ids stay valid.
+        requests.post(f"{self.endpoint_url}/moto-api/seed?a=15", timeout=10)
+        cfn = self.client("cloudformation")
+        cfn.create_stack(
+            StackName=STACK_NAME,
+            TemplateBody=json.dumps(self._template.body),
+            Parameters=[
+                {"ParameterKey": k, "ParameterValue": v} for k, v in self.settings.parameters().items()
+            ],
+            Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
         )
-        self._create_table()
-        sqs = self.client("sqs")
-        queue_url = sqs.create_queue(QueueName=r.admission_queue, Attributes={"VisibilityTimeout": "2"})[
+        stack = cfn.describe_stacks(StackName=STACK_NAME)["Stacks"][0]
+        if stack["StackStatus"] != "CREATE_COMPLETE":
+            raise StackError(f"template.yaml: {stack['StackStatus']} {stack.get('StackStatusReason', '')}")
+        self.outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        self.resources = LocalResources.from_outputs(self.outputs, self.parameters)
+        self.kms_key_id = self.resources.key_arn
+        self.review_topic_arn = self.outputs["ReviewTopicArn"]
+        self.state_machine_arn = self.outputs["ScreeningStateMachineArn"]
+        self._hand_state_machine_to_engine()
+        self.admission_queue_url = self.client("sqs").get_queue_url(QueueName=self.resources.admission_queue)[
             "QueueUrl"
         ]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
+        summaries = [
+            r
+            for page in cfn.get_paginator("list_stack_resources").paginate(StackName=STACK_NAME)
+            for r in page["StackResourceSummaries"]
         ]
-        events_queue = sqs.create_queue(QueueName=r.decision_events_queue)["QueueUrl"]
-        events_queue_arn = sqs.get_queue_attributes(QueueUrl=events_queue, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-        self.admission_queue_url = queue_url
-        self.decision_events_queue_url = events_queue
-        sns = self.client("sns")
-        self.review_topic_arn = sns.create_topic(
-            Name=r.review_topic, Attributes={"KmsMasterKeyId": self.kms_key_id}
-        )["TopicArn"]
-        self.review_queue_url = sqs.create_queue(QueueName=r.review_queue)["QueueUrl"]
-        review_queue_arn = sqs.get_queue_attributes(
-            QueueUrl=self.review_queue_url, AttributeNames=["QueueArn"]
-        )["Attributes"]["QueueArn"]
-        sns.subscribe(
-            TopicArn=self.review_topic_arn,
-            Protocol="sqs",
-            Endpoint=review_queue_arn,
-            Attributes={"RawMessageDelivery": "true"},
+        created = {r["LogicalResourceId"]: r for r in summaries}
+        for logical_id, resource in self._template.body["Resources"].items():
+            summary = created.get(logical_id)
+            if "Condition" in resource and summary is None:
+                continue  # off by a condition, as in AWS
+            if summary is None or not summary.get("ResourceType"):
+                self.not_emulated.append((logical_id, resource["Type"]))
+        self.function_names = {
+            lid: created[lid]["PhysicalResourceId"] for lid in self._template.functions if lid in created
+        }
+        LOG.info(
+            "created %s from template.yaml; not emulated by moto (%d): %s",
+            STACK_NAME,
+            len(self.not_emulated),
+            ", ".join(f"{lid} ({kind})" for lid, kind in sorted(self.not_emulated)),
         )
-        events = self.client("events")
-        events.put_rule(
-            Name="kyc-local-intake-object-created",
-            EventPattern=json.dumps(
-                {
-                    "source": ["aws.s3"],
-                    "detail-type": ["Object Created"],
-                    "detail": {
-                        "bucket": {"name": [r.intake_bucket]},
-                        "object": {"key": [{"prefix": self.settings.upload_prefix}]},
-                    },
-                }
-            ),
+
+    def _hand_state_machine_to_engine(self) -> None:
+        """moto's CloudFormation puts the state machine in its plain Step Functions backend, while the
+        API (with execute_state_machine on) serves the one that runs executions: the created machine,
+        definition and all, is registered there under the same name and ARN."""
+        from moto.stepfunctions.models import stepfunctions_backends
+
+        created = stepfunctions_backends[ACCOUNT][REGION].describe_state_machine(self.state_machine_arn)
+        arn = self.client("stepfunctions").create_state_machine(
+            name=created.name, definition=created.definition, roleArn=created.roleArn, type="STANDARD"
+        )["stateMachineArn"]
+        if arn != self.state_machine_arn:
+            raise StackError(f"state machine registered as {arn}, the stack says {self.state_machine_arn}")
+
+    def _emulate_skipped_properties(self) -> None:
+        """Bucket versioning (moto's CloudFormation skips it) and moto's own SQS event source mapping
+        switched off (the pump below reads its settings and runs it as Lambda does)."""
+        s3 = self.client("s3")
+        for logical_id, resource in self._template.body["Resources"].items():
+            if resource.get("Type") != "AWS::S3::Bucket" or logical_id not in self.outputs_by_logical_id():
+                continue
+            bucket = self.outputs_by_logical_id()[logical_id]
+            versioning = resource.get("Properties", {}).get("VersioningConfiguration")
+            if versioning:
+                s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=versioning)
+        lam = self.client("lambda")
+        self.admission_mapping: dict[str, Any] = {}
+        for mapping in lam.list_event_source_mappings()["EventSourceMappings"]:
+            if mapping["EventSourceArn"].endswith(f":{self.resources.admission_queue}"):
+                self.admission_mapping = mapping
+            lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
+        if not self.admission_mapping:
+            raise StackError("template.yaml: no event source mapping on the admission queue")
+
+    def outputs_by_logical_id(self) -> dict[str, str]:
+        """Physical names of the buckets the template declares, by logical id (from the Outputs)."""
+        return {
+            key.removesuffix("Name"): value
+            for key, value in self.outputs.items()
+            if key.endswith("BucketName")
+        }
+
+    def _enable_intake_notifications(self) -> None:
+        """The intake bucket's NotificationConfiguration as the template declares it (moto's
+        CloudFormation does not apply EventBridgeConfiguration)."""
+        resource = self._template.body["Resources"]["IntakeBucket"]
+        config = resource.get("Properties", {}).get("NotificationConfiguration", {})
+        notification: dict[str, Any] = {}
+        if "EventBridgeConfiguration" in config:
+            notification["EventBridgeConfiguration"] = {}
+        self.client("s3").put_bucket_notification_configuration(
+            Bucket=self.resources.intake_bucket, NotificationConfiguration=notification
         )
-        events.put_targets(
-            Rule="kyc-local-intake-object-created", Targets=[{"Id": "admission", "Arn": queue_arn}]
-        )
-        events.create_event_bus(Name=r.event_bus)
+
+    def _create_subscriber_taps(self) -> None:
+        """Queues standing in for a subscriber of the decision events and of the review topic: not
+        part of the service, so not in the template; local tests and clients read them."""
+        r = self.resources
+        sqs, events, sns = self.client("sqs"), self.client("events"), self.client("sns")
+        self.decision_events_queue_url = sqs.create_queue(QueueName=r.decision_events_queue)["QueueUrl"]
+        events_queue_arn = _queue_arn(sqs, self.decision_events_queue_url)
         events.put_rule(
             Name="kyc-local-decisions-tap",
             EventBusName=r.event_bus,
@@ -376,86 +461,59 @@ class LocalStack:
             EventBusName=r.event_bus,
             Targets=[{"Id": "tap", "Arn": events_queue_arn}],
         )
-        role = self.client("iam").create_role(
-            RoleName="kyc-local-role",
-            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
-        )["Role"]["Arn"]
+        self.review_queue_url = sqs.create_queue(QueueName=r.review_queue)["QueueUrl"]
+        sns.subscribe(
+            TopicArn=self.review_topic_arn,
+            Protocol="sqs",
+            Endpoint=_queue_arn(sqs, self.review_queue_url),
+            Attributes={"RawMessageDelivery": "true"},
+        )
+
+    def _function_env(self) -> dict[str, str]:
+        """Every function's environment as the template sets it (moto resolved the parameters and
+        references). The handlers share this process, so the variables are merged: a name two
+        functions set to different values would make one of them wrong, and is refused."""
         lam = self.client("lambda")
-        arns: dict[str, str] = {}
-        for name, folder in FUNCTIONS.items():
-            arns[name] = lam.create_function(
-                FunctionName=name,
-                Runtime="python3.13",
-                Role=role,
-                Handler="app.lambda_handler",
-                Code={"ZipFile": _placeholder_zip(folder)},
-                Timeout=300,
-                MemorySize=1024,
-            )["FunctionArn"]
-        asl_path, substitutions = self._definition()
-        definition = asl_path.read_text(encoding="utf-8")
-        for key, value in substitutions.items():
-            definition = definition.replace("${" + key + "}", self._resolve(value, arns))
-        self.asl_path = asl_path
-        self.state_machine_arn = self.client("stepfunctions").create_state_machine(
-            name=r.state_machine, definition=definition, roleArn=role, type="STANDARD"
-        )["stateMachineArn"]
-
-    def _definition(self) -> tuple[Path, dict[str, Any]]:
-        if TEMPLATE.exists():
-            return state_machine_definition(TEMPLATE)
-        return DEFAULT_ASL, {f"{name}Arn": {"GetAtt": [name, "Arn"]} for name in FUNCTIONS} | {
-            "DecisionsTableName": {"Ref": "DecisionsTable"}
-        }
-
-    def _resolve(self, value: Any, arns: dict[str, str]) -> str:
-        """Map the template's !GetAtt/!Ref in DefinitionSubstitutions onto the local resources."""
-        if isinstance(value, dict) and "GetAtt" in value:
-            return arns[value["GetAtt"][0]]
-        if isinstance(value, dict) and "Ref" in value:
-            return {"DecisionsTable": self.resources.decisions_table, "AWS::Partition": "aws"}[value["Ref"]]
-        return str(value)
-
-    def _create_table(self) -> None:
-        r = self.resources
-        self.client("dynamodb").create_table(
-            TableName=r.decisions_table,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[
-                {"AttributeName": n, "AttributeType": "S"}
-                for n in ("submission_id", "decision", "decided_at", "client_reference")
-            ],
-            KeySchema=[{"AttributeName": "submission_id", "KeyType": "HASH"}],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": "ReviewQueueIndex",
-                    "Projection": {"ProjectionType": "ALL"},
-                    "KeySchema": [
-                        {"AttributeName": "decision", "KeyType": "HASH"},
-                        {"AttributeName": "decided_at", "KeyType": "RANGE"},
-                    ],
-                },
-                {
-                    "IndexName": "ClientReferenceIndex",
-                    "Projection": {"ProjectionType": "ALL"},
-                    "KeySchema": [
-                        {"AttributeName": "client_reference", "KeyType": "HASH"},
-                        {"AttributeName": "decided_at", "KeyType": "RANGE"},
-                    ],
-                },
-            ],
-            SSESpecification={"Enabled": True, "SSEType": "KMS", "KMSMasterKeyId": self.kms_key_id},
+        env: dict[str, str] = {}
+        for logical_id, name in self.function_names.items():
+            variables = (
+                lam.get_function_configuration(FunctionName=name).get("Environment", {}).get("Variables", {})
+            )
+            for key, raw in variables.items():
+                value = str(raw)
+                if key in env and env[key] != value:
+                    raise StackError(f"{logical_id} sets {key}={value!r}, another function {env[key]!r}")
+                env[key] = value
+        return (
+            env | {"POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_DEV": "false"} | self.settings.extra_env
         )
 
     # ----------------------------------------------------------------- the event source mapping
     def _pump_admissions(self) -> None:
-        """The SQS event source mapping: batches from the admission queue to the start function."""
-        sqs = self.client("sqs")
+        """The SQS event source mapping: batches from the admission queue to the start function.
+
+        Locally it takes no more messages than there are free screening slots (the stack's
+        MaxRunningExecutions, by default one per CPU): the start function then never has to defer
+        one, so no upload waits out the queue's 180 s visibility timeout, and files are admitted
+        in upload order. In AWS the mapping's MaximumConcurrency and the function's gate do this.
+        """
+        sqs, sfn = self.client("sqs"), self.client("stepfunctions")
+        limit = int(self.parameters["MaxRunningExecutions"])
+        batch = int(self.admission_mapping.get("BatchSize", 10))
         while not self._stop.is_set():
             try:
+                running = len(
+                    sfn.list_executions(
+                        stateMachineArn=self.state_machine_arn, statusFilter="RUNNING", maxResults=limit
+                    )["executions"]
+                )
+                free = min(batch, limit - running)
+                if free <= 0:
+                    self._stop.wait(0.2)
+                    continue
                 messages = sqs.receive_message(
                     QueueUrl=self.admission_queue_url,
-                    MaxNumberOfMessages=10,
+                    MaxNumberOfMessages=free,
                     WaitTimeSeconds=1,
                     AttributeNames=["All"],
                 ).get("Messages", [])
@@ -519,13 +577,29 @@ class LocalStack:
         }
         self.router.invoke("ReconcileExecutionFunction", json.dumps(event))
 
+    def reconcile_abandoned(self, submission: dict[str, Any]) -> None:
+        """An upload whose screening died with its process: the status rule's ABORTED event for it."""
+        sid = submission["submission_id"]
+        self._reconcile(
+            {
+                "executionArn": f"{self.state_machine_arn.replace(':stateMachine:', ':execution:')}:{sid}",
+                "name": sid,
+                "status": "ABORTED",
+                "input": json.dumps({"submission": submission}),
+            }
+        )
+
     # ----------------------------------------------------------------- logs
+    def log_group(self, function: str) -> str:
+        """The log group of a function, by logical id (or deployed name), as Lambda names it."""
+        return f"/aws/lambda/{self.function_names.get(function, function)}"
+
     def _write_logs(self, function_name: str, request_id: str, lines: list[str]) -> None:
         """What a Lambda prints lands in its log group, as in AWS; read back by `kycscreen lineage`."""
         if not lines:
             return
         logs = self.client("logs")
-        group = f"/aws/lambda/{function_name}"
+        group = self.log_group(function_name)
         stream = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{request_id.replace('-', '')}"
         with suppress(logs.exceptions.ResourceAlreadyExistsException):
             logs.create_log_group(logGroupName=group)
@@ -542,6 +616,8 @@ class LocalStack:
         self, path: Path, key: str | None = None, metadata: dict[str, str] | None = None
     ) -> dict[str, Any]:
         """Put a file in the intake bucket as a client would; returns its identity and submission id."""
+        from kyc.domain.identity import submission_id
+
         key = key or f"{self.settings.upload_prefix}{path.name}"
         s3 = self.client("s3")
         kwargs: dict[str, Any] = {
@@ -617,7 +693,7 @@ class LocalStack:
         """Every JSON log record the functions wrote, from CloudWatch Logs."""
         logs = self.client("logs")
         groups = (
-            [f"/aws/lambda/{function_name}"]
+            [self.log_group(function_name)]
             if function_name
             else [
                 g["logGroupName"]
@@ -635,14 +711,6 @@ class LocalStack:
                         continue
 
 
-def _placeholder_zip(folder: str) -> bytes:
-    """moto needs a deployment package to register a function; the router runs the real file."""
-    buffer = BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("app.py", (REPO / "functions" / folder / "app.py").read_text(encoding="utf-8"))
-    return buffer.getvalue()
-
-
 def _sqs_record(message: dict[str, Any], queue_url: str) -> dict[str, Any]:
     return {
         "messageId": message["MessageId"],
@@ -655,6 +723,26 @@ def _sqs_record(message: dict[str, Any], queue_url: str) -> dict[str, Any]:
         "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue_url.rsplit('/', 1)[-1]}",
         "awsRegion": REGION,
     }
+
+
+def _require_free(port: int) -> None:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise StackError(
+                f"port {port} is in use (another `kycscreen up`?); choose one with --port"
+            ) from exc
+
+
+def _queue_arn(sqs: Any, url: str) -> str:
+    return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+
+def _default_log_path(state_dir: Path | None) -> Path:
+    if state_dir is not None:
+        return state_dir.parent / f"{state_dir.name}.log"
+    return Path(tempfile.gettempdir()) / f"kycscreen-{os.getuid()}" / "stack.log"
 
 
 @contextmanager

@@ -14,8 +14,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +26,14 @@ if TYPE_CHECKING:
 STATE_DIR_ENV = "KYCSCREEN_STATE_DIR"
 DEFAULT_STATE_DIR = ".local-stack"
 MARKER = "state.json"
-STATE_VERSION = "1"
+STATE_VERSION = "2"  # 2: buckets and table by logical id (names come from the created template)
+# State version 1 named the hand-made local resources; they map onto the template's logical ids.
+_V1_BUCKETS = {
+    "kyc-local-intake": "IntakeBucket",
+    "kyc-local-work": "WorkBucket",
+    "kyc-local-audit": "AuditBucket",
+}
+_V1_TABLE = "kyc-local-decisions.json"
 # CloudWatch Logs refuses events older than 14 days; older ones are restored at this age, in order.
 MAX_LOG_AGE_MS = 13 * 24 * 3600 * 1000
 
@@ -74,7 +80,7 @@ def _save_s3(stack: LocalStack, root: Path) -> int:
     blobs = root / "s3" / "blobs"
     _private_dir(blobs)
     index: list[dict[str, Any]] = []
-    for bucket in _buckets(stack):
+    for logical_id, bucket in _buckets(stack).items():
         for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
             for version in page.get("Versions", []):
                 obj = s3.get_object(Bucket=bucket, Key=version["Key"], VersionId=version["VersionId"])
@@ -84,6 +90,7 @@ def _save_s3(stack: LocalStack, root: Path) -> int:
                 index.append(
                     {
                         "bucket": bucket,
+                        "bucket_logical_id": logical_id,
                         "key": version["Key"],
                         "version_id": version["VersionId"],
                         "is_latest": version.get("IsLatest", False),
@@ -100,6 +107,7 @@ def _save_s3(stack: LocalStack, root: Path) -> int:
                 index.append(
                     {
                         "bucket": bucket,
+                        "bucket_logical_id": logical_id,
                         "key": marker["Key"],
                         "version_id": marker["VersionId"],
                         "is_latest": marker.get("IsLatest", False),
@@ -120,7 +128,7 @@ def _save_table(stack: LocalStack, root: Path) -> int:
     ddb = stack.client("dynamodb")
     table = stack.resources.decisions_table
     items = [i for page in ddb.get_paginator("scan").paginate(TableName=table) for i in page["Items"]]
-    _write_json(root / "dynamodb" / f"{table}.json", items)  # DynamoDB JSON keeps the types exact
+    _write_json(root / "dynamodb" / "DecisionsTable.json", items)  # DynamoDB JSON keeps the types exact
     return len(items)
 
 
@@ -142,18 +150,22 @@ def _save_logs(stack: LocalStack, root: Path) -> int:
 def restore_state(stack: LocalStack, directory: Path) -> dict[str, int]:
     """Put a saved state into a freshly started stack; a missing directory restores nothing.
 
-    Uploads are restored with the intake bucket's EventBridge notification switched off, so a
-    restored video is never screened a second time.
+    The stack calls this before it switches the intake bucket's EventBridge notification on, so a
+    restored video is never screened a second time and nothing of the restore can block admission.
     """
     if not (directory / MARKER).is_file():
         if directory.exists() and any(directory.iterdir()):
             raise StateError(f"{directory} is not a kycscreen state directory (no {MARKER})")
         return {"objects": 0, "decisions": 0, "log_events": 0}
+    marker = json.loads((directory / MARKER).read_text(encoding="utf-8"))
+    if str(marker.get("state_version")) not in (STATE_VERSION, "1"):
+        raise StateError(
+            f"{directory} was written by another version of kycscreen (state {marker.get('state_version')}, "
+            f"this one reads {STATE_VERSION}); `kycscreen reset` deletes it"
+        )
     try:
-        with _notifications_off(stack):
-            objects = _restore_s3(stack, directory)
         return {
-            "objects": objects,
+            "objects": _restore_s3(stack, directory),
             "decisions": _restore_table(stack, directory),
             "log_events": _restore_logs(stack, directory),
         }
@@ -161,15 +173,58 @@ def restore_state(stack: LocalStack, directory: Path) -> dict[str, int]:
         raise StateError(f"cannot restore the local state from {directory}: {exc}") from exc
 
 
+def reconcile_unfinished(stack: LocalStack) -> list[str]:
+    """Uploads in a restored intake bucket that never got a decision (their process was killed while
+    they were screened) get one now: ERROR, recorded by the reconcile function exactly as the
+    template's status rule has it record an aborted execution. Returns their submission ids.
+
+    An upload counts as decided when a decision names its key and version (a state saved by an
+    older version may name the bucket differently, so the submission id is not compared)."""
+    from kyc.aws.dynamodb_decision_store import deserialise_item
+    from kyc.domain.identity import submission_id
+
+    ddb = stack.client("dynamodb")
+    decided = set()
+    for page in ddb.get_paginator("scan").paginate(TableName=stack.resources.decisions_table):
+        for raw in page["Items"]:
+            source = deserialise_item(raw).get("source") or {}
+            decided.add((source.get("key"), source.get("version_id")))
+    s3 = stack.client("s3")
+    bucket, prefix = stack.resources.intake_bucket, stack.settings.upload_prefix
+    reconciled: list[str] = []
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+        for version in page.get("Versions", []):
+            if (version["Key"], version["VersionId"]) in decided:
+                continue
+            etag = version.get("ETag", "").strip('"')
+            sid = submission_id(bucket, version["Key"], version["VersionId"], etag)
+            head = s3.head_object(Bucket=bucket, Key=version["Key"], VersionId=version["VersionId"])
+            submission = {
+                "submission_id": sid,
+                "bucket": bucket,
+                "key": version["Key"],
+                "version_id": version["VersionId"],
+                "etag": etag,
+                "size": version.get("Size", 0),
+                "client_reference": (head.get("Metadata") or {}).get("client-reference"),
+                "received_at": version["LastModified"].isoformat(),
+            }
+            stack.reconcile_abandoned(submission)
+            reconciled.append(sid)
+    return reconciled
+
+
 def _restore_s3(stack: LocalStack, root: Path) -> int:
     s3 = stack.client("s3")
+    buckets = _buckets(stack)
     count = 0
     for entry in json.loads((root / "s3" / "index.json").read_text(encoding="utf-8")):
+        bucket = buckets[entry.get("bucket_logical_id") or _V1_BUCKETS[entry["bucket"]]]
         if entry.get("delete_marker"):
-            s3.delete_object(Bucket=entry["bucket"], Key=entry["key"])
+            s3.delete_object(Bucket=bucket, Key=entry["key"])
             continue
         kwargs: dict[str, Any] = {
-            "Bucket": entry["bucket"],
+            "Bucket": bucket,
             "Key": entry["key"],
             "Body": (root / "s3" / "blobs" / entry["sha256"]).read_bytes(),
             "Metadata": entry.get("metadata") or {},
@@ -181,7 +236,7 @@ def _restore_s3(stack: LocalStack, root: Path) -> int:
         elif entry.get("sse"):
             kwargs["ServerSideEncryption"] = entry["sse"]
         response = s3.put_object(**kwargs)
-        _pin_version(entry["bucket"], entry["key"], response.get("VersionId"), entry["version_id"])
+        _pin_version(bucket, entry["key"], response.get("VersionId"), entry["version_id"])
         count += 1
     return count
 
@@ -208,7 +263,9 @@ def _pin_version(bucket: str, key: str, new: str | None, old: str) -> None:
 def _restore_table(stack: LocalStack, root: Path) -> int:
     ddb = stack.client("dynamodb")
     table = stack.resources.decisions_table
-    path = root / "dynamodb" / f"{table}.json"
+    path = root / "dynamodb" / "DecisionsTable.json"
+    if not path.is_file():
+        path = root / "dynamodb" / _V1_TABLE
     items = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
     for item in items:
         ddb.put_item(TableName=table, Item=item)
@@ -233,19 +290,6 @@ def _restore_logs(stack: LocalStack, root: Path) -> int:
     return count
 
 
-@contextmanager
-def _notifications_off(stack: LocalStack) -> Iterator[None]:
-    s3 = stack.client("s3")
-    bucket = stack.resources.intake_bucket
-    saved = s3.get_bucket_notification_configuration(Bucket=bucket)
-    saved.pop("ResponseMetadata", None)
-    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
-    try:
-        yield
-    finally:
-        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=saved)
-
-
 # --------------------------------------------------------------------------- wipe
 def wipe_state(directory: Path) -> bool:
     """Delete a state directory this tool wrote; refuse any other non-empty directory."""
@@ -258,9 +302,10 @@ def wipe_state(directory: Path) -> bool:
 
 
 # --------------------------------------------------------------------------- helpers
-def _buckets(stack: LocalStack) -> tuple[str, ...]:
+def _buckets(stack: LocalStack) -> dict[str, str]:
+    """The buckets that hold screening data, by logical id (names differ between template versions)."""
     r = stack.resources
-    return (r.intake_bucket, r.work_bucket, r.audit_bucket)
+    return {"IntakeBucket": r.intake_bucket, "WorkBucket": r.work_bucket, "AuditBucket": r.audit_bucket}
 
 
 def _log_groups(logs: Any) -> list[str]:

@@ -29,6 +29,7 @@ REQUIREMENTS = (
     "requirements-tools.txt",
     "requirements-checkov.txt",
     "requirements-audit.txt",
+    "requirements-awscli.txt",
 )
 OPTIONAL_REQUIREMENTS = ("serving/requirements.txt",)
 PYPI_RELEASE_PROBE = "https://pypi.org/pypi/pip-audit/2.10.1/json"

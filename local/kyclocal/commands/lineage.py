@@ -27,8 +27,9 @@ from kyc.domain.lineage import (
     verify_chain,
 )
 from kyc.domain.timestamps import parse_utc
-from kyclocal.stack import LocalResources, LocalStack, LocalStackSettings, read_template
+from kyclocal.stack import LocalResources, LocalStack, LocalStackSettings
 from kyclocal.state import MARKER, state_directory
+from kyclocal.template import read_template
 
 EXIT_INTACT, EXIT_BROKEN, EXIT_UNKNOWN = 0, 1, 2
 

@@ -8,10 +8,21 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from kyclocal.stack import LocalStack, LocalStackSettings
-from kyclocal.state import state_directory
+if TYPE_CHECKING:
+    from kyclocal.stack import LocalStack
+
+STATE_HELP = """\
+state: the local stack is in memory while a command runs. Unless --no-state is given, `run` saves
+what an audit needs afterwards (uploaded videos, frames, decisions, function logs) to the state
+directory when it ends and restores it when the next command starts, so `kycscreen lineage` and
+`kycscreen erase` work on earlier decisions. The directory is --state-dir, else $KYCSCREEN_STATE_DIR,
+else ./.local-stack (files 0600: it holds personal data); the emulator's own log is beside it
+(.local-stack.log). `kycscreen reset` deletes the state; --no-state neither reads nor writes it.
+A run stopped with Ctrl-C saves what it has; a killed run saves nothing of itself. Either way the
+next run works as usual: an upload saved without its decision gets one (ERROR, EXECUTION_FAILED)
+when the stack starts. `kycscreen up` serves the same stack to other programs (stop it with Ctrl-C)."""
 
 RUN_FIELDS = (
     "file",
@@ -28,13 +39,30 @@ RUN_FIELDS = (
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    run = sub.add_parser("run", help="screen files through the full local pipeline")
+    run = sub.add_parser(
+        "run",
+        help="screen files through the full local pipeline",
+        description="Screen files through the full local pipeline: one decision per file.",
+        epilog=STATE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     run.add_argument("files", nargs="+", type=Path)
     run.add_argument("--json", action="store_true", help="one JSON object per file, one per line")
     run.add_argument("--model", default="reference", choices=("reference", "onnx"))
     run.add_argument("--onnx-config", type=Path)
     run.add_argument("--frames", type=int, default=32)
-    run.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for each decision")
+    run.add_argument(
+        "--timeout",
+        type=float,
+        default=300.0,
+        help="seconds a file may take from the start of its screening (waiting for admission not counted)",
+    )
+    run.add_argument(
+        "--concurrency",
+        type=int,
+        metavar="N",
+        help="screenings run at once (default: one per CPU); more only slows every file down",
+    )
     run.add_argument(
         "--contact-sheet",
         type=Path,
@@ -53,12 +81,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    from kyclocal.progress import Progress
+    from kyclocal.stack import LocalStack, LocalStackSettings
+    from kyclocal.state import state_directory
+
     out = out or sys.stdout
     state_dir = (
         None if getattr(args, "no_state", False) else state_directory(getattr(args, "state_dir", None))
     )
     settings = LocalStackSettings(
-        model=args.model, onnx_config=args.onnx_config, frame_count=args.frames, state_dir=state_dir
+        model=args.model,
+        onnx_config=args.onnx_config,
+        frame_count=args.frames,
+        state_dir=state_dir,
+        max_running_executions=getattr(args, "concurrency", None),
     )
     sheets: Path | None = getattr(args, "contact_sheet", None)
 
@@ -66,8 +102,16 @@ def cmd_run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         if args.json:
             print(json.dumps(row), file=out, flush=True)
 
-    with LocalStack(settings) as stack:
-        rows = screen_files(stack, args.files, timeout=args.timeout, contact_sheet_dir=sheets, on_row=emit)
+    with Progress(len(args.files)) as progress, LocalStack(settings) as stack:
+        progress.started()
+        rows = screen_files(
+            stack,
+            args.files,
+            timeout=args.timeout,
+            contact_sheet_dir=sheets,
+            on_row=emit,
+            on_decided=progress.update,
+        )
     if not args.json:
         _print_table(rows, out, model_note=args.model == "reference")
     return 0
@@ -80,30 +124,81 @@ def screen_files(
     timeout: float = 300.0,
     contact_sheet_dir: Path | None = None,
     on_row: Callable[[dict[str, Any]], None] | None = None,
+    on_decided: Callable[[int], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Upload every file, then wait for each decision; one row per file, in order (RUN_FIELDS).
+    """Upload every file, then collect each decision; one row per file, in order (RUN_FIELDS).
 
-    Uploads go in first so the stack screens them concurrently, as a burst would in AWS. An
-    unreadable file becomes an ERROR row and the others go on.
+    Uploads go in first, as a burst would in AWS; the stack admits them at its own pace. A file's
+    deadline (``timeout``) counts from the start of its screening, so a file waiting its turn is not
+    failed for the queue ahead of it; while nothing at all progresses for ``timeout`` seconds, the
+    files still waiting are reported ERROR. An unreadable file becomes an ERROR row and the others go on.
+    ``on_row`` gets the rows in input order as soon as they are final; ``on_decided`` the count so far.
     """
     prefix = stack.settings.upload_prefix
-    submitted: list[tuple[Path, dict[str, Any] | None, str | None, float]] = []
+    uploads: list[tuple[Path, dict[str, Any] | None, str | None, float]] = []
     for index, path in enumerate(paths):
         started = time.monotonic()
         try:
             ident = stack.upload(path, key=f"{prefix}{index:04d}/{path.name}")
-            submitted.append((path, ident, None, started))
+            uploads.append((path, ident, None, started))
         except OSError as exc:  # unreadable file: reported, and the others go on
-            submitted.append((path, None, f"cannot read file: {exc.strerror or exc}", started))
-    rows: list[dict[str, Any]] = []
-    for path, ident, problem, started in submitted:
-        row = _row(stack, path, ident, problem, started, timeout)
-        if contact_sheet_dir is not None and row["decision"] == "REVIEW":
-            row["contact_sheet"] = str(write_contact_sheet(stack, row["submission_id"], contact_sheet_dir))
-        rows.append(row)
-        if on_row is not None:
-            on_row(row)
-    return rows
+            uploads.append((path, None, f"cannot read file: {exc.strerror or exc}", started))
+    rows: list[dict[str, Any] | None] = [None] * len(uploads)
+    for index, (path, ident, problem, started) in enumerate(uploads):
+        if ident is None:
+            rows[index] = _row(path, None, started, error=problem, reason="SOURCE_MISSING")
+    emitted = 0
+    last_progress = time.monotonic()
+    seen: dict[str, str] = {}
+    while True:
+        pending = [i for i, row in enumerate(rows) if row is None]
+        executions = _executions(stack)
+        now_wall, now = time.time(), time.monotonic()
+        for index in pending:
+            path, ident, _, started = uploads[index]
+            assert ident is not None
+            sid = ident["submission_id"]
+            status, start_date = executions.get(sid, ("NONE", None))
+            if seen.get(sid) != status:
+                seen[sid], last_progress = status, now
+            if status not in ("NONE", "RUNNING"):
+                item = stack.decision(sid)
+                if item is not None:
+                    rows[index] = _row(path, ident, started, item=item)
+                    continue
+            if status == "RUNNING" and start_date is not None and now_wall - start_date > timeout:
+                rows[index] = _row(
+                    path, ident, started, error=f"no decision within {timeout:g} s of its screening starting"
+                )
+            elif status == "NONE" and now - last_progress > timeout:
+                rows[index] = _row(
+                    path, ident, started, error=f"not admitted: the stack made no progress for {timeout:g} s"
+                )
+        while emitted < len(rows) and rows[emitted] is not None:
+            row = rows[emitted]
+            assert row is not None
+            if contact_sheet_dir is not None and row["decision"] == "REVIEW":
+                row["contact_sheet"] = str(
+                    write_contact_sheet(stack, row["submission_id"], contact_sheet_dir)
+                )
+            if on_row is not None:
+                on_row(row)
+            emitted += 1
+        if on_decided is not None:
+            on_decided(sum(1 for row in rows if row is not None))
+        if emitted == len(rows):
+            return [row for row in rows if row is not None]
+        time.sleep(0.3)
+
+
+def _executions(stack: LocalStack) -> dict[str, tuple[str, float]]:
+    """Every execution of the screening state machine: name (the submission id) -> (status, start)."""
+    sfn = stack.client("stepfunctions")
+    found: dict[str, tuple[str, float]] = {}
+    for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=stack.state_machine_arn):
+        for execution in page["executions"]:
+            found[execution["name"]] = (execution["status"], execution["startDate"].timestamp())
+    return found
 
 
 def write_contact_sheet(stack: LocalStack, sid: str, directory: Path) -> Path:
@@ -127,38 +222,30 @@ def write_contact_sheet(stack: LocalStack, sid: str, directory: Path) -> Path:
 
 
 def _row(
-    stack: LocalStack,
     path: Path,
     ident: dict[str, Any] | None,
-    problem: str | None,
     started: float,
-    timeout: float,
+    *,
+    item: dict[str, Any] | None = None,
+    error: str | None = None,
+    reason: str = "PIPELINE_ERROR",
 ) -> dict[str, Any]:
     row: dict[str, Any] = dict.fromkeys(RUN_FIELDS)
     row |= {"file": str(path), "reasons": [], "frames_scored": 0}
-    if ident is None:
-        row |= {"decision": "ERROR", "reasons": ["SOURCE_MISSING"], "error": problem}
-    else:
+    if ident is not None:
         row["submission_id"] = ident["submission_id"]
-        item = stack.wait_for_decision(
-            ident["submission_id"], timeout_s=max(1.0, timeout - (time.monotonic() - started))
-        )
-        if item is None:
-            row |= {
-                "decision": "ERROR",
-                "reasons": ["PIPELINE_ERROR"],
-                "error": "no decision before the deadline",
-            }
-        else:
-            row |= {
-                "decision": item["decision"],
-                "reasons": item.get("reasons", []),
-                "score": item.get("score"),
-                "frames_scored": item.get("frames_scored", 0),
-                "input_sha256": (item.get("source") or {}).get("sha256"),
-                "model": (item.get("model") or {}).get("name"),
-                "policy_version": (item.get("policy") or {}).get("version"),
-            }
+    if item is None:
+        row |= {"decision": "ERROR", "reasons": [reason], "error": error}
+    else:
+        row |= {
+            "decision": item["decision"],
+            "reasons": item.get("reasons", []),
+            "score": item.get("score"),
+            "frames_scored": item.get("frames_scored", 0),
+            "input_sha256": (item.get("source") or {}).get("sha256"),
+            "model": (item.get("model") or {}).get("name"),
+            "policy_version": (item.get("policy") or {}).get("version"),
+        }
     row["elapsed_s"] = round(time.monotonic() - started, 3)
     return row
 

@@ -139,12 +139,18 @@ def test_bandit_planted_shell_true_fails(tmp_path: Path) -> None:
 
 @needs_audit_venv
 def test_bandit_yaml_load_without_nosec_justification_fails(tmp_path: Path) -> None:
-    root = _copy(tmp_path, "local/kyclocal/stack.py")
-    justified = _run("bandit", "--root", str(root))
-    target = root / "local/kyclocal/stack.py"
+    target = tmp_path / "local" / "reader.py"
+    target.parent.mkdir(parents=True)
+    target.write_text(
+        "import yaml\n\n\nclass _Loader(yaml.SafeLoader):\n    pass\n\n\n"
+        "def read(text: str) -> object:\n"
+        "    return yaml.load(text, Loader=_Loader)  # nosec B506 - a SafeLoader subclass\n",
+        encoding="utf-8",
+    )
+    justified = _run("bandit", "--root", str(tmp_path))
     target.write_text(target.read_text(encoding="utf-8").replace("# nosec B506", "#"), encoding="utf-8")
 
-    unjustified = _run("bandit", "--root", str(root))
+    unjustified = _run("bandit", "--root", str(tmp_path))
 
     assert justified.returncode == 0, justified.stdout
     assert unjustified.returncode == 1

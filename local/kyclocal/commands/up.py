@@ -1,0 +1,95 @@
+"""`kycscreen up`: the local stack as a service, for any AWS SDK or the AWS CLI, until SIGINT or SIGTERM.
+
+A team wiring its onboarding system to the screening service points its own code at the printed
+endpoint and uses it as it would use the deployed stack: put a video under the upload prefix with
+SSE-KMS (and ``x-amz-meta-client-reference``), then read the decision from the table or receive the
+``Screening Decision`` event.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from kyclocal.stack import LocalStack
+
+DEFAULT_PORT = 4599
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    cmd = sub.add_parser(
+        "up",
+        help="serve the local stack to AWS SDKs and the AWS CLI until Ctrl-C or SIGTERM",
+        description=__doc__,
+        epilog=(
+            "Once ready it prints KEY=value lines (the endpoint, region, bucket, prefix, key, table and "
+            "queue a client needs), then `ready`. Stop it with Ctrl-C or SIGTERM: it saves the state "
+            "(as `kycscreen run` does) and exits within seconds."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cmd.add_argument("--port", type=int, default=DEFAULT_PORT, help="port of the AWS endpoint (%(default)s)")
+    cmd.add_argument("--model", default="reference", choices=("reference", "onnx"))
+    cmd.add_argument("--onnx-config", type=Path)
+    cmd.add_argument("--frames", type=int, default=32)
+    cmd.add_argument("--concurrency", type=int, metavar="N", help="screenings run at once (default: CPUs)")
+    cmd.add_argument("--state-dir", type=Path, help="default: $KYCSCREEN_STATE_DIR or .local-stack")
+    cmd.add_argument("--no-state", action="store_true", help="start empty and keep nothing")
+    cmd.set_defaults(command=cmd_up)
+
+
+def client_settings(stack: LocalStack) -> dict[str, str]:
+    """What a client needs, under the names the AWS SDKs and CLI read (AWS_*) or ours (KYC_*)."""
+    return {
+        "AWS_ENDPOINT_URL": stack.endpoint_url,
+        "AWS_DEFAULT_REGION": stack.region,
+        # the stack's dummy credentials (moto accepts any; nothing real exists there)
+        "AWS_ACCESS_KEY_ID": os.environ["AWS_ACCESS_KEY_ID"],
+        "AWS_SECRET_ACCESS_KEY": os.environ["AWS_SECRET_ACCESS_KEY"],
+        "KYC_INTAKE_BUCKET": stack.resources.intake_bucket,
+        "KYC_UPLOAD_PREFIX": stack.settings.upload_prefix,
+        "KYC_KMS_KEY_ID": stack.kms_key_id,
+        "KYC_DECISIONS_TABLE": stack.resources.decisions_table,
+        "KYC_DECISION_EVENT_BUS": stack.resources.event_bus,
+        "KYC_DECISION_EVENTS_QUEUE_URL": stack.decision_events_queue_url,
+        "KYC_REVIEW_QUEUE_URL": stack.review_queue_url,
+        "KYC_STACK_LOG": str(stack.log_path),
+    }
+
+
+def cmd_up(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    from kyclocal.stack import LocalStack, LocalStackSettings, StackError
+    from kyclocal.state import StateError, state_directory
+
+    out = out or sys.stdout
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    settings = LocalStackSettings(
+        model=args.model,
+        onnx_config=args.onnx_config,
+        frame_count=args.frames,
+        max_running_executions=args.concurrency,
+        state_dir=None if args.no_state else state_directory(args.state_dir),
+        port=args.port,
+    )
+    try:
+        with LocalStack(settings) as stack:
+            for key, value in client_settings(stack).items():
+                print(f"{key}={value}", file=out)
+            print("ready", file=out, flush=True)
+            while not stop.wait(0.5):
+                pass
+            print("stopping: saving the state" if settings.state_dir else "stopping", file=sys.stderr)
+    except (StackError, StateError) as exc:
+        print(f"kycscreen up: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0

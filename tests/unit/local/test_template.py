@@ -1,0 +1,69 @@
+"""The translated template the local stack creates: the rewrites moto needs, and nothing else."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from kyclocal.template import REPO, _substituted, local_template
+
+
+def _join(node: dict[str, Any], values: dict[str, str]) -> str:
+    """Resolve a Fn::Join of strings and {"Ref"/"Fn::GetAtt"} placeholders with the given values."""
+    separator, parts = node["Fn::Join"]
+    out = []
+    for part in parts:
+        if isinstance(part, str):
+            out.append(part)
+        else:
+            out.append(values[json.dumps(part, sort_keys=True)])
+    return separator.join(out)
+
+
+def test_substitution_keeps_context_paths_and_unknown_placeholders() -> None:
+    text = '{"A": "${FnArn}", "B.$": "$$.Execution.Id", "C": "${Unknown}", "D": "${FnArn}:x"}'
+    arn = {"Fn::GetAtt": ["Fn", "Arn"]}
+
+    joined = _substituted(text, {"FnArn": arn})
+
+    resolved = _join(joined, {json.dumps(arn, sort_keys=True): "arn:aws:lambda:fn"})
+    expected = (
+        '{"A": "arn:aws:lambda:fn", "B.$": "$$.Execution.Id", "C": "${Unknown}", "D": "arn:aws:lambda:fn:x"}'
+    )
+    assert resolved == expected
+
+
+def test_local_template_runs_the_deployed_asl_with_every_substitution() -> None:
+    template = local_template()
+    machines = [
+        r for r in template.body["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"
+    ]
+    assert len(machines) == 1
+    props = machines[0]["Properties"]
+    assert "DefinitionS3Location" not in props and "DefinitionSubstitutions" not in props
+    parts = props["DefinitionString"]["Fn::Join"][1]
+    text = "".join(p if isinstance(p, str) else "<x>" for p in parts)
+    asl = (REPO / "statemachines" / "screening.asl.json").read_text(encoding="utf-8")
+    # Every ${Key} of the file was replaced; everything else is the file, byte for byte.
+    assert re.sub(r"\$\{[A-Za-z]+\}", "<x>", asl) == text
+
+
+def test_local_template_code_is_placeholders_and_functions_map_to_their_folders() -> None:
+    template = local_template()
+    functions = {
+        lid: r for lid, r in template.body["Resources"].items() if r["Type"] == "AWS::Lambda::Function"
+    }
+    assert set(functions) == set(template.functions)
+    for lid, folder in template.functions.items():
+        assert (Path(REPO) / "functions" / folder / "app.py").is_file(), lid
+        assert set(functions[lid]["Properties"]["Code"]) == {"ZipFile"}
+    assert "kyc-local-code" not in json.dumps(template.body)  # no pointer to a package that is not there
+
+
+def test_event_bus_is_referenced_by_name_not_ref() -> None:
+    body = json.dumps(local_template().body)
+
+    assert '{"Ref": "DecisionEventBus"}' not in body
+    assert '{"Fn::GetAtt": ["DecisionEventBus", "Name"]}' in body
