@@ -259,6 +259,7 @@ class LocalStack:
         for thread in (self._pump, self._watcher):
             if thread:
                 thread.join(timeout=10)
+        self._drain_executions()
         if self._model_server is not None:
             from kycserve.server import stop
 
@@ -280,6 +281,26 @@ class LocalStack:
                 os.environ[key] = value
         self._saved_env.clear()
         self._restore_emulator_logs()
+
+    def _drain_executions(self, timeout_s: float = 30.0) -> None:
+        """Abort what is still running and wait for moto's execution threads to end.
+
+        moto runs each execution in a thread of this process. One left running would go on calling
+        handlers after this stack is gone, with the environment restored, inside whatever runs next
+        in the process (another stack, another test): its output and metrics would land there."""
+        if self._server is None or not self.state_machine_arn:
+            return
+        from moto.stepfunctions.parser.utils import TMP_THREADS
+
+        sfn = self.client("stepfunctions")
+        with suppress(Exception):  # best effort: the server may already be failing
+            running = sfn.list_executions(stateMachineArn=self.state_machine_arn, statusFilter="RUNNING")
+            for execution in running["executions"]:
+                sfn.stop_execution(executionArn=execution["executionArn"], cause="local stack stopped")
+        deadline = time.monotonic() + timeout_s
+        for thread in list(TMP_THREADS):
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        TMP_THREADS[:] = [t for t in TMP_THREADS if t.is_alive()]
 
     def client(self, service: str) -> Any:
         import boto3

@@ -61,3 +61,29 @@ def test_lineage_logged_even_after_a_stale_observability_import(
             if (r.get("lineage") or {}).get("submission_id") == item["submission_id"]
         }
     assert {"validate", "extract", "decide"} <= stages
+
+
+def test_stopping_a_stack_leaves_no_execution_running(tmp_path: Path) -> None:
+    """An execution still in flight when its stack stops is aborted and its thread ends: otherwise
+    it goes on running handlers inside whatever the process runs next (another stack, a test)."""
+    import time
+
+    from moto.stepfunctions.parser.utils import TMP_THREADS
+
+    clip = make_clip(tmp_path / "c.mp4", width=320, height=240, fps=15, seconds=3.0)
+    stack = LocalStack(LocalStackSettings(frame_count=16))
+    stack.start()
+    try:
+        stack.upload(clip, key="uploads/orphan/c.mp4")
+        sfn, deadline = stack.client("stepfunctions"), time.monotonic() + 60
+        while not sfn.list_executions(stateMachineArn=stack.state_machine_arn, statusFilter="RUNNING")[
+            "executions"
+        ]:
+            assert time.monotonic() < deadline, "no execution started"
+            time.sleep(0.05)
+    finally:
+        stack.stop()
+    after_stop = len(stack.router.invocations)
+    time.sleep(2)
+    assert not [t for t in TMP_THREADS if t.is_alive()]
+    assert len(stack.router.invocations) == after_stop
