@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from kyc import settings
 from kyc.aws.dynamodb_decision_store import DynamoDBDecisionStore
 from kyc.aws.eventbridge_publisher import EventBridgePublisher
+from kyc.aws.stepfunctions_executions import StepFunctionsExecutions
 from kyc.domain.outcomes import Decision
 from kyc.domain.reasons import ReasonCode
 from kyc.domain.record import DecisionContext, DecisionSummary, build_decision_item, decision_event_detail
@@ -22,6 +23,17 @@ from kyc.version import code_version
 RESOURCES = settings.stack_resources()
 DECISIONS = DynamoDBDecisionStore(RESOURCES.decisions_table)
 PUBLISHER = EventBridgePublisher(RESOURCES.event_bus_name) if RESOURCES.event_bus_name else None
+EXECUTIONS = StepFunctionsExecutions()
+
+
+def _execution_input(detail: dict[str, Any]) -> dict[str, Any]:
+    """The input from the event, or read back from the execution when the event left it out (Step
+    Functions omits what it cannot include, ``inputDetails.included: false``)."""
+    if detail.get("input"):
+        return json.loads(detail["input"])
+    if not detail.get("executionArn"):
+        return {}
+    return EXECUTIONS.input_of(detail["executionArn"])
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -30,7 +42,7 @@ PUBLISHER = EventBridgePublisher(RESOURCES.event_bus_name) if RESOURCES.event_bu
 @event_source(data_class=EventBridgeEvent)
 def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
     detail = event.detail
-    submission = (json.loads(detail.get("input") or "{}")).get("submission")
+    submission = _execution_input(detail).get("submission")
     if not submission:
         logger.warning("execution without a submission", extra={"execution_arn": detail.get("executionArn")})
         return {"recorded": False}

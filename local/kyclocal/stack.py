@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from kyclocal.lambda_router import LambdaRouter
-from kyclocal.template import REPO, TEMPLATE, function_folders, local_template
+from kyclocal.template import REPO, function_folders, local_template
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -126,17 +126,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def state_machine_definition(path: Path = TEMPLATE) -> tuple[Path, dict[str, Any]]:
-    """The ASL file and DefinitionSubstitutions the template deploys (the local run uses the same)."""
-    from kyclocal.template import read_template
-
-    for resource in read_template(path).get("Resources", {}).values():
-        if resource.get("Type") == "AWS::Serverless::StateMachine":
-            props = resource["Properties"]
-            return REPO / props["DefinitionUri"], dict(props.get("DefinitionSubstitutions", {}))
-    raise LookupError("template.yaml declares no AWS::Serverless::StateMachine")
 
 
 class StackError(RuntimeError):

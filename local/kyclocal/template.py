@@ -4,10 +4,18 @@ The template goes through ``aws-sam-translator`` (the transform ``sam deploy`` r
 the few rewrites moto needs and that change nothing a handler sees:
 
 - code and layer packages become placeholder zips (the router runs ``functions/<folder>/app.py``);
-- the state machine's ``DefinitionUri`` file is inlined with its ``DefinitionSubstitutions`` (moto
-  ignores ``DefinitionSubstitutions``), so the deployed ASL file stays the one source;
+- the state machine's definition file (``DefinitionS3Location``, or ``DefinitionUri`` of a Serverless
+  state machine) is inlined with its ``DefinitionSubstitutions`` (moto ignores
+  ``DefinitionSubstitutions`` and cannot fetch from S3), so the deployed ASL file stays the one source;
+- a statement of an ``AWS::IAM::Policy`` under ``Fn::If`` becomes a Policy resource under that
+  condition (moto reads the ``AWS::NoValue`` of a false ``Fn::If`` in a Policy's document as a
+  syntax error);
 - ``Ref`` to an ``AWS::Events::EventBus`` becomes ``Fn::GetAtt Name`` (moto's Ref returns an object;
   both are the bus name in CloudFormation).
+
+Kept as written, though moto does not emulate them: the state machine's ``EncryptionConfiguration``
+(moto's CloudFormation accepts and ignores it; the local execution history is plaintext in moto's
+memory), and the key policy (moto's KMS does not enforce it).
 """
 
 from __future__ import annotations
@@ -64,16 +72,16 @@ def _translated(path: Path, mtime_ns: int) -> LocalTemplate:
         props = resource.get("Properties", {})
         if resource.get("Type") == "AWS::Serverless::Function" and isinstance(props.get("CodeUri"), str):
             functions[logical_id] = Path(props["CodeUri"]).name
-        if resource.get("Type") == "AWS::Serverless::StateMachine" and isinstance(
-            props.get("DefinitionUri"), str
-        ):
-            definitions[logical_id] = (path.parent / props["DefinitionUri"]).read_text(encoding="utf-8")
+        definition_file = _definition_file(resource)
+        if definition_file is not None:
+            definitions[logical_id] = (path.parent / definition_file).read_text(encoding="utf-8")
         for key in ("CodeUri", "ContentUri", "DefinitionUri"):
             if isinstance(props.get(key), str):  # the translator wants S3 URIs; the rewrite below drops them
                 props[key] = f"s3://{_PLACEHOLDER_BUCKET}/{props[key]}"
     # The local stack's region; the session only names it (the translator makes no AWS call here).
     translator = Translator(None, Parser(), boto_session=boto3.Session(region_name=REGION))
     body = translator.translate(source, parameter_values={}, get_managed_policy_map=dict)
+    _conditional_statements_as_policies(body)
     buses = {lid for lid, r in body["Resources"].items() if r.get("Type") == "AWS::Events::EventBus"}
     body = _bus_refs_by_name(body, buses)
     for logical_id, resource in body["Resources"].items():
@@ -92,9 +100,33 @@ def _translated(path: Path, mtime_ns: int) -> LocalTemplate:
     return LocalTemplate(body=body, functions=functions, parameters=dict(source.get("Parameters", {})))
 
 
+# Where each state machine type names its local ASL file (sam build / sam package upload either).
+_DEFINITION_FILE_PROPERTY = {
+    "AWS::Serverless::StateMachine": "DefinitionUri",
+    "AWS::StepFunctions::StateMachine": "DefinitionS3Location",
+}
+
+
+def _definition_file(resource: dict[str, Any]) -> str | None:
+    """The local ASL path of a state machine resource, or None (inline or S3 definition, other type)."""
+    prop = _DEFINITION_FILE_PROPERTY.get(resource.get("Type", ""))
+    value = resource.get("Properties", {}).get(prop) if prop else None
+    return value if isinstance(value, str) else None
+
+
+def state_machine_definition(path: Path = TEMPLATE) -> tuple[Path, dict[str, Any]]:
+    """The ASL file and DefinitionSubstitutions the template deploys (the local run uses the same)."""
+    for resource in read_template(path).get("Resources", {}).values():
+        definition_file = _definition_file(resource)
+        if definition_file is not None:
+            props = resource["Properties"]
+            return path.parent / definition_file, dict(props.get("DefinitionSubstitutions", {}))
+    raise LookupError(f"{path.name} declares no state machine with a local definition file")
+
+
 def local_template(path: Path = TEMPLATE) -> LocalTemplate:
     """The translation takes about 0.6 s: it is kept per process, and on disk under build/ by the
-    hash of everything it reads (template, state machine files, translator version)."""
+    hash of everything it reads (template, state machine files, translator version, this module)."""
     translated = _cached(path.resolve())
     return LocalTemplate(copy.deepcopy(translated.body), dict(translated.functions), translated.parameters)
 
@@ -104,6 +136,7 @@ def _cached(path: Path) -> LocalTemplate:
 
     digest = hashlib.sha256(version("aws-sam-translator").encode())
     digest.update(path.read_bytes())
+    digest.update(Path(__file__).read_bytes())  # a change to these rewrites is a new translation
     for asl in sorted((path.parent / "statemachines").glob("*.json")):
         digest.update(asl.read_bytes())
     cache = path.parent / "build" / "local-stack" / f"template-{digest.hexdigest()[:32]}.json"
@@ -157,6 +190,35 @@ def _substituted(text: str, substitutions: dict[str, Any]) -> dict[str, Any]:
         position = match.end()
     parts.append(text[position:])
     return {"Fn::Join": ["", parts]}
+
+
+def _conditional_statements_as_policies(body: dict[str, Any]) -> None:
+    """A statement ``Fn::If [condition, statement, AWS::NoValue]`` of an ``AWS::IAM::Policy`` becomes a
+    Policy resource of its own under that ``Condition``: the same permissions in every case, but moto
+    reads the ``AWS::NoValue`` a false ``Fn::If`` leaves in a Policy's ``Statement`` as a syntax error."""
+    resources = body["Resources"]
+    for logical_id, resource in list(resources.items()):
+        if resource.get("Type") != "AWS::IAM::Policy":
+            continue
+        document = resource["Properties"]["PolicyDocument"]
+        kept: list[Any] = []
+        for index, statement in enumerate(document.get("Statement", [])):
+            branches = statement.get("Fn::If") if isinstance(statement, dict) else None
+            if not (isinstance(branches, list) and branches[2] == {"Ref": "AWS::NoValue"}):
+                kept.append(statement)
+                continue
+            split = copy.deepcopy(resource)
+            split["Properties"]["PolicyName"] = f"{resource['Properties']['PolicyName']}-{index}"
+            split["Properties"]["PolicyDocument"] = {**document, "Statement": [branches[1]]}
+            split["Condition"] = branches[0]  # an AND with the resource's own condition, if any
+            if "Condition" in resource:
+                name = f"{logical_id}Statement{index}Condition"
+                body.setdefault("Conditions", {})[name] = {
+                    "Fn::And": [{"Condition": resource["Condition"]}, {"Condition": branches[0]}]
+                }
+                split["Condition"] = name
+            resources[f"{logical_id}Statement{index}"] = split
+        document["Statement"] = kept
 
 
 def _bus_refs_by_name(node: Any, buses: set[str]) -> Any:

@@ -9,7 +9,8 @@ import pytest
 
 from kyc.domain.lineage import verify_lineage
 from kyclocal.samples import write_clip
-from kyclocal.stack import STACK_NAME, TEMPLATE, LocalStack, state_machine_definition
+from kyclocal.stack import STACK_NAME, LocalStack
+from kyclocal.template import TEMPLATE, state_machine_definition
 from tests.integration.conftest import screen
 
 SCORED = {"PASS", "REVIEW", "REJECT"}

@@ -15,6 +15,7 @@ from cfnlint.decode import decode
 from moto import mock_aws
 
 from tests.unit.functions.handler_loader import FakeContext, load_handler
+from tests.unit.iac.test_template import _role_policy_documents
 
 BUCKET = "intake"
 KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000001"
@@ -235,9 +236,9 @@ def test_template_waf_has_rate_rule_and_managed_groups_and_guards_the_stage(temp
 
 
 def test_template_presign_role_may_only_put_under_the_upload_prefix_with_the_stack_key(template):
-    (policy,) = template["Resources"]["IssueUploadUrlFunctionRole"]["Properties"]["Policies"]
+    (document,) = _role_policy_documents(template, "IssueUploadUrlFunctionRole")
     # Statements under the VPC condition are {"Fn::If": [...]}; the plain ones carry a Sid.
-    statements = {st["Sid"]: st for st in policy["PolicyDocument"]["Statement"] if "Sid" in st}
+    statements = {st["Sid"]: st for st in document["Statement"] if "Sid" in st}
     put = statements["SignUploadsUnderThePrefix"]
     assert put["Action"] == ["s3:PutObject"]
     assert put["Resource"] == {"Fn::Sub": "${IntakeBucket.Arn}/${UploadPrefix}*"}

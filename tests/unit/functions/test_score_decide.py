@@ -434,6 +434,31 @@ def test_reconcile_failed_execution_without_decision_records_error(aws: dict[str
     assert [e["decision"] for e in _events(aws)] == ["ERROR"]
 
 
+def test_reconcile_reads_the_input_back_when_the_event_leaves_it_out(aws: dict[str, Any]) -> None:
+    """Step Functions may send the status change without the input (``inputDetails.included: false``):
+    the submission is then read from the execution itself, and the upload still gets its ERROR."""
+    sfn = boto3.client("stepfunctions", region_name="us-east-1")
+    machine = sfn.create_state_machine(
+        name="kyc-screening",
+        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+        roleArn="arn:aws:iam::123456789012:role/sfn",
+    )["stateMachineArn"]
+    execution = sfn.start_execution(
+        stateMachineArn=machine, name=SID, input=json.dumps({"submission": _submission()})
+    )["executionArn"]
+    event = _reconcile_event("FAILED")
+    event["detail"] = {"executionArn": execution, "status": "FAILED", "inputDetails": {"included": False}}
+    app = load_handler(
+        "reconcile", {"KYC_DECISIONS_TABLE": TABLE, "KYC_EVENT_BUS_NAME": BUS}, aws["monkeypatch"]
+    )
+
+    result = app.lambda_handler(event, FakeContext())
+
+    assert result == {"recorded": True, "decision": "ERROR"}
+    assert _item(aws)["submission_id"] == SID and _item(aws)["reasons"] == ["EXECUTION_FAILED"]
+    assert _item(aws)["execution_arn"] == execution
+
+
 def test_reconcile_keeps_an_existing_decision(aws: dict[str, Any]) -> None:
     _decide(aws).lambda_handler(
         {"mode": "decide", "execution_arn": "arn:1", "state": _scored_state(aws, [0.05] * 4)}, FakeContext()

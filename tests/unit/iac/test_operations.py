@@ -335,7 +335,7 @@ def test_non_compliant_changes_reach_the_alarm_topic(template):
     }
     assert statements["CloudWatchAlarmsPublish"]["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
     # the topic is encrypted: EventBridge needs the key (the key policy admits it for this account)
-    key = {s["Sid"]: s for s in _props(template, "ScreeningKey")["KeyPolicy"]["Statement"]}
+    key = {s["Sid"]: s for s in _props(template, "ScreeningKey")["KeyPolicy"]["Statement"] if "Sid" in s}
     events = key["AllowEventBridgeToEncryptedQueuesAndBus"]
     assert (
         events["Principal"] == {"Service": "events.amazonaws.com"}

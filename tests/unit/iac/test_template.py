@@ -160,15 +160,35 @@ def _statements(document: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _policy_owner(lid: str, res: dict[str, Any]) -> str:
+    """An AWS::IAM::Policy counts as its role's (the roles carry none inline: see the key policy)."""
+    roles = res["Properties"].get("Roles", [])
+    if len(roles) == 1 and isinstance(roles[0], dict) and "Ref" in roles[0]:
+        return roles[0]["Ref"]
+    return lid
+
+
+def _role_policy_documents(tpl: dict[str, Any], role: str) -> list[dict[str, Any]]:
+    """Every identity policy document of a role: inline Policies and the AWS::IAM::Policy resources on it."""
+    docs = [pol["PolicyDocument"] for pol in tpl["Resources"][role]["Properties"].get("Policies", [])]
+    for lid, res in tpl["Resources"].items():
+        if res["Type"] == "AWS::IAM::Policy" and _policy_owner(lid, res) == role:
+            docs.append(res["Properties"]["PolicyDocument"])
+    return docs
+
+
 def _identity_statements(tpl: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """Every statement of an identity policy: IAM roles, policies and SAM function/state machine Policies."""
+    """Every statement of an identity policy: IAM roles, policies and SAM function/state machine Policies,
+    labelled with the role they act for."""
     found = []
     for lid, res in tpl["Resources"].items():
         props = res.get("Properties", {})
         if res["Type"] == "AWS::IAM::Role":
             for pol in props.get("Policies", []):
                 found += [(lid, st) for st in _statements(pol["PolicyDocument"])]
-        elif res["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+        elif res["Type"] == "AWS::IAM::Policy":
+            found += [(_policy_owner(lid, res), st) for st in _statements(props["PolicyDocument"])]
+        elif res["Type"] == "AWS::IAM::ManagedPolicy":
             found += [(lid, st) for st in _statements(props["PolicyDocument"])]
         elif res["Type"] in ("AWS::Serverless::Function", "AWS::Serverless::StateMachine"):
             for pol in _as_list(props.get("Policies", [])):
@@ -232,16 +252,17 @@ def test_every_log_group_is_encrypted_and_kept_at_least_365_days(template):
 
 
 def test_state_machine_logs_all_without_execution_data_and_traces(template):
-    ((_lid, sm),) = _resources(template, "AWS::Serverless::StateMachine").items()
+    ((_lid, sm),) = _resources(template, "AWS::StepFunctions::StateMachine").items()
     props = sm["Properties"]
-    assert props["Type"] == "STANDARD"
-    assert props["Logging"]["Level"] == "ALL"
-    assert props["Logging"]["IncludeExecutionData"] is False
-    dest = props["Logging"]["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"]
+    assert props["StateMachineType"] == "STANDARD"
+    assert props["LoggingConfiguration"]["Level"] == "ALL"
+    assert props["LoggingConfiguration"]["IncludeExecutionData"] is False
+    dest = props["LoggingConfiguration"]["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"]
     lg_id = dest["Fn::GetAtt"][0]
     assert _props(template, lg_id)["LogGroupName"]["Fn::Sub"].startswith("/aws/vendedlogs/states/")
-    assert props["Tracing"] == {"Enabled": True}
-    assert "Role" in props and "Policies" not in props, "the state machine must use its own explicit role"
+    assert props["TracingConfiguration"] == {"Enabled": True}
+    assert props["RoleArn"] == {"Fn::GetAtt": ["ScreeningStateMachineRole", "Arn"]}
+    assert not _resources(template, "AWS::Serverless::StateMachine"), "cannot take an EncryptionConfiguration"
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -249,7 +270,7 @@ def test_state_machine_logs_all_without_execution_data_and_traces(template):
 # --------------------------------------------------------------------------------------------------------
 def test_definition_substitutions_match_asl_placeholders(template):
     props = _props(template, "ScreeningStateMachine")
-    assert props["DefinitionUri"] == "statemachines/screening.asl.json"
+    assert props["DefinitionS3Location"] == "statemachines/screening.asl.json"
     if not ASL_PATH.is_file():
         pytest.skip("statemachines/screening.asl.json does not exist yet")
     used = set(re.findall(r"\$\{([A-Za-z0-9_]+)\}", ASL_PATH.read_text(encoding="utf-8")))
@@ -259,8 +280,8 @@ def test_definition_substitutions_match_asl_placeholders(template):
 
 
 def test_state_machine_role_invokes_exactly_the_stage_functions(template):
-    role = _props(template, "ScreeningStateMachineRole")
-    stmts = [st for pol in role["Policies"] for st in _statements(pol["PolicyDocument"])]
+    docs = _role_policy_documents(template, "ScreeningStateMachineRole")
+    stmts = [st for doc in docs for st in _statements(doc)]
     invoke = [st for st in stmts if "lambda:InvokeFunction" in _as_list(st["Action"])]
     assert len(invoke) == 1
     targets = {json.dumps(r, sort_keys=True) for r in invoke[0]["Resource"]}
@@ -505,8 +526,8 @@ def test_only_the_score_role_can_invoke_the_endpoint(template):
 
 
 def test_policy_parameter_permission_is_conditional(template):
-    role = _props(template, "DecideOutcomeFunctionRole")
-    raw = role["Policies"][0]["PolicyDocument"]["Statement"]
+    (doc,) = _role_policy_documents(template, "DecideOutcomeFunctionRole")
+    raw = doc["Statement"]
     # the IsInVpc ENI statements every function role carries are tested in test_vpc.py
     conditional = [st for st in raw if "Fn::If" in st and st["Fn::If"][0] != "IsInVpc"]
     assert len(conditional) == 1 and conditional[0]["Fn::If"][0] == "HasPolicyParameter"

@@ -18,6 +18,7 @@ from tests.unit.iac.test_template import (
     UNSCOPABLE_ACTIONS,
     _as_list,
     _resources,
+    _role_policy_documents,
     _statements,
 )
 
@@ -115,8 +116,8 @@ def _function_roles() -> list[str]:
 
 
 def _role_statements(tpl: dict[str, Any], role: str) -> list[Any]:
-    (policy,) = tpl["Resources"][role]["Properties"]["Policies"]
-    return policy["PolicyDocument"]["Statement"]
+    (document,) = _role_policy_documents(tpl, role)
+    return document["Statement"]
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -223,11 +224,11 @@ def test_every_function_role_has_the_eni_statements_only_under_the_condition(tem
 
 
 def test_no_ec2_permission_outside_the_vpc_condition(template):
-    for lid, res in template["Resources"].items():
-        if res["Type"] != "AWS::IAM::Role":
-            continue
-        for pol in res["Properties"].get("Policies", []):
-            for st in pol["PolicyDocument"]["Statement"]:
+    roles = [lid for lid, res in template["Resources"].items() if res["Type"] == "AWS::IAM::Role"]
+    assert len(roles) >= len(FUNCTIONS)
+    for lid in roles:
+        for document in _role_policy_documents(template, lid):
+            for st in document["Statement"]:
                 if "Fn::If" in st:
                     if st["Fn::If"][0] == "IsInVpc":
                         continue
@@ -314,8 +315,8 @@ def test_endpoint_security_group_admits_https_from_the_function_groups_only(temp
 def _role_actions(tpl: dict[str, Any], prefix: str) -> set[str]:
     actions = set()
     for role in _function_roles():
-        (policy,) = tpl["Resources"][role]["Properties"]["Policies"]
-        for st in _statements(policy["PolicyDocument"]):
+        (document,) = _role_policy_documents(tpl, role)
+        for st in _statements(document):
             actions |= {a for a in _as_list(st["Action"]) if a.startswith(prefix)}
     return actions
 
