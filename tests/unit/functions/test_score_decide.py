@@ -289,6 +289,83 @@ def test_decide_replay_returns_first_decision_and_publishes_once(aws: dict[str, 
     assert len(_events(aws)) == 1
 
 
+def _audit_object(aws: dict[str, Any], name: str) -> bytes:
+    return aws["s3"].get_object(Bucket=AUDIT, Key=f"decisions/{SID}/{name}")["Body"].read()
+
+
+def test_decide_losing_writer_leaves_the_winners_evidence(aws: dict[str, Any]) -> None:
+    """Two runs race on one submission with different evidence: both read "no decision yet", the
+    second loses the conditional put, and must not replace the winner's scores or lineage."""
+    app = _decide(aws)
+    winner_state = _scored_state(aws, [0.05] * 4)
+    real_get = app.DECISIONS.get
+    calls = {"n": 0}
+
+    def stale_first_read(sid: str) -> Any:  # the loser's first read happens before the winner's put
+        calls["n"] += 1
+        return None if calls["n"] == 1 else real_get(sid)
+
+    app.lambda_handler({"mode": "decide", "execution_arn": "arn:1", "state": winner_state}, FakeContext())
+    winner = {name: _audit_object(aws, name) for name in ("scores.json", "lineage.json")}
+    loser_state = _scored_state(aws, [0.95] * 4)  # other scores, other hashes
+    aws["monkeypatch"].setattr(app.DECISIONS, "get", stale_first_read)
+
+    result = app.lambda_handler(
+        {"mode": "decide", "execution_arn": "arn:2", "state": loser_state}, FakeContext()
+    )
+
+    assert result["decision"] == "PASS" and calls["n"] == 2
+    item = _item(aws)
+    for name in ("scores", "lineage"):  # the objects are the bytes the record names, hash for hash
+        data = _audit_object(aws, f"{name}.json")
+        assert data == winner[f"{name}.json"]
+        assert hashlib.sha256(data).hexdigest() == item["artefacts"][f"{name}_sha256"]
+    assert all(f["p_fake"] == 0.05 for f in json.loads(winner["scores.json"])["frames"])
+
+
+def test_decide_replay_after_a_crash_restores_the_evidence_its_record_names(aws: dict[str, Any]) -> None:
+    """The put won, then the function died before the audit objects: the retry of the same
+    execution writes exactly the bytes whose hashes the record holds, and logs its lineage once."""
+    app = _decide(aws)
+    state = _scored_state(aws, [0.05] * 4)
+    event = {"mode": "decide", "execution_arn": "arn:1", "state": state}
+
+    def crash(*_: Any) -> bool:
+        raise RuntimeError("killed")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(app.STORE, "put_new", crash)
+        with pytest.raises(RuntimeError):
+            app.lambda_handler(event, FakeContext())
+    assert _item(aws)["decision"] == "PASS"
+    assert "Contents" not in aws["s3"].list_objects_v2(Bucket=AUDIT)
+
+    app.lambda_handler(event, FakeContext())
+
+    item = _item(aws)
+    for name in ("scores", "lineage"):
+        assert (
+            hashlib.sha256(_audit_object(aws, f"{name}.json")).hexdigest()
+            == item["artefacts"][f"{name}_sha256"]
+        )
+
+
+def test_decide_another_executions_replay_never_writes_evidence(aws: dict[str, Any]) -> None:
+    """A decision whose evidence is gone is not refilled by a different execution's inputs."""
+    app = _decide(aws)
+    app.lambda_handler(
+        {"mode": "decide", "execution_arn": "arn:1", "state": _scored_state(aws, [0.05] * 4)}, FakeContext()
+    )
+    for name in ("scores.json", "lineage.json"):
+        aws["s3"].delete_object(Bucket=AUDIT, Key=f"decisions/{SID}/{name}")
+
+    app.lambda_handler(
+        {"mode": "decide", "execution_arn": "arn:2", "state": _scored_state(aws, [0.95] * 4)}, FakeContext()
+    )
+
+    assert "Contents" not in aws["s3"].list_objects_v2(Bucket=AUDIT)
+
+
 def test_decide_whole_frame_model_low_score_is_review_not_pass(aws: dict[str, Any]) -> None:
     app = _decide(aws)
     state = _scored_state(aws, [0.05] * 4, faces=False)
