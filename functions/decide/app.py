@@ -1,8 +1,9 @@
-"""DecideOutcome: turn the evidence into exactly one recorded decision, and say so downstream.
+"""DecideOutcome: turn the evidence into exactly one recorded decision.
 
 Mode ``decide`` aggregates scored frames under the decision policy; mode ``error`` records an
 ERROR after a failure elsewhere in the workflow. Either way the DynamoDB write is conditional:
 the first terminal decision for a submission stands, and a replay returns it unchanged.
+Downstream systems learn of it from the table's stream (DecisionEventsPipe), not from here.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from kyc import settings
 from kyc.aws.dynamodb_decision_store import DynamoDBDecisionStore
 from kyc.aws.errors import SourceMissingError
-from kyc.aws.eventbridge_publisher import EventBridgePublisher
 from kyc.aws.s3_object_store import S3ObjectStore, canonical_json
 from kyc.aws.ssm_policy_source import PolicyOverrideProvider
 from kyc.domain.failures import reason_for_failure
@@ -30,7 +30,6 @@ from kyc.domain.record import (
     DecisionContext,
     DecisionSummary,
     build_decision_item,
-    decision_event_detail,
     reasons_from,
 )
 from kyc.observability import count, log_lineage, logger, metrics, stage_duration, time_to_decision, tracer
@@ -39,7 +38,6 @@ from kyc.version import code_version
 RESOURCES = settings.stack_resources()
 STORE = S3ObjectStore(kms_key_id=RESOURCES.kms_key_id)
 DECISIONS = DynamoDBDecisionStore(RESOURCES.decisions_table)
-PUBLISHER = EventBridgePublisher(RESOURCES.event_bus_name) if RESOURCES.event_bus_name else None
 POLICY_SOURCE = PolicyOverrideProvider() if RESOURCES.policy_parameter else None
 POLICY_CACHE_SECONDS = 300
 
@@ -71,7 +69,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             if _write_evidence(record, existing):  # this run won earlier and crashed before its evidence
                 log_lineage(**record.lineage_log)
     assert existing is not None
-    _publish_once(existing)
     return {
         "submission_id": sid,
         "decision": existing["decision"],
@@ -389,11 +386,3 @@ def _policy_in_force() -> dict[str, Any]:
     except Exception as exc:  # the ERROR path records whatever went wrong; it cannot fail on it
         logger.exception("decision policy unavailable")
         return {"version": None, "unavailable": f"{type(exc).__name__}: {exc}"[:300]}
-
-
-def _publish_once(item: dict[str, Any]) -> None:
-    """At least one event per decision; the flag stops replays from sending it again."""
-    if PUBLISHER is None or item.get("event_published"):
-        return
-    PUBLISHER.publish(decision_event_detail(item))
-    DECISIONS.mark_event_published(item["submission_id"])

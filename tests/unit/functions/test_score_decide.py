@@ -157,7 +157,6 @@ def _decide(aws: dict[str, Any], **env: str) -> Any:
         "KYC_WORK_BUCKET": WORK,
         "KYC_AUDIT_BUCKET": AUDIT,
         "KYC_DECISIONS_TABLE": TABLE,
-        "KYC_EVENT_BUS_NAME": BUS,
         "KYC_PASS_THRESHOLD": "0.3",
         "KYC_REJECT_THRESHOLD": "0.8",
         "KYC_MIN_FRAMES_SCORED": "2",
@@ -256,9 +255,8 @@ def test_decide_scored_evidence_maps_to_policy_band(
     item = _item(aws)
     assert item["decision"] == decision and item["policy"]["pass_threshold"] == 0.3
     assert item["source"]["sha256"] == "f" * 64 and item["client_reference"] == "ref-7"
-    assert item["expires_at"] > 0 and item["event_published"] is True
-    [event] = _events(aws)
-    assert event["decision"] == decision and "score" not in event and "p_fake" not in json.dumps(event)
+    assert item["expires_at"] > 0 and "event_published" not in item
+    assert _events(aws) == []  # no function publishes: the table's stream does (test_decision_event.py)
 
 
 def test_decide_failed_batch_never_passes(aws: dict[str, Any]) -> None:
@@ -273,7 +271,7 @@ def test_decide_failed_batch_never_passes(aws: dict[str, Any]) -> None:
     assert "PARTIAL_SCORING" in result["reasons"]
 
 
-def test_decide_replay_returns_first_decision_and_publishes_once(aws: dict[str, Any]) -> None:
+def test_decide_replay_returns_first_decision(aws: dict[str, Any]) -> None:
     app = _decide(aws)
     first = app.lambda_handler(
         {"mode": "decide", "execution_arn": "arn:1", "state": _scored_state(aws, [0.05] * 4)}, FakeContext()
@@ -286,7 +284,6 @@ def test_decide_replay_returns_first_decision_and_publishes_once(aws: dict[str, 
 
     assert again["decision"] == first["decision"] == "PASS"
     assert _item(aws)["execution_arn"] == "arn:1"
-    assert len(_events(aws)) == 1
 
 
 def _audit_object(aws: dict[str, Any], name: str) -> bytes:
@@ -500,27 +497,22 @@ def _reconcile_event(status: str) -> dict[str, Any]:
 
 
 def test_reconcile_failed_execution_without_decision_records_error(aws: dict[str, Any]) -> None:
-    app = load_handler(
-        "reconcile", {"KYC_DECISIONS_TABLE": TABLE, "KYC_EVENT_BUS_NAME": BUS}, aws["monkeypatch"]
-    )
+    app = load_handler("reconcile", {"KYC_DECISIONS_TABLE": TABLE}, aws["monkeypatch"])
 
     result = app.lambda_handler(_reconcile_event("TIMED_OUT"), FakeContext())
 
     assert result == {"recorded": True, "decision": "ERROR"}
     assert _item(aws)["reasons"] == ["EXECUTION_FAILED"]
-    assert [e["decision"] for e in _events(aws)] == ["ERROR"]
+    assert _events(aws) == []  # its event comes from the table's stream, like every decision's
 
 
 def test_reconcile_keeps_an_existing_decision(aws: dict[str, Any]) -> None:
     _decide(aws).lambda_handler(
         {"mode": "decide", "execution_arn": "arn:1", "state": _scored_state(aws, [0.05] * 4)}, FakeContext()
     )
-    _events(aws)
-    app = load_handler(
-        "reconcile", {"KYC_DECISIONS_TABLE": TABLE, "KYC_EVENT_BUS_NAME": BUS}, aws["monkeypatch"]
-    )
+    app = load_handler("reconcile", {"KYC_DECISIONS_TABLE": TABLE}, aws["monkeypatch"])
 
     result = app.lambda_handler(_reconcile_event("ABORTED"), FakeContext())
 
     assert result == {"recorded": False, "decision": "PASS"}
-    assert _events(aws) == []
+    assert _item(aws)["execution_arn"] == "arn:1"
