@@ -158,7 +158,6 @@ class LocalStack:
         self._watcher: threading.Thread | None = None
         self._pipe_thread: threading.Thread | None = None
         self._pipe_iterators: list[str] = []
-        self.pipe_dead_letters: list[dict[str, Any]] = []  # batches the local pipe gave up on
         self.reconciled: set[str] = set()
         self._stop = threading.Event()
         self._moto_config: dict[str, Any] = {}
@@ -616,8 +615,29 @@ class LocalStack:
                     return
             if self._stop.wait(0.1):
                 return
-        LOG.error("decision events pipe: batch of %d records sent to the dead-letter list", len(passed))
-        self.pipe_dead_letters.append({"records": passed})
+        self._dead_letter_decision_events(passed)
+
+    def _dead_letter_decision_events(self, records: list[dict[str, Any]]) -> None:
+        """What Pipes writes to the DLQ of a stream source: where the batch was, not the records."""
+        if not self.pipe.dead_letter_queue:
+            return
+        queue = self.physical_ids[self.pipe.dead_letter_queue]
+        sqs = self.client("sqs")
+        url = queue if queue.startswith("http") else sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+        numbers = [r["dynamodb"]["SequenceNumber"] for r in records]
+        arrivals = [r["dynamodb"].get("ApproximateCreationDateTime") for r in records]
+        batch = {
+            "ddbStreamBatchInfo": {
+                "streamArn": records[0].get("eventSourceARN"),
+                "startSequenceNumber": numbers[0],
+                "endSequenceNumber": numbers[-1],
+                "approximateArrivalOfFirstRecord": arrivals[0],
+                "approximateArrivalOfLastRecord": arrivals[-1],
+                "batchSize": len(records),
+            }
+        }
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(batch))
+        LOG.error("decision events pipe: batch of %d records sent to the dead-letter queue", len(records))
 
     def _watch_executions(self) -> None:
         """The template's ReconcileExecutionRule: moto emits no Step Functions status-change events,

@@ -180,3 +180,30 @@ def test_a_losing_concurrent_writer_leaves_the_winners_evidence(
         assert hashlib.sha256(data).hexdigest() == item["artefacts"][f"{name}_sha256"]
     assert stack.decision(sid)["decision"] == item["decision"]
     assert len(subscriber.settled(sid, timeout_s=QUIET_S)) == 1
+
+
+def test_a_batch_the_renderer_cannot_render_lands_in_the_pipes_dead_letter_queue(
+    stack: LocalStack, subscriber: Subscriber, clips: dict[str, Path]
+) -> None:
+    """The renderer fails every time: after the template's retries the pipe writes where the batch
+    was to DecisionEventsDeadLetterQueue (what its alarm watches), and no event is sent."""
+
+    def renderer_down(name: str, event: object) -> None:
+        if name == "RenderDecisionEventFunction":
+            raise RuntimeError("the renderer is down")
+
+    stack.router.fault = renderer_down
+    item = screen(stack, clips["h264.mp4"], key="uploads/events/dead-letter.mp4")
+    sqs = stack.client("sqs")
+    queue = stack.physical_ids["DecisionEventsDeadLetterQueue"]
+    url = queue if queue.startswith("http") else sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+    messages: list[dict] = []
+    deadline = time.monotonic() + 30
+    while not messages and time.monotonic() < deadline:
+        messages = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages", [])
+
+    assert len(messages) == 1
+    info = json.loads(messages[0]["Body"])["ddbStreamBatchInfo"]
+    assert info["batchSize"] >= 1 and info["startSequenceNumber"] <= info["endSequenceNumber"]
+    stack.router.fault = None
+    assert subscriber.settled(item["submission_id"], timeout_s=QUIET_S) == []
