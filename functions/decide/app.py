@@ -1,13 +1,15 @@
-"""DecideOutcome: turn the evidence into exactly one recorded decision, and say so downstream.
+"""DecideOutcome: turn the evidence into exactly one recorded decision.
 
 Mode ``decide`` aggregates scored frames under the decision policy; mode ``error`` records an
 ERROR after a failure elsewhere in the workflow. Either way the DynamoDB write is conditional:
 the first terminal decision for a submission stands, and a replay returns it unchanged.
+Downstream systems learn of it from the table's stream (DecisionEventsPipe), not from here.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kyc import settings
 from kyc.aws.dynamodb_decision_store import DynamoDBDecisionStore
-from kyc.aws.eventbridge_publisher import EventBridgePublisher
+from kyc.aws.errors import SourceMissingError
 from kyc.aws.s3_object_store import S3ObjectStore, canonical_json
 from kyc.aws.ssm_policy_source import PolicyOverrideProvider
 from kyc.domain.failures import reason_for_failure
@@ -28,7 +30,6 @@ from kyc.domain.record import (
     DecisionContext,
     DecisionSummary,
     build_decision_item,
-    decision_event_detail,
     reasons_from,
 )
 from kyc.observability import count, log_lineage, logger, metrics, stage_duration, time_to_decision, tracer
@@ -37,7 +38,6 @@ from kyc.version import code_version
 RESOURCES = settings.stack_resources()
 STORE = S3ObjectStore(kms_key_id=RESOURCES.kms_key_id)
 DECISIONS = DynamoDBDecisionStore(RESOURCES.decisions_table)
-PUBLISHER = EventBridgePublisher(RESOURCES.event_bus_name) if RESOURCES.event_bus_name else None
 POLICY_SOURCE = PolicyOverrideProvider() if RESOURCES.policy_parameter else None
 POLICY_CACHE_SECONDS = 300
 
@@ -51,18 +51,24 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     submission = state["submission"]
     sid = submission["submission_id"]
     existing = DECISIONS.get(sid)
-    if existing is None:
-        item = _record(event, state)
-        existing = item if DECISIONS.put_once(item) else DECISIONS.get(sid)
-        if existing is item:
-            count("Decisions", decision=item["decision"])
+    if existing is None or _evidence_lost(existing, event):
+        record = _record(event, state)
+        if existing is None and DECISIONS.put_once(record.item):
+            existing = record.item
+            _write_evidence(record, existing)
+            log_lineage(**record.lineage_log)
+            count("Decisions", decision=existing["decision"])
             time_to_decision(submission.get("received_at"))
-            if item.get("score") is not None:  # the distribution an operator watches for model drift
-                count("DecisionScore", value=item["score"], unit="None")
-            for reason in item["reasons"]:
+            if existing.get("score") is not None:  # the distribution an operator watches for model drift
+                count("DecisionScore", value=existing["score"], unit="None")
+            for reason in existing["reasons"]:
                 count("DecisionReasons", reason_code=reason)
+        else:
+            existing = existing or DECISIONS.get(sid)
+            assert existing is not None
+            if _write_evidence(record, existing):  # this run won earlier and crashed before its evidence
+                log_lineage(**record.lineage_log)
     assert existing is not None
-    _publish_once(existing)
     return {
         "submission_id": sid,
         "decision": existing["decision"],
@@ -71,13 +77,80 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     }
 
 
-def _record(event: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class EvidenceObject:
+    key: str
+    data: bytes
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A decision not yet written: the item, the audit objects it names, and its lineage log entry.
+
+    Nothing is written until the item's conditional put wins, so a losing writer leaves no trace
+    in the audit bucket, and the winner's objects, written with ``If-None-Match: *``, cannot be
+    replaced by anyone afterwards.
+    """
+
+    item: dict[str, Any]
+    evidence: tuple[EvidenceObject, ...]
+    lineage_log: dict[str, Any]
+
+
+def _evidence_object(key: str, data: bytes) -> EvidenceObject:
+    return EvidenceObject(key=key, data=data, sha256=sha256_hex(data))
+
+
+def _write_evidence(record: Recorded, item: dict[str, Any]) -> bool:
+    """Write the objects ``item`` names by key and hash; True when any was missing and written.
+
+    Only bytes whose hash the stored item names are written: a run that lost the conditional put
+    (other content, other hashes) writes nothing, and a replay of the winner after a crash
+    restores exactly the evidence its record promised.
+    """
+    named = _named_evidence(item)
+    written = False
+    for obj in record.evidence:
+        if named.get(obj.key) != obj.sha256:
+            continue
+        if STORE.put_new(RESOURCES.audit_bucket, obj.key, obj.data, "application/json"):
+            written = True
+        elif sha256_hex(STORE.get_bytes(RESOURCES.audit_bucket, obj.key)) != obj.sha256:
+            logger.error("audit object differs from the hash its decision names", extra={"key": obj.key})
+    return written
+
+
+def _named_evidence(item: dict[str, Any]) -> dict[str, str]:
+    artefacts = item.get("artefacts") or {}
+    return {
+        artefacts[f"{name}_key"]: artefacts.get(f"{name}_sha256")
+        for name in ("scores", "lineage")
+        if artefacts.get(f"{name}_key")
+    }
+
+
+def _evidence_lost(item: dict[str, Any], event: dict[str, Any]) -> bool:
+    """This execution's own decision whose lineage.json is missing: it crashed between the put and
+    the evidence. Another execution's decision is never rewritten (its inputs are not ours)."""
+    key = (item.get("artefacts") or {}).get("lineage_key")
+    if not key or item.get("execution_arn") != event.get("execution_arn"):
+        return False
+    try:
+        STORE.head(RESOURCES.audit_bucket, key)
+    except SourceMissingError:
+        return True
+    return False
+
+
+def _record(event: dict[str, Any], state: dict[str, Any]) -> Recorded:
     submission = state["submission"]
     sid = submission["submission_id"]
     validation = state.get("validation")
     scoring = state.get("scoring") or []
     summary, scores_doc, batch_lineage = _summarise(event.get("mode", "decide"), state)
     artefacts: dict[str, str] = {}
+    evidence: list[EvidenceObject] = []
     decision_lineage: dict[str, Any] = {
         "decision": str(summary.decision),
         "reasons": [str(r) for r in summary.reasons],
@@ -86,13 +159,13 @@ def _record(event: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
         "model": summary.model,
     }
     if scores_doc is not None:
-        scores_key = f"decisions/{sid}/scores.json"
-        artefacts["scores_key"] = scores_key
-        artefacts["scores_sha256"] = STORE.put_json(RESOURCES.audit_bucket, scores_key, scores_doc)
+        scores = _evidence_object(f"decisions/{sid}/scores.json", canonical_json(scores_doc))
+        evidence.append(scores)
+        artefacts |= {"scores_key": scores.key, "scores_sha256": scores.sha256}
         decision_lineage |= {
             "bucket": RESOURCES.audit_bucket,
-            "scores_key": scores_key,
-            "scores_sha256": artefacts["scores_sha256"],
+            "scores_key": scores.key,
+            "scores_sha256": scores.sha256,
         }
     lineage = build_lineage(
         submission=submission,
@@ -105,11 +178,9 @@ def _record(event: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
         code_version=code_version(),
         parameters={"policy": summary.policy},
     )
-    lineage_key = f"decisions/{sid}/lineage.json"
-    artefacts["lineage_key"] = lineage_key
-    artefacts["lineage_sha256"] = STORE.put_bytes(
-        RESOURCES.audit_bucket, lineage_key, canonical_json(lineage), "application/json"
-    )
+    lineage_obj = _evidence_object(f"decisions/{sid}/lineage.json", canonical_json(lineage))
+    evidence.append(lineage_obj)
+    artefacts |= {"lineage_key": lineage_obj.key, "lineage_sha256": lineage_obj.sha256}
     context = DecisionContext(
         submission=submission,
         execution_arn=event.get("execution_arn"),
@@ -121,29 +192,29 @@ def _record(event: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
     item = build_decision_item(
         summary, context, now=datetime.now(UTC), retention_days=RESOURCES.retention_days
     )
-    log_lineage(
-        "decide",
-        sid,
-        inputs={
+    lineage_log = {
+        "stage": "decide",
+        "submission_id": sid,
+        "inputs": {
             "source_sha256": (validation or {}).get("sha256") or None,
             "manifest_sha256": (state.get("extraction") or {}).get("manifest_sha256"),
             "batches": [
                 {k: b.get(k) for k in ("batch_index", "result_key", "result_sha256")} for b in batch_lineage
             ],
         },
-        outputs={
+        "outputs": {
             "decision": item["decision"],
             "reasons": item["reasons"],
             "audit_bucket": RESOURCES.audit_bucket,
-            "lineage_key": lineage_key,
-            "lineage_sha256": artefacts["lineage_sha256"],
+            "lineage_key": lineage_obj.key,
+            "lineage_sha256": lineage_obj.sha256,
             "scores_sha256": artefacts.get("scores_sha256"),
         },
-        policy=summary.policy,
-        model=summary.model,
-        execution_arn=event.get("execution_arn"),
-    )
-    return item
+        "policy": summary.policy,
+        "model": summary.model,
+        "execution_arn": event.get("execution_arn"),
+    }
+    return Recorded(item=item, evidence=tuple(evidence), lineage_log=lineage_log)
 
 
 def _summarise(mode: str, state: dict[str, Any]) -> tuple[DecisionSummary, dict | None, list[dict]]:
@@ -315,11 +386,3 @@ def _policy_in_force() -> dict[str, Any]:
     except Exception as exc:  # the ERROR path records whatever went wrong; it cannot fail on it
         logger.exception("decision policy unavailable")
         return {"version": None, "unavailable": f"{type(exc).__name__}: {exc}"[:300]}
-
-
-def _publish_once(item: dict[str, Any]) -> None:
-    """At least one event per decision; the flag stops replays from sending it again."""
-    if PUBLISHER is None or item.get("event_published"):
-        return
-    PUBLISHER.publish(decision_event_detail(item))
-    DECISIONS.mark_event_published(item["submission_id"])

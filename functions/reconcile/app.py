@@ -1,5 +1,6 @@
 """ReconcileExecution: an execution that failed, timed out or was aborted outside the workflow's own
-error handling still ends in exactly one recorded decision (ERROR), and a downstream event."""
+error handling still ends in exactly one recorded decision (ERROR); its downstream event comes from
+the table's stream (DecisionEventsPipe), like every decision's."""
 
 from __future__ import annotations
 
@@ -12,17 +13,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kyc import settings
 from kyc.aws.dynamodb_decision_store import DynamoDBDecisionStore
-from kyc.aws.eventbridge_publisher import EventBridgePublisher
 from kyc.aws.stepfunctions_executions import StepFunctionsExecutions
 from kyc.domain.outcomes import Decision
 from kyc.domain.reasons import ReasonCode
-from kyc.domain.record import DecisionContext, DecisionSummary, build_decision_item, decision_event_detail
+from kyc.domain.record import DecisionContext, DecisionSummary, build_decision_item
 from kyc.observability import count, log_lineage, logger, metrics, time_to_decision, tracer
 from kyc.version import code_version
 
 RESOURCES = settings.stack_resources()
 DECISIONS = DynamoDBDecisionStore(RESOURCES.decisions_table)
-PUBLISHER = EventBridgePublisher(RESOURCES.event_bus_name) if RESOURCES.event_bus_name else None
 EXECUTIONS = StepFunctionsExecutions()
 
 
@@ -76,7 +75,4 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str,
                 },
                 execution_arn=detail.get("executionArn"),
             )
-    if existing is not None and PUBLISHER is not None and not existing.get("event_published"):
-        PUBLISHER.publish(decision_event_detail(existing))
-        DECISIONS.mark_event_published(sid)
     return {"recorded": recorded, "decision": (existing or {}).get("decision")}

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from kyclocal.lambda_router import LambdaRouter
+from kyclocal.pipe import PipeSpec
 from kyclocal.template import REPO, function_folders, local_template
 
 REGION = "us-east-1"
@@ -144,6 +145,8 @@ class LocalStack:
         self._model_server: Any = None
         self._pump: threading.Thread | None = None
         self._watcher: threading.Thread | None = None
+        self._pipe_thread: threading.Thread | None = None
+        self._pipe_iterators: list[str] = []
         self.reconciled: set[str] = set()
         self._stop = threading.Event()
         self._moto_config: dict[str, Any] = {}
@@ -151,6 +154,7 @@ class LocalStack:
         self._log_handler: logging.Handler | None = None
         self._saved_loggers: dict[str, tuple[list[logging.Handler], bool, int]] = {}
         self._template = local_template()
+        self.pipe = PipeSpec.from_template(self._template.body)
         self.router = LambdaRouter(
             {
                 name: REPO / "functions" / folder / "app.py"
@@ -162,6 +166,7 @@ class LocalStack:
         self.parameters: dict[str, str] = {}
         self.outputs: dict[str, str] = {}
         self.function_names: dict[str, str] = {}  # logical id -> deployed function name
+        self.physical_ids: dict[str, str] = {}  # logical id -> physical id, from ListStackResources
         self.not_emulated: list[tuple[str, str]] = []  # (logical id, type) moto's CloudFormation skipped
         self.kms_key_id = ""
         self.review_topic_arn = ""
@@ -228,6 +233,8 @@ class LocalStack:
             from kyclocal.state import restore_state
 
             restore_state(self, self.settings.state_dir)
+        # after the restore: restored decisions had their events in the session that made them
+        self._start_decision_events_pipe(restored=self.settings.state_dir is not None)
         self._enable_intake_notifications()  # after the restore: a restored upload is never screened again
         if self.settings.state_dir is not None:
             from kyclocal.state import reconcile_unfinished
@@ -245,7 +252,7 @@ class LocalStack:
         from moto.core.config import default_user_config
 
         self._stop.set()
-        for thread in (self._pump, self._watcher):
+        for thread in (self._pump, self._watcher, self._pipe_thread):
             if thread:
                 thread.join(timeout=10)
         self._drain_executions()
@@ -385,6 +392,7 @@ class LocalStack:
             for r in page["StackResourceSummaries"]
         ]
         created = {r["LogicalResourceId"]: r for r in summaries}
+        self.physical_ids = {lid: r["PhysicalResourceId"] for lid, r in created.items()}
         for logical_id, resource in self._template.body["Resources"].items():
             summary = created.get(logical_id)
             if "Condition" in resource and summary is None:
@@ -547,6 +555,99 @@ class LocalStack:
                     sqs.delete_message(
                         QueueUrl=self.admission_queue_url, ReceiptHandle=message["ReceiptHandle"]
                     )
+
+    # ----------------------------------------------------------------- the decision outbox pipe
+    def _start_decision_events_pipe(self, *, restored: bool) -> None:
+        """DecisionEventsPipe (moto's CloudFormation cannot create pipes): the table's stream from its
+        start, or from now on in a restored stack, through the template's filter and enrichment to the bus."""
+        streams = self.client("dynamodbstreams")
+        table = self.physical_ids[self.pipe.source_table]
+        listed = streams.list_streams(TableName=table)["Streams"]
+        if not listed:
+            raise StackError(
+                f"template.yaml: {self.pipe.source_table} has no stream for {self.pipe.logical_id}"
+            )
+        arn = listed[0]["StreamArn"]
+        shards = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
+        position = "LATEST" if restored else "TRIM_HORIZON"
+        self._pipe_iterators = [
+            streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType=position)[
+                "ShardIterator"
+            ]
+            for shard in shards
+        ]
+        self._pipe_thread = threading.Thread(
+            target=self._pump_decision_events, name="decision-pipe", daemon=True
+        )
+        self._pipe_thread.start()
+
+    def _pump_decision_events(self) -> None:
+        streams, events = self.client("dynamodbstreams"), self.client("events")
+        while not self._stop.is_set():
+            moved = False
+            try:
+                for index, iterator in enumerate(self._pipe_iterators):
+                    response = streams.get_records(ShardIterator=iterator, Limit=self.pipe.batch_size)
+                    records = response.get("Records", [])
+                    if records:
+                        self._deliver_decision_events(records, events)
+                        moved = True
+                    self._pipe_iterators[index] = response.get("NextShardIterator") or iterator
+            except Exception:
+                if self._stop.is_set():
+                    return
+                LOG.exception("decision events pipe")
+            if not moved:
+                self._stop.wait(0.2)
+
+    def _deliver_decision_events(self, records: list[dict[str, Any]], events: Any) -> None:
+        """One batch: filter, enrich (the real function, through the router), put on the bus; a batch
+        that keeps failing goes to the dead-letter list after the template's retry count, as in AWS."""
+        records = json.loads(json.dumps(records, default=_epoch_seconds))  # as Pipes sends them: JSON
+        passed = [r for r in records if self.pipe.passes(r)]
+        if not passed:
+            return
+        attempts = max(self.pipe.maximum_retry_attempts, 0) + 1
+        for _ in range(attempts):
+            details: Any = passed
+            errored = False
+            if self.pipe.enrichment:
+                payload, errored = self.router.invoke(self.pipe.enrichment, json.dumps(passed))
+                details = None if errored else json.loads(payload)
+            if not errored:
+                entries = self.pipe.entries(details, self.resources.event_bus)
+                failed = 0
+                for start in range(0, len(entries), 10):
+                    failed += events.put_events(Entries=entries[start : start + 10]).get(
+                        "FailedEntryCount", 0
+                    )
+                if not failed:
+                    return
+            if self._stop.wait(0.1):
+                return
+        self._dead_letter_decision_events(passed)
+
+    def _dead_letter_decision_events(self, records: list[dict[str, Any]]) -> None:
+        """What Pipes writes to the DLQ of a stream source: where the batch was, not the records."""
+        if not self.pipe.dead_letter_queue:
+            return
+        queue = self.physical_ids[self.pipe.dead_letter_queue]
+        sqs = self.client("sqs")
+        url = queue if queue.startswith("http") else sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+        numbers = [r["dynamodb"]["SequenceNumber"] for r in records]
+        arrivals = [r["dynamodb"].get("ApproximateCreationDateTime") for r in records]
+        batch = {
+            "ddbStreamBatchInfo": {
+                "streamArn": records[0].get("eventSourceARN"),
+                "startSequenceNumber": numbers[0],
+                "endSequenceNumber": numbers[-1],
+                "approximateArrivalOfFirstRecord": arrivals[0],
+                "approximateArrivalOfLastRecord": arrivals[-1],
+                "batchSize": len(records),
+            }
+        }
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(batch))
+        LOG.error("decision events pipe: batch of %d records sent to the dead-letter queue", len(records))
 
     def _watch_executions(self) -> None:
         """The template's ReconcileExecutionRule: moto emits no Step Functions status-change events,
@@ -743,6 +844,15 @@ def _require_free(port: int) -> None:
             raise StackError(
                 f"port {port} is in use (another `kycscreen up`?); choose one with --port"
             ) from exc
+
+
+def _epoch_seconds(value: Any) -> float:
+    """boto3 parses a stream record's ApproximateCreationDateTime; the wire format is epoch seconds."""
+    from datetime import datetime
+
+    if isinstance(value, datetime):
+        return value.timestamp()
+    raise TypeError(type(value).__name__)
 
 
 def _queue_arn(sqs: Any, url: str) -> str:

@@ -78,3 +78,16 @@ def test_erase_second_call_already_erased(stack: LocalStack, screened: dict) -> 
     payload, errored = invoke_erase(stack, {"submission_id": sid})
     assert not errored and json.loads(payload)["outcomes"] == {"ALREADY_ERASED": 1}
     assert stack.decision(sid) == before
+
+
+def test_erasure_sends_no_decision_event(stack: LocalStack, screened: dict) -> None:
+    """The erasure rewrites the record (a MODIFY on the table's stream): not a new decision, so the
+    pipe's filter keeps it off the bus. The subscriber saw the decision once, before the erasure."""
+    from tests.integration.test_decision_events import Subscriber
+
+    sid = screened["ident"]["submission_id"]
+    assert stack.decision(sid)["erased_at"]  # the tests above erased it
+
+    events = Subscriber(stack).settled(sid)
+
+    assert [e["detail"]["decision"] for e in events] == [screened["before"]["decision"]]

@@ -28,6 +28,7 @@ NOT_EMULATED_TYPES = {
     "AWS::S3::BucketPolicy",
     "AWS::SQS::QueuePolicy",
     "AWS::Lambda::EventInvokeConfig",
+    "AWS::Pipes::Pipe",  # run by the stack's pump from its declaration (kyclocal/pipe.py)
 }
 
 
@@ -166,6 +167,30 @@ def test_restored_upload_without_decision_is_reconciled_and_admission_goes_on(
         "reconcile",
     )
     assert decided is not None and decided["decision"] in SCORED_OR_INVALID
+
+
+def test_restart_sends_no_event_again_and_one_for_the_decision_it_makes(
+    tmp_path: Path, small_clips: list[Path]
+) -> None:
+    """The local pipe reads a restored table's stream from the restore on: decisions restored from
+    the last session had their events then; the orphan reconciled at start gets its one event."""
+    from tests.integration.test_decision_events import Subscriber
+
+    state = tmp_path / "state"
+    with LocalStack(LocalStackSettings(frame_count=4, state_dir=state)) as stack:
+        decided = stack.upload(small_clips[0], key="uploads/restart/decided.mp4")
+        assert stack.wait_for_decision(decided["submission_id"], timeout_s=120) is not None
+        assert len(Subscriber(stack).settled(decided["submission_id"])) == 1
+    with LocalStack(LocalStackSettings(frame_count=4, triggers=False, state_dir=state)) as stack:
+        orphan = stack.upload(small_clips[1], key="uploads/restart/orphan.mp4")
+
+    with LocalStack(LocalStackSettings(frame_count=4, state_dir=state)) as stack:
+        subscriber = Subscriber(stack)
+        orphan_events = subscriber.settled(orphan["submission_id"])
+        decided_events = subscriber.settled(decided["submission_id"], timeout_s=0)
+
+    assert [e["detail"]["decision"] for e in orphan_events] == ["ERROR"]
+    assert decided_events == []
 
 
 def test_burst_is_admitted_in_upload_order_and_deadline_counts_from_screening_start(

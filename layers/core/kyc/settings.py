@@ -76,7 +76,6 @@ class StackResources:
     kms_key_id: str = ""
     endpoint_name: str = ""
     state_machine_arn: str = ""
-    event_bus_name: str = ""
     review_topic_arn: str = ""
     policy_parameter: str = ""
     retention_days: int = 1825
@@ -94,7 +93,6 @@ def stack_resources(env: Mapping[str, str] | None = None) -> StackResources:
         kms_key_id=env.get("KYC_KMS_KEY_ID", ""),
         endpoint_name=env.get("KYC_ENDPOINT_NAME", ""),
         state_machine_arn=env.get("KYC_STATE_MACHINE_ARN", ""),
-        event_bus_name=env.get("KYC_EVENT_BUS_NAME", ""),
         review_topic_arn=env.get("KYC_REVIEW_TOPIC_ARN", ""),
         policy_parameter=env.get("KYC_POLICY_PARAMETER", ""),
         retention_days=_int(env, "KYC_RETENTION_DAYS", 1825),

@@ -92,7 +92,6 @@ EXPECTED_ENV = {
         "KYC_POLICY_VERSION",
         "KYC_POLICY_PARAMETER",
         "KYC_RETENTION_DAYS",
-        "KYC_EVENT_BUS_NAME",
     },
     "NotifyReviewFunction": {
         "KYC_WORK_BUCKET",
@@ -101,7 +100,7 @@ EXPECTED_ENV = {
         "KYC_REVIEW_TOPIC_ARN",
         "KYC_REVIEW_LINK_SECONDS",
     },
-    "ReconcileExecutionFunction": {"KYC_DECISIONS_TABLE", "KYC_RETENTION_DAYS", "KYC_EVENT_BUS_NAME"},
+    "ReconcileExecutionFunction": {"KYC_DECISIONS_TABLE", "KYC_RETENTION_DAYS"},
     "IssueUploadUrlFunction": {
         "KYC_INTAKE_BUCKET",
         "KYC_UPLOAD_PREFIX",

@@ -269,7 +269,7 @@ def _endpoints(tpl: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
 
 def test_endpoints_cover_every_service_the_functions_call(template):
     called = _services_called_by_the_code()
-    assert {"s3", "dynamodb", "sagemaker-runtime", "stepfunctions", "events", "sns", "ssm"} <= called
+    assert {"s3", "dynamodb", "sagemaker-runtime", "stepfunctions", "sns", "ssm"} <= called
     assert template["Globals"]["Function"]["Tracing"] == "Active"  # the X-Ray daemon sends segments
     needed = {ENDPOINT_OF[service] for service in called} | {"xray"}
     endpoints = _endpoints(template)

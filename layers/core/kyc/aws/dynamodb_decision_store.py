@@ -39,14 +39,6 @@ class DynamoDBDecisionStore:
         item = response.get("Item")
         return deserialise_item(item) if item else None
 
-    def mark_event_published(self, submission_id: str) -> None:
-        self._ddb.update_item(
-            TableName=self._table,
-            Key={"submission_id": {"S": submission_id}},
-            UpdateExpression="SET event_published = :t",
-            ExpressionAttributeValues={":t": {"BOOL": True}},
-        )
-
 
 def serialise_item(item: dict[str, Any]) -> dict[str, Any]:
     from boto3.dynamodb.types import TypeSerializer

@@ -97,6 +97,28 @@ class S3ObjectStore:
         self._s3.put_object(**kwargs)
         return hashlib.sha256(data).hexdigest()
 
+    def put_new(self, bucket: str, key: str, data: bytes, content_type: str) -> bool:
+        """Write ``data`` only where no object exists (a conditional PUT, ``If-None-Match: *``).
+
+        False when one does: evidence once written is never replaced, not even by a racing writer.
+        """
+        kwargs: dict[str, Any] = {
+            "Bucket": bucket,
+            "Key": key,
+            "Body": data,
+            "ContentType": content_type,
+            "IfNoneMatch": "*",
+        }
+        if self._kms_key_id:
+            kwargs |= {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self._kms_key_id}
+        try:
+            self._s3.put_object(**kwargs)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+                return False
+            raise
+        return True
+
     def put_json(self, bucket: str, key: str, document: Any) -> str:
         return self.put_bytes(bucket, key, canonical_json(document), "application/json")
 

@@ -44,7 +44,7 @@ KEPT_FIELDS: frozenset[str] = frozenset(
         "artefacts",
         "code_version",
         "recorded_by",
-        "event_published",
+        "event_published",  # written by releases before the decision outbox; readable on old items
     }
 )
 # Attributes that name the applicant; dropped (client_reference also leaves ClientReferenceIndex).

@@ -83,13 +83,17 @@ def build_decision_item(
         "artefacts": dict(context.artefacts) or None,
         "code_version": dict(context.code_version) or None,
         "recorded_by": context.recorded_by,
-        "event_published": False,
     }
 
 
 def decision_event_detail(item: Mapping[str, Any]) -> dict[str, Any]:
-    """What downstream systems learn: ids, decision and reasons; raw scores stay with reviewers."""
+    """What downstream systems learn: ids, decision and reasons; raw scores stay with reviewers.
+
+    ``event_id`` is the submission id: one decision per submission, so a consumer that sees the
+    same ``event_id`` twice (EventBridge delivers at least once) drops the copy.
+    """
     return {
+        "event_id": item["submission_id"],
         "submission_id": item["submission_id"],
         "client_reference": item.get("client_reference"),
         "decision": item["decision"],
