@@ -20,6 +20,7 @@ from tests.unit.iac.test_template import KEY_ARN, _as_list, _identity_statements
 from tests.unit.iac.test_vpc import _conditions
 
 BREAK_GLASS = "arn:aws:iam::111122223333:role/kyc-break-glass"
+UPLOADER = "arn:aws:iam::111122223333:role/onboarding-uploader"
 ROOT_PRINCIPAL = {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
 # Every KMS action that decrypts, re-encrypts or returns/creates data keys, or delegates them (grants).
 USE_ACTIONS = {
@@ -39,6 +40,7 @@ MODES = {
     "defaults": {},
     "all-on": ALL_ON,
     "break-glass": {"BreakGlassRoleArn": BREAK_GLASS},
+    "uploader": {"UploaderRoleArn": UPLOADER},
 }
 
 
@@ -131,6 +133,12 @@ def test_only_stack_roles_conditioned_services_and_break_glass_may_decrypt(trans
                 assert "aws:SourceAccount" in condition or "kms:EncryptionContext" in condition, st["Sid"]
             elif principal == {"Ref": "BreakGlassRoleArn"}:
                 assert st["Sid"] == "BreakGlassRoleMayUseKey" and MODES[mode].get("BreakGlassRoleArn")
+            elif principal == {"Ref": "UploaderRoleArn"}:
+                # the onboarding system's role: only through S3 (multipart uploads), nothing else
+                assert st["Sid"] == "UploaderRoleMayUseKeyThroughS3" and MODES[mode].get("UploaderRoleArn")
+                assert st["Condition"] == {
+                    "StringEquals": {"kms:ViaService": {"Fn::Sub": "s3.${AWS::Region}.amazonaws.com"}}
+                }
             else:
                 assert kind == "AWS" and _role_of(principal) in present, f"{st.get('Sid')}: {principal}"
                 # roles use the key only through a data service or for the execution history
@@ -244,3 +252,13 @@ def test_naming_the_roles_in_the_key_policy_leaves_no_dependency_cycle(transform
     named = {_role_of(p) for st in _key_statements(transformed, ALL_ON) for _, p in _principals(st)} - {None}
     assert named == set(_resources(transformed, "AWS::IAM::Role"))
     assert named <= graph["ScreeningKey"]
+
+
+def test_uploader_statement_exists_only_when_the_parameter_is_set(transformed):
+    sids = {mode: {st.get("Sid") for st in _key_statements(transformed, o)} for mode, o in MODES.items()}
+    assert "UploaderRoleMayUseKeyThroughS3" not in sids["defaults"] | sids["break-glass"]
+    assert "UploaderRoleMayUseKeyThroughS3" in sids["uploader"] & sids["all-on"]  # make iac lints it on
+    pattern = transformed["Parameters"]["UploaderRoleArn"]["AllowedPattern"]
+    assert re.fullmatch(pattern, "") and re.fullmatch(pattern, UPLOADER)
+    for refused in ("*", "arn:aws:iam::111122223333:root", "arn:aws:iam::111122223333:user/alice"):
+        assert not re.fullmatch(pattern, refused), refused
