@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -42,6 +42,16 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         name: make_clip(root / name, width=320, height=240, fps=15, seconds=2.0, **spec)
         for name, spec in specs.items()
     }
+
+
+def crash_in(function_name: str, message: str = "injected crash") -> Callable[[str, dict], None]:
+    """A router fault: every invocation of ``function_name`` raises, as a crashed handler would."""
+
+    def fault(name: str, event: dict) -> None:
+        if name == function_name:
+            raise RuntimeError(message)
+
+    return fault
 
 
 def screen(stack: LocalStack, path: Path, key: str | None = None, timeout_s: float = 120.0) -> dict:

@@ -17,7 +17,7 @@ import pytest
 
 from kyclocal.lambda_router import LocalLambdaContext
 from kyclocal.stack import LocalStack
-from tests.integration.conftest import screen
+from tests.integration.conftest import crash_in, screen
 
 QUIET_S = 3.0  # after the first event, how long a second one is waited for
 
@@ -88,11 +88,7 @@ def test_a_decision_yields_exactly_one_event(
 def test_the_state_machines_own_error_record_gets_one_event(
     stack: LocalStack, subscriber: Subscriber, clips: dict[str, Path]
 ) -> None:
-    def decide_down(name: str, event: dict) -> None:
-        if name == "DecideOutcomeFunction":
-            raise RuntimeError("the decide function is down")
-
-    stack.router.fault = decide_down
+    stack.router.fault = crash_in("DecideOutcomeFunction", "the decide function is down")
     item = screen(stack, clips["hevc.mov"], key="uploads/events/direct-error.mov")
     assert item["recorded_by"] == "state-machine"
 

@@ -19,6 +19,7 @@ import pytest
 
 from kyclocal.stack import STACK_NAME, LocalStack, LocalStackSettings
 from tests.fixtures.clips import make_clip
+from tests.integration.conftest import crash_in
 
 ROOT = Path(__file__).resolve().parents[2]
 SCORED_OR_INVALID = {"PASS", "REVIEW", "REJECT", "INVALID"}
@@ -228,12 +229,8 @@ def test_error_path_leaves_the_terminal_quiet_and_the_stack_log_tells(
     stack's log, never onto the terminal (file descriptors 1 and 2, whoever writes to them)."""
     log = tmp_path / "stack.log"
 
-    def crash(name: str, event: dict) -> None:
-        if name == "ExtractFramesFunction":
-            raise RuntimeError("injected crash")
-
     with LocalStack(LocalStackSettings(frame_count=4, log_path=log)) as stack:
-        stack.router.fault = crash
+        stack.router.fault = crash_in("ExtractFramesFunction")
         ident = stack.upload(small_clips[0], key="uploads/quiet/crash.mp4")
         item = stack.wait_for_decision(ident["submission_id"], timeout_s=120)
     terminal = capfd.readouterr()

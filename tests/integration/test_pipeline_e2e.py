@@ -11,7 +11,7 @@ from kyc.domain.lineage import verify_lineage
 from kyclocal.samples import write_clip
 from kyclocal.stack import STACK_NAME, LocalStack
 from kyclocal.template import TEMPLATE, state_machine_definition
-from tests.integration.conftest import screen
+from tests.integration.conftest import crash_in, screen
 
 SCORED = {"PASS", "REVIEW", "REJECT"}
 MAX_STATE_BYTES = 16 * 1024  # far below the 256 KiB quota; frames would blow through it at once
@@ -118,11 +118,7 @@ def test_pipeline_key_with_special_characters_is_screened(stack: LocalStack, cli
 def test_pipeline_crash_in_extract_records_error_never_pass(
     stack: LocalStack, clips: dict[str, Path]
 ) -> None:
-    def crash(name: str, event: dict) -> None:
-        if name == "ExtractFramesFunction":
-            raise RuntimeError("injected crash")
-
-    stack.router.fault = crash
+    stack.router.fault = crash_in("ExtractFramesFunction", "injected crash")
     item = screen(stack, clips["vp9.webm"], key="uploads/crash/extract.webm")
 
     assert item["decision"] == "ERROR"
@@ -132,11 +128,7 @@ def test_pipeline_crash_in_extract_records_error_never_pass(
 def test_pipeline_endpoint_failure_in_every_batch_ends_in_error(
     stack: LocalStack, clips: dict[str, Path]
 ) -> None:
-    def crash(name: str, event: dict) -> None:
-        if name == "ScoreFramesFunction":
-            raise RuntimeError("injected scoring crash")
-
-    stack.router.fault = crash
+    stack.router.fault = crash_in("ScoreFramesFunction", "injected scoring crash")
     item = screen(stack, clips["hevc.mov"], key="uploads/crash/score.mov")
 
     assert item["decision"] == "ERROR"
@@ -146,11 +138,7 @@ def test_pipeline_endpoint_failure_in_every_batch_ends_in_error(
 def test_pipeline_decide_failure_falls_back_to_direct_error_record(
     stack: LocalStack, clips: dict[str, Path]
 ) -> None:
-    def crash(name: str, event: dict) -> None:
-        if name == "DecideOutcomeFunction":
-            raise RuntimeError("the decide function is down")
-
-    stack.router.fault = crash
+    stack.router.fault = crash_in("DecideOutcomeFunction", "the decide function is down")
     item = screen(stack, clips["h264.mp4"], key="uploads/crash/decide.mp4")
 
     assert item["decision"] == "ERROR"
