@@ -24,7 +24,14 @@ from kyc.domain.failures import reason_for_failure
 from kyc.domain.identity import pseudonymise_key
 from kyc.domain.lineage import build_lineage, sha256_hex
 from kyc.domain.outcomes import Decision
-from kyc.domain.policy import DecisionPolicy, FrameEvidence, PolicyError, decide_outcome
+from kyc.domain.policy import (
+    DecisionPolicy,
+    Finding,
+    FrameEvidence,
+    PolicyError,
+    apply_findings,
+    decide_outcome,
+)
 from kyc.domain.reasons import ReasonCode
 from kyc.domain.record import (
     DecisionContext,
@@ -294,6 +301,7 @@ def _scored(state: dict[str, Any], extraction: dict[str, Any]) -> tuple[Decision
         failed_batches=failed_batches,
         failure_reasons=failures,
     )
+    verdict = apply_findings(verdict, findings(state))
     model = (
         models[0]
         if models and all(m == models[0] for m in models)
@@ -318,6 +326,16 @@ def _scored(state: dict[str, Any], extraction: dict[str, Any]) -> tuple[Decision
         "failed_batches": failed_batches,
     }
     return summary, scores_doc, batch_lineage
+
+
+def findings(state: dict[str, Any]) -> list[Finding]:
+    """What the stages beside the model found that bounds this decision (kyc.domain.policy.Effect).
+
+    Each source reads its own small result from the state (large evidence stays in S3) and adds
+    its findings here; none can turn a decision into a PASS.
+    """
+    found: list[Finding] = []
+    return found
 
 
 def face_count(frame: dict[str, Any]) -> int | None:
