@@ -541,3 +541,31 @@ def test_reconcile_keeps_an_existing_decision(aws: dict[str, Any]) -> None:
 
     assert result == {"recorded": False, "decision": "PASS"}
     assert _item(aws)["execution_arn"] == "arn:1"
+
+
+def test_decide_replay_after_a_crash_restores_the_staged_bytes_even_when_inputs_changed(
+    aws: dict[str, Any],
+) -> None:
+    """Between the crash and the retry the recomputed evidence changes (here the batch result; in
+    production a refreshed policy cache or a new code version): the retry still writes the bytes
+    the record's hashes name, kept in the work bucket before the put, never a recomputation."""
+    app = _decide(aws)
+    state = _scored_state(aws, [0.05] * 4)
+    event = {"mode": "decide", "execution_arn": "arn:1", "state": state}
+
+    def crash(*_: Any) -> bool:
+        raise RuntimeError("killed")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(app.STORE, "put_new", crash)
+        with pytest.raises(RuntimeError):
+            app.lambda_handler(event, FakeContext())
+    _scored_state(aws, [0.06] * 4)  # the same result key now holds other scores
+
+    app.lambda_handler(event, FakeContext())
+
+    item = _item(aws)
+    for name in ("scores", "lineage"):
+        data = _audit_object(aws, f"{name}.json")
+        assert hashlib.sha256(data).hexdigest() == item["artefacts"][f"{name}_sha256"]
+    assert {f["p_fake"] for f in json.loads(_audit_object(aws, "scores.json"))["frames"]} == {0.05}
