@@ -12,11 +12,11 @@ import pytest
 from moto import mock_aws
 
 from kyc.aws.dynamodb_decision_store import DynamoDBDecisionStore
-from kyc.domain.identity import pseudonymise_key, submission_id
+from kyc.domain.identity import submission_id
 from kyc.domain.outcomes import Decision
 from kyc.domain.reasons import ReasonCode
 from kyc.domain.record import DecisionContext, DecisionSummary, build_decision_item
-from tests.unit.functions.handler_loader import FakeContext, load_handler
+from tests.unit.functions.handler_loader import FakeContext, expected_pseudonym, load_handler
 
 INTAKE, WORK, AUDIT, TABLE = "intake", "work", "audit", "decisions"
 RAW_KEY = "uploads/ACME-42/Jane Doe/selfie é+1.mp4"
@@ -128,13 +128,14 @@ def test_erase_by_reference_all_versions_markers_and_frames_deleted(aws: dict[st
         assert RAW_KEY not in text and REFERENCE not in text
         assert record["decision"] == "REJECT" and record["reasons"] == ["HIGH_FAKE_SCORE"]
         assert record["source"]["sha256"] == "c" * 64
-        assert record["source"]["key"] == pseudonymise_key(RAW_KEY)
+        assert record["source"]["key"] == expected_pseudonym(RAW_KEY)
+        assert record["client_reference_pseudonym"] == expected_pseudonym(REFERENCE)
     docs = [
         json.loads(s3.get_object(Bucket=AUDIT, Key=f"decisions/{sid}/erasure.json")["Body"].read())
         for sid in (sid1, sid2)
     ]
     intake = [o for doc in docs for d in doc["deleted"] if d["bucket"] == INTAKE for o in d["objects"]]
-    assert intake == [{"key": pseudonymise_key(RAW_KEY), "versions": 2, "delete_markers": 1}]
+    assert intake == [{"key": expected_pseudonym(RAW_KEY), "versions": 2, "delete_markers": 1}]
     evidence = docs[0]
     assert evidence["request"] == {"by": "client_reference", "request_reference": "DSR-7", "force": False}
     assert RAW_KEY not in json.dumps(evidence) and REFERENCE not in json.dumps(evidence)

@@ -14,7 +14,7 @@ import pytest
 from cfnlint.decode import decode
 from moto import mock_aws
 
-from tests.unit.functions.handler_loader import FakeContext, load_handler
+from tests.unit.functions.handler_loader import FakeContext, expected_pseudonym, load_handler
 from tests.unit.iac.test_template import _role_policy_documents
 
 BUCKET = "intake"
@@ -86,7 +86,10 @@ def test_presign_valid_declaration_returns_200_with_signed_form(app):
     assert body["expires_in"] == 300
     assert headers.get("Cache-Control") == "no-store"
     key = body["key"]
-    assert key.startswith("uploads/ACME-42/") and key.endswith(".mp4")
+    # The folder is the keyed pseudonym of the reference (HMAC under the KMS key), never the reference.
+    folder = expected_pseudonym("ACME-42").replace(":", "-")
+    assert key.startswith(f"uploads/{folder}/") and key.endswith(".mp4")
+    assert "ACME-42" not in key and "acme-42" not in key.lower()
     fields = body["upload"]["fields"]
     assert fields["key"] == key
     assert fields["Content-Type"] == "video/mp4"
@@ -246,6 +249,7 @@ def test_template_presign_role_may_only_put_under_the_upload_prefix_with_the_sta
         "Fn::GetAtt": ["ScreeningKey", "Arn"]
     }
     assert statements["EncryptUploadsWithStackKey"]["Action"] == ["kms:GenerateDataKey"]
+    assert statements["MakeKeyedPseudonyms"]["Resource"] == {"Fn::GetAtt": ["PseudonymKey", "Arn"]}
     actions = {a for st in statements.values() for a in st["Action"]}
     assert actions == {
         "logs:CreateLogStream",
@@ -254,4 +258,5 @@ def test_template_presign_role_may_only_put_under_the_upload_prefix_with_the_sta
         "xray:PutTelemetryRecords",
         "s3:PutObject",
         "kms:GenerateDataKey",
+        "kms:GenerateMac",
     }
