@@ -160,6 +160,26 @@ def test_presign_log_names_neither_key_nor_reference(app, caplog):
     assert "SECRET-REF-9" not in logs and body["key"] not in logs
 
 
+def test_presign_unusable_pseudonym_key_issues_no_form(monkeypatch):
+    """KMS refuses the MAC (here: an encryption key where the HMAC key belongs): the handler fails, so
+    API Gateway answers 502 and no form is issued with a weaker key. Without a reference, no MAC is
+    needed and the form is issued."""
+    with mock_aws():
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=BUCKET)
+        wrong = boto3.client("kms", region_name="us-east-1").create_key()["KeyMetadata"]["Arn"]
+        env = {
+            "KYC_INTAKE_BUCKET": BUCKET,
+            "KYC_KMS_KEY_ID": KEY_ARN,
+            "KYC_MAX_UPLOAD_BYTES": "1000",
+            "KYC_PSEUDONYM_KEY_ARN": wrong,
+        }
+        app = load_handler("presign", env, monkeypatch)
+        with pytest.raises(Exception, match="InvalidKeyUsage"):
+            _call(app, {"content_type": "video/mp4", "size": 5, "client_reference": "ACME-42"})
+        status, body, _ = _call(app, {"content_type": "video/mp4", "size": 5})
+        assert status == 200 and body["key"].startswith("uploads/anonymous/")
+
+
 # --------------------------------------------------------------------------------------------------------
 # template wiring (the lead may move these into tests/unit/iac/test_template.py)
 # --------------------------------------------------------------------------------------------------------
