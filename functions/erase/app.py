@@ -82,9 +82,8 @@ def erase_submission(sid: str, request: ErasureRequest) -> dict[str, Any]:
     if is_erased(item):
         return _outcome(sid, ErasureOutcome.ALREADY_ERASED, erased_at=item["erased_at"])
     now = datetime.now(UTC)
-    pseudonymise_record(
-        item, erased_at=now, reason=request.reason, evidence={}, mac=PSEUDONYM_MAC
-    )  # fails first
+    # fails before deleting: personal data left, or no pseudonym (KMS refused), stops the erasure here
+    pseudonymise_record(item, erased_at=now, reason=request.reason, evidence={}, mac=PSEUDONYM_MAC)
     source = item.get("source") or {}
     bucket, key = source.get("bucket"), source.get("key")
     siblings: list[str] = []
