@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from kyc import settings
 from kyc.aws.dynamodb_decision_store import DynamoDBDecisionStore
 from kyc.aws.errors import SourceMissingError
+from kyc.aws.kms_mac import KmsMac
 from kyc.aws.s3_object_store import S3ObjectStore, canonical_json
 from kyc.aws.ssm_policy_source import PolicyOverrideProvider
 from kyc.domain.failures import reason_for_failure
@@ -46,6 +47,7 @@ RESOURCES = settings.stack_resources()
 STORE = S3ObjectStore(kms_key_id=RESOURCES.kms_key_id)
 DECISIONS = DynamoDBDecisionStore(RESOURCES.decisions_table)
 POLICY_SOURCE = PolicyOverrideProvider() if RESOURCES.policy_parameter else None
+PSEUDONYM_MAC = KmsMac(settings.pseudonym_key_id())
 POLICY_CACHE_SECONDS = 300
 
 
@@ -211,7 +213,7 @@ def _record(event: dict[str, Any], state: dict[str, Any]) -> Recorded:
         }
     lineage = build_lineage(
         submission=submission,
-        pseudonymous_key=pseudonymise_key(submission["key"]),
+        pseudonymous_key=pseudonymise_key(submission["key"], PSEUDONYM_MAC),
         execution_arn=event.get("execution_arn"),
         validation=validation,
         frames=_frames_lineage(state),

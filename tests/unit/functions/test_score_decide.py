@@ -16,7 +16,7 @@ from kyc.aws.s3_object_store import canonical_json
 from kycserve.faults import Fault, FaultInjector
 from kycserve.models import load_model
 from kycserve.server import start_server, stop
-from tests.unit.functions.handler_loader import FakeContext, load_handler
+from tests.unit.functions.handler_loader import FakeContext, expected_pseudonym, load_handler
 from tests.unit.serving.helpers import solid_frame, write_onnx_config
 
 WORK, AUDIT, TABLE, BUS = "work", "audit", "decisions", "decisions-bus"
@@ -396,6 +396,8 @@ def test_decide_refused_upload_is_invalid_with_lineage(aws: dict[str, Any]) -> N
     )
     assert lineage["source"]["sha256"] == "b" * 64
     assert "ref-7/selfie.mp4" not in json.dumps(lineage)  # the key is pseudonymised in the audit trail
+    assert "ref-7" not in json.dumps(lineage)
+    assert lineage["source"]["key"] == expected_pseudonym("uploads/ref-7/selfie.mp4")
 
 
 def test_decide_policy_override_from_ssm(aws: dict[str, Any]) -> None:
