@@ -125,6 +125,11 @@ def test_calibration_of_other_thresholds_does_not_describe_the_policy() -> None:
         DecisionPolicy.from_mapping({"pass_threshold": 0.3, "calibration": _calibration()})
     with pytest.raises(PolicyError, match="recalibrate"):
         DecisionPolicy.from_mapping({"aggregator": "mean", "calibration": _calibration()})
+    with pytest.raises(PolicyError, match="recalibrate"):  # more auto-REJECTs were never measured
+        DecisionPolicy.from_mapping({"reject_threshold": 0.6, "calibration": _calibration()})
+    # the incident brake: fewer PASSes than measured (runbook 2.1), the calibration still binds
+    braked = DecisionPolicy.from_mapping({"pass_threshold": 0.0, "calibration": _calibration()})
+    assert braked.calibration is not None and braked.calibration.pass_threshold == 0.2
     policy = DecisionPolicy.from_mapping({"calibration": copy.deepcopy(_calibration())})
     assert policy.calibration is not None and DecisionPolicy.from_mapping(policy.to_dict()) == policy
 

@@ -151,7 +151,9 @@ class DecisionPolicy:
         self._check_calibration()
 
     def _check_calibration(self) -> None:
-        """A calibration measured other thresholds than these does not describe this policy."""
+        """A calibration measured other thresholds than these does not describe this policy. Only a
+        lower pass threshold is allowed without recalibrating (an incident brake: fewer PASSes, so the
+        measured APCER stays an upper bound); anything else was never measured."""
         if self.calibration is None:
             return
         calibration = self.calibration
@@ -159,7 +161,7 @@ class DecisionPolicy:
             calibration = Calibration.from_mapping(calibration)
             object.__setattr__(self, "calibration", calibration)
         measured = (calibration.pass_threshold, calibration.reject_threshold, calibration.aggregator)
-        if measured != (self.pass_threshold, self.reject_threshold, self.aggregator):
+        if self.pass_threshold > measured[0] or measured[1:] != (self.reject_threshold, self.aggregator):
             raise PolicyError(
                 f"calibration measured pass {measured[0]}, reject {measured[1]}, aggregator {measured[2]}; "
                 f"this policy has pass {self.pass_threshold}, reject {self.reject_threshold}, aggregator "
