@@ -21,6 +21,8 @@ from kyc.aws.errors import SourceMissingError
 from kyc.aws.kms_mac import KmsMac
 from kyc.aws.s3_object_store import S3ObjectStore, canonical_json
 from kyc.aws.ssm_policy_source import PolicyOverrideProvider
+from kyc.domain.binding import model_binding_findings
+from kyc.domain.contract import CONTRACT_VERSION
 from kyc.domain.failures import reason_for_failure
 from kyc.domain.identity import pseudonymise_key
 from kyc.domain.lineage import build_lineage, sha256_hex
@@ -338,7 +340,11 @@ def _scored(state: dict[str, Any], extraction: dict[str, Any]) -> tuple[Decision
         failed_batches=failed_batches,
         failure_reasons=failures,
     )
-    verdict = apply_findings(verdict, findings(state))
+    found = findings(state)
+    # --- calibration: thresholds measured for another model (or none) decide nothing (MODEL_NOT_CALIBRATED)
+    binding = model_binding_findings(policy.calibration, models, CONTRACT_VERSION)
+    calibrated_view = apply_findings(verdict, found) if binding else None
+    verdict = apply_findings(verdict, [*found, *binding])
     model = (
         models[0]
         if models and all(m == models[0] for m in models)
@@ -362,6 +368,11 @@ def _scored(state: dict[str, Any], extraction: dict[str, Any]) -> tuple[Decision
         "frames": frames,  # per-frame scores, faces and quality flags: for reviewers, never for clients
         "failed_batches": failed_batches,
     }
+    if calibrated_view is not None:  # for `kycscreen evaluate`: what these thresholds decide once bound
+        scores_doc["decision_if_calibrated"] = {
+            "decision": str(calibrated_view.decision),
+            "reasons": [str(r) for r in calibrated_view.reasons],
+        }
     return summary, scores_doc, batch_lineage
 
 

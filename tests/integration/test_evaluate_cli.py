@@ -17,6 +17,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 from kyc.media.contact_sheet import decode_image
 from kyclocal.commands import evaluate, run
+from kyclocal.policy_file import role_played_policy
 from kyclocal.samples import write_clip
 from tests.fixtures.clips import make_clip
 from tests.unit.serving.helpers import write_onnx_config
@@ -121,11 +122,16 @@ def test_run_contact_sheet_writes_png_for_review_only(tmp_path: Path) -> None:
     uncertain = make_clip(tmp_path / "u.mp4", width=128, height=128, fps=8, seconds=1.2, colour=(128, 10, 60))
     genuine = write_clip(tmp_path / "g.mp4", "mp4", "libx264", {"preset": "ultrafast"}, seconds=1.2, fps=8)
     sheets = tmp_path / "sheets"
+    policy = (
+        tmp_path / "policy.json"
+    )  # the face model's calibrated policy (role-played), as run --policy takes it
+    model = {"name": "tiny-red", "version": "1.0.0"}
+    policy.write_text(json.dumps(role_played_policy(model, pass_threshold=0.2, reject_threshold=0.9)))
     args = _parse(
         run,
         [
             *("run", str(uncertain), str(genuine), "--json", "--model", "onnx", "--onnx-config", str(config)),
-            *("--frames", "8", "--contact-sheet", str(sheets)),
+            *("--frames", "8", "--contact-sheet", str(sheets), "--policy", str(policy)),
         ],
     )
     out = io.StringIO()

@@ -64,6 +64,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="screenings run at once (default: one per CPU); more only slows every file down",
     )
     run.add_argument(
+        "--policy",
+        type=Path,
+        metavar="FILE",
+        help="decision policy document (kycscreen evaluate --write-policy), served as the SSM override",
+    )
+    run.add_argument(
         "--contact-sheet",
         type=Path,
         metavar="DIR",
@@ -86,6 +92,15 @@ def cmd_run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from kyclocal.state import state_directory
 
     out = out or sys.stdout
+    policy = None
+    if getattr(args, "policy", None) is not None:
+        from kyclocal.policy_file import PolicyFileError, read_policy
+
+        try:
+            policy = read_policy(args.policy)
+        except PolicyFileError as exc:
+            print(f"kycscreen run: {exc}", file=sys.stderr)
+            return 2
     state_dir = (
         None if getattr(args, "no_state", False) else state_directory(getattr(args, "state_dir", None))
     )
@@ -95,6 +110,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         frame_count=args.frames,
         state_dir=state_dir,
         max_running_executions=getattr(args, "concurrency", None),
+        policy=policy,
     )
     sheets: Path | None = getattr(args, "contact_sheet", None)
 
