@@ -21,6 +21,7 @@ from typing import Any, TextIO
 
 from kyc.domain.evaluation import EvaluationError, decision_rates, evaluate, propose_thresholds
 from kyc.domain.policy import DecisionPolicy
+from kyc.domain.provenance import evidence_counts
 from kyclocal.commands.run import screen_files
 from kyclocal.stack import LocalStack, LocalStackSettings
 
@@ -104,6 +105,7 @@ def cmd_evaluate(args: argparse.Namespace, out: TextIO | None = None) -> int:
     )
     with LocalStack(settings) as stack:
         rows = screen_files(stack, [f.path for f in labelled], timeout=args.timeout)
+        provenance = [_provenance(stack, row) for row in rows]
     try:
         result = evaluation_result(
             labelled,
@@ -113,6 +115,7 @@ def cmd_evaluate(args: argparse.Namespace, out: TextIO | None = None) -> int:
             max_apcer=args.max_apcer,
             max_bpcer=args.max_bpcer,
             max_review_rate=args.max_review_rate,
+            provenance=provenance,
         )
     except EvaluationError as exc:
         print(f"kycscreen evaluate: {exc}", file=sys.stderr)
@@ -134,8 +137,10 @@ def evaluation_result(
     max_apcer: float,
     max_bpcer: float,
     max_review_rate: float | None = None,
+    provenance: list[dict[str, Any] | None] | None = None,
 ) -> dict[str, Any]:
-    """Rates at the current thresholds, a threshold proposal for the targets, and its rates."""
+    """Rates at the current thresholds, a threshold proposal for the targets, and its rates; with
+    ``provenance`` (each decision record's evidence), its counts per label class."""
     scores = [scored(row) for row in rows]
     labels = [f.label for f in labelled]
     types = [f.attack_type for f in labelled]
@@ -180,6 +185,7 @@ def evaluation_result(
         "pipeline": pipeline.to_dict(),
         "current": current.to_dict(),
         "targets": {"max_apcer": max_apcer, "max_bpcer": max_bpcer, "max_review_rate": max_review_rate},
+        "provenance": evidence_counts(labels, provenance) if provenance is not None else None,
         "proposal": {
             "pass_threshold": proposal.pass_threshold,
             "reject_threshold": proposal.reject_threshold,
@@ -187,6 +193,12 @@ def evaluation_result(
             "rates": at_proposal.to_dict(),
         },
     }
+
+
+def _provenance(stack: LocalStack, row: dict[str, Any]) -> dict[str, Any] | None:
+    """The provenance evidence the decision record keeps (docs/provenance.md), if there is a record."""
+    item = stack.decision(row["submission_id"]) if row.get("submission_id") else None
+    return (item or {}).get("provenance")
 
 
 def scored(row: dict[str, Any]) -> float | None:
@@ -238,6 +250,11 @@ def print_report(result: dict[str, Any], out: TextIO) -> None:
         file=out,
     )
     _print_rates(proposal["rates"], out)
+    if result.get("provenance"):
+        print("\nprovenance evidence per label class (C2PA, declared sources, forensic signals):", file=out)
+        for label, counts in result["provenance"].items():
+            shown = ", ".join(f"{k} {v}" for k, v in counts.items()) or "-"
+            print(f"  {label:8} {shown}", file=out)
     print(
         "\nIntervals are 95 % Wilson intervals; with few videos they are wide: read them before the point "
         "values.",

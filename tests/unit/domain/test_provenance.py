@@ -16,7 +16,7 @@ from kyc.domain.policy import (
     apply_findings,
     decide_outcome,
 )
-from kyc.domain.provenance import ProvenancePolicy, assess, forensic_signals
+from kyc.domain.provenance import ProvenancePolicy, assess, evidence_counts, forensic_signals, sheet_lines
 from kyc.domain.reasons import ReasonCode
 
 UPLOAD = "2026-11-29T12:00:00Z"
@@ -201,3 +201,33 @@ def test_assessment_records_everything_it_read() -> None:
         Finding(ReasonCode.DECLARED_SYNTHETIC, Effect.REJECT)
         in assess(c2pa, None, received_at=None, policy=ProvenancePolicy()).findings
     )
+
+
+def test_evidence_counts_per_label_class() -> None:
+    synthetic = assess(
+        manifest("trainedAlgorithmicMedia"), None, received_at=UPLOAD, policy=ProvenancePolicy()
+    )
+    edited = assess(
+        {"state": "absent"}, APPLE | {"encoder": "Lavf60"}, received_at=UPLOAD, policy=ProvenancePolicy()
+    )
+    records = [synthetic.to_dict(), edited.to_dict(), None]
+
+    counts = evidence_counts(["attack", "genuine", "genuine"], records)
+
+    assert counts["attack"] == {
+        "c2pa:present": 1,
+        "finding:DECLARED_SYNTHETIC": 1,
+        "source:trainedAlgorithmicMedia": 1,
+    }
+    assert counts["genuine"] == {"c2pa:absent": 1, "c2pa:not read": 1, "signal:editing_software": 1}
+
+
+def test_sheet_lines_say_what_a_reviewer_needs() -> None:
+    evidence = assess(manifest("trainedAlgorithmicMedia"), APPLE | {"encoder": "Lavf60"}, received_at=UPLOAD,
+                      policy=ProvenancePolicy()).to_dict()  # fmt: skip
+
+    first, second = sheet_lines(evidence)
+
+    assert "c2pa present" in first and "signer" in first and "trainedAlgorithmicMedia" in first
+    assert "DECLARED_SYNTHETIC" in first and second == "forensics editing_software"
+    assert sheet_lines(None) == []

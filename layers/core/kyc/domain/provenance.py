@@ -320,3 +320,51 @@ def _time(value: Any) -> datetime | None:
 
 def reason_codes(signals: Iterable[Signal]) -> list[str]:
     return list(dict.fromkeys(str(FORENSIC_REASONS[s.name]) for s in signals))
+
+
+def evidence_counts(
+    labels: Iterable[str], records: Iterable[Mapping[str, Any] | None]
+) -> dict[str, dict[str, int]]:
+    """Per label class, how many decisions showed each piece of provenance evidence (for
+    ``kycscreen evaluate``): ``c2pa:<state>``, ``source:<type>``, ``signal:<name>``, ``finding:<reason>``.
+    Read them before turning a forensic rule on: a signal as common among genuine videos as among
+    attacks only sends honest applicants to review."""
+    counts: dict[str, dict[str, int]] = {}
+    for label, record in zip(labels, records, strict=True):
+        bucket = counts.setdefault(label, {})
+        keys: list[str] = []
+        if record:
+            c2pa = record.get("c2pa") or {}
+            keys.append(f"c2pa:{c2pa.get('state') or 'not read'}")
+            keys += [f"source:{s.get('type')}" for s in _entries(c2pa.get("source_types"))]
+            keys += [f"signal:{s.get('name')}" for s in _entries(record.get("signals"))]
+            keys += [f"finding:{f.get('reason')}" for f in _entries(record.get("findings"))]
+        else:
+            keys.append("c2pa:not read")
+        for key in dict.fromkeys(keys):
+            bucket[key] = bucket.get(key, 0) + 1
+    return {label: dict(sorted(found.items())) for label, found in counts.items()}
+
+
+def _entries(value: Any) -> list[Mapping[str, Any]]:
+    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
+
+
+def sheet_lines(evidence: Mapping[str, Any] | None) -> list[str]:
+    """What a reviewer's contact sheet says about provenance, in two short lines (or none when
+    nothing was read): the C2PA state, signer trust and declared sources; the forensic signals."""
+    if not evidence:
+        return []
+    c2pa = evidence.get("c2pa") or {}
+    state = c2pa.get("state") or "not read"
+    parts = [f"c2pa {state}"]
+    if state == "present":
+        parts.append(f"{c2pa.get('validation_state') or '?'}, signer {c2pa.get('trust') or 'unknown'}")
+        sources = [str(s.get("type")) for s in _entries(c2pa.get("source_types"))]
+        if sources:
+            parts.append("declares " + ",".join(dict.fromkeys(sources)))
+    findings = [str(f.get("reason")) for f in _entries(evidence.get("findings"))]
+    if findings:
+        parts.append("findings " + ",".join(findings))
+    signals = [str(s.get("name")) for s in _entries(evidence.get("signals"))]
+    return [", ".join(parts), "forensics " + (",".join(signals) if signals else "none")]
