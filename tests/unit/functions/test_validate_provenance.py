@@ -10,7 +10,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.fixtures.c2pa_clips import ThrowawayCA, make_ca, manifest, sign
+from tests.fixtures.c2pa_clips import ThrowawayCA, append_manifest_box, make_ca, manifest, sign
 from tests.fixtures.clips import make_clip
 from tests.unit.functions import test_validate_extract as base
 from tests.unit.functions.handler_loader import FakeContext, load_handler
@@ -68,3 +68,16 @@ def test_validate_refused_upload_reads_no_provenance(aws: dict[str, Any]) -> Non
     )
 
     assert result["accepted"] is False and result["provenance"] == {"c2pa": None, "container": None}
+
+
+def test_validate_huge_manifest_is_bounded_and_the_upload_still_screened(
+    aws: dict[str, Any], synthetic: Path, tmp_path: Path
+) -> None:
+    huge = append_manifest_box(synthetic, tmp_path / "huge.mp4", 6 * 1024 * 1024)
+    app = load_handler("validate", {}, aws["monkeypatch"])
+
+    result = app.lambda_handler({"submission": base._submission(aws, huge.read_bytes())}, FakeContext())
+
+    assert result["accepted"] is True
+    c2pa = result["provenance"]["c2pa"]
+    assert c2pa["state"] == "oversized" and c2pa["manifest_bytes"] > 6 * 1024 * 1024
