@@ -160,14 +160,15 @@ def _record(event: dict[str, Any], state: dict[str, Any]) -> Recorded:
     summary, scores_doc, batch_lineage = _summarise(event.get("mode", "decide"), state)
     artefacts: dict[str, str] = {}
     evidence: list[EvidenceObject] = []
-    provenance_evidence = provenance(state).to_dict() | {"policy": PROVENANCE_POLICY.to_dict()}
+    assessment = provenance(state)
+    rules = {"policy": PROVENANCE_POLICY.to_dict()}
     decision_lineage: dict[str, Any] = {
         "decision": str(summary.decision),
         "reasons": [str(r) for r in summary.reasons],
         "score": summary.score,
         "policy": summary.policy,
         "model": summary.model,
-        "provenance": provenance_evidence,
+        "provenance": assessment.audit_dict() | rules,  # lineage.json outlives an erasure
     }
     if scores_doc is not None:
         scores = _evidence_object(f"decisions/{sid}/scores.json", canonical_json(scores_doc))
@@ -203,7 +204,7 @@ def _record(event: dict[str, Any], state: dict[str, Any]) -> Recorded:
     item = build_decision_item(
         summary, context, now=datetime.now(UTC), retention_days=RESOURCES.retention_days
     )
-    item["provenance"] = provenance_evidence  # beside the decision, for its reader (docs/provenance.md)
+    item["provenance"] = assessment.to_dict() | rules  # beside the decision; erasure drops it
     lineage_log = {
         "stage": "decide",
         "submission_id": sid,

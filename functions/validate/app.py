@@ -13,6 +13,7 @@ from kyc.aws.errors import ObjectTooLargeError
 from kyc.aws.s3_object_store import S3ObjectStore
 from kyc.aws.ssm_policy_source import PolicyOverrideProvider
 from kyc.domain.identity import pseudonymise_key
+from kyc.domain.provenance import audit_view
 from kyc.domain.reasons import ReasonCode
 from kyc.media import c2pa_manifest
 from kyc.media.c2pa_manifest import C2paConfig
@@ -64,7 +65,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "accepted": result["accepted"],
             "reason": result["reason"],
             "sandbox": None if usage is None else usage.to_dict(),
-            "provenance": result["provenance"],
+            "provenance": audit_view(**result["provenance"]),  # logs outlive an erasure
             "c2pa_sandbox": None if provenance is None or provenance[1] is None else provenance[1].to_dict(),
         },
         parameters={

@@ -89,3 +89,35 @@ def test_forensic_rule_turned_on_bounds_a_pass_to_review(aws: dict[str, Any]) ->
     result = _run(aws, [0.05] * 4, None, EDITED, KYC_FORENSIC_RULES="editing_software")
 
     assert result["decision"] == "REVIEW" and "EDITING_SOFTWARE" in result["reasons"]
+
+
+def test_kept_audit_trail_explains_without_narrowing_down_the_applicant(aws: dict[str, Any]) -> None:
+    phone = {
+        "major_brand": "qt  ",
+        "handler": "Core Media Video",
+        "codec": "hevc",
+        "make": "Apple",
+        "model": "iPhone 14 Pro",
+        "software": "16.4.1",
+        "creation_time": "2026-11-29T11:58:07Z",
+        "movie_created": "2026-11-29T11:58:07+00:00",
+        "movie_modified": "2026-11-29T11:58:07+00:00",
+    }
+    signer = SYNTHETIC | {"signer": {"issuer": "Gen Inc", "common_name": "Jane Doe", "serial": "123456789"}}
+
+    _run(aws, [0.05] * 4, signer, phone)
+
+    lineage = json.dumps(_lineage(aws))
+    for private in ("iPhone 14 Pro", "16.4.1", "11:58:07", "Jane Doe", "123456789"):
+        assert private not in lineage, private
+    evidence = _lineage(aws)["decision"]["provenance"]
+    assert evidence["findings"] == [{"reason": "DECLARED_SYNTHETIC", "effect": "REJECT"}]
+    assert evidence["c2pa"]["signer"] == {"issuer": "Gen Inc", "alg": None}
+    assert evidence["container"]["make"] == "Apple" and evidence["container"]["codec"] == "hevc"
+    item = base._item(aws)  # the record has everything; an erasure drops it (not on the keep list)
+    assert item["provenance"]["container"]["model"] == "iPhone 14 Pro"
+    assert item["provenance"]["c2pa"]["signer"]["common_name"] == "Jane Doe"
+
+    from kyc.domain.erasure import KEPT_FIELDS
+
+    assert "provenance" not in KEPT_FIELDS

@@ -172,6 +172,7 @@ class ProvenanceAssessment:
     findings: tuple[Finding, ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
+        """Everything, for the decision record (which an erasure drops: it is not on its keep list)."""
         return {
             "c2pa": dict(self.c2pa) if self.c2pa is not None else None,
             "container": dict(self.container) if self.container is not None else None,
@@ -180,6 +181,16 @@ class ProvenanceAssessment:
             "manifest_problems": list(self.manifest_problems),
             "signals": [s.to_dict() for s in self.signals],
             "findings": [{"reason": str(f.reason), "effect": str(f.effect)} for f in self.findings],
+        }
+
+    def audit_dict(self) -> dict[str, Any]:
+        """What the kept audit trail (lineage.json, logs) records: enough to explain the decision,
+        nothing that narrows down the applicant (no device model, no capture times, no signer's name;
+        docs/provenance.md, docs/erasure.md)."""
+        full = self.to_dict()
+        return full | {
+            **audit_view(self.c2pa, self.container),
+            "signals": [{"name": s.name} for s in self.signals],
         }
 
 
@@ -368,3 +379,27 @@ def sheet_lines(evidence: Mapping[str, Any] | None) -> list[str]:
         parts.append("findings " + ",".join(findings))
     signals = [str(s.get("name")) for s in _entries(evidence.get("signals"))]
     return [", ".join(parts), "forensics " + (",".join(signals) if signals else "none")]
+
+
+# Kept in the audit trail (lineage.json, log records), which outlives an erasure: what explains a
+# decision, not what narrows down who recorded the video or when.
+AUDIT_C2PA_DROPPED = frozenset({"remote_url"})
+AUDIT_SIGNER_FIELDS = ("issuer", "alg")
+AUDIT_CONTAINER_FIELDS = (
+    "format", "major_brand", "compatible_brands", "encoder", "video_encoder", "handler", "codec", "make",
+)  # fmt: skip
+
+
+def audit_view(c2pa: Mapping[str, Any] | None, container: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The C2PA summary without the signer's name and serial, and the container's brand, tags and
+    maker without model, software version or times."""
+    kept_c2pa = None
+    if c2pa is not None:
+        kept_c2pa = {k: v for k, v in c2pa.items() if k not in AUDIT_C2PA_DROPPED}
+        signer = c2pa.get("signer")
+        if isinstance(signer, Mapping):
+            kept_c2pa["signer"] = {k: signer.get(k) for k in AUDIT_SIGNER_FIELDS}
+    kept_container = None
+    if container is not None:
+        kept_container = {k: container.get(k) for k in AUDIT_CONTAINER_FIELDS}
+    return {"c2pa": kept_c2pa, "container": kept_container}
