@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from kyclocal.stack import LocalStack
-from tests.fixtures.c2pa_clips import garbage_manifest, make_ca, manifest, sign, tamper
+from tests.fixtures.c2pa_clips import make_ca, manifest, sign, signed_set
 from tests.fixtures.clips import make_clip
 from tests.integration.conftest import CORPUS, screen
 
@@ -26,13 +26,7 @@ def signed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("c2pa-stack")
     ca = make_ca()
     clip = make_clip(root / "clip.mp4", width=320, height=240, fps=15, seconds=2.0)
-    files = {
-        "unsigned": clip,
-        "synthetic": sign(clip, root / "synthetic.mp4", ca, manifest("trainedAlgorithmicMedia")),
-        "captured": sign(clip, root / "captured.mp4", ca, manifest("digitalCapture", generator="Camera")),
-    }
-    files["tampered"] = tamper(files["captured"], root / "tampered.mp4")
-    files["garbage"] = garbage_manifest(files["synthetic"], root / "garbage.mp4")
+    files = signed_set(clip, root, ca)
     if PHONE.exists():
         files["phone_synthetic"] = sign(
             PHONE, root / "phone-synthetic.mp4", ca, manifest("compositeSynthetic")

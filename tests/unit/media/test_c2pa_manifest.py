@@ -21,14 +21,7 @@ from kyc.media import c2pa_manifest, isolated
 from kyc.media.c2pa_manifest import C2paConfig, read_c2pa, reader_settings
 from kyc.media.isolated import read_c2pa_isolated
 from kyc.media.sandbox import SandboxLimits
-from tests.fixtures.c2pa_clips import (
-    garbage_manifest,
-    inflate_manifest,
-    make_ca,
-    manifest,
-    sign,
-    tamper,
-)
+from tests.fixtures.c2pa_clips import inflate_manifest, make_ca, manifest, signed_set
 from tests.fixtures.clips import make_clip
 
 CORPUS = Path(__file__).resolve().parents[3].parent / "shared" / "corpus" / "media"
@@ -40,14 +33,8 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("c2pa")
     ca = make_ca()
     clip = make_clip(root / "clip.mp4", width=320, height=240, fps=15, seconds=1.0)
-    files = {
-        "unsigned": clip,
-        "synthetic": sign(clip, root / "synthetic.mp4", ca, manifest("trainedAlgorithmicMedia")),
-        "captured": sign(clip, root / "captured.mp4", ca, manifest("digitalCapture", generator="Camera")),
-        "webm": make_clip(root / "clip.webm", codec="vp9", container="webm", seconds=1.0),
-    }
-    files["tampered"] = tamper(files["captured"], root / "tampered.mp4")
-    files["garbage"] = garbage_manifest(files["synthetic"], root / "garbage.mp4")
+    files = signed_set(clip, root, ca)
+    files["webm"] = make_clip(root / "clip.webm", codec="vp9", container="webm", seconds=1.0)
     files["huge"] = inflate_manifest(files["synthetic"], root / "huge.mp4", extra=5 * 1024 * 1024)
     (root / "ca.pem").write_bytes(ca.root_pem)
     (root / "other-ca.pem").write_bytes(make_ca().root_pem)
