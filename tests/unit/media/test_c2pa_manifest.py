@@ -90,6 +90,16 @@ def test_corpus_phone_clips_carry_no_manifest(name: str) -> None:
     assert read_c2pa(path, C2paConfig()).state == "absent"
 
 
+def test_container_the_reader_cannot_parse_without_a_c2pa_box_is_absent_not_invalid() -> None:
+    path = CORPUS / "mp4parse__no_timescale.mp4"  # c2pa-rs: "Box size extends beyond asset bounds"
+    if not path.exists():
+        pytest.skip("corpus not present")
+
+    summary = read_c2pa(path, C2paConfig())
+
+    assert summary.state == "absent" and "reader failed" in (summary.detail or "")
+
+
 def test_webm_is_not_looked_into(made: dict[str, Path]) -> None:
     assert read_c2pa(made["webm"], C2paConfig()).state == "unsupported"
 

@@ -119,6 +119,11 @@ def read_c2pa(path: str | os.PathLike[str], config: C2paConfig) -> C2paSummary:
         detail = _text(exc)
         if isinstance(exc, c2pa.C2paError.RemoteManifest) or detail.startswith("Remote:"):
             return C2paSummary("remote", remote_url=detail, reader=reader_name)
+        if not layout.c2pa_boxes:
+            # c2pa-rs's box parser is stricter than FFmpeg's; a file with no C2PA box that it cannot
+            # parse has no manifest, and must not be held against the applicant as a broken one
+            detail = f"no C2PA box; the reader failed: {detail}"
+            return C2paSummary("absent", detail=_clip(detail), reader=reader_name)
         return C2paSummary("unreadable", detail=detail, manifest_bytes=layout.c2pa_bytes, reader=reader_name)
     finally:
         context.close()
