@@ -144,5 +144,6 @@ def test_run_contact_sheet_writes_png_for_review_only(tmp_path: Path) -> None:
     assert passed["decision"] == "PASS", passed
     assert "contact_sheet" not in passed
     sheet = decode_image(Path(review["contact_sheet"]).read_bytes())
-    assert (sheet.width, sheet.height) == (4 + 8 * (192 + 4), 4 + 192 + (14 + 2 * 4) + 4)
+    provenance_lines = 2 * (7 + 4) + 4  # "c2pa absent" and "forensics ..." above the grid
+    assert (sheet.width, sheet.height) == (4 + 8 * (192 + 4), provenance_lines + 4 + 192 + (14 + 2 * 4) + 4)
     assert sorted(p.name for p in sheets.iterdir()) == [f"{review['submission_id']}.png"]
