@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.server
 import io
+import json
 import os
 import signal
 import threading
@@ -16,12 +17,14 @@ from pathlib import Path
 
 import c2pa
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kyc.media import c2pa_manifest, isolated
 from kyc.media.c2pa_manifest import C2paConfig, read_c2pa, reader_settings
 from kyc.media.isolated import read_c2pa_isolated
 from kyc.media.sandbox import SandboxLimits
-from tests.fixtures.c2pa_clips import inflate_manifest, make_ca, manifest, signed_set
+from tests.fixtures.c2pa_clips import C2PA_UUID, inflate_manifest, make_ca, manifest, signed_set
 from tests.fixtures.clips import make_clip
 
 CORPUS = Path(__file__).resolve().parents[3].parent / "shared" / "corpus" / "media"
@@ -238,3 +241,35 @@ def test_manifest_text_is_bounded_and_printable() -> None:
     )
     assert len(summary.actions) == c2pa_manifest.MAX_ITEMS
     assert all(len(s["uri"]) <= c2pa_manifest.MAX_TEXT for s in summary.source_types)
+
+
+STATES = {"absent", "present", "unsupported", "remote", "oversized", "unreadable"}
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_hostile_manifest_stores_always_end_in_a_summary(made: dict[str, Path], tmp_path: Path, data) -> None:
+    """Noise in the C2PA box, a signed store cut or corrupted at a random place: the sandboxed read
+    always answers with a bounded summary, whatever the bytes."""
+    signed = made["synthetic"].read_bytes()
+    at = signed.find(C2PA_UUID) - 8
+    size = int.from_bytes(signed[at : at + 4], "big")
+    kind = data.draw(st.sampled_from(["noise", "flip", "cut"]))
+    body = bytearray(signed)
+    if kind == "noise":
+        payload = data.draw(st.binary(min_size=0, max_size=4096))
+        box = (8 + 16 + len(payload)).to_bytes(4, "big") + b"uuid" + C2PA_UUID + payload
+        body = bytearray(made["unsigned"].read_bytes() + box)
+    elif kind == "flip":
+        for offset in data.draw(st.lists(st.integers(at + 24, at + size - 1), min_size=1, max_size=8)):
+            body[offset] ^= data.draw(st.integers(1, 255))
+    else:  # the store ends early but its box still claims the full size
+        cut = data.draw(st.integers(at + 24, at + size - 1))
+        body = body[:cut]
+    path = tmp_path / f"hostile-{kind}.mp4"
+    path.write_bytes(bytes(body))
+
+    summary, _ = read_c2pa_isolated(path, C2paConfig(), SANDBOX)
+
+    assert summary.state in STATES
+    assert len(json.dumps(summary.to_dict())) < 16_384
