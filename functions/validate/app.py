@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kyc import settings
 from kyc.aws.errors import ObjectTooLargeError
+from kyc.aws.kms_mac import KmsMac
 from kyc.aws.s3_object_store import S3ObjectStore
 from kyc.aws.ssm_policy_source import PolicyOverrideProvider
 from kyc.domain.identity import pseudonymise_key
@@ -25,6 +26,7 @@ from kyc.observability import count, log_lineage, logger, metrics, stage_duratio
 LIMITS = settings.media_limits()
 MEMORY_FRACTION = settings.sandbox_memory_fraction()
 STORE = S3ObjectStore()
+PSEUDONYM_MAC = KmsMac(settings.pseudonym_key_id())
 C2PA = settings.c2pa_reading()
 TRUST_SOURCE = PolicyOverrideProvider() if C2PA.trust_parameter else None
 TRUST_CACHE_SECONDS = 300
@@ -55,7 +57,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         submission["submission_id"],
         execution_arn=event.get("execution_arn"),
         inputs={
-            "object": pseudonymise_key(submission["key"]),
+            "object": pseudonymise_key(submission["key"], PSEUDONYM_MAC),
             "version_id": submission.get("version_id"),
             "etag": submission.get("etag"),
         },
