@@ -35,6 +35,7 @@ from kyc.domain.policy import (
     apply_findings,
     decide_outcome,
 )
+from kyc.domain.provenance import ProvenanceAssessment, assess
 from kyc.domain.reasons import ReasonCode
 from kyc.domain.record import (
     DecisionContext,
@@ -46,6 +47,7 @@ from kyc.observability import count, log_lineage, logger, metrics, stage_duratio
 from kyc.version import code_version
 
 RESOURCES = settings.stack_resources()
+PROVENANCE_POLICY = settings.provenance_policy()
 STORE = S3ObjectStore(kms_key_id=RESOURCES.kms_key_id)
 DECISIONS = DynamoDBDecisionStore(RESOURCES.decisions_table)
 POLICY_SOURCE = PolicyOverrideProvider() if RESOURCES.policy_parameter else None
@@ -197,12 +199,15 @@ def _record(event: dict[str, Any], state: dict[str, Any]) -> Recorded:
     summary, scores_doc, batch_lineage = _summarise(event.get("mode", "decide"), state)
     artefacts: dict[str, str] = {}
     evidence: list[EvidenceObject] = []
+    assessment = provenance(state)
+    rules = {"policy": PROVENANCE_POLICY.to_dict()}
     decision_lineage: dict[str, Any] = {
         "decision": str(summary.decision),
         "reasons": [str(r) for r in summary.reasons],
         "score": summary.score,
         "policy": summary.policy,
         "model": summary.model,
+        "provenance": assessment.audit_dict() | rules,  # lineage.json outlives an erasure
     }
     if scores_doc is not None:
         scores = _evidence_object(f"decisions/{sid}/scores.json", canonical_json(scores_doc))
@@ -238,6 +243,7 @@ def _record(event: dict[str, Any], state: dict[str, Any]) -> Recorded:
     item = build_decision_item(
         summary, context, now=datetime.now(UTC), retention_days=RESOURCES.retention_days
     )
+    item["provenance"] = assessment.to_dict() | rules  # beside the decision; erasure drops it
     lineage_log = {
         "stage": "decide",
         "submission_id": sid,
@@ -383,7 +389,20 @@ def findings(state: dict[str, Any]) -> list[Finding]:
     its findings here; none can turn a decision into a PASS.
     """
     found: list[Finding] = []
+    found.extend(provenance(state).findings)
     return found
+
+
+def provenance(state: dict[str, Any]) -> ProvenanceAssessment:
+    """C2PA Content Credentials and container forensics recorded by validate, read under the
+    provenance rules in force (kyc.domain.provenance; docs/provenance.md)."""
+    recorded = (state.get("validation") or {}).get("provenance") or {}
+    return assess(
+        recorded.get("c2pa"),
+        recorded.get("container"),
+        received_at=(state.get("submission") or {}).get("received_at"),
+        policy=PROVENANCE_POLICY,
+    )
 
 
 def face_count(frame: dict[str, Any]) -> int | None:

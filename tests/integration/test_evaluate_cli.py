@@ -111,9 +111,16 @@ def test_evaluate_cli_labelled_set_matches_sklearn_and_meets_targets(tmp_path: P
     assert (pipeline["apcer"]["errors"], pipeline["apcer"]["total"]) == (0, 4)
     assert pipeline["attack"]["INVALID"]["errors"] == 1
     assert pipeline["apcer"]["ci95"][0] == 0.0 and 0.45 < pipeline["apcer"]["ci95"][1] < 0.52
+    # provenance evidence per label class, from each decision record: PyAV wrote every clip (an FFmpeg
+    # muxer, no manifest); the refused clip was never read
+    genuine_count = len(genuine_rows)
+    assert result["provenance"]["genuine"]["c2pa:absent"] == genuine_count
+    assert result["provenance"]["genuine"]["signal:editing_software"] == genuine_count
+    assert result["provenance"]["attack"]["c2pa:not read"] == 1
     report = io.StringIO()
     evaluate.print_report(result, report)
     assert "what the pipeline decided" in report.getvalue()
+    assert "provenance evidence per label class" in report.getvalue()
 
 
 def test_run_contact_sheet_writes_png_for_review_only(tmp_path: Path) -> None:
@@ -143,5 +150,6 @@ def test_run_contact_sheet_writes_png_for_review_only(tmp_path: Path) -> None:
     assert passed["decision"] == "PASS", passed
     assert "contact_sheet" not in passed
     sheet = decode_image(Path(review["contact_sheet"]).read_bytes())
-    assert (sheet.width, sheet.height) == (4 + 8 * (192 + 4), 4 + 192 + (14 + 2 * 4) + 4)
+    provenance_lines = 2 * (7 + 4) + 4  # "c2pa absent" and "forensics ..." above the grid
+    assert (sheet.width, sheet.height) == (4 + 8 * (192 + 4), provenance_lines + 4 + 192 + (14 + 2 * 4) + 4)
     assert sorted(p.name for p in sheets.iterdir()) == [f"{review['submission_id']}.png"]

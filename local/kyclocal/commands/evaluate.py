@@ -25,6 +25,7 @@ from kyc.domain.calibration import NOT_A_DETECTOR_MARK, calibration_from_decisio
 from kyc.domain.contract import CONTRACT_VERSION
 from kyc.domain.evaluation import EvaluationError, decision_rates, evaluate, propose_thresholds
 from kyc.domain.policy import DecisionPolicy, PolicyError
+from kyc.domain.provenance import evidence_counts
 from kyclocal.commands.run import screen_files
 from kyclocal.stack import LocalStack, LocalStackSettings
 
@@ -123,6 +124,7 @@ def cmd_evaluate(args: argparse.Namespace, out: TextIO | None = None) -> int:
         recorded = screen_files(stack, [f.path for f in labelled], timeout=args.timeout)
         rows = [decided_once_bound(stack, row) for row in recorded]
         models = scoring_models(stack, rows)
+        provenance = [_provenance(stack, row) for row in rows]
     try:
         result = evaluation_result(
             labelled,
@@ -132,6 +134,7 @@ def cmd_evaluate(args: argparse.Namespace, out: TextIO | None = None) -> int:
             max_apcer=args.max_apcer,
             max_bpcer=args.max_bpcer,
             max_review_rate=args.max_review_rate,
+            provenance=provenance,
         )
     except EvaluationError as exc:
         print(f"kycscreen evaluate: {exc}", file=sys.stderr)
@@ -269,8 +272,10 @@ def evaluation_result(
     max_apcer: float,
     max_bpcer: float,
     max_review_rate: float | None = None,
+    provenance: list[dict[str, Any] | None] | None = None,
 ) -> dict[str, Any]:
-    """Rates at the current thresholds, a threshold proposal for the targets, and its rates."""
+    """Rates at the current thresholds, a threshold proposal for the targets, and its rates; with
+    ``provenance`` (each decision record's evidence), its counts per label class."""
     scores = [scored(row) for row in rows]
     labels = [f.label for f in labelled]
     types = [f.attack_type for f in labelled]
@@ -315,6 +320,7 @@ def evaluation_result(
         "pipeline": pipeline.to_dict(),
         "current": current.to_dict(),
         "targets": {"max_apcer": max_apcer, "max_bpcer": max_bpcer, "max_review_rate": max_review_rate},
+        "provenance": evidence_counts(labels, provenance) if provenance is not None else None,
         "proposal": {
             "pass_threshold": proposal.pass_threshold,
             "reject_threshold": proposal.reject_threshold,
@@ -322,6 +328,12 @@ def evaluation_result(
             "rates": at_proposal.to_dict(),
         },
     }
+
+
+def _provenance(stack: LocalStack, row: dict[str, Any]) -> dict[str, Any] | None:
+    """The provenance evidence the decision record keeps (docs/provenance.md), if there is a record."""
+    item = stack.decision(row["submission_id"]) if row.get("submission_id") else None
+    return (item or {}).get("provenance")
 
 
 def scored(row: dict[str, Any]) -> float | None:
@@ -380,6 +392,11 @@ def print_report(result: dict[str, Any], out: TextIO) -> None:
         file=out,
     )
     _print_rates(proposal["rates"], out)
+    if result.get("provenance"):
+        print("\nprovenance evidence per label class (C2PA, declared sources, forensic signals):", file=out)
+        for label, counts in result["provenance"].items():
+            shown = ", ".join(f"{k} {v}" for k, v in counts.items()) or "-"
+            print(f"  {label:8} {shown}", file=out)
     print(
         "\nIntervals are 95 % Wilson intervals; with few videos they are wide: read them before the point "
         "values.",

@@ -221,6 +221,8 @@ def write_contact_sheet(stack: LocalStack, sid: str, directory: Path) -> Path:
     """The sheet NotifyReview stores, drawn from the same work-bucket frames and audit-bucket scores."""
     from kyc.aws.errors import SourceMissingError
     from kyc.aws.s3_object_store import S3ObjectStore
+    from kyc.domain.lineage import lineage_key
+    from kyc.domain.provenance import sheet_lines
     from kyc.media.contact_sheet import contact_frames, render_contact_sheet
 
     store = S3ObjectStore(s3_client=stack.client("s3"))
@@ -230,7 +232,12 @@ def write_contact_sheet(stack: LocalStack, sid: str, directory: Path) -> Path:
         scores = store.get_json(audit, f"decisions/{sid}/scores.json")
     except SourceMissingError:
         scores = None
-    sheet = render_contact_sheet(contact_frames(manifest, scores, lambda key: store.get_bytes(work, key)))
+    try:  # the provenance line, as NotifyReview draws it (docs/provenance.md)
+        provenance = (store.get_json(audit, lineage_key(sid)).get("decision") or {}).get("provenance")
+    except SourceMissingError:
+        provenance = None
+    frames = contact_frames(manifest, scores, lambda key: store.get_bytes(work, key))
+    sheet = render_contact_sheet(frames, header=sheet_lines(provenance))
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{sid}.png"
     path.write_bytes(sheet)
