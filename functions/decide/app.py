@@ -39,6 +39,7 @@ from kyc.domain.record import (
     build_decision_item,
     reasons_from,
 )
+from kyc.domain.reuse import reuse_findings
 from kyc.observability import count, log_lineage, logger, metrics, stage_duration, time_to_decision, tracer
 from kyc.version import code_version
 
@@ -165,6 +166,8 @@ def _record(event: dict[str, Any], state: dict[str, Any]) -> Recorded:
         "policy": summary.policy,
         "model": summary.model,
     }
+    if state.get("reuse"):  # earlier submissions this clip matched, and how strongly (CheckReuse)
+        decision_lineage["reuse"] = state["reuse"]
     if scores_doc is not None:
         scores = _evidence_object(f"decisions/{sid}/scores.json", canonical_json(scores_doc))
         evidence.append(scores)
@@ -335,6 +338,7 @@ def findings(state: dict[str, Any]) -> list[Finding]:
     its findings here; none can turn a decision into a PASS.
     """
     found: list[Finding] = []
+    found += reuse_findings(state.get("reuse"))  # CheckReuse: screened before under another submission
     return found
 
 

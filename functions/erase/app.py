@@ -20,6 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from kyc import settings
 from kyc.aws.dynamodb_decision_store import DynamoDBDecisionStore
 from kyc.aws.dynamodb_erasure import DynamoDBErasureStore
+from kyc.aws.dynamodb_reuse_index import DynamoDBReuseIndex
 from kyc.aws.errors import SourceMissingError
 from kyc.aws.s3_eraser import S3VersionEraser
 from kyc.aws.s3_object_store import S3ObjectStore
@@ -45,6 +46,7 @@ STORE = S3ObjectStore(kms_key_id=RESOURCES.kms_key_id)
 ERASER = S3VersionEraser()
 DECISIONS = DynamoDBDecisionStore(RESOURCES.decisions_table)
 ERASURES = DynamoDBErasureStore(RESOURCES.decisions_table)
+REUSE_INDEX = DynamoDBReuseIndex(settings.reuse_table()) if settings.reuse_table() else None
 
 __all__ = ["ErasureRequestError", "lambda_handler"]
 
@@ -97,6 +99,8 @@ def erase_submission(sid: str, request: ErasureRequest) -> dict[str, Any]:
     sweeps = [ERASER.erase_key(bucket, key)] if bucket and key else []
     sweeps += [ERASER.erase_prefix(RESOURCES.work_bucket, p) for p in targets.work_prefixes]
     sweeps += [ERASER.erase_key(RESOURCES.audit_bucket, k) for k in targets.audit_keys]
+    # the clip's hashes in the reuse index: after erasure, a copy of it no longer matches this one
+    reuse_entries = REUSE_INDEX.erase(sid) if REUSE_INDEX is not None else 0
     evidence = build_erasure_evidence(
         item=item,
         erased_at=now,
@@ -108,6 +112,7 @@ def erase_submission(sid: str, request: ErasureRequest) -> dict[str, Any]:
         code_version=code_version(),
     )
     evidence["deleted"] = merge_deleted(_earlier_sweeps(targets.evidence_key), evidence["deleted"])
+    evidence["reuse_index_entries_deleted"] = reuse_entries
     if personal_values_left(evidence, personal_values(item)):
         raise PersonalDataLeftError("erasure evidence would hold personal data")
     evidence_sha256 = STORE.put_json(RESOURCES.audit_bucket, targets.evidence_key, evidence)
@@ -129,6 +134,7 @@ def erase_submission(sid: str, request: ErasureRequest) -> dict[str, Any]:
             "erasure_sha256": evidence_sha256,
             "versions_deleted": deleted_total,
             "sibling_submissions": siblings,
+            "reuse_index_entries_deleted": reuse_entries,
         },
         erasure_reason=request.reason,
         request=request.evidence(),

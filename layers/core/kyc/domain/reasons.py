@@ -56,3 +56,5 @@ class ReasonCode(StrEnum):
     DECODER_CRASHED = "DECODER_CRASHED"  # the sandboxed decoder died on a signal (a crash, not a limit)
     # --- evidence gates (appended) ---
     NO_FACE_EVIDENCE = "NO_FACE_EVIDENCE"  # too few scored frames with a seen face to support a PASS
+    # --- reuse ---
+    MEDIA_REUSED = "MEDIA_REUSED"  # the same bytes or a near-duplicate was screened under another submission

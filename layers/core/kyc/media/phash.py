@@ -1,0 +1,84 @@
+"""Perceptual hash of a sampled frame: what survives re-encoding and rescaling, not the bytes.
+
+A 64-bit DCT pHash (the classic construction of pHash.org and ``imagehash.phash``): luma,
+area-averaged down to 32 x 32 (so the source size no longer matters), a 2-D DCT-II, the 8 x 8
+lowest frequencies, one bit per coefficient above their median. Lossy re-encoding and rescaling
+move high frequencies and leave these signs alone; a different picture flips about half of them.
+Computed on the upright RGB array the model sees, before JPEG, so the stored frame's own coding
+never enters it. numpy only (the media layer has no Pillow or SciPy).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+HASH_BITS = 64
+_SIDE = 32  # normalised grayscale size
+_LOW = 8  # lowest frequencies kept per axis: 8 x 8 = 64 bits
+# A frame flatter than this (standard deviation of the 32 x 32 luma, in 8-bit levels) has no
+# picture to hash: its bits would come from noise, and every black frame would "match" every other.
+MIN_CONTRAST = 2.0
+# ITU-R BT.601 luma weights: the luma a JPEG/H.264 encoder keeps most faithfully.
+_LUMA = np.array([0.299, 0.587, 0.114])
+
+
+@lru_cache(maxsize=64)
+def _area_matrix(source: int, target: int) -> np.ndarray:
+    """``target x source`` weights that average each output cell over the source span it covers.
+
+    Exact area averaging (fractional overlaps included), so a 2x rescale of the same picture
+    lands on the same 32 x 32 grid up to rounding.
+    """
+    weights = np.zeros((target, source))
+    edges = np.linspace(0.0, source, target + 1)
+    for row in range(target):
+        lo, hi = edges[row], edges[row + 1]
+        first, last = int(np.floor(lo)), min(source, int(np.ceil(hi)))
+        for col in range(first, last):
+            weights[row, col] = min(hi, col + 1) - max(lo, col)
+        weights[row] /= hi - lo
+    return weights
+
+
+@lru_cache(maxsize=1)
+def _dct_matrix() -> np.ndarray:
+    """Orthonormal DCT-II basis for ``_SIDE`` points (rows: frequencies)."""
+    n = np.arange(_SIDE)
+    basis = np.cos(np.pi * (2 * n[None, :] + 1) * n[:, None] / (2 * _SIDE))
+    basis[0] *= np.sqrt(1 / _SIDE)
+    basis[1:] *= np.sqrt(2 / _SIDE)
+    return basis
+
+
+def normalised_luma(rgb: np.ndarray) -> np.ndarray:
+    """The frame as a 32 x 32 float luma image, whatever its size."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] < 1 or rgb.shape[1] < 1:
+        raise ValueError(f"expected an H x W x 3 RGB array, got shape {rgb.shape}")
+    luma = rgb.astype(np.float64) @ _LUMA
+    height, width = luma.shape
+    return _area_matrix(height, _SIDE) @ luma @ _area_matrix(width, _SIDE).T
+
+
+def perceptual_hash(rgb: np.ndarray) -> int:
+    """64-bit DCT pHash of an RGB frame (bit 63 is the DC term, row-major over the 8 x 8 block)."""
+    return _hash_of(normalised_luma(rgb))
+
+
+def _hash_of(small: np.ndarray) -> int:
+    dct = _dct_matrix()
+    low = (dct @ small @ dct.T)[:_LOW, :_LOW].ravel()
+    bits = low > np.median(low)
+    value = 0
+    for bit in bits:
+        value = (value << 1) | int(bit)
+    return value
+
+
+def phash_hex(rgb: np.ndarray) -> str | None:
+    """The hash as the 16 hex digits the frame manifest stores; None for a flat frame."""
+    small = normalised_luma(rgb)
+    if float(small.std()) < MIN_CONTRAST:
+        return None
+    return f"{_hash_of(small):016x}"
