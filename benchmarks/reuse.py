@@ -159,6 +159,7 @@ def main() -> int:
     copy_frames: dict[str, list[int]] = defaultdict(list)
     recall: dict[str, Counter] = defaultdict(Counter)
     copy_false: list[str] = []
+    not_matched: list[str] = []
     with tempfile.TemporaryDirectory(prefix="kyc-reuse-bench-") as tmp:
         for name, hashes in clips.items():
             if len(hashes) < params.min_matching_frames:
@@ -169,10 +170,12 @@ def main() -> int:
                     make_copy(CORPUS / name, target, **options)
                 except (ValueError, OSError):  # too short to trim, or an undecodable packet
                     recall[kind]["not made"] += 1
+                    not_matched.append(f"{kind} {name}: not made")
                     continue
                 copied = clip_hashes(target)
                 if not copied:
                     recall[kind]["refused or flat"] += 1
+                    not_matched.append(f"{kind} {name}: refused or flat")
                     continue
                 copy_frames[kind].extend(min(hamming(h, o) for o in hashes) for h in copied)
                 candidates, n_lookups = index.lookup(copied)
@@ -184,6 +187,9 @@ def main() -> int:
                     )
                 }
                 recall[kind]["matched" if name in found else "missed"] += 1
+                if name not in found:
+                    nearest = sorted(min(hamming(h, o) for o in hashes) for h in copied)
+                    not_matched.append(f"{kind} {name}: missed, {len(copied)} frames, nearest {nearest[:8]}")
                 family = SAME_SOURCE if name in SAME_SOURCE else {name}
                 copy_false.extend(f"{target.name} -> {f}" for f in sorted(found - family))
 
@@ -215,6 +221,7 @@ def main() -> int:
             sum(d <= params.max_distance for d in all_copy) / max(1, len(all_copy)), 4
         ),
         "copy_recall": {kind: dict(c) for kind, c in recall.items()},
+        "copies_not_matched": not_matched,
         "lookups_per_clip": {"max": max(lookups), "median": statistics.median(lookups)},
         "phash_ms_per_32_frames_1024x576": round(per_clip_ms, 2),
         "phash_ms_per_frame": round(per_clip_ms / 32, 3),
@@ -237,6 +244,8 @@ def main() -> int:
     print(f"copied frames within max_distance: {figures['copy_frames_within_max_distance']:.2%}")
     for kind, counts in recall.items():
         print(f"copy recall {kind}: {dict(counts)}")
+    for line in not_matched:
+        print(f"  not matched: {line}")
     print(f"band lookups (Query calls) per clip: {figures['lookups_per_clip']}")
     print(
         f"perceptual hash cost: {figures['phash_ms_per_frame']} ms per 1024x576 frame, "

@@ -148,6 +148,7 @@ def erase_submission(sid: str, request: ErasureRequest) -> dict[str, Any]:
         evidence_key=targets.evidence_key,
         evidence_sha256=evidence_sha256,
         sibling_submissions=siblings,
+        reuse_index_entries_deleted=reuse_entries,
     )
 
 
