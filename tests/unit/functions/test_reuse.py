@@ -16,6 +16,7 @@ import pytest
 from moto import mock_aws
 
 from kyc.aws.errors import SourceChangedError
+from tests.unit.aws.test_dynamodb_reuse_index import create_reuse_table
 from tests.unit.functions.handler_loader import FakeContext, load_handler
 
 WORK, TABLE = "work", "reuse-index"
@@ -48,15 +49,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket=WORK)
         ddb = boto3.client("dynamodb", region_name="us-east-1")
-        ddb.create_table(
-            TableName=TABLE,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk")],
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-        )
+        create_reuse_table(ddb, TABLE)
         env = {"KYC_WORK_BUCKET": WORK, "KYC_REUSE_TABLE": TABLE, "KYC_REUSE_WINDOW_DAYS": "7"}
         app = load_handler("reuse", env, monkeypatch)
         yield {"s3": s3, "ddb": ddb, "app": app}
