@@ -45,6 +45,11 @@ INDEX = DynamoDBReuseIndex(settings.reuse_table())
 @metrics.log_metrics
 @stage_duration("reuse")
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return check_reuse(event)
+
+
+def check_reuse(event: dict[str, Any]) -> dict[str, Any]:
+    """Write this submission's entries, then look up the others (the order is the guarantee)."""
     submission, validation = event["submission"], event["validation"]
     extraction = event.get("extraction") or {}
     sid = submission["submission_id"]

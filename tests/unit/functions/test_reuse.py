@@ -130,3 +130,28 @@ def test_changed_manifest_is_refused_and_refused_media_is_not_checked(aws: dict[
     result = _check(aws, refused)
     assert (result["checked"], result["matched"]) == (False, False)
     assert aws["ddb"].scan(TableName=TABLE)["Items"] == []
+
+
+def test_two_copies_interleaved_both_find_each_other(aws: dict[str, Any]) -> None:
+    """B's whole check runs while A is between its write and its read (the worst interleaving
+    for write-then-read): both must still be flagged, each naming the other."""
+    app = aws["app"]
+    original = _hashes(8)
+    event_a = _event(aws, "A", "aa" * 32, original, _at(2))
+    event_b = _event(aws, "B", "bb" * 32, _near(original, 9), _at(2))
+    results: dict[str, dict] = {}
+    real_exact = app.INDEX.exact
+
+    def exact_with_b_in_between(*args: Any, **kwargs: Any) -> Any:
+        if not results:  # A's read: B runs now, whole (its own read goes straight through)
+            results["B"] = {}
+            results["B"] = app.check_reuse(event_b)  # the handler's body, without Powertools' wrappers
+        return real_exact(*args, **kwargs)
+
+    app.INDEX.exact = exact_with_b_in_between
+    try:
+        results["A"] = _check(aws, event_a)
+    finally:
+        app.INDEX.exact = real_exact
+    assert [m["submission_id"] for m in results["A"]["matches"]] == ["B"]
+    assert [m["submission_id"] for m in results["B"]["matches"]] == ["A"]
