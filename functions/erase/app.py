@@ -112,6 +112,7 @@ def erase_submission(sid: str, request: ErasureRequest) -> dict[str, Any]:
         code_version=code_version(),
     )
     evidence["deleted"] = merge_deleted(_earlier_sweeps(targets.evidence_key), evidence["deleted"])
+    reuse_entries += _earlier_reuse_entries(targets.evidence_key)
     evidence["reuse_index_entries_deleted"] = reuse_entries
     if personal_values_left(evidence, personal_values(item)):
         raise PersonalDataLeftError("erasure evidence would hold personal data")
@@ -158,6 +159,15 @@ def _earlier_sweeps(evidence_key: str) -> list[dict[str, Any]]:
         return list(STORE.get_json(RESOURCES.audit_bucket, evidence_key).get("deleted") or [])
     except SourceMissingError:
         return []
+
+
+def _earlier_reuse_entries(evidence_key: str) -> int:
+    """Reuse index entries deleted by such an attempt (this one then finds none left)."""
+    try:
+        earlier = STORE.get_json(RESOURCES.audit_bucket, evidence_key)
+    except SourceMissingError:
+        return 0
+    return int(earlier.get("reuse_index_entries_deleted") or 0)
 
 
 def _outcome(sid: str, outcome: ErasureOutcome, **details: Any) -> dict[str, Any]:
