@@ -9,7 +9,7 @@ Downstream systems learn of it from the table's stream (DecisionEventsPipe), not
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from kyc import settings
 from kyc.aws.dynamodb_decision_store import DynamoDBDecisionStore
 from kyc.aws.errors import SourceMissingError
+from kyc.aws.kms_mac import KmsMac
 from kyc.aws.s3_object_store import S3ObjectStore, canonical_json
 from kyc.aws.ssm_policy_source import PolicyOverrideProvider
 from kyc.domain.failures import reason_for_failure
@@ -47,6 +48,7 @@ RESOURCES = settings.stack_resources()
 STORE = S3ObjectStore(kms_key_id=RESOURCES.kms_key_id)
 DECISIONS = DynamoDBDecisionStore(RESOURCES.decisions_table)
 POLICY_SOURCE = PolicyOverrideProvider() if RESOURCES.policy_parameter else None
+PSEUDONYM_MAC = KmsMac(settings.pseudonym_key_id())
 POLICY_CACHE_SECONDS = 300
 
 
@@ -61,6 +63,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     existing = DECISIONS.get(sid)
     if existing is None or _evidence_lost(existing, event):
         record = _record(event, state)
+        if existing is None:
+            _stage_evidence(record, event)
+        else:
+            record = _staged(record, existing, event)
         if existing is None and DECISIONS.put_once(record.item):
             existing = record.item
             _write_evidence(record, existing)
@@ -129,6 +135,37 @@ def _write_evidence(record: Recorded, item: dict[str, Any]) -> bool:
     return written
 
 
+def _staging_key(obj_key: str, event: dict[str, Any]) -> str:
+    """Where this execution keeps its evidence bytes until its decision is written (work bucket,
+    expires with it): one prefix per execution, so racing executions never share one."""
+    execution = sha256_hex(str(event.get("execution_arn")).encode("utf-8"))[:32]
+    return f"evidence/{execution}/{obj_key}"
+
+
+def _stage_evidence(record: Recorded, event: dict[str, Any]) -> None:
+    """Keep the exact bytes before the conditional put: a retry after a crash between the put and
+    the audit write restores these, not a recomputation that may differ (a refreshed policy cache,
+    a new code version) and so no longer match the hashes the decision names."""
+    for obj in record.evidence:
+        STORE.put_bytes(RESOURCES.work_bucket, _staging_key(obj.key, event), obj.data, "application/json")
+
+
+def _staged(record: Recorded, item: dict[str, Any], event: dict[str, Any]) -> Recorded:
+    """``record`` with each evidence object replaced by this execution's staged bytes when they are
+    the ones ``item`` names; what is not staged (or expired) keeps the recomputed bytes."""
+    named = _named_evidence(item)
+    evidence: list[EvidenceObject] = []
+    for obj in record.evidence:
+        try:
+            staged = _evidence_object(
+                obj.key, STORE.get_bytes(RESOURCES.work_bucket, _staging_key(obj.key, event))
+            )
+        except SourceMissingError:
+            staged = obj
+        evidence.append(staged if named.get(obj.key) == staged.sha256 else obj)
+    return replace(record, evidence=tuple(evidence))
+
+
 def _named_evidence(item: dict[str, Any]) -> dict[str, str]:
     artefacts = item.get("artefacts") or {}
     return {
@@ -179,7 +216,7 @@ def _record(event: dict[str, Any], state: dict[str, Any]) -> Recorded:
         }
     lineage = build_lineage(
         submission=submission,
-        pseudonymous_key=pseudonymise_key(submission["key"]),
+        pseudonymous_key=pseudonymise_key(submission["key"], PSEUDONYM_MAC),
         execution_arn=event.get("execution_arn"),
         validation=validation,
         frames=_frames_lineage(state),

@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kyc import settings
 from kyc.aws.errors import ObjectTooLargeError
+from kyc.aws.kms_mac import KmsMac
 from kyc.aws.s3_object_store import S3ObjectStore
 from kyc.domain.identity import pseudonymise_key
 from kyc.domain.reasons import ReasonCode
@@ -21,6 +22,7 @@ from kyc.observability import count, log_lineage, logger, metrics, stage_duratio
 LIMITS = settings.media_limits()
 MEMORY_FRACTION = settings.sandbox_memory_fraction()
 STORE = S3ObjectStore()
+PSEUDONYM_MAC = KmsMac(settings.pseudonym_key_id())
 
 
 @logger.inject_lambda_context(correlation_id_path="submission.submission_id", clear_state=True)
@@ -39,7 +41,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         submission["submission_id"],
         execution_arn=event.get("execution_arn"),
         inputs={
-            "object": pseudonymise_key(submission["key"]),
+            "object": pseudonymise_key(submission["key"], PSEUDONYM_MAC),
             "version_id": submission.get("version_id"),
             "etag": submission.get("etag"),
         },

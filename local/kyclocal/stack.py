@@ -9,7 +9,8 @@
 - What moto does not emulate is emulated here, and nothing else: the bucket properties its
   CloudFormation skips (versioning, the intake bucket's EventBridge notification), the SQS event
   source mapping (moto's runs one message per call inside the sender's request and ignores
-  ReportBatchItemFailures), and the status-change events of the reconcile rule. Resources moto cannot
+  ReportBatchItemFailures), the status-change events of the reconcile rule, and the ``KeySpec`` and
+  ``KeyUsage`` of KMS keys (``kyclocal.kms``: the HMAC key of the pseudonyms). Resources moto cannot
   create at all (alarms, bucket and queue policies) are listed in the stack's log at start-up.
 - A run starts as in AWS: an object lands in the intake bucket, S3 emits ``Object Created`` to
   EventBridge, the rule delivers it to the admission queue, and the queue feeds the start function.
@@ -226,6 +227,9 @@ class LocalStack:
         self._create_stack()
         self.started_s["create_stack"] = time.perf_counter() - began
         self._emulate_skipped_properties()
+        from kyclocal.kms import apply_key_specs  # issue 13 item 5: the HMAC key behind pseudonyms
+
+        apply_key_specs(self._template.body["Resources"], self.physical_ids, ACCOUNT, REGION)
         self._create_subscriber_taps()
         self._set_env(self._function_env())
         self.router.install(self.function_names)

@@ -102,6 +102,12 @@ def stack_resources(env: Mapping[str, str] | None = None) -> StackResources:
     )
 
 
+def pseudonym_key_id(env: Mapping[str, str] | None = None) -> str:
+    """The KMS HMAC key that makes every pseudonym (``PseudonymKey``); required where one is made."""
+    env = os.environ if env is None else env
+    return _get(env, "KYC_PSEUDONYM_KEY_ARN")
+
+
 def policy_defaults(env: Mapping[str, str] | None = None) -> dict[str, object]:
     """The decision policy as the template's parameters set it (SSM may override at run time)."""
     env = os.environ if env is None else env

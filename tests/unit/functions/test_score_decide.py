@@ -16,7 +16,7 @@ from kyc.aws.s3_object_store import canonical_json
 from kycserve.faults import Fault, FaultInjector
 from kycserve.models import load_model
 from kycserve.server import start_server, stop
-from tests.unit.functions.handler_loader import FakeContext, load_handler
+from tests.unit.functions.handler_loader import FakeContext, expected_pseudonym, load_handler
 from tests.unit.serving.helpers import solid_frame, write_onnx_config
 
 WORK, AUDIT, TABLE, BUS = "work", "audit", "decisions", "decisions-bus"
@@ -396,6 +396,8 @@ def test_decide_refused_upload_is_invalid_with_lineage(aws: dict[str, Any]) -> N
     )
     assert lineage["source"]["sha256"] == "b" * 64
     assert "ref-7/selfie.mp4" not in json.dumps(lineage)  # the key is pseudonymised in the audit trail
+    assert "ref-7" not in json.dumps(lineage)
+    assert lineage["source"]["key"] == expected_pseudonym("uploads/ref-7/selfie.mp4")
 
 
 def test_decide_policy_override_from_ssm(aws: dict[str, Any]) -> None:
@@ -541,3 +543,31 @@ def test_reconcile_keeps_an_existing_decision(aws: dict[str, Any]) -> None:
 
     assert result == {"recorded": False, "decision": "PASS"}
     assert _item(aws)["execution_arn"] == "arn:1"
+
+
+def test_decide_replay_after_a_crash_restores_the_staged_bytes_even_when_inputs_changed(
+    aws: dict[str, Any],
+) -> None:
+    """Between the crash and the retry the recomputed evidence changes (here the batch result; in
+    production a refreshed policy cache or a new code version): the retry still writes the bytes
+    the record's hashes name, kept in the work bucket before the put, never a recomputation."""
+    app = _decide(aws)
+    state = _scored_state(aws, [0.05] * 4)
+    event = {"mode": "decide", "execution_arn": "arn:1", "state": state}
+
+    def crash(*_: Any) -> bool:
+        raise RuntimeError("killed")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(app.STORE, "put_new", crash)
+        with pytest.raises(RuntimeError):
+            app.lambda_handler(event, FakeContext())
+    _scored_state(aws, [0.06] * 4)  # the same result key now holds other scores
+
+    app.lambda_handler(event, FakeContext())
+
+    item = _item(aws)
+    for name in ("scores", "lineage"):
+        data = _audit_object(aws, f"{name}.json")
+        assert hashlib.sha256(data).hexdigest() == item["artefacts"][f"{name}_sha256"]
+    assert {f["p_fake"] for f in json.loads(_audit_object(aws, "scores.json"))["frames"]} == {0.05}

@@ -125,6 +125,16 @@ EXPECTED_ENV = {
         "KYC_REUSE_MIN_MATCHING_FRAMES",
     },
 }
+# Keyed pseudonyms (issue 13 item 5): exactly the functions that write a pseudonym know the HMAC key.
+PSEUDONYMISING_FUNCTIONS = (
+    "StartScreeningFunction",
+    "ValidateUploadFunction",
+    "DecideOutcomeFunction",
+    "EraseSubmissionFunction",
+    "IssueUploadUrlFunction",
+)
+for _lid in PSEUDONYMISING_FUNCTIONS:
+    EXPECTED_ENV[_lid] = EXPECTED_ENV[_lid] | {"KYC_PSEUDONYM_KEY_ARN"}
 
 EXPECTED_ALARMS = {
     "ScreeningExecutionsFailedAlarm",
