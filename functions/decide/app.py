@@ -43,6 +43,7 @@ from kyc.domain.record import (
     build_decision_item,
     reasons_from,
 )
+from kyc.domain.reuse import reuse_findings
 from kyc.observability import count, log_lineage, logger, metrics, stage_duration, time_to_decision, tracer
 from kyc.version import code_version
 
@@ -209,6 +210,8 @@ def _record(event: dict[str, Any], state: dict[str, Any]) -> Recorded:
         "model": summary.model,
         "provenance": assessment.audit_dict() | rules,  # lineage.json outlives an erasure
     }
+    if state.get("reuse"):  # earlier submissions this clip matched, and how strongly (CheckReuse)
+        decision_lineage["reuse"] = state["reuse"]
     if scores_doc is not None:
         scores = _evidence_object(f"decisions/{sid}/scores.json", canonical_json(scores_doc))
         evidence.append(scores)
@@ -390,6 +393,7 @@ def findings(state: dict[str, Any]) -> list[Finding]:
     """
     found: list[Finding] = []
     found.extend(provenance(state).findings)
+    found += reuse_findings(state.get("reuse"))  # CheckReuse: screened before under another submission
     return found
 
 

@@ -205,3 +205,23 @@ def provenance_policy(env: Mapping[str, str] | None = None) -> ProvenancePolicy:
         )
     except PolicyError as exc:
         raise SettingsError(str(exc)) from exc
+
+
+# --- reuse detection ---
+
+
+def reuse_table(env: Mapping[str, str] | None = None) -> str:
+    """The reuse index table; empty where a function does not use it."""
+    env = os.environ if env is None else env
+    return env.get("KYC_REUSE_TABLE", "")
+
+
+def reuse_params(env: Mapping[str, str] | None = None) -> dict[str, int]:
+    """Keyword arguments of ``kyc.domain.reuse.ReuseParams`` (which checks their ranges)."""
+    env = os.environ if env is None else env
+    return {
+        "window_days": _int(env, "KYC_REUSE_WINDOW_DAYS", 7),
+        "retention_days": _int(env, "KYC_REUSE_RETENTION_DAYS", 7),
+        "max_distance": _int(env, "KYC_REUSE_MAX_DISTANCE", 8),
+        "min_matching_frames": _int(env, "KYC_REUSE_MIN_MATCHING_FRAMES", 4),
+    }

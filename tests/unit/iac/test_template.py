@@ -120,6 +120,16 @@ EXPECTED_ENV = {
         "KYC_AUDIT_BUCKET",
         "KYC_DECISIONS_TABLE",
         "KYC_KMS_KEY_ID",
+        "KYC_REUSE_TABLE",
+    },
+    "CheckReuseFunction": {
+        "KYC_WORK_BUCKET",
+        "KYC_KMS_KEY_ID",
+        "KYC_REUSE_TABLE",
+        "KYC_REUSE_WINDOW_DAYS",
+        "KYC_REUSE_RETENTION_DAYS",
+        "KYC_REUSE_MAX_DISTANCE",
+        "KYC_REUSE_MIN_MATCHING_FRAMES",
     },
 }
 # Keyed pseudonyms (issue 13 item 5): exactly the functions that write a pseudonym know the HMAC key.
@@ -307,6 +317,7 @@ def test_state_machine_role_invokes_exactly_the_stage_functions(template):
         "ScoreFramesFunction",
         "DecideOutcomeFunction",
         "NotifyReviewFunction",
+        "CheckReuseFunction",
     ]
     expected = {json.dumps({"Fn::GetAtt": [f, "Arn"]}, sort_keys=True) for f in stage_fns}
     expected |= {json.dumps({"Fn::Sub": f"${{{f}.Arn}}:*"}, sort_keys=True) for f in stage_fns}

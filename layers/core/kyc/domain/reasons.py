@@ -65,3 +65,5 @@ class ReasonCode(StrEnum):
     EDITING_SOFTWARE = "EDITING_SOFTWARE"  # an editor or transcoder wrote the file
     TIMESTAMP_ANOMALY = "TIMESTAMP_ANOMALY"  # creation/modification times disagree with the upload
     DEVICE_MISMATCH = "DEVICE_MISMATCH"  # brand, handler or codec not what the claimed device writes
+    # --- reuse ---
+    MEDIA_REUSED = "MEDIA_REUSED"  # the same bytes or a near-duplicate was screened under another submission

@@ -105,7 +105,7 @@ def sample_from_dict(data: Any) -> SampleSet:
     return SampleSet(frames=frames, params=params, **{k: data[k] for k in _SAMPLE_FIELDS})
 
 
-_FRAME_FIELDS = ("index", "pts_s", "keyframe", "width", "height", "content_type", "sha256")
+_FRAME_FIELDS = ("index", "pts_s", "keyframe", "width", "height", "content_type", "sha256", "phash")
 _SAMPLE_FIELDS = (
     "requested", "duration_s", "start_s", "header_duration_s", "short_clip", "decoded_frames", "rotation",
 )  # fmt: skip
