@@ -96,7 +96,7 @@ def erase_submission(sid: str, request: ErasureRequest) -> dict[str, Any]:
     targets = erasure_targets(sid)
     sweeps = [ERASER.erase_key(bucket, key)] if bucket and key else []
     sweeps += [ERASER.erase_prefix(RESOURCES.work_bucket, p) for p in targets.work_prefixes]
-    sweeps += [ERASER.erase_key(RESOURCES.audit_bucket, k) for k in targets.audit_keys]
+    sweeps += [ERASER.erase_key(RESOURCES.review_bucket, k) for k in targets.review_keys]
     evidence = build_erasure_evidence(
         item=item,
         erased_at=now,

@@ -97,6 +97,7 @@ class LocalResources:
     intake_bucket: str
     work_bucket: str
     audit_bucket: str
+    review_bucket: str
     decisions_table: str
     admission_queue: str
     event_bus: str
@@ -113,6 +114,7 @@ class LocalResources:
             intake_bucket=outputs["IntakeBucketName"],
             work_bucket=outputs["WorkBucketName"],
             audit_bucket=outputs["AuditBucketName"],
+            review_bucket=outputs["ReviewBucketName"],
             decisions_table=outputs["DecisionsTableName"],
             admission_queue=outputs["AdmissionQueueName"],
             event_bus=outputs["DecisionEventBusName"],
@@ -423,8 +425,9 @@ class LocalStack:
             raise StackError(f"state machine registered as {arn}, the stack says {self.state_machine_arn}")
 
     def _emulate_skipped_properties(self) -> None:
-        """Bucket versioning (moto's CloudFormation skips it) and moto's own SQS event source mapping
-        switched off (the pump below reads its settings and runs it as Lambda does)."""
+        """Bucket versioning and Object Lock (moto's CloudFormation skips both), the key spec of
+        asymmetric keys, and moto's own SQS event source mapping switched off (the pump below reads
+        its settings and runs it as Lambda does)."""
         s3 = self.client("s3")
         for logical_id, resource in self._template.body["Resources"].items():
             if resource.get("Type") != "AWS::S3::Bucket" or logical_id not in self.outputs_by_logical_id():
@@ -433,6 +436,10 @@ class LocalStack:
             versioning = resource.get("Properties", {}).get("VersioningConfiguration")
             if versioning:
                 s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=versioning)
+            lock = object_lock_configuration(resource.get("Properties", {}), self.parameters)
+            if lock:  # on the new, empty bucket, as CloudFormation creates it; moto then enforces it
+                s3.put_object_lock_configuration(Bucket=bucket, ObjectLockConfiguration=lock)
+        self._emulate_asymmetric_keys()
         lam = self.client("lambda")
         self.admission_mapping: dict[str, Any] = {}
         for mapping in lam.list_event_source_mappings()["EventSourceMappings"]:
@@ -441,6 +448,54 @@ class LocalStack:
             lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
         if not self.admission_mapping:
             raise StackError("template.yaml: no event source mapping on the admission queue")
+
+    def _emulate_asymmetric_keys(self) -> None:
+        """moto's CloudFormation creates every AWS::KMS::Key as a symmetric ENCRYPT_DECRYPT key,
+        whatever its KeySpec and KeyUsage: a key the template declares asymmetric gets, in moto's
+        in-process backend, the key pair and usage it declares (so Sign and GetPublicKey work)."""
+        from moto.kms.models import kms_backends
+        from moto.kms.utils import generate_private_key
+
+        for logical_id, props in self._signing_keys().items():
+            key = kms_backends[ACCOUNT][REGION].describe_key(self.physical_ids[logical_id])
+            key.key_usage, key.key_spec = props["KeyUsage"], props["KeySpec"]
+            key.private_key = generate_private_key(props["KeySpec"])
+
+    def _signing_keys(self) -> dict[str, dict[str, Any]]:
+        """The created SIGN_VERIFY keys of the template, by logical id, with their properties."""
+        return {
+            logical_id: resource["Properties"]
+            for logical_id, resource in self._template.body["Resources"].items()
+            if resource.get("Type") == "AWS::KMS::Key"
+            and resource.get("Properties", {}).get("KeyUsage") == "SIGN_VERIFY"
+            and logical_id in self.physical_ids
+        }
+
+    def signing_key_pems(self) -> dict[str, bytes]:
+        """The LOCAL private keys of the signing keys (PEM), so a saved state keeps verifying with the
+        same public key across commands. Only ever for moto's keys: real KMS keys never leave KMS."""
+        from cryptography.hazmat.primitives import serialization
+        from moto.kms.models import kms_backends
+
+        out = {}
+        for logical_id in self._signing_keys():
+            key = kms_backends[ACCOUNT][REGION].describe_key(self.physical_ids[logical_id])
+            out[logical_id] = key.private_key.private_key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        return out
+
+    def load_signing_key_pem(self, logical_id: str, pem: bytes) -> None:
+        """Give moto's key the saved local private key (see ``signing_key_pems``)."""
+        from cryptography.hazmat.primitives import serialization
+        from moto.kms.models import kms_backends
+
+        if logical_id not in self._signing_keys():
+            return
+        key = kms_backends[ACCOUNT][REGION].describe_key(self.physical_ids[logical_id])
+        key.private_key.private_key = serialization.load_pem_private_key(pem, password=None)
 
     def outputs_by_logical_id(self) -> dict[str, str]:
         """Physical names of the buckets the template declares, by logical id (from the Outputs)."""
@@ -820,6 +875,26 @@ class LocalStack:
                         yield json.loads(event["message"])
                     except ValueError:
                         continue
+
+
+def object_lock_configuration(properties: dict[str, Any], parameters: dict[str, str]) -> dict[str, Any]:
+    """A bucket's ObjectLockConfiguration as the S3 API takes it, parameters resolved; {} when none."""
+    config = properties.get("ObjectLockConfiguration")
+    if not properties.get("ObjectLockEnabled") or not config:
+        return {}
+
+    def resolve(value: Any) -> Any:
+        return parameters[value["Ref"]] if isinstance(value, dict) and "Ref" in value else value
+
+    out: dict[str, Any] = {"ObjectLockEnabled": config.get("ObjectLockEnabled", "Enabled")}
+    retention = (config.get("Rule") or {}).get("DefaultRetention")
+    if retention:
+        rule: dict[str, Any] = {"Mode": resolve(retention["Mode"])}
+        for unit in ("Days", "Years"):
+            if unit in retention:
+                rule[unit] = int(resolve(retention[unit]))
+        out["Rule"] = {"DefaultRetention": rule}
+    return out
 
 
 def _sqs_record(message: dict[str, Any], queue_url: str) -> dict[str, Any]:

@@ -96,6 +96,7 @@ EXPECTED_ENV = {
     "NotifyReviewFunction": {
         "KYC_WORK_BUCKET",
         "KYC_AUDIT_BUCKET",
+        "KYC_REVIEW_BUCKET",
         "KYC_KMS_KEY_ID",
         "KYC_REVIEW_TOPIC_ARN",
         "KYC_REVIEW_LINK_SECONDS",
@@ -111,8 +112,16 @@ EXPECTED_ENV = {
     "EraseSubmissionFunction": {
         "KYC_WORK_BUCKET",
         "KYC_AUDIT_BUCKET",
+        "KYC_REVIEW_BUCKET",
         "KYC_DECISIONS_TABLE",
         "KYC_KMS_KEY_ID",
+    },
+    "DigestEvidenceFunction": {
+        "KYC_AUDIT_BUCKET",
+        "KYC_DECISIONS_TABLE",
+        "KYC_KMS_KEY_ID",
+        "KYC_DIGEST_SIGNING_KEY_ID",
+        "KYC_DIGEST_SETTLE_SECONDS",
     },
 }
 
@@ -126,6 +135,7 @@ EXPECTED_ALARMS = {
     "EndpointModelLatencyAlarm",
     "EndpointVariantMetricsMissingAlarm",
     "EndpointScoringErrorsAlarm",
+    "DigestMissedAlarm",
     "DecisionsErrorRateAlarm",
     "DecisionsInvalidRateAlarm",
     "DecisionsReviewRateAlarm",
@@ -311,7 +321,7 @@ def _bucket_policy(template: dict[str, Any], bucket_id: str) -> dict[str, Any]:
 
 def test_buckets_are_hardened(template):
     buckets = _resources(template, "AWS::S3::Bucket")
-    assert set(buckets) == {"IntakeBucket", "WorkBucket", "AuditBucket", "AccessLogsBucket"}
+    assert set(buckets) == {"IntakeBucket", "WorkBucket", "AuditBucket", "ReviewBucket", "AccessLogsBucket"}
     for lid, bucket in buckets.items():
         props = bucket["Properties"]
         sse = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
