@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
+import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -356,3 +358,28 @@ def test_record_missing_from_every_digest_is_reported(stack: LocalStack, digests
     finally:
         ddb.delete_item(TableName=table, Key={"submission_id": {"S": sid}})
     assert problems == [f"unlisted: decisions/{sid}/lineage.json (decided {inside}) is in no digest"]
+
+
+@pytest.mark.skipif(not (shutil.which("openssl") and shutil.which("jq")), reason="needs openssl and jq")
+def test_digest_verifies_with_jq_and_openssl_as_documented(
+    stack: LocalStack, digests, tmp_path: Path
+) -> None:
+    """A second, independent tool: the docs/digests.md pipeline, not this project's code, checks it."""
+    from kyclocal.commands.digest import write_public_key
+
+    write_public_key(stack, tmp_path / "digest-key.pem")
+    s3 = stack.client("s3")
+    body = s3.get_object(Bucket=stack.resources.audit_bucket, Key=digests[1]["digest_key"])["Body"].read()
+    (tmp_path / "d.json").write_bytes(body)
+    script = (
+        "jq -jcS .digest d.json > body.bin && jq -r .signature d.json | base64 -d > sig.der && "
+        "openssl dgst -sha256 -verify digest-key.pem -signature sig.der body.bin"
+    )
+    ok = subprocess.run(["sh", "-c", script], cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert ok.returncode == 0 and "Verified OK" in ok.stdout, ok.stdout + ok.stderr
+    # the same pipeline refuses a body with one listed hash changed
+    document = json.loads(body)
+    document["digest"]["entries"][0]["sha256"] = "0" * 64
+    (tmp_path / "d.json").write_text(json.dumps(document))
+    bad = subprocess.run(["sh", "-c", script], cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert bad.returncode != 0 and "Verification failure" in bad.stdout + bad.stderr
