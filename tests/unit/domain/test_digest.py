@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -177,7 +178,7 @@ def test_stored_digest_holds_the_body_and_a_signature_that_verifies_independentl
 
 def test_each_digest_names_the_previous_by_the_sha256_of_its_stored_bytes(world) -> None:
     digests = world["digests"]
-    for before, after in zip(digests, digests[1:], strict=False):
+    for before, after in itertools.pairwise(digests):
         link = json.loads(after.data)["digest"]["previous"]
         assert link["key"] == before.key
         assert link["sha256"] == hashlib.sha256(before.data).hexdigest()
@@ -186,7 +187,7 @@ def test_each_digest_names_the_previous_by_the_sha256_of_its_stored_bytes(world)
 def test_periods_tile_time_without_gap_or_overlap(world) -> None:
     bodies = [json.loads(d.data)["digest"] for d in world["digests"]]
     assert bodies[0]["period"] == {"start": None, "end": "2026-11-29T11:00:00.000+00:00"}
-    for before, after in zip(bodies, bodies[1:], strict=False):
+    for before, after in itertools.pairwise(bodies):
         assert after["period"]["start"] == before["period"]["end"]
 
 
