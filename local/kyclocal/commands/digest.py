@@ -28,20 +28,32 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="cover decisions up to this many seconds ago (default 0: up to now; the template waits 900)",
     )
     cmd.add_argument("--public-key", type=Path, help="also write the signing key's public key (PEM) here")
-    cmd.add_argument(
-        "--state-dir", type=Path, help="saved local state (default: $KYCSCREEN_STATE_DIR or .local-stack)"
-    )
+    add_state_dir(cmd)
     cmd.set_defaults(command=cmd_digest)
 
 
-def cmd_digest(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    out = out or sys.stdout
-    directory = state_directory(args.state_dir)
+def add_state_dir(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "--state-dir", type=Path, help="saved local state (default: $KYCSCREEN_STATE_DIR or .local-stack)"
+    )
+
+
+def saved_state(explicit: Path | None) -> Path | None:
+    """The saved state directory, or None (said on stderr) when nothing was saved there."""
+    directory = state_directory(explicit)
     if not (directory / MARKER).is_file():
         print(
             f"no saved local state in {directory}: screen something with `kycscreen run` first",
             file=sys.stderr,
         )
+        return None
+    return directory
+
+
+def cmd_digest(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    directory = saved_state(args.state_dir)
+    if directory is None:
         return 2
     with LocalStack(LocalStackSettings(state_dir=directory, triggers=False)) as stack:
         result, errored = run_digest(stack, settle_seconds=args.settle_seconds)

@@ -17,8 +17,8 @@ from typing import Any, TextIO
 
 from kyc.aws.evidence_digests import DecisionTimeIndex
 from kyc.domain.digest import DIGEST_PREFIX, DigestReport, StoredDigest, verify_digests
+from kyclocal.commands.digest import add_state_dir, saved_state
 from kyclocal.stack import LocalStack, LocalStackSettings
-from kyclocal.state import MARKER, state_directory
 
 EXIT_INTACT, EXIT_BROKEN, EXIT_UNKNOWN = 0, 1, 2
 
@@ -31,20 +31,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the signing key's public key, PEM or DER (default: GetPublicKey once)",
     )
     cmd.add_argument("--json", action="store_true", help="the report as one JSON object")
-    cmd.add_argument(
-        "--state-dir", type=Path, help="saved local state (default: $KYCSCREEN_STATE_DIR or .local-stack)"
-    )
+    add_state_dir(cmd)
     cmd.set_defaults(command=cmd_verify_digests)
 
 
 def cmd_verify_digests(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
-    directory = state_directory(args.state_dir)
-    if not (directory / MARKER).is_file():
-        print(
-            f"no saved local state in {directory}: screen something with `kycscreen run` first",
-            file=sys.stderr,
-        )
+    directory = saved_state(args.state_dir)
+    if directory is None:
         return EXIT_UNKNOWN
     public_key = args.public_key.read_bytes() if args.public_key else None
     with LocalStack(LocalStackSettings(state_dir=directory, triggers=False)) as stack:

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from moto import mock_aws
 
 from kyc.aws.evidence_digests import DecisionTimeIndex, KmsDigestSigner, S3DigestStore
+from tests.fixtures.decisions_table import create_decisions_table
 
 TABLE, BUCKET = "decisions", "audit"
 
@@ -22,25 +23,7 @@ TABLE, BUCKET = "decisions", "audit"
 def aws() -> Iterator[dict[str, Any]]:
     with mock_aws():
         ddb = boto3.client("dynamodb", region_name="us-east-1")
-        ddb.create_table(
-            TableName=TABLE,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[
-                {"AttributeName": n, "AttributeType": "S"}
-                for n in ("submission_id", "decision", "decided_at")
-            ],
-            KeySchema=[{"AttributeName": "submission_id", "KeyType": "HASH"}],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": "ReviewQueueIndex",
-                    "Projection": {"ProjectionType": "ALL"},
-                    "KeySchema": [
-                        {"AttributeName": "decision", "KeyType": "HASH"},
-                        {"AttributeName": "decided_at", "KeyType": "RANGE"},
-                    ],
-                }
-            ],
-        )
+        create_decisions_table(ddb, TABLE)
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket=BUCKET)
         yield {"ddb": ddb, "s3": s3, "kms": boto3.client("kms", region_name="us-east-1")}

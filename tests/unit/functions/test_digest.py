@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from moto import mock_aws
 
 from kyc.domain.digest import StoredDigest, verify_digests
+from tests.fixtures.decisions_table import create_decisions_table
 from tests.unit.functions.handler_loader import FakeContext, load_handler
 
 TABLE, AUDIT = "decisions", "audit"
@@ -48,25 +49,7 @@ def _record(ddb: Any, sid: str, decided_at: datetime, decision: str = "REVIEW") 
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     with mock_aws():
         ddb = boto3.client("dynamodb", region_name="us-east-1")
-        ddb.create_table(
-            TableName=TABLE,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[
-                {"AttributeName": n, "AttributeType": "S"}
-                for n in ("submission_id", "decision", "decided_at")
-            ],
-            KeySchema=[{"AttributeName": "submission_id", "KeyType": "HASH"}],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": "ReviewQueueIndex",
-                    "Projection": {"ProjectionType": "ALL"},
-                    "KeySchema": [
-                        {"AttributeName": "decision", "KeyType": "HASH"},
-                        {"AttributeName": "decided_at", "KeyType": "RANGE"},
-                    ],
-                }
-            ],
-        )
+        create_decisions_table(ddb, TABLE)
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket=AUDIT)
         kms = boto3.client("kms", region_name="us-east-1")

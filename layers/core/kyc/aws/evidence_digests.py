@@ -8,10 +8,9 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from kyc.aws.clients import client
 from kyc.aws.dynamodb_decision_store import deserialise_item
+from kyc.aws.s3_object_store import S3ObjectStore
 from kyc.domain.digest import DIGEST_PREFIX, SIGNING_ALGORITHM, PreviousDigest
 from kyc.domain.outcomes import Decision
 
@@ -75,8 +74,8 @@ class S3DigestStore:
 
     def __init__(self, bucket: str, kms_key_id: str = "", s3_client: Any = None) -> None:
         self._bucket = bucket
-        self._kms_key_id = kms_key_id
         self._s3 = s3_client or client("s3")
+        self._store = S3ObjectStore(kms_key_id=kms_key_id, s3_client=self._s3)
 
     def latest(self, today: date) -> PreviousDigest | None:
         """The newest digest: today's day prefix first, then day by day back to the first digest's
@@ -90,37 +89,19 @@ class S3DigestStore:
             keys = self._keys(f"{DIGEST_PREFIX}{day:%Y/%m/%d}/")
             if keys:
                 key = max(keys)
-                return PreviousDigest(key=key, data=self._get(key))
+                return PreviousDigest(key=key, data=self._store.get_bytes(self._bucket, key))
             day -= timedelta(days=1)
         raise LookupError(f"s3://{self._bucket}/{DIGEST_PREFIX}: no digest between {first_day} and {today}")
 
     def put_new(self, key: str, data: bytes) -> bool:
         """False when a digest already has this key (a concurrent or repeated writer lost)."""
-        kwargs: dict[str, Any] = {
-            "Bucket": self._bucket,
-            "Key": key,
-            "Body": data,
-            "ContentType": "application/json",
-            "IfNoneMatch": "*",
-        }
-        if self._kms_key_id:
-            kwargs |= {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self._kms_key_id}
-        try:
-            self._s3.put_object(**kwargs)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
-                return False
-            raise
-        return True
+        return self._store.put_new(self._bucket, key, data, "application/json")
 
     def _keys(self, prefix: str) -> list[str]:
         keys: list[str] = []
         for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=prefix):
             keys.extend(o["Key"] for o in page.get("Contents", []))
         return keys
-
-    def _get(self, key: str) -> bytes:
-        return bytes(self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read())
 
 
 def _day_of(key: str) -> date | None:
