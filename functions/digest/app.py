@@ -16,8 +16,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from kyc import settings
 from kyc.aws.evidence_digests import DecisionTimeIndex, KmsDigestSigner, S3DigestStore
 from kyc.domain.digest import (
+    MAX_RECORDS_PER_DIGEST,
     DigestError,
+    DigestPeriod,
+    PreviousDigest,
     build_digest_body,
+    capped_end,
     digest_document,
     digest_key,
     entries_from_decisions,
@@ -34,6 +38,10 @@ SIGNER = KmsDigestSigner(DIGEST.signing_key_id)
 STORE = S3DigestStore(RESOURCES.audit_bucket, kms_key_id=RESOURCES.kms_key_id)
 
 
+MAX_DIGESTS_PER_RUN = 50  # a backlog is caught up over several runs, never in one long one
+SPARE_MS = 60_000  # stop writing more digests when less than this is left of the invocation
+
+
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
@@ -43,9 +51,29 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         settle = max(0, int(event["settle_seconds"]))
     now = datetime.now(UTC)
     previous = STORE.latest(now.date())
+    written: list[dict[str, Any]] = []
+    while True:
+        result, previous, capped = write_next_digest(previous, now, settle)
+        written.append(result)
+        if (
+            not capped
+            or len(written) >= MAX_DIGESTS_PER_RUN
+            or context.get_remaining_time_in_millis() < SPARE_MS
+        ):
+            break
+    return written[-1] | {"digests_written": len(written), "caught_up": not capped}
+
+
+def write_next_digest(
+    previous: PreviousDigest | None, now: datetime, settle: float
+) -> tuple[dict[str, Any], PreviousDigest, bool]:
+    """Sign and store the digest after ``previous``; True when its period had to be shortened."""
     prior = previous.body() if previous is not None else None
-    period = next_period(prior, now, settle)
-    entries = entries_from_decisions(INDEX.decided_in(period.start, period.end))
+    planned = next_period(prior, now, settle)
+    items, truncated = INDEX.first_decided(planned.start, planned.end, MAX_RECORDS_PER_DIGEST)
+    end = capped_end(planned, [str(i["decided_at"]) for i in items], truncated, MAX_RECORDS_PER_DIGEST)
+    period = DigestPeriod(start=planned.start, end=end)
+    entries = entries_from_decisions(i for i in items if period.contains(str(i["decided_at"])))
     if prior is not None:  # records of the previous period its digest did not see
         before = prior["period"]
         listed = {e["key"] for e in prior.get("entries") or []}
@@ -63,7 +91,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         written_at=now,
     )
     data = digest_document(body, SIGNER.sign(signed_bytes(body)))
-    key = digest_key(body["sequence"], period.end)
+    key = digest_key(body["sequence"], body["written_at"])
     if not STORE.put_new(key, data):
         raise DigestError(
             f"digest {key} exists already: another run wrote this sequence; the next run chains to it"
@@ -71,18 +99,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     late = sum(1 for e in entries if e.late)
     count("DigestsWritten")
     count("DigestEntries", value=body["entry_count"])
-    logger.info(
-        "digest written",
-        extra={
-            "digest_key": key,
-            "digest_sha256": sha256_hex(data),
-            "sequence": body["sequence"],
-            "period": body["period"],
-            "entries": body["entry_count"],
-            "late_entries": late,
-        },
-    )
-    return {
+    result = {
         "digest_key": key,
         "digest_sha256": sha256_hex(data),
         "sequence": body["sequence"],
@@ -90,3 +107,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "entries": body["entry_count"],
         "late_entries": late,
     }
+    logger.info("digest written", extra=result)
+    return result, PreviousDigest(key=key, data=data), end != planned.end

@@ -25,6 +25,7 @@ from kyc.domain.digest import (
     PreviousDigest,
     StoredDigest,
     build_digest_body,
+    capped_end,
     digest_document,
     digest_key,
     entries_from_decisions,
@@ -98,7 +99,7 @@ def _chain(
             written_at=now,
         )
         data = digest_document(body, signer.sign(signed_bytes(body)))
-        key = digest_key(body["sequence"], period.end)
+        key = digest_key(body["sequence"], body["written_at"])
         out.append(StoredDigest(key=key, data=data))
         previous = PreviousDigest(key=key, data=data)
     return out
@@ -336,9 +337,28 @@ def test_late_record_is_listed_by_the_next_digest_and_verifies(world) -> None:
         signing_key_id=KEY_ID,
         written_at=T0,
     )
-    second = StoredDigest(digest_key(2, period.end), digest_document(body, signer.sign(signed_bytes(body))))
+    second = StoredDigest(
+        digest_key(2, body["written_at"]), digest_document(body, signer.sign(signed_bytes(body)))
+    )
     evidence = _evidence([on_time, late, _item("r", 90)])
     report = verify_digests(
         [first, second], signer.verify, evidence.get, recorded=lambda s, e: [on_time, late, _item("r", 90)]
     )
     assert report.problems == [] and report.entries == 6  # three records, two documents each
+
+
+# ------------------------------------------------------------------ bounded digests
+def test_capped_end_keeps_periods_under_the_record_limit() -> None:
+    period = DigestPeriod(start=_iso(0), end=_iso(60))
+    records = [_iso(m) for m in (1, 2, 2, 3, 4)]
+    assert capped_end(period, records, [], limit=10) == _iso(60)  # all fit: unchanged
+    assert capped_end(period, records, [], limit=3) == _iso(3)  # [0, 3) holds 1, 2, 2
+    assert capped_end(period, records, [], limit=2) == _iso(2)  # both 2s go together to the next period
+    # an outcome partition read only up to minute 2 (it has more): nothing past it is known
+    assert capped_end(period, records, [_iso(2)], limit=10) == _iso(2)
+
+
+def test_capped_end_refuses_a_period_that_cannot_make_progress() -> None:
+    period = DigestPeriod(start=_iso(0), end=_iso(60))
+    with pytest.raises(DigestError):
+        capped_end(period, [_iso(5)] * 4, [_iso(5)], limit=3)  # more than 3 at one instant

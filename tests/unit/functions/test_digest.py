@@ -123,3 +123,24 @@ def test_a_digest_key_is_written_once(aws, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(aws["app"].STORE, "latest", lambda today: None)  # a second writer of sequence 1
     with pytest.raises(Exception, match="exists already"):
         _run(aws, settle_seconds=0)
+
+
+def test_backlog_is_split_into_digests_of_bounded_size_and_chains(
+    aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = datetime.now(UTC)
+    for minute in range(7):  # seven records across outcomes, older than the settle time
+        decision = ("PASS", "REVIEW", "REJECT")[minute % 3]
+        aws["evidence"] |= _record(
+            aws["ddb"], f"b{minute}", now - timedelta(hours=2, minutes=-minute), decision
+        )
+    monkeypatch.setattr(aws["app"], "MAX_RECORDS_PER_DIGEST", 2)
+    result = _run(aws)
+    assert result["caught_up"] and result["digests_written"] >= 4  # 7 records, at most 2 per digest
+    s3 = aws["s3"]
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=AUDIT, Prefix="digests/")["Contents"])
+    bodies = [json.loads(s3.get_object(Bucket=AUDIT, Key=k)["Body"].read())["digest"] for k in keys]
+    assert all(b["entry_count"] <= 4 for b in bodies), [b["entry_count"] for b in bodies]
+    assert sum(b["entry_count"] for b in bodies) == 14
+    report = _verify(aws)
+    assert report.problems == [] and report.digests == len(keys) == result["digests_written"]

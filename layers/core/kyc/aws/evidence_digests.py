@@ -50,6 +50,34 @@ class DecisionTimeIndex:
         # BETWEEN is inclusive: a record exactly at ``end`` belongs to the next period
         return [i for i in items if str(i.get("decided_at", "")) < end]
 
+    def first_decided(
+        self, start: str | None, end: str, limit: int
+    ) -> tuple[list[dict[str, Any]], list[str]]:
+        """Up to ``limit`` records per outcome from ``start`` on (oldest first), and, for each outcome
+        with more before ``end``, the last ``decided_at`` read (see ``kyc.domain.digest.capped_end``)."""
+        items: list[dict[str, Any]] = []
+        truncated: list[str] = []
+        for decision in Decision:
+            values: dict[str, Any] = {":d": {"S": str(decision)}, ":e": {"S": end}}
+            if start is None:
+                condition = "decision = :d AND decided_at <= :e"
+            else:
+                condition = "decision = :d AND decided_at BETWEEN :s AND :e"
+                values[":s"] = {"S": start}
+            kwargs: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": TIME_INDEX,
+                "KeyConditionExpression": condition,
+                "ExpressionAttributeValues": values,
+                "Limit": limit,
+            }
+            page = self._ddb.query(**kwargs)
+            found = [deserialise_item(raw) for raw in page.get("Items", [])]
+            items.extend(found)
+            if "LastEvaluatedKey" in page and found:
+                truncated.append(str(found[-1]["decided_at"]))
+        return [i for i in items if str(i.get("decided_at", "")) < end], truncated
+
 
 class KmsDigestSigner:
     """ECDSA P-256 over the raw message (KMS hashes it with SHA-256): the private key never leaves KMS."""

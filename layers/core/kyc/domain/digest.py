@@ -28,6 +28,10 @@ SIGNING_ALGORITHM = "ECDSA_SHA_256"
 DIGEST_PREFIX = "digests/"
 # The documents a decision record names in its ``artefacts`` (``<name>_key``, ``<name>_sha256``).
 EVIDENCE_NAMES = ("scores", "lineage")
+# Records per digest at most (two documents each: about 2.6 MB of digest). A longer backlog (the first
+# digest of an existing table, a schedule broken for days) becomes several digests, each with a shorter
+# period, so no digest outgrows the function's memory or time.
+MAX_RECORDS_PER_DIGEST = 5000
 
 
 class DigestError(Exception):
@@ -124,10 +128,30 @@ def next_period(previous: Mapping[str, Any] | None, now: datetime, settle_second
     return DigestPeriod(start=start, end=max(start, end))
 
 
-def digest_key(sequence: int, period_end: str) -> str:
-    """``digests/YYYY/MM/DD/<sequence>.json`` (by the period's end): a day lists in order, and two
-    writers of the same sequence collide on one key (the second write is refused)."""
-    day = period_end[:10].replace("-", "/")
+def capped_end(
+    period: DigestPeriod, decided_ats: Sequence[str], truncated_at: Sequence[str], limit: int
+) -> str:
+    """Where a period must end to hold at most ``limit`` records, all of them seen.
+
+    ``decided_ats`` are the records read so far (up to ``limit`` per index partition, oldest first);
+    ``truncated_at`` is the last ``decided_at`` read from each partition that has more: past it that
+    partition is unread, so the period ends there (exclusive). Raises when more than ``limit`` records
+    share one instant and no shorter period can make progress.
+    """
+    end = min([period.end, *truncated_at])
+    inside = sorted(d for d in decided_ats if d < end)
+    if len(inside) > limit:
+        end = inside[limit]  # the first record left out starts the next period
+    if end < period.end and not any(d < end for d in inside):  # shortened, yet nothing fits before
+        raise DigestError(f"more than {limit} records decided at {end}: cannot split the period there")
+    return end
+
+
+def digest_key(sequence: int, written_at: str) -> str:
+    """``digests/YYYY/MM/DD/<sequence>.json`` (by the day it was written): the newest digest is in
+    today's or a recent day's listing, and two writers of one sequence on one day collide on one key
+    (the second write is refused)."""
+    day = written_at[:10].replace("-", "/")
     return f"{DIGEST_PREFIX}{day}/{sequence:010d}.json"
 
 
@@ -301,8 +325,8 @@ def _chain_problems(
     problems = []
     sequence = _int(body.get("sequence"))
     period = body.get("period") or {}
-    if stored.key != digest_key(sequence, str(period.get("end", ""))):
-        problems.append(f"misplaced: {stored.key} holds digest {sequence} of period end {period.get('end')}")
+    if stored.key != digest_key(sequence, str(body.get("written_at", ""))):
+        problems.append(f"misplaced: {stored.key} holds digest {sequence} written {body.get('written_at')}")
     link = body.get("previous")
     if previous is None:
         if sequence != 1 or link is not None:
