@@ -7,7 +7,8 @@
 - moto's Step Functions engine runs the template's state machine; Lambda tasks run the real handlers
   (``lambda_router``); SageMaker runtime calls go to the local model server (``kycserve``).
 - What moto does not emulate is emulated here, and nothing else: the bucket properties its
-  CloudFormation skips (versioning, the intake bucket's EventBridge notification), the SQS event
+  CloudFormation skips (versioning, Object Lock, the intake bucket's EventBridge notification), the
+  KeySpec/KeyUsage of asymmetric KMS keys (its CloudFormation makes every key symmetric), the SQS event
   source mapping (moto's runs one message per call inside the sender's request and ignores
   ReportBatchItemFailures), and the status-change events of the reconcile rule. Resources moto cannot
   create at all (alarms, bucket and queue policies) are listed in the stack's log at start-up.
