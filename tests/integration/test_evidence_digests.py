@@ -11,6 +11,7 @@ each fail it.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import shutil
 import subprocess
@@ -383,3 +384,15 @@ def test_digest_verifies_with_jq_and_openssl_as_documented(
     (tmp_path / "d.json").write_text(json.dumps(document))
     bad = subprocess.run(["sh", "-c", script], cwd=tmp_path, capture_output=True, text=True, check=False)
     assert bad.returncode != 0 and "Verification failure" in bad.stdout + bad.stderr
+
+
+def test_audit_writes_carry_the_sha256_checksum_object_lock_requires(
+    stack: LocalStack, screened, digests
+) -> None:
+    # S3 refuses a PutObject into an Object Lock bucket without Content-MD5 or an x-amz-checksum header;
+    # every writer sends SHA-256, which S3 checks and keeps (compared here with hashlib's)
+    s3, bucket = stack.client("s3"), stack.resources.audit_bucket
+    for key in (screened[0]["artefacts"]["lineage_key"], digests[0]["digest_key"]):
+        head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        assert head["ChecksumSHA256"] == base64.b64encode(hashlib.sha256(body).digest()).decode(), key
