@@ -67,7 +67,9 @@ ASSUMPTIONS: dict[str, Any] = {
     "ddb_gsi_copies": 2,  # ReviewQueueIndex always, ClientReferenceIndex when a reference is given
     "sqs_requests_per_upload": 3,  # send (EventBridge), receive, delete; deferrals add receives
     "decision_events_per_screening": 1,
-    "kms_requests_per_screening": 5,  # bucket keys and data-key reuse keep this low
+    # 5 data-key requests (bucket keys and data-key reuse keep this low) + 3 GenerateMac for the keyed
+    # pseudonyms of start, validate and decide (issue 13 item 5)
+    "kms_requests_per_screening": 8,
     "xray_traces_per_screening": 2,  # start function + state machine trace
     # distinct name x dimension combinations (decision, reason_code, outcome): about 50, plus
     # StageDuration x 6 stages and TimeToDecision (issue 14)

@@ -9,7 +9,7 @@ Downstream systems learn of it from the table's stream (DecisionEventsPipe), not
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,13 +18,24 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from kyc import settings
 from kyc.aws.dynamodb_decision_store import DynamoDBDecisionStore
 from kyc.aws.errors import SourceMissingError
+from kyc.aws.kms_mac import KmsMac
 from kyc.aws.s3_object_store import S3ObjectStore, canonical_json
 from kyc.aws.ssm_policy_source import PolicyOverrideProvider
+from kyc.domain.binding import model_binding_findings
+from kyc.domain.contract import CONTRACT_VERSION
 from kyc.domain.failures import reason_for_failure
 from kyc.domain.identity import pseudonymise_key
 from kyc.domain.lineage import build_lineage, sha256_hex
 from kyc.domain.outcomes import Decision
-from kyc.domain.policy import DecisionPolicy, FrameEvidence, PolicyError, decide_outcome
+from kyc.domain.policy import (
+    DecisionPolicy,
+    Finding,
+    FrameEvidence,
+    PolicyError,
+    apply_findings,
+    decide_outcome,
+)
+from kyc.domain.provenance import ProvenanceAssessment, assess
 from kyc.domain.reasons import ReasonCode
 from kyc.domain.record import (
     DecisionContext,
@@ -36,9 +47,11 @@ from kyc.observability import count, log_lineage, logger, metrics, stage_duratio
 from kyc.version import code_version
 
 RESOURCES = settings.stack_resources()
+PROVENANCE_POLICY = settings.provenance_policy()
 STORE = S3ObjectStore(kms_key_id=RESOURCES.kms_key_id)
 DECISIONS = DynamoDBDecisionStore(RESOURCES.decisions_table)
 POLICY_SOURCE = PolicyOverrideProvider() if RESOURCES.policy_parameter else None
+PSEUDONYM_MAC = KmsMac(settings.pseudonym_key_id())
 POLICY_CACHE_SECONDS = 300
 
 
@@ -53,6 +66,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     existing = DECISIONS.get(sid)
     if existing is None or _evidence_lost(existing, event):
         record = _record(event, state)
+        if existing is None:
+            _stage_evidence(record, event)
+        else:
+            record = _staged(record, existing, event)
         if existing is None and DECISIONS.put_once(record.item):
             existing = record.item
             _write_evidence(record, existing)
@@ -121,6 +138,37 @@ def _write_evidence(record: Recorded, item: dict[str, Any]) -> bool:
     return written
 
 
+def _staging_key(obj_key: str, event: dict[str, Any]) -> str:
+    """Where this execution keeps its evidence bytes until its decision is written (work bucket,
+    expires with it): one prefix per execution, so racing executions never share one."""
+    execution = sha256_hex(str(event.get("execution_arn")).encode("utf-8"))[:32]
+    return f"evidence/{execution}/{obj_key}"
+
+
+def _stage_evidence(record: Recorded, event: dict[str, Any]) -> None:
+    """Keep the exact bytes before the conditional put: a retry after a crash between the put and
+    the audit write restores these, not a recomputation that may differ (a refreshed policy cache,
+    a new code version) and so no longer match the hashes the decision names."""
+    for obj in record.evidence:
+        STORE.put_bytes(RESOURCES.work_bucket, _staging_key(obj.key, event), obj.data, "application/json")
+
+
+def _staged(record: Recorded, item: dict[str, Any], event: dict[str, Any]) -> Recorded:
+    """``record`` with each evidence object replaced by this execution's staged bytes when they are
+    the ones ``item`` names; what is not staged (or expired) keeps the recomputed bytes."""
+    named = _named_evidence(item)
+    evidence: list[EvidenceObject] = []
+    for obj in record.evidence:
+        try:
+            staged = _evidence_object(
+                obj.key, STORE.get_bytes(RESOURCES.work_bucket, _staging_key(obj.key, event))
+            )
+        except SourceMissingError:
+            staged = obj
+        evidence.append(staged if named.get(obj.key) == staged.sha256 else obj)
+    return replace(record, evidence=tuple(evidence))
+
+
 def _named_evidence(item: dict[str, Any]) -> dict[str, str]:
     artefacts = item.get("artefacts") or {}
     return {
@@ -151,12 +199,15 @@ def _record(event: dict[str, Any], state: dict[str, Any]) -> Recorded:
     summary, scores_doc, batch_lineage = _summarise(event.get("mode", "decide"), state)
     artefacts: dict[str, str] = {}
     evidence: list[EvidenceObject] = []
+    assessment = provenance(state)
+    rules = {"policy": PROVENANCE_POLICY.to_dict()}
     decision_lineage: dict[str, Any] = {
         "decision": str(summary.decision),
         "reasons": [str(r) for r in summary.reasons],
         "score": summary.score,
         "policy": summary.policy,
         "model": summary.model,
+        "provenance": assessment.audit_dict() | rules,  # lineage.json outlives an erasure
     }
     if scores_doc is not None:
         scores = _evidence_object(f"decisions/{sid}/scores.json", canonical_json(scores_doc))
@@ -169,7 +220,7 @@ def _record(event: dict[str, Any], state: dict[str, Any]) -> Recorded:
         }
     lineage = build_lineage(
         submission=submission,
-        pseudonymous_key=pseudonymise_key(submission["key"]),
+        pseudonymous_key=pseudonymise_key(submission["key"], PSEUDONYM_MAC),
         execution_arn=event.get("execution_arn"),
         validation=validation,
         frames=_frames_lineage(state),
@@ -192,6 +243,7 @@ def _record(event: dict[str, Any], state: dict[str, Any]) -> Recorded:
     item = build_decision_item(
         summary, context, now=datetime.now(UTC), retention_days=RESOURCES.retention_days
     )
+    item["provenance"] = assessment.to_dict() | rules  # beside the decision; erasure drops it
     lineage_log = {
         "stage": "decide",
         "submission_id": sid,
@@ -294,6 +346,11 @@ def _scored(state: dict[str, Any], extraction: dict[str, Any]) -> tuple[Decision
         failed_batches=failed_batches,
         failure_reasons=failures,
     )
+    found = findings(state)
+    # --- calibration: thresholds measured for another model (or none) decide nothing (MODEL_NOT_CALIBRATED)
+    binding = model_binding_findings(policy.calibration, models, CONTRACT_VERSION)
+    calibrated_view = apply_findings(verdict, found) if binding else None
+    verdict = apply_findings(verdict, [*found, *binding])
     model = (
         models[0]
         if models and all(m == models[0] for m in models)
@@ -317,7 +374,35 @@ def _scored(state: dict[str, Any], extraction: dict[str, Any]) -> tuple[Decision
         "frames": frames,  # per-frame scores, faces and quality flags: for reviewers, never for clients
         "failed_batches": failed_batches,
     }
+    if calibrated_view is not None:  # for `kycscreen evaluate`: what these thresholds decide once bound
+        scores_doc["decision_if_calibrated"] = {
+            "decision": str(calibrated_view.decision),
+            "reasons": [str(r) for r in calibrated_view.reasons],
+        }
     return summary, scores_doc, batch_lineage
+
+
+def findings(state: dict[str, Any]) -> list[Finding]:
+    """What the stages beside the model found that bounds this decision (kyc.domain.policy.Effect).
+
+    Each source reads its own small result from the state (large evidence stays in S3) and adds
+    its findings here; none can turn a decision into a PASS.
+    """
+    found: list[Finding] = []
+    found.extend(provenance(state).findings)
+    return found
+
+
+def provenance(state: dict[str, Any]) -> ProvenanceAssessment:
+    """C2PA Content Credentials and container forensics recorded by validate, read under the
+    provenance rules in force (kyc.domain.provenance; docs/provenance.md)."""
+    recorded = (state.get("validation") or {}).get("provenance") or {}
+    return assess(
+        recorded.get("c2pa"),
+        recorded.get("container"),
+        received_at=(state.get("submission") or {}).get("received_at"),
+        policy=PROVENANCE_POLICY,
+    )
 
 
 def face_count(frame: dict[str, Any]) -> int | None:

@@ -21,6 +21,7 @@ from kyc import settings
 from kyc.aws.dynamodb_decision_store import DynamoDBDecisionStore
 from kyc.aws.dynamodb_erasure import DynamoDBErasureStore
 from kyc.aws.errors import SourceMissingError
+from kyc.aws.kms_mac import KmsMac
 from kyc.aws.s3_eraser import S3VersionEraser
 from kyc.aws.s3_object_store import S3ObjectStore
 from kyc.domain.erasure import (
@@ -45,6 +46,7 @@ STORE = S3ObjectStore(kms_key_id=RESOURCES.kms_key_id)
 ERASER = S3VersionEraser()
 DECISIONS = DynamoDBDecisionStore(RESOURCES.decisions_table)
 ERASURES = DynamoDBErasureStore(RESOURCES.decisions_table)
+PSEUDONYM_MAC = KmsMac(settings.pseudonym_key_id())
 
 __all__ = ["ErasureRequestError", "lambda_handler"]
 
@@ -80,7 +82,8 @@ def erase_submission(sid: str, request: ErasureRequest) -> dict[str, Any]:
     if is_erased(item):
         return _outcome(sid, ErasureOutcome.ALREADY_ERASED, erased_at=item["erased_at"])
     now = datetime.now(UTC)
-    pseudonymise_record(item, erased_at=now, reason=request.reason, evidence={})  # fails before deleting
+    # fails before deleting: personal data left, or no pseudonym (KMS refused), stops the erasure here
+    pseudonymise_record(item, erased_at=now, reason=request.reason, evidence={}, mac=PSEUDONYM_MAC)
     source = item.get("source") or {}
     bucket, key = source.get("bucket"), source.get("key")
     siblings: list[str] = []
@@ -106,6 +109,7 @@ def erase_submission(sid: str, request: ErasureRequest) -> dict[str, Any]:
         intake_bucket=bucket,
         siblings=siblings,
         code_version=code_version(),
+        mac=PSEUDONYM_MAC,
     )
     evidence["deleted"] = merge_deleted(_earlier_sweeps(targets.evidence_key), evidence["deleted"])
     if personal_values_left(evidence, personal_values(item)):
@@ -116,6 +120,7 @@ def erase_submission(sid: str, request: ErasureRequest) -> dict[str, Any]:
         erased_at=now,
         reason=request.reason,
         evidence={"key": targets.evidence_key, "sha256": evidence_sha256},
+        mac=PSEUDONYM_MAC,
     )
     if not ERASURES.replace_once(record):
         return _outcome(sid, ErasureOutcome.ALREADY_ERASED, note="erased concurrently")

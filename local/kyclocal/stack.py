@@ -7,10 +7,11 @@
 - moto's Step Functions engine runs the template's state machine; Lambda tasks run the real handlers
   (``lambda_router``); SageMaker runtime calls go to the local model server (``kycserve``).
 - What moto does not emulate is emulated here, and nothing else: the bucket properties its
-  CloudFormation skips (versioning, Object Lock, the intake bucket's EventBridge notification), the
-  KeySpec/KeyUsage of asymmetric KMS keys (its CloudFormation makes every key symmetric), the SQS event
+  CloudFormation skips (versioning, Object Lock, the intake bucket's EventBridge notification), the SQS event
   source mapping (moto's runs one message per call inside the sender's request and ignores
-  ReportBatchItemFailures), and the status-change events of the reconcile rule. Resources moto cannot
+  ReportBatchItemFailures), the status-change events of the reconcile rule, and the ``KeySpec`` and
+  ``KeyUsage`` of KMS keys (``kyclocal.kms``: the HMAC key of the pseudonyms, the ECC key that signs
+  the evidence digests, whose local private key the saved state keeps). Resources moto cannot
   create at all (alarms, bucket and queue policies) are listed in the stack's log at start-up.
 - A run starts as in AWS: an object lands in the intake bucket, S3 emits ``Object Created`` to
   EventBridge, the rule delivers it to the admission queue, and the queue feeds the start function.
@@ -39,6 +40,7 @@ from kyclocal.template import REPO, function_folders, local_template
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 STACK_NAME = "kyc-local"
+POLICY_PARAMETER = "/kyc-local/decision-policy"  # where LocalStackSettings.policy is put (SSM in moto)
 DEFAULT_PORT = 4566
 LOG = logging.getLogger("kyclocal.stack")
 # Loggers of the emulators: their records go to the stack's log file, never to the terminal.
@@ -75,6 +77,9 @@ class LocalStackSettings:
     state_dir: Path | None = None
     port: int | None = None  # None: a free port (kycscreen up uses a fixed one)
     log_path: Path | None = None  # the stack's log (moto, start-up notes); None: beside the state, or temp
+    # --- calibration: a decision-policy document (e.g. `kycscreen evaluate --write-policy`), served as the
+    # template's SSM override (PolicyParameterName), a SecureString under the stack key as documented
+    policy: dict[str, Any] | None = None
 
     def parameters(self) -> dict[str, str]:
         """Template parameters the local run overrides; the rest keep their defaults."""
@@ -88,6 +93,8 @@ class LocalStackSettings:
             params["PassThreshold"] = str(self.pass_threshold)
         if self.reject_threshold is not None:
             params["RejectThreshold"] = str(self.reject_threshold)
+        if self.policy is not None:
+            params["PolicyParameterName"] = POLICY_PARAMETER
         return params
 
 
@@ -228,7 +235,11 @@ class LocalStack:
         self.started_s["moto_and_model"] = time.perf_counter() - began
         self._create_stack()
         self.started_s["create_stack"] = time.perf_counter() - began
+        self._put_policy_override()
         self._emulate_skipped_properties()
+        from kyclocal.kms import apply_key_specs  # issue 13: the pseudonyms' HMAC key, the digests' ECC key
+
+        apply_key_specs(self._template.body["Resources"], self.physical_ids, ACCOUNT, REGION)
         self._create_subscriber_taps()
         self._set_env(self._function_env())
         self.router.install(self.function_names)
@@ -412,6 +423,19 @@ class LocalStack:
             ", ".join(f"{lid} ({kind})" for lid, kind in sorted(self.not_emulated)),
         )
 
+    def _put_policy_override(self) -> None:
+        """The policy document, where the template's decide function reads its override (as a customer puts
+        theirs with `aws ssm put-parameter`): a SecureString under the stack's key."""
+        if self.settings.policy is None:
+            return
+        self.client("ssm").put_parameter(
+            Name=POLICY_PARAMETER,
+            Type="SecureString",
+            KeyId=self.kms_key_id,
+            Value=json.dumps(self.settings.policy),
+            Overwrite=True,
+        )
+
     def _hand_state_machine_to_engine(self) -> None:
         """moto's CloudFormation puts the state machine in its plain Step Functions backend, while the
         API (with execute_state_machine on) serves the one that runs executions: the created machine,
@@ -426,9 +450,9 @@ class LocalStack:
             raise StackError(f"state machine registered as {arn}, the stack says {self.state_machine_arn}")
 
     def _emulate_skipped_properties(self) -> None:
-        """Bucket versioning and Object Lock (moto's CloudFormation skips both), the key spec of
-        asymmetric keys, and moto's own SQS event source mapping switched off (the pump below reads
-        its settings and runs it as Lambda does)."""
+        """Bucket versioning and Object Lock (moto's CloudFormation skips both), and moto's own SQS
+        event source mapping switched off (the pump below reads its settings and runs it as Lambda
+        does). Key specs: ``kyclocal.kms``."""
         s3 = self.client("s3")
         for logical_id, resource in self._template.body["Resources"].items():
             if resource.get("Type") != "AWS::S3::Bucket" or logical_id not in self.outputs_by_logical_id():
@@ -440,7 +464,6 @@ class LocalStack:
             lock = object_lock_configuration(resource.get("Properties", {}), self.parameters)
             if lock:  # on the new, empty bucket, as CloudFormation creates it; moto then enforces it
                 s3.put_object_lock_configuration(Bucket=bucket, ObjectLockConfiguration=lock)
-        self._emulate_asymmetric_keys()
         lam = self.client("lambda")
         self.admission_mapping: dict[str, Any] = {}
         for mapping in lam.list_event_source_mappings()["EventSourceMappings"]:
@@ -449,18 +472,6 @@ class LocalStack:
             lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
         if not self.admission_mapping:
             raise StackError("template.yaml: no event source mapping on the admission queue")
-
-    def _emulate_asymmetric_keys(self) -> None:
-        """moto's CloudFormation creates every AWS::KMS::Key as a symmetric ENCRYPT_DECRYPT key,
-        whatever its KeySpec and KeyUsage: a key the template declares asymmetric gets, in moto's
-        in-process backend, the key pair and usage it declares (so Sign and GetPublicKey work)."""
-        from moto.kms.models import kms_backends
-        from moto.kms.utils import generate_private_key
-
-        for logical_id, props in self._signing_keys().items():
-            key = kms_backends[ACCOUNT][REGION].describe_key(self.physical_ids[logical_id])
-            key.key_usage, key.key_spec = props["KeyUsage"], props["KeySpec"]
-            key.private_key = generate_private_key(props["KeySpec"])
 
     def _signing_keys(self) -> dict[str, dict[str, Any]]:
         """The created SIGN_VERIFY keys of the template, by logical id, with their properties."""

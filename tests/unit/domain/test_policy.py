@@ -381,3 +381,65 @@ def test_decide_path_imports_without_numpy():
     # The decide function's layer ships no numpy: aggregation and policy must stay pure Python.
     code = "import sys, kyc.domain.policy, kyc.domain.aggregate; assert 'numpy' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- findings made beside the model (provenance, reuse, face stage, calibration) ---
+
+from kyc.domain.policy import Effect, Finding, apply_findings  # noqa: E402
+
+PASSING = frames([0.05] * 10)
+REJECTING = frames([0.97] * 10)
+
+
+def test_findings_none_leave_the_verdict_unchanged():
+    verdict = decide(PASSING)
+    assert apply_findings(verdict, []) is verdict
+
+
+@pytest.mark.parametrize(
+    ("evidence", "effect", "decision", "reasons"),
+    [
+        (PASSING, Effect.NO_PASS, Decision.REVIEW, [R.INSUFFICIENT_FRAMES]),
+        (REJECTING, Effect.NO_PASS, Decision.REJECT, [R.HIGH_FAKE_SCORE, R.INSUFFICIENT_FRAMES]),
+        (PASSING, Effect.REVIEW, Decision.REVIEW, [R.INSUFFICIENT_FRAMES]),
+        (REJECTING, Effect.REVIEW, Decision.REVIEW, [R.INSUFFICIENT_FRAMES]),
+        (PASSING, Effect.REJECT, Decision.REJECT, [R.INSUFFICIENT_FRAMES]),
+        (REJECTING, Effect.REJECT, Decision.REJECT, [R.INSUFFICIENT_FRAMES, R.HIGH_FAKE_SCORE]),
+    ],
+)
+def test_finding_effect_bounds_scored_decision(evidence, effect, decision, reasons):
+    # INSUFFICIENT_FRAMES stands in for any finding's reason code
+    verdict = apply_findings(decide(evidence), [Finding(R.INSUFFICIENT_FRAMES, effect)])
+    assert verdict.decision == decision
+    assert list(verdict.reasons) == reasons
+    assert verdict.score == decide(evidence).score
+
+
+def test_strongest_finding_wins_and_every_reason_is_kept():
+    findings = [Finding(R.MODEL_UNCERTAIN, Effect.NO_PASS), Finding(R.NO_FACE, Effect.REJECT)]
+    verdict = apply_findings(decide(PASSING), findings)
+    assert verdict.decision == Decision.REJECT
+    assert list(verdict.reasons) == [R.NO_FACE, R.MODEL_UNCERTAIN]
+
+
+def test_reject_finding_decides_even_when_scoring_failed():
+    failed = decide([], sampled=10, failed_batches=2, failure_reasons=[R.ENDPOINT_UNAVAILABLE])
+    assert failed.decision == Decision.ERROR
+    assert apply_findings(failed, [Finding(R.NO_FACE, Effect.NO_PASS)]).decision == Decision.ERROR
+    verdict = apply_findings(failed, [Finding(R.NO_FACE, Effect.REJECT)])
+    assert verdict.decision == Decision.REJECT
+    assert list(verdict.reasons) == [R.NO_FACE, R.ENDPOINT_UNAVAILABLE]
+
+
+@given(
+    st.lists(st.floats(0, 1), min_size=0, max_size=12),
+    st.lists(st.sampled_from(list(Effect)), min_size=1, max_size=3),
+)
+def test_findings_never_make_a_decision_more_lenient(scores, effects):
+    order = {Decision.PASS: 0, Decision.REVIEW: 1, Decision.REJECT: 2, Decision.ERROR: 2}
+    verdict = decide(frames(scores), sampled=12)
+    bounded = apply_findings(verdict, [Finding(R.NO_FACE, e) for e in effects])
+    assert bounded.decision != Decision.PASS
+    assert R.NO_FACE in bounded.reasons
+    if Effect.REVIEW not in effects:
+        assert order[bounded.decision] >= order[verdict.decision]

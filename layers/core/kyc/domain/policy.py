@@ -8,25 +8,58 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
+from enum import StrEnum
 from types import MappingProxyType
 
 from kyc.domain.aggregate import PolicyError, aggregate, validate_params
+from kyc.domain.calibration import Calibration
 from kyc.domain.outcomes import Decision
 from kyc.domain.reasons import ReasonCode
 
 __all__ = [
     "DecisionPolicy",
+    "Effect",
     "EvidenceError",
+    "Finding",
     "FrameEvidence",
     "PolicyError",
     "Verdict",
+    "apply_findings",
     "decide_outcome",
 ]
 
 
 class EvidenceError(ValueError):
     """The evidence contradicts itself (e.g. more frames than were sampled): a pipeline bug."""
+
+
+class Effect(StrEnum):
+    """What a finding from outside the model's score does to the decision (strongest wins).
+
+    - ``NO_PASS``: a PASS becomes REVIEW; a REJECT stands (e.g. media already screened elsewhere).
+    - ``REVIEW``: PASS and REJECT both become REVIEW, because the score itself cannot be trusted
+      either way (e.g. thresholds never calibrated for the model that answered).
+    - ``REJECT``: REJECT whatever the model says, even when scoring failed, since the finding does
+      not depend on the model (e.g. the file declares itself AI-generated).
+    """
+
+    NO_PASS = "NO_PASS"  # noqa: S105 - an effect, not a password
+    REVIEW = "REVIEW"
+    REJECT = "REJECT"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Evidence gathered beside the model (provenance, reuse, face stage, calibration) that bounds
+    the decision. Its reason is always recorded, even when the decision was already as strict."""
+
+    reason: ReasonCode
+    effect: Effect
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reason", ReasonCode(self.reason))
+        object.__setattr__(self, "effect", Effect(self.effect))
 
 
 @dataclass(frozen=True)
@@ -85,6 +118,8 @@ class DecisionPolicy:
     max_multi_face_fraction: float = 0.25
     require_faces: bool = True
     allow_pass_on_partial: bool = False
+    # --- calibration: the model these thresholds were measured for (None: uncalibrated, never decides)
+    calibration: Calibration | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.version, str) or not self.version.strip():
@@ -113,6 +148,25 @@ class DecisionPolicy:
         set_(self, "min_frames_scored", _count("min_frames_scored", self.min_frames_scored, 1))
         set_(self, "require_faces", _flag("require_faces", self.require_faces))
         set_(self, "allow_pass_on_partial", _flag("allow_pass_on_partial", self.allow_pass_on_partial))
+        self._check_calibration()
+
+    def _check_calibration(self) -> None:
+        """A calibration measured other thresholds than these does not describe this policy. Only a
+        lower pass threshold is allowed without recalibrating (an incident brake: fewer PASSes, so the
+        measured APCER stays an upper bound); anything else was never measured."""
+        if self.calibration is None:
+            return
+        calibration = self.calibration
+        if not isinstance(calibration, Calibration):
+            calibration = Calibration.from_mapping(calibration)
+            object.__setattr__(self, "calibration", calibration)
+        measured = (calibration.pass_threshold, calibration.reject_threshold, calibration.aggregator)
+        if self.pass_threshold > measured[0] or measured[1:] != (self.reject_threshold, self.aggregator):
+            raise PolicyError(
+                f"calibration measured pass {measured[0]}, reject {measured[1]}, aggregator {measured[2]}; "
+                f"this policy has pass {self.pass_threshold}, reject {self.reject_threshold}, aggregator "
+                f"{self.aggregator}: recalibrate (kycscreen evaluate --write-policy) after changing them"
+            )
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, object]) -> DecisionPolicy:
@@ -129,7 +183,8 @@ class DecisionPolicy:
     def to_dict(self) -> dict:
         """Plain JSON-ready values; the same shape ``from_mapping`` reads."""
         return {f.name: getattr(self, f.name) for f in fields(self)} | {
-            "aggregator_params": dict(self.aggregator_params)
+            "aggregator_params": dict(self.aggregator_params),
+            "calibration": self.calibration.to_dict() if self.calibration else None,
         }
 
 
@@ -236,3 +291,33 @@ def decide_outcome(
     if scored_faces < policy.min_frames_scored:
         return verdict(Decision.REVIEW, [ReasonCode.NO_FACE_EVIDENCE, *caveats], score)
     return verdict(Decision.PASS, [ReasonCode.LOW_FAKE_SCORE, *caveats], score)
+
+
+def apply_findings(verdict: Verdict, findings: Sequence[Finding]) -> Verdict:
+    """Bound ``verdict`` by findings made beside the model; fail closed, so a finding only ever
+    makes the decision stricter (never a PASS from a REVIEW) and its reason is always kept.
+
+    INVALID media was never screened and stays INVALID. ERROR stays ERROR unless a ``REJECT``
+    finding decides without the model. Reasons of the winning effect come first.
+    """
+    if not findings or verdict.decision == Decision.INVALID:
+        return verdict
+    strongest = {Effect.REJECT: 3, Effect.REVIEW: 2, Effect.NO_PASS: 1}
+    ordered = sorted(findings, key=lambda f: -strongest[f.effect])
+    top = ordered[0].effect
+    decision = verdict.decision
+    if top == Effect.REJECT:
+        decision = Decision.REJECT
+    elif decision == Decision.PASS or (top == Effect.REVIEW and decision == Decision.REJECT):
+        decision = Decision.REVIEW
+    if decision != verdict.decision and verdict.decision in (Decision.PASS, Decision.REJECT):
+        # the score's own reason (LOW_/HIGH_FAKE_SCORE) no longer explains the outcome
+        score_reasons = (ReasonCode.LOW_FAKE_SCORE, ReasonCode.HIGH_FAKE_SCORE)
+        kept = [r for r in verdict.reasons if r not in score_reasons]
+    else:
+        kept = list(verdict.reasons)
+    if top == Effect.REJECT:
+        reasons = [*(f.reason for f in ordered), *kept]
+    else:
+        reasons = [*kept, *(f.reason for f in ordered)]
+    return replace(verdict, decision=decision, reasons=_unique(reasons))
