@@ -28,7 +28,7 @@ SIGNING_ALGORITHM = "ECDSA_SHA_256"
 DIGEST_PREFIX = "digests/"
 # The documents a decision record names in its ``artefacts`` (``<name>_key``, ``<name>_sha256``).
 EVIDENCE_NAMES = ("scores", "lineage")
-# Records per digest at most (two documents each: about 2.6 MB of digest). A longer backlog (the first
+# Records per digest at most (two documents each: about 3.0 MB of digest). A longer backlog (the first
 # digest of an existing table, a schedule broken for days) becomes several digests, each with a shorter
 # period, so no digest outgrows the function's memory or time.
 MAX_RECORDS_PER_DIGEST = 5000
