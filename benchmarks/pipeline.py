@@ -138,7 +138,7 @@ def _measure(
     screenings = runs + 1
     work = bucket_bytes(stack, stack.resources.work_bucket)
     audit = bucket_bytes(stack, stack.resources.audit_bucket, "decisions/")
-    reviews = bucket_bytes(stack, stack.resources.audit_bucket, "reviews/")  # kept as long as raw video
+    reviews = bucket_bytes(stack, stack.resources.review_bucket, "reviews/")  # ReviewSheetRetentionDays
     return {
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,6 +45,7 @@ PRICES: dict[str, float] = {
     "dashboard_month": 3.00,
     "kms_key_month": 1.00,
     "kms_request": 0.03 / 10000,
+    "kms_asymmetric_request": 0.15 / 10000,  # Sign with an ECC key (evidence digests)
     "sqs_request": 0.40 / 1e6,
     "eventbridge_custom_event": 1.00 / 1e6,
     "sns_publish": 0.50 / 1e6,
@@ -391,6 +393,16 @@ def fixed_monthly(template: dict[str, Any], params: dict[str, Any]) -> list[Line
         ),
         Line("KMS key", "per key", count_type(resources, "AWS::KMS::Key") * p["kms_key_month"]),
     ]
+    if "DigestEvidenceFunction" in resources:
+        digests = digests_per_month(str(params["DigestSchedule"]))
+        lines.append(
+            Line(
+                "KMS Sign (evidence digests)",
+                "per asymmetric request",
+                digests * p["kms_asymmetric_request"],
+                f"one Sign per digest: {digests:.0f} a month at {params['DigestSchedule']}",
+            )
+        )
     rules = [r for r in resources.values() if r.get("Type") == "AWS::Config::ConfigRule"]
     if rules:
         periodic = [r for r in rules if "MaximumExecutionFrequency" in r["Properties"]]
@@ -419,6 +431,15 @@ def fixed_monthly(template: dict[str, Any], params: dict[str, Any]) -> list[Line
             )
         )
     return lines
+
+
+def digests_per_month(schedule: str) -> float:
+    """Runs a month of a ``rate(N unit)`` schedule; a cron expression is taken as hourly."""
+    match = re.fullmatch(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)", schedule.strip())
+    if not match:
+        return 730.0
+    minutes = int(match.group(1)) * {"minute": 1, "hour": 60, "day": 1440}[match.group(2).rstrip("s")]
+    return 730.0 * 60 / minutes
 
 
 def sagemaker_lines(params: dict[str, Any], monthly_videos: float) -> list[Line]:

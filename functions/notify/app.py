@@ -53,8 +53,8 @@ def _notify(event: dict[str, Any], sid: str) -> dict[str, Any]:
     if event.get("manifest_key"):
         sheet = _render(event)
         sheet_key = contact_sheet_key(sid)
-        sheet_sha256 = STORE.put_bytes(RESOURCES.audit_bucket, sheet_key, sheet, "image/png")
-        url = STORE.presign_get(RESOURCES.audit_bucket, sheet_key, LINK_SECONDS)
+        sheet_sha256 = STORE.put_bytes(RESOURCES.review_bucket, sheet_key, sheet, "image/png")
+        url = STORE.presign_get(RESOURCES.review_bucket, sheet_key, LINK_SECONDS)
         expires_at = (datetime.now(UTC) + timedelta(seconds=LINK_SECONDS)).isoformat(timespec="seconds")
     # The state machine may pass the whole submission; only the client's reference is used from it.
     submission = event.get("submission") or {}
@@ -72,7 +72,7 @@ def _notify(event: dict[str, Any], sid: str) -> dict[str, Any]:
         sid,
         inputs={"manifest_key": event.get("manifest_key"), "scores_key": event.get("scores_key")},
         outputs={
-            "bucket": RESOURCES.audit_bucket,
+            "bucket": RESOURCES.review_bucket,
             "contact_sheet_key": sheet_key,
             "contact_sheet_sha256": sheet_sha256,
             "message_id": message_id,

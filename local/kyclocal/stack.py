@@ -7,10 +7,11 @@
 - moto's Step Functions engine runs the template's state machine; Lambda tasks run the real handlers
   (``lambda_router``); SageMaker runtime calls go to the local model server (``kycserve``).
 - What moto does not emulate is emulated here, and nothing else: the bucket properties its
-  CloudFormation skips (versioning, the intake bucket's EventBridge notification), the SQS event
+  CloudFormation skips (versioning, Object Lock, the intake bucket's EventBridge notification), the SQS event
   source mapping (moto's runs one message per call inside the sender's request and ignores
   ReportBatchItemFailures), the status-change events of the reconcile rule, and the ``KeySpec`` and
-  ``KeyUsage`` of KMS keys (``kyclocal.kms``: the HMAC key of the pseudonyms). Resources moto cannot
+  ``KeyUsage`` of KMS keys (``kyclocal.kms``: the HMAC key of the pseudonyms, the ECC key that signs
+  the evidence digests, whose local private key the saved state keeps). Resources moto cannot
   create at all (alarms, bucket and queue policies) are listed in the stack's log at start-up.
 - A run starts as in AWS: an object lands in the intake bucket, S3 emits ``Object Created`` to
   EventBridge, the rule delivers it to the admission queue, and the queue feeds the start function.
@@ -104,6 +105,7 @@ class LocalResources:
     intake_bucket: str
     work_bucket: str
     audit_bucket: str
+    review_bucket: str
     decisions_table: str
     admission_queue: str
     event_bus: str
@@ -120,6 +122,7 @@ class LocalResources:
             intake_bucket=outputs["IntakeBucketName"],
             work_bucket=outputs["WorkBucketName"],
             audit_bucket=outputs["AuditBucketName"],
+            review_bucket=outputs["ReviewBucketName"],
             decisions_table=outputs["DecisionsTableName"],
             admission_queue=outputs["AdmissionQueueName"],
             event_bus=outputs["DecisionEventBusName"],
@@ -234,7 +237,7 @@ class LocalStack:
         self.started_s["create_stack"] = time.perf_counter() - began
         self._put_policy_override()
         self._emulate_skipped_properties()
-        from kyclocal.kms import apply_key_specs  # issue 13 item 5: the HMAC key behind pseudonyms
+        from kyclocal.kms import apply_key_specs  # issue 13: the pseudonyms' HMAC key, the digests' ECC key
 
         apply_key_specs(self._template.body["Resources"], self.physical_ids, ACCOUNT, REGION)
         self._create_subscriber_taps()
@@ -447,8 +450,9 @@ class LocalStack:
             raise StackError(f"state machine registered as {arn}, the stack says {self.state_machine_arn}")
 
     def _emulate_skipped_properties(self) -> None:
-        """Bucket versioning (moto's CloudFormation skips it) and moto's own SQS event source mapping
-        switched off (the pump below reads its settings and runs it as Lambda does)."""
+        """Bucket versioning and Object Lock (moto's CloudFormation skips both), and moto's own SQS
+        event source mapping switched off (the pump below reads its settings and runs it as Lambda
+        does). Key specs: ``kyclocal.kms``."""
         s3 = self.client("s3")
         for logical_id, resource in self._template.body["Resources"].items():
             if resource.get("Type") != "AWS::S3::Bucket" or logical_id not in self.outputs_by_logical_id():
@@ -457,6 +461,9 @@ class LocalStack:
             versioning = resource.get("Properties", {}).get("VersioningConfiguration")
             if versioning:
                 s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=versioning)
+            lock = object_lock_configuration(resource.get("Properties", {}), self.parameters)
+            if lock:  # on the new, empty bucket, as CloudFormation creates it; moto then enforces it
+                s3.put_object_lock_configuration(Bucket=bucket, ObjectLockConfiguration=lock)
         lam = self.client("lambda")
         self.admission_mapping: dict[str, Any] = {}
         for mapping in lam.list_event_source_mappings()["EventSourceMappings"]:
@@ -465,6 +472,42 @@ class LocalStack:
             lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
         if not self.admission_mapping:
             raise StackError("template.yaml: no event source mapping on the admission queue")
+
+    def _signing_keys(self) -> dict[str, dict[str, Any]]:
+        """The created SIGN_VERIFY keys of the template, by logical id, with their properties."""
+        return {
+            logical_id: resource["Properties"]
+            for logical_id, resource in self._template.body["Resources"].items()
+            if resource.get("Type") == "AWS::KMS::Key"
+            and resource.get("Properties", {}).get("KeyUsage") == "SIGN_VERIFY"
+            and logical_id in self.physical_ids
+        }
+
+    def signing_key_pems(self) -> dict[str, bytes]:
+        """The LOCAL private keys of the signing keys (PEM), so a saved state keeps verifying with the
+        same public key across commands. Only ever for moto's keys: real KMS keys never leave KMS."""
+        from cryptography.hazmat.primitives import serialization
+        from moto.kms.models import kms_backends
+
+        out = {}
+        for logical_id in self._signing_keys():
+            key = kms_backends[ACCOUNT][REGION].describe_key(self.physical_ids[logical_id])
+            out[logical_id] = key.private_key.private_key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        return out
+
+    def load_signing_key_pem(self, logical_id: str, pem: bytes) -> None:
+        """Give moto's key the saved local private key (see ``signing_key_pems``)."""
+        from cryptography.hazmat.primitives import serialization
+        from moto.kms.models import kms_backends
+
+        if logical_id not in self._signing_keys():
+            return
+        key = kms_backends[ACCOUNT][REGION].describe_key(self.physical_ids[logical_id])
+        key.private_key.private_key = serialization.load_pem_private_key(pem, password=None)
 
     def outputs_by_logical_id(self) -> dict[str, str]:
         """Physical names of the buckets the template declares, by logical id (from the Outputs)."""
@@ -844,6 +887,26 @@ class LocalStack:
                         yield json.loads(event["message"])
                     except ValueError:
                         continue
+
+
+def object_lock_configuration(properties: dict[str, Any], parameters: dict[str, str]) -> dict[str, Any]:
+    """A bucket's ObjectLockConfiguration as the S3 API takes it, parameters resolved; {} when none."""
+    config = properties.get("ObjectLockConfiguration")
+    if not properties.get("ObjectLockEnabled") or not config:
+        return {}
+
+    def resolve(value: Any) -> Any:
+        return parameters[value["Ref"]] if isinstance(value, dict) and "Ref" in value else value
+
+    out: dict[str, Any] = {"ObjectLockEnabled": config.get("ObjectLockEnabled", "Enabled")}
+    retention = (config.get("Rule") or {}).get("DefaultRetention")
+    if retention:
+        rule: dict[str, Any] = {"Mode": resolve(retention["Mode"])}
+        for unit in ("Days", "Years"):
+            if unit in retention:
+                rule[unit] = int(resolve(retention[unit]))
+        out["Rule"] = {"DefaultRetention": rule}
+    return out
 
 
 def _sqs_record(message: dict[str, Any], queue_url: str) -> dict[str, Any]:

@@ -67,6 +67,7 @@ def save_state(stack: LocalStack, directory: Path) -> dict[str, int]:
             "decisions": _save_table(stack, staging),
             "log_events": _save_logs(stack, staging),
         }
+        _save_signing_keys(stack, staging)
         _write_json(staging / MARKER, {"state_version": STATE_VERSION, "saved_at": time.time(), **counts})
         _swap(staging, directory)
     except BaseException:
@@ -146,6 +147,18 @@ def _save_logs(stack: LocalStack, root: Path) -> int:
     return sum(len(s["events"]) for s in streams)
 
 
+def _save_signing_keys(stack: LocalStack, root: Path) -> None:
+    """moto's digest signing key (a LOCAL key, never a real one): the next command signs and
+    verifies with the same key pair, as one KMS key would in AWS."""
+    for logical_id, pem in stack.signing_key_pems().items():
+        _write_bytes(root / "kms" / f"LOCAL-{logical_id}.pem", pem)
+
+
+def _restore_signing_keys(stack: LocalStack, root: Path) -> None:
+    for path in sorted((root / "kms").glob("LOCAL-*.pem")):
+        stack.load_signing_key_pem(path.stem.removeprefix("LOCAL-"), path.read_bytes())
+
+
 # --------------------------------------------------------------------------- restore
 def restore_state(stack: LocalStack, directory: Path) -> dict[str, int]:
     """Put a saved state into a freshly started stack; a missing directory restores nothing.
@@ -164,6 +177,7 @@ def restore_state(stack: LocalStack, directory: Path) -> dict[str, int]:
             f"this one reads {STATE_VERSION}); `kycscreen reset` deletes it"
         )
     try:
+        _restore_signing_keys(stack, directory)
         return {
             "objects": _restore_s3(stack, directory),
             "decisions": _restore_table(stack, directory),
@@ -305,7 +319,12 @@ def wipe_state(directory: Path) -> bool:
 def _buckets(stack: LocalStack) -> dict[str, str]:
     """The buckets that hold screening data, by logical id (names differ between template versions)."""
     r = stack.resources
-    return {"IntakeBucket": r.intake_bucket, "WorkBucket": r.work_bucket, "AuditBucket": r.audit_bucket}
+    return {
+        "IntakeBucket": r.intake_bucket,
+        "WorkBucket": r.work_bucket,
+        "AuditBucket": r.audit_bucket,
+        "ReviewBucket": r.review_bucket,
+    }
 
 
 def _log_groups(logs: Any) -> list[str]:

@@ -81,6 +81,8 @@ def test_every_resource_the_pipeline_touches_comes_from_the_template() -> None:
     # Every name a handler is given is a resource CloudFormation created from the template.
     assert env["KYC_WORK_BUCKET"] == physical["WorkBucket"]
     assert env["KYC_AUDIT_BUCKET"] == physical["AuditBucket"]
+    assert env["KYC_REVIEW_BUCKET"] == physical["ReviewBucket"]
+    assert env["KYC_DIGEST_SIGNING_KEY_ID"].endswith(physical["DigestSigningKey"])
     assert env["KYC_DECISIONS_TABLE"] == physical["DecisionsTable"]
     assert env["KYC_STATE_MACHINE_ARN"] == physical["ScreeningStateMachine"]
     assert env["KYC_REVIEW_TOPIC_ARN"] == physical["ReviewTopic"]
@@ -89,7 +91,9 @@ def test_every_resource_the_pipeline_touches_comes_from_the_template() -> None:
     assert stack.admission_queue_url.endswith(stack.resources.admission_queue)
     assert physical["AdmissionQueue"].endswith(stack.resources.admission_queue)
     # Nothing beside the template: the buckets and functions are exactly the template's.
-    assert buckets == {physical[b] for b in ("IntakeBucket", "WorkBucket", "AuditBucket", "AccessLogsBucket")}
+    assert buckets == {
+        physical[b] for b in ("IntakeBucket", "WorkBucket", "AuditBucket", "ReviewBucket", "AccessLogsBucket")
+    }
     assert functions == set(stack.function_names.values())
     assert set(stack.function_names) == {
         lid for lid, s in physical.items() if lid.endswith("Function") and s

@@ -263,6 +263,6 @@ def test_pipeline_review_decision_notifies_reviewers_with_contact_sheet(
     assert notice["reasons"] == item["reasons"]
     assert "ref-77/review.mp4" not in json.dumps(notice)
     head = stack.client("s3").head_object(
-        Bucket=stack.resources.audit_bucket, Key=f"reviews/{item['submission_id']}/contact-sheet.png"
+        Bucket=stack.resources.review_bucket, Key=f"reviews/{item['submission_id']}/contact-sheet.png"
     )
     assert head["SSEKMSKeyId"] == stack.kms_key_id

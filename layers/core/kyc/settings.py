@@ -74,6 +74,7 @@ class StackResources:
 
     work_bucket: str = ""
     audit_bucket: str = ""
+    review_bucket: str = ""  # contact sheets (faces): kept apart from the write-once audit bucket
     decisions_table: str = ""
     kms_key_id: str = ""
     endpoint_name: str = ""
@@ -91,6 +92,7 @@ def stack_resources(env: Mapping[str, str] | None = None) -> StackResources:
     return StackResources(
         work_bucket=env.get("KYC_WORK_BUCKET", ""),
         audit_bucket=env.get("KYC_AUDIT_BUCKET", ""),
+        review_bucket=env.get("KYC_REVIEW_BUCKET", ""),
         decisions_table=env.get("KYC_DECISIONS_TABLE", ""),
         kms_key_id=env.get("KYC_KMS_KEY_ID", ""),
         endpoint_name=env.get("KYC_ENDPOINT_NAME", ""),
@@ -154,6 +156,22 @@ def upload_edge(env: Mapping[str, str] | None = None) -> UploadEdge:
         upload_prefix=_get(env, "KYC_UPLOAD_PREFIX", "uploads/"),
         url_expiry_s=_int(env, "KYC_UPLOAD_URL_EXPIRY_S", 300),
     )
+
+
+@dataclass(frozen=True)
+class DigestSettings:
+    """The evidence digest: its signing key and how long writes are given to settle (docs/digests.md)."""
+
+    signing_key_id: str
+    settle_seconds: int
+
+
+def digest_settings(env: Mapping[str, str] | None = None) -> DigestSettings:
+    env = os.environ if env is None else env
+    settle = _int(env, "KYC_DIGEST_SETTLE_SECONDS", 900)
+    if settle < 0:
+        raise SettingsError("KYC_DIGEST_SETTLE_SECONDS must not be negative")
+    return DigestSettings(signing_key_id=_get(env, "KYC_DIGEST_SIGNING_KEY_ID"), settle_seconds=settle)
 
 
 # --- provenance (C2PA Content Credentials and container forensics, docs/provenance.md) ---

@@ -1,5 +1,17 @@
 """One module per `kycscreen` subcommand; each exposes ``register(subparsers)``."""
 
-from kyclocal.commands import drill, erase, evaluate, extract, invoke, lineage, reset, run, up
+from kyclocal.commands import (
+    digest,
+    drill,
+    erase,
+    evaluate,
+    extract,
+    invoke,
+    lineage,
+    reset,
+    run,
+    up,
+    verify_digests,
+)
 
-COMMANDS = (run, up, extract, invoke, evaluate, lineage, erase, drill, reset)
+COMMANDS = (run, up, extract, invoke, evaluate, lineage, erase, digest, verify_digests, drill, reset)

@@ -155,7 +155,7 @@ def test_sibling_submissions_other_versions_listed() -> None:
 def test_erasure_targets_only_submission_prefixes() -> None:
     targets = erasure_targets("s1")
     assert targets.work_prefixes == ("frames/s1/", "scores/s1/")
-    assert targets.audit_keys == ("reviews/s1/contact-sheet.png",)
+    assert targets.review_keys == ("reviews/s1/contact-sheet.png",)
     assert targets.evidence_key == "decisions/s1/erasure.json"
 
 

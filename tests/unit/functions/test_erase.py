@@ -18,7 +18,7 @@ from kyc.domain.reasons import ReasonCode
 from kyc.domain.record import DecisionContext, DecisionSummary, build_decision_item
 from tests.unit.functions.handler_loader import FakeContext, expected_pseudonym, load_handler
 
-INTAKE, WORK, AUDIT, TABLE = "intake", "work", "audit", "decisions"
+INTAKE, WORK, AUDIT, REVIEW, TABLE = "intake", "work", "audit", "review", "decisions"
 RAW_KEY = "uploads/ACME-42/Jane Doe/selfie é+1.mp4"
 REFERENCE = "ACME-42"
 
@@ -51,7 +51,7 @@ def _decision(sid: str, version_id: str) -> dict[str, Any]:
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
-        for bucket in (INTAKE, WORK, AUDIT):
+        for bucket in (INTAKE, WORK, AUDIT, REVIEW):
             s3.create_bucket(Bucket=bucket)
             s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
         v1 = s3.put_object(Bucket=INTAKE, Key=RAW_KEY, Body=b"first video")["VersionId"]
@@ -67,7 +67,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
             ):
                 s3.put_object(Bucket=WORK, Key=key, Body=b"x")
                 s3.put_object(Bucket=WORK, Key=key, Body=b"y")  # two versions each
-            s3.put_object(Bucket=AUDIT, Key=f"reviews/{sid}/contact-sheet.png", Body=b"z")
+            s3.put_object(Bucket=REVIEW, Key=f"reviews/{sid}/contact-sheet.png", Body=b"z")
             for name in ("scores.json", "lineage.json"):
                 s3.put_object(Bucket=AUDIT, Key=f"decisions/{sid}/{name}", Body=b"z")
         ddb = boto3.client("dynamodb", region_name="us-east-1")
@@ -92,7 +92,12 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         )
         store = DynamoDBDecisionStore(TABLE, ddb)
         store.put_once(_decision(sid1, v1))
-        env = {"KYC_WORK_BUCKET": WORK, "KYC_AUDIT_BUCKET": AUDIT, "KYC_DECISIONS_TABLE": TABLE}
+        env = {
+            "KYC_WORK_BUCKET": WORK,
+            "KYC_AUDIT_BUCKET": AUDIT,
+            "KYC_REVIEW_BUCKET": REVIEW,
+            "KYC_DECISIONS_TABLE": TABLE,
+        }
         app = load_handler("erase", env, monkeypatch)
         yield {
             "s3": s3,
@@ -141,6 +146,7 @@ def test_erase_by_reference_all_versions_markers_and_frames_deleted(aws: dict[st
     assert _versions(s3, INTAKE, RAW_KEY) == [RAW_KEY + ".other"]  # only the unrelated key is left
     for sid in (sid1, sid2):
         assert _versions(s3, WORK, f"frames/{sid}/") == [] and _versions(s3, WORK, f"scores/{sid}/") == []
+        assert _versions(s3, REVIEW, f"reviews/{sid}/") == []
         assert sorted(_versions(s3, AUDIT, f"decisions/{sid}/")) == [
             f"decisions/{sid}/erasure.json",
             f"decisions/{sid}/lineage.json",

@@ -60,7 +60,7 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Env]:
 
         client.cache_clear()
         s3 = boto3.client("s3", region_name="us-east-1")
-        for bucket in ("work", "audit"):
+        for bucket in ("work", "audit", "review"):
             s3.create_bucket(Bucket=bucket)
         kms_key = boto3.client("kms", region_name="us-east-1").create_key()["KeyMetadata"]["Arn"]
         sns = boto3.client("sns", region_name="us-east-1")
@@ -75,6 +75,7 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Env]:
         )
         monkeypatch.setenv("KYC_WORK_BUCKET", "work")
         monkeypatch.setenv("KYC_AUDIT_BUCKET", "audit")
+        monkeypatch.setenv("KYC_REVIEW_BUCKET", "review")
         monkeypatch.setenv("KYC_KMS_KEY_ID", kms_key)
         monkeypatch.setenv("KYC_REVIEW_TOPIC_ARN", topic)
         spec = importlib.util.spec_from_file_location("kyc_function_notify_test", APP)
@@ -153,12 +154,15 @@ def test_notify_review_sheet_encrypted_with_stack_key(env: _Env) -> None:
     env.app.lambda_handler(event, _Context())
 
     key = f"reviews/{SID}/contact-sheet.png"
-    head = env.s3.head_object(Bucket="audit", Key=key)
+    head = env.s3.head_object(Bucket="review", Key=key)
     assert head["ServerSideEncryption"] == "aws:kms"
     assert head["SSEKMSKeyId"] == env.kms_key
     assert head["ContentType"] == "image/png"
-    sheet = decode_image(env.s3.get_object(Bucket="audit", Key=key)["Body"].read())
+    sheet = decode_image(env.s3.get_object(Bucket="review", Key=key)["Body"].read())
     assert (sheet.width, sheet.height) == (4 + 4 * (192 + 4), 4 + 192 + (14 + 2 * 4) + 4)
+    # the write-once audit bucket holds no image of the applicant: only the scores staged above
+    audit = [o["Key"] for o in env.s3.list_objects_v2(Bucket="audit").get("Contents", [])]
+    assert audit == [f"decisions/{SID}/scores.json"]
 
 
 def test_notify_review_missing_scores_still_notifies(env: _Env) -> None:

@@ -34,9 +34,19 @@ def test_optional_features_add_their_own_lines_and_nothing_else(cost_model):
 
 
 def test_alarm_metrics_count_each_metric_of_a_math_alarm_only_when_created(cost_model):
-    # hand count at the defaults: 29 single-metric alarms (3 executions, 10 functions x 2, 3 DLQs,
-    # 5XX, latency, model not calibrated) + blind variant (2) + scoring errors (5) + 4 rate alarms
-    # (5 each) + absent (6)
-    assert _fixed(cost_model)["CloudWatch alarms"] == pytest.approx((29 + 2 + 5 + 20 + 6) * 0.10)
+    # hand count at the defaults: 32 single-metric alarms (3 executions, 11 functions x 2, 3 DLQs,
+    # 5XX, latency, model not calibrated, digest missed) + blind variant (2) + scoring errors (5)
+    # + 4 rate alarms (5 each) + absent (6)
+    assert _fixed(cost_model)["CloudWatch alarms"] == pytest.approx((32 + 2 + 5 + 20 + 6) * 0.10)
     off = _fixed(cost_model, NoDecisionAlarmEnabled="false")["CloudWatch alarms"]
-    assert off == pytest.approx((29 + 2 + 5 + 20) * 0.10)
+    assert off == pytest.approx((32 + 2 + 5 + 20) * 0.10)
+
+
+def test_digest_signing_is_a_fixed_cost_of_one_sign_per_scheduled_run(cost_model):
+    # hand count: rate(1 hour) is 730 runs a month, each one Sign at $0.15 per 10,000 (ECC)
+    assert _fixed(cost_model)["KMS Sign (evidence digests)"] == pytest.approx(730 * 0.15 / 10000)
+    quarter = _fixed(cost_model, DigestSchedule="rate(15 minutes)")["KMS Sign (evidence digests)"]
+    assert quarter == pytest.approx(4 * 730 * 0.15 / 10000)
+    assert _fixed(cost_model)["KMS key"] == pytest.approx(
+        3 * 1.00
+    )  # stack, pseudonym and digest signing keys

@@ -103,6 +103,7 @@ EXPECTED_ENV = {
     "NotifyReviewFunction": {
         "KYC_WORK_BUCKET",
         "KYC_AUDIT_BUCKET",
+        "KYC_REVIEW_BUCKET",
         "KYC_KMS_KEY_ID",
         "KYC_REVIEW_TOPIC_ARN",
         "KYC_REVIEW_LINK_SECONDS",
@@ -118,6 +119,7 @@ EXPECTED_ENV = {
     "EraseSubmissionFunction": {
         "KYC_WORK_BUCKET",
         "KYC_AUDIT_BUCKET",
+        "KYC_REVIEW_BUCKET",
         "KYC_DECISIONS_TABLE",
         "KYC_KMS_KEY_ID",
         "KYC_REUSE_TABLE",
@@ -130,6 +132,13 @@ EXPECTED_ENV = {
         "KYC_REUSE_RETENTION_DAYS",
         "KYC_REUSE_MAX_DISTANCE",
         "KYC_REUSE_MIN_MATCHING_FRAMES",
+    },
+    "DigestEvidenceFunction": {
+        "KYC_AUDIT_BUCKET",
+        "KYC_DECISIONS_TABLE",
+        "KYC_KMS_KEY_ID",
+        "KYC_DIGEST_SIGNING_KEY_ID",
+        "KYC_DIGEST_SETTLE_SECONDS",
     },
 }
 # Keyed pseudonyms (issue 13 item 5): exactly the functions that write a pseudonym know the HMAC key.
@@ -153,6 +162,7 @@ EXPECTED_ALARMS = {
     "EndpointModelLatencyAlarm",
     "EndpointVariantMetricsMissingAlarm",
     "EndpointScoringErrorsAlarm",
+    "DigestMissedAlarm",
     "DecisionsErrorRateAlarm",
     "DecisionsInvalidRateAlarm",
     "DecisionsReviewRateAlarm",
@@ -339,7 +349,7 @@ def _bucket_policy(template: dict[str, Any], bucket_id: str) -> dict[str, Any]:
 
 def test_buckets_are_hardened(template):
     buckets = _resources(template, "AWS::S3::Bucket")
-    assert set(buckets) == {"IntakeBucket", "WorkBucket", "AuditBucket", "AccessLogsBucket"}
+    assert set(buckets) == {"IntakeBucket", "WorkBucket", "AuditBucket", "ReviewBucket", "AccessLogsBucket"}
     for lid, bucket in buckets.items():
         props = bucket["Properties"]
         sse = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]

@@ -325,7 +325,7 @@ def test_gateway_endpoint_policies_admit_the_stack_data_and_every_action_the_rol
     endpoints = _endpoints(template)
     (s3,) = _statements(endpoints["s3"][1]["Properties"]["PolicyDocument"])
     assert set(s3["Action"]) == _role_actions(template, "s3:")
-    buckets = {"IntakeBucket", "WorkBucket", "AuditBucket"}
+    buckets = {"IntakeBucket", "WorkBucket", "AuditBucket", "ReviewBucket"}
     assert {json.dumps(r) for r in s3["Resource"]} == {
         json.dumps(r)
         for b in sorted(buckets)

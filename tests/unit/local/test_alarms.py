@@ -134,3 +134,17 @@ def test_every_template_alarm_expression_reads_and_names_only_its_own_metrics(al
         for _, expression in spec.expressions:
             named = set(re.findall(r"\b([a-z_][a-z0-9_]*)\b", expression))
             assert named <= ids, f"{name}: {sorted(named - ids)} not defined"
+
+
+def test_digest_missed_alarm_fires_three_hours_after_the_last_digest(alarms):
+    missed = alarms["DigestMissedAlarm"]
+    assert (missed.period, missed.evaluation_periods, missed.datapoints_to_alarm) == (3600, 3, 3)
+
+    def digest(at: float) -> Datapoint:
+        return Datapoint("KycScreening", "DigestsWritten", DIMS, at, 1.0)
+
+    hourly = [digest(10.0 + 3600 * k) for k in range(13)]
+    assert first_alarm(missed, hourly, since=0.0, horizon_s=12 * 3600) is None
+    # the schedule stops after the digest at 7210 s: three whole hours without one from 18010 s on
+    stopped = hourly[:3]
+    assert first_alarm(missed, stopped, since=0.0, horizon_s=12 * 3600) == 18060.0

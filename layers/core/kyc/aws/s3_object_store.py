@@ -16,6 +16,9 @@ from kyc.aws.clients import client
 from kyc.aws.errors import ObjectTooLargeError, SourceMissingError
 
 _CHUNK = 1024 * 1024
+# Every write carries its SHA-256 for S3 to check: a bucket under Object Lock (the audit bucket)
+# refuses a PutObject without an integrity checksum, whichever SDK version the Lambda runtime has.
+_CHECKSUM = {"ChecksumAlgorithm": "SHA256"}
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,7 @@ class S3ObjectStore:
     def put_bytes(self, bucket: str, key: str, data: bytes, content_type: str) -> str:
         """Write ``data`` and return its SHA-256 (the lineage refers to artefacts by content hash)."""
         kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key, "Body": data, "ContentType": content_type}
+        kwargs |= _CHECKSUM
         if self._kms_key_id:
             kwargs |= {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self._kms_key_id}
         self._s3.put_object(**kwargs)
@@ -108,7 +112,7 @@ class S3ObjectStore:
             "Body": data,
             "ContentType": content_type,
             "IfNoneMatch": "*",
-        }
+        } | _CHECKSUM
         if self._kms_key_id:
             kwargs |= {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self._kms_key_id}
         try:

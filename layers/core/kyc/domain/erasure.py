@@ -73,9 +73,10 @@ MEDIA_FIELDS: frozenset[str] = frozenset(
         "has_audio",
     }
 )
-# Audit objects that show the applicant (the contact sheet: faces) are deleted; see contact_sheet_key.
-# Audit objects that are kept: per-frame scores with face boxes (coordinates, no pixels) and the
-# lineage (hashes and the pseudonymised key). Both are pseudonymous and explain the decision.
+# The contact sheet (faces) lives in the review bucket and is deleted; see contact_sheet_key. The
+# audit bucket is write-once (Object Lock) and holds nothing erasure must delete. Audit objects
+# kept: per-frame scores with face boxes (coordinates, no pixels) and the lineage (hashes and the
+# pseudonymised key). Both are pseudonymous and explain the decision.
 KEPT_AUDIT_FILES: tuple[str, ...] = ("scores.json", "lineage.json")
 
 
@@ -104,7 +105,7 @@ class ErasureTargets:
 
     submission_id: str
     work_prefixes: tuple[str, ...]
-    audit_keys: tuple[str, ...]
+    review_keys: tuple[str, ...]  # in the review bucket; nothing in the audit bucket is deleted
     evidence_key: str
 
 
@@ -142,7 +143,7 @@ def erasure_targets(sid: str) -> ErasureTargets:
     return ErasureTargets(
         submission_id=sid,
         work_prefixes=(f"frames/{sid}/", f"scores/{sid}/"),
-        audit_keys=(contact_sheet_key(sid),),
+        review_keys=(contact_sheet_key(sid),),
         evidence_key=f"decisions/{sid}/erasure.json",
     )
 

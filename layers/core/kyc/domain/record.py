@@ -18,8 +18,8 @@ RECORD_VERSION = "1"
 
 
 def contact_sheet_key(submission_id: str) -> str:
-    """Where a REVIEW's contact sheet lives in the audit bucket: apart from the decision evidence,
-    because it shows the applicant's face and expires with the raw video, not with the record."""
+    """Where a REVIEW's contact sheet lives in the review bucket: never in the write-once audit
+    bucket, because it shows the applicant's face and must go on erasure and on its own expiry."""
     return f"reviews/{submission_id}/contact-sheet.png"
 
 

@@ -1,0 +1,59 @@
+"""`kycscreen digest` and `kycscreen verify-digests` as separate commands over one saved local state.
+
+Each command starts its own local stack from the state directory, as a user's shell session would:
+the digests, the evidence and moto's local signing key must survive between them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kyclocal.cli import main
+from kyclocal.stack import LocalStack, LocalStackSettings
+from tests.fixtures.clips import make_clip
+
+
+def _json(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, dict]:
+    code = main(argv)
+    out = capsys.readouterr().out.strip().splitlines()
+    return code, json.loads(out[-1]) if out else {}
+
+
+def test_digest_then_verify_in_separate_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    state = tmp_path / ".local-stack"
+    clip = make_clip(tmp_path / "selfie.mp4", width=320, height=240, fps=15, seconds=2.0)
+    assert main(["run", "--json", "--frames", "8", "--state-dir", str(state), str(clip)]) == 0
+    capsys.readouterr()
+    pem = tmp_path / "digest-key.pem"
+
+    code, first = _json(["digest", "--state-dir", str(state), "--public-key", str(pem)], capsys)
+    assert code == 0 and first["sequence"] == 1 and first["entries"] == 2
+    assert pem.read_bytes().startswith(b"-----BEGIN PUBLIC KEY-----")
+    code, report = _json(
+        ["verify-digests", "--json", "--state-dir", str(state), "--public-key", str(pem)], capsys
+    )
+    assert code == 0 and report["verified"] and report["entries"] == 2, report
+
+    code, second = _json(["digest", "--state-dir", str(state)], capsys)  # the chain goes on next time
+    assert code == 0 and second["sequence"] == 2 and second["period"]["start"] == first["period"]["end"]
+    code, report = _json(
+        ["verify-digests", "--json", "--state-dir", str(state), "--public-key", str(pem)], capsys
+    )
+    assert code == 0 and report["digests"] == 2, report
+
+    with LocalStack(LocalStackSettings(state_dir=state, triggers=False)) as stack:  # remove digest 1
+        stack.client("s3").delete_object(Bucket=stack.resources.audit_bucket, Key=first["digest_key"])
+    code, report = _json(
+        ["verify-digests", "--json", "--state-dir", str(state), "--public-key", str(pem)], capsys
+    )
+    assert code == 1 and any(p.startswith("gap: the chain starts at digest 2") for p in report["problems"])
+    assert main(["verify-digests", "--state-dir", str(state)]) == 1  # readable report, same verdict
+    assert "verification FAILED" in capsys.readouterr().out
+
+
+def test_verify_digests_without_state_or_digests_has_nothing_to_verify(tmp_path: Path) -> None:
+    assert main(["verify-digests", "--state-dir", str(tmp_path / "none")]) == 2
+    assert main(["digest", "--state-dir", str(tmp_path / "none")]) == 2

@@ -1,0 +1,191 @@
+"""Write-once evidence and signed digests, read from the template after the SAM transform (issue 13).
+
+- The audit bucket is under S3 Object Lock with the mode and retention parameters; no role may delete
+  or re-lock anything in it, and nothing that shows a face is written there.
+- Contact sheets live in their own KMS bucket with their own retention, and erasure reaches them.
+- The digest signing key is ECC_NIST_P256 / SIGN_VERIFY; only the digest function may Sign (raw
+  ECDSA_SHA_256 only), verifiers may read the public key, and nobody gets Sign through IAM alone.
+"""
+
+from __future__ import annotations
+
+import json
+from fnmatch import fnmatchcase
+from typing import Any
+
+from tests.unit.iac.test_key_custody import ROOT_PRINCIPAL, _granted, _principals, _resolved
+from tests.unit.iac.test_operations import ALL_ON
+from tests.unit.iac.test_template import KEY_ARN, _as_list, _identity_statements, _props, _resources
+from tests.unit.iac.test_vpc import _conditions
+
+DIGEST_ROLE = {"Fn::GetAtt": ["DigestEvidenceFunctionRole", "Arn"]}
+KMS_ACTIONS = {
+    "kms:Sign",
+    "kms:Verify",
+    "kms:GetPublicKey",
+    "kms:DescribeKey",
+    "kms:CreateGrant",
+    "kms:Encrypt",
+    "kms:Decrypt",
+    "kms:PutKeyPolicy",
+    "kms:ScheduleKeyDeletion",
+}
+
+
+def _mentions(resource: Any, logical_id: str) -> bool:
+    return logical_id in json.dumps(resource)
+
+
+def _actions_on(tpl: dict[str, Any], logical_id: str) -> dict[str, set[str]]:
+    """Identity-policy actions per owner that name ``logical_id`` among their resources."""
+    out: dict[str, set[str]] = {}
+    for owner, st in _identity_statements(tpl):
+        if st.get("Effect") == "Allow" and _mentions(st.get("Resource"), logical_id):
+            out.setdefault(owner, set()).update(_as_list(st["Action"]))
+    return out
+
+
+# ------------------------------------------------------------------ write-once audit bucket
+def test_audit_bucket_object_lock_takes_mode_and_retention_from_parameters(transformed):
+    props = _props(transformed, "AuditBucket")
+    assert props["ObjectLockEnabled"] is True
+    assert props["ObjectLockConfiguration"] == {
+        "ObjectLockEnabled": "Enabled",
+        "Rule": {
+            "DefaultRetention": {
+                "Mode": {"Ref": "AuditObjectLockMode"},
+                "Days": {"Ref": "DecisionRetentionDays"},
+            }
+        },
+    }
+    mode = transformed["Parameters"]["AuditObjectLockMode"]
+    assert mode["Default"] == "GOVERNANCE" and sorted(mode["AllowedValues"]) == ["COMPLIANCE", "GOVERNANCE"]
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}  # Object Lock requires it
+
+
+def test_no_role_can_delete_unlock_or_relock_audit_evidence(transformed):
+    forbidden = (
+        "s3:Delete*",
+        "s3:PutObjectRetention",
+        "s3:PutObjectLegalHold",
+        "s3:BypassGovernanceRetention",
+        "s3:PutBucketObjectLockConfiguration",
+        "s3:PutLifecycleConfiguration",
+    )
+    for owner, actions in _actions_on(transformed, "AuditBucket").items():
+        bad = {a for a in actions for f in forbidden if fnmatchcase(a, f) or a == "s3:*"}
+        assert not bad, f"{owner} may {sorted(bad)} in the write-once audit bucket"
+
+
+def test_nothing_writes_images_to_the_audit_bucket(transformed):
+    # only decide (decisions/*), erase (decisions/*/erasure.json) and the digest function (digests/*) write
+    writers: dict[str, list[str]] = {}
+    for owner, st in _identity_statements(transformed):
+        if st.get("Effect") == "Allow" and "s3:PutObject" in _as_list(st["Action"]):
+            for resource in _as_list(st["Resource"]):
+                if _mentions(resource, "AuditBucket"):
+                    writers.setdefault(owner, []).append(resource["Fn::Sub"].split("}", 1)[1])
+    assert writers == {
+        "DecideOutcomeFunctionRole": ["/decisions/*"],
+        "EraseSubmissionFunctionRole": ["/decisions/*/erasure.json"],
+        "DigestEvidenceFunctionRole": ["/digests/*"],
+    }
+
+
+def test_audit_lifecycle_covers_evidence_and_digests_for_the_decision_retention(transformed):
+    rules = {
+        r.get("Prefix"): r for r in _props(transformed, "AuditBucket")["LifecycleConfiguration"]["Rules"]
+    }
+    for prefix in ("decisions/", "digests/"):
+        assert rules[prefix]["ExpirationInDays"] == {"Ref": "DecisionRetentionDays"}, prefix
+    assert "reviews/" not in rules
+
+
+# ------------------------------------------------------------------ review bucket
+def test_contact_sheets_have_their_own_encrypted_bucket_retention_and_erasure(transformed):
+    props = _props(transformed, "ReviewBucket")
+    sse = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    assert sse == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": KEY_ARN}
+    (rule,) = props["LifecycleConfiguration"]["Rules"]
+    assert "Prefix" not in rule and rule["ExpirationInDays"] == {"Ref": "ReviewSheetRetentionDays"}
+    assert int(transformed["Parameters"]["ReviewSheetRetentionDays"]["MaxValue"]) <= 30
+    assert "ObjectLockEnabled" not in props  # erasure must be able to delete faces
+    on_review = _actions_on(transformed, "ReviewBucket")
+    assert {"s3:PutObject", "s3:GetObject"} <= on_review["NotifyReviewFunctionRole"]
+    assert {"s3:DeleteObject", "s3:DeleteObjectVersion", "s3:ListBucketVersions"} <= on_review[
+        "EraseSubmissionFunctionRole"
+    ]
+    for lid in ("NotifyReviewFunction", "EraseSubmissionFunction"):
+        assert _props(transformed, lid)["Environment"]["Variables"]["KYC_REVIEW_BUCKET"] == {
+            "Ref": "ReviewBucket"
+        }
+
+
+# ------------------------------------------------------------------ digest signing key
+def _digest_key_statements(tpl: dict[str, Any], overrides: dict[str, Any]) -> list[dict[str, Any]]:
+    policy = tpl["Resources"]["DigestSigningKey"]["Properties"]["KeyPolicy"]
+    return _resolved(policy, _conditions(tpl, **overrides))["Statement"]
+
+
+def test_digest_key_is_ecc_p256_for_signing(transformed):
+    props = _props(transformed, "DigestSigningKey")
+    assert props["KeySpec"] == "ECC_NIST_P256" and props["KeyUsage"] == "SIGN_VERIFY"
+    assert transformed["Resources"]["DigestSigningKey"]["DeletionPolicy"] == "Retain"
+
+
+def test_only_the_digest_function_may_sign_and_only_raw_ecdsa_sha256(transformed):
+    for overrides in ({}, ALL_ON):
+        statements = _digest_key_statements(transformed, overrides)
+        signers = [st for st in statements if _granted(st, {"kms:Sign"})]
+        assert len(signers) == 1, [st.get("Sid") for st in signers]
+        (signer,) = signers
+        assert _principals(signer) == [("AWS", DIGEST_ROLE)]
+        assert _granted(signer, KMS_ACTIONS) == {"kms:Sign"}
+        assert signer["Condition"] == {
+            "StringEquals": {"kms:SigningAlgorithm": "ECDSA_SHA_256", "kms:MessageType": "RAW"}
+        }
+        for st in statements:
+            assert st["Effect"] == "Allow"
+            if st is not signer:
+                assert not _granted(st, {"kms:Sign", "kms:CreateGrant", "kms:Verify"}), st.get("Sid")
+        readers = [st for st in statements if _granted(st, {"kms:GetPublicKey"})]
+        assert readers and all(st["Principal"] == ROOT_PRINCIPAL for st in readers)
+
+
+def test_digest_role_signs_with_its_key_reads_the_index_and_writes_only_digests(transformed):
+    statements = [
+        st for owner, st in _identity_statements(transformed) if owner == "DigestEvidenceFunctionRole"
+    ]
+    by_action: dict[str, list[Any]] = {}
+    for st in statements:
+        for action in _as_list(st["Action"]):
+            by_action.setdefault(action, []).extend(_as_list(st["Resource"]))
+    assert by_action["kms:Sign"] == [{"Fn::GetAtt": ["DigestSigningKey", "Arn"]}]
+    assert by_action["dynamodb:Query"] == [{"Fn::Sub": "${DecisionsTable.Arn}/index/ReviewQueueIndex"}]
+    assert by_action["s3:PutObject"] == [{"Fn::Sub": "${AuditBucket.Arn}/digests/*"}]
+    assert not {a for a in by_action if a.startswith("s3:Delete") or a.startswith("dynamodb:Put")}
+    listing = [st for st in statements if "s3:ListBucket" in _as_list(st["Action"])]
+    assert listing and listing[0]["Condition"] == {"StringLike": {"s3:prefix": "digests/*"}}
+    fn = _props(transformed, "DigestEvidenceFunction")
+    assert fn["ReservedConcurrentExecutions"] == 1  # one writer: no forked chain
+    assert fn["Environment"]["Variables"]["KYC_DIGEST_SIGNING_KEY_ID"] == {
+        "Fn::GetAtt": ["DigestSigningKey", "Arn"]
+    }
+
+
+def test_digest_runs_on_the_schedule_parameter(transformed):
+    rules = [
+        r
+        for r in _resources(transformed, "AWS::Events::Rule").values()
+        if _mentions(r["Properties"].get("Targets"), "DigestEvidenceFunction")
+    ]
+    assert len(rules) == 1 and rules[0]["Properties"]["ScheduleExpression"] == {"Ref": "DigestSchedule"}
+    assert transformed["Parameters"]["DigestSchedule"]["Default"] == "rate(1 hour)"
+
+
+def test_digest_alarm_fires_when_no_digest_is_written(transformed):
+    props = _props(transformed, "DigestMissedAlarm")
+    assert (props["Namespace"], props["MetricName"]) == ("KycScreening", "DigestsWritten")
+    assert props["Dimensions"] == [{"Name": "service", "Value": "kyc-screening"}]
+    assert props["TreatMissingData"] == "breaching" and props["ComparisonOperator"] == "LessThanThreshold"
+    assert props["EvaluationPeriods"] == props["DatapointsToAlarm"] == {"Ref": "DigestMissedAlarmHours"}
