@@ -56,3 +56,8 @@ class ReasonCode(StrEnum):
     DECODER_CRASHED = "DECODER_CRASHED"  # the sandboxed decoder died on a signal (a crash, not a limit)
     # --- evidence gates (appended) ---
     NO_FACE_EVIDENCE = "NO_FACE_EVIDENCE"  # too few scored frames with a seen face to support a PASS
+    # --- face stage ---
+    FACE_TOO_SMALL = "FACE_TOO_SMALL"  # the face stage's face spans too little of the frame to judge
+    FACE_POSE = "FACE_POSE"  # the face is turned (yaw, pitch or roll) beyond the policy's limit
+    FACE_TOO_DARK = "FACE_TOO_DARK"  # the face is too dark (face stage brightness below the limit)
+    FACE_BLURRED = "FACE_BLURRED"  # the face is blurred (face stage sharpness below the limit)
