@@ -30,6 +30,7 @@ __all__ = [
     "assess_frame",
     "face_findings",
     "frame_faces_from_dict",
+    "frames_to_check",
 ]
 
 # Gates in the order their reasons are recorded.
@@ -172,3 +173,15 @@ def face_findings(assessments: Sequence[FrameAssessment], policy: DecisionPolicy
         if share(reason) > gates.max_failing_fraction
     )
     return found
+
+
+def frames_to_check(total: int, wanted: int) -> list[int]:
+    """Positions of the sampled frames the face stage checks: all (``wanted`` 0 or >= total), or
+    ``wanted`` spread evenly over the timeline, first and last included."""
+    if total <= 0:
+        return []
+    if wanted <= 0 or wanted >= total:
+        return list(range(total))
+    if wanted == 1:
+        return [total // 2]
+    return sorted({round(i * (total - 1) / (wanted - 1)) for i in range(wanted)})
