@@ -34,8 +34,8 @@ def test_optional_features_add_their_own_lines_and_nothing_else(cost_model):
 
 
 def test_alarm_metrics_count_each_metric_of_a_math_alarm_only_when_created(cost_model):
-    # hand count at the defaults: 26 single-metric alarms (3 executions, 9 functions x 2, 3 DLQs,
+    # hand count at the defaults: 28 single-metric alarms (3 executions, 10 functions x 2, 3 DLQs,
     # 5XX, latency) + blind variant (2) + scoring errors (5) + 4 rate alarms (5 each) + absent (6)
-    assert _fixed(cost_model)["CloudWatch alarms"] == pytest.approx((26 + 2 + 5 + 20 + 6) * 0.10)
+    assert _fixed(cost_model)["CloudWatch alarms"] == pytest.approx((28 + 2 + 5 + 20 + 6) * 0.10)
     off = _fixed(cost_model, NoDecisionAlarmEnabled="false")["CloudWatch alarms"]
-    assert off == pytest.approx((26 + 2 + 5 + 20) * 0.10)
+    assert off == pytest.approx((28 + 2 + 5 + 20) * 0.10)
