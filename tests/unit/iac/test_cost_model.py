@@ -39,3 +39,17 @@ def test_alarm_metrics_count_each_metric_of_a_math_alarm_only_when_created(cost_
     assert _fixed(cost_model)["CloudWatch alarms"] == pytest.approx((28 + 2 + 5 + 20 + 6) * 0.10)
     off = _fixed(cost_model, NoDecisionAlarmEnabled="false")["CloudWatch alarms"]
     assert off == pytest.approx((28 + 2 + 5 + 20) * 0.10)
+
+
+def test_face_stage_costs_one_rekognition_image_per_frame_checked(cost_model):
+    template = cost_model.load_template(ROOT / "template.yaml")
+
+    def face_line(**overrides: str) -> float | None:
+        params = cost_model.parameters(template, overrides)
+        lines = cost_model.face_stage_lines(params)
+        return lines[0].per_1000 if lines else None
+
+    assert face_line() == pytest.approx(32 * 0.001 * 1000)  # FrameCount 32, all checked: $32 per 1,000
+    assert face_line(FaceCheckFrames="12") == pytest.approx(12.0)
+    assert face_line(FaceCheckFrames="64") == pytest.approx(32.0)  # never more than were sampled
+    assert face_line(FaceEvidenceSource="model") is None
