@@ -16,7 +16,7 @@ outcomes, written down per clip (tests/fixtures/face_clips.py builds the gate cl
 | two drawn faces | REVIEW | MULTIPLE_FACES |
 | drawn face at a quarter size (~12 % of the short side) | REVIEW | FACE_TOO_SMALL |
 | drawn face, Rekognition answers AccessDenied | ERROR | (the stage's Catch: RecordFailure) |
-| drawn face, FaceEvidenceSource=model, whole-frame model | REVIEW | NO_FACE_EVIDENCE |
+| drawn face, FaceEvidenceSource=model, whole-frame model (test_face_stage_model_mode.py) | REVIEW | NO_FACE_EVIDENCE |
 """
 
 from __future__ import annotations
@@ -152,12 +152,3 @@ def test_a_failing_face_stage_ends_in_error(faces_stack: LocalStack, tmp_path: P
 
     assert item["decision"] == "ERROR", item
     assert not faces_stack._model_server.rekognition_faults
-
-
-def test_model_mode_needs_the_models_own_faces(tmp_path: Path) -> None:
-    with LocalStack(_settings(tmp_path, face_evidence_source="model")) as stack:
-        item = screen(stack, face_clip(tmp_path / "plain.mp4", "plain"), key="uploads/model-mode/plain.mp4")
-        lines = [line["lineage"] for line in stack.log_lines() if "lineage" in line]
-
-    assert (item["decision"], item["reasons"]) == ("REVIEW", ["NO_FACE_EVIDENCE"]), item
-    assert not any(line["stage"] == "faces" for line in lines)  # nothing sent to Rekognition
