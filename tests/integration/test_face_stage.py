@@ -16,7 +16,7 @@ outcomes, written down per clip (tests/fixtures/face_clips.py builds the gate cl
 | two drawn faces | REVIEW | MULTIPLE_FACES |
 | drawn face at a quarter size (~12 % of the short side) | REVIEW | FACE_TOO_SMALL |
 | drawn face, Rekognition answers AccessDenied | ERROR | (the stage's Catch: RecordFailure) |
-| drawn face, FaceEvidenceSource=model, whole-frame model (test_face_stage_model_mode.py) | REVIEW | NO_FACE_EVIDENCE |
+| drawn face, FaceEvidenceSource=model (test_face_stage_model_mode.py) | REVIEW | NO_FACE_EVIDENCE |
 """
 
 from __future__ import annotations
