@@ -13,6 +13,7 @@ from kyc.domain.faces import (
     assess_frame,
     face_findings,
     frame_faces_from_dict,
+    frames_to_check,
 )
 from kyc.domain.outcomes import Decision
 from kyc.domain.policy import (
@@ -188,3 +189,18 @@ def test_a_face_finding_caps_pass_but_leaves_reject() -> None:
     assert apply_findings(low, dark).decision == Decision.REVIEW
     assert apply_findings(low, dark).reasons == (R.FACE_TOO_DARK,)
     assert apply_findings(high, dark).decision == Decision.REJECT
+
+
+@pytest.mark.parametrize(
+    ("total", "wanted", "expected"),
+    [
+        (32, 0, list(range(32))),  # 0: all
+        (8, 12, list(range(8))),  # more wanted than sampled: all
+        (32, 4, [0, 10, 21, 31]),  # first and last, evenly between (31/3 = 10.33 steps)
+        (9, 3, [0, 4, 8]),
+        (5, 1, [2]),  # one frame: the middle
+        (0, 4, []),
+    ],
+)
+def test_frames_to_check_spread_over_the_timeline(total: int, wanted: int, expected: list[int]) -> None:
+    assert frames_to_check(total, wanted) == expected
