@@ -45,7 +45,7 @@ def frames() -> dict[str, bytes]:
     try:
         with av.open(CORPUS_CLIP) as container:
             first = next(container.decode(video=0)).to_ndarray(format="bgr24")
-        out["phone capture 1024x576 (no face)"] = _jpeg_bgr(cv2.resize(first, (1024, 576)))
+        out["phone capture 1024x576 (dark, no person)"] = _jpeg_bgr(cv2.resize(first, (1024, 576)))
     except (OSError, av.FFmpegError, StopIteration):
         pass  # the corpus is not beside the project
     return out
