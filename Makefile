@@ -11,15 +11,16 @@ CORPUS ?= ../shared/corpus/media
 
 PORT ?= 4599
 
-.PHONY: help venv tools checkov awscli up demo test unit integration lint iac build security fuzz drill cost bench clean
+.PHONY: help venv tools checkov awscli up demo calibration-demo test unit integration lint iac build security fuzz drill cost bench clean
 
 help:
 	@echo "make demo   - screen sample clips through the embedded local stack (no AWS account, no Docker)"
+	@echo "make calibration-demo - calibrate a toy model on a labelled set, then screen with its policy (PASS, REJECT)"
 	@echo "make up     - serve the local stack to any AWS SDK or the AWS CLI on PORT (default 4599) until Ctrl-C"
 	@echo "make awscli - the AWS CLI in .venv-awscli (a client of make up)"
 	@echo "make test   - set up and run every test and check (unit, integration, ruff, IaC, sam build)"
 	@echo "make fuzz   - long fuzz runs of media validation and sampling (byte and structure-aware), with figures"
-	@echo "make bench  - benchmarks (validation, extraction, scoring, face stage, a 200-upload burst, corpus + 40 clips) with figures"
+	@echo "make bench  - benchmarks (validation, C2PA read, extraction, scoring, face stage, a 200-upload burst, corpus + 40 clips, reuse index) with figures"
 	@echo "make build  - sam build without Docker (ARCH=arm64|x86_64)"
 	@echo "make security - bandit, dependency audit of the locked pins, secret scan (in .venv-audit)"
 	@echo "make drill  - incident drills against the local stack (endpoint outage, crash, attack wave, regression)"
@@ -69,6 +70,16 @@ checkov: $(CHECKOV)/.stamp
 demo: venv
 	$(PY) -m kyclocal.samples build/samples
 	$(VENV)/bin/kycscreen run build/samples/*
+	@$(MAKE) --no-print-directory calibration-demo
+
+# --- calibration: a (toy) model calibrated on a labelled set, then PASS and REJECT (README, docs/decision-policy.md)
+CAL := build/calibration
+calibration-demo: venv
+	$(PY) -m kyclocal.calibration_demo $(CAL)
+	$(VENV)/bin/kycscreen evaluate $(CAL)/labels.csv --model onnx --onnx-config $(CAL)/model.json --frames 8 \
+		--pass-threshold 0.3 --reject-threshold 0.8 --write-policy $(CAL)/policy.json
+	$(VENV)/bin/kycscreen run --model onnx --onnx-config $(CAL)/model.json --frames 8 --policy $(CAL)/policy.json \
+		$(CAL)/genuine-neutral.mp4 $(CAL)/genuine-warmer.mp4 $(CAL)/attack-cast-90.mp4
 
 unit: venv
 	$(VENV)/bin/pytest -q tests/unit
@@ -115,11 +126,13 @@ cost: venv
 
 bench: venv
 	$(PY) benchmarks/validate.py
+	$(PY) benchmarks/provenance.py
 	$(PY) benchmarks/extract.py
 	$(PY) benchmarks/scoring.py
 	$(PY) benchmarks/faces.py
 	$(PY) benchmarks/load.py
 	$(PY) benchmarks/burst.py
+	$(PY) benchmarks/reuse.py
 
 clean:
 	rm -rf .aws-sam build .pytest_cache .ruff_cache

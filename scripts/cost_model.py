@@ -66,9 +66,13 @@ ASSUMPTIONS: dict[str, Any] = {
     "s3_access_log_bytes_per_request": 400,
     "ddb_item_bytes": 3000,  # decision record with policy, media, source; used if not measured
     "ddb_gsi_copies": 2,  # ReviewQueueIndex always, ClientReferenceIndex when a reference is given
+    "reuse_entry_bytes": 220,  # a band entry: keys (~110 B), id, frame, hash, time, TTL, + 100 B overhead
+    "reuse_list_bytes_per_entry": 75,  # one "pk\nsk" string in the submission's entry list
     "sqs_requests_per_upload": 3,  # send (EventBridge), receive, delete; deferrals add receives
     "decision_events_per_screening": 1,
-    "kms_requests_per_screening": 5,  # bucket keys and data-key reuse keep this low
+    # 5 data-key requests (bucket keys and data-key reuse keep this low) + 3 GenerateMac for the keyed
+    # pseudonyms of start, validate and decide (issue 13 item 5)
+    "kms_requests_per_screening": 8,
     "xray_traces_per_screening": 2,  # start function + state machine trace
     # distinct name x dimension combinations (decision, reason_code, outcome): about 50, plus
     # StageDuration x 6 stages and TimeToDecision (issue 14); the face stage adds StageDuration faces,
@@ -192,6 +196,35 @@ def calls(measured: dict[str, Any], *names: str) -> float:
     return sum(measured.get("api_calls_per_screening", {}).get(n, 0.0) for n in names)
 
 
+def reuse_index_lines(params: dict[str, Any]) -> list[Line]:
+    """The reuse index (CheckReuse, docs/provenance.md), from FrameCount: worst case, every sampled
+    frame hashed and every band value distinct. One item for the bytes and 4 per frame (each under
+    1 KB: 1 WRU), the submission's entry list (~75 B per entry), one strongly consistent Query per
+    band value and one for the bytes (1 RRU each while a bucket holds under 4 KB), kept
+    RawVideoRetentionDays with PITR."""
+    p, a, k = PRICES, ASSUMPTIONS, 1000
+    frames = int(params["FrameCount"])
+    entries = 1 + 4 * frames
+    list_kb = math.ceil(entries * a["reuse_list_bytes_per_entry"] / 1024)
+    writes, reads = entries + list_kb, entries
+    raw_months = float(params["RawVideoRetentionDays"]) / 30
+    stored_gb = (entries * a["reuse_entry_bytes"] + list_kb * 1024) / 1024**3
+    return [
+        Line(
+            "DynamoDB reuse index requests",
+            "WRU + RRU",
+            k * (writes * p["ddb_wru"] + reads * p["ddb_rru"]),
+            f"{writes} WRU ({entries} entries + {list_kb} KB entry list), {reads} RRU (Queries)",
+        ),
+        Line(
+            "DynamoDB reuse index storage + PITR",
+            "GB-month",
+            k * stored_gb * raw_months * (p["ddb_gb_month"] + p["ddb_pitr_gb_month"]),
+            f"{stored_gb * 1024**2:.0f} kB x {raw_months:.2f} mo (TTL = RawVideoRetentionDays)",
+        ),
+    ]
+
+
 def variable_lines(template: dict[str, Any], params: dict[str, Any], measured: dict[str, Any]) -> list[Line]:
     """Costs that scale with the number of screenings."""
     p, a, k = PRICES, ASSUMPTIONS, 1000
@@ -264,7 +297,10 @@ def variable_lines(template: dict[str, Any], params: dict[str, Any], measured: d
     )
     item = float(measured.get("decision_item_bytes", a["ddb_item_bytes"]))
     copies = 1 + a["ddb_gsi_copies"]
-    writes = calls(measured, "dynamodb:PutItem", "dynamodb:UpdateItem") * copies * math.ceil(item / 1024)
+    # CheckReuse's one UpdateItem (its submission's entry list) is priced with the reuse index below
+    reuse_update = 1.0 if calls(measured, "dynamodb:BatchWriteItem") else 0.0
+    decision_writes = max(0.0, calls(measured, "dynamodb:PutItem", "dynamodb:UpdateItem") - reuse_update)
+    writes = decision_writes * copies * math.ceil(item / 1024)
     reads = calls(measured, "dynamodb:GetItem") * math.ceil(item / 4096)
     lines.append(
         Line(
@@ -283,6 +319,7 @@ def variable_lines(template: dict[str, Any], params: dict[str, Any], measured: d
             f"{keep_months:.0f} months (TTL = DecisionRetentionDays)",
         )
     )
+    lines.extend(reuse_index_lines(params))
     log_bytes = (
         measured["log_bytes_per_screening"]
         + invocations * a["lambda_platform_log_bytes_per_invocation"]

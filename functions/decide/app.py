@@ -9,7 +9,7 @@ Downstream systems learn of it from the table's stream (DecisionEventsPipe), not
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,8 +18,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from kyc import settings
 from kyc.aws.dynamodb_decision_store import DynamoDBDecisionStore
 from kyc.aws.errors import SourceMissingError
+from kyc.aws.kms_mac import KmsMac
 from kyc.aws.s3_object_store import S3ObjectStore, canonical_json
 from kyc.aws.ssm_policy_source import PolicyOverrideProvider
+from kyc.domain.binding import model_binding_findings
+from kyc.domain.contract import CONTRACT_VERSION
 from kyc.domain.face_gates import FaceGates
 from kyc.domain.faces import FaceEvidenceError, assess_frame, face_findings, frame_faces_from_dict
 from kyc.domain.failures import reason_for_failure
@@ -34,6 +37,7 @@ from kyc.domain.policy import (
     apply_findings,
     decide_outcome,
 )
+from kyc.domain.provenance import ProvenanceAssessment, assess
 from kyc.domain.reasons import ReasonCode
 from kyc.domain.record import (
     DecisionContext,
@@ -41,13 +45,16 @@ from kyc.domain.record import (
     build_decision_item,
     reasons_from,
 )
+from kyc.domain.reuse import reuse_findings
 from kyc.observability import count, log_lineage, logger, metrics, stage_duration, time_to_decision, tracer
 from kyc.version import code_version
 
 RESOURCES = settings.stack_resources()
+PROVENANCE_POLICY = settings.provenance_policy()
 STORE = S3ObjectStore(kms_key_id=RESOURCES.kms_key_id)
 DECISIONS = DynamoDBDecisionStore(RESOURCES.decisions_table)
 POLICY_SOURCE = PolicyOverrideProvider() if RESOURCES.policy_parameter else None
+PSEUDONYM_MAC = KmsMac(settings.pseudonym_key_id())
 POLICY_CACHE_SECONDS = 300
 FACE_STAGE = settings.face_stage()
 
@@ -63,6 +70,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     existing = DECISIONS.get(sid)
     if existing is None or _evidence_lost(existing, event):
         record = _record(event, state)
+        if existing is None:
+            _stage_evidence(record, event)
+        else:
+            record = _staged(record, existing, event)
         if existing is None and DECISIONS.put_once(record.item):
             existing = record.item
             _write_evidence(record, existing)
@@ -131,6 +142,37 @@ def _write_evidence(record: Recorded, item: dict[str, Any]) -> bool:
     return written
 
 
+def _staging_key(obj_key: str, event: dict[str, Any]) -> str:
+    """Where this execution keeps its evidence bytes until its decision is written (work bucket,
+    expires with it): one prefix per execution, so racing executions never share one."""
+    execution = sha256_hex(str(event.get("execution_arn")).encode("utf-8"))[:32]
+    return f"evidence/{execution}/{obj_key}"
+
+
+def _stage_evidence(record: Recorded, event: dict[str, Any]) -> None:
+    """Keep the exact bytes before the conditional put: a retry after a crash between the put and
+    the audit write restores these, not a recomputation that may differ (a refreshed policy cache,
+    a new code version) and so no longer match the hashes the decision names."""
+    for obj in record.evidence:
+        STORE.put_bytes(RESOURCES.work_bucket, _staging_key(obj.key, event), obj.data, "application/json")
+
+
+def _staged(record: Recorded, item: dict[str, Any], event: dict[str, Any]) -> Recorded:
+    """``record`` with each evidence object replaced by this execution's staged bytes when they are
+    the ones ``item`` names; what is not staged (or expired) keeps the recomputed bytes."""
+    named = _named_evidence(item)
+    evidence: list[EvidenceObject] = []
+    for obj in record.evidence:
+        try:
+            staged = _evidence_object(
+                obj.key, STORE.get_bytes(RESOURCES.work_bucket, _staging_key(obj.key, event))
+            )
+        except SourceMissingError:
+            staged = obj
+        evidence.append(staged if named.get(obj.key) == staged.sha256 else obj)
+    return replace(record, evidence=tuple(evidence))
+
+
 def _named_evidence(item: dict[str, Any]) -> dict[str, str]:
     artefacts = item.get("artefacts") or {}
     return {
@@ -161,13 +203,18 @@ def _record(event: dict[str, Any], state: dict[str, Any]) -> Recorded:
     summary, scores_doc, batch_lineage = _summarise(event.get("mode", "decide"), state)
     artefacts: dict[str, str] = {}
     evidence: list[EvidenceObject] = []
+    assessment = provenance(state)
+    rules = {"policy": PROVENANCE_POLICY.to_dict()}
     decision_lineage: dict[str, Any] = {
         "decision": str(summary.decision),
         "reasons": [str(r) for r in summary.reasons],
         "score": summary.score,
         "policy": summary.policy,
         "model": summary.model,
+        "provenance": assessment.audit_dict() | rules,  # lineage.json outlives an erasure
     }
+    if state.get("reuse"):  # earlier submissions this clip matched, and how strongly (CheckReuse)
+        decision_lineage["reuse"] = state["reuse"]
     if scores_doc is not None:
         scores = _evidence_object(f"decisions/{sid}/scores.json", canonical_json(scores_doc))
         evidence.append(scores)
@@ -183,7 +230,7 @@ def _record(event: dict[str, Any], state: dict[str, Any]) -> Recorded:
             }
     lineage = build_lineage(
         submission=submission,
-        pseudonymous_key=pseudonymise_key(submission["key"]),
+        pseudonymous_key=pseudonymise_key(submission["key"], PSEUDONYM_MAC),
         execution_arn=event.get("execution_arn"),
         validation=validation,
         frames=_frames_lineage(state),
@@ -206,6 +253,7 @@ def _record(event: dict[str, Any], state: dict[str, Any]) -> Recorded:
     item = build_decision_item(
         summary, context, now=datetime.now(UTC), retention_days=RESOURCES.retention_days
     )
+    item["provenance"] = assessment.to_dict() | rules  # beside the decision; erasure drops it
     lineage_log = {
         "stage": "decide",
         "submission_id": sid,
@@ -310,7 +358,11 @@ def _scored(state: dict[str, Any], extraction: dict[str, Any]) -> tuple[Decision
         failure_reasons=failures,
         face_evidence=faces.evidence_frames,
     )
-    verdict = apply_findings(verdict, findings(state, faces=faces))
+    found = findings(state, faces=faces)
+    # --- calibration: thresholds measured for another model (or none) decide nothing (MODEL_NOT_CALIBRATED)
+    binding = model_binding_findings(policy.calibration, models, CONTRACT_VERSION)
+    calibrated_view = apply_findings(verdict, found) if binding else None
+    verdict = apply_findings(verdict, [*found, *binding])
     model = (
         models[0]
         if models and all(m == models[0] for m in models)
@@ -336,6 +388,11 @@ def _scored(state: dict[str, Any], extraction: dict[str, Any]) -> tuple[Decision
     }
     if faces.record is not None:
         scores_doc["face_evidence"] = faces.record
+    if calibrated_view is not None:  # for `kycscreen evaluate`: what these thresholds decide once bound
+        scores_doc["decision_if_calibrated"] = {
+            "decision": str(calibrated_view.decision),
+            "reasons": [str(r) for r in calibrated_view.reasons],
+        }
     return summary, scores_doc, batch_lineage
 
 
@@ -346,9 +403,23 @@ def findings(state: dict[str, Any], *, faces: FaceStageEvidence | None = None) -
     its findings here; none can turn a decision into a PASS.
     """
     found: list[Finding] = []
+    found.extend(provenance(state).findings)
+    found += reuse_findings(state.get("reuse"))  # CheckReuse: screened before under another submission
     if faces is not None:  # face stage: kyc.domain.faces
         found.extend(faces.findings)
     return found
+
+
+def provenance(state: dict[str, Any]) -> ProvenanceAssessment:
+    """C2PA Content Credentials and container forensics recorded by validate, read under the
+    provenance rules in force (kyc.domain.provenance; docs/provenance.md)."""
+    recorded = (state.get("validation") or {}).get("provenance") or {}
+    return assess(
+        recorded.get("c2pa"),
+        recorded.get("container"),
+        received_at=(state.get("submission") or {}).get("received_at"),
+        policy=PROVENANCE_POLICY,
+    )
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from kyc import settings
 from kyc.aws.dynamodb_decision_store import DynamoDBDecisionStore
 from kyc.aws.dynamodb_erasure import DynamoDBErasureStore
+from kyc.aws.dynamodb_reuse_index import DynamoDBReuseIndex
 from kyc.aws.errors import SourceMissingError
+from kyc.aws.kms_mac import KmsMac
 from kyc.aws.s3_eraser import S3VersionEraser
 from kyc.aws.s3_object_store import S3ObjectStore
 from kyc.domain.erasure import (
@@ -45,6 +47,8 @@ STORE = S3ObjectStore(kms_key_id=RESOURCES.kms_key_id)
 ERASER = S3VersionEraser()
 DECISIONS = DynamoDBDecisionStore(RESOURCES.decisions_table)
 ERASURES = DynamoDBErasureStore(RESOURCES.decisions_table)
+PSEUDONYM_MAC = KmsMac(settings.pseudonym_key_id())
+REUSE_INDEX = DynamoDBReuseIndex(settings.reuse_table()) if settings.reuse_table() else None
 
 __all__ = ["ErasureRequestError", "lambda_handler"]
 
@@ -80,7 +84,8 @@ def erase_submission(sid: str, request: ErasureRequest) -> dict[str, Any]:
     if is_erased(item):
         return _outcome(sid, ErasureOutcome.ALREADY_ERASED, erased_at=item["erased_at"])
     now = datetime.now(UTC)
-    pseudonymise_record(item, erased_at=now, reason=request.reason, evidence={})  # fails before deleting
+    # fails before deleting: personal data left, or no pseudonym (KMS refused), stops the erasure here
+    pseudonymise_record(item, erased_at=now, reason=request.reason, evidence={}, mac=PSEUDONYM_MAC)
     source = item.get("source") or {}
     bucket, key = source.get("bucket"), source.get("key")
     siblings: list[str] = []
@@ -97,6 +102,8 @@ def erase_submission(sid: str, request: ErasureRequest) -> dict[str, Any]:
     sweeps = [ERASER.erase_key(bucket, key)] if bucket and key else []
     sweeps += [ERASER.erase_prefix(RESOURCES.work_bucket, p) for p in targets.work_prefixes]
     sweeps += [ERASER.erase_key(RESOURCES.audit_bucket, k) for k in targets.audit_keys]
+    # the clip's hashes in the reuse index: after erasure, a copy of it no longer matches this one
+    reuse_entries = REUSE_INDEX.erase(sid) if REUSE_INDEX is not None else 0
     evidence = build_erasure_evidence(
         item=item,
         erased_at=now,
@@ -106,8 +113,11 @@ def erase_submission(sid: str, request: ErasureRequest) -> dict[str, Any]:
         intake_bucket=bucket,
         siblings=siblings,
         code_version=code_version(),
+        mac=PSEUDONYM_MAC,
     )
     evidence["deleted"] = merge_deleted(_earlier_sweeps(targets.evidence_key), evidence["deleted"])
+    reuse_entries += _earlier_reuse_entries(targets.evidence_key)
+    evidence["reuse_index_entries_deleted"] = reuse_entries
     if personal_values_left(evidence, personal_values(item)):
         raise PersonalDataLeftError("erasure evidence would hold personal data")
     evidence_sha256 = STORE.put_json(RESOURCES.audit_bucket, targets.evidence_key, evidence)
@@ -116,6 +126,7 @@ def erase_submission(sid: str, request: ErasureRequest) -> dict[str, Any]:
         erased_at=now,
         reason=request.reason,
         evidence={"key": targets.evidence_key, "sha256": evidence_sha256},
+        mac=PSEUDONYM_MAC,
     )
     if not ERASURES.replace_once(record):
         return _outcome(sid, ErasureOutcome.ALREADY_ERASED, note="erased concurrently")
@@ -129,6 +140,7 @@ def erase_submission(sid: str, request: ErasureRequest) -> dict[str, Any]:
             "erasure_sha256": evidence_sha256,
             "versions_deleted": deleted_total,
             "sibling_submissions": siblings,
+            "reuse_index_entries_deleted": reuse_entries,
         },
         erasure_reason=request.reason,
         request=request.evidence(),
@@ -142,6 +154,7 @@ def erase_submission(sid: str, request: ErasureRequest) -> dict[str, Any]:
         evidence_key=targets.evidence_key,
         evidence_sha256=evidence_sha256,
         sibling_submissions=siblings,
+        reuse_index_entries_deleted=reuse_entries,
     )
 
 
@@ -151,6 +164,15 @@ def _earlier_sweeps(evidence_key: str) -> list[dict[str, Any]]:
         return list(STORE.get_json(RESOURCES.audit_bucket, evidence_key).get("deleted") or [])
     except SourceMissingError:
         return []
+
+
+def _earlier_reuse_entries(evidence_key: str) -> int:
+    """Reuse index entries deleted by such an attempt (this one then finds none left)."""
+    try:
+        earlier = STORE.get_json(RESOURCES.audit_bucket, evidence_key)
+    except SourceMissingError:
+        return 0
+    return int(earlier.get("reuse_index_entries_deleted") or 0)
 
 
 def _outcome(sid: str, outcome: ErasureOutcome, **details: Any) -> dict[str, Any]:

@@ -17,6 +17,8 @@ from kyc import settings
 from kyc.aws.errors import SourceMissingError
 from kyc.aws.s3_object_store import S3ObjectStore
 from kyc.aws.sns_review_notifier import ReviewNotice, SnsReviewNotifier
+from kyc.domain.lineage import lineage_key
+from kyc.domain.provenance import sheet_lines
 from kyc.domain.record import contact_sheet_key
 from kyc.media.contact_sheet import contact_frames, render_contact_sheet
 from kyc.observability import count, log_lineage, logger, metrics, stage_duration, tracer
@@ -95,4 +97,13 @@ def _render(event: dict[str, Any]) -> bytes:
         except SourceMissingError:
             logger.warning("scores document missing; sheet drawn without scores")
     frames = contact_frames(manifest, scores, lambda key: STORE.get_bytes(RESOURCES.work_bucket, key))
-    return render_contact_sheet(frames)
+    return render_contact_sheet(frames, header=sheet_lines(_provenance(event)))
+
+
+def _provenance(event: dict[str, Any]) -> dict[str, Any] | None:
+    """The decision's provenance evidence from its lineage.json (docs/provenance.md); None if absent."""
+    try:
+        lineage = STORE.get_json(RESOURCES.audit_bucket, lineage_key(event["submission_id"]))
+    except SourceMissingError:
+        return None
+    return (lineage.get("decision") or {}).get("provenance")

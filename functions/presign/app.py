@@ -20,6 +20,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kyc import settings
+from kyc.aws.kms_mac import KmsMac
 from kyc.aws.s3_presigner import S3Presigner
 from kyc.domain.upload_request import (
     UploadErrorCode,
@@ -48,6 +49,7 @@ def _upload_policy() -> tuple[str, UploadPolicy]:
 
 BUCKET, POLICY = _upload_policy()
 PRESIGNER = S3Presigner(BUCKET)
+PSEUDONYM_MAC = KmsMac(settings.pseudonym_key_id())
 app = APIGatewayRestResolver()
 
 
@@ -59,11 +61,12 @@ def issue_upload_url() -> Response:
         count("UploadUrlsRefused", reason_code=str(exc.code))
         logger.info("upload url refused", extra={"reason_code": str(exc.code)})
         return _json(HTTPStatus.BAD_REQUEST, {"error": {"code": str(exc.code), "message": exc.message}})
-    ticket = plan_upload(request, POLICY)
+    ticket = plan_upload(request, POLICY, mac=PSEUDONYM_MAC)
     signed = PRESIGNER.presign_post(ticket)
     count("UploadUrlsIssued")
-    # No key and no client reference in the log: both can name the applicant. The object id is the
-    # last key segment, enough to correlate with the bucket's access log.
+    # No key and no client reference in the log. The key no longer holds the reference (its folder is
+    # the reference's keyed pseudonym), but the object id, its last segment, is enough to correlate
+    # with the bucket's access log.
     logger.info(
         "upload url issued",
         extra={

@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kyc import settings
 from kyc.aws.errors import SourceMissingError
+from kyc.aws.kms_mac import KmsMac
 from kyc.aws.s3_object_store import ObjectHead, S3ObjectStore
 from kyc.aws.stepfunctions_starter import StartOutcome, StepFunctionsStarter
 from kyc.domain.identity import pseudonymise_key, submission_id
@@ -26,6 +27,7 @@ from kyc.observability import count, logger, metrics, stage_duration, tracer
 RESOURCES = settings.stack_resources()
 STORE = S3ObjectStore()
 STARTER = StepFunctionsStarter(RESOURCES.state_machine_arn)
+PSEUDONYM_MAC = KmsMac(settings.pseudonym_key_id())
 PROCESSOR = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 CLIENT_REFERENCE_METADATA = "client-reference"
 
@@ -111,9 +113,10 @@ def _admit_upload(record: SQSRecord) -> str:
             ),
         },
     }
+    pseudonym = pseudonymise_key(key, PSEUDONYM_MAC)  # before starting: a KMS failure retries the message
     outcome = STARTER.start(sid, execution_input)
     count("UploadsReceived" if outcome is StartOutcome.STARTED else "DuplicateEvents")
-    logger.info("admission", extra={"outcome": str(outcome), "object": pseudonymise_key(key)})
+    logger.info("admission", extra={"outcome": str(outcome), "object": pseudonym})
     return str(outcome)
 
 

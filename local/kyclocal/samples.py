@@ -31,6 +31,7 @@ def write_clip(
     height: int = 480,
     fps: int = 30,
     seconds: float = 3.0,
+    red_cast: int = 0,
 ) -> Path:
     """A drawn face that sways a little over a textured background, with sensor-like noise.
 
@@ -43,6 +44,7 @@ def write_clip(
         stream.options = options
         for index in range(int(fps * seconds)):
             rgb = drawn_face(width, height, sway=int(12 * np.sin(index / 9)))
+            rgb[..., 0] += red_cast  # a colour cast on the whole picture (kyclocal.calibration_demo)
             noise = rng.normal(0, 3, rgb.shape)
             rgb = np.clip(rgb + noise, 0, 255).astype(np.uint8)
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")

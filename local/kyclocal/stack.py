@@ -10,7 +10,8 @@
 - What moto does not emulate is emulated here, and nothing else: the bucket properties its
   CloudFormation skips (versioning, the intake bucket's EventBridge notification), the SQS event
   source mapping (moto's runs one message per call inside the sender's request and ignores
-  ReportBatchItemFailures), and the status-change events of the reconcile rule. Resources moto cannot
+  ReportBatchItemFailures), the status-change events of the reconcile rule, and the ``KeySpec`` and
+  ``KeyUsage`` of KMS keys (``kyclocal.kms``: the HMAC key of the pseudonyms). Resources moto cannot
   create at all (alarms, bucket and queue policies) are listed in the stack's log at start-up.
 - A run starts as in AWS: an object lands in the intake bucket, S3 emits ``Object Created`` to
   EventBridge, the rule delivers it to the admission queue, and the queue feeds the start function.
@@ -39,6 +40,7 @@ from kyclocal.template import REPO, function_folders, local_template
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 STACK_NAME = "kyc-local"
+POLICY_PARAMETER = "/kyc-local/decision-policy"  # where LocalStackSettings.policy is put (SSM in moto)
 DEFAULT_PORT = 4566
 LOG = logging.getLogger("kyclocal.stack")
 # Loggers of the emulators: their records go to the stack's log file, never to the terminal.
@@ -76,6 +78,9 @@ class LocalStackSettings:
     state_dir: Path | None = None
     port: int | None = None  # None: a free port (kycscreen up uses a fixed one)
     log_path: Path | None = None  # the stack's log (moto, start-up notes); None: beside the state, or temp
+    # --- calibration: a decision-policy document (e.g. `kycscreen evaluate --write-policy`), served as the
+    # template's SSM override (PolicyParameterName), a SecureString under the stack key as documented
+    policy: dict[str, Any] | None = None
 
     def parameters(self) -> dict[str, str]:
         """Template parameters the local run overrides; the rest keep their defaults."""
@@ -89,6 +94,8 @@ class LocalStackSettings:
             params["PassThreshold"] = str(self.pass_threshold)
         if self.reject_threshold is not None:
             params["RejectThreshold"] = str(self.reject_threshold)
+        if self.policy is not None:
+            params["PolicyParameterName"] = POLICY_PARAMETER
         if self.face_evidence_source is not None:
             params["FaceEvidenceSource"] = self.face_evidence_source
         return params
@@ -229,7 +236,11 @@ class LocalStack:
         self.started_s["moto_and_model"] = time.perf_counter() - began
         self._create_stack()
         self.started_s["create_stack"] = time.perf_counter() - began
+        self._put_policy_override()
         self._emulate_skipped_properties()
+        from kyclocal.kms import apply_key_specs  # issue 13 item 5: the HMAC key behind pseudonyms
+
+        apply_key_specs(self._template.body["Resources"], self.physical_ids, ACCOUNT, REGION)
         self._create_subscriber_taps()
         self._set_env(self._function_env())
         self.router.install(self.function_names)
@@ -417,6 +428,19 @@ class LocalStack:
             STACK_NAME,
             len(self.not_emulated),
             ", ".join(f"{lid} ({kind})" for lid, kind in sorted(self.not_emulated)),
+        )
+
+    def _put_policy_override(self) -> None:
+        """The policy document, where the template's decide function reads its override (as a customer puts
+        theirs with `aws ssm put-parameter`): a SecureString under the stack's key."""
+        if self.settings.policy is None:
+            return
+        self.client("ssm").put_parameter(
+            Name=POLICY_PARAMETER,
+            Type="SecureString",
+            KeyId=self.kms_key_id,
+            Value=json.dumps(self.settings.policy),
+            Overwrite=True,
         )
 
     def _hand_state_machine_to_engine(self) -> None:

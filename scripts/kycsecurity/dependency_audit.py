@@ -25,6 +25,7 @@ from kycsecurity import CheckResult, Finding
 REQUIREMENTS = (
     "layers/core/requirements.txt",
     "layers/media/requirements.txt",
+    "layers/provenance/requirements.txt",
     "requirements-dev.txt",
     "requirements-tools.txt",
     "requirements-checkov.txt",

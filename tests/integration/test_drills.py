@@ -70,3 +70,13 @@ def test_drill_command_failed_scenario_exits_nonzero_and_prints_fail(monkeypatch
     assert code == 1
     assert "FAIL  scenario ran to completion" in out.getvalue()
     assert "RuntimeError: stack did not start" in out.getvalue()
+
+
+def test_drill_model_regression_new_version_is_held_at_review_and_pages() -> None:
+    report = run_drill("model-regression")
+    assert report.passed, [c for c in report.checks if not c.passed]
+    assert "new version without recalibration: REVIEW MODEL_NOT_CALIBRATED, never PASS" in {
+        c.name for c in report.checks
+    }
+    fired = {a.alarm for a in report.alarms if a.fires_after_s is not None}
+    assert fired == {"DecisionsModelNotCalibratedAlarm"}, fired

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from kyc.domain.identity import pseudonymise_key
 from kyclocal.commands.erase import invoke_erase
 from kyclocal.stack import LocalStack, LocalStackSettings
 from tests.fixtures.clips import make_clip
+from tests.unit.functions.handler_loader import expected_pseudonym
 
 REFERENCE = "ACME-CUST-0042"
 KEY = f"uploads/{REFERENCE}/Jane Doe/selfie.mp4"
@@ -68,7 +68,8 @@ def test_erase_record_after_erasure_keeps_decision_without_personal_data(
     for name in ("decision", "reasons", "policy", "decided_at", "execution_arn"):
         assert after.get(name) == before.get(name)
     assert after["source"]["sha256"] == before["source"]["sha256"] and after["source"]["sha256"]
-    assert after["source"]["key"] == pseudonymise_key(KEY)
+    assert after["source"]["key"] == expected_pseudonym(KEY)  # keyed: HMAC under the stack's PseudonymKey
+    assert after["client_reference_pseudonym"] == expected_pseudonym(REFERENCE)
     assert after["erased_at"] and after["erasure_reason"] == "GDPR_ART17_REQUEST"
 
 
@@ -91,3 +92,48 @@ def test_erasure_sends_no_decision_event(stack: LocalStack, screened: dict) -> N
     events = Subscriber(stack).settled(sid)
 
     assert [e["detail"]["decision"] for e in events] == [screened["before"]["decision"]]
+
+
+def _all_log_lines(stack: LocalStack) -> list[str]:
+    """Every line every function wrote to CloudWatch Logs (moto), as an operator could read them."""
+    logs = stack.client("logs")
+    lines = []
+    for group in logs.describe_log_groups()["logGroups"]:
+        kwargs = {"logGroupName": group["logGroupName"]}
+        while True:
+            page = logs.filter_log_events(**kwargs)
+            lines += [e["message"] for e in page["events"]]
+            if not page.get("nextToken"):
+                break
+            kwargs["nextToken"] = page["nextToken"]
+    return lines
+
+
+def test_local_stack_pseudonym_key_is_an_hmac_key(stack: LocalStack) -> None:
+    """The template's PseudonymKey as moto holds it after kyclocal.kms: GenerateMac over HTTP works on
+    it (and is the stdlib HMAC of moto's key material), and refuses the stack's encryption key.
+    (moto's DescribeKey cannot read the policy of a key its CloudFormation created: it is not used.)"""
+    kms = stack.client("kms")
+    arn = stack.outputs["PseudonymKeyArn"]
+    mac = kms.generate_mac(KeyId=arn, Message=REFERENCE.encode(), MacAlgorithm="HMAC_SHA_256")["Mac"]
+    assert f"hmac:{arn.rsplit('/', 1)[1][:8]}:{mac.hex()}" == expected_pseudonym(REFERENCE, arn)
+    with pytest.raises(kms.exceptions.InvalidKeyUsageException):
+        kms.generate_mac(KeyId=stack.kms_key_id, Message=b"x", MacAlgorithm="HMAC_SHA_256")
+
+
+def test_logs_of_a_screening_and_its_erasure_hold_no_raw_key_or_reference(
+    stack: LocalStack, screened: dict
+) -> None:
+    sid = screened["ident"]["submission_id"]
+    invoke_erase(stack, {"submission_id": sid})  # erased already, or now: its log lines count as well
+    lines = _all_log_lines(stack)
+    text = "\n".join(lines)
+    assert sid in text and len(lines) > 10  # the screening's and the erasure's lines are all here
+    for clear in (KEY, REFERENCE, "Jane Doe", REFERENCE.lower()):
+        assert clear not in text, f"{clear!r} is in the logs"
+    admission = [json.loads(line) for line in lines if '"message":"admission"' in line]
+    assert [a["object"] for a in admission if a.get("submission_id") == sid] == [expected_pseudonym(KEY)]
+    lineage = [json.loads(line)["lineage"] for line in lines if '"message":"lineage"' in line]
+    validate = [e for e in lineage if e["stage"] == "validate" and e["submission_id"] == sid]
+    assert [e["inputs"]["object"] for e in validate] == [expected_pseudonym(KEY)]
+    assert "sha256:" not in text  # no unkeyed pseudonym anywhere

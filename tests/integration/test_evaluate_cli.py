@@ -17,6 +17,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 from kyc.media.contact_sheet import decode_image
 from kyclocal.commands import evaluate, run
+from kyclocal.policy_file import role_played_policy
 from kyclocal.samples import write_clip
 from tests.fixtures.clips import make_clip
 from tests.unit.serving.helpers import write_onnx_config
@@ -110,9 +111,16 @@ def test_evaluate_cli_labelled_set_matches_sklearn_and_meets_targets(tmp_path: P
     assert (pipeline["apcer"]["errors"], pipeline["apcer"]["total"]) == (0, 4)
     assert pipeline["attack"]["INVALID"]["errors"] == 1
     assert pipeline["apcer"]["ci95"][0] == 0.0 and 0.45 < pipeline["apcer"]["ci95"][1] < 0.52
+    # provenance evidence per label class, from each decision record: PyAV wrote every clip (an FFmpeg
+    # muxer, no manifest); the refused clip was never read
+    genuine_count = len(genuine_rows)
+    assert result["provenance"]["genuine"]["c2pa:absent"] == genuine_count
+    assert result["provenance"]["genuine"]["signal:editing_software"] == genuine_count
+    assert result["provenance"]["attack"]["c2pa:not read"] == 1
     report = io.StringIO()
     evaluate.print_report(result, report)
     assert "what the pipeline decided" in report.getvalue()
+    assert "provenance evidence per label class" in report.getvalue()
 
 
 def test_run_contact_sheet_writes_png_for_review_only(tmp_path: Path) -> None:
@@ -121,11 +129,16 @@ def test_run_contact_sheet_writes_png_for_review_only(tmp_path: Path) -> None:
     uncertain = make_clip(tmp_path / "u.mp4", width=128, height=128, fps=8, seconds=1.2, colour=(128, 10, 60))
     genuine = write_clip(tmp_path / "g.mp4", "mp4", "libx264", {"preset": "ultrafast"}, seconds=1.2, fps=8)
     sheets = tmp_path / "sheets"
+    policy = (
+        tmp_path / "policy.json"
+    )  # the face model's calibrated policy (role-played), as run --policy takes it
+    model = {"name": "tiny-red", "version": "1.0.0"}
+    policy.write_text(json.dumps(role_played_policy(model, pass_threshold=0.2, reject_threshold=0.9)))
     args = _parse(
         run,
         [
             *("run", str(uncertain), str(genuine), "--json", "--model", "onnx", "--onnx-config", str(config)),
-            *("--frames", "8", "--contact-sheet", str(sheets)),
+            *("--frames", "8", "--contact-sheet", str(sheets), "--policy", str(policy)),
         ],
     )
     out = io.StringIO()
@@ -137,5 +150,6 @@ def test_run_contact_sheet_writes_png_for_review_only(tmp_path: Path) -> None:
     assert passed["decision"] == "PASS", passed
     assert "contact_sheet" not in passed
     sheet = decode_image(Path(review["contact_sheet"]).read_bytes())
-    assert (sheet.width, sheet.height) == (4 + 8 * (192 + 4), 4 + 192 + (14 + 2 * 4) + 4)
+    provenance_lines = 2 * (7 + 4) + 4  # "c2pa absent" and "forensics ..." above the grid
+    assert (sheet.width, sheet.height) == (4 + 8 * (192 + 4), provenance_lines + 4 + 192 + (14 + 2 * 4) + 4)
     assert sorted(p.name for p in sheets.iterdir()) == [f"{review['submission_id']}.png"]

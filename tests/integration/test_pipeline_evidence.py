@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from kyclocal.policy_file import role_played_policy
 from kyclocal.samples import write_clip
 from kyclocal.stack import LocalStack, LocalStackSettings
 from tests.fixtures.clips import make_clip
@@ -21,7 +22,11 @@ def test_pipeline_onnx_face_model_passes_a_clip_with_a_face(tmp_path: Path) -> N
     # The face crop of the drawn face has a mean red of about 0.56: sigmoid(20 * 0.56 - 20) ~ 0.
     config = write_onnx_config(tmp_path, weight_red=20.0, bias=-20.0, face_crop=True)
     clip = write_clip(tmp_path / "face.mp4", "mp4", "libx264", {"preset": "ultrafast"}, seconds=1.5, fps=10)
-    with LocalStack(LocalStackSettings(model="onnx", onnx_config=config, frame_count=8)) as face_stack:
+    policy = role_played_policy(
+        {"name": "tiny-red", "version": "1.0.0"}, pass_threshold=0.2, reject_threshold=0.9
+    )
+    settings = LocalStackSettings(model="onnx", onnx_config=config, frame_count=8, policy=policy)
+    with LocalStack(settings) as face_stack:
         item = screen(face_stack, clip, key="uploads/onnx/face.mp4")
 
     assert (item["decision"], item["reasons"]) == ("PASS", ["LOW_FAKE_SCORE"]), item

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from kyclocal.policy_file import role_played_policy
 from kyclocal.stack import LocalStack, LocalStackSettings
 from tests.fixtures.clips import make_clip
 from tests.integration.conftest import screen
@@ -21,7 +22,13 @@ from tests.unit.serving.helpers import write_onnx_config
 @pytest.fixture(scope="module")
 def onnx_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     config = write_onnx_config(tmp_path_factory.mktemp("onnx"), weight_red=20.0, bias=-10.0)
-    with LocalStack(LocalStackSettings(model="onnx", onnx_config=config, frame_count=8)) as running:
+    # The template's thresholds, calibrated for tiny-red 1.0.0 (role-played): an uncalibrated model never
+    # decides (test_calibration_journey.py).
+    policy = role_played_policy(
+        {"name": "tiny-red", "version": "1.0.0"}, pass_threshold=0.2, reject_threshold=0.9
+    )
+    settings = LocalStackSettings(model="onnx", onnx_config=config, frame_count=8, policy=policy)
+    with LocalStack(settings) as running:
         yield running
 
 

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +86,7 @@ def test_up_serves_the_aws_cli_end_to_end_and_stops_on_sigterm(tmp_path: Path) -
         settings = _read_settings(up)
         assert set(NEEDED) <= set(settings), settings
         env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)} | settings
-        key = f"{settings['KYC_UPLOAD_PREFIX']}onboarding/app-42.mp4"
+        key = f"{settings['KYC_UPLOAD_PREFIX']}{uuid.uuid4().hex}.mp4"  # as the README: no reference in keys
         put = aws(
             env,
             "s3api",

@@ -10,6 +10,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from kyc.domain.policy import PolicyError
+from kyc.domain.provenance import ProvenancePolicy
 from kyc.media.limits import DEFAULT_ALLOWED_CODECS, MediaLimits
 
 
@@ -102,6 +104,12 @@ def stack_resources(env: Mapping[str, str] | None = None) -> StackResources:
     )
 
 
+def pseudonym_key_id(env: Mapping[str, str] | None = None) -> str:
+    """The KMS HMAC key that makes every pseudonym (``PseudonymKey``); required where one is made."""
+    env = os.environ if env is None else env
+    return _get(env, "KYC_PSEUDONYM_KEY_ARN")
+
+
 def policy_defaults(env: Mapping[str, str] | None = None) -> dict[str, object]:
     """The decision policy as the template's parameters set it (SSM may override at run time)."""
     env = os.environ if env is None else env
@@ -146,6 +154,77 @@ def upload_edge(env: Mapping[str, str] | None = None) -> UploadEdge:
         upload_prefix=_get(env, "KYC_UPLOAD_PREFIX", "uploads/"),
         url_expiry_s=_int(env, "KYC_UPLOAD_URL_EXPIRY_S", 300),
     )
+
+
+# --- provenance (C2PA Content Credentials and container forensics, docs/provenance.md) ---
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = _get(env, name, "true" if default else "false").strip().lower()
+    if raw not in ("true", "false"):
+        raise SettingsError(f"{name} must be true or false, got {raw!r}")
+    return raw == "true"
+
+
+def _names(env: Mapping[str, str], name: str, default: frozenset[str]) -> frozenset[str]:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    return frozenset(part.strip() for part in raw.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class C2paReading:
+    """How the validate function reads manifests: where its trust anchors live, and a size bound."""
+
+    trust_parameter: str = ""  # SSM parameter holding a PEM bundle; empty: trust no signer
+    max_manifest_bytes: int = 4 * 1024 * 1024
+
+
+def c2pa_reading(env: Mapping[str, str] | None = None) -> C2paReading:
+    env = os.environ if env is None else env
+    return C2paReading(
+        trust_parameter=env.get("KYC_PROVENANCE_TRUST_PARAMETER", ""),
+        max_manifest_bytes=_int(env, "KYC_PROVENANCE_MAX_MANIFEST_BYTES", C2paReading.max_manifest_bytes),
+    )
+
+
+def provenance_policy(env: Mapping[str, str] | None = None) -> ProvenancePolicy:
+    """The provenance rules as the template's parameters set them (the decide function applies them)."""
+    env = os.environ if env is None else env
+    base = ProvenancePolicy()
+    try:
+        return ProvenancePolicy(
+            reject_declared_synthetic=_bool(
+                env, "KYC_PROVENANCE_REJECT_SYNTHETIC", base.reject_declared_synthetic
+            ),
+            synthetic_source_types=_names(env, "KYC_PROVENANCE_SYNTHETIC_TYPES", base.synthetic_source_types),
+            review_invalid_manifest=_bool(env, "KYC_PROVENANCE_REVIEW_INVALID", base.review_invalid_manifest),
+            forensic_rules=_names(env, "KYC_FORENSIC_RULES", base.forensic_rules),
+            max_age_days=_float(env, "KYC_FORENSIC_MAX_AGE_DAYS", base.max_age_days),
+        )
+    except PolicyError as exc:
+        raise SettingsError(str(exc)) from exc
+
+
+# --- reuse detection ---
+
+
+def reuse_table(env: Mapping[str, str] | None = None) -> str:
+    """The reuse index table; empty where a function does not use it."""
+    env = os.environ if env is None else env
+    return env.get("KYC_REUSE_TABLE", "")
+
+
+def reuse_params(env: Mapping[str, str] | None = None) -> dict[str, int]:
+    """Keyword arguments of ``kyc.domain.reuse.ReuseParams`` (which checks their ranges)."""
+    env = os.environ if env is None else env
+    return {
+        "window_days": _int(env, "KYC_REUSE_WINDOW_DAYS", 7),
+        "retention_days": _int(env, "KYC_REUSE_RETENTION_DAYS", 7),
+        "max_distance": _int(env, "KYC_REUSE_MAX_DISTANCE", 8),
+        "min_matching_frames": _int(env, "KYC_REUSE_MIN_MATCHING_FRAMES", 4),
+    }
 
 
 # --- face stage (docs/decision-policy.md, "Face evidence") ---

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import uuid
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -69,9 +70,11 @@ def invoke_erase(stack: LocalStack, event: dict[str, Any]) -> tuple[bytes, bool]
 
 
 def _screen(stack: LocalStack, path: Path, client_reference: str | None) -> str:
-    prefix = f"{stack.settings.upload_prefix}{client_reference or 'local'}/"
+    # A generated key, as the upload API makes them: neither the reference nor the file's name goes into
+    # a key (S3 access logs keep keys beyond erasure); the reference travels as object metadata.
+    key = f"{stack.settings.upload_prefix}local/{uuid.uuid4().hex}{path.suffix.lower()}"
     metadata = {"client-reference": client_reference} if client_reference else None
-    ident = stack.upload(path, key=prefix + path.name, metadata=metadata)
+    ident = stack.upload(path, key=key, metadata=metadata)
     if stack.wait_for_decision(ident["submission_id"], timeout_s=300) is None:
         raise SystemExit(f"no decision for {path}")
     return str(ident["submission_id"])

@@ -12,15 +12,20 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import sys
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from kyc.domain.calibration import NOT_A_DETECTOR_MARK, calibration_from_decisions
+from kyc.domain.contract import CONTRACT_VERSION
 from kyc.domain.evaluation import EvaluationError, decision_rates, evaluate, propose_thresholds
-from kyc.domain.policy import DecisionPolicy
+from kyc.domain.policy import DecisionPolicy, PolicyError
+from kyc.domain.provenance import evidence_counts
 from kyclocal.commands.run import screen_files
 from kyclocal.stack import LocalStack, LocalStackSettings
 
@@ -59,11 +64,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--frames", type=int, default=32)
     ev.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for each decision")
     defaults = DecisionPolicy()
-    ev.add_argument("--pass-threshold", type=float, default=defaults.pass_threshold)
-    ev.add_argument("--reject-threshold", type=float, default=defaults.reject_threshold)
+    ev.add_argument("--pass-threshold", type=float, help=f"default: the template's {defaults.pass_threshold}")
+    ev.add_argument(
+        "--reject-threshold", type=float, help=f"default: the template's ({defaults.reject_threshold})"
+    )
     ev.add_argument("--max-apcer", type=float, default=0.05, help="target: attacks PASSed, worst type")
     ev.add_argument("--max-bpcer", type=float, default=0.05, help="target: genuine videos REJECTed")
     ev.add_argument("--max-review-rate", type=float, help="target: share of scored videos sent to REVIEW")
+    ev.add_argument(
+        "--write-policy",
+        type=Path,
+        metavar="FILE",
+        help="write the policy of these thresholds, bound to the model that scored, with the measured rates",
+    )
+    ev.add_argument("--policy-version", help="version label of the written policy (default cal-DATE-SETHASH)")
     ev.set_defaults(command=cmd_evaluate)
 
 
@@ -95,34 +109,158 @@ def cmd_evaluate(args: argparse.Namespace, out: TextIO | None = None) -> int:
     except (OSError, LabelsFileError) as exc:
         print(f"kycscreen evaluate: {exc}", file=sys.stderr)
         return 2
+    defaults = DecisionPolicy()
+    given = args.pass_threshold is not None or args.reject_threshold is not None
+    pass_threshold = defaults.pass_threshold if args.pass_threshold is None else args.pass_threshold
+    reject_threshold = defaults.reject_threshold if args.reject_threshold is None else args.reject_threshold
     settings = LocalStackSettings(
         model=args.model,
         onnx_config=args.onnx_config,
         frame_count=args.frames,
-        pass_threshold=args.pass_threshold,
-        reject_threshold=args.reject_threshold,
+        pass_threshold=pass_threshold,
+        reject_threshold=reject_threshold,
     )
     with LocalStack(settings) as stack:
-        rows = screen_files(stack, [f.path for f in labelled], timeout=args.timeout)
+        recorded = screen_files(stack, [f.path for f in labelled], timeout=args.timeout)
+        rows = [decided_once_bound(stack, row) for row in recorded]
+        models = scoring_models(stack, rows)
+        provenance = [_provenance(stack, row) for row in rows]
     try:
         result = evaluation_result(
             labelled,
             rows,
-            pass_threshold=args.pass_threshold,
-            reject_threshold=args.reject_threshold,
+            pass_threshold=pass_threshold,
+            reject_threshold=reject_threshold,
             max_apcer=args.max_apcer,
             max_bpcer=args.max_bpcer,
             max_review_rate=args.max_review_rate,
+            provenance=provenance,
         )
     except EvaluationError as exc:
         print(f"kycscreen evaluate: {exc}", file=sys.stderr)
         return 2
     result["model"] = args.model
+    result["scored_by"] = models
+    result["not_calibrated_as_run"] = sum(1 for r in rows if r.get("recorded"))
     if args.json:
         print(json.dumps(result, indent=2), file=out)
     else:
         print_report(result, out)
+    if args.write_policy is None:
+        return 0
+    origin = (
+        f"given: --pass-threshold {pass_threshold:g} --reject-threshold {reject_threshold:g}"
+        if given
+        else "template defaults"
+    )
+    try:
+        document = calibrated_policy(
+            labelled,
+            rows,
+            models,
+            pass_threshold=pass_threshold,
+            reject_threshold=reject_threshold,
+            origin=origin,
+            version=args.policy_version,
+        )
+    except (CalibrationRefused, EvaluationError, PolicyError) as exc:
+        print(f"kycscreen evaluate: no policy written: {exc}", file=sys.stderr)
+        return 2
+    args.write_policy.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    measured = document["calibration"]["measured"]
+    print(
+        f"policy {document['version']} written to {args.write_policy}: thresholds bound to "
+        f"{models[0]['name']} {models[0]['version']}; APCER {_rate(measured['apcer'])}, "
+        f"BPCER {_rate(measured['bpcer'])}",
+        file=sys.stderr,
+    )
     return 0
+
+
+class CalibrationRefused(ValueError):
+    """The run cannot calibrate: a model that is no detector, several models, or none."""
+
+
+def decided_once_bound(stack: LocalStack, row: dict[str, Any]) -> dict[str, Any]:
+    """The row as the pipeline decides it once these thresholds are bound to the model that scored.
+
+    An uncalibrated run records REVIEW MODEL_NOT_CALIBRATED for every scored video; the decide function
+    keeps, beside it in the audit bucket's scores.json, the decision every other finding allows
+    (``decision_if_calibrated``), computed by the same code. That is what a calibration measures.
+    """
+    if "MODEL_NOT_CALIBRATED" not in (row.get("reasons") or []) or not row.get("submission_id"):
+        return row
+    from kyc.aws.s3_object_store import S3ObjectStore
+
+    store = S3ObjectStore(s3_client=stack.client("s3"))
+    scores = store.get_json(stack.resources.audit_bucket, f"decisions/{row['submission_id']}/scores.json")
+    bound = scores["decision_if_calibrated"]
+    recorded = {"decision": row["decision"], "reasons": row["reasons"]}
+    return row | {"decision": bound["decision"], "reasons": bound["reasons"], "recorded": recorded}
+
+
+def scoring_models(stack: LocalStack, rows: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Every distinct model (name, version) the decision records name, in order of first use."""
+    seen: list[dict[str, str]] = []
+    for row in rows:
+        item = stack.decision(row["submission_id"]) if row.get("submission_id") else None
+        model = (item or {}).get("model")
+        if model and model not in seen:
+            seen.append({"name": model["name"], "version": model["version"]})
+    return seen
+
+
+def calibrated_policy(
+    labelled: list[LabelledFile],
+    rows: list[dict[str, Any]],
+    models: list[dict[str, str]],
+    *,
+    pass_threshold: float,
+    reject_threshold: float,
+    origin: str,
+    version: str | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The policy document of this run: its thresholds, bound to the one model that scored, with the
+    rates the pipeline reached (every labelled video counted) and the labelled set's hash."""
+    if len(models) != 1:
+        raise CalibrationRefused(f"one model must score the whole labelled set, got {models or 'none'}")
+    model = models[0]
+    if NOT_A_DETECTOR_MARK.lower() in model["name"].lower():
+        raise CalibrationRefused(
+            f"{model['name']} is the training-free reference scorer, not a detector: its thresholds are "
+            "never calibrated, so its decisions stay REVIEW (MODEL_NOT_CALIBRATED)"
+        )
+    now = now or datetime.now(UTC)
+    defaults = DecisionPolicy()
+    calibration = calibration_from_decisions(
+        model=model,
+        contract_version=CONTRACT_VERSION,
+        labelled=[(file_sha256(f.path), f.label) for f in labelled],
+        decisions=[row.get("decision") for row in rows],
+        pass_threshold=pass_threshold,
+        reject_threshold=reject_threshold,
+        aggregator=defaults.aggregator,
+        origin=origin,
+        calibrated_at=now,
+    )
+    label = version or f"cal-{now:%Y%m%d}-{calibration.labelled_set_sha256[:12]}"
+    policy = replace(
+        defaults,
+        version=label,
+        pass_threshold=pass_threshold,
+        reject_threshold=reject_threshold,
+        calibration=calibration,
+    )
+    return policy.to_dict()
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def evaluation_result(
@@ -134,8 +272,10 @@ def evaluation_result(
     max_apcer: float,
     max_bpcer: float,
     max_review_rate: float | None = None,
+    provenance: list[dict[str, Any] | None] | None = None,
 ) -> dict[str, Any]:
-    """Rates at the current thresholds, a threshold proposal for the targets, and its rates."""
+    """Rates at the current thresholds, a threshold proposal for the targets, and its rates; with
+    ``provenance`` (each decision record's evidence), its counts per label class."""
     scores = [scored(row) for row in rows]
     labels = [f.label for f in labelled]
     types = [f.attack_type for f in labelled]
@@ -180,6 +320,7 @@ def evaluation_result(
         "pipeline": pipeline.to_dict(),
         "current": current.to_dict(),
         "targets": {"max_apcer": max_apcer, "max_bpcer": max_bpcer, "max_review_rate": max_review_rate},
+        "provenance": evidence_counts(labels, provenance) if provenance is not None else None,
         "proposal": {
             "pass_threshold": proposal.pass_threshold,
             "reject_threshold": proposal.reject_threshold,
@@ -187,6 +328,12 @@ def evaluation_result(
             "rates": at_proposal.to_dict(),
         },
     }
+
+
+def _provenance(stack: LocalStack, row: dict[str, Any]) -> dict[str, Any] | None:
+    """The provenance evidence the decision record keeps (docs/provenance.md), if there is a record."""
+    item = stack.decision(row["submission_id"]) if row.get("submission_id") else None
+    return (item or {}).get("provenance")
 
 
 def scored(row: dict[str, Any]) -> float | None:
@@ -205,6 +352,13 @@ def print_report(result: dict[str, Any], out: TextIO) -> None:
         print(f"  {label:8} decisions: {shown}", file=out)
     pipeline = result["pipeline"]
     print("\nwhat the pipeline decided (every labelled video; gates and failures included):", file=out)
+    models = ", ".join(f"{m['name']} {m['version']}" for m in result.get("scored_by") or []) or "-"
+    if result.get("not_calibrated_as_run"):
+        print(
+            f"  with these thresholds bound to {models}: no calibration was in force, so the run itself "
+            f"recorded {result['not_calibrated_as_run']} of them REVIEW MODEL_NOT_CALIBRATED",
+            file=out,
+        )
     for label in ("genuine", "attack"):
         for outcome, rate in pipeline[label].items():
             if rate["total"]:
@@ -238,6 +392,11 @@ def print_report(result: dict[str, Any], out: TextIO) -> None:
         file=out,
     )
     _print_rates(proposal["rates"], out)
+    if result.get("provenance"):
+        print("\nprovenance evidence per label class (C2PA, declared sources, forensic signals):", file=out)
+        for label, counts in result["provenance"].items():
+            shown = ", ".join(f"{k} {v}" for k, v in counts.items()) or "-"
+            print(f"  {label:8} {shown}", file=out)
     print(
         "\nIntervals are 95 % Wilson intervals; with few videos they are wide: read them before the point "
         "values.",

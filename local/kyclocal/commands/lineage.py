@@ -208,6 +208,11 @@ def _stage_facts(stage: dict[str, Any]) -> list[tuple[str, str]]:
             ("decision", outputs.get("decision")),
         ],
         "reconcile": [("decision", outputs.get("decision")), ("status", outputs.get("status"))],
+        "reuse": [
+            ("manifest sha256", inputs.get("manifest_sha256")),
+            ("matched", outputs.get("matched")),
+            ("earlier", ", ".join(m["submission_id"] for m in outputs.get("matches") or [])),
+        ],
     }.get(stage["stage"], [])
     return [(name, str(value)) for name, value in facts if value not in (None, "", [])]
 

@@ -64,6 +64,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="screenings run at once (default: one per CPU); more only slows every file down",
     )
     run.add_argument(
+        "--policy",
+        type=Path,
+        metavar="FILE",
+        help="decision policy document (kycscreen evaluate --write-policy), served as the SSM override",
+    )
+    run.add_argument(
         "--contact-sheet",
         type=Path,
         metavar="DIR",
@@ -86,6 +92,15 @@ def cmd_run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from kyclocal.state import state_directory
 
     out = out or sys.stdout
+    policy = None
+    if getattr(args, "policy", None) is not None:
+        from kyclocal.policy_file import PolicyFileError, read_policy
+
+        try:
+            policy = read_policy(args.policy)
+        except PolicyFileError as exc:
+            print(f"kycscreen run: {exc}", file=sys.stderr)
+            return 2
     state_dir = (
         None if getattr(args, "no_state", False) else state_directory(getattr(args, "state_dir", None))
     )
@@ -95,6 +110,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         frame_count=args.frames,
         state_dir=state_dir,
         max_running_executions=getattr(args, "concurrency", None),
+        policy=policy,
     )
     sheets: Path | None = getattr(args, "contact_sheet", None)
 
@@ -205,6 +221,8 @@ def write_contact_sheet(stack: LocalStack, sid: str, directory: Path) -> Path:
     """The sheet NotifyReview stores, drawn from the same work-bucket frames and audit-bucket scores."""
     from kyc.aws.errors import SourceMissingError
     from kyc.aws.s3_object_store import S3ObjectStore
+    from kyc.domain.lineage import lineage_key
+    from kyc.domain.provenance import sheet_lines
     from kyc.media.contact_sheet import contact_frames, render_contact_sheet
 
     store = S3ObjectStore(s3_client=stack.client("s3"))
@@ -214,7 +232,12 @@ def write_contact_sheet(stack: LocalStack, sid: str, directory: Path) -> Path:
         scores = store.get_json(audit, f"decisions/{sid}/scores.json")
     except SourceMissingError:
         scores = None
-    sheet = render_contact_sheet(contact_frames(manifest, scores, lambda key: store.get_bytes(work, key)))
+    try:  # the provenance line, as NotifyReview draws it (docs/provenance.md)
+        provenance = (store.get_json(audit, lineage_key(sid)).get("decision") or {}).get("provenance")
+    except SourceMissingError:
+        provenance = None
+    frames = contact_frames(manifest, scores, lambda key: store.get_bytes(work, key))
+    sheet = render_contact_sheet(frames, header=sheet_lines(provenance))
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{sid}.png"
     path.write_bytes(sheet)

@@ -38,6 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     cmd.add_argument("--model", default="reference", choices=("reference", "onnx"))
     cmd.add_argument("--onnx-config", type=Path)
     cmd.add_argument("--frames", type=int, default=32)
+    cmd.add_argument("--policy", type=Path, metavar="FILE", help="decision policy document (SSM override)")
     cmd.add_argument("--concurrency", type=int, metavar="N", help="screenings run at once (default: CPUs)")
     cmd.add_argument("--state-dir", type=Path, help="default: $KYCSCREEN_STATE_DIR or .local-stack")
     cmd.add_argument("--no-state", action="store_true", help="start empty and keep nothing")
@@ -68,6 +69,15 @@ def cmd_up(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from kyclocal.state import StateError, state_directory
 
     out = out or sys.stdout
+    policy = None
+    if getattr(args, "policy", None) is not None:
+        from kyclocal.policy_file import PolicyFileError, read_policy
+
+        try:
+            policy = read_policy(args.policy)
+        except PolicyFileError as exc:
+            print(f"kycscreen up: {exc}", file=sys.stderr)
+            return 2
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     settings = LocalStackSettings(
@@ -77,6 +87,7 @@ def cmd_up(args: argparse.Namespace, out: TextIO | None = None) -> int:
         max_running_executions=args.concurrency,
         state_dir=None if args.no_state else state_directory(args.state_dir),
         port=args.port,
+        policy=policy,
     )
     try:
         with LocalStack(settings) as stack:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -20,14 +23,20 @@ from kyc.domain.erasure import (
     pseudonymise_record,
     sibling_submissions,
 )
-from kyc.domain.identity import pseudonymise_key, submission_id
+from kyc.domain.identity import submission_id
 from kyc.domain.outcomes import Decision
 from kyc.domain.reasons import ReasonCode
 from kyc.domain.record import DecisionContext, DecisionSummary, build_decision_item
+from tests.fixtures.macs import TEST_MAC
 
 RAW_KEY = "uploads/ACME-42/Jane Doe 1990-01-01/selfie.mp4"
 REFERENCE = "ACME-42"
 NOW = datetime(2026, 11, 28, 17, 0, tzinfo=UTC)
+
+
+def _oracle(value: str) -> str:
+    """The keyed pseudonym computed by hand: HMAC-SHA256 under the test key, labelled with it."""
+    return f"hmac:{TEST_MAC.label}:" + hmac.new(TEST_MAC.key, value.encode(), hashlib.sha256).hexdigest()
 
 
 def _item() -> dict:
@@ -66,7 +75,9 @@ def _item() -> dict:
 
 
 def _erase(item: dict) -> dict:
-    return pseudonymise_record(item, erased_at=NOW, reason="GDPR_ART17_REQUEST", evidence={"key": "k"})
+    return pseudonymise_record(
+        item, erased_at=NOW, reason="GDPR_ART17_REQUEST", evidence={"key": "k"}, mac=TEST_MAC
+    )
 
 
 def test_pseudonymise_record_decision_item_no_raw_key_or_reference_left() -> None:
@@ -74,7 +85,7 @@ def test_pseudonymise_record_decision_item_no_raw_key_or_reference_left() -> Non
     text = json.dumps(erased)
     assert RAW_KEY not in text and REFERENCE not in text
     assert "client_reference" not in erased  # also gone from ClientReferenceIndex
-    assert erased["source"]["key"] == pseudonymise_key(RAW_KEY)
+    assert erased["source"]["key"] == _oracle(RAW_KEY)
 
 
 def test_pseudonymise_record_decision_item_keeps_record_keeping_fields() -> None:
@@ -99,7 +110,18 @@ def test_pseudonymise_record_unknown_field_dropped() -> None:
 
 def test_pseudonymise_record_reference_pseudonym_is_not_indexed() -> None:
     erased = _erase(_item())
-    assert erased["client_reference_pseudonym"] == pseudonymise_key(REFERENCE)
+    assert erased["client_reference_pseudonym"] == _oracle(REFERENCE)
+
+
+def test_pseudonymise_record_carries_only_keyed_pseudonyms() -> None:
+    """No unkeyed digest of the key or the reference is left to test candidates against offline."""
+    erased = _erase(_item())
+    text = json.dumps(erased)
+    for value in (RAW_KEY, REFERENCE):
+        assert hashlib.sha256(value.encode()).hexdigest()[:16] not in text
+    pseudonyms = re.findall(r"hmac:[a-z0-9]+:[0-9a-f]{64}", text)
+    assert sorted(pseudonyms) == sorted([_oracle(RAW_KEY), _oracle(REFERENCE)])
+    assert "sha256:" not in text
 
 
 def test_pseudonymise_record_twice_same_result() -> None:
@@ -152,10 +174,11 @@ def test_build_erasure_evidence_intake_keys_pseudonymised() -> None:
         intake_bucket="intake",
         siblings=[],
         code_version={},
+        mac=TEST_MAC,
     )
     assert RAW_KEY not in json.dumps(evidence)
     assert evidence["deleted"][0]["objects"][0] == {
-        "key": pseudonymise_key(RAW_KEY),
+        "key": _oracle(RAW_KEY),
         "versions": 2,
         "delete_markers": 1,
     }

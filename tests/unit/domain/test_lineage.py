@@ -438,3 +438,33 @@ def test_strict_policy_changed_under_the_same_version_fails() -> None:
     problems = verify(records, store, item)
 
     assert any(p.startswith("decision record policy: stored") for p in problems)
+
+
+def _with_reuse(records: list[dict], manifest_sha256: str) -> list[dict]:
+    """The CheckReuse stage's lineage record, as functions/reuse logs it."""
+    reuse = copy.deepcopy(next(r for r in records if (r.get("lineage") or {}).get("stage") == "extract"))
+    reuse["lineage"] = {
+        "stage": "reuse",
+        "submission_id": SID,
+        "inputs": {"source_sha256": "x", "manifest_sha256": manifest_sha256},
+        "outputs": {"checked": True, "matched": True, "matches": [{"submission_id": "a" * 64}]},
+        "execution_arn": ARN,
+    }
+    return [*records, reuse]
+
+
+def test_chain_from_logs_reuse_stage_sits_between_scoring_and_decide() -> None:
+    records, _, _ = world()
+    extract_manifest = stage(records, "extract")["outputs"]["manifest_sha256"]
+    chain = chain_from_logs(_with_reuse(records, extract_manifest), SID)
+
+    assert [s.label for s in chain.stages] == ["validate", "extract", "score[0]", "reuse", "decide"]
+    assert chain.problems == ()
+
+
+def test_chain_from_logs_reuse_read_other_manifest_reports_mismatch() -> None:
+    records, _, _ = world()
+
+    problems = chain_from_logs(_with_reuse(records, "d" * 64), SID).problems
+
+    assert problems[0].startswith("hash mismatch reuse->extract")

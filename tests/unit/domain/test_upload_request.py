@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import uuid
 
 import pytest
@@ -15,6 +17,7 @@ from kyc.domain.upload_request import (
     UploadRequestError,
     plan_upload,
 )
+from tests.fixtures.macs import TEST_MAC, StdlibHmac
 
 KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/00000000-0000-0000-0000-000000000001"
 POLICY = UploadPolicy(upload_prefix="uploads/", max_bytes=1000, kms_key_arn=KEY_ARN, expires_in_s=300)
@@ -83,15 +86,43 @@ def test_upload_request_non_object_or_unknown_field_is_refused_invalid_body(body
     assert _refusal(body) is UploadErrorCode.INVALID_BODY
 
 
-def test_plan_upload_key_is_prefix_reference_uuid_and_extension():
+def _oracle_segment(reference: str) -> str:
+    """The key folder, computed by hand: HMAC-SHA256 of the reference under the test key, labelled."""
+    digest = hmac.new(TEST_MAC.key, reference.encode(), hashlib.sha256).hexdigest()
+    return f"hmac-{TEST_MAC.label}-{digest}"
+
+
+def test_plan_upload_key_is_prefix_keyed_pseudonym_of_reference_uuid_and_extension():
     request = UploadRequest("video/quicktime", 500, "ACME-42")
-    ticket = plan_upload(request, POLICY, new_id=lambda: FIXED_ID)
-    assert ticket.key == f"uploads/ACME-42/{FIXED_ID.hex}.mov"
+    ticket = plan_upload(request, POLICY, new_id=lambda: FIXED_ID, mac=TEST_MAC)
+    assert ticket.key == f"uploads/{_oracle_segment('ACME-42')}/{FIXED_ID.hex}.mov"
     assert ticket.object_id == FIXED_ID.hex
 
 
+@pytest.mark.parametrize("reference", ["ACME-42", "a", "applicant_0001", "Z" * 64])
+def test_plan_upload_key_never_carries_the_client_reference(reference):
+    """S3 access logs keep keys for LogRetentionDays: the reference must not be in one, in any case."""
+    ticket = plan_upload(UploadRequest("video/mp4", 1, reference), POLICY, mac=TEST_MAC)
+    segments = ticket.key.split("/")
+    assert reference not in segments and reference.lower() not in ticket.key.lower().split("/")
+    if len(reference) >= 4:
+        assert reference.lower() not in ticket.key.lower()
+    assert ticket.fields["x-amz-meta-client-reference"] == reference  # kept for the decision item
+
+
+def test_plan_upload_key_folder_differs_under_another_key():
+    other = StdlibHmac(key=b"another key entirely", label="testkey2")
+    request = UploadRequest("video/mp4", 1, "ACME-42")
+    one = plan_upload(request, POLICY, new_id=lambda: FIXED_ID, mac=TEST_MAC).key
+    two = plan_upload(request, POLICY, new_id=lambda: FIXED_ID, mac=other).key
+    assert one.split("/")[1] != two.split("/")[1]
+
+
 def test_plan_upload_without_reference_uses_anonymous_folder_and_no_metadata():
-    ticket = plan_upload(UploadRequest("video/webm", 5), POLICY, new_id=lambda: FIXED_ID)
+    def no_mac(message: bytes) -> bytes:
+        raise AssertionError("no reference, no MAC call (and no KMS request)")
+
+    ticket = plan_upload(UploadRequest("video/webm", 5), POLICY, new_id=lambda: FIXED_ID, mac=no_mac)  # type: ignore[arg-type]
     assert ticket.key == f"uploads/anonymous/{FIXED_ID.hex}.webm"
     assert "x-amz-meta-client-reference" not in ticket.fields
     assert all("x-amz-meta-client-reference" not in c for c in ticket.conditions if isinstance(c, dict))
@@ -103,15 +134,18 @@ def test_plan_upload_key_never_contains_the_users_filename():
         UploadRequest.parse(
             {"content_type": "video/mp4", "size": 1, "filename": "../../passport scan.mp4"}, POLICY
         )
-    keys = {plan_upload(UploadRequest("video/mp4", 1, "ref"), POLICY).key for _ in range(50)}
+    keys = {plan_upload(UploadRequest("video/mp4", 1, "ref"), POLICY, mac=TEST_MAC).key for _ in range(50)}
     assert len(keys) == 50
+    folder = f"uploads/{_oracle_segment('ref')}/"
     for key in keys:
-        assert key.startswith("uploads/ref/") and key.endswith(".mp4")
-        assert len(key.removeprefix("uploads/ref/").removesuffix(".mp4")) == 32  # uuid4 hex, nothing else
+        assert key.startswith(folder) and key.endswith(".mp4")
+        assert len(key.removeprefix(folder).removesuffix(".mp4")) == 32  # uuid4 hex, nothing else
 
 
 def test_plan_upload_conditions_are_exact():
-    ticket = plan_upload(UploadRequest("video/mp4", 777, "ref-1"), POLICY, new_id=lambda: FIXED_ID)
+    ticket = plan_upload(
+        UploadRequest("video/mp4", 777, "ref-1"), POLICY, new_id=lambda: FIXED_ID, mac=TEST_MAC
+    )
     assert ticket.conditions == (
         ["content-length-range", 1, 777],
         {"Content-Type": "video/mp4"},
@@ -129,7 +163,7 @@ def test_plan_upload_conditions_are_exact():
 
 
 def test_plan_upload_every_field_is_pinned_by_an_equality_condition():
-    ticket = plan_upload(UploadRequest("video/x-matroska", 1, "r"), POLICY)
+    ticket = plan_upload(UploadRequest("video/x-matroska", 1, "r"), POLICY, mac=TEST_MAC)
     pinned = {k: v for c in ticket.conditions if isinstance(c, dict) for k, v in c.items()}
     assert pinned == dict(ticket.fields)
 

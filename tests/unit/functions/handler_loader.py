@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import importlib.util
 import sys
 from dataclasses import dataclass
@@ -32,12 +34,45 @@ class FakeContext:
         return 120_000
 
 
+PSEUDONYM_KEY_VARIABLE = "KYC_PSEUDONYM_KEY_ARN"
+
+
+def create_pseudonym_key() -> str:
+    """A KMS HMAC key in the running moto (mock or server), as template.yaml's PseudonymKey."""
+    import os
+
+    import boto3
+
+    kms = boto3.client("kms", region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+    return str(kms.create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")["KeyMetadata"]["Arn"])
+
+
+def expected_pseudonym(value: str, key_arn: str | None = None) -> str:
+    """The oracle for a pseudonym: HMAC-SHA256 by the standard library over the value, with the key
+    material moto holds for the key (read from moto's backend, never through the code under test)."""
+    import os
+
+    from moto.kms.models import kms_backends
+
+    arn = key_arn or os.environ[PSEUDONYM_KEY_VARIABLE]
+    _, _, _, region, account, resource = arn.split(":", 5)
+    key_id = resource.removeprefix("key/")
+    material = kms_backends[account][region].keys[key_id].key_material
+    digest = hmac.new(material, value.encode("utf-8"), hashlib.sha256).hexdigest()
+    return f"hmac:{key_id[:8]}:{digest}"
+
+
 def load_handler(folder: str, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """Import ``functions/<folder>/app.py`` after setting ``env``; call inside ``mock_aws``."""
+    """Import ``functions/<folder>/app.py`` after setting ``env``; call inside ``mock_aws``.
+
+    Without ``KYC_PSEUDONYM_KEY_ARN`` in ``env``, a fresh HMAC key is created in moto and named, as
+    the template names ``PseudonymKey`` to every function that pseudonymises."""
     from kyc.aws.clients import client
 
     for key, value in (BASE_ENV | env).items():
         monkeypatch.setenv(key, value)
+    if PSEUDONYM_KEY_VARIABLE not in env:
+        monkeypatch.setenv(PSEUDONYM_KEY_VARIABLE, create_pseudonym_key())
     client.cache_clear()
     path = REPO / "functions" / folder / "app.py"
     spec = importlib.util.spec_from_file_location(f"unit_function_{folder}", path)

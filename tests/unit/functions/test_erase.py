@@ -12,11 +12,11 @@ import pytest
 from moto import mock_aws
 
 from kyc.aws.dynamodb_decision_store import DynamoDBDecisionStore
-from kyc.domain.identity import pseudonymise_key, submission_id
+from kyc.domain.identity import submission_id
 from kyc.domain.outcomes import Decision
 from kyc.domain.reasons import ReasonCode
 from kyc.domain.record import DecisionContext, DecisionSummary, build_decision_item
-from tests.unit.functions.handler_loader import FakeContext, load_handler
+from tests.unit.functions.handler_loader import FakeContext, expected_pseudonym, load_handler
 
 INTAKE, WORK, AUDIT, TABLE = "intake", "work", "audit", "decisions"
 RAW_KEY = "uploads/ACME-42/Jane Doe/selfie é+1.mp4"
@@ -94,7 +94,16 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         store.put_once(_decision(sid1, v1))
         env = {"KYC_WORK_BUCKET": WORK, "KYC_AUDIT_BUCKET": AUDIT, "KYC_DECISIONS_TABLE": TABLE}
         app = load_handler("erase", env, monkeypatch)
-        yield {"s3": s3, "ddb": ddb, "store": store, "app": app, "sids": (sid1, sid2), "versions": (v1, v2)}
+        yield {
+            "s3": s3,
+            "ddb": ddb,
+            "store": store,
+            "app": app,
+            "sids": (sid1, sid2),
+            "versions": (v1, v2),
+            "env": env,
+            "monkeypatch": monkeypatch,
+        }
 
 
 def _erase(aws: dict[str, Any], **event: Any) -> dict[str, Any]:
@@ -106,6 +115,20 @@ def test_erase_sibling_version_without_decision_refused_nothing_deleted(aws: dic
     result = _erase(aws, submission_id=sid1)
     assert result["outcomes"] == {"REFUSED": 1}
     assert len(_versions(aws["s3"], INTAKE, RAW_KEY)) == 4  # v1, marker, v2, and the .other object
+    assert "erased_at" not in aws["store"].get(sid1)
+
+
+def test_erase_without_a_usable_pseudonym_key_deletes_nothing(aws: dict[str, Any]) -> None:
+    """No keyed pseudonym (KMS refuses: an encryption key where the HMAC key belongs), no erasure: it
+    fails before any delete, so a retry with the right key finds everything still in place."""
+    sid1, sid2 = aws["sids"]
+    aws["store"].put_once(_decision(sid2, aws["versions"][1]))
+    wrong = boto3.client("kms", region_name="us-east-1").create_key()["KeyMetadata"]["Arn"]
+    app = load_handler("erase", aws["env"] | {"KYC_PSEUDONYM_KEY_ARN": wrong}, aws["monkeypatch"])
+    with pytest.raises(Exception, match="InvalidKeyUsage"):
+        app.lambda_handler({"submission_id": sid1}, FakeContext())
+    assert len(_versions(aws["s3"], INTAKE, RAW_KEY)) == 4
+    assert len(_versions(aws["s3"], WORK, f"frames/{sid1}/")) == 4
     assert "erased_at" not in aws["store"].get(sid1)
 
 
@@ -128,13 +151,14 @@ def test_erase_by_reference_all_versions_markers_and_frames_deleted(aws: dict[st
         assert RAW_KEY not in text and REFERENCE not in text
         assert record["decision"] == "REJECT" and record["reasons"] == ["HIGH_FAKE_SCORE"]
         assert record["source"]["sha256"] == "c" * 64
-        assert record["source"]["key"] == pseudonymise_key(RAW_KEY)
+        assert record["source"]["key"] == expected_pseudonym(RAW_KEY)
+        assert record["client_reference_pseudonym"] == expected_pseudonym(REFERENCE)
     docs = [
         json.loads(s3.get_object(Bucket=AUDIT, Key=f"decisions/{sid}/erasure.json")["Body"].read())
         for sid in (sid1, sid2)
     ]
     intake = [o for doc in docs for d in doc["deleted"] if d["bucket"] == INTAKE for o in d["objects"]]
-    assert intake == [{"key": pseudonymise_key(RAW_KEY), "versions": 2, "delete_markers": 1}]
+    assert intake == [{"key": expected_pseudonym(RAW_KEY), "versions": 2, "delete_markers": 1}]
     evidence = docs[0]
     assert evidence["request"] == {"by": "client_reference", "request_reference": "DSR-7", "force": False}
     assert RAW_KEY not in json.dumps(evidence) and REFERENCE not in json.dumps(evidence)

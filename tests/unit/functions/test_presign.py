@@ -14,7 +14,7 @@ import pytest
 from cfnlint.decode import decode
 from moto import mock_aws
 
-from tests.unit.functions.handler_loader import FakeContext, load_handler
+from tests.unit.functions.handler_loader import FakeContext, expected_pseudonym, load_handler
 from tests.unit.iac.test_template import _role_policy_documents
 
 BUCKET = "intake"
@@ -86,7 +86,10 @@ def test_presign_valid_declaration_returns_200_with_signed_form(app):
     assert body["expires_in"] == 300
     assert headers.get("Cache-Control") == "no-store"
     key = body["key"]
-    assert key.startswith("uploads/ACME-42/") and key.endswith(".mp4")
+    # The folder is the keyed pseudonym of the reference (HMAC under the KMS key), never the reference.
+    folder = expected_pseudonym("ACME-42").replace(":", "-")
+    assert key.startswith(f"uploads/{folder}/") and key.endswith(".mp4")
+    assert "ACME-42" not in key and "acme-42" not in key.lower()
     fields = body["upload"]["fields"]
     assert fields["key"] == key
     assert fields["Content-Type"] == "video/mp4"
@@ -155,6 +158,26 @@ def test_presign_log_names_neither_key_nor_reference(app, caplog):
     assert issued.caller == CALLER and issued.declared_size == 5
     logs = " ".join(str(r.__dict__) for r in caplog.records)
     assert "SECRET-REF-9" not in logs and body["key"] not in logs
+
+
+def test_presign_unusable_pseudonym_key_issues_no_form(monkeypatch):
+    """KMS refuses the MAC (here: an encryption key where the HMAC key belongs): the handler fails, so
+    API Gateway answers 502 and no form is issued with a weaker key. Without a reference, no MAC is
+    needed and the form is issued."""
+    with mock_aws():
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=BUCKET)
+        wrong = boto3.client("kms", region_name="us-east-1").create_key()["KeyMetadata"]["Arn"]
+        env = {
+            "KYC_INTAKE_BUCKET": BUCKET,
+            "KYC_KMS_KEY_ID": KEY_ARN,
+            "KYC_MAX_UPLOAD_BYTES": "1000",
+            "KYC_PSEUDONYM_KEY_ARN": wrong,
+        }
+        app = load_handler("presign", env, monkeypatch)
+        with pytest.raises(Exception, match="InvalidKeyUsage"):
+            _call(app, {"content_type": "video/mp4", "size": 5, "client_reference": "ACME-42"})
+        status, body, _ = _call(app, {"content_type": "video/mp4", "size": 5})
+        assert status == 200 and body["key"].startswith("uploads/anonymous/")
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -246,6 +269,7 @@ def test_template_presign_role_may_only_put_under_the_upload_prefix_with_the_sta
         "Fn::GetAtt": ["ScreeningKey", "Arn"]
     }
     assert statements["EncryptUploadsWithStackKey"]["Action"] == ["kms:GenerateDataKey"]
+    assert statements["MakeKeyedPseudonyms"]["Resource"] == {"Fn::GetAtt": ["PseudonymKey", "Arn"]}
     actions = {a for st in statements.values() for a in st["Action"]}
     assert actions == {
         "logs:CreateLogStream",
@@ -254,4 +278,5 @@ def test_template_presign_role_may_only_put_under_the_upload_prefix_with_the_sta
         "xray:PutTelemetryRecords",
         "s3:PutObject",
         "kms:GenerateDataKey",
+        "kms:GenerateMac",
     }

@@ -13,10 +13,11 @@ import pytest
 from moto import mock_aws
 
 from kyc.aws.s3_object_store import canonical_json
+from kyclocal.policy_file import role_played_policy
 from kycserve.faults import Fault, FaultInjector
 from kycserve.models import load_model
 from kycserve.server import start_server, stop
-from tests.unit.functions.handler_loader import FakeContext, load_handler
+from tests.unit.functions.handler_loader import FakeContext, expected_pseudonym, load_handler
 from tests.unit.serving.helpers import solid_frame, write_onnx_config
 
 WORK, AUDIT, TABLE, BUS = "work", "audit", "decisions", "decisions-bus"
@@ -152,7 +153,20 @@ def test_score_tampered_frame_is_refused_before_scoring(aws: dict[str, Any], mod
 
 
 # --------------------------------------------------------------------------- decide
-def _decide(aws: dict[str, Any], **env: str) -> Any:
+MODEL = {"name": "m", "version": "1"}  # the model every scored batch below reports
+
+
+def _calibrated(pass_threshold: float = 0.3, reject_threshold: float = 0.8, **policy: Any) -> str:
+    """A policy document whose thresholds are bound to MODEL (as the template's 0.3/0.8 below)."""
+    document = role_played_policy(
+        MODEL, pass_threshold=pass_threshold, reject_threshold=reject_threshold, min_frames_scored=2, **policy
+    )
+    return json.dumps(document)
+
+
+def _decide(aws: dict[str, Any], *, calibrated: bool = True, **env: str) -> Any:
+    """The decide handler with the template's thresholds; ``calibrated``: an SSM override binds them to
+    MODEL, as a deployment that went live does (without one every scored decision is REVIEW)."""
     base = {
         "KYC_WORK_BUCKET": WORK,
         "KYC_AUDIT_BUCKET": AUDIT,
@@ -163,6 +177,11 @@ def _decide(aws: dict[str, Any], **env: str) -> Any:
         # these tests are about the model's evidence; the face stage's is in test_decide_faces.py
         "KYC_FACE_EVIDENCE_SOURCE": "model",
     }
+    if calibrated and "KYC_POLICY_PARAMETER" not in env:
+        boto3.client("ssm", region_name="us-east-1").put_parameter(
+            Name="/kyc/calibrated", Type="String", Value=_calibrated(), Overwrite=True
+        )
+        base["KYC_POLICY_PARAMETER"] = "/kyc/calibrated"
     return load_handler("decide", base | env, aws["monkeypatch"])
 
 
@@ -190,7 +209,7 @@ def _scored_state(
     doc = {
         "batch_index": 0,
         "status": "SCORED",
-        "model": {"name": "m", "version": "1"},
+        "model": MODEL,
         "frames": [
             {"frame_id": f"{i:03d}", "p_fake": p, "faces": face(p), "quality": []}
             for i, p in enumerate(scores)
@@ -398,6 +417,8 @@ def test_decide_refused_upload_is_invalid_with_lineage(aws: dict[str, Any]) -> N
     )
     assert lineage["source"]["sha256"] == "b" * 64
     assert "ref-7/selfie.mp4" not in json.dumps(lineage)  # the key is pseudonymised in the audit trail
+    assert "ref-7" not in json.dumps(lineage)
+    assert lineage["source"]["key"] == expected_pseudonym("uploads/ref-7/selfie.mp4")
 
 
 def test_decide_policy_override_from_ssm(aws: dict[str, Any]) -> None:
@@ -405,7 +426,7 @@ def test_decide_policy_override_from_ssm(aws: dict[str, Any]) -> None:
     ssm.put_parameter(
         Name="/kyc/policy",
         Type="String",
-        Value=json.dumps({"version": "strict-1", "pass_threshold": 0.01, "reject_threshold": 0.02}),
+        Value=_calibrated(0.01, 0.02, version="strict-1"),
     )
     app = _decide(aws, KYC_POLICY_PARAMETER="/kyc/policy")
 
@@ -426,7 +447,7 @@ def test_decide_securestring_override_is_decrypted_and_its_version_recorded(aws:
             Type="SecureString",
             KeyId=key_id,
             Overwrite=True,
-            Value=json.dumps({"version": version, "pass_threshold": 0.01, "reject_threshold": 0.02}),
+            Value=_calibrated(0.01, 0.02, version=version),
         )
     app = _decide(aws, KYC_POLICY_PARAMETER="/kyc/policy")
 
@@ -477,6 +498,71 @@ def test_decide_error_record_survives_a_broken_override(aws: dict[str, Any]) -> 
     assert (result["decision"], result["reasons"]) == ("ERROR", ["SOURCE_MISSING"])
     assert _item(aws)["policy"]["version"] is None
     assert "not JSON" in _item(aws)["policy"]["unavailable"]
+
+
+@pytest.mark.parametrize(("scores", "bound"), [([0.05] * 4, "PASS"), ([0.95] * 4, "REJECT")])
+def test_decide_uncalibrated_model_is_review_model_not_calibrated(
+    aws: dict[str, Any], scores: list[float], bound: str
+) -> None:
+    """No calibration in force: the template's thresholds were never measured for MODEL, so neither its
+    low nor its high score decides; scores.json keeps what the thresholds would decide once bound."""
+    app = _decide(aws, calibrated=False)
+
+    result = app.lambda_handler(
+        {"mode": "decide", "execution_arn": "arn:x", "state": _scored_state(aws, scores)}, FakeContext()
+    )
+
+    assert (result["decision"], result["reasons"]) == ("REVIEW", ["MODEL_NOT_CALIBRATED"])
+    assert _item(aws)["policy"]["calibration"] is None
+    scores_doc = json.loads(_audit_object(aws, "scores.json"))
+    assert scores_doc["decision_if_calibrated"]["decision"] == bound
+
+
+def test_decide_policy_calibrated_for_another_version_is_review(aws: dict[str, Any]) -> None:
+    ssm = boto3.client("ssm", region_name="us-east-1")
+    other = role_played_policy(
+        {"name": "m", "version": "2"}, pass_threshold=0.3, reject_threshold=0.8, min_frames_scored=2
+    )
+    ssm.put_parameter(Name="/kyc/policy", Type="String", Value=json.dumps(other))
+    app = _decide(aws, KYC_POLICY_PARAMETER="/kyc/policy")
+
+    result = app.lambda_handler(
+        {"mode": "decide", "execution_arn": "arn:x", "state": _scored_state(aws, [0.95] * 4)}, FakeContext()
+    )
+
+    assert (result["decision"], result["reasons"]) == ("REVIEW", ["MODEL_NOT_CALIBRATED"])
+    assert _item(aws)["policy"]["calibration"]["model"]["version"] == "2"
+
+
+def test_decide_calibrated_model_decides_and_records_its_calibration(aws: dict[str, Any]) -> None:
+    app = _decide(aws)
+
+    app.lambda_handler(
+        {"mode": "decide", "execution_arn": "arn:x", "state": _scored_state(aws, [0.95] * 4)}, FakeContext()
+    )
+
+    item = _item(aws)
+    assert (item["decision"], item["reasons"]) == ("REJECT", ["HIGH_FAKE_SCORE"])
+    assert item["policy"]["calibration"]["model"] == MODEL | {"contract_version": "v1"}
+    assert "decision_if_calibrated" not in json.loads(_audit_object(aws, "scores.json"))
+
+
+def test_decide_malformed_calibration_fails_the_decision(aws: dict[str, Any]) -> None:
+    """A calibration whose interval was edited by hand is not one: the override is refused loudly (the
+    workflow records ERROR), never read as uncalibrated or as calibrated."""
+    document = json.loads(_calibrated())
+    document["calibration"]["measured"]["apcer"]["ci95"] = [0.0, 0.01]
+    boto3.client("ssm", region_name="us-east-1").put_parameter(
+        Name="/kyc/policy", Type="String", Value=json.dumps(document)
+    )
+    app = _decide(aws, KYC_POLICY_PARAMETER="/kyc/policy")
+
+    with pytest.raises(Exception, match="Wilson interval"):
+        app.lambda_handler(
+            {"mode": "decide", "execution_arn": "arn:x", "state": _scored_state(aws, [0.05] * 4)},
+            FakeContext(),
+        )
+    assert _item(aws) is None
 
 
 # --------------------------------------------------------------------------- reconcile
@@ -543,3 +629,31 @@ def test_reconcile_keeps_an_existing_decision(aws: dict[str, Any]) -> None:
 
     assert result == {"recorded": False, "decision": "PASS"}
     assert _item(aws)["execution_arn"] == "arn:1"
+
+
+def test_decide_replay_after_a_crash_restores_the_staged_bytes_even_when_inputs_changed(
+    aws: dict[str, Any],
+) -> None:
+    """Between the crash and the retry the recomputed evidence changes (here the batch result; in
+    production a refreshed policy cache or a new code version): the retry still writes the bytes
+    the record's hashes name, kept in the work bucket before the put, never a recomputation."""
+    app = _decide(aws)
+    state = _scored_state(aws, [0.05] * 4)
+    event = {"mode": "decide", "execution_arn": "arn:1", "state": state}
+
+    def crash(*_: Any) -> bool:
+        raise RuntimeError("killed")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(app.STORE, "put_new", crash)
+        with pytest.raises(RuntimeError):
+            app.lambda_handler(event, FakeContext())
+    _scored_state(aws, [0.06] * 4)  # the same result key now holds other scores
+
+    app.lambda_handler(event, FakeContext())
+
+    item = _item(aws)
+    for name in ("scores", "lineage"):
+        data = _audit_object(aws, f"{name}.json")
+        assert hashlib.sha256(data).hexdigest() == item["artefacts"][f"{name}_sha256"]
+    assert {f["p_fake"] for f in json.loads(_audit_object(aws, "scores.json"))["frames"]} == {0.05}

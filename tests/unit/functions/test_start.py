@@ -13,7 +13,7 @@ import pytest
 from moto import mock_aws
 
 from kyc.domain.identity import submission_id
-from tests.unit.functions.handler_loader import FakeContext, load_handler
+from tests.unit.functions.handler_loader import FakeContext, expected_pseudonym, load_handler
 
 BUCKET = "intake"
 RAW_KEY = "uploads/ACME 2026/applicant+42 100%/selfie-é.mp4"
@@ -106,6 +106,21 @@ def test_start_url_encoded_key_starts_one_execution_named_by_submission(aws: dic
     assert started["config"]["score_max_concurrency"] == 3
     days_ahead = (started["config"]["error_record_expires_at"] - time.time()) / 86400
     assert 1824 < days_ahead <= 1825  # the default decision retention
+
+
+def test_start_admission_log_names_the_object_by_its_keyed_pseudonym_only(
+    aws: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO")
+    app = _handler(aws)
+
+    app.lambda_handler(_batch(quote_plus(RAW_KEY, safe="/"), aws["version"]), FakeContext())
+
+    [admission] = [r for r in caplog.records if r.getMessage() == "admission"]
+    assert admission.object == expected_pseudonym(RAW_KEY)  # type: ignore[attr-defined]
+    text = " ".join(str(r.__dict__) for r in caplog.records)
+    for clear in (RAW_KEY, quote_plus(RAW_KEY, safe="/"), "ACME 2026", "applicant+42", "ref-42"):
+        assert clear not in text
 
 
 def test_start_raw_key_from_producer_is_accepted(aws: dict[str, Any]) -> None:

@@ -17,7 +17,7 @@ from moto import mock_aws
 from kyc.aws.errors import SourceChangedError, SourceMissingError
 from kyc.media import isolated
 from tests.fixtures.clips import make_clip
-from tests.unit.functions.handler_loader import FakeContext, load_handler
+from tests.unit.functions.handler_loader import FakeContext, expected_pseudonym, load_handler
 
 INTAKE, WORK = "intake", "work"
 
@@ -60,6 +60,21 @@ def test_validate_real_clip_is_accepted_with_hash_of_stored_bytes(aws: dict[str,
     assert result["sha256"] == hashlib.sha256(body).hexdigest()
     assert result["media"]["codec"] == "h264"
     assert len(json.dumps(result)) < 4096  # it travels in Step Functions state
+
+
+def test_validate_lineage_names_the_object_by_its_keyed_pseudonym(
+    aws: dict[str, Any], clip: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO")
+    app = load_handler("validate", {}, aws["monkeypatch"])
+    key = "uploads/ACME-CUST-0042/Jane Doe.mp4"
+
+    app.lambda_handler({"submission": _submission(aws, clip.read_bytes(), key)}, FakeContext())
+
+    [lineage] = [r.lineage for r in caplog.records if r.getMessage() == "lineage"]  # type: ignore[attr-defined]
+    assert lineage["inputs"]["object"] == expected_pseudonym(key)
+    text = " ".join(str(r.__dict__) for r in caplog.records)
+    assert key not in text and "ACME-CUST-0042" not in text and "Jane Doe" not in text
 
 
 def test_validate_playlist_is_refused_with_reason(aws: dict[str, Any]) -> None:

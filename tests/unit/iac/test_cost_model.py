@@ -34,11 +34,12 @@ def test_optional_features_add_their_own_lines_and_nothing_else(cost_model):
 
 
 def test_alarm_metrics_count_each_metric_of_a_math_alarm_only_when_created(cost_model):
-    # hand count at the defaults: 28 single-metric alarms (3 executions, 10 functions x 2, 3 DLQs,
-    # 5XX, latency) + blind variant (2) + scoring errors (5) + 4 rate alarms (5 each) + absent (6)
-    assert _fixed(cost_model)["CloudWatch alarms"] == pytest.approx((28 + 2 + 5 + 20 + 6) * 0.10)
+    # hand count at the defaults: 31 single-metric alarms (3 executions, 11 functions x 2, 3 DLQs,
+    # 5XX, latency, model not calibrated) + blind variant (2) + scoring errors (5) + 4 rate alarms
+    # (5 each) + absent (6)
+    assert _fixed(cost_model)["CloudWatch alarms"] == pytest.approx((31 + 2 + 5 + 20 + 6) * 0.10)
     off = _fixed(cost_model, NoDecisionAlarmEnabled="false")["CloudWatch alarms"]
-    assert off == pytest.approx((28 + 2 + 5 + 20) * 0.10)
+    assert off == pytest.approx((31 + 2 + 5 + 20) * 0.10)
 
 
 def test_face_stage_costs_one_rekognition_image_per_frame_checked(cost_model):

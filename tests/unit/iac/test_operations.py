@@ -154,7 +154,7 @@ def test_every_function_and_every_alarm_is_on_the_dashboard(template):
 def test_dashboard_shows_stage_durations_time_to_decision_and_the_no_decision_signal(template):
     widgets = _as_json(_dashboard(template))["widgets"]
     text = json.dumps(widgets)
-    for stage in ("admit", "validate", "extract", "score", "decide", "notify"):
+    for stage in ("admit", "validate", "extract", "score", "reuse", "decide", "notify"):
         for stat in ("p50", "p95"):
             assert (
                 f'"StageDuration", "service", "kyc-screening", "stage", "{stage}", {{"stat": "{stat}"' in text

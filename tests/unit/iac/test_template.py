@@ -78,7 +78,8 @@ EXPECTED_ENV = {
         "KYC_MAX_RUNNING_EXECUTIONS",
         "KYC_RETENTION_DAYS",
     },
-    "ValidateUploadFunction": LIMIT_VARS,
+    "ValidateUploadFunction": LIMIT_VARS
+    | {"KYC_PROVENANCE_TRUST_PARAMETER", "KYC_PROVENANCE_MAX_MANIFEST_BYTES"},
     "ExtractFramesFunction": LIMIT_VARS
     | {"KYC_FRAME_COUNT", "KYC_FRAME_MAX_SIDE", "KYC_WORK_BUCKET", "KYC_KMS_KEY_ID"},
     "ScoreFramesFunction": {"KYC_ENDPOINT_NAME", "KYC_WORK_BUCKET", "KYC_KMS_KEY_ID"},
@@ -101,6 +102,12 @@ EXPECTED_ENV = {
         "KYC_POLICY_VERSION",
         "KYC_POLICY_PARAMETER",
         "KYC_RETENTION_DAYS",
+        # provenance rules (docs/provenance.md)
+        "KYC_PROVENANCE_REJECT_SYNTHETIC",
+        "KYC_PROVENANCE_SYNTHETIC_TYPES",
+        "KYC_PROVENANCE_REVIEW_INVALID",
+        "KYC_FORENSIC_RULES",
+        "KYC_FORENSIC_MAX_AGE_DAYS",
     },
     "NotifyReviewFunction": {
         "KYC_WORK_BUCKET",
@@ -122,8 +129,28 @@ EXPECTED_ENV = {
         "KYC_AUDIT_BUCKET",
         "KYC_DECISIONS_TABLE",
         "KYC_KMS_KEY_ID",
+        "KYC_REUSE_TABLE",
+    },
+    "CheckReuseFunction": {
+        "KYC_WORK_BUCKET",
+        "KYC_KMS_KEY_ID",
+        "KYC_REUSE_TABLE",
+        "KYC_REUSE_WINDOW_DAYS",
+        "KYC_REUSE_RETENTION_DAYS",
+        "KYC_REUSE_MAX_DISTANCE",
+        "KYC_REUSE_MIN_MATCHING_FRAMES",
     },
 }
+# Keyed pseudonyms (issue 13 item 5): exactly the functions that write a pseudonym know the HMAC key.
+PSEUDONYMISING_FUNCTIONS = (
+    "StartScreeningFunction",
+    "ValidateUploadFunction",
+    "DecideOutcomeFunction",
+    "EraseSubmissionFunction",
+    "IssueUploadUrlFunction",
+)
+for _lid in PSEUDONYMISING_FUNCTIONS:
+    EXPECTED_ENV[_lid] = EXPECTED_ENV[_lid] | {"KYC_PSEUDONYM_KEY_ARN"}
 
 EXPECTED_ALARMS = {
     "ScreeningExecutionsFailedAlarm",
@@ -300,6 +327,7 @@ def test_state_machine_role_invokes_exactly_the_stage_functions(template):
         "ScoreFramesFunction",
         "DecideOutcomeFunction",
         "NotifyReviewFunction",
+        "CheckReuseFunction",
     ]
     expected = {json.dumps({"Fn::GetAtt": [f, "Arn"]}, sort_keys=True) for f in stage_fns}
     expected |= {json.dumps({"Fn::Sub": f"${{{f}.Arn}}:*"}, sort_keys=True) for f in stage_fns}
@@ -606,13 +634,15 @@ def test_work_storage_default_holds_the_largest_upload_twice(template):
 
 def test_layers_are_built_by_makefile_for_python313_and_the_chosen_architecture(template):
     layers = _resources(template, "AWS::Serverless::LayerVersion")
-    assert set(layers) == {"CoreLayer", "MediaLayer"}
+    assert set(layers) == {"CoreLayer", "MediaLayer", "ProvenanceLayer"}
     for layer in layers.values():
         assert layer["Metadata"]["BuildMethod"] == "makefile"
         assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
         assert layer["Properties"]["CompatibleArchitectures"] == [{"Ref": "Architecture"}]
-    for lid in ("ValidateUploadFunction", "ExtractFramesFunction"):
-        assert _props(template, lid)["Layers"] == [{"Ref": "CoreLayer"}, {"Ref": "MediaLayer"}]
+    media = [{"Ref": "CoreLayer"}, {"Ref": "MediaLayer"}]
+    # the C2PA reader is loaded by validate only (docs/provenance.md)
+    assert _props(template, "ValidateUploadFunction")["Layers"] == [*media, {"Ref": "ProvenanceLayer"}]
+    assert _props(template, "ExtractFramesFunction")["Layers"] == media
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -342,6 +342,7 @@ def test_gateway_endpoint_policies_admit_the_stack_data_and_every_action_the_rol
     assert ddb["Resource"] == [
         {"Fn::GetAtt": ["DecisionsTable", "Arn"]},
         {"Fn::Sub": "${DecisionsTable.Arn}/index/*"},
+        {"Fn::GetAtt": ["ReuseIndexTable", "Arn"]},
     ]
     for st in (s3, ddb):
         assert st["Condition"] == {"StringEquals": {"aws:PrincipalAccount": {"Ref": "AWS::AccountId"}}}

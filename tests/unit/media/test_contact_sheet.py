@@ -157,3 +157,18 @@ def test_contact_frames_tampered_frame_raises() -> None:
 
     with pytest.raises(ContactSheetError):
         contact_frames(manifest, None, lambda key: _png())
+
+
+def test_render_contact_sheet_provenance_header_above_the_grid() -> None:
+    frames = [(_png(), ContactFrame("000", 0.0, 0.4))]
+    plain = _pixels(render_contact_sheet(frames, thumb_side=64))
+    lines = ["c2pa present, Valid, signer untrusted, declares trainedAlgorithmicMedia", "forensics none"]
+
+    headed = _pixels(render_contact_sheet(frames, thumb_side=64, header=lines))
+
+    top = headed.shape[0] - plain.shape[0]
+    assert top == 2 * (7 + 4) + GAP  # two glyph rows and their gaps
+    header = headed[:top]
+    assert (header == CAPTION_COLOUR).all(axis=2).sum() > 100  # text drawn there
+    assert ((header == BACKGROUND) | (header == CAPTION_COLOUR)).all()
+    np.testing.assert_array_equal(headed[top:], plain)  # the grid itself is unchanged, only moved down

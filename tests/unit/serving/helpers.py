@@ -8,9 +8,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import onnx
-from onnx import TensorProto, helper
 
 from kyc.domain.contract import FrameImage
+from kyclocal.calibration_demo import red_mean_sigmoid
 
 
 def solid_frame(frame_id: str, bgr: tuple[int, int, int], size: tuple[int, int] = (96, 128)) -> FrameImage:
@@ -30,30 +30,6 @@ def textured_frame(frame_id: str, seed: int = 0, size: tuple[int, int] = (360, 6
     ok, data = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, 90])
     assert ok
     return FrameImage(frame_id, "image/jpeg", data.tobytes())
-
-
-def red_mean_sigmoid(weight_red: float = 1.0, bias: float = -0.5):
-    """p = sigmoid(weight_red * mean(channel 0) + bias): global average pool, linear, sigmoid."""
-    weights = helper.make_tensor("W", TensorProto.FLOAT, [3, 1], [weight_red, 0.0, 0.0])
-    bias_t = helper.make_tensor("B", TensorProto.FLOAT, [1], [bias])
-    nodes = [
-        helper.make_node("GlobalAveragePool", ["image"], ["pooled"]),
-        helper.make_node("Flatten", ["pooled"], ["flat"]),
-        helper.make_node("MatMul", ["flat", "W"], ["linear"]),
-        helper.make_node("Add", ["linear", "B"], ["logit"]),
-        helper.make_node("Sigmoid", ["logit"], ["p_fake"]),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "tiny",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 32, 32])],
-        [helper.make_tensor_value_info("p_fake", TensorProto.FLOAT, ["N", 1])],
-        initializer=[weights, bias_t],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
 
 
 def write_onnx_config(

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from kyc.domain.identity import pseudonymise_key, submission_id
+from kyc.domain.identity import MacFunction, pseudonymise_key, submission_id
 from kyc.domain.record import contact_sheet_key
 
 ERASURE_VERSION = "1"
@@ -159,11 +159,11 @@ class DeletedVersions:
     def total(self) -> int:
         return sum(self.versions.values()) + sum(self.delete_markers.values())
 
-    def to_dict(self, *, pseudonymise: bool = False) -> dict[str, Any]:
-        """``pseudonymise`` names keys by their pseudonym (intake keys can carry identifiers)."""
+    def to_dict(self, *, pseudonymise_with: MacFunction | None = None) -> dict[str, Any]:
+        """``pseudonymise_with`` names keys by their keyed pseudonym (intake keys can carry identifiers)."""
 
         def name(key: str) -> str:
-            return pseudonymise_key(key) if pseudonymise else key
+            return pseudonymise_key(key, pseudonymise_with) if pseudonymise_with else key
 
         keys = sorted(set(self.versions) | set(self.delete_markers))
         return {
@@ -191,20 +191,26 @@ def sibling_submissions(bucket: str, key: str, version_ids: Iterable[str], *, ex
 
 
 def pseudonymise_record(
-    item: Mapping[str, Any], *, erased_at: datetime, reason: str, evidence: Mapping[str, str]
+    item: Mapping[str, Any],
+    *,
+    erased_at: datetime,
+    reason: str,
+    evidence: Mapping[str, str],
+    mac: MacFunction,
 ) -> dict[str, Any]:
     """The record kept after erasure: the decision and its provenance, nothing that names a person."""
     out: dict[str, Any] = {k: v for k, v in item.items() if k in KEPT_FIELDS and v is not None}
     source = dict(item.get("source") or {})
     out["source"] = {k: source.get(k) for k in SOURCE_FIELDS if source.get(k) is not None}
     if source.get("key"):
-        out["source"]["key"] = pseudonymise_key(str(source["key"]))
+        out["source"]["key"] = pseudonymise_key(str(source["key"]), mac)
     if item.get("media"):
         out["media"] = {k: v for k, v in dict(item["media"]).items() if k in MEDIA_FIELDS}
     if item.get("client_reference"):
-        # Not in ClientReferenceIndex (a different attribute); lets an auditor holding the
-        # reference confirm a match, which is why the record is pseudonymous, not anonymous.
-        out["client_reference_pseudonym"] = pseudonymise_key(str(item["client_reference"]))
+        # Not in ClientReferenceIndex (a different attribute). Keyed: only a caller the pseudonym key's
+        # policy allows (kms:GenerateMac, or kms:VerifyMac for an auditor) can confirm a reference, so
+        # nobody can test candidate references offline. Pseudonymous, not anonymous, all the same.
+        out["client_reference_pseudonym"] = pseudonymise_key(str(item["client_reference"]), mac)
     out |= {
         "erased_at": erased_at.astimezone(UTC).isoformat(timespec="milliseconds"),
         "erasure_reason": reason,
@@ -254,6 +260,7 @@ def build_erasure_evidence(
     intake_bucket: str | None,
     siblings: Iterable[str],
     code_version: Mapping[str, str],
+    mac: MacFunction,
 ) -> dict[str, Any]:
     """decisions/<sid>/erasure.json: what was deleted (keys and version counts) and what was kept."""
     sid = item["submission_id"]
@@ -263,7 +270,7 @@ def build_erasure_evidence(
         "erased_at": erased_at.astimezone(UTC).isoformat(timespec="milliseconds"),
         "erasure_reason": reason,
         "request": dict(request),
-        "deleted": [d.to_dict(pseudonymise=d.bucket == intake_bucket) for d in deleted],
+        "deleted": [d.to_dict(pseudonymise_with=mac if d.bucket == intake_bucket else None) for d in deleted],
         "kept": {
             "record_fields": sorted(k for k in item if k in KEPT_FIELDS),
             "audit_objects": [f"decisions/{sid}/{name}" for name in KEPT_AUDIT_FILES],

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import asdict, dataclass
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,37 @@ def submission_id(bucket: str, key: str, version_id: str | None, etag: str | Non
     return hashlib.sha256(material).hexdigest()
 
 
-def pseudonymise_key(key: str) -> str:
-    """A non-reversible stand-in for an object key in logs: keys may carry applicant identifiers."""
-    return "sha256:" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+class MacFunction(Protocol):
+    """A keyed MAC whose key the caller never holds: KMS ``GenerateMac`` in AWS (``kyc.aws.kms_mac``).
+
+    ``label`` names the key (an auditor reads it in every pseudonym to find the key that made it).
+    """
+
+    @property
+    def label(self) -> str: ...
+
+    def __call__(self, message: bytes) -> bytes: ...
+
+
+PSEUDONYM_SCHEME = "hmac"
+# hmac:<key label>:<the whole HMAC-SHA256, 64 hex>: 256 bits, so distinct inputs never share one.
+PSEUDONYM_PATTERN = re.compile(r"hmac:([a-z0-9]{1,16}):([0-9a-f]{64})")
+
+
+def pseudonymise_key(value: str, mac: MacFunction) -> str:
+    """A keyed stand-in for an object key or a client reference in logs, lineage and erasure records.
+
+    An unkeyed hash of a reference can be reversed by hashing candidate references; an HMAC under a
+    KMS key cannot be recomputed without calling KMS with that key, which only the stack's roles may.
+    The same value under the same key always gives the same pseudonym, so records stay linkable.
+    """
+    if not value:
+        raise ValueError("nothing to pseudonymise: the value is empty")
+    return f"{PSEUDONYM_SCHEME}:{mac.label}:{mac(value.encode('utf-8')).hex()}"
+
+
+def pseudonym_key_segment(pseudonym: str) -> str:
+    """The same pseudonym as one S3 key segment (``hmac-<label>-<hex>``: no ``:`` in object keys)."""
+    if not PSEUDONYM_PATTERN.fullmatch(pseudonym):
+        raise ValueError("not a keyed pseudonym")
+    return pseudonym.replace(":", "-")

@@ -107,7 +107,7 @@ def verify_lineage(lineage: Mapping[str, Any], fetch: Callable[[str, str], bytes
 
 LINEAGE_MESSAGE = "lineage"
 # notify (a REVIEW's contact sheet) and erase (a data-subject request) come after the decision.
-STAGE_ORDER = ("validate", "extract", "faces", "score", "decide", "reconcile", "notify", "erase")
+STAGE_ORDER = ("validate", "extract", "faces", "score", "reuse", "decide", "reconcile", "notify", "erase")
 TERMINAL_STAGES = ("decide", "reconcile")
 SCORED_DECISIONS = frozenset({"PASS", "REVIEW", "REJECT"})
 _BATCH_KEY_SUFFIX = ".json"
@@ -281,6 +281,12 @@ def _gaps(chain: LineageChain) -> list[str]:
             f"validate hashed {validate.outputs.get('sha256')}"
         )
     problems += _score_gaps(chain, extract, terminal)
+    reuse = chain.first("reuse")  # CheckReuse read the manifest extract wrote (docs/provenance.md)
+    if reuse and extract and reuse.inputs.get("manifest_sha256") != extract.outputs.get("manifest_sha256"):
+        problems.append(
+            f"hash mismatch reuse->extract: reuse read manifest {reuse.inputs.get('manifest_sha256')}, "
+            f"extract wrote {extract.outputs.get('manifest_sha256')}"
+        )
     if terminal and terminal.stage == "decide" and extract:
         logged = terminal.inputs.get("manifest_sha256")
         if logged and logged != extract.outputs.get("manifest_sha256"):

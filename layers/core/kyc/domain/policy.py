@@ -13,6 +13,7 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from kyc.domain.aggregate import PolicyError, aggregate, validate_params
+from kyc.domain.calibration import Calibration
 from kyc.domain.face_gates import FaceGates
 from kyc.domain.outcomes import Decision
 from kyc.domain.reasons import ReasonCode
@@ -118,6 +119,8 @@ class DecisionPolicy:
     max_multi_face_fraction: float = 0.25
     require_faces: bool = True
     allow_pass_on_partial: bool = False
+    # --- calibration: the model these thresholds were measured for (None: uncalibrated, never decides)
+    calibration: Calibration | None = None
     # face stage (docs/decision-policy.md, "Face gates"): thresholds in the face stage's units
     face_gates: Mapping[str, float] = field(default_factory=dict, hash=False)
 
@@ -149,6 +152,25 @@ class DecisionPolicy:
         set_(self, "require_faces", _flag("require_faces", self.require_faces))
         set_(self, "allow_pass_on_partial", _flag("allow_pass_on_partial", self.allow_pass_on_partial))
         set_(self, "face_gates", MappingProxyType(FaceGates.from_mapping(self.face_gates).to_dict()))
+        self._check_calibration()
+
+    def _check_calibration(self) -> None:
+        """A calibration measured other thresholds than these does not describe this policy. Only a
+        lower pass threshold is allowed without recalibrating (an incident brake: fewer PASSes, so the
+        measured APCER stays an upper bound); anything else was never measured."""
+        if self.calibration is None:
+            return
+        calibration = self.calibration
+        if not isinstance(calibration, Calibration):
+            calibration = Calibration.from_mapping(calibration)
+            object.__setattr__(self, "calibration", calibration)
+        measured = (calibration.pass_threshold, calibration.reject_threshold, calibration.aggregator)
+        if self.pass_threshold > measured[0] or measured[1:] != (self.reject_threshold, self.aggregator):
+            raise PolicyError(
+                f"calibration measured pass {measured[0]}, reject {measured[1]}, aggregator {measured[2]}; "
+                f"this policy has pass {self.pass_threshold}, reject {self.reject_threshold}, aggregator "
+                f"{self.aggregator}: recalibrate (kycscreen evaluate --write-policy) after changing them"
+            )
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, object]) -> DecisionPolicy:
@@ -166,6 +188,7 @@ class DecisionPolicy:
         """Plain JSON-ready values; the same shape ``from_mapping`` reads."""
         return {f.name: getattr(self, f.name) for f in fields(self)} | {
             "aggregator_params": dict(self.aggregator_params),
+            "calibration": self.calibration.to_dict() if self.calibration else None,
             "face_gates": dict(self.face_gates),
         }
 

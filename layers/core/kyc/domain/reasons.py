@@ -56,6 +56,17 @@ class ReasonCode(StrEnum):
     DECODER_CRASHED = "DECODER_CRASHED"  # the sandboxed decoder died on a signal (a crash, not a limit)
     # --- evidence gates (appended) ---
     NO_FACE_EVIDENCE = "NO_FACE_EVIDENCE"  # too few scored frames with a seen face to support a PASS
+    # --- calibration ---
+    MODEL_NOT_CALIBRATED = "MODEL_NOT_CALIBRATED"  # thresholds not measured for the model that scored
+    # --- provenance ---
+    DECLARED_SYNTHETIC = "DECLARED_SYNTHETIC"  # a C2PA manifest declares an AI-generated/synthetic source
+    PROVENANCE_INVALID = "PROVENANCE_INVALID"  # a C2PA manifest fails validation or cannot be read
+    # container forensics, weak signals whose rules are off by default (docs/provenance.md):
+    EDITING_SOFTWARE = "EDITING_SOFTWARE"  # an editor or transcoder wrote the file
+    TIMESTAMP_ANOMALY = "TIMESTAMP_ANOMALY"  # creation/modification times disagree with the upload
+    DEVICE_MISMATCH = "DEVICE_MISMATCH"  # brand, handler or codec not what the claimed device writes
+    # --- reuse ---
+    MEDIA_REUSED = "MEDIA_REUSED"  # the same bytes or a near-duplicate was screened under another submission
     # --- face stage ---
     FACE_TOO_SMALL = "FACE_TOO_SMALL"  # the face stage's face spans too little of the frame to judge
     FACE_POSE = "FACE_POSE"  # the face is turned (yaw, pitch or roll) beyond the policy's limit

@@ -4,13 +4,17 @@ A client application's backend asks for an upload slot by declaring the content 
 optionally its own reference for the applicant. Nothing in the declaration is trusted later (the
 validate stage sniffs the real bytes), but the declaration fixes what S3 will accept:
 
-- the object key is generated here, ``<UploadPrefix><client_ref or 'anonymous'>/<uuid4>.<ext>``; a
-  user's filename never becomes (part of) a key, so path tricks, double extensions and personal data
-  in filenames cannot reach the bucket (OWASP File Upload: "rename to a generated name");
+- the object key is generated here, ``<UploadPrefix><hmac-<label>-<hex> or 'anonymous'>/<uuid4>.<ext>``,
+  the folder being the keyed pseudonym of the client reference (``kyc.domain.identity``): a user's
+  filename never becomes (part of) a key, so path tricks, double extensions and personal data in
+  filenames cannot reach the bucket (OWASP File Upload: "rename to a generated name"), and the
+  reference itself never does either (S3 access logs keep every key for ``LogRetentionDays``, beyond
+  any erasure); it travels as object metadata, which erasure deletes with the object;
 - the POST policy pins the exact key, the size range, the declared Content-Type, SSE-KMS with the
   stack's key and the client-reference metadata; S3 refuses any form that deviates.
 
-Pure: no boto3, no environment. The adapter (``kyc.aws.s3_presigner``) signs what this module plans.
+Pure: no boto3, no environment. The adapter (``kyc.aws.s3_presigner``) signs what this module plans;
+the MAC behind the pseudonym is given by the caller (``kyc.aws.kms_mac`` in the function).
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from kyc.domain.identity import MacFunction, pseudonym_key_segment, pseudonymise_key
+
 # Declared content type -> the extension of the generated key. Deliberately narrow: the containers the
 # validate stage can open (docs/reason-codes.md); anything else would only end as INVALID later.
 ALLOWED_CONTENT_TYPES: Mapping[str, str] = {
@@ -31,8 +37,8 @@ ALLOWED_CONTENT_TYPES: Mapping[str, str] = {
     "video/x-matroska": "mkv",
 }
 
-# A client reference becomes a key segment and object metadata: letters, digits, '-' and '_' only
-# (no '/', '.', spaces or percent signs, so it can neither escape the prefix nor smuggle encodings).
+# A client reference becomes object metadata (and, pseudonymised, a key segment): letters, digits, '-'
+# and '_' only (no '/', '.', spaces or percent signs, so it can smuggle no encodings into a header).
 CLIENT_REFERENCE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 ANONYMOUS = "anonymous"
 
@@ -164,14 +170,25 @@ def plan_upload(
     request: UploadRequest,
     policy: UploadPolicy,
     new_id: Callable[[], uuid.UUID] = uuid.uuid4,
+    *,
+    mac: MacFunction,
 ) -> UploadTicket:
     """Generate the key and the exact POST policy for one declared upload.
+
+    The key's folder is the keyed pseudonym of the client reference (the same one erasure records
+    keep as ``client_reference_pseudonym``), so one applicant's uploads group together without the
+    reference appearing in any key (S3 access logs and CloudTrail data events record keys);
+    ``mac`` is only called when a reference is declared.
 
     The size range tops out at the *declared* size (never above ``policy.max_bytes``): a body larger
     than declared is refused by S3 itself, before the pipeline spends anything on it.
     """
     object_id = new_id().hex
-    folder = request.client_reference or ANONYMOUS
+    folder = (
+        pseudonym_key_segment(pseudonymise_key(request.client_reference, mac))
+        if request.client_reference
+        else ANONYMOUS
+    )
     key = f"{policy.upload_prefix}{folder}/{object_id}.{request.extension}"
     fields: dict[str, str] = {
         "Content-Type": request.content_type,

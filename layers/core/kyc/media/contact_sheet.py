@@ -25,6 +25,8 @@ CAPTION_COLOUR = (255, 255, 255)
 BOX_COLOUR = (255, 255, 0)  # yellow: visible on skin, sky and the placeholder grey
 PLACEHOLDER = (96, 96, 96)  # a frame that would not decode: shown, never silently dropped
 BOX_THICKNESS = 2
+MAX_HEADER_LINES = 4
+HEADER_LINE_HEIGHT = 7 + 4  # one glyph row (scale 1) and a gap
 
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -50,6 +52,35 @@ _FONT: dict[str, tuple[str, ...]] = {
     "a": ("00000", "00000", "01110", "00001", "01111", "10001", "01111"),
     "?": ("01110", "10001", "00001", "00010", "00100", "00000", "00100"),
     " ": ("00000",) * 7,
+    # capitals, underscore and comma: the provenance line above the frames (docs/provenance.md)
+    "A": ("01110", "10001", "10001", "11111", "10001", "10001", "10001"),
+    "B": ("11110", "10001", "10001", "11110", "10001", "10001", "11110"),
+    "C": ("01110", "10001", "10000", "10000", "10000", "10001", "01110"),
+    "D": ("11110", "10001", "10001", "10001", "10001", "10001", "11110"),
+    "E": ("11111", "10000", "10000", "11110", "10000", "10000", "11111"),
+    "F": ("11111", "10000", "10000", "11110", "10000", "10000", "10000"),
+    "G": ("01110", "10001", "10000", "10111", "10001", "10001", "01111"),
+    "H": ("10001", "10001", "10001", "11111", "10001", "10001", "10001"),
+    "I": ("01110", "00100", "00100", "00100", "00100", "00100", "01110"),
+    "J": ("00111", "00010", "00010", "00010", "00010", "10010", "01100"),
+    "K": ("10001", "10010", "10100", "11000", "10100", "10010", "10001"),
+    "L": ("10000", "10000", "10000", "10000", "10000", "10000", "11111"),
+    "M": ("10001", "11011", "10101", "10101", "10001", "10001", "10001"),
+    "N": ("10001", "10001", "11001", "10101", "10011", "10001", "10001"),
+    "O": ("01110", "10001", "10001", "10001", "10001", "10001", "01110"),
+    "P": ("11110", "10001", "10001", "11110", "10000", "10000", "10000"),
+    "Q": ("01110", "10001", "10001", "10001", "10101", "10010", "01101"),
+    "R": ("11110", "10001", "10001", "11110", "10100", "10010", "10001"),
+    "S": ("01111", "10000", "10000", "01110", "00001", "00001", "11110"),
+    "T": ("11111", "00100", "00100", "00100", "00100", "00100", "00100"),
+    "U": ("10001", "10001", "10001", "10001", "10001", "10001", "01110"),
+    "V": ("10001", "10001", "10001", "10001", "10001", "01010", "00100"),
+    "W": ("10001", "10001", "10001", "10101", "10101", "10101", "01010"),
+    "X": ("10001", "10001", "01010", "00100", "01010", "10001", "10001"),
+    "Y": ("10001", "10001", "01010", "00100", "00100", "00100", "00100"),
+    "Z": ("11111", "00001", "00010", "00100", "01000", "10000", "11111"),
+    "_": ("00000", "00000", "00000", "00000", "00000", "00000", "11111"),
+    ",": ("00000", "00000", "00000", "00000", "01100", "00100", "01000"),
 }
 _GLYPHS = {ch: np.array([[c == "1" for c in row] for row in rows], dtype=bool) for ch, rows in _FONT.items()}
 
@@ -133,9 +164,16 @@ def cell_origin(position: int, *, columns: int = 8, thumb_side: int = 192) -> tu
 
 
 def render_contact_sheet(
-    frames: Sequence[tuple[bytes, ContactFrame]], *, columns: int = 8, thumb_side: int = 192
+    frames: Sequence[tuple[bytes, ContactFrame]],
+    *,
+    columns: int = 8,
+    thumb_side: int = 192,
+    header: Sequence[str] = (),
 ) -> bytes:
-    """Draw the frames (JPEG or PNG bytes) in a grid, row-major, and return the sheet as PNG bytes."""
+    """Draw the frames (JPEG or PNG bytes) in a grid, row-major, and return the sheet as PNG bytes.
+
+    ``header`` lines (at most ``MAX_HEADER_LINES``, upper-cased, cut at the sheet's width) are drawn
+    above the grid: the provenance evidence a reviewer should see beside the frames."""
     if not frames:
         raise ContactSheetError("a contact sheet needs at least one frame")
     if len(frames) > MAX_FRAMES:
@@ -144,11 +182,15 @@ def render_contact_sheet(
         raise ContactSheetError("columns must be >= 1 and thumb_side >= 16")
     cols = min(columns, len(frames))
     width, height = sheet_size(len(frames), columns=cols, thumb_side=thumb_side)
-    sheet = np.empty((height, width, 3), dtype=np.uint8)
+    lines = [line.upper() for line in header][:MAX_HEADER_LINES]
+    top = len(lines) * HEADER_LINE_HEIGHT + (GAP if lines else 0)
+    sheet = np.empty((height + top, width, 3), dtype=np.uint8)
     sheet[:] = BACKGROUND
+    for number, line in enumerate(lines):
+        _draw_text(sheet, GAP, GAP + number * HEADER_LINE_HEIGHT, line, 1, max_width=width - 2 * GAP)
     for position, (data, info) in enumerate(frames):
         x, y = cell_origin(position, columns=cols, thumb_side=thumb_side)
-        _draw_cell(sheet, x, y, data, info, thumb_side)
+        _draw_cell(sheet, x, y + top, data, info, thumb_side)
     return encode_png(sheet)
 
 

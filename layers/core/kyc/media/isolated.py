@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from kyc.domain.reasons import ReasonCode
+from kyc.media.c2pa_manifest import C2paConfig, C2paSummary, read_c2pa, summary_from_dict, unreadable
 from kyc.media.errors import MediaRefusedError
 from kyc.media.limits import MediaLimits
 from kyc.media.sampling import SampledFrame, SampleSet, SamplingParams, sample_frames
@@ -50,6 +51,20 @@ def sample_isolated(
     return result.value, result.usage
 
 
+def read_c2pa_isolated(
+    path: str | os.PathLike[str], config: C2paConfig, sandbox: SandboxLimits
+) -> tuple[C2paSummary, SandboxUsage | None]:
+    """``read_c2pa`` in a sandbox child of its own, so a hostile manifest that crashes or stalls the
+    native reader costs the manifest (``unreadable``, with the reason) and never the validation."""
+    try:
+        result = run_sandboxed(
+            lambda: read_c2pa(path, config), sandbox, encode=C2paSummary.to_dict, decode=summary_from_dict
+        )
+    except MediaRefusedError as exc:
+        return unreadable(f"{exc.reason}: {exc.message}"), None
+    return result.value, result.usage
+
+
 def _report_in_child(report: ValidationReport) -> dict[str, Any]:
     """The report as JSON, with a refusal caused by the memory limit named as such."""
     if report.reason is not None:
@@ -66,6 +81,7 @@ def report_from_dict(data: Any) -> ValidationReport:
         sha256=str(data["sha256"]),
         size_bytes=int(data["size"]),
         media=None if media is None else MediaSummary(**media),
+        forensics=data.get("forensics"),
     )
 
 
@@ -89,7 +105,7 @@ def sample_from_dict(data: Any) -> SampleSet:
     return SampleSet(frames=frames, params=params, **{k: data[k] for k in _SAMPLE_FIELDS})
 
 
-_FRAME_FIELDS = ("index", "pts_s", "keyframe", "width", "height", "content_type", "sha256")
+_FRAME_FIELDS = ("index", "pts_s", "keyframe", "width", "height", "content_type", "sha256", "phash")
 _SAMPLE_FIELDS = (
     "requested", "duration_s", "start_s", "header_duration_s", "short_clip", "decoded_frames", "rotation",
 )  # fmt: skip

@@ -26,6 +26,8 @@ _VISUAL_ENTRIES = frozenset(
     {b"avc1", b"avc3", b"hvc1", b"hev1", b"vp08", b"vp09", b"av01", b"encv", b"dvh1", b"dvhe"}
 )
 _MAX_BOXES = 20_000
+# The C2PA manifest store in ISO-BMFF: a top-level 'uuid' box with this extended type.
+C2PA_UUID = bytes.fromhex("d8fec3d61b0e483c92975828877ec481")
 _MAX_DEPTH = 10
 
 
@@ -40,6 +42,10 @@ class IsoLayout:
     truncated: bool = False
     external_refs: int = 0  # data references that are not self-contained
     video_size: tuple[int, int] | None = None  # first visual sample entry's declared width x height
+    # provenance evidence (kyc.media.forensics, kyc.media.c2pa_manifest): never a refusal by itself
+    movie_times: tuple[int, int] | None = None  # mvhd creation and modification, seconds since 1904
+    c2pa_boxes: int = 0  # top-level uuid boxes of the C2PA manifest store
+    c2pa_bytes: int = 0  # and their total size
 
     @property
     def encrypted(self) -> bool:
@@ -58,6 +64,9 @@ def scan_iso_bmff(handle: BinaryIO, size: int) -> IsoLayout:
         truncated=state.truncated,
         video_size=state.video_size,
         external_refs=state.external_refs,
+        movie_times=state.movie_times,
+        c2pa_boxes=state.c2pa_boxes,
+        c2pa_bytes=state.c2pa_bytes,
     )
 
 
@@ -69,6 +78,9 @@ class _WalkState:
     truncated: bool = False
     video_size: tuple[int, int] | None = None
     external_refs: int = 0
+    movie_times: tuple[int, int] | None = None
+    c2pa_boxes: int = 0
+    c2pa_bytes: int = 0
     entries: set[bytes] = field(default_factory=set)
     encryption: set[bytes] = field(default_factory=set)
 
@@ -92,6 +104,9 @@ def _walk(handle: BinaryIO, start: int, end: int, file_size: int, depth: int, st
             return  # malformed; FFmpeg will refuse or the decode probe will
         if depth == 0 and offset + box_size > file_size:
             state.truncated = True
+        if depth == 0 and box_type == b"uuid" and _read_at(handle, offset + header_len, 16) == C2PA_UUID:
+            state.c2pa_boxes += 1
+            state.c2pa_bytes += box_size
         _visit(handle, box_type, offset + header_len, min(offset + box_size, end), file_size, depth, state)
         offset += box_size
 
@@ -105,6 +120,8 @@ def _visit(
         state.tracks += 1
     if box_type in _ENCRYPTION_BOXES:
         state.encryption.add(box_type)
+    if box_type == b"mvhd" and state.movie_times is None:
+        state.movie_times = _movie_times(handle, body, end)
     if depth >= _MAX_DEPTH:
         return
     if box_type == b"meta":
@@ -117,6 +134,21 @@ def _visit(
         _read_data_references(handle, body, end, state)
     elif box_type == b"stsd":
         _read_sample_entries(handle, body, end, file_size, depth, state)
+
+
+def _read_at(handle: BinaryIO, offset: int, length: int) -> bytes:
+    handle.seek(offset)
+    return handle.read(length)
+
+
+def _movie_times(handle: BinaryIO, body: int, end: int) -> tuple[int, int] | None:
+    """The movie header's creation and modification times (version 0: 32-bit, 1: 64-bit)."""
+    data = _read_at(handle, body, min(20, end - body))
+    if len(data) >= 12 and data[0] == 0:
+        return int.from_bytes(data[4:8], "big"), int.from_bytes(data[8:12], "big")
+    if len(data) >= 20 and data[0] == 1:
+        return int.from_bytes(data[4:12], "big"), int.from_bytes(data[12:20], "big")
+    return None
 
 
 def _read_data_references(handle: BinaryIO, body: int, end: int, state: _WalkState) -> None:

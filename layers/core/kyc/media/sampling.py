@@ -28,6 +28,7 @@ from kyc.media.errors import MediaRefusedError
 from kyc.media.frames import EXTENSIONS, FrameEncodingError, encode_image, upright_rgb
 from kyc.media.limits import MediaLimits
 from kyc.media.nal import avcc_length_size, is_disposable_h264
+from kyc.media.phash import phash_hex
 from kyc.media.probe import display_rotation
 from kyc.media.timeline import PacketTimeline, header_duration
 
@@ -75,6 +76,7 @@ class SampledFrame:
     content_type: str
     data: bytes
     sha256: str
+    phash: str | None = None  # 64-bit perceptual hash (kyc.media.phash), hex: reuse detection
 
     def file_name(self, image_format: str) -> str:
         return f"{self.index:03d}.{EXTENSIONS[image_format]}"
@@ -117,6 +119,7 @@ class SampleSet:
                     "content_type": f.content_type,
                     "bytes": len(f.data),
                     "sha256": f.sha256,
+                    "phash": f.phash,
                 }
                 for f in self.frames
             ],
@@ -386,6 +389,7 @@ def _render(
     try:
         rgb = upright_rgb(frame, rotation=rotation, sar=sar, max_side=params.max_side)
         image = encode_image(rgb, params.image_format, jpeg_quality=params.jpeg_quality)
+        phash = phash_hex(rgb)
     except FrameEncodingError as exc:
         raise MediaRefusedError(ReasonCode.CORRUPT_MEDIA, "a sampled frame cannot be converted") from exc
     return SampledFrame(
@@ -397,4 +401,5 @@ def _render(
         content_type=image.content_type,
         data=image.data,
         sha256=image.sha256,
+        phash=phash,
     )

@@ -18,6 +18,7 @@ import av
 from kyc.domain.reasons import ReasonCode
 from kyc.media.container import MEDIA_ERRORS, codec_name, open_video, within_size_caps
 from kyc.media.errors import MediaRefusedError, out_of_memory
+from kyc.media.forensics import container_facts
 from kyc.media.limits import MediaLimits
 from kyc.media.probe import (
     check_iso_layout,
@@ -75,6 +76,7 @@ class ValidationReport:
     sha256: str
     size_bytes: int
     media: MediaSummary | None
+    forensics: dict | None = None  # container facts (kyc.media.forensics): evidence, never a refusal
 
     def to_dict(self) -> dict:
         return {
@@ -84,6 +86,7 @@ class ValidationReport:
             "sha256": self.sha256,
             "size": self.size_bytes,
             "media": None if self.media is None else self.media.to_dict(),
+            "forensics": self.forensics,
         }
 
 
@@ -104,7 +107,7 @@ def validate_upload(
         return _refused(ReasonCode.TOO_LARGE, message, sha256 or "", size)
     digest, head = _hash_and_head(path, sha256)
     try:
-        media = _inspect(path, head, size, limits)
+        media, forensics = _inspect(path, head, size, limits)
     except MediaRefusedError as exc:
         return _refused(exc.reason, exc.message, digest, size)
     except MemoryError as exc:
@@ -112,7 +115,7 @@ def validate_upload(
         return _refused(refusal.reason, refusal.message, digest, size)
     except MEDIA_ERRORS:
         return _refused(ReasonCode.CORRUPT_MEDIA, "the media could not be read", digest, size)
-    return ValidationReport(True, None, "accepted", digest, size, media)
+    return ValidationReport(True, None, "accepted", digest, size, media, forensics)
 
 
 def _refused(reason: ReasonCode, message: str, digest: str, size: int) -> ValidationReport:
@@ -137,7 +140,9 @@ def _hash_and_head(path: str | os.PathLike[str], known: str | None) -> tuple[str
     return hasher.hexdigest(), head
 
 
-def _inspect(path: str | os.PathLike[str], head: bytes, size: int, limits: MediaLimits) -> MediaSummary:
+def _inspect(
+    path: str | os.PathLike[str], head: bytes, size: int, limits: MediaLimits
+) -> tuple[MediaSummary, dict]:
     family = sniff(head)
     layout = None
     if family is Family.ISOBMFF:
@@ -158,7 +163,8 @@ def _inspect(path: str | os.PathLike[str], head: bytes, size: int, limits: Media
         _check_complete(scan.packets, stream.frames)
         duration = _check_duration(scan, header, limits)
         fps = _check_frame_rate(scan.packets, duration, stream, limits)
-        return _summary(container, stream, _container_name(family, head), width, height, scan, duration, fps)
+        media = _summary(container, stream, _container_name(family, head), width, height, scan, duration, fps)
+        return media, container_facts(container, stream, media.codec, layout)
 
 
 def _check_dimensions(

@@ -1,0 +1,71 @@
+"""A decision-policy document given on the command line (`--policy FILE`), checked before any stack starts.
+
+The same document a deployment puts in its SSM override parameter (docs/decision-policy.md); the
+local stack serves it there, so the decide function reads it exactly as in AWS.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kyc.domain.calibration import calibration_from_decisions
+from kyc.domain.contract import CONTRACT_VERSION
+from kyc.domain.policy import DecisionPolicy, PolicyError
+
+
+class PolicyFileError(ValueError):
+    """The file is unreadable, not JSON, or not a valid policy (a malformed calibration included)."""
+
+
+def read_policy(path: Path) -> dict[str, Any]:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PolicyFileError(f"{path}: {exc.strerror or exc}") from exc
+    except ValueError as exc:
+        raise PolicyFileError(f"{path}: not JSON ({exc})") from exc
+    try:
+        DecisionPolicy.from_mapping(document)
+    except PolicyError as exc:
+        raise PolicyFileError(f"{path}: {exc}") from exc
+    return document
+
+
+def role_played_policy(
+    model: Mapping[str, str], *, pass_threshold: float, reject_threshold: float, **policy: Any
+) -> dict[str, Any]:
+    """A calibrated policy for a stand-in model, as drills and tests need one: they play a customer
+    who calibrated "their" model (a constant drill detector, a tiny test network) before going live.
+
+    Nothing was measured: the labelled set is 20 named placeholders per class, declared decided
+    correctly, and ``origin`` says so. Real calibrations come from ``kycscreen evaluate --write-policy``.
+    """
+    genuine = [
+        (hashlib.sha256(f"role-played genuine {i}".encode()).hexdigest(), "genuine") for i in range(20)
+    ]
+    attack = [(hashlib.sha256(f"role-played attack {i}".encode()).hexdigest(), "attack") for i in range(20)]
+    base = DecisionPolicy(**policy)
+    calibration = calibration_from_decisions(
+        model=model,
+        contract_version=CONTRACT_VERSION,
+        labelled=genuine + attack,
+        decisions=["PASS"] * len(genuine) + ["REJECT"] * len(attack),
+        pass_threshold=pass_threshold,
+        reject_threshold=reject_threshold,
+        aggregator=base.aggregator,
+        origin="role-played by a drill or test: not measured",
+        calibrated_at=datetime(2026, 11, 1, tzinfo=UTC),
+    )
+    return replace(
+        base, pass_threshold=pass_threshold, reject_threshold=reject_threshold, calibration=calibration
+    ).to_dict()
+
+
+def _placeholder(name: str) -> str:
+    return hashlib.sha256(f"role-played {name}".encode()).hexdigest()

@@ -1,0 +1,133 @@
+"""Reuse detection through the local stack (template.yaml in moto, the real state machine and
+handlers, a real model server): a screened clip's re-encoded, rescaled, trimmed and byte-exact
+copies come back MEDIA_REUSED and never PASS, naming the earlier submission; unrelated corpus clips
+never match each other; after erasure a copy no longer matches.
+
+The face model of tests/unit/serving/helpers.py PASSes the drawn face, so a copy's REVIEW is the
+reuse finding's doing, not the model's.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kyclocal.commands.erase import invoke_erase
+from kyclocal.copies import make_copy
+from kyclocal.samples import write_clip
+from kyclocal.stack import LocalStack, LocalStackSettings
+from tests.integration.conftest import CORPUS, screen
+from tests.unit.serving.helpers import write_onnx_config
+
+pytestmark = pytest.mark.integration
+
+# Corpus clips of unrelated content, each accepted and hashable (benchmarks/reuse.py measured every pair).
+UNRELATED = (
+    "mbunny__sar_2x1.mp4",
+    "moviepy__video_with_failing_audio.mp4",
+    "axm__roadtrip-vp92-10bit.webm",
+    "axm__bear-vp9-odd-dimensions.webm",
+    "axm__sample_fragmented.mp4",
+)
+# The same androidx test video as axm__sample_fragmented.mp4, in another container: a true match.
+SAME_SOURCE = "axm__sample_with_htc_rotation_track_name.mkv"
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return Path(tmp_path_factory.mktemp("reuse"))
+
+
+@pytest.fixture(scope="module")
+def stack(workdir: Path) -> Iterator[LocalStack]:
+    from moto.moto_api._internal.models import moto_api_backend
+
+    moto_api_backend.reset()  # a fresh index: no clip of another module's stack
+    config = write_onnx_config(workdir, weight_red=20.0, bias=-20.0, face_crop=True)
+    with LocalStack(LocalStackSettings(model="onnx", onnx_config=config, frame_count=8)) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def original(stack: LocalStack, workdir: Path) -> dict:
+    clip = write_clip(workdir / "face.mp4", "mp4", "libx264", {"preset": "ultrafast"}, seconds=2.0, fps=10)
+    item = screen(stack, clip, key="uploads/ring/alice/selfie.mp4")
+    assert (item["decision"], item["reasons"]) == ("PASS", ["LOW_FAKE_SCORE"]), item
+    return item | {"_path": clip}
+
+
+def _lineage(stack: LocalStack, sid: str) -> dict:
+    body = stack.client("s3").get_object(
+        Bucket=stack.resources.audit_bucket, Key=f"decisions/{sid}/lineage.json"
+    )
+    return json.loads(body["Body"].read())
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [
+        ("vp9-half.webm", {"encoder": "libvpx-vp9", "muxer": "webm", "bit_rate": 150_000, "scale": 0.5,
+                           "options": {"deadline": "realtime", "cpu-used": "8"}}),
+        ("hevc-trimmed.mov", {"encoder": "libx265", "muxer": "mov", "bit_rate": 200_000, "trim_start_s": 0.3,
+                              "options": {"preset": "ultrafast", "x265-params": "log-level=none"}}),
+    ],
+)  # fmt: skip
+def test_reencoded_copy_is_media_reused_never_pass_and_names_the_original(
+    stack: LocalStack, original: dict, workdir: Path, name: str, options: dict
+) -> None:
+    copy = make_copy(original["_path"], workdir / name, **options)
+    assert copy.read_bytes() != original["_path"].read_bytes()
+
+    item = screen(stack, copy, key=f"uploads/ring/bob/{name}")
+
+    assert item["decision"] == "REVIEW", item  # the model alone would PASS it
+    assert "MEDIA_REUSED" in item["reasons"] and "LOW_FAKE_SCORE" not in item["reasons"]
+    reuse = _lineage(stack, item["submission_id"])["decision"]["reuse"]
+    earlier = {m["submission_id"]: m for m in reuse["matches"]}
+    match = earlier[original["submission_id"]]
+    assert match["kind"] == "perceptual" and match["frames_matched"] >= 4
+    assert match["max_distance"] <= reuse["params"]["max_distance"]
+
+
+def test_byte_copy_under_another_key_is_an_exact_match(stack: LocalStack, original: dict) -> None:
+    item = screen(stack, original["_path"], key="uploads/ring/carol/selfie.mp4")
+
+    assert item["decision"] == "REVIEW" and "MEDIA_REUSED" in item["reasons"], item
+    reuse = _lineage(stack, item["submission_id"])["decision"]["reuse"]
+    assert reuse["matches"][0] == reuse["matches"][0] | {
+        "submission_id": original["submission_id"],
+        "kind": "exact",
+        "strength": 1.0,
+    }
+
+
+def test_unrelated_corpus_clips_never_match_each_other_and_same_source_does(stack: LocalStack) -> None:
+    items = {name: screen(stack, CORPUS / name, key=f"uploads/corpus/{name}") for name in UNRELATED}
+    for name, item in items.items():
+        assert "MEDIA_REUSED" not in item["reasons"], (name, item)
+    same = screen(stack, CORPUS / SAME_SOURCE, key=f"uploads/corpus/{SAME_SOURCE}")
+    assert "MEDIA_REUSED" in same["reasons"], same
+    matched = {
+        m["submission_id"] for m in _lineage(stack, same["submission_id"])["decision"]["reuse"]["matches"]
+    }
+    assert matched == {items["axm__sample_fragmented.mp4"]["submission_id"]}
+
+
+def test_after_erasure_a_copy_no_longer_matches(stack: LocalStack, workdir: Path) -> None:
+    clip = CORPUS / "axm__h265_bframes.mp4"  # unrelated to every clip above
+    first = screen(stack, clip, key="uploads/erase/first.mp4")
+    copy = make_copy(clip, workdir / "bframes-copy.mp4", encoder="libx264", bit_rate=150_000, scale=0.5)
+    before = screen(stack, copy, key="uploads/erase/copy-before.mp4")
+    assert "MEDIA_REUSED" in before["reasons"]  # the copy does match while the original is indexed
+
+    for sid in (first["submission_id"], before["submission_id"]):
+        payload, errored = invoke_erase(stack, {"submission_id": sid})
+        assert not errored, payload
+        (result,) = json.loads(payload)["submissions"]
+        assert result["outcome"] == "ERASED" and result["reuse_index_entries_deleted"] > 0, result
+
+    after = screen(stack, copy, key="uploads/erase/copy-after.mp4")
+    assert "MEDIA_REUSED" not in after["reasons"], after

@@ -1,0 +1,168 @@
+"""Calibration: thresholds bound to one model version, with provenance that is checked, not trusted."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from kyc.domain.binding import model_binding_findings
+from kyc.domain.calibration import (
+    Calibration,
+    MeasuredRate,
+    calibration_from_decisions,
+    labelled_set_sha256,
+)
+from kyc.domain.outcomes import Decision
+from kyc.domain.policy import (
+    DecisionPolicy,
+    Effect,
+    Finding,
+    FrameEvidence,
+    PolicyError,
+    apply_findings,
+    decide_outcome,
+)
+from kyc.domain.reasons import ReasonCode as R
+
+MODEL = {"name": "acme-detector", "version": "3.1.0"}
+
+
+def _calibration(**changes: object) -> dict:
+    calibration = calibration_from_decisions(
+        model=MODEL,
+        contract_version="v1",
+        labelled=[("a" * 64, "genuine"), ("b" * 64, "genuine"), ("c" * 64, "attack"), ("d" * 64, "attack")],
+        decisions=["PASS", "REVIEW", "REJECT", "PASS"],
+        pass_threshold=0.2,
+        reject_threshold=0.9,
+        aggregator="mean_logit",
+        origin="given",
+        calibrated_at=datetime(2026, 11, 29, 12, tzinfo=UTC),
+    )
+    document = calibration.to_dict()
+    for path, value in changes.items():
+        *parents, leaf = path.split("__")
+        node = document
+        for key in parents:
+            node = node[key]
+        if value is KeyError:
+            del node[leaf]
+        else:
+            node[leaf] = value
+    return document
+
+
+def test_labelled_set_hash_is_the_documented_shell_recipe(tmp_path: Path) -> None:
+    """Oracle: sha256sum each file, write '<hash> <label>' lines, LC_ALL=C sort, sha256sum."""
+    labels = {"b.mp4": "attack", "a.mp4": "genuine", "c.webm": "genuine"}
+    for i, name in enumerate(labels):
+        (tmp_path / name).write_bytes(bytes([i]) * (1000 + i))
+    hashes = {
+        name: subprocess.run(
+            ["sha256sum", str(tmp_path / name)], capture_output=True, text=True, check=True
+        ).stdout.split()[0]
+        for name in labels
+    }
+    lines = "".join(f"{hashes[n]} {label}\n" for n, label in labels.items())
+    ordered = subprocess.run(
+        ["sort"], input=lines, capture_output=True, text=True, check=True, env={"LC_ALL": "C"}
+    ).stdout
+    expected = subprocess.run(
+        ["sha256sum"], input=ordered, capture_output=True, text=True, check=True
+    ).stdout.split()[0]
+
+    assert labelled_set_sha256([(hashes[n], lab) for n, lab in reversed(labels.items())]) == expected
+
+
+def test_labelled_set_hash_changes_with_a_label() -> None:
+    base = [("a" * 64, "genuine"), ("b" * 64, "attack")]
+    flipped = [("a" * 64, "attack"), ("b" * 64, "attack")]
+    assert labelled_set_sha256(base) != labelled_set_sha256(flipped)
+    assert labelled_set_sha256(base) == labelled_set_sha256(list(reversed(base)))
+
+
+def test_calibration_round_trips_and_rates_are_the_pipeline_decisions() -> None:
+    calibration = Calibration.from_mapping(_calibration())
+    assert Calibration.from_mapping(calibration.to_dict()) == calibration
+    # attacks: REJECT, PASS -> APCER 1/2; genuine: PASS, REVIEW -> BPCER 0/2; REVIEW 1 of 4
+    assert (calibration.apcer.errors, calibration.apcer.total) == (1, 2)
+    assert (calibration.bpcer.errors, calibration.bpcer.total) == (0, 2)
+    assert (calibration.review_rate.errors, calibration.review_rate.total) == (1, 4)
+    # Wilson 0/2 upper bound, by hand: z^2/(n+z^2) with z = 1.959964 -> 3.841459 / 5.841459
+    assert calibration.bpcer.ci95[1] == pytest.approx(3.841459 / 5.841459, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"labelled_set__sha256": "A" * 64}, "64 lower-case hex"),
+        ({"labelled_set__hash_method": "md5"}, "hash_method"),
+        ({"labelled_set__videos": 5}, "!= 5"),
+        ({"calibrated_at": "2026-11-29T12:00:00"}, "time zone"),
+        ({"calibrated_at": "yesterday"}, "ISO 8601"),
+        ({"measured__apcer__value": 0.0}, "Wilson"),
+        ({"measured__bpcer__ci95": [0.0, 0.05]}, "Wilson"),
+        ({"measured__apcer__errors": 3}, "exceed"),
+        ({"measured__review_rate": MeasuredRate.of(1, 5).to_dict()}, "labelled set's count"),
+        ({"measured__bpcer": KeyError}, "missing"),
+        ({"model__version": ""}, "non-empty"),
+        ({"model__name": "reference-spectrum-NOT-A-PRODUCTION-DETECTOR"}, "not a detector"),
+        ({"thresholds__origin": KeyError}, "missing"),
+        ({"tuned_by": "me"}, "unknown"),
+    ],
+)
+def test_malformed_calibration_is_a_policy_error(changes: dict, message: str) -> None:
+    with pytest.raises(PolicyError, match=message):
+        DecisionPolicy.from_mapping({"calibration": _calibration(**changes)})
+
+
+def test_calibration_of_other_thresholds_does_not_describe_the_policy() -> None:
+    with pytest.raises(PolicyError, match="recalibrate"):
+        DecisionPolicy.from_mapping({"pass_threshold": 0.3, "calibration": _calibration()})
+    with pytest.raises(PolicyError, match="recalibrate"):
+        DecisionPolicy.from_mapping({"aggregator": "mean", "calibration": _calibration()})
+    with pytest.raises(PolicyError, match="recalibrate"):  # more auto-REJECTs were never measured
+        DecisionPolicy.from_mapping({"reject_threshold": 0.6, "calibration": _calibration()})
+    # the incident brake: fewer PASSes than measured (runbook 2.1), the calibration still binds
+    braked = DecisionPolicy.from_mapping({"pass_threshold": 0.0, "calibration": _calibration()})
+    assert braked.calibration is not None and braked.calibration.pass_threshold == 0.2
+    policy = DecisionPolicy.from_mapping({"calibration": copy.deepcopy(_calibration())})
+    assert policy.calibration is not None and DecisionPolicy.from_mapping(policy.to_dict()) == policy
+
+
+@pytest.mark.parametrize(
+    ("reported", "contract", "finding"),
+    [
+        ([MODEL], "v1", False),
+        ([MODEL, MODEL], "v1", False),
+        ([MODEL | {"version": "3.1.1"}], "v1", True),
+        ([{"name": "acme-detector-lite", "version": "3.1.0"}], "v1", True),
+        ([MODEL, MODEL | {"version": "3.2.0"}], "v1", True),  # a canary variant answered one batch
+        ([MODEL], "v2", True),
+        ([], "v1", False),  # nothing scored: no score to bound
+    ],
+)
+def test_model_binding(reported: list[dict], contract: str, finding: bool) -> None:
+    calibration = Calibration.from_mapping(_calibration())
+    expected = [Finding(R.MODEL_NOT_CALIBRATED, Effect.REVIEW)] if finding else []
+    assert model_binding_findings(calibration, reported, contract) == expected
+
+
+def test_no_calibration_binds_nothing() -> None:
+    assert model_binding_findings(None, [MODEL], "v1") == [Finding(R.MODEL_NOT_CALIBRATED, Effect.REVIEW)]
+
+
+@pytest.mark.parametrize("p", [0.02, 0.98])
+def test_uncalibrated_model_neither_passes_nor_rejects(p: float) -> None:
+    verdict = decide_outcome(
+        [FrameEvidence(f"{i:03d}", p, 1) for i in range(8)], frames_sampled=8, policy=DecisionPolicy()
+    )
+    assert verdict.decision in (Decision.PASS, Decision.REJECT)
+
+    bounded = apply_findings(verdict, model_binding_findings(None, [MODEL], "v1"))
+
+    assert (bounded.decision, bounded.reasons) == (Decision.REVIEW, (R.MODEL_NOT_CALIBRATED,))
