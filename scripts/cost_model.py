@@ -57,6 +57,9 @@ PRICES: dict[str, float] = {
     "sm_ml.m5.large_hour": 0.115,
     "sm_ml.c5.xlarge_hour": 0.204,
     "sm_ml.g4dn.xlarge_hour": 0.736,
+    # face stage: Rekognition Image DetectFaces (a "Group 2" API), first 1 million images a month;
+    # $0.0008 in the next tiers (aws.amazon.com/rekognition/pricing)
+    "rekognition_detect_faces_image": 0.001,
 }
 ASSUMPTIONS: dict[str, Any] = {
     "frames_per_batch": 8,  # model contract: at most 8 frames per request
@@ -74,8 +77,9 @@ ASSUMPTIONS: dict[str, Any] = {
     "kms_requests_per_screening": 8,
     "xray_traces_per_screening": 2,  # start function + state machine trace
     # distinct name x dimension combinations (decision, reason_code, outcome): about 50, plus
-    # StageDuration x 6 stages and TimeToDecision (issue 14)
-    "custom_metrics": 57,
+    # StageDuration x 6 stages and TimeToDecision (issue 14); the face stage adds StageDuration faces,
+    # FaceFramesChecked and FaceDetectionRefusals
+    "custom_metrics": 60,
     # AWS Config (EnableConfigRules): configuration changes per month to the stack's resources in scope
     # (deployments, drift), each re-evaluated by the change-triggered rules that apply to its type
     "config_changes_per_month": 30,
@@ -364,7 +368,27 @@ def variable_lines(template: dict[str, Any], params: dict[str, Any], measured: d
             f"{a['xray_traces_per_screening']} per screening, before the free tier",
         )
     )
+    lines.extend(face_stage_lines(params))
     return lines
+
+
+def face_stage_lines(params: dict[str, Any]) -> list[Line]:
+    """Rekognition DetectFaces: one billed image per frame checked (docs/face-stage.md); none when
+    the deployment relies on its model's faces (FaceEvidenceSource=model)."""
+    if str(params.get("FaceEvidenceSource", "rekognition")) != "rekognition":
+        return []
+    frames = int(params["FrameCount"])
+    wanted = int(params.get("FaceCheckFrames", 0))
+    checked = frames if wanted <= 0 else min(wanted, frames)
+    price = PRICES["rekognition_detect_faces_image"]
+    return [
+        Line(
+            "Rekognition DetectFaces (face stage)",
+            "images",
+            1000 * checked * price,
+            f"{checked} frames checked x ${price} per image (first 1M images a month)",
+        )
+    ]
 
 
 def fixed_monthly(template: dict[str, Any], params: dict[str, Any]) -> list[Line]:
@@ -496,6 +520,8 @@ def build(
                 "WorkStorageMiB",
                 "EnableConfigRules",
                 "EnableIncidentManager",
+                "FaceEvidenceSource",
+                "FaceCheckFrames",
             )
         },
         "measured_at": measured.get("measured_at"),

@@ -23,6 +23,8 @@ from kyc.aws.s3_object_store import S3ObjectStore, canonical_json
 from kyc.aws.ssm_policy_source import PolicyOverrideProvider
 from kyc.domain.binding import model_binding_findings
 from kyc.domain.contract import CONTRACT_VERSION
+from kyc.domain.face_gates import FaceGates
+from kyc.domain.faces import FaceEvidenceError, assess_frame, face_findings, frame_faces_from_dict
 from kyc.domain.failures import reason_for_failure
 from kyc.domain.identity import pseudonymise_key
 from kyc.domain.lineage import build_lineage, sha256_hex
@@ -54,6 +56,7 @@ DECISIONS = DynamoDBDecisionStore(RESOURCES.decisions_table)
 POLICY_SOURCE = PolicyOverrideProvider() if RESOURCES.policy_parameter else None
 PSEUDONYM_MAC = KmsMac(settings.pseudonym_key_id())
 POLICY_CACHE_SECONDS = 300
+FACE_STAGE = settings.face_stage()
 
 
 @logger.inject_lambda_context(correlation_id_path="state.submission.submission_id", clear_state=True)
@@ -221,6 +224,10 @@ def _record(event: dict[str, Any], state: dict[str, Any]) -> Recorded:
             "scores_key": scores.key,
             "scores_sha256": scores.sha256,
         }
+        if scores_doc.get("face_evidence"):
+            decision_lineage["face_evidence"] = {
+                k: v for k, v in scores_doc["face_evidence"].items() if k != "frames"
+            }
     lineage = build_lineage(
         submission=submission,
         pseudonymous_key=pseudonymise_key(submission["key"], PSEUDONYM_MAC),
@@ -342,14 +349,16 @@ def _scored(state: dict[str, Any], extraction: dict[str, Any]) -> tuple[Decision
                 )
             )
     policy, policy_record = _policy()
+    faces = face_stage_evidence(state, policy)
     verdict = decide_outcome(
         evidence,
         frames_sampled=int(extraction.get("frames_sampled") or 0),
         policy=policy,
         failed_batches=failed_batches,
         failure_reasons=failures,
+        face_evidence=faces.evidence_frames,
     )
-    found = findings(state)
+    found = findings(state, faces=faces)
     # --- calibration: thresholds measured for another model (or none) decide nothing (MODEL_NOT_CALIBRATED)
     binding = model_binding_findings(policy.calibration, models, CONTRACT_VERSION)
     calibrated_view = apply_findings(verdict, found) if binding else None
@@ -377,6 +386,8 @@ def _scored(state: dict[str, Any], extraction: dict[str, Any]) -> tuple[Decision
         "frames": frames,  # per-frame scores, faces and quality flags: for reviewers, never for clients
         "failed_batches": failed_batches,
     }
+    if faces.record is not None:
+        scores_doc["face_evidence"] = faces.record
     if calibrated_view is not None:  # for `kycscreen evaluate`: what these thresholds decide once bound
         scores_doc["decision_if_calibrated"] = {
             "decision": str(calibrated_view.decision),
@@ -385,7 +396,7 @@ def _scored(state: dict[str, Any], extraction: dict[str, Any]) -> tuple[Decision
     return summary, scores_doc, batch_lineage
 
 
-def findings(state: dict[str, Any]) -> list[Finding]:
+def findings(state: dict[str, Any], *, faces: FaceStageEvidence | None = None) -> list[Finding]:
     """What the stages beside the model found that bounds this decision (kyc.domain.policy.Effect).
 
     Each source reads its own small result from the state (large evidence stays in S3) and adds
@@ -394,6 +405,8 @@ def findings(state: dict[str, Any]) -> list[Finding]:
     found: list[Finding] = []
     found.extend(provenance(state).findings)
     found += reuse_findings(state.get("reuse"))  # CheckReuse: screened before under another submission
+    if faces is not None:  # face stage: kyc.domain.faces
+        found.extend(faces.findings)
     return found
 
 
@@ -407,6 +420,58 @@ def provenance(state: dict[str, Any]) -> ProvenanceAssessment:
         received_at=(state.get("submission") or {}).get("received_at"),
         policy=PROVENANCE_POLICY,
     )
+
+
+@dataclass(frozen=True)
+class FaceStageEvidence:
+    """What the face stage contributes to a decision.
+
+    ``evidence_frames``: ids of frames with one face passing the gates (None when the deployment
+    relies on the model's faces); ``record``: what scores.json keeps, so an auditor sees every
+    observation and the gate each frame failed after the work bucket has expired.
+    """
+
+    source: str
+    evidence_frames: frozenset[str] | None
+    findings: tuple[Finding, ...]
+    record: dict[str, Any] | None
+
+
+def face_stage_evidence(state: dict[str, Any], policy: DecisionPolicy) -> FaceStageEvidence:
+    """Read the face stage's evidence document (checked against the hash the state carries) and
+    apply the policy's face gates. No document in ``rekognition`` mode: no face evidence, no PASS."""
+    if FACE_STAGE.source == "model":
+        return FaceStageEvidence("model", None, (), {"source": "model"})
+    pointer = state.get("faces") or {}
+    key = pointer.get("evidence_key")
+    if not key:
+        found = face_findings([], policy)
+        record = {"source": "rekognition", "evidence_key": None, "findings": [str(f.reason) for f in found]}
+        return FaceStageEvidence("rekognition", frozenset(), tuple(found), record)
+    raw = STORE.get_bytes(RESOURCES.work_bucket, key)
+    if sha256_hex(raw) != pointer.get("evidence_sha256"):
+        raise FaceEvidenceError(f"face evidence {key} does not match the hash the face stage recorded")
+    document = json.loads(raw)
+    gates = FaceGates.from_mapping(policy.face_gates)
+    frames = [frame_faces_from_dict(f) for f in document["frames"]]
+    assessments = [assess_frame(f, gates) for f in frames]
+    found = face_findings(assessments, policy)
+    record = {
+        "source": document.get("source", "rekognition"),
+        "detector": document.get("detector"),
+        "bucket": RESOURCES.work_bucket,
+        "evidence_key": key,
+        "evidence_sha256": pointer["evidence_sha256"],
+        "frames_checked": len(frames),
+        "frames_with_evidence": sum(1 for a in assessments if a.evidence),
+        "findings": [str(f.reason) for f in found],
+        "frames": [
+            raw_frame | {"face_count": a.face_count, "issues": [str(i) for i in a.issues]}
+            for raw_frame, a in zip(document["frames"], assessments, strict=True)
+        ],
+    }
+    evidence = frozenset(a.frame_id for a in assessments if a.evidence)
+    return FaceStageEvidence("rekognition", evidence, tuple(found), record)
 
 
 def face_count(frame: dict[str, Any]) -> int | None:

@@ -5,7 +5,8 @@
   bus, topics, key, roles, functions, layers, the state machine and the event source mapping all come
   from it, and every name the local run uses is read from the stack's Outputs.
 - moto's Step Functions engine runs the template's state machine; Lambda tasks run the real handlers
-  (``lambda_router``); SageMaker runtime calls go to the local model server (``kycserve``).
+  (``lambda_router``); SageMaker runtime calls, and Rekognition's DetectFaces (the face stage), go to
+  the local model server (``kycserve``).
 - What moto does not emulate is emulated here, and nothing else: the bucket properties its
   CloudFormation skips (versioning, Object Lock, the intake bucket's EventBridge notification), the SQS event
   source mapping (moto's runs one message per call inside the sender's request and ignores
@@ -70,6 +71,7 @@ class LocalStackSettings:
     max_running_executions: int | None = None  # None: default_concurrency() (the template says 50)
     pass_threshold: float | None = None
     reject_threshold: float | None = None
+    face_evidence_source: str | None = None  # FaceEvidenceSource; None: the template's (rekognition)
     extra_env: dict[str, str] = field(default_factory=dict)
     triggers: bool = True  # False: no queue consumer or status rule (kycscreen invoke runs one handler)
     model_faults: Any = None  # a kycserve.faults.FaultInjector: endpoint outages for drills and tests
@@ -95,6 +97,8 @@ class LocalStackSettings:
             params["RejectThreshold"] = str(self.reject_threshold)
         if self.policy is not None:
             params["PolicyParameterName"] = POLICY_PARAMETER
+        if self.face_evidence_source is not None:
+            params["FaceEvidenceSource"] = self.face_evidence_source
         return params
 
 
@@ -368,7 +372,13 @@ class LocalStack:
         self._model_server, self._model_thread, self.model_url = start_server(
             model, host="127.0.0.1", port=0, faults=self.settings.model_faults
         )
-        self._set_env({"AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.model_url})
+        # the same server answers Rekognition's DetectFaces for the face stage (kycserve.rekognition)
+        self._set_env(
+            {
+                "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.model_url,
+                "AWS_ENDPOINT_URL_REKOGNITION": self.model_url,
+            }
+        )
 
     def _create_stack(self) -> None:
         """CreateStack with the translated template.yaml and the parameters; names from the Outputs."""

@@ -6,6 +6,9 @@ Two faces on one port:
   Lambda runs unchanged against it locally via ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME``. On that
   route a container error is wrapped as the service does it: HTTP 424 ModelError with
   ``OriginalStatusCode``.
+
+Beside them, Amazon Rekognition's ``DetectFaces`` (``POST /`` with ``X-Amz-Target``), for the face
+stage via ``AWS_ENDPOINT_URL_REKOGNITION`` (kycserve.rekognition).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import math
 import re
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -30,6 +34,11 @@ from kyc.domain.contract import (
 )
 from kycserve.faults import SERVICE_FAULTS, Fault, FaultInjector
 from kycserve.models import Model
+from kycserve.rekognition import CONTENT_TYPE as REKOGNITION_CONTENT_TYPE
+from kycserve.rekognition import MAX_BODY_BYTES as REKOGNITION_MAX_BODY_BYTES
+from kycserve.rekognition import TARGET_PREFIX as REKOGNITION_TARGET_PREFIX
+from kycserve.rekognition import LocalFaceDetector, ServiceError, error_body
+from kycserve.rekognition import handle as rekognition_reply
 
 logger = logging.getLogger("kycserve")
 
@@ -71,6 +80,9 @@ class ModelServer(ThreadingHTTPServer):
         self.model = model
         self.faults = faults or FaultInjector()
         self.variant = variant
+        self.face_detector = LocalFaceDetector()
+        # error codes the next DetectFaces calls answer with (e.g. "ThrottlingException"), for tests
+        self.rekognition_faults: deque[str] = deque()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -111,6 +123,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(_Reply(200, json.dumps(body).encode()))
 
     def do_POST(self) -> None:
+        target = self.headers.get("X-Amz-Target", "")
+        if self.path == "/" and target.startswith(REKOGNITION_TARGET_PREFIX):
+            self._rekognition_reply(target)
+            return
         runtime = _RUNTIME_ROUTE.match(self.path)
         if self.path != "/invocations" and runtime is None:
             self._send(_error(404, "not found"))
@@ -123,6 +139,21 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         self._runtime_reply(body, fault)
+
+    def _rekognition_reply(self, target: str) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = None
+        if length <= REKOGNITION_MAX_BODY_BYTES:
+            body = self.rfile.read(length)
+        else:
+            self.close_connection = True  # body left unread
+        faults = self.server.rekognition_faults
+        code = faults.popleft() if faults else None
+        if code is not None:
+            status, reply = 400, error_body(ServiceError(code, "injected by the local server"))
+        else:
+            status, reply = rekognition_reply(target, body, self.server.face_detector)
+        self._send(_Reply(status, reply, REKOGNITION_CONTENT_TYPE))
 
     def _runtime_reply(self, body: bytes | None, fault: Fault | None) -> None:
         if body is None:

@@ -66,7 +66,16 @@ def test_lineage_rebuilt_from_logs_alone_verifies(stack: LocalStack, screened: d
     chain = chain_from_logs(stack.log_lines(), sid)
 
     notified = ["notify"] if screened["decision"] == "REVIEW" else []  # reviewers are told of REVIEWs
-    assert [s.stage for s in chain.stages] == ["validate", "extract", "score", "reuse", "decide", *notified]
+    faces = ["faces"]  # the face stage (docs/face-stage.md) logs between extraction and scoring
+    assert [s.stage for s in chain.stages] == [
+        "validate",
+        "extract",
+        *faces,
+        "score",
+        "reuse",
+        "decide",
+        *notified,
+    ]
     assert chain.problems == ()
     assert chain.decision == screened["decision"]
     assert chain.first("validate").outputs["sha256"] == screened["source"]["sha256"]

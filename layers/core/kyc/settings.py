@@ -243,3 +243,27 @@ def reuse_params(env: Mapping[str, str] | None = None) -> dict[str, int]:
         "max_distance": _int(env, "KYC_REUSE_MAX_DISTANCE", 8),
         "min_matching_frames": _int(env, "KYC_REUSE_MIN_MATCHING_FRAMES", 4),
     }
+
+
+# --- face stage (docs/decision-policy.md, "Face evidence") ---
+FACE_EVIDENCE_SOURCES = ("rekognition", "model")
+
+
+@dataclass(frozen=True)
+class FaceStageSettings:
+    """Where face evidence comes from, and how many sampled frames the face stage checks (0: all)."""
+
+    source: str = "rekognition"
+    check_frames: int = 0
+
+
+def face_stage(env: Mapping[str, str] | None = None) -> FaceStageSettings:
+    """Unset means ``rekognition``: without the stage's evidence nothing can PASS (fail closed)."""
+    env = os.environ if env is None else env
+    source = _get(env, "KYC_FACE_EVIDENCE_SOURCE", "rekognition")
+    if source not in FACE_EVIDENCE_SOURCES:
+        raise SettingsError(f"KYC_FACE_EVIDENCE_SOURCE must be one of {FACE_EVIDENCE_SOURCES}: {source!r}")
+    check_frames = _int(env, "KYC_FACE_CHECK_FRAMES", 0)
+    if check_frames < 0:
+        raise SettingsError("KYC_FACE_CHECK_FRAMES must be >= 0")
+    return FaceStageSettings(source=source, check_frames=check_frames)

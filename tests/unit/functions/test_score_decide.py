@@ -174,6 +174,8 @@ def _decide(aws: dict[str, Any], *, calibrated: bool = True, **env: str) -> Any:
         "KYC_PASS_THRESHOLD": "0.3",
         "KYC_REJECT_THRESHOLD": "0.8",
         "KYC_MIN_FRAMES_SCORED": "2",
+        # these tests are about the model's evidence; the face stage's is in test_decide_faces.py
+        "KYC_FACE_EVIDENCE_SOURCE": "model",
     }
     if calibrated and "KYC_POLICY_PARAMETER" not in env:
         boto3.client("ssm", region_name="us-east-1").put_parameter(

@@ -34,12 +34,12 @@ def test_optional_features_add_their_own_lines_and_nothing_else(cost_model):
 
 
 def test_alarm_metrics_count_each_metric_of_a_math_alarm_only_when_created(cost_model):
-    # hand count at the defaults: 32 single-metric alarms (3 executions, 11 functions x 2, 3 DLQs,
+    # hand count at the defaults: 34 single-metric alarms (3 executions, 12 functions x 2, 3 DLQs,
     # 5XX, latency, model not calibrated, digest missed) + blind variant (2) + scoring errors (5)
     # + 4 rate alarms (5 each) + absent (6)
-    assert _fixed(cost_model)["CloudWatch alarms"] == pytest.approx((32 + 2 + 5 + 20 + 6) * 0.10)
+    assert _fixed(cost_model)["CloudWatch alarms"] == pytest.approx((34 + 2 + 5 + 20 + 6) * 0.10)
     off = _fixed(cost_model, NoDecisionAlarmEnabled="false")["CloudWatch alarms"]
-    assert off == pytest.approx((32 + 2 + 5 + 20) * 0.10)
+    assert off == pytest.approx((34 + 2 + 5 + 20) * 0.10)
 
 
 def test_digest_signing_is_a_fixed_cost_of_one_sign_per_scheduled_run(cost_model):
@@ -50,3 +50,17 @@ def test_digest_signing_is_a_fixed_cost_of_one_sign_per_scheduled_run(cost_model
     assert _fixed(cost_model)["KMS key"] == pytest.approx(
         3 * 1.00
     )  # stack, pseudonym and digest signing keys
+
+
+def test_face_stage_costs_one_rekognition_image_per_frame_checked(cost_model):
+    template = cost_model.load_template(ROOT / "template.yaml")
+
+    def face_line(**overrides: str) -> float | None:
+        params = cost_model.parameters(template, overrides)
+        lines = cost_model.face_stage_lines(params)
+        return lines[0].per_1000 if lines else None
+
+    assert face_line() == pytest.approx(32 * 0.001 * 1000)  # FrameCount 32, all checked: $32 per 1,000
+    assert face_line(FaceCheckFrames="12") == pytest.approx(12.0)
+    assert face_line(FaceCheckFrames="64") == pytest.approx(32.0)  # never more than were sampled
+    assert face_line(FaceEvidenceSource="model") is None

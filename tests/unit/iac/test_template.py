@@ -46,6 +46,8 @@ UNSCOPABLE_ACTIONS = {
     # support no resource scoping. The ENI create/delete/assign actions are scoped and stay out of this set.
     "ec2:DescribeNetworkInterfaces",
     "ec2:DescribeSubnets",
+    # face stage (FaceEvidenceSource=rekognition only): DetectFaces reads image bytes, no resource
+    "rekognition:DetectFaces",
 }
 
 # The function table, read from the template's CodeUri by the local stack (kyclocal.template).
@@ -81,6 +83,12 @@ EXPECTED_ENV = {
     "ExtractFramesFunction": LIMIT_VARS
     | {"KYC_FRAME_COUNT", "KYC_FRAME_MAX_SIDE", "KYC_WORK_BUCKET", "KYC_KMS_KEY_ID"},
     "ScoreFramesFunction": {"KYC_ENDPOINT_NAME", "KYC_WORK_BUCKET", "KYC_KMS_KEY_ID"},
+    "DetectFacesFunction": {
+        "KYC_FACE_EVIDENCE_SOURCE",
+        "KYC_FACE_CHECK_FRAMES",
+        "KYC_WORK_BUCKET",
+        "KYC_KMS_KEY_ID",
+    },
     "DecideOutcomeFunction": {
         "KYC_DECISIONS_TABLE",
         "KYC_AUDIT_BUCKET",
@@ -90,6 +98,7 @@ EXPECTED_ENV = {
         "KYC_REJECT_THRESHOLD",
         "KYC_AGGREGATOR",
         "KYC_MIN_FRAMES_SCORED",
+        "KYC_FACE_EVIDENCE_SOURCE",
         "KYC_POLICY_VERSION",
         "KYC_POLICY_PARAMETER",
         "KYC_RETENTION_DAYS",
@@ -324,6 +333,7 @@ def test_state_machine_role_invokes_exactly_the_stage_functions(template):
     stage_fns = [
         "ValidateUploadFunction",
         "ExtractFramesFunction",
+        "DetectFacesFunction",
         "ScoreFramesFunction",
         "DecideOutcomeFunction",
         "NotifyReviewFunction",
@@ -560,6 +570,26 @@ def test_only_the_score_role_can_invoke_the_endpoint(template):
     # Endpoint ARNs carry the lower-cased name: the parameter must not accept upper case.
     pattern = template["Parameters"]["EndpointName"]["AllowedPattern"]
     assert re.fullmatch(pattern, "kyc-deepfake-detector") and not re.fullmatch(pattern, "Kyc-Detector")
+
+
+def test_only_the_face_stage_may_call_rekognition_and_only_in_rekognition_mode(template):
+    granted = [
+        (lid, st)
+        for lid, st in _identity_statements(template)
+        if any(a.startswith("rekognition:") for a in _as_list(st["Action"]))
+    ]
+    assert [(lid, st["Action"]) for lid, st in granted] == [
+        ("DetectFacesFunctionRole", ["rekognition:DetectFaces"])
+    ]
+    (doc,) = _role_policy_documents(template, "DetectFacesFunctionRole")
+    conditional = [st for st in doc["Statement"] if "Fn::If" in st and st["Fn::If"][0] != "IsInVpc"]
+    assert [(st["Fn::If"][0], st["Fn::If"][2]) for st in conditional] == [
+        ("UseRekognitionFaces", {"Ref": "AWS::NoValue"})
+    ]
+    assert template["Conditions"]["UseRekognitionFaces"] == {
+        "Fn::Equals": [{"Ref": "FaceEvidenceSource"}, "rekognition"]
+    }
+    assert template["Parameters"]["FaceEvidenceSource"]["Default"] == "rekognition"
 
 
 def test_policy_parameter_permission_is_conditional(template):

@@ -28,6 +28,7 @@ VPC_CONDITIONS = {
     "CreateVpcEndpoints",
     "CreateVpcGatewayEndpoints",
     *(f"HasVpcSecurityGroup{i}" for i in range(2, 6)),
+    "CreateRekognitionVpcEndpoint",  # face stage: only when Rekognition is the evidence source
 }
 ENI_SIDS = {"DescribeVpcNetworkInterfaces", "ManageVpcNetworkInterfaces"}
 ENI_DESCRIBE = {"ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"}
@@ -57,6 +58,7 @@ ENDPOINT_OF = {
     "logs": "logs",
     "sts": "sts",
     "xray": "xray",
+    "rekognition": "rekognition",
 }
 GATEWAY_SERVICES = {"s3", "dynamodb"}
 
@@ -150,6 +152,9 @@ def test_with_vpc_parameters_every_vpc_resource_is_created(template):
     five = [f"sg-0123456789abcdef{i}" for i in range(5)]
     conditions = _conditions(template, **(FAKE | {"VpcSecurityGroupIds": five}))
     assert all(conditions[res["Condition"]] for res in _vpc_resources(template).values())
+    # the face stage relying on the model's faces calls no Rekognition: no endpoint for it
+    model_faces = _conditions(template, **(FAKE | {"FaceEvidenceSource": "model"}))
+    assert model_faces["CreateVpcEndpoints"] and not model_faces["CreateRekognitionVpcEndpoint"]
     # subnets without VpcId: functions in the VPC, endpoints provided by the VPC owner
     conditions = _conditions(template, **(FAKE | {"VpcId": ""}))
     assert conditions["IsInVpc"] and not conditions["CreateVpcEndpoints"]
@@ -287,7 +292,8 @@ def test_interface_endpoints_use_private_dns_the_function_subnets_and_their_own_
             assert props["VpcEndpointType"] == "Gateway", lid
             assert props["RouteTableIds"] == {"Ref": "VpcRouteTableIds"}, lid
             continue
-        assert res["Condition"] == "CreateVpcEndpoints", lid
+        expected = "CreateRekognitionVpcEndpoint" if service == "rekognition" else "CreateVpcEndpoints"
+        assert res["Condition"] == expected, lid
         assert props["VpcEndpointType"] == "Interface", lid
         assert props["PrivateDnsEnabled"] is True, lid
         assert props["SubnetIds"] == {"Ref": "VpcSubnetIds"}, lid

@@ -107,7 +107,7 @@ def verify_lineage(lineage: Mapping[str, Any], fetch: Callable[[str, str], bytes
 
 LINEAGE_MESSAGE = "lineage"
 # notify (a REVIEW's contact sheet) and erase (a data-subject request) come after the decision.
-STAGE_ORDER = ("validate", "extract", "score", "reuse", "decide", "reconcile", "notify", "erase")
+STAGE_ORDER = ("validate", "extract", "faces", "score", "reuse", "decide", "reconcile", "notify", "erase")
 TERMINAL_STAGES = ("decide", "reconcile")
 SCORED_DECISIONS = frozenset({"PASS", "REVIEW", "REJECT"})
 _BATCH_KEY_SUFFIX = ".json"

@@ -7,13 +7,14 @@ Fail closed: missing, partial or unusable evidence can lead to REVIEW, REJECT or
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from types import MappingProxyType
 
 from kyc.domain.aggregate import PolicyError, aggregate, validate_params
 from kyc.domain.calibration import Calibration
+from kyc.domain.face_gates import FaceGates
 from kyc.domain.outcomes import Decision
 from kyc.domain.reasons import ReasonCode
 
@@ -120,6 +121,8 @@ class DecisionPolicy:
     allow_pass_on_partial: bool = False
     # --- calibration: the model these thresholds were measured for (None: uncalibrated, never decides)
     calibration: Calibration | None = None
+    # face stage (docs/decision-policy.md, "Face gates"): thresholds in the face stage's units
+    face_gates: Mapping[str, float] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.version, str) or not self.version.strip():
@@ -148,6 +151,7 @@ class DecisionPolicy:
         set_(self, "min_frames_scored", _count("min_frames_scored", self.min_frames_scored, 1))
         set_(self, "require_faces", _flag("require_faces", self.require_faces))
         set_(self, "allow_pass_on_partial", _flag("allow_pass_on_partial", self.allow_pass_on_partial))
+        set_(self, "face_gates", MappingProxyType(FaceGates.from_mapping(self.face_gates).to_dict()))
         self._check_calibration()
 
     def _check_calibration(self) -> None:
@@ -185,6 +189,7 @@ class DecisionPolicy:
         return {f.name: getattr(self, f.name) for f in fields(self)} | {
             "aggregator_params": dict(self.aggregator_params),
             "calibration": self.calibration.to_dict() if self.calibration else None,
+            "face_gates": dict(self.face_gates),
         }
 
 
@@ -223,6 +228,7 @@ def decide_outcome(
     policy: DecisionPolicy,
     failed_batches: int = 0,
     failure_reasons: Sequence[ReasonCode] = (),
+    face_evidence: Collection[str] | None = None,
 ) -> Verdict:
     """Gate the evidence, aggregate what is usable, then place the score in the policy's bands.
 
@@ -231,7 +237,10 @@ def decide_outcome(
     - Partial or unusable scoring: REJECT stays possible, PASS becomes REVIEW (unless allowed by policy).
     - PASS needs a face seen and scored on at least ``min_frames_scored`` frames: a low score from a
       model that never reported a face (a whole-frame classifier on a test card) is no evidence
-      that a real person was judged, so it is REVIEW ``NO_FACE_EVIDENCE``.
+      that a real person was judged, so it is REVIEW ``NO_FACE_EVIDENCE``. Where the face is seen:
+      ``face_evidence`` names the frames in which the face stage (independent of the model) found
+      one face passing its gates; None means the deployment relies on the model's own faces, and
+      then the model must report faces (or explicitly none) for every scored frame.
     """
     if frames_sampled < 0 or failed_batches < 0:
         raise EvidenceError("frames_sampled and failed_batches must be >= 0")
@@ -247,7 +256,12 @@ def decide_outcome(
     with_face = sum(1 for e in reported if e.face_count >= 1)
     multi_face = sum(1 for e in reported if e.face_count >= 2)
     frames_with_face = with_face if reported else None
-    scored_faces = sum(1 for e in scored if (e.face_count or 0) >= 1)
+    if face_evidence is not None:
+        scored_faces = sum(1 for e in scored if e.frame_id in face_evidence)
+    elif any(e.face_count is None for e in scored):
+        scored_faces = 0  # a model that left a scored frame's faces unreported vouches for none
+    else:
+        scored_faces = sum(1 for e in scored if (e.face_count or 0) >= 1)
     usable_p = [
         float(e.p_fake)  # type: ignore[arg-type]  # usable implies not None
         for e in scored

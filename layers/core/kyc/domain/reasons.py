@@ -67,3 +67,8 @@ class ReasonCode(StrEnum):
     DEVICE_MISMATCH = "DEVICE_MISMATCH"  # brand, handler or codec not what the claimed device writes
     # --- reuse ---
     MEDIA_REUSED = "MEDIA_REUSED"  # the same bytes or a near-duplicate was screened under another submission
+    # --- face stage ---
+    FACE_TOO_SMALL = "FACE_TOO_SMALL"  # the face stage's face spans too little of the frame to judge
+    FACE_POSE = "FACE_POSE"  # the face is turned (yaw, pitch or roll) beyond the policy's limit
+    FACE_TOO_DARK = "FACE_TOO_DARK"  # the face is too dark (face stage brightness below the limit)
+    FACE_BLURRED = "FACE_BLURRED"  # the face is blurred (face stage sharpness below the limit)

@@ -1,0 +1,97 @@
+"""DecideOutcome with the face stage's evidence (FaceEvidenceSource=rekognition), against moto."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import pytest
+
+from kyc.aws.s3_object_store import canonical_json
+from tests.unit.functions.handler_loader import FakeContext
+from tests.unit.functions.test_score_decide import AUDIT, SID, WORK, _decide, _scored_state, aws  # noqa: F401
+
+
+def _face(**over: Any) -> dict[str, Any]:
+    return {
+        "box": {"left": 0.3, "top": 0.2, "width": 0.4, "height": 0.5},
+        "confidence": 99.0,
+        "pose": {"yaw": 2.0, "pitch": 1.0, "roll": 0.0},
+        "brightness": 60.0,
+        "sharpness": 70.0,
+    } | over
+
+
+def _with_faces(mocked: dict[str, Any], state: dict[str, Any], faces_per_frame: list[list[dict]]) -> dict:
+    document = {
+        "schema": "kyc.face-evidence/1",
+        "source": "rekognition",
+        "frames": [
+            {"frame_id": f"{i:03d}", "image_width": 640, "image_height": 480, "faces": faces, "error": None}
+            for i, faces in enumerate(faces_per_frame)
+        ],
+    }
+    body = canonical_json(document)
+    key = f"scores/{SID}/faces.json"
+    mocked["s3"].put_object(Bucket=WORK, Key=key, Body=body)
+    digest = hashlib.sha256(body).hexdigest()
+    return state | {"faces": {"source": "rekognition", "evidence_key": key, "evidence_sha256": digest}}
+
+
+def _run(mocked: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
+    app = _decide(mocked, KYC_FACE_EVIDENCE_SOURCE="rekognition")
+    return app.lambda_handler({"mode": "decide", "execution_arn": "arn:x", "state": state}, FakeContext())
+
+
+def test_whole_frame_model_passes_on_face_stage_evidence_kept_in_the_audit_scores(
+    aws: dict[str, Any],  # noqa: F811
+) -> None:
+    state = _with_faces(aws, _scored_state(aws, [0.05] * 4, faces=False), [[_face()]] * 4)
+
+    result = _run(aws, state)
+
+    assert (result["decision"], result["reasons"]) == ("PASS", ["LOW_FAKE_SCORE"])
+    scores = json.loads(aws["s3"].get_object(Bucket=AUDIT, Key=f"decisions/{SID}/scores.json")["Body"].read())
+    evidence = scores["face_evidence"]
+    assert evidence["frames_with_evidence"] == 4 and evidence["findings"] == []
+    assert [f["issues"] for f in evidence["frames"]] == [[]] * 4
+    lineage = json.loads(
+        aws["s3"].get_object(Bucket=AUDIT, Key=f"decisions/{SID}/lineage.json")["Body"].read()
+    )
+    assert lineage["decision"]["face_evidence"]["evidence_sha256"] == state["faces"]["evidence_sha256"]
+
+
+@pytest.mark.parametrize(
+    ("faces", "reasons"),
+    [
+        ([[]] * 4, ["NO_FACE_EVIDENCE", "NO_FACE"]),
+        ([[_face(brightness=5.0)]] * 4, ["NO_FACE_EVIDENCE", "FACE_TOO_DARK"]),
+        ([[_face(), _face(left=0.0)]] * 2 + [[_face()]] * 2, ["MULTIPLE_FACES"]),
+    ],
+)
+def test_gates_cap_a_low_score_at_review(
+    aws: dict[str, Any],  # noqa: F811
+    faces: list[list[dict]],
+    reasons: list[str],
+) -> None:
+    state = _with_faces(aws, _scored_state(aws, [0.05] * 4, faces=False), faces)
+
+    result = _run(aws, state)
+
+    assert (result["decision"], result["reasons"]) == ("REVIEW", reasons)
+
+
+def test_no_face_stage_result_means_no_pass(aws: dict[str, Any]) -> None:  # noqa: F811
+    result = _run(aws, _scored_state(aws, [0.05] * 4, faces=True))  # the model's faces do not count here
+
+    assert (result["decision"], result["reasons"]) == ("REVIEW", ["NO_FACE_EVIDENCE"])
+
+
+def test_tampered_face_evidence_fails_the_decision(aws: dict[str, Any]) -> None:  # noqa: F811
+    state = _with_faces(aws, _scored_state(aws, [0.05] * 4, faces=False), [[]] * 4)
+    good = canonical_json({"frames": [{"frame_id": "000", "image_width": 1, "image_height": 1, "faces": []}]})
+    aws["s3"].put_object(Bucket=WORK, Key=state["faces"]["evidence_key"], Body=good)  # not the hashed bytes
+
+    with pytest.raises(Exception, match="does not match"):
+        _run(aws, state)
