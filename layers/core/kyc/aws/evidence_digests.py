@@ -29,26 +29,14 @@ class DecisionTimeIndex:
         """Records with ``start <= decided_at < end`` (``start`` None: everything before ``end``)."""
         items: list[dict[str, Any]] = []
         for decision in Decision:
-            values: dict[str, Any] = {":d": {"S": str(decision)}, ":e": {"S": end}}
-            if start is None:
-                condition = "decision = :d AND decided_at <= :e"
-            else:
-                condition = "decision = :d AND decided_at BETWEEN :s AND :e"
-                values[":s"] = {"S": start}
-            kwargs: dict[str, Any] = {
-                "TableName": self._table,
-                "IndexName": TIME_INDEX,
-                "KeyConditionExpression": condition,
-                "ExpressionAttributeValues": values,
-            }
+            kwargs = self._query(decision, start, end)
             while True:
                 page = self._ddb.query(**kwargs)
                 items.extend(deserialise_item(raw) for raw in page.get("Items", []))
                 if "LastEvaluatedKey" not in page:
                     break
                 kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        # BETWEEN is inclusive: a record exactly at ``end`` belongs to the next period
-        return [i for i in items if str(i.get("decided_at", "")) < end]
+        return _before(items, end)
 
     def first_decided(
         self, start: str | None, end: str, limit: int
@@ -58,25 +46,31 @@ class DecisionTimeIndex:
         items: list[dict[str, Any]] = []
         truncated: list[str] = []
         for decision in Decision:
-            values: dict[str, Any] = {":d": {"S": str(decision)}, ":e": {"S": end}}
-            if start is None:
-                condition = "decision = :d AND decided_at <= :e"
-            else:
-                condition = "decision = :d AND decided_at BETWEEN :s AND :e"
-                values[":s"] = {"S": start}
-            kwargs: dict[str, Any] = {
-                "TableName": self._table,
-                "IndexName": TIME_INDEX,
-                "KeyConditionExpression": condition,
-                "ExpressionAttributeValues": values,
-                "Limit": limit,
-            }
-            page = self._ddb.query(**kwargs)
+            page = self._ddb.query(**self._query(decision, start, end) | {"Limit": limit})
             found = [deserialise_item(raw) for raw in page.get("Items", [])]
             items.extend(found)
             if "LastEvaluatedKey" in page and found:
                 truncated.append(str(found[-1]["decided_at"]))
-        return [i for i in items if str(i.get("decided_at", "")) < end], truncated
+        return _before(items, end), truncated
+
+    def _query(self, decision: Decision, start: str | None, end: str) -> dict[str, Any]:
+        values: dict[str, Any] = {":d": {"S": str(decision)}, ":e": {"S": end}}
+        if start is None:
+            condition = "decision = :d AND decided_at <= :e"
+        else:
+            condition = "decision = :d AND decided_at BETWEEN :s AND :e"
+            values[":s"] = {"S": start}
+        return {
+            "TableName": self._table,
+            "IndexName": TIME_INDEX,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+        }
+
+
+def _before(items: list[dict[str, Any]], end: str) -> list[dict[str, Any]]:
+    # BETWEEN is inclusive: a record exactly at ``end`` belongs to the next period
+    return [i for i in items if str(i.get("decided_at", "")) < end]
 
 
 class KmsDigestSigner:
