@@ -143,7 +143,9 @@ def test_corpus_files_pass_only_with_a_person_seen(faces_stack: LocalStack) -> N
             assert path.name in PERSON_FRONTAL | PERSON_OTHER, (path.name, item["reasons"])
             evidence = _audit_json(faces_stack, item["artefacts"]["scores_key"])["face_evidence"]
             assert evidence["frames_with_evidence"] >= 8, (path.name, evidence)
-        elif path.name not in PERSON_FRONTAL:
+        elif path.name in PERSON_FRONTAL | PERSON_OTHER and "MEDIA_REUSED" in item["reasons"]:
+            continue  # a later copy of his selfie: REVIEW by CheckReuse, whatever the face stage saw
+        else:
             assert gates & set(item["reasons"]), (path.name, item["reasons"])
 
 
