@@ -91,7 +91,7 @@ def build_labelled_set(directory: Path, *, seconds: float = 1.5, fps: int = 10) 
     """The clips and ``labels.csv`` (file,label,attack_type); returns the CSV's path."""
     directory.mkdir(parents=True, exist_ok=True)
     rows = []
-    for name, label, cast in LABELLED_SET:
+    for person, (name, label, cast) in enumerate(LABELLED_SET):
         write_clip(
             directory / name,
             "mp4",
@@ -102,6 +102,7 @@ def build_labelled_set(directory: Path, *, seconds: float = 1.5, fps: int = 10) 
             fps=fps,
             seconds=seconds,
             red_cast=cast,
+            person=person,  # eleven "people": a labelled set holds no re-submitted media
         )
         rows.append({"file": name, "label": label, "attack_type": "replay" if label == "attack" else ""})
     labels = directory / "labels.csv"

@@ -32,10 +32,13 @@ def write_clip(
     fps: int = 30,
     seconds: float = 3.0,
     red_cast: int = 0,
+    person: int | None = None,
 ) -> Path:
     """A drawn face that sways a little over a textured background, with sensor-like noise.
 
     It is no person, but a face detector finds it, so the demo exercises the whole scoring path.
+    ``person`` gives the scene a background of its own (panels beside the face, outside its crop):
+    clips of different "people" are then no near-duplicates of one another for reuse detection.
     """
     rng = np.random.default_rng(7)
     with av.open(str(path), mode="w", format=muxer) as out:
@@ -44,6 +47,8 @@ def write_clip(
         stream.options = options
         for index in range(int(fps * seconds)):
             rgb = drawn_face(width, height, sway=int(12 * np.sin(index / 9)))
+            if person is not None:
+                rgb += side_panels(width, height, person)
             rgb[..., 0] += red_cast  # a colour cast on the whole picture (kyclocal.calibration_demo)
             noise = rng.normal(0, 3, rgb.shape)
             rgb = np.clip(rgb + noise, 0, 255).astype(np.uint8)
@@ -52,6 +57,16 @@ def write_clip(
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
     return path
+
+
+def side_panels(width: int, height: int, person: int) -> np.ndarray:
+    """Grey blocks, one pattern per ``person``, left and right of the face (more than 130 px from the
+    centre, beyond the face crop a model scores), so only the scene differs, never the face."""
+    levels = np.random.default_rng(1000 + person).uniform(-90, 90, size=(4, 8))
+    ys, xs = np.mgrid[0:height, 0:width]
+    block = levels[np.minimum(ys * 4 // height, 3), np.minimum(xs * 8 // width, 7)]
+    beside = np.abs(xs - width // 2) > 130
+    return np.where(beside, block, 0.0)[..., None].repeat(3, axis=2)
 
 
 def drawn_face(width: int, height: int, *, sway: int = 0) -> np.ndarray:
