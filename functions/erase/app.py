@@ -101,10 +101,9 @@ def erase_submission(sid: str, request: ErasureRequest) -> dict[str, Any]:
     targets = erasure_targets(sid)
     sweeps = [ERASER.erase_key(bucket, key)] if bucket and key else []
     sweeps += [ERASER.erase_prefix(RESOURCES.work_bucket, p) for p in targets.work_prefixes]
-    sweeps += [ERASER.erase_key(RESOURCES.audit_bucket, k) for k in targets.audit_keys]
+    sweeps += [ERASER.erase_key(RESOURCES.review_bucket, k) for k in targets.review_keys]
     # the clip's hashes in the reuse index: after erasure, a copy of it no longer matches this one
     reuse_entries = REUSE_INDEX.erase(sid) if REUSE_INDEX is not None else 0
-    sweeps += [ERASER.erase_key(RESOURCES.review_bucket, k) for k in targets.review_keys]
     evidence = build_erasure_evidence(
         item=item,
         erased_at=now,

@@ -48,6 +48,7 @@ def test_pipeline_onnx_whole_frame_model_rejects_but_never_passes(
     item = screen(onnx_stack, clip, key=f"uploads/onnx/{decision.lower()}.mp4")
 
     assert item["decision"] == decision, item
-    assert item["reasons"] == [reason]
+    # the face stage saw no face on the solid card either: NO_FACE beside the model's reason (a REJECT stands)
+    assert item["reasons"] == [reason, "NO_FACE"]
     assert item["model"] == {"name": "tiny-red", "version": "1.0.0"}
     assert item["frames_scored"] == item["frames_sampled"] == 8
