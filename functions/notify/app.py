@@ -20,6 +20,7 @@ from kyc.aws.sns_review_notifier import ReviewNotice, SnsReviewNotifier
 from kyc.domain.lineage import lineage_key
 from kyc.domain.provenance import sheet_lines
 from kyc.domain.record import contact_sheet_key
+from kyc.domain.reuse import sheet_lines as reuse_sheet_lines
 from kyc.media.contact_sheet import contact_frames, render_contact_sheet
 from kyc.observability import count, log_lineage, logger, metrics, stage_duration, tracer
 
@@ -97,13 +98,15 @@ def _render(event: dict[str, Any]) -> bytes:
         except SourceMissingError:
             logger.warning("scores document missing; sheet drawn without scores")
     frames = contact_frames(manifest, scores, lambda key: STORE.get_bytes(RESOURCES.work_bucket, key))
-    return render_contact_sheet(frames, header=sheet_lines(_provenance(event)))
+    decision = _decision_evidence(event)
+    header = sheet_lines(decision.get("provenance")) + reuse_sheet_lines(decision.get("reuse"))
+    return render_contact_sheet(frames, header=header)
 
 
-def _provenance(event: dict[str, Any]) -> dict[str, Any] | None:
-    """The decision's provenance evidence from its lineage.json (docs/provenance.md); None if absent."""
+def _decision_evidence(event: dict[str, Any]) -> dict[str, Any]:
+    """The decision section of its lineage.json (provenance, reuse; docs/provenance.md); empty if absent."""
     try:
         lineage = STORE.get_json(RESOURCES.audit_bucket, lineage_key(event["submission_id"]))
     except SourceMissingError:
-        return None
-    return (lineage.get("decision") or {}).get("provenance")
+        return {}
+    return lineage.get("decision") or {}

@@ -191,3 +191,41 @@ def test_notify_tampered_frame_raises_and_sends_nothing(env: _Env) -> None:
         env.app.lambda_handler(event, _Context())
 
     assert _messages(env) == []
+
+
+def test_notify_review_sheet_names_the_earlier_submission_of_reused_media(env: _Env) -> None:
+    """A MEDIA_REUSED decision's sheet carries one header line (11 px, then the 4 px gap) above the
+    grid, drawn in the caption colour; without a match the sheet has no header (the test above)."""
+    event = _stage_frames(env.s3)
+    earlier = "cd" * 32
+    reuse = {
+        "checked": True,
+        "matched": True,
+        "match_count": 2,
+        "matches": [{"submission_id": earlier, "kind": "perceptual", "strength": 0.875}],
+    }
+    lineage = {"decision": {"reuse": reuse}}
+    env.s3.put_object(Bucket="audit", Key=f"decisions/{SID}/lineage.json", Body=canonical_json(lineage))
+
+    env.app.lambda_handler(event, _Context())
+
+    png = env.s3.get_object(Bucket="review", Key=f"reviews/{SID}/contact-sheet.png")["Body"].read()
+    sheet = decode_image(png).to_ndarray(format="rgb24")
+    assert sheet.shape[:2] == (4 + 192 + (14 + 2 * 4) + 4 + 11 + 4, 4 + 4 * (192 + 4))
+    header = sheet[4 : 4 + 7, 4:]  # one glyph row
+    background = sheet[0, 0]
+    assert (header != background).any(axis=2).sum() > 100  # text was drawn there
+
+
+def test_reuse_sheet_line_names_the_strongest_match_and_counts_the_rest() -> None:
+    from kyc.domain.reuse import sheet_lines
+
+    earlier = "cd" * 32
+    result = {
+        "matched": True,
+        "match_count": 3,
+        "matches": [{"submission_id": earlier, "kind": "exact", "strength": 1.0}],
+    }
+    assert sheet_lines(result) == [f"reused: exact match of {earlier[:16]}, strength 1.0, 2 more"]
+    assert sheet_lines({"matched": False, "matches": []}) == []
+    assert sheet_lines(None) == []

@@ -269,6 +269,24 @@ def reuse_findings(result: Mapping[str, Any] | None) -> list[Finding]:
     return []
 
 
+def sheet_lines(result: Mapping[str, Any] | None) -> list[str]:
+    """What a reviewer's contact sheet says about re-submitted media: the strongest earlier
+    submission (its id's first 16 characters, exact or perceptual, the share of frames matched) and
+    how many more there are; nothing when there was no match."""
+    if not result or not result.get("matched"):
+        return []
+    matches = [m for m in result.get("matches") or [] if isinstance(m, Mapping)]
+    if not matches:
+        return ["reused: match details missing"]
+    best = matches[0]
+    line = (
+        f"reused: {best.get('kind') or '?'} match of {str(best.get('submission_id') or '?')[:16]},"
+        f" strength {best.get('strength')}"
+    )
+    more = int(result.get("match_count") or len(matches)) - 1
+    return [line + (f", {more} more" if more > 0 else "")]
+
+
 # --- the index's items (written and read by kyc.aws.dynamodb_reuse_index) -------------------------
 
 
