@@ -149,3 +149,25 @@ def test_sandbox_limits_sized_from_the_function() -> None:
     assert (limits.memory_bytes, limits.wall_s, limits.cpu_s) == (3008 << 20, 65.0, 131)
     tight = SandboxLimits.for_function(memory_mb=1024, remaining_s=30, budget_s=60, threads=2)
     assert tight.wall_s == 20.0  # ten seconds are kept for the parent to store the answer
+
+
+@pytest.mark.parametrize("reason", [ReasonCode.PLAYLIST_OR_SCRIPT, ReasonCode.UNRECOGNISED_FORMAT])
+def test_a_refusal_decided_from_bytes_is_never_relabelled_a_memory_budget(reason: ReasonCode) -> None:
+    """The child fills most of its allowance, then refuses on a sniffed signature: the refusal keeps
+    its own reason (a memory-bound decoder refusal would be DECODE_BUDGET_EXCEEDED, the test below)."""
+
+    def fill_then_refuse() -> None:
+        ballast = bytearray(200 << 20)  # 200 MiB of a 256 MiB allowance: within the "near" margin
+        raise MediaRefusedError(reason, f"refused with {len(ballast)} bytes held")
+
+    refusal = _refusal(fill_then_refuse, SandboxLimits(memory_bytes=256 << 20, cpu_s=60, wall_s=30.0))
+    assert refusal.reason is reason
+
+
+def test_a_decoder_refusal_near_the_memory_limit_is_a_budget() -> None:
+    def fill_then_refuse() -> None:
+        ballast = bytearray(200 << 20)
+        raise MediaRefusedError(ReasonCode.CORRUPT_MEDIA, f"invalid data with {len(ballast)} bytes held")
+
+    refusal = _refusal(fill_then_refuse, SandboxLimits(memory_bytes=256 << 20, cpu_s=60, wall_s=30.0))
+    assert refusal.reason is ReasonCode.DECODE_BUDGET_EXCEEDED

@@ -186,6 +186,20 @@ def _apply_limits(limits: SandboxLimits) -> None:  # pragma: no cover - runs in 
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash must not write the applicant's video to disk
 
 
+# Refusals decided from the file's first bytes or its size, before any decoder allocates: a memory
+# budget can never be their cause, whatever the child's address space looks like.
+DECIDED_FROM_BYTES = frozenset(
+    {
+        ReasonCode.EMPTY_FILE,
+        ReasonCode.TOO_LARGE,
+        ReasonCode.UNRECOGNISED_FORMAT,
+        ReasonCode.PLAYLIST_OR_SCRIPT,
+        ReasonCode.IMAGE_NOT_VIDEO,
+        ReasonCode.EXTERNAL_REFERENCE,
+    }
+)
+
+
 def memory_aware_reason(reason: ReasonCode) -> ReasonCode:
     """A refusal from a child that ran up against RLIMIT_AS is a memory budget, whatever FFmpeg said.
 
@@ -194,7 +208,11 @@ def memory_aware_reason(reason: ReasonCode) -> ReasonCode:
     a quarter of the allowance (at least 64 MiB) of the limit means allocations were being
     refused. Called in the child (also by ``encode`` functions); outside a sandbox it is a no-op.
     """
-    if reason is ReasonCode.DECODE_BUDGET_EXCEEDED or _CHILD_ALLOWANCE is None:
+    if (
+        reason is ReasonCode.DECODE_BUDGET_EXCEEDED
+        or reason in DECIDED_FROM_BYTES
+        or _CHILD_ALLOWANCE is None
+    ):
         return reason
     limit = resource.getrlimit(resource.RLIMIT_AS)[0]
     near = max(_NEAR_LIMIT_BYTES, _CHILD_ALLOWANCE // 4)
