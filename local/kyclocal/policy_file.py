@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -21,6 +22,18 @@ from kyc.domain.policy import DecisionPolicy, PolicyError
 
 class PolicyFileError(ValueError):
     """The file is unreadable, not JSON, or not a valid policy (a malformed calibration included)."""
+
+
+def policy_option(path: Path | None, command: str) -> dict[str, Any] | None:
+    """The ``--policy`` option of ``kycscreen run`` and ``up``: None when not given. A bad file is
+    reported on stderr in the command's name and raises PolicyFileError (the command exits 2)."""
+    if path is None:
+        return None
+    try:
+        return read_policy(path)
+    except PolicyFileError as exc:
+        print(f"kycscreen {command}: {exc}", file=sys.stderr)
+        raise
 
 
 def read_policy(path: Path) -> dict[str, Any]:

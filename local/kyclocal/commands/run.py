@@ -92,15 +92,12 @@ def cmd_run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from kyclocal.state import state_directory
 
     out = out or sys.stdout
-    policy = None
-    if getattr(args, "policy", None) is not None:
-        from kyclocal.policy_file import PolicyFileError, read_policy
+    from kyclocal.policy_file import PolicyFileError, policy_option
 
-        try:
-            policy = read_policy(args.policy)
-        except PolicyFileError as exc:
-            print(f"kycscreen run: {exc}", file=sys.stderr)
-            return 2
+    try:
+        policy = policy_option(getattr(args, "policy", None), "run")
+    except PolicyFileError:
+        return 2
     state_dir = (
         None if getattr(args, "no_state", False) else state_directory(getattr(args, "state_dir", None))
     )

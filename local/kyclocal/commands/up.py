@@ -69,15 +69,12 @@ def cmd_up(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from kyclocal.state import StateError, state_directory
 
     out = out or sys.stdout
-    policy = None
-    if getattr(args, "policy", None) is not None:
-        from kyclocal.policy_file import PolicyFileError, read_policy
+    from kyclocal.policy_file import PolicyFileError, policy_option
 
-        try:
-            policy = read_policy(args.policy)
-        except PolicyFileError as exc:
-            print(f"kycscreen up: {exc}", file=sys.stderr)
-            return 2
+    try:
+        policy = policy_option(getattr(args, "policy", None), "up")
+    except PolicyFileError:
+        return 2
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     settings = LocalStackSettings(
