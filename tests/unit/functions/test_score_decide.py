@@ -341,12 +341,10 @@ def test_decide_losing_writer_leaves_the_winners_evidence(aws: dict[str, Any]) -
     assert all(f["p_fake"] == 0.05 for f in json.loads(winner["scores.json"])["frames"])
 
 
-def test_decide_replay_after_a_crash_restores_the_evidence_its_record_names(aws: dict[str, Any]) -> None:
-    """The put won, then the function died before the audit objects: the retry of the same
-    execution writes exactly the bytes whose hashes the record holds, and logs its lineage once."""
-    app = _decide(aws)
-    state = _scored_state(aws, [0.05] * 4)
-    event = {"mode": "decide", "execution_arn": "arn:1", "state": state}
+def _crash_after_the_decision_put(aws: dict[str, Any], app: Any) -> dict[str, Any]:
+    """Decide a PASS whose function dies after the conditional put, before any audit object;
+    returns the event, for the retry."""
+    event = {"mode": "decide", "execution_arn": "arn:1", "state": _scored_state(aws, [0.05] * 4)}
 
     def crash(*_: Any) -> bool:
         raise RuntimeError("killed")
@@ -355,6 +353,14 @@ def test_decide_replay_after_a_crash_restores_the_evidence_its_record_names(aws:
         patch.setattr(app.STORE, "put_new", crash)
         with pytest.raises(RuntimeError):
             app.lambda_handler(event, FakeContext())
+    return event
+
+
+def test_decide_replay_after_a_crash_restores_the_evidence_its_record_names(aws: dict[str, Any]) -> None:
+    """The put won, then the function died before the audit objects: the retry of the same
+    execution writes exactly the bytes whose hashes the record holds, and logs its lineage once."""
+    app = _decide(aws)
+    event = _crash_after_the_decision_put(aws, app)
     assert _item(aws)["decision"] == "PASS"
     assert "Contents" not in aws["s3"].list_objects_v2(Bucket=AUDIT)
 
@@ -638,16 +644,7 @@ def test_decide_replay_after_a_crash_restores_the_staged_bytes_even_when_inputs_
     production a refreshed policy cache or a new code version): the retry still writes the bytes
     the record's hashes name, kept in the work bucket before the put, never a recomputation."""
     app = _decide(aws)
-    state = _scored_state(aws, [0.05] * 4)
-    event = {"mode": "decide", "execution_arn": "arn:1", "state": state}
-
-    def crash(*_: Any) -> bool:
-        raise RuntimeError("killed")
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(app.STORE, "put_new", crash)
-        with pytest.raises(RuntimeError):
-            app.lambda_handler(event, FakeContext())
+    event = _crash_after_the_decision_put(aws, app)
     _scored_state(aws, [0.06] * 4)  # the same result key now holds other scores
 
     app.lambda_handler(event, FakeContext())
