@@ -235,7 +235,8 @@ def _restore_s3(stack: LocalStack, root: Path) -> int:
     for entry in json.loads((root / "s3" / "index.json").read_text(encoding="utf-8")):
         bucket = buckets[entry.get("bucket_logical_id") or _V1_BUCKETS[entry["bucket"]]]
         if entry.get("delete_marker"):
-            s3.delete_object(Bucket=bucket, Key=entry["key"])
+            marker = s3.delete_object(Bucket=bucket, Key=entry["key"]).get("VersionId")
+            _pin_version(bucket, entry["key"], marker, entry["version_id"], entry.get("last_modified"))
             continue
         kwargs: dict[str, Any] = {
             "Bucket": bucket,
@@ -250,16 +251,19 @@ def _restore_s3(stack: LocalStack, root: Path) -> int:
         elif entry.get("sse"):
             kwargs["ServerSideEncryption"] = entry["sse"]
         response = s3.put_object(**kwargs)
-        _pin_version(bucket, entry["key"], response.get("VersionId"), entry["version_id"])
+        _pin_version(
+            bucket, entry["key"], response.get("VersionId"), entry["version_id"], entry.get("last_modified")
+        )
         count += 1
     return count
 
 
-def _pin_version(bucket: str, key: str, new: str | None, old: str) -> None:
-    """Give the restored version its saved id: decision records and submission ids name it.
+def _pin_version(bucket: str, key: str, new: str | None, old: str, last_modified: str | None = None) -> None:
+    """Give the restored version its saved id and time: decision records and submission ids name
+    the id, and evidence digests list each version by S3's LastModified (issue 23).
 
-    The S3 API cannot choose a version id, so this reaches into moto's in-process backend (the
-    local stack runs moto in this process). Without it the object keeps a new id.
+    The S3 API cannot choose either, so this reaches into moto's in-process backend (the local
+    stack runs moto in this process). Without it the object keeps a new id and time.
     """
     from kyclocal.stack import ACCOUNT
 
@@ -269,9 +273,15 @@ def _pin_version(bucket: str, key: str, new: str | None, old: str) -> None:
         versions = s3_backends[ACCOUNT]["aws"].buckets[bucket].keys.getlist(key, [])
     except (ImportError, KeyError, AttributeError):
         return
-    for version in versions:
+    for version in versions:  # versions and delete markers alike
         if getattr(version, "_version_id", None) == new:
             version._version_id = old
+            if last_modified:
+                from datetime import UTC, datetime
+
+                moment = datetime.fromisoformat(last_modified)
+                version.last_modified = moment.astimezone(UTC).replace(tzinfo=None)  # moto: naive UTC
+            return
 
 
 def _restore_table(stack: LocalStack, root: Path) -> int:

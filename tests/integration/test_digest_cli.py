@@ -28,28 +28,35 @@ def test_digest_then_verify_in_separate_commands(tmp_path: Path, capsys: pytest.
     assert main(["run", "--json", "--frames", "8", "--state-dir", str(state), str(clip)]) == 0
     capsys.readouterr()
     pem = tmp_path / "digest-key.pem"
+    # a decision and no digest yet: digests are expected, so this is a failure, not "nothing to verify"
+    code, report = _json(["verify-digests", "--json", "--state-dir", str(state)], capsys)
+    assert code == 1 and report["expected"] and report["problems"][0].startswith("missing: no digest"), report
 
     code, first = _json(["digest", "--state-dir", str(state), "--public-key", str(pem)], capsys)
-    assert code == 0 and first["sequence"] == 1 and first["entries"] == 2
+    assert code == 0 and first["sequence"] == 1 and first["entries"] == 3  # the item and two documents
+    # the auditor's record of the genesis, kept in the state directory, never rewritten
+    assert (state / "digest-genesis.sha256").read_text().strip() == first["genesis_sha256"]
     assert pem.read_bytes().startswith(b"-----BEGIN PUBLIC KEY-----")
     code, report = _json(
         ["verify-digests", "--json", "--state-dir", str(state), "--public-key", str(pem)], capsys
     )
-    assert code == 0 and report["verified"] and report["entries"] == 2, report
+    assert code == 0 and report["verified"] and report["entries"] == 3, report
 
     code, second = _json(["digest", "--state-dir", str(state)], capsys)  # the chain goes on next time
     assert code == 0 and second["sequence"] == 2 and second["period"]["start"] == first["period"]["end"]
     code, report = _json(
         ["verify-digests", "--json", "--state-dir", str(state), "--public-key", str(pem)], capsys
     )
-    assert code == 0 and report["digests"] == 2, report
+    assert code == 0 and report["digests"] == 2, report["problems"]
 
-    with LocalStack(LocalStackSettings(state_dir=state, triggers=False)) as stack:  # remove digest 1
+    with LocalStack(LocalStackSettings(state_dir=state, triggers=False)) as stack:  # hide digest 1
         stack.client("s3").delete_object(Bucket=stack.resources.audit_bucket, Key=first["digest_key"])
     code, report = _json(
         ["verify-digests", "--json", "--state-dir", str(state), "--public-key", str(pem)], capsys
     )
-    assert code == 1 and any(p.startswith("gap: the chain starts at digest 2") for p in report["problems"])
+    assert code == 1 and report["problems"] == [
+        f"deleted: {first['digest_key']} is hidden by a delete marker"
+    ]
     assert main(["verify-digests", "--state-dir", str(state)]) == 1  # readable report, same verdict
     assert "verification FAILED" in capsys.readouterr().out
 
