@@ -68,6 +68,7 @@ def save_state(stack: LocalStack, directory: Path) -> dict[str, int]:
             "log_events": _save_logs(stack, staging),
         }
         _save_signing_keys(stack, staging)
+        _save_executions(stack, staging)
         _write_json(staging / MARKER, {"state_version": STATE_VERSION, "saved_at": time.time(), **counts})
         _swap(staging, directory)
     except BaseException:
@@ -145,6 +146,40 @@ def _save_logs(stack: LocalStack, root: Path) -> int:
             streams.append({"group": group, "stream": stream, "events": events})
     _write_json(root / "logs" / "lambda.json", streams)
     return sum(len(s["events"]) for s in streams)
+
+
+EXECUTIONS_FILE = Path("stepfunctions") / "executions.json"
+
+
+def _save_executions(stack: LocalStack, root: Path) -> None:
+    """Each execution as Step Functions describes it, with its history: the service's witness of
+    every decision (issue 23). moto cannot recreate an execution, so `kycscreen lineage` reads a
+    restored stack's executions from here (``saved_execution``)."""
+    sfn = stack.client("stepfunctions")
+    saved = []
+    for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=stack.state_machine_arn):
+        for listed in page["executions"]:
+            arn = listed["executionArn"]
+            execution = sfn.describe_execution(executionArn=arn)
+            execution.pop("ResponseMetadata", None)
+            events = []
+            for history in sfn.get_paginator("get_execution_history").paginate(executionArn=arn):
+                events.extend(history["events"])
+            saved.append({"execution": execution, "history": events})
+    previous = _saved_executions(stack.settings.state_dir) if stack.settings.state_dir else []
+    names = {e["execution"]["name"] for e in saved}
+    saved += [e for e in previous if e["execution"]["name"] not in names]  # restored stacks forget them
+    _write_json(root / EXECUTIONS_FILE, json.loads(json.dumps(saved, default=str)))  # times as ISO text
+
+
+def _saved_executions(directory: Path | None) -> list[dict[str, Any]]:
+    path = (directory or Path("/nonexistent")) / EXECUTIONS_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
+
+
+def saved_execution(directory: Path | None, name: str) -> dict[str, Any] | None:
+    """A saved execution (``execution`` and ``history``) by name, or None."""
+    return next((e for e in _saved_executions(directory) if e["execution"]["name"] == name), None)
 
 
 def _save_signing_keys(stack: LocalStack, root: Path) -> None:
