@@ -90,7 +90,9 @@ def erase_submission(sid: str, request: ErasureRequest) -> dict[str, Any]:
     bucket, key = source.get("bucket"), source.get("key")
     siblings: list[str] = []
     if bucket and key:
-        siblings = sibling_submissions(bucket, key, ERASER.version_ids(bucket, key), exclude=sid)
+        siblings = sibling_submissions(
+            bucket, key, ERASER.version_ids(bucket, key), exclude=sid, mac=PSEUDONYM_MAC
+        )
         pending = [s for s in siblings if DECISIONS.get(s) is None]
         if pending and not request.force:
             return _outcome(

@@ -88,7 +88,7 @@ def _admit_upload(record: SQSRecord) -> str:
             version_id=detail.object.version_id,
             metadata={},
         )
-    sid = submission_id(bucket, key, head.version_id, head.etag)
+    sid = submission_id(bucket, key, head.version_id, head.etag, mac=PSEUDONYM_MAC)  # keyed: issue 23
     logger.append_keys(submission_id=sid, correlation_id=sid)
     if _gate is not None and not _gate.admit():
         count("AdmissionsDeferred")

@@ -184,14 +184,39 @@ def saved_execution(directory: Path | None, name: str) -> dict[str, Any] | None:
 
 def _save_signing_keys(stack: LocalStack, root: Path) -> None:
     """moto's digest signing key (a LOCAL key, never a real one): the next command signs and
-    verifies with the same key pair, as one KMS key would in AWS."""
+    verifies with the same key pair, as one KMS key would in AWS. moto's HMAC keys too (issue 23):
+    submission ids are MACs under the pseudonym key, so a restored stack must compute the same ones."""
     for logical_id, pem in stack.signing_key_pems().items():
         _write_bytes(root / "kms" / f"LOCAL-{logical_id}.pem", pem)
+    for logical_id, key in _hmac_keys(stack).items():
+        _write_bytes(root / "kms" / f"LOCAL-HMAC-{logical_id}.bin", bytes(key.key_material))
 
 
 def _restore_signing_keys(stack: LocalStack, root: Path) -> None:
     for path in sorted((root / "kms").glob("LOCAL-*.pem")):
         stack.load_signing_key_pem(path.stem.removeprefix("LOCAL-"), path.read_bytes())
+    keys = _hmac_keys(stack)
+    for path in sorted((root / "kms").glob("LOCAL-HMAC-*.bin")):
+        key = keys.get(path.stem.removeprefix("LOCAL-HMAC-"))
+        if key is not None:
+            key.key_material = path.read_bytes()
+
+
+def _hmac_keys(stack: LocalStack) -> dict[str, Any]:
+    """moto's HMAC keys (GENERATE_VERIFY_MAC) of the template, by logical id: LOCAL keys only."""
+    from moto.kms.models import kms_backends
+
+    from kyclocal.stack import ACCOUNT, REGION
+
+    backend = kms_backends[ACCOUNT][REGION]
+    out = {}
+    for logical_id, resource in stack._template.body["Resources"].items():
+        props = resource.get("Properties") or {}
+        if resource.get("Type") == "AWS::KMS::Key" and props.get("KeyUsage") == "GENERATE_VERIFY_MAC":
+            physical = stack.physical_ids.get(logical_id)
+            if physical:
+                out[logical_id] = backend.describe_key(physical)
+    return out
 
 
 # --------------------------------------------------------------------------- restore
@@ -232,6 +257,7 @@ def reconcile_unfinished(stack: LocalStack) -> list[str]:
     from kyc.aws.dynamodb_decision_store import deserialise_item
     from kyc.domain.identity import submission_id
 
+    mac = stack.submission_mac()
     ddb = stack.client("dynamodb")
     decided = set()
     for page in ddb.get_paginator("scan").paginate(TableName=stack.resources.decisions_table):
@@ -246,7 +272,7 @@ def reconcile_unfinished(stack: LocalStack) -> list[str]:
             if (version["Key"], version["VersionId"]) in decided:
                 continue
             etag = version.get("ETag", "").strip('"')
-            sid = submission_id(bucket, version["Key"], version["VersionId"], etag)
+            sid = submission_id(bucket, version["Key"], version["VersionId"], etag, mac=mac)
             head = s3.head_object(Bucket=bucket, Key=version["Key"], VersionId=version["VersionId"])
             submission = {
                 "submission_id": sid,

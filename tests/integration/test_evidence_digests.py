@@ -470,3 +470,42 @@ def test_attack_pre_digest_rewrite_by_the_decide_role_is_reported(
     report = digest_report(stack)
     assert f"overwritten: {key} has 2 versions (written once by decide)" in report.problems, report.problems
     assert exit_code(report) == EXIT_BROKEN
+
+
+def test_attack_offline_guess_of_an_object_key_is_not_confirmed(
+    stack: LocalStack, screened: list[dict]
+) -> None:
+    """Issue 23: whoever reads a decision record (or its execution input) holds bucket, version id and
+    submission id. With the old unkeyed id, SHA-256 over bucket, key and version, a guessed key (an
+    e-mail, a document number) was confirmed offline. Now no unkeyed hash of the stored fields and a
+    candidate matches; only KMS GenerateMac under the pseudonym key does (a call CloudTrail records,
+    allowed by the key policy to the stack's roles only: tests/unit/iac/test_pseudonym_key.py)."""
+    import os
+
+    candidates = [key for key, _, _ in APPLICANTS] + ["uploads/someone.else@example.com/selfie.mp4"]
+    kms = stack.client("kms")
+    for item in screened:
+        source, sid = item["source"], item["submission_id"]
+        offline = {
+            hashlib.sha256("\x00".join((source["bucket"], guess, source["version_id"])).encode()).hexdigest()
+            for guess in candidates
+        }
+        assert sid not in offline  # the pre-issue-23 scheme would have matched the true key here
+        with_kms = [
+            guess
+            for guess in candidates
+            if kms.generate_mac(
+                KeyId=os.environ["KYC_PSEUDONYM_KEY_ARN"],
+                MacAlgorithm="HMAC_SHA_256",
+                Message=b"\x00".join(
+                    (
+                        b"kycscreen-submission/2",
+                        source["bucket"].encode(),
+                        guess.encode(),
+                        source["version_id"].encode(),
+                    )
+                ),
+            )["Mac"].hex()
+            == sid
+        ]
+        assert len(with_kms) == 1 and with_kms[0] in {key for key, _, _ in APPLICANTS}

@@ -185,9 +185,11 @@ def is_erased(item: Mapping[str, Any]) -> bool:
     return bool(item.get("erased_at"))
 
 
-def sibling_submissions(bucket: str, key: str, version_ids: Iterable[str], *, exclude: str) -> list[str]:
+def sibling_submissions(
+    bucket: str, key: str, version_ids: Iterable[str], *, exclude: str, mac: MacFunction
+) -> list[str]:
     """Submissions of the other versions of a key: deleting every version erases their video too."""
-    sids = {submission_id(bucket, key, v) for v in version_ids if v and v != "null"}
+    sids = {submission_id(bucket, key, v, mac=mac) for v in version_ids if v and v != "null"}
     return sorted(sids - {exclude})
 
 
