@@ -100,7 +100,7 @@ def erase_submission(sid: str, request: ErasureRequest) -> dict[str, Any]:
                 ErasureOutcome.REFUSED,
                 note=f"{len(pending)} other version(s) of this upload have no decision yet; retry or force",
             )
-    targets = erasure_targets(sid)
+    targets = erasure_targets(sid, item.get("execution_arn"))
     sweeps = [ERASER.erase_key(bucket, key)] if bucket and key else []
     sweeps += [ERASER.erase_prefix(RESOURCES.work_bucket, p) for p in targets.work_prefixes]
     sweeps += [ERASER.erase_key(RESOURCES.review_bucket, k) for k in targets.review_keys]

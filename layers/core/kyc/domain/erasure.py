@@ -10,6 +10,7 @@ until someone decides it may stay (docs/erasure.md).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -139,10 +140,19 @@ class ErasureRequest:
         }
 
 
-def erasure_targets(sid: str) -> ErasureTargets:
+def evidence_staging_prefix(execution_arn: str | None) -> str:
+    """Where decide stages an execution's evidence bytes in the work bucket before its decision is
+    written (``functions/decide``: ``_staging_key``): one prefix per execution ARN."""
+    return f"evidence/{hashlib.sha256(str(execution_arn).encode('utf-8')).hexdigest()[:32]}/"
+
+
+def erasure_targets(sid: str, execution_arn: str | None = None) -> ErasureTargets:
+    """``execution_arn``: the decision's execution, whose staging copies of the audit documents
+    (issue 23) are erased with the frames; they also expire with the work bucket's lifecycle."""
+    staging = (f"{evidence_staging_prefix(execution_arn)}decisions/{sid}/",) if execution_arn else ()
     return ErasureTargets(
         submission_id=sid,
-        work_prefixes=(f"frames/{sid}/", f"scores/{sid}/"),
+        work_prefixes=(f"frames/{sid}/", f"scores/{sid}/", *staging),
         review_keys=(contact_sheet_key(sid),),
         evidence_key=f"decisions/{sid}/erasure.json",
     )
