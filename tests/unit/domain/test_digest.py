@@ -424,3 +424,29 @@ def test_capped_end_refuses_a_period_that_cannot_make_progress() -> None:
     period = DigestPeriod(start=_iso(0), end=_iso(60))
     with pytest.raises(DigestError):
         capped_end(period, [_iso(5)] * 4, [_iso(5)], limit=3)
+
+
+def test_an_upgraded_stack_chains_format_2_on_from_its_format_1_digests() -> None:
+    """Migration: the last format-1 digest is the cursor; its entries (hashes copied from records)
+    are left to the release that wrote them, the chain and signature are still checked."""
+    w = World()
+    w.decide("old", 10)
+    legacy = {
+        "format": "kycscreen-digest/1",
+        "sequence": 1,
+        "audit_bucket": "audit",
+        "period": {"start": None, "end": _iso(60)},
+        "previous": None,
+        "signing": {"algorithm": "ECDSA_SHA_256", "key_id": KEY_ID},
+        "written_at": _iso(60),
+        "entry_count": 1,
+        "entries": [{"key": "decisions/old/lineage.json", "sha256": "0" * 64, "decided_at": _iso(10)}],
+    }
+    data = digest_document(legacy, w.signer.sign(signed_bytes(legacy)))
+    w.digests.append(StoredDigest(digest_key(1, legacy["written_at"]), data))
+    w.decide("new", 70)
+    second = w.digest(120)
+    assert json.loads(second.data)["digest"]["previous"]["sequence"] == 1
+    assert w.verify().problems == []
+    w.items["new"]["decision"] = "REJECT"  # format-2 entries are checked as ever
+    assert _kinds(w.verify().problems) == {"altered"}

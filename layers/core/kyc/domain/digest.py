@@ -30,6 +30,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 DIGEST_FORMAT = "kycscreen-digest/2"
+# Format 1 (issue 13) listed hashes copied from the records: its digests are read for the chain only
+# (signature, sequence, links), so an upgraded stack's first format-2 digest chains on from them.
+LEGACY_FORMATS = ("kycscreen-digest/1",)
 SIGNING_ALGORITHM = "ECDSA_SHA_256"
 DIGEST_PREFIX = "digests/"
 EVIDENCE_PREFIX = "decisions/"  # decisions/<submission id>/{scores,lineage,erasure}.json
@@ -325,7 +328,7 @@ def parse_digest(data: bytes) -> ParsedDigest:
         body, signature = document["digest"], base64.b64decode(document["signature"], validate=True)
     except (ValueError, KeyError, TypeError) as exc:
         raise DigestFormatError(f"not a digest: {exc}") from exc
-    if not isinstance(body, dict) or body.get("format") != DIGEST_FORMAT:
+    if not isinstance(body, dict) or body.get("format") not in (DIGEST_FORMAT, *LEGACY_FORMATS):
         raise DigestFormatError(f"not a {DIGEST_FORMAT} digest")
     return ParsedDigest(body=body, signature=signature)
 
@@ -427,16 +430,23 @@ def verify_digests(
     listed: dict[tuple[str, str], tuple[str, str]] = {}  # (key, version) -> (sha256, digest key)
     items_listed: dict[str, tuple[str, str]] = {}  # sid -> (sha256 of the latest listing, digest key)
     previous: tuple[StoredDigest, dict[str, Any]] | None = None
+    current = [body for _, body in parsed if body.get("format") == DIGEST_FORMAT]
     for stored, body in parsed:
         problems.extend(_chain_problems(stored, body, previous))
-        problems.extend(_entry_problems(stored, body, listed, items_listed))
+        if body.get("format") == DIGEST_FORMAT:
+            problems.extend(_entry_problems(stored, body, listed, items_listed))
         previous = (stored, body)
     if not parsed:
         return report
     report.first_period_start = parsed[0][1].get("period", {}).get("start")
     report.last_period_end = parsed[-1][1].get("period", {}).get("end")
     report.entries = len(listed) + len(items_listed)
-    covered = DigestPeriod(start=None, end=str(report.last_period_end))
+    if not current:
+        return report
+    # what format-1 digests covered was checked by the release that wrote them (docs/digests.md)
+    covered = DigestPeriod(
+        start=(current[0].get("period") or {}).get("start"), end=str(report.last_period_end)
+    )
     problems.extend(_version_problems(evidence, listed, covered))
     problems.extend(_item_problems(evidence, items_listed, covered, now))
     return report
