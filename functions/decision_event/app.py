@@ -41,7 +41,7 @@ def describe_execution(submission_id: str) -> dict[str, Any] | None:
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)  # the details carry client references
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)  # issue 23: no results in traces
 @metrics.log_metrics
 def lambda_handler(event: list[dict[str, Any]], context: LambdaContext) -> list[dict[str, Any]]:
     details, withheld = new_decision_details(event, describe_execution)

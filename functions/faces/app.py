@@ -37,7 +37,7 @@ PARALLEL_CALLS = 4  # per screening; botocore's adaptive mode shares the account
 
 
 @logger.inject_lambda_context(correlation_id_path="submission_id", clear_state=True)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)  # issue 23: no results in traces
 @metrics.log_metrics
 @stage_duration("faces")
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

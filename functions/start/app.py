@@ -37,7 +37,7 @@ class AdmissionDeferredError(Exception):
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)  # issue 23: no results in traces
 @metrics.log_metrics
 @stage_duration("admit")
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
