@@ -185,7 +185,8 @@ def test_rate_alarms_are_metric_math_shares_with_a_volume_guard(template):
         returned = [q for q in props["Metrics"] if q.get("ReturnData", True)]
         assert [q["Id"] for q in returned] == ["rate"], lid
         assert returned[0]["Expression"] == {
-            "Fn::Sub": f"IF(total >= ${{RateAlarmMinDecisions}}, 100 * FILL({outcome.lower()}, 0) / total, 0)"
+            "Fn::Sub": f"IF(FILL({outcome.lower()}, 0) >= ${{RateAlarmMinDecisions}}, "
+            f"100 * FILL({outcome.lower()}, 0) / total, 0)"
         }, lid
         assert queries["total"]["Expression"] == " + ".join(f"FILL({o.lower()}, 0)" for o in OUTCOMES_ORDER)
         stats = {
