@@ -154,3 +154,17 @@ def test_digest_missed_alarm_fires_three_hours_after_the_last_digest(alarms):
     # the schedule stops after the digest at 7210 s: three whole hours without one from 18010 s on
     stopped = hourly[:3]
     assert first_alarm(missed, stopped, since=0.0, horizon_s=12 * 3600) == 18060.0
+
+
+def test_no_decision_alarm_sees_uploads_the_start_function_never_admitted():
+    """Issue 23: the start function broken before it counts anything (UploadsReceived stays empty):
+    the intake rule's own MatchedEvents (AWS/Events) still show uploads, so the alarm fires."""
+    absent = load_alarms(ROOT / "template.yaml", resources={"IntakeObjectCreatedRule": "kyc-intake"})[
+        "DecisionsAbsentAlarm"
+    ]
+    seen = [
+        Datapoint("AWS/Events", "MatchedEvents", (("RuleName", "kyc-intake"),), t, 1.0)
+        for t in (100.0, 3700.0)
+    ]
+    assert first_alarm(absent, seen, since=0.0) == 3720.0
+    assert first_alarm(absent, [], since=0.0) is None
