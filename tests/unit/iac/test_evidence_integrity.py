@@ -176,9 +176,7 @@ def test_digest_role_signs_with_its_key_reads_every_item_and_version_and_writes_
         or a.startswith(("dynamodb:Put", "dynamodb:Update", "dynamodb:Delete"))
     }
     listing = [st for st in statements if "s3:ListBucketVersions" in _as_list(st["Action"])]
-    assert listing and listing[0]["Condition"] == {
-        "StringLike": {"s3:prefix": ["digests/*", "decisions/*"]}
-    }
+    assert listing and listing[0]["Condition"] == {"StringLike": {"s3:prefix": ["digests/*", "decisions/*"]}}
     fn = _props(transformed, "DigestEvidenceFunction")
     assert fn["ReservedConcurrentExecutions"] == 1  # one writer: no forked chain
     assert fn["Environment"]["Variables"]["KYC_DIGEST_SIGNING_KEY_ID"] == {
