@@ -46,6 +46,7 @@ from kyc.domain.record import (
     reasons_from,
 )
 from kyc.domain.reuse import reuse_findings
+from kyc.domain.same_person import identity_check
 from kyc.observability import count, log_lineage, logger, metrics, stage_duration, time_to_decision, tracer
 from kyc.version import code_version
 
@@ -446,8 +447,12 @@ def face_stage_evidence(state: dict[str, Any], policy: DecisionPolicy) -> FaceSt
     key = pointer.get("evidence_key")
     if not key:
         found = face_findings([], policy)
-        record = {"source": "rekognition", "evidence_key": None, "findings": [str(f.reason) for f in found]}
-        return FaceStageEvidence("rekognition", frozenset(), tuple(found), record)
+        record = {
+            "source": FACE_STAGE.source,
+            "evidence_key": None,
+            "findings": [str(r.reason) for r in found],
+        }
+        return FaceStageEvidence(FACE_STAGE.source, frozenset(), tuple(found), record)
     raw = STORE.get_bytes(RESOURCES.work_bucket, key)
     if sha256_hex(raw) != pointer.get("evidence_sha256"):
         raise FaceEvidenceError(f"face evidence {key} does not match the hash the face stage recorded")
@@ -455,9 +460,11 @@ def face_stage_evidence(state: dict[str, Any], policy: DecisionPolicy) -> FaceSt
     gates = FaceGates.from_mapping(policy.face_gates)
     frames = [frame_faces_from_dict(f) for f in document["frames"]]
     assessments = [assess_frame(f, gates) for f in frames]
-    found = face_findings(assessments, policy)
+    evidence = frozenset(a.frame_id for a in assessments if a.evidence)
+    identity = identity_check(document.get("identity"), evidence, gates.min_identity_similarity)
+    found = face_findings(assessments, policy) + list(identity.findings)
     record = {
-        "source": document.get("source", "rekognition"),
+        "source": document.get("source", FACE_STAGE.source),
         "detector": document.get("detector"),
         "bucket": RESOURCES.work_bucket,
         "evidence_key": key,
@@ -465,13 +472,13 @@ def face_stage_evidence(state: dict[str, Any], policy: DecisionPolicy) -> FaceSt
         "frames_checked": len(frames),
         "frames_with_evidence": sum(1 for a in assessments if a.evidence),
         "findings": [str(f.reason) for f in found],
+        "identity": identity.to_dict(),
         "frames": [
             raw_frame | {"face_count": a.face_count, "issues": [str(i) for i in a.issues]}
             for raw_frame, a in zip(document["frames"], assessments, strict=True)
         ],
     }
-    evidence = frozenset(a.frame_id for a in assessments if a.evidence)
-    return FaceStageEvidence("rekognition", evidence, tuple(found), record)
+    return FaceStageEvidence(FACE_STAGE.source, evidence, tuple(found), record)
 
 
 def face_count(frame: dict[str, Any]) -> int | None:
