@@ -37,12 +37,12 @@ FACE_STAGE = settings.face_stage()
 STORE = S3ObjectStore(kms_key_id=RESOURCES.kms_key_id)
 SCHEMA = "kyc.face-evidence/2"
 PARALLEL_CALLS = 4  # per screening; botocore's adaptive mode shares the account's TPS between them
-IDENTITY_METHOD = "lbp-aligned-7x7/1"
 
 if FACE_STAGE.source == "model":
     MESH = REKOGNITION = None
 else:  # OpenCV and the models are in this function's package only: imported when the stage runs
     from kyc.media.detection_image import UndecodableImage, decode_bgr, detection_image
+    from kyc.media.face_identity import METHOD as IDENTITY_METHOD
     from kyc.media.face_identity import descriptor, similarity_matrix
     from kyc.media.face_mesh import DETECTOR_MODEL, MESH_MODEL, FaceMeshDetector
 

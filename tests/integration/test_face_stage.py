@@ -17,7 +17,7 @@ outcomes, written down per clip (tests/fixtures/face_clips.py builds the gate cl
 | two drawn faces | REVIEW | MULTIPLE_FACES |
 | drawn face at a quarter size (~12 % of the short side) | REVIEW | FACE_TOO_SMALL |
 | drawn face turned 45 degrees (roll) | REVIEW | FACE_POSE |
-| the androidx selfie, then the drawn face from 25 %, 50 %, 75 % | REVIEW | IDENTITY_CHANGED |
+| androidx selfie, then: drawn face (25 %), Hopper (50 %), Collins (75 %) | REVIEW | IDENTITY_CHANGED |
 | no corpus file | never MULTIPLE_FACES | (no false positives of the detector) |
 | drawn face, FaceEvidenceSource=model (test_face_stage_model_mode.py) | REVIEW | NO_FACE_EVIDENCE |
 """
@@ -172,10 +172,14 @@ def test_each_gate_caps_the_decision_at_review(
 
 @pytest.mark.skipif(not SELFIE.is_file(), reason="the shared corpus is not beside the project")
 def test_a_person_swap_is_not_pass_wherever_the_cut(faces_stack: LocalStack, tmp_path: Path) -> None:
-    """Person A (a real selfie) then person B (the drawn face): every frame has one good face, so only
-    the one-person check stands between the swap and a PASS. Oracle: the cut made here."""
-    cuts = [0.25, 0.5, 0.75]
-    clips = [splice_clip(tmp_path / f"splice-{int(cut * 100)}.mp4", cut) for cut in cuts]
+    """Person A (a real selfie) then person B (the drawn face, or a real person's portrait): every
+    frame has one good face, so only the one-person check stands between the swap and a PASS.
+    Oracle: the cut and the people chosen here."""
+    cuts = [(0.25, "drawn"), (0.5, "grace_hopper.jpg"), (0.75, "astronaut.png")]
+    clips = [
+        splice_clip(tmp_path / f"splice-{int(cut * 100)}.mp4", cut, person_b=person_b)
+        for cut, person_b in cuts
+    ]
     items = _screen_all(faces_stack, clips, "splice")
     for cut, item in zip(cuts, items, strict=True):
         assert item["decision"] == "REVIEW" and "IDENTITY_CHANGED" in item["reasons"], (cut, item)

@@ -49,7 +49,7 @@ class FaceGates:
     min_brightness: float = 20.0
     min_sharpness: float = 10.0
     max_failing_fraction: float = 0.25
-    min_identity_similarity: float = 0.63
+    min_identity_similarity: float = 0.78
 
     def __post_init__(self) -> None:
         for name, (low, high) in _RANGES.items():

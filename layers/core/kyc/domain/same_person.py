@@ -85,3 +85,26 @@ def identity_check(
     side_b = tuple(ids[k] for k in keep if rows[k][a] < rows[k][b])
     finding = Finding(ReasonCode.IDENTITY_CHANGED, Effect.NO_PASS)
     return IdentityCheck(threshold, frames, low, least, (side_a, side_b), method, (finding,))
+
+
+def sheet_lines(identity: Mapping[str, Any] | None) -> list[str]:
+    """What a reviewer's contact sheet says when the person changed (nothing otherwise): the frames
+    on each side, also marked A or B under each thumbnail (kyc.media.contact_sheet)."""
+    if not identity or not identity.get("changed"):
+        return []
+    side_a = " ".join(str(f) for f in identity.get("side_a") or [])
+    side_b = " ".join(str(f) for f in identity.get("side_b") or [])
+    low, threshold = identity.get("min_similarity"), identity.get("threshold")
+    return [
+        f"person changed: similarity {low:.2f} under {threshold:.2f}",
+        f"person A frames {side_a}, person B frames {side_b}",
+    ]
+
+
+def frame_sides(identity: Mapping[str, Any] | None) -> dict[str, str]:
+    """Frame id -> "A" or "B" when the person changed; empty otherwise."""
+    if not identity or not identity.get("changed"):
+        return {}
+    return {str(f): "A" for f in identity.get("side_a") or []} | {
+        str(f): "B" for f in identity.get("side_b") or []
+    }

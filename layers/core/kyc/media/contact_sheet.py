@@ -17,6 +17,7 @@ import av
 import numpy as np
 
 from kyc.domain.lineage import sha256_hex
+from kyc.domain.same_person import frame_sides
 
 MAX_FRAMES = 64  # the model contract's per-request maximum; a sheet is for eyes, not for bulk
 GAP = 4
@@ -25,7 +26,7 @@ CAPTION_COLOUR = (255, 255, 255)
 BOX_COLOUR = (255, 255, 0)  # yellow: visible on skin, sky and the placeholder grey
 PLACEHOLDER = (96, 96, 96)  # a frame that would not decode: shown, never silently dropped
 BOX_THICKNESS = 2
-MAX_HEADER_LINES = 4
+MAX_HEADER_LINES = 6  # provenance 2, reuse 2, a change of person 2
 HEADER_LINE_HEIGHT = 7 + 4  # one glyph row (scale 1) and a gap
 
 _JPEG_MAGIC = b"\xff\xd8\xff"
@@ -97,6 +98,7 @@ class ContactFrame:
     time_s: float | None = None
     p_fake: float | None = None
     faces: tuple[tuple[float, float, float, float], ...] = ()
+    side: str | None = None  # "A" or "B" when the face stage saw the person change (kyc.domain.same_person)
 
 
 def contact_frames(
@@ -109,6 +111,7 @@ def contact_frames(
     A frame whose bytes differ from the manifest's hash raises: reviewers see what was scored or nothing.
     """
     by_id = {f.get("frame_id"): f for f in (scores or {}).get("frames") or []}
+    sides = frame_sides(((scores or {}).get("face_evidence") or {}).get("identity"))
     out: list[tuple[bytes, ContactFrame]] = []
     for entry in sorted(manifest["frames"], key=lambda e: e["index"]):
         frame_id = f"{entry['index']:03d}"
@@ -119,7 +122,11 @@ def contact_frames(
             if isinstance(face.get("box"), list | tuple) and len(face["box"]) == 4
         )
         info = ContactFrame(
-            frame_id=frame_id, time_s=entry.get("pts_s"), p_fake=scored.get("p_fake"), faces=faces
+            frame_id=frame_id,
+            time_s=entry.get("pts_s"),
+            p_fake=scored.get("p_fake"),
+            faces=faces,
+            side=sides.get(frame_id),
         )
         data = read(manifest["prefix"] + entry["file"])
         if entry.get("sha256") and sha256_hex(data) != entry["sha256"]:
@@ -129,10 +136,12 @@ def contact_frames(
 
 
 def caption(frame: ContactFrame) -> str:
-    """``<id> <time>s <score>``; the score is the model's frame p_fake, or n/a when it gave none."""
+    """``<id> <time>s <score>``; the score is the model's frame p_fake, or n/a when it gave none; then
+    the person's side (A or B) when the face stage saw the person change."""
     when = "-" if frame.time_s is None else f"{frame.time_s:.2f}s"
     score = "n/a" if frame.p_fake is None else f"{frame.p_fake:.2f}"
-    return f"{frame.frame_id} {when} {score}"
+    side = f" {frame.side}" if frame.side else ""
+    return f"{frame.frame_id} {when} {score}{side}"
 
 
 def text_scale(thumb_side: int) -> int:
