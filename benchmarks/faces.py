@@ -6,9 +6,10 @@ Usage: .venv/bin/python benchmarks/faces.py [--frames 16] -> tables and JSON on 
   faceless, dark phone frame (1024x576): the mesh detector (BlazeFace + face mesh through OpenCV DNN)
   against OpenCV's Haar frontal + profile cascades (the local DetectFaces before issue 25);
 - misses: frames of the corpus's real selfie clips with no face found, per detector;
-- identity: similarity of landmark-aligned LBP descriptors for the same person across light, pose
-  and compression changes, and for different people (the real selfie vs the drawn face), and the
-  least-alike pair of a spliced clip (A then B) at several cut points.
+- identity: similarity of landmark-aligned LBP descriptors for the same person across light, roll,
+  size and compression changes, and for different people (the real selfie, two public-domain
+  portraits, the drawn face), and a splice test: 8 frames sampled from the selfie up to a cut and
+  another person after it, at cuts from 1/8 to 7/8, through kyc.domain.same_person.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import argparse
 import itertools
 import json
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -25,12 +28,15 @@ import av
 import cv2
 import numpy as np
 
-from kyc.media.face_identity import descriptor
+from kyc.domain.face_gates import FaceGates
+from kyc.domain.same_person import identity_check
+from kyc.media.face_identity import descriptor, similarity_matrix
 from kyc.media.face_mesh import FaceMeshDetector
 from kyclocal.samples import drawn_face
 from kycserve.models.faces import HaarFaceFinder
 
-CORPUS = Path("/work/shared/corpus/media")
+_BESIDE = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpus" / "media"
+CORPUS = _BESIDE if _BESIDE.is_dir() else Path("/work/shared/corpus/media")
 SELFIES = [
     "axm__sample_fragmented.mp4",
     "axm__sample_with_htc_rotation_track_name.mkv",
@@ -39,6 +45,18 @@ SELFIES = [
 ]
 DARK = "axm__pixel7_videoOnly_cleaned.mp4"
 _PROFILE = cv2.data.haarcascades + "haarcascade_profileface.xml"
+ROOT = Path(__file__).resolve().parents[1]
+PORTRAITS = ("grace_hopper.jpg", "astronaut.png")
+
+
+def _portrait(name: str) -> np.ndarray | None:
+    """A public-domain portrait (BGR) from its hash-pinned wheel (scripts/face_models.py), or None."""
+    folder = ROOT / "build" / "portraits"
+    if not (folder / name).is_file():
+        script = [sys.executable, str(ROOT / "scripts" / "face_models.py"), "--portraits", str(folder)]
+        if subprocess.run(script, check=False).returncode != 0:
+            return None
+    return cv2.imread(str(folder / name), cv2.IMREAD_COLOR)
 
 
 class Haar:
@@ -50,13 +68,26 @@ class Haar:
         self.lock = threading.Lock()
 
     def detect(self, bgr: np.ndarray) -> int:
-        found = len(self.frontal.find(bgr, max_faces=100))
+        """Faces found, as the old DetectFaces counted them: a profile box overlapping a frontal one
+        (intersection over the smaller box > 0.3) is the same face."""
+        boxes = [(b.x, b.y, b.w, b.h) for b in self.frontal.find(bgr, max_faces=100)]
         gray = cv2.equalizeHist(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
-        for image in (gray, cv2.flip(gray, 1)):
-            found += len(
-                self.profile.detectMultiScale(image, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
-            )
-        return found
+        width = gray.shape[1]
+        for mirrored in (False, True):
+            image = cv2.flip(gray, 1) if mirrored else gray
+            for x, y, w, h in self.profile.detectMultiScale(
+                image, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24)
+            ):
+                box = (width - x - w if mirrored else x, y, w, h)
+                if not any(_overlap(box, other) > 0.3 for other in boxes):
+                    boxes.append(box)
+        return len(boxes)
+
+
+def _overlap(a: tuple[int, ...], b: tuple[int, ...]) -> float:
+    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    return ix * iy / max(1, min(a[2] * a[3], b[2] * b[3]))
 
 
 def _frames(name: str, limit: int = 1000) -> list[np.ndarray]:
@@ -130,32 +161,41 @@ def main() -> None:
         results["time_ms"][name] = {"mesh": new, "haar": old}
         print(f"| {name} | {new} | {old} |")
 
-    print("\n| Real selfie clip | frames | missed by mesh | missed by Haar |")
-    print("|---|---:|---:|---:|")
-    descriptors: dict[str, list[np.ndarray]] = {"A": [], "B": []}
+    print("\n| Real selfie clip | frames | mesh: not exactly one face | Haar: none | Haar: more than one |")
+    print("|---|---:|---:|---:|---:|")
+    people: dict[str, list[np.ndarray]] = {}
+
+    def describe(who: str, image: np.ndarray) -> None:
+        for _, variant in _variants(image):
+            faces = mesh.detect(variant)
+            if len(faces) == 1:
+                people.setdefault(who, []).append(descriptor(variant, faces[0].landmarks))
+
     for name in SELFIES:
         frames = _frames(name)
         if not frames:
             continue
         missed_mesh = sum(1 for f in frames if len(mesh.detect(f)) != 1)
-        missed_haar = sum(1 for f in frames[:: max(1, len(frames) // 8)] if haar.detect(f) == 0)
-        sampled = len(frames[:: max(1, len(frames) // 8)])
+        sampled = frames[:: max(1, len(frames) // 8)]
+        haar_counts = [haar.detect(f) for f in sampled]
+        none, many = sum(1 for c in haar_counts if c == 0), sum(1 for c in haar_counts if c > 1)
         results["misses"][name] = {
             "frames": len(frames),
-            "mesh": missed_mesh,
-            "haar_of_sampled": [missed_haar, sampled],
+            "mesh_not_one": missed_mesh,
+            "haar_sampled": len(sampled),
+            "haar_none": none,
+            "haar_more_than_one": many,
         }
-        print(f"| {name} | {len(frames)} | {missed_mesh} | {missed_haar} of {sampled} sampled |")
+        of = f"of {len(sampled)}"
+        print(f"| {name} | {len(frames)} | {missed_mesh} | {none} {of} | {many} {of} |")
         for frame in frames[:: max(1, len(frames) // 4)]:
-            for _, variant in _variants(frame):
-                faces = mesh.detect(variant)
-                if len(faces) == 1:
-                    descriptors["A"].append(descriptor(variant, faces[0].landmarks))
-    for index in range(0, 40, 5):
-        for _, variant in _variants(_drawn(index)):
-            faces = mesh.detect(variant)
-            if len(faces) == 1:
-                descriptors["B"].append(descriptor(variant, faces[0].landmarks))
+            describe("selfie", frame)
+    for name in PORTRAITS:
+        image = _portrait(name)
+        if image is not None:
+            describe(name, image)
+    for index in range(0, 40, 10):
+        describe("drawn face", _drawn(index))
 
     def summary(values: list[float]) -> dict[str, float]:
         if not values:
@@ -164,21 +204,51 @@ def main() -> None:
             "n": len(values)
         }
 
-    same_a = [float(x @ y) for x, y in itertools.combinations(descriptors["A"], 2)]
-    same_b = [float(x @ y) for x, y in itertools.combinations(descriptors["B"], 2)]
-    different = [float(x @ y) for x in descriptors["A"] for y in descriptors["B"]]
-    results["identity"] = {
-        "same person A (real selfie x light, roll, size, JPEG)": summary(same_a),
-        "same person B (drawn face x the same)": summary(same_b),
-        "different people (A vs B)": summary(different),
-    }
+    identity: dict[str, dict[str, float]] = {}
+    for who, vectors in people.items():
+        identity[f"same: {who}"] = summary([float(x @ y) for x, y in itertools.combinations(vectors, 2)])
+    for first, second in itertools.combinations(people, 2):
+        pairs = [float(x @ y) for x in people[first] for y in people[second]]
+        identity[f"different: {first} / {second}"] = summary(pairs)
+    results["identity"] = identity
     print("\n| Pairs | n | min | p1 | p5 | median | p95 | max |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for name, s in results["identity"].items():
+    for name, s in identity.items():
         if s:
             cells = " | ".join(str(s[k]) for k in ("n", "p0", "p1", "p5", "p50", "p95", "p100"))
             print(f"| {name} | {cells} |")
+    results["splice"] = _splices(mesh, people)
     print(json.dumps(results))
+
+
+def _splices(mesh: FaceMeshDetector, people: dict[str, list[np.ndarray]]) -> list[dict]:
+    """8 frames evenly over a 30-frame clip: the selfie up to the cut, another person after it."""
+    threshold = FaceGates().min_identity_similarity
+    selfie = _frames(SELFIES[0])
+    if not selfie:
+        return []
+    positions = [round(i * (len(selfie) - 1) / 7) for i in range(8)]
+    a = []
+    for i in positions:
+        faces = mesh.detect(selfie[i])
+        a.append(descriptor(selfie[i], faces[0].landmarks))
+    rows = []
+    print("\n| Person B | cut after frame (of 8) | least-alike pair | IDENTITY_CHANGED | sides |")
+    print("|---|---:|---:|---|---|")
+    for other in [p for p in people if p != "selfie"]:
+        b = people[other]
+        for cut in range(1, 8):
+            vectors = a[:cut] + [b[k % len(b)] for k in range(8 - cut)]  # B as captured and changed
+            ids = [f"{i:03d}" for i in range(8)]
+            check = identity_check(
+                {"frames": ids, "similarity": similarity_matrix(vectors)}, set(ids), threshold
+            )
+            sides = "/".join(",".join(side) for side in check.sides) if check.sides else "-"
+            rows.append(
+                {"person_b": other, "cut": cut, "min": check.min_similarity, "changed": check.changed}
+            )
+            print(f"| {other} | {cut} | {check.min_similarity} | {check.changed} | {sides} |")
+    return rows
 
 
 if __name__ == "__main__":
