@@ -44,14 +44,20 @@ else:  # OpenCV and the models are in this function's package only: imported whe
     from kyc.media.detection_image import UndecodableImage, decode_bgr, detection_image
     from kyc.media.face_identity import METHOD as IDENTITY_METHOD
     from kyc.media.face_identity import descriptor, similarity_matrix
-    from kyc.media.face_mesh import DETECTOR_MODEL, MESH_MODEL, FaceMeshDetector
+    from kyc.media.face_mesh import DETECTOR_MODEL, FAR_DETECTOR_MODEL, MESH_MODEL, FaceMeshDetector
+    from kyc.media.face_models import MODEL_FILES
 
     MESH = FaceMeshDetector()
     REKOGNITION = RekognitionFaceDetector() if FACE_STAGE.source == "rekognition" else None
     DETECTOR = (
         {"service": "rekognition", "operation": "DetectFaces", "attributes": ["DEFAULT"]}
         if REKOGNITION is not None
-        else {"service": "local", "models": [DETECTOR_MODEL, MESH_MODEL], "runtime": "opencv-dnn"}
+        else {
+            "service": "local",
+            "runtime": "opencv-dnn",
+            # by SHA-256: the evidence names the exact model files that saw the faces
+            "models": {m: MODEL_FILES[m] for m in (DETECTOR_MODEL, FAR_DETECTOR_MODEL, MESH_MODEL)},
+        }
     )
 
 

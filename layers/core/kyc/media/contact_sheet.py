@@ -136,12 +136,10 @@ def contact_frames(
 
 
 def caption(frame: ContactFrame) -> str:
-    """``<id> <time>s <score>``; the score is the model's frame p_fake, or n/a when it gave none; then
-    the person's side (A or B) when the face stage saw the person change."""
+    """``<id> <time>s <score>``; the score is the model's frame p_fake, or n/a when it gave none."""
     when = "-" if frame.time_s is None else f"{frame.time_s:.2f}s"
     score = "n/a" if frame.p_fake is None else f"{frame.p_fake:.2f}"
-    side = f" {frame.side}" if frame.side else ""
-    return f"{frame.frame_id} {when} {score}{side}"
+    return f"{frame.frame_id} {when} {score}"
 
 
 def text_scale(thumb_side: int) -> int:
@@ -212,6 +210,10 @@ def _draw_cell(sheet: np.ndarray, x: int, y: int, data: bytes, info: ContactFram
         _draw_box(sheet, ox, oy, tw, th, box)
     scale = text_scale(side)
     _draw_text(sheet, x, y + side + GAP, caption(info), scale, max_width=side)
+    if info.side:  # the person's side when the face stage saw the person change: a badge on the frame
+        badge = 2 * scale
+        sheet[oy : oy + 7 * badge + 2 * GAP, ox : ox + 5 * badge + 2 * GAP] = BACKGROUND
+        _draw_text(sheet, ox + GAP, oy + GAP, info.side, badge, max_width=5 * badge)
 
 
 def _thumbnail(data: bytes, side: int) -> np.ndarray:
