@@ -17,13 +17,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import threading
 from dataclasses import dataclass
 from typing import Any
 
 import cv2
 import numpy as np
-
-from kyc.media.face_mesh import FaceMeshDetector
 
 TARGET_PREFIX = "RekognitionService."
 CONTENT_TYPE = "application/x-amz-json-1.1"
@@ -47,12 +46,21 @@ def error_body(error: ServiceError) -> bytes:
 
 
 class LocalFaceDetector:
-    """Rekognition's ``FaceDetails`` answered by the face stage's detector (one net pair per thread)."""
+    """Rekognition's ``FaceDetails`` answered by the face stage's detector (one net pair per thread).
+
+    Loaded on the first ``DetectFaces`` call: the SageMaker container (serving/Dockerfile) serves
+    only the model and carries neither kyc.media nor the face models."""
 
     def __init__(self) -> None:
-        self._mesh = FaceMeshDetector()
+        self._mesh: Any = None
+        self._lock = threading.Lock()
 
     def detect(self, bgr: np.ndarray) -> list[dict[str, Any]]:
+        with self._lock:
+            if self._mesh is None:
+                from kyc.media.face_mesh import FaceMeshDetector
+
+                self._mesh = FaceMeshDetector()
         return [face.detail() for face in self._mesh.detect(bgr)]
 
 
