@@ -41,12 +41,15 @@ PARALLEL_CALLS = 4  # per screening; botocore's adaptive mode shares the account
 if FACE_STAGE.source == "model":
     MESH = REKOGNITION = None
 else:  # OpenCV and the models are in this function's package only: imported when the stage runs
+    import cv2
+
     from kyc.media.detection_image import UndecodableImage, decode_bgr, detection_image
     from kyc.media.face_identity import METHOD as IDENTITY_METHOD
     from kyc.media.face_identity import descriptor, similarity_matrix
     from kyc.media.face_mesh import DETECTOR_MODEL, FAR_DETECTOR_MODEL, MESH_MODEL, FaceMeshDetector
     from kyc.media.face_models import MODEL_FILES
 
+    cv2.setNumThreads(1)  # PARALLEL_CALLS frames at once, one OpenCV thread each (< 1 vCPU at 1024 MB)
     MESH = FaceMeshDetector()
     REKOGNITION = RekognitionFaceDetector() if FACE_STAGE.source == "rekognition" else None
     DETECTOR = (
