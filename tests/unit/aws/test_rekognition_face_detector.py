@@ -63,13 +63,27 @@ def test_detect_faces_finds_the_drawn_face_where_it_was_drawn(server: tuple[Mode
     assert abs(cx - W / 2) < 30 and abs(cy - H / 2) < 40  # the oval is centred at (320, 240)
     assert 120 < box["width"] * W < 330  # oval 190 x 250 px
     assert face["confidence"] >= 90.0
-    assert face["pose"] == {"yaw": 0.0, "pitch": 0.0, "roll": 0.0}  # frontal detection
+    assert all(abs(angle) < 8.0 for angle in face["pose"].values()), face["pose"]  # drawn frontal
     x0, y0 = round(box["left"] * W), round(box["top"] * H)
     x1, y1 = x0 + round(box["width"] * W), y0 + round(box["height"] * H)
     crop = rgb[y0:y1, x0:x1]
     luma = 0.299 * crop[..., 0] + 0.587 * crop[..., 1] + 0.114 * crop[..., 2]
     assert face["brightness"] == pytest.approx(100 * luma.mean() / 255, abs=2.0)
     assert face["sharpness"] > 50.0
+
+
+@pytest.mark.parametrize("degrees", [-40.0, 25.0, 50.0])
+def test_roll_is_the_angle_the_frame_was_rotated_by(server: tuple[ModelServer, str], degrees: float) -> None:
+    """Oracle: the rotation applied here. The image turns counter-clockwise by ``degrees`` (OpenCV's
+    convention), so the face's eye line rolls by -degrees in image coordinates (y down)."""
+    square = np.full((640, 640, 3), 120.0)
+    square[80:560] = drawn_face(640, 480)
+    turn = cv2.getRotationMatrix2D((320, 320), degrees, 1.0)
+    rotated = cv2.warpAffine(square, turn, (640, 640), borderMode=cv2.BORDER_REPLICATE)
+    upright = RekognitionFaceDetector(_client(server[1])).detect(_jpeg(square)).faces[0]["pose"]["roll"]
+    (face,) = RekognitionFaceDetector(_client(server[1])).detect(_jpeg(rotated)).faces
+
+    assert face["pose"]["roll"] - upright == pytest.approx(-degrees, abs=5.0)
 
 
 def test_darkened_and_blurred_faces_report_low_brightness_and_sharpness(

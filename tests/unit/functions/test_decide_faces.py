@@ -23,14 +23,29 @@ def _face(**over: Any) -> dict[str, Any]:
     } | over
 
 
-def _with_faces(mocked: dict[str, Any], state: dict[str, Any], faces_per_frame: list[list[dict]]) -> dict:
+def _same_person(count: int) -> dict[str, Any]:
+    """The identity record of frames that all show one person (similarity 0.9 between any two)."""
+    frames = [f"{i:03d}" for i in range(count)]
+    return {
+        "frames": frames,
+        "similarity": [[1.0 if i == j else 0.9 for j in range(count)] for i in range(count)],
+    }
+
+
+def _with_faces(
+    mocked: dict[str, Any],
+    state: dict[str, Any],
+    faces_per_frame: list[list[dict]],
+    identity: dict[str, Any] | None = None,
+) -> dict:
     document = {
-        "schema": "kyc.face-evidence/1",
+        "schema": "kyc.face-evidence/2",
         "source": "rekognition",
         "frames": [
             {"frame_id": f"{i:03d}", "image_width": 640, "image_height": 480, "faces": faces, "error": None}
             for i, faces in enumerate(faces_per_frame)
         ],
+        "identity": identity or _same_person(len(faces_per_frame)),
     }
     body = canonical_json(document)
     key = f"scores/{SID}/faces.json"
@@ -95,3 +110,42 @@ def test_tampered_face_evidence_fails_the_decision(aws: dict[str, Any]) -> None:
 
     with pytest.raises(Exception, match="does not match"):
         _run(aws, state)
+
+
+@pytest.mark.parametrize("cut", [1, 2, 3])
+def test_a_change_of_person_is_not_pass_and_the_sides_are_recorded(
+    aws: dict[str, Any],  # noqa: F811
+    cut: int,
+) -> None:
+    """Frames before ``cut`` show person A, the rest person B: alike within a side (0.9), not across
+    it (0.4, under the default 0.63). Oracle: the cut written here."""
+    frames = [f"{i:03d}" for i in range(4)]
+    similarity = [
+        [1.0 if i == j else 0.9 if (i < cut) == (j < cut) else 0.4 for j in range(4)] for i in range(4)
+    ]
+    state = _with_faces(
+        aws,
+        _scored_state(aws, [0.05] * 4, faces=False),
+        [[_face()]] * 4,
+        identity={"method": "test", "frames": frames, "similarity": similarity},
+    )
+
+    result = _run(aws, state)
+
+    assert (result["decision"], result["reasons"]) == ("REVIEW", ["IDENTITY_CHANGED"]), result
+    scores = json.loads(aws["s3"].get_object(Bucket=AUDIT, Key=f"decisions/{SID}/scores.json")["Body"].read())
+    identity = scores["face_evidence"]["identity"]
+    assert identity["changed"] is True and identity["min_similarity"] == 0.4
+    assert sorted([identity["side_a"], identity["side_b"]]) == sorted([frames[:cut], frames[cut:]])
+
+
+def test_evidence_without_an_identity_record_cannot_pass(aws: dict[str, Any]) -> None:  # noqa: F811
+    state = _with_faces(aws, _scored_state(aws, [0.05] * 4, faces=False), [[_face()]] * 4)
+    key = state["faces"]["evidence_key"]
+    document = json.loads(aws["s3"].get_object(Bucket=WORK, Key=key)["Body"].read())
+    del document["identity"]
+    body = canonical_json(document)
+    aws["s3"].put_object(Bucket=WORK, Key=key, Body=body)
+    state["faces"]["evidence_sha256"] = hashlib.sha256(body).hexdigest()
+
+    assert _run(aws, state)["decision"] == "REVIEW"

@@ -61,7 +61,9 @@ def test_face_stage_costs_one_rekognition_image_per_frame_checked(cost_model):
         lines = cost_model.face_stage_lines(params)
         return lines[0].per_1000 if lines else None
 
-    assert face_line() == pytest.approx(32 * 0.001 * 1000)  # FrameCount 32, all checked: $32 per 1,000
-    assert face_line(FaceCheckFrames="12") == pytest.approx(12.0)
-    assert face_line(FaceCheckFrames="64") == pytest.approx(32.0)  # never more than were sampled
+    assert face_line() is None  # FaceEvidenceSource=local (default): no per-image charge (issue 25)
+    rekognition = {"FaceEvidenceSource": "rekognition"}
+    assert face_line(**rekognition) == pytest.approx(32 * 0.001 * 1000)  # FrameCount 32, all checked
+    assert face_line(**rekognition, FaceCheckFrames="12") == pytest.approx(12.0)
+    assert face_line(**rekognition, FaceCheckFrames="64") == pytest.approx(32.0)  # never more than sampled
     assert face_line(FaceEvidenceSource="model") is None

@@ -589,7 +589,8 @@ def test_only_the_face_stage_may_call_rekognition_and_only_in_rekognition_mode(t
     assert template["Conditions"]["UseRekognitionFaces"] == {
         "Fn::Equals": [{"Ref": "FaceEvidenceSource"}, "rekognition"]
     }
-    assert template["Parameters"]["FaceEvidenceSource"]["Default"] == "rekognition"
+    # the default runs the stage's own detector: no Rekognition permission unless chosen (issue 25)
+    assert template["Parameters"]["FaceEvidenceSource"]["Default"] == "local"
 
 
 def test_policy_parameter_permission_is_conditional(template):

@@ -150,11 +150,13 @@ def test_with_vpc_parameters_every_vpc_resource_is_created(template):
     # one function security group given: one endpoint ingress rule
     assert not any(conditions[f"HasVpcSecurityGroup{i}"] for i in range(2, 6))
     five = [f"sg-0123456789abcdef{i}" for i in range(5)]
-    conditions = _conditions(template, **(FAKE | {"VpcSecurityGroupIds": five}))
+    rekognition = {"FaceEvidenceSource": "rekognition"}
+    conditions = _conditions(template, **(FAKE | rekognition | {"VpcSecurityGroupIds": five}))
     assert all(conditions[res["Condition"]] for res in _vpc_resources(template).values())
-    # the face stage relying on the model's faces calls no Rekognition: no endpoint for it
-    model_faces = _conditions(template, **(FAKE | {"FaceEvidenceSource": "model"}))
-    assert model_faces["CreateVpcEndpoints"] and not model_faces["CreateRekognitionVpcEndpoint"]
+    # a face stage that calls no Rekognition (local, the default; or the model's faces): no endpoint
+    for source in ("local", "model"):
+        other = _conditions(template, **(FAKE | {"FaceEvidenceSource": source}))
+        assert other["CreateVpcEndpoints"] and not other["CreateRekognitionVpcEndpoint"]
     # subnets without VpcId: functions in the VPC, endpoints provided by the VPC owner
     conditions = _conditions(template, **(FAKE | {"VpcId": ""}))
     assert conditions["IsInVpc"] and not conditions["CreateVpcEndpoints"]

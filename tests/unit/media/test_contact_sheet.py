@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from kyc.domain.lineage import sha256_hex
+from kyc.domain.same_person import sheet_lines
 from kyc.media.contact_sheet import (
     BACKGROUND,
     BOX_COLOUR,
@@ -172,3 +173,38 @@ def test_render_contact_sheet_provenance_header_above_the_grid() -> None:
     assert (header == CAPTION_COLOUR).all(axis=2).sum() > 100  # text drawn there
     assert ((header == BACKGROUND) | (header == CAPTION_COLOUR)).all()
     np.testing.assert_array_equal(headed[top:], plain)  # the grid itself is unchanged, only moved down
+
+
+def test_a_change_of_person_marks_each_frame_a_or_b_and_heads_the_sheet() -> None:
+    data = {f"{i:03d}.png": _png(64, 64) for i in range(4)}  # square: each fills its cell
+    manifest = {
+        "prefix": "",
+        "frames": [
+            {"index": i, "file": f"{i:03d}.png", "sha256": sha256_hex(data[f"{i:03d}.png"])} for i in range(4)
+        ],
+    }
+    identity = {"changed": True, "side_a": ["000", "001"], "side_b": ["002", "003"]}
+    identity |= {"min_similarity": 0.41, "threshold": 0.78}
+    scores = {"frames": [], "face_evidence": {"identity": identity}}
+
+    frames = contact_frames(manifest, scores, data.__getitem__)
+    same = contact_frames(manifest, {"face_evidence": {"identity": identity | {"changed": False}}}, data.get)
+
+    assert [f.side for _, f in frames] == ["A", "A", "B", "B"]
+    assert [f.side for _, f in same] == [None] * 4
+    # each thumbnail of a changed person carries its side as a badge in its top-left corner
+    marked = _pixels(render_contact_sheet(frames, thumb_side=64))
+    plain = _pixels(render_contact_sheet(same, thumb_side=64))
+    for position in range(4):
+        x, y = cell_origin(position, columns=4, thumb_side=64)
+        corner = (slice(y, y + 18), slice(x, x + 18))
+        assert (plain[corner] == BLUE).all()  # the frame itself there
+        assert (marked[corner] == CAPTION_COLOUR).all(axis=2).any()  # the letter drawn on it
+    a_badge = marked[cell_origin(0, columns=4, thumb_side=64)[1] :][:18, :18]
+    b_badge = marked[cell_origin(2, columns=4, thumb_side=64)[1] :][:18, 2 * 68 : 2 * 68 + 18]
+    assert not np.array_equal(a_badge, b_badge)  # A and B are told apart
+    assert sheet_lines(identity) == [
+        "person changed: similarity 0.41 under 0.78",
+        "person A frames 000 001, person B frames 002 003",
+    ]
+    assert sheet_lines(identity | {"changed": False}) == [] and sheet_lines(None) == []

@@ -52,7 +52,8 @@ class DetectedFaces:
     refused: str | None = None
 
 
-def _face(detail: dict[str, Any]) -> dict[str, Any]:
+def face_from_detail(detail: dict[str, Any]) -> dict[str, Any]:
+    """A ``FaceDetails`` entry as the evidence document records it (also the local detector's)."""
     box, pose, quality = detail["BoundingBox"], detail.get("Pose", {}), detail.get("Quality", {})
     return {
         "box": {k.lower(): float(box[k]) for k in ("Left", "Top", "Width", "Height")},
@@ -80,6 +81,6 @@ class RekognitionFaceDetector:
                 raise FaceDetectionThrottled(f"DetectFaces throttled: {code}") from exc
             raise FaceDetectionError(f"DetectFaces failed: {code or exc}") from exc
         try:
-            return DetectedFaces(tuple(_face(d) for d in response.get("FaceDetails", [])))
+            return DetectedFaces(tuple(face_from_detail(d) for d in response.get("FaceDetails", [])))
         except (KeyError, TypeError, ValueError) as exc:
             raise FaceDetectionError(f"DetectFaces answered a malformed FaceDetails: {exc!r}") from exc

@@ -29,6 +29,7 @@ from kyc.domain.provenance import ProvenanceAssessment, ProvenancePolicy, assess
 from kyc.domain.reasons import ReasonCode
 from kyc.domain.record import DecisionContext, DecisionSummary, build_decision_item, reasons_from
 from kyc.domain.reuse import reuse_findings
+from kyc.domain.same_person import identity_check
 
 __all__ = [
     "FINDING_PRODUCERS",
@@ -176,25 +177,27 @@ def face_stage_evidence(
     bucket: str | None,
 ) -> FaceStageEvidence:
     """Check the face stage's evidence document against the hash the state carries and apply the
-    policy's face gates. ``source`` ``model``: the deployment relies on the model's faces. No
-    document in ``rekognition`` mode: no face evidence, no PASS."""
+    policy's face gates and the one-person check. ``source`` ``model``: the deployment relies on the
+    model's faces. No document in ``local`` or ``rekognition`` mode: no face evidence, no PASS."""
     if source == "model":
         return FaceStageEvidence("model", None, (), {"source": "model"})
     pointer = pointer or {}
     key = pointer.get("evidence_key")
     if not key or document_raw is None:
         found = face_findings([], policy)
-        record = {"source": "rekognition", "evidence_key": None, "findings": [str(f.reason) for f in found]}
-        return FaceStageEvidence("rekognition", frozenset(), tuple(found), record)
+        record = {"source": source, "evidence_key": None, "findings": [str(f.reason) for f in found]}
+        return FaceStageEvidence(source, frozenset(), tuple(found), record)
     if sha256_hex(document_raw) != pointer.get("evidence_sha256"):
         raise FaceEvidenceError(f"face evidence {key} does not match the hash the face stage recorded")
     document = json.loads(document_raw)
     gates = FaceGates.from_mapping(policy.face_gates)
     frames = [frame_faces_from_dict(f) for f in document["frames"]]
     assessments = [assess_frame(f, gates) for f in frames]
-    found = face_findings(assessments, policy)
+    evidence = frozenset(a.frame_id for a in assessments if a.evidence)
+    identity = identity_check(document.get("identity"), evidence, gates.min_identity_similarity)
+    found = face_findings(assessments, policy) + list(identity.findings)
     record = {
-        "source": document.get("source", "rekognition"),
+        "source": document.get("source", source),
         "detector": document.get("detector"),
         "bucket": bucket,
         "evidence_key": key,
@@ -202,13 +205,13 @@ def face_stage_evidence(
         "frames_checked": len(frames),
         "frames_with_evidence": sum(1 for a in assessments if a.evidence),
         "findings": [str(f.reason) for f in found],
+        "identity": identity.to_dict(),  # one person throughout (kyc.domain.same_person)
         "frames": [
             raw_frame | {"face_count": a.face_count, "issues": [str(i) for i in a.issues]}
             for raw_frame, a in zip(document["frames"], assessments, strict=True)
         ],
     }
-    evidence = frozenset(a.frame_id for a in assessments if a.evidence)
-    return FaceStageEvidence("rekognition", evidence, tuple(found), record)
+    return FaceStageEvidence(source, evidence, tuple(found), record)
 
 
 def unscored_summary(

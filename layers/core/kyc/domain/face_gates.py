@@ -25,6 +25,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "min_brightness": (0.0, 100.0),
     "min_sharpness": (0.0, 100.0),
     "max_failing_fraction": (0.0, 1.0),
+    "min_identity_similarity": (0.0, 1.0),
 }
 
 
@@ -35,7 +36,9 @@ class FaceGates:
     - a detection below ``min_confidence`` is not a face;
     - one face per frame, at least ``min_face_side`` of the frame's short side, turned no more than
       the pose limits, with brightness and sharpness at least the minimums;
-    - a gate's reason is raised when more than ``max_failing_fraction`` of the checked frames fail it.
+    - a gate's reason is raised when more than ``max_failing_fraction`` of the checked frames fail it;
+    - every two evidence frames must be at least ``min_identity_similarity`` alike (kyc.domain.identity;
+      the default is drawn from measured same- and different-person similarities, docs/face-stage.md).
     """
 
     min_confidence: float = 90.0
@@ -46,6 +49,7 @@ class FaceGates:
     min_brightness: float = 20.0
     min_sharpness: float = 10.0
     max_failing_fraction: float = 0.25
+    min_identity_similarity: float = 0.78
 
     def __post_init__(self) -> None:
         for name, (low, high) in _RANGES.items():

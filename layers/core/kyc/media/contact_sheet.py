@@ -17,6 +17,7 @@ import av
 import numpy as np
 
 from kyc.domain.lineage import sha256_hex
+from kyc.domain.same_person import frame_sides
 
 MAX_FRAMES = 64  # the model contract's per-request maximum; a sheet is for eyes, not for bulk
 GAP = 4
@@ -25,7 +26,7 @@ CAPTION_COLOUR = (255, 255, 255)
 BOX_COLOUR = (255, 255, 0)  # yellow: visible on skin, sky and the placeholder grey
 PLACEHOLDER = (96, 96, 96)  # a frame that would not decode: shown, never silently dropped
 BOX_THICKNESS = 2
-MAX_HEADER_LINES = 4
+MAX_HEADER_LINES = 6  # provenance 2, reuse 2, a change of person 2
 HEADER_LINE_HEIGHT = 7 + 4  # one glyph row (scale 1) and a gap
 
 _JPEG_MAGIC = b"\xff\xd8\xff"
@@ -97,6 +98,7 @@ class ContactFrame:
     time_s: float | None = None
     p_fake: float | None = None
     faces: tuple[tuple[float, float, float, float], ...] = ()
+    side: str | None = None  # "A" or "B" when the face stage saw the person change (kyc.domain.same_person)
 
 
 def contact_frames(
@@ -109,6 +111,7 @@ def contact_frames(
     A frame whose bytes differ from the manifest's hash raises: reviewers see what was scored or nothing.
     """
     by_id = {f.get("frame_id"): f for f in (scores or {}).get("frames") or []}
+    sides = frame_sides(((scores or {}).get("face_evidence") or {}).get("identity"))
     out: list[tuple[bytes, ContactFrame]] = []
     for entry in sorted(manifest["frames"], key=lambda e: e["index"]):
         frame_id = f"{entry['index']:03d}"
@@ -119,7 +122,11 @@ def contact_frames(
             if isinstance(face.get("box"), list | tuple) and len(face["box"]) == 4
         )
         info = ContactFrame(
-            frame_id=frame_id, time_s=entry.get("pts_s"), p_fake=scored.get("p_fake"), faces=faces
+            frame_id=frame_id,
+            time_s=entry.get("pts_s"),
+            p_fake=scored.get("p_fake"),
+            faces=faces,
+            side=sides.get(frame_id),
         )
         data = read(manifest["prefix"] + entry["file"])
         if entry.get("sha256") and sha256_hex(data) != entry["sha256"]:
@@ -203,6 +210,10 @@ def _draw_cell(sheet: np.ndarray, x: int, y: int, data: bytes, info: ContactFram
         _draw_box(sheet, ox, oy, tw, th, box)
     scale = text_scale(side)
     _draw_text(sheet, x, y + side + GAP, caption(info), scale, max_width=side)
+    if info.side:  # the person's side when the face stage saw the person change: a badge on the frame
+        badge = 2 * scale
+        sheet[oy : oy + 7 * badge + 2 * GAP, ox : ox + 5 * badge + 2 * GAP] = BACKGROUND
+        _draw_text(sheet, ox + GAP, oy + GAP, info.side, badge, max_width=5 * badge)
 
 
 def _thumbnail(data: bytes, side: int) -> np.ndarray:
