@@ -21,6 +21,7 @@ from tests.unit.iac.test_vpc import _conditions
 
 BREAK_GLASS = "arn:aws:iam::111122223333:role/kyc-break-glass"
 UPLOADER = "arn:aws:iam::111122223333:role/onboarding-uploader"
+KEY_ADMIN = "arn:aws:iam::111122223333:role/kyc-key-admin"
 ROOT_PRINCIPAL = {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
 # Every KMS action that decrypts, re-encrypts or returns/creates data keys, or delegates them (grants).
 USE_ACTIONS = {
@@ -41,7 +42,11 @@ MODES = {
     "all-on": ALL_ON,
     "break-glass": {"BreakGlassRoleArn": BREAK_GLASS},
     "uploader": {"UploaderRoleArn": UPLOADER},
+    "key-admin": {"KeyAdminRoleArn": KEY_ADMIN},
 }
+KEY_ADMIN_PRINCIPAL = {"AWS": {"Ref": "KeyAdminRoleArn"}}
+STACK_KEYS = ("ScreeningKey", "PseudonymKey", "DigestSigningKey")
+THROUGH_CLOUDFORMATION = {"ForAnyValue:StringEquals": {"aws:CalledVia": "cloudformation.amazonaws.com"}}
 
 
 def _resolved(node: Any, conditions: dict[str, bool]) -> Any:
@@ -92,7 +97,8 @@ def test_the_account_administers_the_key_but_iam_alone_cannot_grant_decryption(t
     statements = _key_statements(transformed, MODES[mode])
     assert all(st["Effect"] == "Allow" for st in statements)
     admin = [st for st in statements if st.get("Sid") == "AdministerKeyWithoutUsingIt"]
-    assert len(admin) == 1 and admin[0]["Principal"] == ROOT_PRINCIPAL
+    expected = KEY_ADMIN_PRINCIPAL if MODES[mode].get("KeyAdminRoleArn") else ROOT_PRINCIPAL
+    assert len(admin) == 1 and admin[0]["Principal"] == expected
     for needed in ("kms:PutKeyPolicy", "kms:DescribeKey", "kms:ScheduleKeyDeletion", "kms:EnableKeyRotation"):
         assert _granted(admin[0], {needed}), f"the administrators lost {needed}"
     assert not _granted(admin[0], USE_ACTIONS), "administration must not include using the key"
@@ -260,5 +266,61 @@ def test_uploader_statement_exists_only_when_the_parameter_is_set(transformed):
     assert "UploaderRoleMayUseKeyThroughS3" in sids["uploader"] & sids["all-on"]  # make iac lints it on
     pattern = transformed["Parameters"]["UploaderRoleArn"]["AllowedPattern"]
     assert re.fullmatch(pattern, "") and re.fullmatch(pattern, UPLOADER)
+    for refused in ("*", "arn:aws:iam::111122223333:root", "arn:aws:iam::111122223333:user/alice"):
+        assert not re.fullmatch(pattern, refused), refused
+
+
+ADMIN_ACTIONS = {
+    "kms:PutKeyPolicy",
+    "kms:RevokeGrant",
+    "kms:DisableKey",
+    "kms:ScheduleKeyDeletion",
+    "kms:CancelKeyDeletion",
+    "kms:EnableKey",
+    "kms:DeleteAlias",
+}
+
+
+def _statements_of(tpl: dict[str, Any], key: str, overrides: dict[str, Any]) -> list[dict[str, Any]]:
+    policy = tpl["Resources"][key]["Properties"]["KeyPolicy"]
+    return _resolved(policy, _conditions(tpl, **overrides))["Statement"]
+
+
+@pytest.mark.parametrize("key", STACK_KEYS)
+@pytest.mark.parametrize("mode", MODES)
+def test_a_named_key_admin_role_administers_every_stack_key_and_the_account_only_through_cloudformation(
+    transformed, key, mode
+):
+    """Issue 23 item 4: with KeyAdminRoleArn set, kms:PutKeyPolicy, grants' revocation, disable and deletion
+    are the named role's; the account's IAM keeps them only for CloudFormation's own calls (aws:CalledVia),
+    so the key cannot become unmanageable and no IAM policy alone rewrites it. Unset: the account, as before.
+    """
+    named = bool(MODES[mode].get("KeyAdminRoleArn"))
+    statements = _statements_of(transformed, key, MODES[mode])
+    administering = [st for st in statements if _granted(st, ADMIN_ACTIONS)]
+    by_principal = {json.dumps(st["Principal"], sort_keys=True): st for st in administering}
+    assert len(by_principal) == len(administering), "one administering statement per principal"
+    if not named:
+        assert [st["Principal"] for st in administering] == [ROOT_PRINCIPAL]
+        assert "Condition" not in administering[0]
+        return
+    assert sorted(by_principal) == sorted(
+        json.dumps(p, sort_keys=True) for p in (KEY_ADMIN_PRINCIPAL, ROOT_PRINCIPAL)
+    )
+    role = by_principal[json.dumps(KEY_ADMIN_PRINCIPAL, sort_keys=True)]
+    account = by_principal[json.dumps(ROOT_PRINCIPAL, sort_keys=True)]
+    assert _granted(role, ADMIN_ACTIONS) == ADMIN_ACTIONS and "Condition" not in role
+    assert account["Sid"] == "AccountAdministersOnlyThroughCloudFormation"
+    assert account["Condition"] == THROUGH_CLOUDFORMATION, "the account's IAM must not administer directly"
+    assert _granted(account, ADMIN_ACTIONS) == ADMIN_ACTIONS, "a deployment must still be able to update it"
+    # administering is never using: neither principal may decrypt, sign, MAC or grant
+    for st in (role, account):
+        assert not _granted(st, USE_ACTIONS | {"kms:Sign", "kms:GenerateMac", "kms:VerifyMac"}), st["Sid"]
+
+
+def test_key_admin_parameter_accepts_only_a_role_or_nothing(transformed):
+    pattern = transformed["Parameters"]["KeyAdminRoleArn"]["AllowedPattern"]
+    assert transformed["Parameters"]["KeyAdminRoleArn"]["Default"] == ""
+    assert re.fullmatch(pattern, "") and re.fullmatch(pattern, KEY_ADMIN)
     for refused in ("*", "arn:aws:iam::111122223333:root", "arn:aws:iam::111122223333:user/alice"):
         assert not re.fullmatch(pattern, refused), refused

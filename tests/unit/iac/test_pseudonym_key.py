@@ -57,7 +57,13 @@ def test_pseudonym_key_root_administers_but_never_uses_it(transformed, mode):
     statements = _key_statements(transformed, MODES[mode])
     assert all(st["Effect"] == "Allow" for st in statements)
     admin = [st for st in statements if st["Principal"] == ROOT_PRINCIPAL]
-    assert [st["Sid"] for st in admin] == ["AdministerKeyWithoutUsingIt"]  # root appears nowhere else
+    # root appears nowhere else; with a named key-admin role, only through CloudFormation (issue 23)
+    expected = (
+        "AccountAdministersOnlyThroughCloudFormation"
+        if MODES[mode].get("KeyAdminRoleArn")
+        else "AdministerKeyWithoutUsingIt"
+    )
+    assert [st["Sid"] for st in admin] == [expected]
     for needed in ("kms:PutKeyPolicy", "kms:DescribeKey", "kms:ScheduleKeyDeletion", "kms:TagResource"):
         assert _granted(admin[0], {needed}), f"the administrators lost {needed}"
     assert not _granted(admin[0], EVERY_USE), "administration must not include computing or checking MACs"
