@@ -2,8 +2,10 @@
 
 Runs after DecideOutcome; the decision is already stored and nothing here can change it. A failure
 raises (and is counted) so the state machine's Catch can log it and end the execution successfully
-(docs/review.md). The SNS message carries ids, reason codes and a short-lived link, never the
-upload's object key or raw scores.
+(docs/review.md). The SNS message carries ids, reason codes and where to look, never the upload's
+object key or raw scores. Where to look is a documented choice (issue 23): with a review workbench URL
+configured, a link to the authenticated workbench and no bearer link to a face; without one, a short
+presigned link to the contact sheet.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ STORE = S3ObjectStore(kms_key_id=RESOURCES.kms_key_id)
 NOTIFIER = SnsReviewNotifier(RESOURCES.review_topic_arn)
 MAX_LINK_SECONDS = 3600  # a link in a mailbox is a bearer credential: keep its life short
 LINK_SECONDS = max(60, min(MAX_LINK_SECONDS, RESOURCES.review_link_seconds))
+WORKBENCH_URL = RESOURCES.review_workbench_url.rstrip("/")
 
 
 @logger.inject_lambda_context(correlation_id_path="submission_id", clear_state=True)
@@ -56,8 +59,11 @@ def _notify(event: dict[str, Any], sid: str) -> dict[str, Any]:
         sheet = _render(event)
         sheet_key = contact_sheet_key(sid)
         sheet_sha256 = STORE.put_bytes(RESOURCES.review_bucket, sheet_key, sheet, "image/png")
-        url = STORE.presign_get(RESOURCES.review_bucket, sheet_key, LINK_SECONDS)
-        expires_at = (datetime.now(UTC) + timedelta(seconds=LINK_SECONDS)).isoformat(timespec="seconds")
+        if not WORKBENCH_URL:  # no workbench: a short presigned link is the only way to the sheet
+            url = STORE.presign_get(RESOURCES.review_bucket, sheet_key, LINK_SECONDS)
+            expires_at = (datetime.now(UTC) + timedelta(seconds=LINK_SECONDS)).isoformat(timespec="seconds")
+    # a workbench page opens only after the reviewer signs in: the message itself unlocks no face
+    review_url = f"{WORKBENCH_URL}/reviews/{sid}" if WORKBENCH_URL else None
     # The state machine may pass the whole submission; only the client's reference is used from it.
     submission = event.get("submission") or {}
     notice = ReviewNotice(
@@ -67,6 +73,7 @@ def _notify(event: dict[str, Any], sid: str) -> dict[str, Any]:
         client_reference=event.get("client_reference") or submission.get("client_reference") or None,
         contact_sheet_url=url,
         link_expires_at=expires_at,
+        review_url=review_url,
     )
     message_id = NOTIFIER.notify(notice)
     log_lineage(

@@ -85,6 +85,7 @@ class StackResources:
     score_max_concurrency: int = 4
     max_running_executions: int = 50
     review_link_seconds: int = 900
+    review_workbench_url: str = ""  # issue 23: set = the review message links here, never to a face
 
 
 def stack_resources(env: Mapping[str, str] | None = None) -> StackResources:
@@ -103,6 +104,7 @@ def stack_resources(env: Mapping[str, str] | None = None) -> StackResources:
         score_max_concurrency=_int(env, "KYC_SCORE_MAX_CONCURRENCY", 4),
         max_running_executions=_int(env, "KYC_MAX_RUNNING_EXECUTIONS", 50),
         review_link_seconds=_int(env, "KYC_REVIEW_LINK_SECONDS", 900),
+        review_workbench_url=env.get("KYC_REVIEW_WORKBENCH_URL", ""),
     )
 
 

@@ -148,6 +148,37 @@ def test_notify_review_publishes_ids_reasons_and_link_only(env: _Env) -> None:
     assert result["contact_sheet_key"] == f"reviews/{SID}/contact-sheet.png"
 
 
+def test_notify_review_with_a_workbench_sends_its_link_and_no_bearer_link_to_a_face(
+    env: _Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 23: with a workbench configured, the message leads to the authenticated page only."""
+    monkeypatch.setenv("KYC_REVIEW_WORKBENCH_URL", "https://review.example.com/kyc/")
+    spec = importlib.util.spec_from_file_location("kyc_function_notify_workbench_test", APP)
+    assert spec is not None and spec.loader is not None
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    event = _stage_frames(env.s3)
+
+    result = app.lambda_handler(event, _Context())
+
+    [message] = _messages(env)
+    assert message["review_url"] == f"https://review.example.com/kyc/reviews/{SID}"
+    assert message["contact_sheet_url"] is None and message["link_expires_at"] is None
+    body = json.dumps(message)
+    assert "X-Amz-" not in body and "contact-sheet.png" not in body and "amazonaws.com" not in body
+    # the sheet is still drawn for the workbench to show, under the stack key
+    assert result["contact_sheet_key"] == f"reviews/{SID}/contact-sheet.png"
+    head = env.s3.head_object(Bucket="review", Key=result["contact_sheet_key"])
+    assert head["SSEKMSKeyId"] == env.kms_key
+
+
+def test_notify_review_without_a_workbench_sends_no_review_url(env: _Env) -> None:
+    env.app.lambda_handler(_stage_frames(env.s3), _Context())
+
+    [message] = _messages(env)
+    assert message["review_url"] is None and "X-Amz-Expires" in message["contact_sheet_url"]
+
+
 def test_notify_review_sheet_encrypted_with_stack_key(env: _Env) -> None:
     event = _stage_frames(env.s3)
 

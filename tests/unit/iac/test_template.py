@@ -116,6 +116,7 @@ EXPECTED_ENV = {
         "KYC_KMS_KEY_ID",
         "KYC_REVIEW_TOPIC_ARN",
         "KYC_REVIEW_LINK_SECONDS",
+        "KYC_REVIEW_WORKBENCH_URL",
     },
     "ReconcileExecutionFunction": {"KYC_DECISIONS_TABLE", "KYC_RETENTION_DAYS"},
     "IssueUploadUrlFunction": {

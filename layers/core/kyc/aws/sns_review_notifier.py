@@ -31,6 +31,7 @@ class ReviewNotice:
     client_reference: str | None = None
     contact_sheet_url: str | None = None
     link_expires_at: str | None = None
+    review_url: str | None = None  # the authenticated workbench's page, when there is one (issue 23)
 
     def to_message(self) -> dict[str, Any]:
         return {
@@ -41,6 +42,7 @@ class ReviewNotice:
             "reasons": list(self.reasons),
             "contact_sheet_url": self.contact_sheet_url,
             "link_expires_at": self.link_expires_at,
+            "review_url": self.review_url,
         }
 
 
