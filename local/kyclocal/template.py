@@ -11,7 +11,10 @@ the few rewrites moto needs and that change nothing a handler sees:
   condition (moto reads the ``AWS::NoValue`` of a false ``Fn::If`` in a Policy's document as a
   syntax error);
 - ``Ref`` to an ``AWS::Events::EventBus`` becomes ``Fn::GetAtt Name`` (moto's Ref returns an object;
-  both are the bus name in CloudFormation).
+  both are the bus name in CloudFormation);
+- Lambda code signing (issue 23) is left out: moto's CloudFormation creates neither
+  ``AWS::Signer::SigningProfile`` nor ``AWS::Lambda::CodeSigningConfig``, and the local code is
+  placeholders the router never runs, so the functions lose their ``CodeSigningConfigArn`` too.
 
 Kept as written, though moto does not emulate them: the state machine's ``EncryptionConfiguration``
 (moto's CloudFormation accepts and ignores it; the local execution history is plaintext in moto's
@@ -84,10 +87,13 @@ def _translated(path: Path, mtime_ns: int) -> LocalTemplate:
     _conditional_statements_as_policies(body)
     buses = {lid for lid, r in body["Resources"].items() if r.get("Type") == "AWS::Events::EventBus"}
     body = _bus_refs_by_name(body, buses)
+    for logical_id in [lid for lid, r in body["Resources"].items() if r.get("Type") in _NOT_CREATED_BY_MOTO]:
+        del body["Resources"][logical_id]
     for logical_id, resource in body["Resources"].items():
         props = resource.get("Properties", {})
         kind = resource.get("Type")
         if kind == "AWS::Lambda::Function":
+            props.pop("CodeSigningConfigArn", None)
             props["Code"] = {
                 "ZipFile": f"# routed to functions/{functions.get(logical_id, '?')}/app.py locally"
             }
@@ -99,6 +105,9 @@ def _translated(path: Path, mtime_ns: int) -> LocalTemplate:
             props["DefinitionString"] = _substituted(definitions[logical_id], substitutions)
     return LocalTemplate(body=body, functions=functions, parameters=dict(source.get("Parameters", {})))
 
+
+# Resource types moto's CloudFormation cannot create, whose absence changes nothing a handler sees.
+_NOT_CREATED_BY_MOTO = frozenset({"AWS::Signer::SigningProfile", "AWS::Lambda::CodeSigningConfig"})
 
 # Where each state machine type names its local ASL file (sam build / sam package upload either).
 _DEFINITION_FILE_PROPERTY = {

@@ -324,3 +324,22 @@ def test_key_admin_parameter_accepts_only_a_role_or_nothing(transformed):
     assert re.fullmatch(pattern, "") and re.fullmatch(pattern, KEY_ADMIN)
     for refused in ("*", "arn:aws:iam::111122223333:root", "arn:aws:iam::111122223333:user/alice"):
         assert not re.fullmatch(pattern, refused), refused
+
+
+@pytest.mark.parametrize("enforce", ["false", "true"])
+def test_every_function_carries_the_stacks_code_signing_config(transformed, enforce):
+    """Issue 23 item 4: no function's code can be replaced unsigned without Lambda noticing; Enforce refuses
+    it when EnforceCodeSigning is true, Warn (logged as untrusted) otherwise."""
+    functions = _resources(transformed, "AWS::Lambda::Function")
+    assert functions
+    for lid, res in functions.items():
+        assert res["Properties"].get("CodeSigningConfigArn") == {"Ref": "LambdaCodeSigningConfig"}, lid
+    config = transformed["Resources"]["LambdaCodeSigningConfig"]["Properties"]
+    publishers = config["AllowedPublishers"]["SigningProfileVersionArns"]
+    assert publishers == [{"Fn::GetAtt": ["LambdaSigningProfile", "ProfileVersionArn"]}]
+    profile = transformed["Resources"]["LambdaSigningProfile"]
+    assert profile["Type"] == "AWS::Signer::SigningProfile"
+    assert profile["Properties"]["PlatformId"] == "AWSLambda-SHA384-ECDSA"
+    policies = _resolved(config["CodeSigningPolicies"], _conditions(transformed, EnforceCodeSigning=enforce))
+    assert policies["UntrustedArtifactOnDeployment"] == ("Enforce" if enforce == "true" else "Warn")
+    assert transformed["Parameters"]["EnforceCodeSigning"]["Default"] == "false"

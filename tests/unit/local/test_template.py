@@ -67,3 +67,23 @@ def test_event_bus_is_referenced_by_name_not_ref() -> None:
 
     assert '{"Ref": "DecisionEventBus"}' not in body
     assert '{"Fn::GetAtt": ["DecisionEventBus", "Name"]}' in body
+
+
+def test_code_signing_is_left_out_locally_and_nothing_else() -> None:
+    """moto's CloudFormation creates neither resource (issue 23): dropped with every reference to them."""
+    from kyclocal.template import read_template
+
+    body = local_template().body
+    dropped = {"LambdaSigningProfile", "LambdaCodeSigningConfig"}
+    source = read_template()["Resources"]
+    assert {source[lid]["Type"] for lid in dropped} == {
+        "AWS::Signer::SigningProfile",
+        "AWS::Lambda::CodeSigningConfig",
+    }
+    assert not dropped & set(body["Resources"])
+    text = json.dumps(body)
+    assert not any(lid in text for lid in dropped) and "CodeSigningConfigArn" not in text
+    # every other source resource is still there (SAM expands functions into more, never fewer, and
+    # renames layer versions with a content hash)
+    kept = {lid for lid, r in source.items() if r["Type"] != "AWS::Serverless::LayerVersion"} - dropped
+    assert kept <= set(body["Resources"])
