@@ -1,8 +1,9 @@
 """Sample the frames the model scores: evenly spaced in presentation time, decoded no more than needed.
 
-One forward pass through the file. Packets are read a GOP at a time; a GOP that holds no
-chosen frame is never sent to the decoder, the tail of a GOP after its last chosen frame is
-dropped, and inside a GOP an H.264 picture that no other picture references is skipped unless it
+One forward pass through the file. Packets are read a GOP at a time (a GOP starts only at a
+picture the bytes prove independently decodable, never at a container key flag alone); a GOP
+that holds no chosen frame is never sent to the decoder, the tail of a GOP after its last chosen
+frame is dropped, and inside a GOP an H.264 picture that no other picture references is skipped unless it
 is a chosen frame (all three only for closed GOPs, where that cannot corrupt a later frame). Decoding stops as
 soon as every target has its frame. Only chosen frames are converted and encoded. The trade-offs
 and measured figures are in docs/sampling.md.
@@ -23,11 +24,11 @@ import av
 
 from kyc.domain.reasons import ReasonCode
 from kyc.domain.sampling_plan import FrameSelector, coverage_gap, plan_sampling
+from kyc.media import nal
 from kyc.media.container import codec_name, guarded_decode, open_video
 from kyc.media.errors import MediaRefusedError
 from kyc.media.frames import EXTENSIONS, FrameEncodingError, encode_image, upright_rgb
 from kyc.media.limits import MediaLimits
-from kyc.media.nal import avcc_length_size, is_disposable_h264
 from kyc.media.phash import phash_hex
 from kyc.media.probe import display_rotation
 from kyc.media.timeline import PacketTimeline, header_duration
@@ -168,6 +169,7 @@ def _sample_once(
             keyframes_only=params.keyframes_only,
             targets_s=plan.targets_s,
             disposable=_disposable_check(stream),
+            random_access=random_access_check(stream),
         )
         sar = _sample_aspect_ratio(stream)
         rotation: int | None = None
@@ -242,8 +244,10 @@ class _PacketFilter:
         keyframes_only: bool,
         targets_s: Sequence[float] = (),
         disposable: Callable[[av.Packet], bool] | None = None,
+        random_access: Callable[[av.Packet], bool] | None = None,
     ):
         self._container = container
+        self._random_access = random_access
         self._selector = selector
         self._keyframes_only = keyframes_only
         self._targets = tuple(targets_s)
@@ -260,9 +264,10 @@ class _PacketFilter:
                 yield from self._release(gop, math.inf)
                 yield packet
                 return
-            if self._keyframes_only and not packet.is_keyframe:
+            starts_gop = self._starts_gop(packet)
+            unverifiable_key = self._random_access is None and packet.is_keyframe
+            if self._keyframes_only and not (starts_gop or unverifiable_key):
                 continue
-            starts_gop = packet.is_keyframe and packet.pts is not None and packet.time_base is not None
             if starts_gop:
                 yield from self._release(gop, float(packet.pts * packet.time_base))
                 gop, gop_bytes = [], 0
@@ -279,7 +284,7 @@ class _PacketFilter:
         Inside a closed GOP, a picture no other picture references (H.264 ``nal_ref_idc`` 0) is
         not decoded unless it is the one on screen at a target.
         """
-        closed = _is_closed_gop(gop)
+        closed = bool(gop) and self._starts_gop(gop[0]) and _is_closed_gop(gop)
         needed = self._on_screen(gop, next_key_s) if closed and self._disposable else None
         for at, packet in enumerate(gop):
             upcoming = self._selector.next_target_s
@@ -290,6 +295,17 @@ class _PacketFilter:
                 self.skipped += 1
                 continue
             yield packet
+
+    def _starts_gop(self, packet: av.Packet) -> bool:
+        """A packet the container flags as a keyframe and whose bytes prove it a random-access point.
+
+        The flag alone is the uploader's claim (a recovery-point SEI makes FFmpeg flag a P-picture):
+        skipping up to a false keyframe would decode what follows from stale references. Codecs
+        with no byte-level rule never start a GOP here, so nothing is skipped for them.
+        """
+        if not packet.is_keyframe or packet.pts is None or packet.time_base is None:
+            return False
+        return self._random_access is not None and self._random_access(packet)
 
     def _on_screen(self, gop: list[av.Packet], next_key_s: float) -> set[int]:
         """Positions in ``gop`` of the frames on screen at the targets that fall inside it."""
@@ -306,13 +322,31 @@ def _disposable_check(stream: av.VideoStream) -> Callable[[av.Packet], bool] | N
     """How to tell a droppable packet for this codec; None where no safe rule is known."""
     if codec_name(stream) != "h264":
         return None
-    length_size = avcc_length_size(stream.codec_context.extradata)
-    return lambda packet: is_disposable_h264(bytes(packet), length_size)
+    length_size = nal.avcc_length_size(stream.codec_context.extradata)
+    return lambda packet: nal.is_disposable_h264(bytes(packet), length_size)
+
+
+def random_access_check(stream: av.VideoStream) -> Callable[[av.Packet], bool] | None:
+    """How to tell, from a packet's bytes, that decoding can start there; None where no rule is known.
+
+    H.264: an IDR slice; HEVC: an IRAP picture; VP8, VP9, AV1: the frame header's key-frame bits.
+    """
+    name, extradata = codec_name(stream), stream.codec_context.extradata
+    if name == "h264":
+        size = nal.avcc_length_size(extradata)
+        return lambda packet: nal.is_h264_idr(bytes(packet), size)
+    if name == "hevc":
+        size = nal.hvcc_length_size(extradata)
+        return lambda packet: nal.is_hevc_irap(bytes(packet), size)
+    readers = {"vp8": nal.is_vp8_key, "vp9": nal.is_vp9_key, "av1": nal.is_av1_key}
+    reader = readers.get(name)
+    return None if reader is None else lambda packet: reader(bytes(packet))
 
 
 def _is_closed_gop(gop: list[av.Packet]) -> bool:
-    """A keyframe first and no frame shown before it: dropping the GOP cannot damage its neighbours."""
-    if not gop or not gop[0].is_keyframe or gop[0].pts is None:
+    """A random-access point first and no frame shown before it: dropping the GOP cannot damage its
+    neighbours (the caller has checked the first packet's bytes)."""
+    if not gop or gop[0].pts is None:
         return False
     return all(p.pts is not None and p.pts >= gop[0].pts for p in gop)
 

@@ -1,0 +1,103 @@
+"""Hostile files that lie about their bitstream: the sampler must decode what a full decode shows.
+
+Oracle: a plain full decode of the same bytes (``av.open`` and decode every packet, no skipping,
+no hardened open), converted to RGB by the same deterministic conversion as the sampler; the
+sampler's frames come back as lossless PNG, so "the frames that play" is a pixel-equal check.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from kyc.media import nal
+from kyc.media.frames import upright_rgb
+from kyc.media.limits import MediaLimits
+from kyc.media.sampling import SamplingParams, random_access_check, sample_frames
+from tests.fixtures.bitstream_attacks import false_keys, remux
+from tests.fixtures.sampling_clips import make_index_clip, read_index
+
+LIMITS = MediaLimits(min_side=16)
+TIMES = [i / 30 for i in range(90)]
+
+
+def full_decode(path: Path) -> dict[float, np.ndarray]:
+    """Every frame a plain full decode shows, by presentation time (s, rounded to the microsecond)."""
+    shown: dict[float, np.ndarray] = {}
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            shown[round(float(frame.pts * frame.time_base), 6)] = upright_rgb(
+                frame, rotation=0, sar=None, max_side=1024
+            )
+    return shown
+
+
+def mismatches(path: Path, frame_count: int = 4) -> list[str]:
+    """Sampled frames whose pixels differ from the full decode's frame at the same time."""
+    sample = sample_frames(path, SamplingParams(frame_count=frame_count, image_format="png"), LIMITS)
+    shown = full_decode(path)
+    wrong = []
+    for frame in sample.frames:
+        image = cv2.imdecode(np.frombuffer(frame.data, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
+        expected = shown[round(sample.start_s + frame.pts_s, 6)]
+        if not np.array_equal(image, expected):
+            wrong.append(f"{frame.pts_s:.3f} s shows frame {read_index(image)}, plays {read_index(expected)}")
+    return wrong
+
+
+def claimed_keys(path: Path) -> list[int]:
+    with av.open(str(path)) as container:
+        return [i for i, p in enumerate(container.demux(video=0)) if p.size and p.is_keyframe]
+
+
+@pytest.mark.parametrize(("container", "suffix"), [("mp4", "mp4"), ("matroska", "mkv")])
+@pytest.mark.parametrize("bframes", [0, 2])
+def test_recovery_point_p_frames_flagged_key_sample_what_plays(
+    tmp_path: Path, container: str, suffix: str, bframes: int
+) -> None:
+    """One IDR, then a P-picture flagged keyframe (recovery-point SEI in front) every 15 packets."""
+    clean = make_index_clip(tmp_path / "clean.mp4", TIMES, bframes=bframes, gop=300)
+    hostile = remux(clean, tmp_path / f"sei.{suffix}", false_keys(15, sei=True), container=container)
+    assert len(claimed_keys(hostile)) == 6  # the container really claims the false keyframes
+    assert mismatches(hostile) == []
+
+
+@pytest.mark.parametrize(
+    ("codec", "container", "suffix"),
+    [
+        ("libx264", "mp4", "mp4"),
+        ("libx265", "mp4", "mp4"),
+        ("libvpx", "webm", "webm"),
+        ("libvpx-vp9", "webm", "webm"),
+        ("libsvtav1", "matroska", "mkv"),
+    ],
+)
+def test_random_access_read_from_bytes_matches_the_encoder_gop(
+    tmp_path: Path, codec: str, container: str, suffix: str
+) -> None:
+    """A clean encode with a key picture every 15 frames: the byte-level check finds exactly those,
+    and the decoder (the oracle) reports those same pictures as key frames."""
+    clip = make_index_clip(tmp_path / f"gop.{suffix}", TIMES[:45], codec=codec, container=container, gop=15)
+    with av.open(str(clip)) as source:
+        stream = source.streams.video[0]
+        check = random_access_check(stream)
+        assert check is not None
+        packets = [p for p in source.demux(stream) if p.size]
+        found = [i for i, p in enumerate(packets) if check(p)]
+    with av.open(str(clip)) as source:
+        decoded_keys = sum(1 for f in source.decode(video=0) if f.key_frame)
+    assert found and found[0] == 0
+    assert len(found) == decoded_keys >= 3
+
+
+def test_recovery_point_sei_p_frame_is_not_an_idr(tmp_path: Path) -> None:
+    clean = make_index_clip(tmp_path / "clean.mp4", TIMES[:30], bframes=0, gop=300)
+    hostile = remux(clean, tmp_path / "sei.mp4", false_keys(15, sei=True))
+    with av.open(str(hostile)) as source:
+        packets = [bytes(p) for p in source.demux(video=0) if p.size]
+    assert [i for i, p in enumerate(packets) if nal.is_h264_idr(p, 4)] == [0]
+    assert not nal.is_vp9_key(b"") and not nal.is_av1_key(b"\x12\x00") and not nal.is_vp8_key(b"\x00" * 9)
