@@ -7,6 +7,7 @@ sampler's frames come back as lossless PNG, so "the frames that play" is a pixel
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import av
@@ -14,12 +15,23 @@ import cv2
 import numpy as np
 import pytest
 
+from kyc.domain.reasons import ReasonCode
 from kyc.media import nal
+from kyc.media.errors import MediaRefusedError
 from kyc.media.frames import upright_rgb
 from kyc.media.limits import MediaLimits
 from kyc.media.sampling import SamplingParams, random_access_check, sample_frames
-from tests.fixtures.bitstream_attacks import false_keys, remux
-from tests.fixtures.sampling_clips import make_index_clip, read_index
+from kyc.media.validation import validate_upload
+from tests.fixtures.bitstream_attacks import (
+    false_keys,
+    gop_clusters,
+    h264_packets,
+    laced_clusters,
+    remux,
+    set_tfdt,
+    write_matroska,
+)
+from tests.fixtures.sampling_clips import INDEX_HEIGHT, INDEX_WIDTH, make_index_clip, read_index
 
 LIMITS = MediaLimits(min_side=16)
 TIMES = [i / 30 for i in range(90)]
@@ -101,3 +113,89 @@ def test_recovery_point_sei_p_frame_is_not_an_idr(tmp_path: Path) -> None:
         packets = [bytes(p) for p in source.demux(video=0) if p.size]
     assert [i for i, p in enumerate(packets) if nal.is_h264_idr(p, 4)] == [0]
     assert not nal.is_vp9_key(b"") and not nal.is_av1_key(b"\x12\x00") and not nal.is_vp8_key(b"\x00" * 9)
+
+
+# --- packet times that go back over whole GOPs or fragments; frames without any time ---
+
+
+def _index_packets(tmp_path: Path) -> tuple[bytes, list]:
+    clean = make_index_clip(tmp_path / "gop15.mp4", TIMES, bframes=0, gop=15)
+    return h264_packets(clean)
+
+
+def _mkv(tmp_path: Path, name: str, clusters: list, **kwargs: object) -> Path:
+    extradata, _ = _index_packets(tmp_path)
+    return write_matroska(
+        tmp_path / name, codec_id="V_MPEG4/ISO/AVC", codec_private=extradata,
+        width=INDEX_WIDTH, height=INDEX_HEIGHT, clusters=clusters, **kwargs,
+    )  # fmt: skip
+
+
+def _outcome(path: Path) -> tuple[ReasonCode | None, ReasonCode | None]:
+    report = validate_upload(path, LIMITS)
+    try:
+        sample_frames(path, SamplingParams(frame_count=8), LIMITS)
+    except MediaRefusedError as exc:
+        return report.reason, exc.reason
+    return report.reason, None
+
+
+def _oracle_times(path: Path) -> list[float | None]:
+    with av.open(str(path)) as container:
+        return [None if f.pts is None else float(f.pts * f.time_base) for f in container.decode(video=0)]
+
+
+@pytest.mark.parametrize("cluster_times", [[0, 500, 1000, 250, 2000, 2500], [0, 500, 1000, 1500, 2000, 100]])
+def test_matroska_cluster_jumping_back_a_whole_gop_is_inconsistent_timing(
+    tmp_path: Path, cluster_times: list[int]
+) -> None:
+    _, packets = _index_packets(tmp_path)
+    hostile = _mkv(tmp_path, "back.mkv", gop_clusters(packets, cluster_times))
+    shown = _oracle_times(hostile)
+    assert any(b < a for a, b in itertools.pairwise(shown))  # a full decode plays it backwards
+    assert _outcome(hostile) == (ReasonCode.INCONSISTENT_TIMING, ReasonCode.INCONSISTENT_TIMING)
+    intact = _mkv(tmp_path, "intact.mkv", gop_clusters(packets))
+    assert _outcome(intact) == (None, None) and mismatches(intact, 8) == []
+
+
+@pytest.mark.parametrize("fragment", [2, 4])
+def test_fragmented_mp4_tfdt_jumping_back_is_inconsistent_timing(tmp_path: Path, fragment: int) -> None:
+    clean = make_index_clip(tmp_path / "gop15.mp4", TIMES, bframes=2, gop=15)
+    fragmented = tmp_path / "frag.mp4"
+    with (
+        av.open(str(clean)) as source,
+        av.open(
+            str(fragmented),
+            "w",
+            format="mp4",
+            options={"movflags": "frag_keyframe+empty_moov+default_base_moof"},
+        ) as out,
+    ):
+        stream = out.add_stream_from_template(source.streams.video[0])
+        for packet in source.demux(video=0):
+            if packet.size:
+                packet.stream = stream
+                out.mux(packet)
+    assert _outcome(fragmented) == (None, None)
+    hostile = tmp_path / "back.mp4"
+    hostile.write_bytes(set_tfdt(fragmented.read_bytes(), fragment, 0))
+    with av.open(str(hostile)) as container:
+        times = [p.pts for p in container.demux(video=0) if p.size]
+    assert min(times[15 * fragment :]) < max(times[: 15 * fragment])  # the file's own times go back
+    assert _outcome(hostile) == (ReasonCode.INCONSISTENT_TIMING, ReasonCode.INCONSISTENT_TIMING)
+
+
+def test_laced_frames_without_durations_are_refused_not_dropped(tmp_path: Path) -> None:
+    _, packets = _index_packets(tmp_path)
+    hostile = _mkv(tmp_path, "laced.mkv", laced_clusters(packets, 3))
+    shown = _oracle_times(hostile)
+    assert len(shown) == 90 and shown.count(None) == 60  # FFmpeg decodes them all; 2 in 3 have no time
+    assert _outcome(hostile) == (ReasonCode.UNTIMED_FRAMES, ReasonCode.UNTIMED_FRAMES)
+
+
+def test_laced_frames_with_default_duration_are_timed_and_sampled_as_played(tmp_path: Path) -> None:
+    _, packets = _index_packets(tmp_path)
+    timed = _mkv(tmp_path, "laced_dd.mkv", laced_clusters(packets, 3), default_duration_ns=33_333_333)
+    assert None not in _oracle_times(timed)
+    assert _outcome(timed) == (None, None)
+    assert mismatches(timed, 8) == []

@@ -181,8 +181,8 @@ def _sample_once(
             if rotation is None:
                 rotation = display_rotation(frame)
             time_s = _frame_time(frame)
-            if time_s is None:
-                continue
+            if time_s is None:  # never dropped silently: a player shows it, at a time nobody stated
+                raise MediaRefusedError(ReasonCode.UNTIMED_FRAMES, "a decoded frame carries no time")
             _check_frame_order(time_s, last_s, start_s)
             last_s = time_s
             for chosen in selector.offer(time_s, frame):
@@ -374,6 +374,7 @@ def measure_timeline(path: str | os.PathLike[str], limits: MediaLimits) -> Measu
             timeline.add(packet)
             if timeline.packets > limits.max_decoded_frames:
                 raise MediaRefusedError(ReasonCode.DECODE_BUDGET_EXCEEDED, "more packets than the decode cap")
+    timeline.check_timed()
     start_s, span_s = timeline.start_s, timeline.span_s
     if start_s is None or span_s is None:
         raise MediaRefusedError(ReasonCode.DURATION_UNKNOWN, "the duration cannot be determined")

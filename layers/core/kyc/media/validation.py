@@ -234,6 +234,7 @@ def _scan(container: av.container.InputContainer, stream: av.VideoStream, limits
             decoded += 1
     if decoded == 0:
         raise MediaRefusedError(ReasonCode.CORRUPT_MEDIA, "no video frame decodes")
+    timeline.check_timed()
     return _Scan(timeline.packets, timeline.span_s, decoded, rotation or 0)
 
 
