@@ -46,6 +46,7 @@ from kyc.domain.record import (
     reasons_from,
 )
 from kyc.domain.reuse import reuse_findings
+from kyc.domain.sampling_plan import timing_findings
 from kyc.observability import count, log_lineage, logger, metrics, stage_duration, time_to_decision, tracer
 from kyc.version import code_version
 
@@ -407,6 +408,8 @@ def findings(state: dict[str, Any], *, faces: FaceStageEvidence | None = None) -
     found += reuse_findings(state.get("reuse"))  # CheckReuse: screened before under another submission
     if faces is not None:  # face stage: kyc.domain.faces
         found.extend(faces.findings)
+    # sampling: a frame shown for a fraction of a frame was sampled (kyc.domain.sampling_plan)
+    found += timing_findings((state.get("extraction") or {}).get("briefly_shown"))
     return found
 
 

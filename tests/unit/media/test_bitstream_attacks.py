@@ -199,3 +199,39 @@ def test_laced_frames_with_default_duration_are_timed_and_sampled_as_played(tmp_
     assert None not in _oracle_times(timed)
     assert _outcome(timed) == (None, None)
     assert mismatches(timed, 8) == []
+
+
+# --- decoys: a different frame held for a few milliseconds where a fixed target would land ---
+
+
+def decoy_times(frames: int, fps: int, every: int, hold_ms: int) -> tuple[list[float], set[int]]:
+    """A ``fps`` clip with, after every ``every``-th frame, a decoy shown for ``hold_ms`` before the next."""
+    times, decoys = [], set()
+    for i in range(frames):
+        times.append(i / fps)
+        if i % every == every // 2:
+            decoys.add(len(times))
+            times.append((i + 1) / fps - hold_ms / 1000)
+    return times, decoys
+
+
+def test_decoys_are_found_only_by_chance_and_never_stand_alone(tmp_path: Path) -> None:
+    times, decoys = decoy_times(90, 30, 3, 3)  # a decoy in one frame slot of 3, on screen 3 ms of 33
+    clip = make_index_clip(tmp_path / "decoys.mp4", times, bframes=0, gop=30)
+    shown = full_decode(clip)
+    assert len(shown) == len(times)  # a full decode plays every decoy
+    hits = 0
+    seeds = [f"{k:032x}" for k in range(1, 41)]
+    for seed in seeds:
+        sample = sample_frames(clip, SamplingParams(frame_count=16, image_format="png"), LIMITS, seed=seed)
+        picked = [
+            read_index(cv2.imdecode(np.frombuffer(f.data, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1])
+            for f in sample.frames
+        ]
+        on_decoy = tuple(i for i, index in enumerate(picked) if index in decoys)
+        assert sample.briefly_shown == on_decoy  # every sampled decoy is flagged, nothing else is
+        hits += len(on_decoy)
+    share = hits / (16 * len(seeds))
+    assert share < 0.1  # they hold 3 ms of every 100 ms: targets rarely land on them
+    centred = sample_frames(clip, SamplingParams(frame_count=16), LIMITS, seed="00" * 16)
+    assert centred.sampling_seed == "00" * 16

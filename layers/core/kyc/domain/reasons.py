@@ -74,3 +74,4 @@ class ReasonCode(StrEnum):
     FACE_BLURRED = "FACE_BLURRED"  # the face is blurred (face stage sharpness below the limit)
     # --- media timing and geometry (issue 22, appended) ---
     UNTIMED_FRAMES = "UNTIMED_FRAMES"  # some shown frames carry no presentation time (laced, no durations)
+    SHORT_FRAME_SAMPLED = "SHORT_FRAME_SAMPLED"  # a sampled frame is shown for under half a typical frame

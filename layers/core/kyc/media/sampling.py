@@ -15,6 +15,7 @@ import bisect
 import json
 import math
 import os
+import secrets
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from fractions import Fraction
@@ -23,7 +24,13 @@ from pathlib import Path
 import av
 
 from kyc.domain.reasons import ReasonCode
-from kyc.domain.sampling_plan import FrameSelector, coverage_gap, plan_sampling
+from kyc.domain.sampling_plan import (
+    FrameSelector,
+    briefly_shown,
+    coverage_gap,
+    plan_sampling,
+    typical_frame_s,
+)
 from kyc.media import nal
 from kyc.media.container import codec_name, guarded_decode, open_video
 from kyc.media.errors import MediaRefusedError
@@ -94,6 +101,9 @@ class SampleSet:
     params: SamplingParams
     decoded_frames: int
     rotation: int
+    sampling_seed: str = ""  # hex; with the file's bytes and the params, it reproduces the sample
+    typical_frame_s: float = 0.0  # median interval between shown frames (from every packet)
+    briefly_shown: tuple[int, ...] = ()  # sampled frames shown < SHORT_FRAME_RATIO of a typical frame
 
     def manifest(self, *, source_sha256: str) -> dict:
         """What the extract function stores next to the images; no image bytes."""
@@ -109,6 +119,9 @@ class SampleSet:
             "header_duration_s": None if self.header_duration_s is None else round(self.header_duration_s, 6),
             "decoded_frames": self.decoded_frames,
             "rotation": self.rotation,
+            "sampling_seed": self.sampling_seed,
+            "typical_frame_s": round(self.typical_frame_s, 6),
+            "briefly_shown": list(self.briefly_shown),
             "frames": [
                 {
                     "index": f.index,
@@ -127,21 +140,33 @@ class SampleSet:
         }
 
 
-def sample_frames(path: str | os.PathLike[str], params: SamplingParams, limits: MediaLimits) -> SampleSet:
-    """Decode ``path`` once and return ``params.frame_count`` evenly spaced upright frames (fewer if short).
+def sample_frames(
+    path: str | os.PathLike[str], params: SamplingParams, limits: MediaLimits, *, seed: str | None = None
+) -> SampleSet:
+    """Decode ``path`` once and return one upright frame per bin, ``params.frame_count`` bins (fewer
+    frames if short).
 
     The targets are planned over the span the packets measure (``measure_timeline``), never over
-    a header duration. Raises MediaRefusedError for files the hardened opener refuses, for decoding over
-    ``limits.max_decoded_frames`` or ``limits.decode_budget_s`` (DECODE_BUDGET_EXCEEDED), and
-    when no frame decodes (CORRUPT_MEDIA).
+    a header duration, each at a secret offset in its bin drawn from ``seed`` (hex, at least 128
+    bits; a fresh random one when None). The seed is returned in the SampleSet: the same bytes,
+    params and seed give the same sample. Raises MediaRefusedError for files the hardened opener
+    refuses, for decoding over ``limits.max_decoded_frames`` or ``limits.decode_budget_s``
+    (DECODE_BUDGET_EXCEEDED), and when no frame decodes (CORRUPT_MEDIA).
     """
+    seed = secrets.token_hex(16) if seed is None else seed
+    try:
+        seed_bytes = bytes.fromhex(seed)
+    except ValueError as exc:
+        raise SamplingParamsError("the sampling seed must be hex") from exc
+    if len(seed_bytes) < 16:
+        raise SamplingParamsError("the sampling seed must hold at least 128 bits")
     timeline = measure_timeline(path, limits)
     try:
-        return _sample_once(path, params, limits, timeline, threaded=True)
+        return _sample_once(path, params, limits, timeline, seed, threaded=True)
     except _FramesLostError:
         # Frame threading drops the frames still in flight when a late packet fails to decode
         # (the error surfaces at the final flush). Decoding again on one thread recovers them.
-        return _sample_once(path, params, limits, timeline, threaded=False)
+        return _sample_once(path, params, limits, timeline, seed, threaded=False)
 
 
 class _FramesLostError(MediaRefusedError):
@@ -153,12 +178,19 @@ def _sample_once(
     params: SamplingParams,
     limits: MediaLimits,
     timeline: MeasuredTimeline,
+    seed: str,
     *,
     threaded: bool,
 ) -> SampleSet:
     start_s, duration_s = timeline.start_s, timeline.duration_s
     with open_video(path, limits) as (container, stream):
-        plan = plan_sampling(duration_s, params.frame_count, start_s=start_s)
+        plan = plan_sampling(
+            duration_s,
+            params.frame_count,
+            start_s=start_s,
+            seed=bytes.fromhex(seed),
+            min_gap_s=typical_frame_s(timeline.shown_s),
+        )
         stream.thread_type = "AUTO" if threaded else "NONE"
         if params.keyframes_only:
             stream.codec_context.skip_frame = "NONKEY"
@@ -214,6 +246,9 @@ def _sample_once(
         params=params,
         decoded_frames=decoded,
         rotation=rotation or 0,
+        sampling_seed=seed,
+        typical_frame_s=typical_frame_s(timeline.shown_s),
+        briefly_shown=briefly_shown([start_s + f.pts_s for f in frames], timeline.shown_s),
     )
 
 
@@ -359,6 +394,7 @@ class MeasuredTimeline:
     duration_s: float
     header_duration_s: float | None
     longest_interval_s: float = 0.0
+    shown_s: tuple[float, ...] = ()  # every shown packet's time, sorted
 
 
 def measure_timeline(path: str | os.PathLike[str], limits: MediaLimits) -> MeasuredTimeline:
@@ -383,6 +419,7 @@ def measure_timeline(path: str | os.PathLike[str], limits: MediaLimits) -> Measu
         duration_s=span_s,
         header_duration_s=header_s,
         longest_interval_s=timeline.longest_interval_s,
+        shown_s=tuple(sorted({float(t) for t in timeline.starts})),
     )
 
 
