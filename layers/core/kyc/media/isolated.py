@@ -122,5 +122,5 @@ def sample_from_dict(data: Any) -> SampleSet:
 _FRAME_FIELDS = ("index", "pts_s", "keyframe", "width", "height", "content_type", "sha256", "phash")
 _SAMPLE_FIELDS = (
     "requested", "duration_s", "start_s", "header_duration_s", "short_clip", "decoded_frames", "rotation",
-    "sampling_seed", "typical_frame_s",
+    "sampling_seed", "typical_frame_s", "mirrored",
 )  # fmt: skip

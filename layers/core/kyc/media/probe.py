@@ -9,6 +9,7 @@ file cut short, and more tracks than we accept.
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -301,16 +302,80 @@ def _read_vint(data: bytes, at: int) -> tuple[int | None, int]:
     return value, length
 
 
-def display_rotation(frame: object) -> int:
-    """Clockwise degrees (0, 90, 180, 270) that turn a decoded frame upright.
+@dataclass(frozen=True)
+class Orientation:
+    """How a player turns the decoded picture before showing it: mirror left-right first when
+    ``mirrored``, then rotate ``rotation`` degrees clockwise (0, 90, 180, 270)."""
 
-    ``frame`` is a PyAV ``VideoFrame``: its ``rotation`` is FFmpeg's display-matrix angle
-    (counter-clockwise, -180..180; 0 when the file has no matrix). PyAV 18 exposes no getter on
-    the stream, so the angle is read from the first decoded frame. A matrix that is not a
-    right-angle rotation (INT_MIN from a zero matrix, NaN, 45 degrees) cannot be displayed as
-    recorded, so it is refused as CORRUPT_MEDIA rather than guessed.
+    rotation: int = 0
+    mirrored: bool = False
+
+
+def display_rotation(frame: object) -> int:
+    """Clockwise degrees (0, 90, 180, 270) of the display matrix's rotation (``display_orientation``)."""
+    return display_orientation(frame).rotation
+
+
+def display_orientation(frame: object) -> Orientation:
+    """The full display matrix of a decoded frame, as a player applies it: rotation and mirror.
+
+    ``frame`` is a PyAV ``VideoFrame``. The matrix (FFmpeg's ``AV_FRAME_DATA_DISPLAYMATRIX``, from
+    ``tkhd`` or Matroska's projection) is read from the frame's side data; its angle alone
+    (``frame.rotation``) cannot tell a mirror from a rotation, and a flip read as a 180 degree turn
+    shows the model an upside-down face. A matrix that is not a right-angle rotation, with or
+    without a mirror (zero, 45 degrees, a shear), cannot be displayed as recorded, so it is
+    refused as CORRUPT_MEDIA rather than guessed.
     """
-    return normalise_rotation(getattr(frame, "rotation", None))
+    matrix = _display_matrix(frame)
+    if matrix is None:
+        return Orientation(normalise_rotation(getattr(frame, "rotation", None)), False)
+    return orientation_from_matrix(matrix)
+
+
+def _display_matrix(frame: object) -> tuple[int, ...] | None:
+    """The 9 integers of the frame's display matrix, or None (no matrix, or side data PyAV cannot
+    list: PyAV 18 raises on side-data types newer than it, such as MV-HEVC's view id; the angle
+    alone is then all there is, and a mirror in such a file is not seen: docs/sampling.md)."""
+    try:
+        side_data = getattr(frame, "side_data", None)
+    except (ValueError, TypeError):
+        return None
+    if side_data is None:
+        return None
+    for entry in side_data:  # PyAV yields the SideData entries themselves
+        if str(getattr(entry, "type", "")).endswith("DISPLAYMATRIX") and entry.buffer_size == 36:
+            return struct.unpack("<9i", bytes(entry))
+    return None
+
+
+_RIGHT_ANGLES = {(1, 0, 0, 1): 0, (0, 1, -1, 0): 90, (-1, 0, 0, -1): 180, (0, -1, 1, 0): 270}
+
+
+def orientation_from_matrix(matrix: tuple[int, ...]) -> Orientation:
+    """Decompose FFmpeg's 3x3 display matrix (row-major; ``x' = a x + c y``, ``y' = b x + d y`` in
+    picture coordinates, y down) into a mirror and a clockwise right-angle rotation.
+
+    The determinant's sign says whether it mirrors. Refuses (CORRUPT_MEDIA) anything else.
+    """
+    a, b, _, c, d, _, _, _, _ = matrix
+    largest = max(abs(a), abs(b), abs(c), abs(d))
+    if largest == 0:
+        raise MediaRefusedError(ReasonCode.CORRUPT_MEDIA, "the display matrix is empty")
+
+    def sign(value: int) -> int:
+        return 0 if abs(value) * 100 <= largest else (1 if value > 0 else -1)
+
+    signs = (sign(a), sign(b), sign(c), sign(d))
+    same_scale = {abs(v) for v, s in zip((a, b, c, d), signs, strict=True) if s}
+    if len(same_scale) > 1 and max(same_scale) > 1.01 * min(same_scale):
+        raise MediaRefusedError(ReasonCode.CORRUPT_MEDIA, "the display matrix scales one axis")
+    mirrored = a * d - b * c < 0
+    if mirrored:  # mirror first: the rotation left is the matrix with x negated
+        signs = (-signs[0], -signs[1], signs[2], signs[3])
+    rotation = _RIGHT_ANGLES.get(signs)
+    if rotation is None:
+        raise MediaRefusedError(ReasonCode.CORRUPT_MEDIA, "the display matrix is not a right-angle rotation")
+    return Orientation(rotation, mirrored)
 
 
 def normalise_rotation(angle: float | None) -> int:

@@ -37,7 +37,7 @@ from kyc.media.errors import MediaRefusedError
 from kyc.media.frames import EXTENSIONS, FrameEncodingError, encode_image, upright_rgb
 from kyc.media.limits import MediaLimits
 from kyc.media.phash import phash_hex
-from kyc.media.probe import display_rotation
+from kyc.media.probe import Orientation, display_orientation
 from kyc.media.timeline import PacketTimeline, header_duration
 
 MANIFEST_NAME = "manifest.json"
@@ -101,6 +101,7 @@ class SampleSet:
     params: SamplingParams
     decoded_frames: int
     rotation: int
+    mirrored: bool = False  # the display matrix mirrors: frames were mirrored before the rotation
     sampling_seed: str = ""  # hex; with the file's bytes and the params, it reproduces the sample
     typical_frame_s: float = 0.0  # median interval between shown frames (from every packet)
     briefly_shown: tuple[int, ...] = ()  # sampled frames shown < SHORT_FRAME_RATIO of a typical frame
@@ -119,6 +120,7 @@ class SampleSet:
             "header_duration_s": None if self.header_duration_s is None else round(self.header_duration_s, 6),
             "decoded_frames": self.decoded_frames,
             "rotation": self.rotation,
+            "mirrored": self.mirrored,
             "sampling_seed": self.sampling_seed,
             "typical_frame_s": round(self.typical_frame_s, 6),
             "briefly_shown": list(self.briefly_shown),
@@ -204,25 +206,25 @@ def _sample_once(
             random_access=random_access_check(stream),
         )
         sar = _sample_aspect_ratio(stream)
-        rotation: int | None = None
+        orientation: Orientation | None = None
         frames: list[SampledFrame] = []
         decoded = 0
         last_s: float | None = None
         for frame in guarded_decode(source, stream, limits):
             decoded += 1
-            if rotation is None:
-                rotation = display_rotation(frame)
+            if orientation is None:
+                orientation = display_orientation(frame)
             time_s = _frame_time(frame)
             if time_s is None:  # never dropped silently: a player shows it, at a time nobody stated
                 raise MediaRefusedError(ReasonCode.UNTIMED_FRAMES, "a decoded frame carries no time")
             _check_frame_order(time_s, last_s, start_s)
             last_s = time_s
             for chosen in selector.offer(time_s, frame):
-                frames.append(_render(chosen, len(frames), start_s, rotation, sar, params))
+                frames.append(_render(chosen, len(frames), start_s, orientation, sar, params))
             if selector.done:
                 break
         for chosen in selector.finish():
-            frames.append(_render(chosen, len(frames), start_s, rotation or 0, sar, params))
+            frames.append(_render(chosen, len(frames), start_s, orientation or Orientation(), sar, params))
     if not frames:
         raise MediaRefusedError(ReasonCode.CORRUPT_MEDIA, "no video frame decodes")
     if not params.keyframes_only:
@@ -245,7 +247,8 @@ def _sample_once(
         short_clip=len(frames) < params.frame_count,
         params=params,
         decoded_frames=decoded,
-        rotation=rotation or 0,
+        rotation=(orientation or Orientation()).rotation,
+        mirrored=(orientation or Orientation()).mirrored,
         sampling_seed=seed,
         typical_frame_s=typical_frame_s(timeline.shown_s),
         briefly_shown=briefly_shown([start_s + f.pts_s for f in frames], timeline.shown_s),
@@ -454,12 +457,18 @@ def _render(
     frame: av.VideoFrame,
     index: int,
     start_s: float,
-    rotation: int,
+    orientation: Orientation,
     sar: Fraction | None,
     params: SamplingParams,
 ) -> SampledFrame:
     try:
-        rgb = upright_rgb(frame, rotation=rotation, sar=sar, max_side=params.max_side)
+        rgb = upright_rgb(
+            frame,
+            rotation=orientation.rotation,
+            mirrored=orientation.mirrored,
+            sar=sar,
+            max_side=params.max_side,
+        )
         image = encode_image(rgb, params.image_format, jpeg_quality=params.jpeg_quality)
         phash = phash_hex(rgb)
     except FrameEncodingError as exc:

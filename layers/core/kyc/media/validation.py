@@ -21,11 +21,12 @@ from kyc.media.errors import MediaRefusedError, out_of_memory
 from kyc.media.forensics import container_facts
 from kyc.media.limits import MediaLimits
 from kyc.media.probe import (
+    Orientation,
     check_iso_layout,
     check_iso_truncation,
     check_matroska_segment,
     declared_video_size,
-    display_rotation,
+    display_orientation,
     scan_iso_bmff,
 )
 from kyc.media.signature import SNIFF_BYTES, Family, sniff
@@ -61,6 +62,7 @@ class MediaSummary:
     color_range: str | None
     color_space: str | None
     has_audio: bool
+    mirrored: bool = False  # the display matrix mirrors (applied before ``rotation``)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -193,7 +195,7 @@ class _Scan:
     packets: int
     span_s: float | None
     frames_decoded: int
-    rotation: int
+    orientation: Orientation
 
 
 def _scan(container: av.container.InputContainer, stream: av.VideoStream, limits: MediaLimits) -> _Scan:
@@ -207,7 +209,7 @@ def _scan(container: av.container.InputContainer, stream: av.VideoStream, limits
     packet_cap = math.ceil(limits.max_duration_s * limits.max_fps) + 1
     timeline = PacketTimeline(stream.time_base)
     decoded = errors = 0
-    rotation: int | None = None
+    orientation: Orientation | None = None
     for packet in container.demux(stream):
         if time.monotonic() > deadline:
             raise MediaRefusedError(ReasonCode.DECODE_BUDGET_EXCEEDED, "reading the file took too long")
@@ -229,13 +231,13 @@ def _scan(container: av.container.InputContainer, stream: av.VideoStream, limits
             if not within_size_caps(frame.width, frame.height, limits):
                 message = f"a decoded frame is {frame.width}x{frame.height}"
                 raise MediaRefusedError(ReasonCode.RESOLUTION_TOO_LARGE, message)
-            if rotation is None:
-                rotation = display_rotation(frame)
+            if orientation is None:
+                orientation = display_orientation(frame)
             decoded += 1
     if decoded == 0:
         raise MediaRefusedError(ReasonCode.CORRUPT_MEDIA, "no video frame decodes")
     timeline.check_timed()
-    return _Scan(timeline.packets, timeline.span_s, decoded, rotation or 0)
+    return _Scan(timeline.packets, timeline.span_s, decoded, orientation or Orientation())
 
 
 def _check_complete(packets: int, indexed_frames: int) -> None:
@@ -301,7 +303,7 @@ def _summary(
     sar = stream.sample_aspect_ratio
     display_w = round(width * sar) if sar else width
     display_h = height
-    if scan.rotation in (90, 270):
+    if scan.orientation.rotation in (90, 270):
         display_w, display_h = display_h, display_w
     return MediaSummary(
         container=name,
@@ -313,7 +315,8 @@ def _summary(
         height=height,
         display_width=display_w,
         display_height=display_h,
-        rotation=scan.rotation,
+        rotation=scan.orientation.rotation,
+        mirrored=scan.orientation.mirrored,
         sample_aspect_ratio=f"{sar.numerator}:{sar.denominator}" if sar else None,
         fps=fps,
         duration_s=round(duration, 3),
