@@ -75,3 +75,6 @@ class ReasonCode(StrEnum):
     # --- media timing and geometry (issue 22, appended) ---
     UNTIMED_FRAMES = "UNTIMED_FRAMES"  # some shown frames carry no presentation time (laced, no durations)
     SHORT_FRAME_SAMPLED = "SHORT_FRAME_SAMPLED"  # a sampled frame is shown for under half a typical frame
+    ASPECT_RATIO_INVALID = (
+        "ASPECT_RATIO_INVALID"  # wider or taller than 4:1 on screen once SAR squares the pixels
+    )

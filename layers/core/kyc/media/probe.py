@@ -48,6 +48,8 @@ class IsoLayout:
     c2pa_boxes: int = 0  # top-level uuid boxes of the C2PA manifest store
     c2pa_bytes: int = 0  # and their total size
 
+    oversized_tables: tuple[str, ...] = ()  # sample tables claiming more than the file can hold
+
     @property
     def encrypted(self) -> bool:
         return bool(self.encryption_boxes or self.sample_entries & _ENCRYPTED_ENTRIES)
@@ -68,6 +70,7 @@ def scan_iso_bmff(handle: BinaryIO, size: int) -> IsoLayout:
         movie_times=state.movie_times,
         c2pa_boxes=state.c2pa_boxes,
         c2pa_bytes=state.c2pa_bytes,
+        oversized_tables=tuple(state.oversized),
     )
 
 
@@ -84,6 +87,7 @@ class _WalkState:
     c2pa_bytes: int = 0
     entries: set[bytes] = field(default_factory=set)
     encryption: set[bytes] = field(default_factory=set)
+    oversized: list[str] = field(default_factory=list)
 
 
 def _walk(handle: BinaryIO, start: int, end: int, file_size: int, depth: int, state: _WalkState) -> None:
@@ -123,6 +127,10 @@ def _visit(
         state.encryption.add(box_type)
     if box_type == b"mvhd" and state.movie_times is None:
         state.movie_times = _movie_times(handle, body, end)
+    if box_type in _TABLE_ENTRY_BYTES or box_type in (b"stsz", b"trun"):
+        problem = _table_claim(box_type, _read_at(handle, body, 16), end - body, file_size)
+        if problem:
+            state.oversized.append(problem)
     if depth >= _MAX_DEPTH:
         return
     if box_type == b"meta":
@@ -135,6 +143,47 @@ def _visit(
         _read_data_references(handle, body, end, state)
     elif box_type == b"stsd":
         _read_sample_entries(handle, body, end, file_size, depth, state)
+
+
+# Sample tables whose entries are all stored: bytes per entry after version/flags and entry_count.
+_TABLE_ENTRY_BYTES = {
+    b"stts": 8, b"ctts": 8, b"stsc": 12, b"stco": 4, b"co64": 8, b"stss": 4, b"stps": 4, b"sbgp": 8,
+}  # fmt: skip
+
+
+def _table_claim(box_type: bytes, head: bytes, payload: int, file_size: int) -> str | None:
+    """Why a sample table claims more than its box or the file can hold, or None.
+
+    FFmpeg sizes its sample index from these counts before it reads a byte of the table: a 100 KB
+    file that claims tens of millions of samples drove the validation child past 900 MiB. A
+    stored table needs its entries in the box; a count of samples with no per-sample entry (a
+    constant-size ``stsz``, a ``trun`` with defaults) needs at least one byte per sample in the file.
+    """
+    if len(head) < 8:
+        return None
+    kind = box_type.decode("latin-1")
+    if box_type == b"stsz":
+        if len(head) < 12:
+            return None
+        sample_size, count = int.from_bytes(head[4:8], "big"), int.from_bytes(head[8:12], "big")
+        stored, room = (count * 4, payload - 12) if sample_size == 0 else (count * sample_size, file_size)
+        return f"stsz claims {count} samples" if stored > room else None
+    count = int.from_bytes(head[4:8], "big")
+    if box_type == b"trun":
+        flags = int.from_bytes(head[1:4], "big")
+        per_sample = 4 * bin(flags & 0xF00).count("1")
+        fixed = 8 + 4 * bool(flags & 0x001) + 4 * bool(flags & 0x004)
+        if per_sample:
+            return f"trun claims {count} samples" if count * per_sample > payload - fixed else None
+        return f"trun claims {count} samples" if count > file_size else None
+    header = 8
+    if box_type == b"sbgp":  # grouping_type (and in version 1 its parameter) before the count
+        header = 16 if head[0] == 1 else 12
+        if len(head) < header:
+            return None
+        count = int.from_bytes(head[header - 4 : header], "big")
+    needed = count * _TABLE_ENTRY_BYTES[box_type]
+    return f"{kind} claims {count} entries" if needed > payload - header else None
 
 
 def _read_at(handle: BinaryIO, offset: int, length: int) -> bytes:
@@ -204,6 +253,9 @@ def check_iso_layout(layout: IsoLayout, max_streams: int) -> None:
         )
     if layout.external_refs:
         raise MediaRefusedError(ReasonCode.EXTERNAL_REFERENCE, "the file refers to media outside itself")
+    if layout.oversized_tables:
+        message = f"{layout.oversized_tables[0]}, more than the file can hold"
+        raise MediaRefusedError(ReasonCode.CORRUPT_MEDIA, message)
     if layout.tracks > max_streams:
         raise MediaRefusedError(ReasonCode.TOO_MANY_STREAMS, f"the file has {layout.tracks} tracks")
 

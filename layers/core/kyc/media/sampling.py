@@ -32,7 +32,7 @@ from kyc.domain.sampling_plan import (
     typical_frame_s,
 )
 from kyc.media import nal
-from kyc.media.container import codec_name, guarded_decode, open_video
+from kyc.media.container import check_aspect_ratio, codec_name, guarded_decode, open_video
 from kyc.media.errors import MediaRefusedError
 from kyc.media.frames import EXTENSIONS, FrameEncodingError, encode_image, upright_rgb
 from kyc.media.limits import MediaLimits
@@ -205,7 +205,7 @@ def _sample_once(
             disposable=_disposable_check(stream),
             random_access=random_access_check(stream),
         )
-        sar = _sample_aspect_ratio(stream)
+        sar = check_aspect_ratio(stream, limits)
         orientation: Orientation | None = None
         frames: list[SampledFrame] = []
         decoded = 0
@@ -443,14 +443,6 @@ def _check_frame_order(time_s: float, last_s: float | None, start_s: float) -> N
 
 def _frame_time(frame: av.VideoFrame) -> float | None:
     return None if frame.pts is None or not frame.time_base else float(frame.pts * frame.time_base)
-
-
-def _sample_aspect_ratio(stream: av.VideoStream) -> Fraction | None:
-    """The container's SAR wins over the bitstream's, as in FFmpeg's own guess."""
-    for ratio in (stream.sample_aspect_ratio, stream.codec_context.sample_aspect_ratio):
-        if ratio and ratio > 0:
-            return Fraction(ratio)
-    return None
 
 
 def _render(

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 import av
 
 from kyc.domain.reasons import ReasonCode
-from kyc.media.container import MEDIA_ERRORS, codec_name, open_video, within_size_caps
+from kyc.media.container import MEDIA_ERRORS, check_aspect_ratio, codec_name, open_video, within_size_caps
 from kyc.media.errors import MediaRefusedError, out_of_memory
 from kyc.media.forensics import container_facts
 from kyc.media.limits import MediaLimits
@@ -153,6 +153,7 @@ def _inspect(
         check_iso_layout(layout, limits.max_streams)
     with open_video(path, limits) as (container, stream):
         width, height = _check_dimensions(stream, limits, path, family)
+        check_aspect_ratio(stream, limits)
         if layout is not None:
             check_iso_truncation(layout)
         else:
