@@ -16,6 +16,7 @@ from kyc.domain.sampling_plan import (
     frames_on_screen,
     plan_sampling,
     timing_findings,
+    typical_frame_s,
 )
 
 
@@ -124,3 +125,15 @@ def test_briefly_shown_frames_hand_computed() -> None:
     assert briefly_shown([0.0, 0.08, 0.12], shown) == (1,)
     assert briefly_shown([0.0, 0.085, 0.16], shown) == ()  # 0.085 holds 35 ms, the last never brief
     assert timing_findings(1)[0].reason == "SHORT_FRAME_SAMPLED" and timing_findings(0) == []
+
+
+def test_typical_frame_is_weighted_by_screen_time_so_decoys_cannot_move_it() -> None:
+    import statistics
+
+    genuine = [i * 0.04 for i in range(10)]
+    decoys = [t + d for t in genuine for d in (0.03, 0.035)]  # two 5 ms frames beside each genuine one
+    shown = sorted(genuine + decoys)
+    intervals = [b - a for a, b in itertools.pairwise(shown)]
+    assert statistics.median(intervals) == pytest.approx(0.005)  # a plain median: decoys look typical
+    assert typical_frame_s(shown) == pytest.approx(0.03)  # by screen time: the genuine frames
+    assert briefly_shown(decoys[:4], shown) == (0, 1, 2, 3)

@@ -17,7 +17,6 @@ import hashlib
 import hmac
 import itertools
 import math
-import statistics
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -90,9 +89,20 @@ def bin_offsets(seed: bytes, count: int) -> tuple[float, ...]:
 
 
 def typical_frame_s(shown_s: Sequence[float]) -> float:
-    """The clip's typical frame duration: the median interval between distinct shown times (0 if one)."""
-    ordered = sorted(set(shown_s))
-    return statistics.median(b - a for a, b in itertools.pairwise(ordered)) if len(ordered) > 1 else 0.0
+    """The clip's typical frame duration: the median of the intervals between distinct shown times,
+    weighted by screen time (0 for one frame).
+
+    Weighted, because a plain median is the attacker's to move: insert one short frame beside
+    every genuine one and the "typical" frame is short, so the decoys no longer look brief. Brief
+    frames hold little screen time, so they cannot shift this median without holding the screen.
+    """
+    intervals = sorted(b - a for a, b in itertools.pairwise(sorted(set(shown_s))))
+    half, held = sum(intervals) / 2, 0.0
+    for interval in intervals:
+        held += interval
+        if held >= half:
+            return interval
+    return 0.0
 
 
 def briefly_shown(sampled_s: Sequence[float], shown_s: Sequence[float]) -> tuple[int, ...]:
