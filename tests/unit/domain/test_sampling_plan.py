@@ -137,3 +137,10 @@ def test_typical_frame_is_weighted_by_screen_time_so_decoys_cannot_move_it() -> 
     assert statistics.median(intervals) == pytest.approx(0.005)  # a plain median: decoys look typical
     assert typical_frame_s(shown) == pytest.approx(0.03)  # by screen time: the genuine frames
     assert briefly_shown(decoys[:4], shown) == (0, 1, 2, 3)
+
+
+def test_typical_frame_ignores_stills_of_a_variable_rate_camera() -> None:
+    frames = [i / 30 for i in range(30)]
+    shown = frames + [1.0 + 1.2] + [2.2 + i / 30 for i in range(1, 30)]  # a 1.2 s still in the middle
+    assert typical_frame_s(shown) == pytest.approx(1 / 30)
+    assert briefly_shown(shown[:-1], shown) == ()

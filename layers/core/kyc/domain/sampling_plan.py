@@ -30,6 +30,8 @@ JITTER_DOMAIN = b"kyc.sampling/1:"  # HMAC message prefix: changing it changes e
 # A sampled frame shown for less than this fraction of the clip's typical frame duration is a
 # finding: it must not stand for its bin alone.
 SHORT_FRAME_RATIO = 0.5
+_TIME_SLACK_S = 1e-5
+STILL_S = 0.25  # a frame held longer is a still, not the camera's cadence (4 fps)
 
 
 class SamplingPlanError(ValueError):
@@ -90,15 +92,19 @@ def bin_offsets(seed: bytes, count: int) -> tuple[float, ...]:
 
 def typical_frame_s(shown_s: Sequence[float]) -> float:
     """The clip's typical frame duration: the median of the intervals between distinct shown times,
-    weighted by screen time (0 for one frame).
+    weighted by screen time, over the intervals of a moving picture (at most ``STILL_S``); 0 for
+    one frame.
 
-    Weighted, because a plain median is the attacker's to move: insert one short frame beside
+    Weighted, because a plain median is the attacker's to move: insert two short frames beside
     every genuine one and the "typical" frame is short, so the decoys no longer look brief. Brief
     frames hold little screen time, so they cannot shift this median without holding the screen.
+    Stills (a variable-frame-rate camera holding a picture for a second) are left out, or they
+    would make every ordinary frame look brief.
     """
     intervals = sorted(b - a for a, b in itertools.pairwise(sorted(set(shown_s))))
-    half, held = sum(intervals) / 2, 0.0
-    for interval in intervals:
+    moving = [i for i in intervals if i <= STILL_S] or intervals
+    half, held = sum(moving) / 2, 0.0
+    for interval in moving:
         held += interval
         if held >= half:
             return interval
@@ -115,7 +121,9 @@ def briefly_shown(sampled_s: Sequence[float], shown_s: Sequence[float]) -> tuple
     limit = SHORT_FRAME_RATIO * typical_frame_s(ordered)
     brief = []
     for position, time_s in enumerate(sampled_s):
-        after = bisect_right(ordered, time_s + 1e-9)
+        # Sampled times are rounded to the microsecond in the manifest: the next shown time is the
+        # first one past that rounding, never the frame itself.
+        after = bisect_right(ordered, time_s + _TIME_SLACK_S)
         if after < len(ordered) and ordered[after] - time_s < limit:
             brief.append(position)
     return tuple(brief)
