@@ -66,11 +66,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "duration_s": sample.duration_s,
             "header_duration_s": sample.header_duration_s,
             "sandbox": usage.to_dict(),
+            "briefly_shown": list(sample.briefly_shown),
         },
         parameters={
             "frame_count": PARAMS.frame_count,
             "max_side": PARAMS.max_side,
             "image_format": PARAMS.image_format,
+            "sampling_seed": sample.sampling_seed,  # with the upload's bytes, reproduces the sample
         },
     )
     return result
@@ -96,6 +98,7 @@ def _store(sid: str, sample: SampleSet, source_sha256: str) -> dict[str, Any]:
         "manifest_key": manifest_key,
         "manifest_sha256": sha256_hex(body),
         "frames_sampled": len(sample.frames),
+        "briefly_shown": len(sample.briefly_shown),
         "batches": [{"batch_index": b["batch_index"]} for b in manifest["batches"]],
         "refusal": None,
     }
@@ -108,6 +111,7 @@ def _refused(sid: str, exc: MediaRefusedError, execution_arn: str | None) -> dic
         "manifest_key": None,
         "manifest_sha256": None,
         "frames_sampled": 0,
+        "briefly_shown": 0,
         "batches": [],
         "refusal": {"reason": str(exc.reason), "message": exc.message},
     }

@@ -13,6 +13,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     extract.add_argument("file", type=Path)
     extract.add_argument("--out", type=Path, required=True)
     extract.add_argument("--frames", type=int, default=32)
+    extract.add_argument(
+        "--seed", help="sampling seed (hex) recorded in a manifest: reproduces that sample; default random"
+    )
     extract.set_defaults(command=cmd_extract)
 
 
@@ -31,7 +34,7 @@ def cmd_extract(args: argparse.Namespace, out: TextIO | None = None) -> int:
         return 1
     params = SamplingParams(**(settings.sampling_overrides({}) | {"frame_count": args.frames}))
     try:
-        sample = sample_frames(args.file, params, limits)
+        sample = sample_frames(args.file, params, limits, seed=args.seed)
     except MediaRefusedError as exc:
         print(f"refused: {exc.reason} - {exc.message}", file=out)
         return 1

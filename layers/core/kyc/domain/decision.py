@@ -30,6 +30,7 @@ from kyc.domain.reasons import ReasonCode
 from kyc.domain.record import DecisionContext, DecisionSummary, build_decision_item, reasons_from
 from kyc.domain.reuse import reuse_findings
 from kyc.domain.same_person import identity_check
+from kyc.domain.sampling_plan import timing_findings
 
 __all__ = [
     "FINDING_PRODUCERS",
@@ -133,6 +134,11 @@ def _face_stage_findings(inputs: DecisionInputs) -> Iterable[Finding]:
     return inputs.faces.findings if inputs.faces is not None else ()  # kyc.domain.faces
 
 
+def _sampling_findings(inputs: DecisionInputs) -> Iterable[Finding]:
+    # a frame shown for a fraction of a frame was sampled (kyc.domain.sampling_plan; docs/sampling.md)
+    return timing_findings((inputs.state.get("extraction") or {}).get("briefly_shown"))
+
+
 FindingProducer = Callable[[DecisionInputs], Iterable[Finding]]
 
 # Every stage beside the model that bounds a decision, in the order its reasons are recorded.
@@ -140,6 +146,7 @@ FINDING_PRODUCERS: tuple[FindingProducer, ...] = (
     _provenance_findings,
     _reuse_findings,
     _face_stage_findings,
+    _sampling_findings,
 )
 
 

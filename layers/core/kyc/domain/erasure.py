@@ -64,6 +64,7 @@ MEDIA_FIELDS: frozenset[str] = frozenset(
         "display_width",
         "display_height",
         "rotation",
+        "mirrored",  # the display matrix mirrors (issue 22)
         "sample_aspect_ratio",
         "fps",
         "duration_s",
