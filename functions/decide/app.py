@@ -46,6 +46,7 @@ from kyc.domain.record import (
     reasons_from,
 )
 from kyc.domain.reuse import reuse_findings
+from kyc.media.framestore import frame_location
 from kyc.observability import count, log_lineage, logger, metrics, stage_duration, time_to_decision, tracer
 from kyc.version import code_version
 
@@ -498,7 +499,7 @@ def _frames_lineage(state: dict[str, Any]) -> dict[str, Any] | None:
             {
                 "index": f["index"],
                 "pts_s": f.get("pts_s"),
-                "key": manifest["prefix"] + f["file"],
+                **frame_location(manifest, f),  # its batch object, offset and length
                 "sha256": f["sha256"],
             }
             for f in manifest["frames"]

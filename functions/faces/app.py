@@ -26,6 +26,7 @@ from kyc.aws.s3_object_store import S3ObjectStore, canonical_json
 from kyc.domain.faces import frames_to_check
 from kyc.domain.lineage import sha256_hex
 from kyc.media.detection_image import detection_image
+from kyc.media.framestore import FrameReader
 from kyc.observability import count, log_lineage, logger, metrics, stage_duration, tracer
 
 RESOURCES = settings.stack_resources()
@@ -52,8 +53,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     manifest = json.loads(manifest_bytes)
     entries = sorted(manifest["frames"], key=lambda f: f["index"])
     chosen = [entries[i] for i in frames_to_check(len(entries), FACE_STAGE.check_frames)]
+    reader = FrameReader(manifest, lambda key: STORE.get_bytes(RESOURCES.work_bucket, key))
     with ThreadPoolExecutor(max_workers=PARALLEL_CALLS) as pool:
-        frames = list(pool.map(lambda entry: _check(manifest["prefix"], entry), chosen))
+        frames = list(pool.map(lambda entry: _check(reader, entry), chosen))
     document = {
         "schema": SCHEMA,
         "submission_id": sid,
@@ -82,9 +84,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return _result("rekognition", key, digest, len(frames), with_face)
 
 
-def _check(prefix: str, entry: dict[str, Any]) -> dict[str, Any]:
+def _check(reader: FrameReader, entry: dict[str, Any]) -> dict[str, Any]:
     """One frame, checked against its manifest hash, made acceptable to DetectFaces, and detected."""
-    data = STORE.get_bytes(RESOURCES.work_bucket, prefix + entry["file"])
+    data = reader.read(entry)
     if sha256_hex(data) != entry["sha256"]:
         raise SourceChangedError(f"frame {entry['index']} does not match its manifest hash")
     image = detection_image(

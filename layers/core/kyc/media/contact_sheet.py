@@ -17,6 +17,7 @@ import av
 import numpy as np
 
 from kyc.domain.lineage import sha256_hex
+from kyc.media.framestore import FrameReader
 
 MAX_FRAMES = 64  # the model contract's per-request maximum; a sheet is for eyes, not for bulk
 GAP = 4
@@ -102,13 +103,16 @@ class ContactFrame:
 def contact_frames(
     manifest: Mapping[str, Any], scores: Mapping[str, Any] | None, read: Callable[[str], bytes]
 ) -> list[tuple[bytes, ContactFrame]]:
-    """Pair each manifest frame (read by its stored key) with its score and faces, in sampling order.
+    """Pair each manifest frame with its score and faces, in sampling order.
+
+    ``read(key)`` fetches a stored object; each batch object is read once (kyc.media.framestore).
 
     ``scores`` is the audit bucket's ``decisions/<sid>/scores.json``; a frame it does not list (a
     failed batch) or lists without ``p_fake`` is captioned "n/a". Frame ids are ``f"{index:03d}"``.
     A frame whose bytes differ from the manifest's hash raises: reviewers see what was scored or nothing.
     """
     by_id = {f.get("frame_id"): f for f in (scores or {}).get("frames") or []}
+    reader = FrameReader(manifest, read)  # each batch object fetched once (kyc.media.framestore)
     out: list[tuple[bytes, ContactFrame]] = []
     for entry in sorted(manifest["frames"], key=lambda e: e["index"]):
         frame_id = f"{entry['index']:03d}"
@@ -121,7 +125,7 @@ def contact_frames(
         info = ContactFrame(
             frame_id=frame_id, time_s=entry.get("pts_s"), p_fake=scored.get("p_fake"), faces=faces
         )
-        data = read(manifest["prefix"] + entry["file"])
+        data = reader.read(entry)
         if entry.get("sha256") and sha256_hex(data) != entry["sha256"]:
             raise ContactSheetError(f"frame {frame_id} does not match its manifest hash")
         out.append((data, info))
