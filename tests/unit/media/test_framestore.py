@@ -7,11 +7,10 @@ from typing import Any
 
 import pytest
 
-from kyc.domain.byte_range import slice_range
+from kyc.domain.frame_location import frame_location, slice_range
 from kyc.media.framestore import (
     FrameReader,
     batch_objects,
-    frame_location,
     frame_manifest,
 )
 from kyc.media.limits import MediaLimits

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kyc.domain.byte_range import slice_range
+from kyc.domain.frame_location import slice_range
 from kyc.domain.timestamps import parse_utc
 
 LINEAGE_VERSION = "1"
@@ -21,6 +21,11 @@ LINEAGE_VERSION = "1"
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def canonical_json(document: Any) -> bytes:
+    """One byte form per document, so its hash in the lineage can be recomputed by anyone."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def build_lineage(

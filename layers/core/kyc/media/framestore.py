@@ -19,8 +19,8 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from kyc.domain.byte_range import slice_range
 from kyc.domain.contract import plan_batches
+from kyc.domain.frame_location import frame_location, slice_range
 
 if TYPE_CHECKING:  # PyAV is not in the score and decide functions' layers: no import of it here
     from kyc.media.sampling import SampleSet
@@ -64,19 +64,6 @@ def batch_objects(sample: SampleSet, manifest: Mapping[str, Any]) -> list[tuple[
         (batch["object"], b"".join(by_index[i].data for i in batch["frames"]))
         for batch in manifest["batches"]
     ]
-
-
-def frame_key(manifest: Mapping[str, Any], entry: Mapping[str, Any]) -> str:
-    """The object key that holds this frame's bytes (its batch object, or its own in older manifests)."""
-    return manifest["prefix"] + (entry.get("object") or entry["file"])
-
-
-def frame_location(manifest: Mapping[str, Any], entry: Mapping[str, Any]) -> dict[str, Any]:
-    """Key, offset and length of a frame, for records that point at it (the decision's lineage)."""
-    location: dict[str, Any] = {"key": frame_key(manifest, entry)}
-    if entry.get("object"):
-        location |= {"offset": int(entry["offset"]), "length": int(entry["length"])}
-    return location
 
 
 class FrameReader:
