@@ -73,10 +73,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=32)
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--goal-s", type=float, default=120.0)
+    parser.add_argument(
+        "--face-evidence-source",
+        help="FaceEvidenceSource (default: the template's); `model` leaves the face stage out",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     files = files_from(args.files)
-    settings = LocalStackSettings(frame_count=args.frames, max_running_executions=args.concurrency)
+    settings = LocalStackSettings(
+        frame_count=args.frames,
+        max_running_executions=args.concurrency,
+        face_evidence_source=args.face_evidence_source,
+    )
     clock = StageClock()
     began = time.perf_counter()
     with LocalStack(settings) as stack:
@@ -98,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         "files": len(rows),
         "concurrency": args.concurrency,
         "frames": args.frames,
+        "face_evidence_source": args.face_evidence_source,
         "stack_start_s": round(start_s, 2),
         "wall_s": round(wall, 1),
         "goal_s": args.goal_s,
