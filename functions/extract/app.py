@@ -15,7 +15,7 @@ from kyc.aws.errors import SourceChangedError
 from kyc.aws.s3_object_store import S3ObjectStore, canonical_json
 from kyc.domain.lineage import sha256_hex
 from kyc.media.errors import MediaRefusedError
-from kyc.media.framestore import frame_manifest
+from kyc.media.framestore import BATCH_CONTENT_TYPE, batch_objects, frame_manifest
 from kyc.media.isolated import sample_isolated
 from kyc.media.sampling import SampleSet, SamplingParams
 from kyc.media.sandbox import sandbox_for_invocation
@@ -79,16 +79,16 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 
 def _store(sid: str, sample: SampleSet, source_sha256: str) -> dict[str, Any]:
+    """One object per scoring batch plus the manifest (kyc.media.framestore): nothing per frame."""
     prefix = f"frames/{sid}/"
     manifest = frame_manifest(sample, source_sha256=source_sha256, prefix=prefix)
-    names = [entry["file"] for entry in manifest["frames"]]
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(
             pool.map(
                 lambda pair: STORE.put_bytes(
-                    RESOURCES.work_bucket, prefix + pair[0], pair[1].data, pair[1].content_type
+                    RESOURCES.work_bucket, prefix + pair[0], pair[1], BATCH_CONTENT_TYPE
                 ),
-                zip(names, sample.frames, strict=True),
+                batch_objects(sample, manifest),
             )
         )
     body = canonical_json(manifest)

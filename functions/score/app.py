@@ -13,6 +13,7 @@ from kyc.aws.sagemaker_frame_scorer import SageMakerFrameScorer, ScoringError
 from kyc.domain.contract import FrameImage
 from kyc.domain.lineage import sha256_hex
 from kyc.domain.reasons import ReasonCode
+from kyc.media.framestore import FrameReader
 from kyc.observability import count, log_lineage, logger, metrics, stage_duration, tracer
 
 RESOURCES = settings.stack_resources()
@@ -106,15 +107,15 @@ def _result(batch_index: int, status: str, result_key: str, frames_scored: int, 
 
 
 def _load_batch(manifest: dict[str, Any], batch_index: int) -> list[FrameImage]:
-    """Fetch the batch's frames and check each against the manifest's hash before it is scored."""
-    entries = {entry["index"]: entry for entry in manifest["frames"]}
+    """Fetch the batch's frames (one object: kyc.media.framestore) and check each against its hash."""
+    reader = FrameReader(manifest, lambda key: STORE.get_bytes(RESOURCES.work_bucket, key))
     frames = []
-    for index in manifest["batches"][batch_index]["frames"]:
-        entry = entries[index]
-        data = STORE.get_bytes(RESOURCES.work_bucket, manifest["prefix"] + entry["file"])
+    for entry, data in reader.batch(batch_index):
         if sha256_hex(data) != entry["sha256"]:
-            raise FrameIntegrityError(f"frame {index} does not match its manifest hash")
-        frames.append(FrameImage(frame_id=frame_id(index), content_type=entry["content_type"], data=data))
+            raise FrameIntegrityError(f"frame {entry['index']} does not match its manifest hash")
+        frames.append(
+            FrameImage(frame_id=frame_id(entry["index"]), content_type=entry["content_type"], data=data)
+        )
     return frames
 
 

@@ -731,12 +731,16 @@ class LocalStack:
         so poll for executions that failed, timed out or were aborted and hand each, once, to the
         reconcile function in the shape EventBridge delivers."""
         sfn = self.client("stepfunctions")
-        while not self._stop.wait(0.5):
+        ended = ("FAILED", "TIMED_OUT", "ABORTED")
+        # one unfiltered listing a second, statuses read here: each moto listing walks every execution
+        # and costs ~12 ms of CPU at 50 executions (issue 25: three filtered ones every 0.5 s were
+        # 6 % of a core for the whole run, taken from the screenings on a 2-core machine)
+        pages = sfn.get_paginator("list_executions")
+        while not self._stop.wait(1.0):
             try:
-                for status in ("FAILED", "TIMED_OUT", "ABORTED"):
-                    page = sfn.list_executions(stateMachineArn=self.state_machine_arn, statusFilter=status)
+                for page in pages.paginate(stateMachineArn=self.state_machine_arn):
                     for execution in page["executions"]:
-                        if execution["executionArn"] not in self.reconciled:
+                        if execution["status"] in ended and execution["executionArn"] not in self.reconciled:
                             self.reconciled.add(execution["executionArn"])
                             self._reconcile(sfn.describe_execution(executionArn=execution["executionArn"]))
             except Exception:

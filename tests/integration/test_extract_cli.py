@@ -28,6 +28,9 @@ def test_extract_cli_rotated_phone_clip_writes_upright_portrait_frames(tmp_path:
             frame = next(image.decode(video=0))
         assert (frame.width, frame.height) == (entry["width"], entry["height"])
         assert frame.height > frame.width  # upright: the phone was held in portrait
+        # the batch object the pipeline would store holds the same bytes at the manifest's range
+        blob = (tmp_path / entry["object"]).read_bytes()
+        assert blob[entry["offset"] : entry["offset"] + entry["length"]] == data
     assert manifest["source_sha256"] == hashlib.sha256(ROTATED.read_bytes()).hexdigest()
 
 

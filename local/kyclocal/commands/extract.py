@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_extract(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from kyc import settings
     from kyc.media.errors import MediaRefusedError
-    from kyc.media.framestore import frame_manifest
+    from kyc.media.framestore import batch_objects, frame_manifest
     from kyc.media.sampling import SamplingParams, sample_frames
     from kyc.media.validation import validate_upload
 
@@ -41,9 +41,12 @@ def cmd_extract(args: argparse.Namespace, out: TextIO | None = None) -> int:
     manifest = frame_manifest(sample, source_sha256=report.sha256, prefix="")
     args.out.mkdir(parents=True, exist_ok=True)
     for entry, frame in zip(manifest["frames"], sample.frames, strict=True):
-        (args.out / entry["file"]).write_bytes(frame.data)
+        (args.out / entry["file"]).write_bytes(frame.data)  # to look at
+    for name, body in batch_objects(sample, manifest):  # as the pipeline stores them (framestore)
+        (args.out / name).write_bytes(body)
     from kyc.aws.s3_object_store import canonical_json
 
     (args.out / "manifest.json").write_bytes(canonical_json(manifest))
-    print(f"{len(sample.frames)} frames and manifest.json written to {args.out}", file=out)
+    batches = len(manifest["batches"])
+    print(f"{len(sample.frames)} frames, {batches} batch objects, manifest.json: {args.out}", file=out)
     return 0

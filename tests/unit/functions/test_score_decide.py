@@ -152,6 +152,75 @@ def test_score_tampered_frame_is_refused_before_scoring(aws: dict[str, Any], mod
     assert faults.requests == 0
 
 
+def _store_batch_objects(aws: dict[str, Any], colours: list[tuple[int, int, int]]) -> tuple[str, dict]:
+    """Frames as extract stores them since issue 25: one object per scoring batch (kyc.media.framestore)."""
+    from kyc.media.framestore import batch_objects, frame_manifest
+    from kyc.media.sampling import SampledFrame, SampleSet, SamplingParams
+
+    frames = tuple(
+        SampledFrame(
+            index=i,
+            pts_s=i / 10,
+            keyframe=i == 0,
+            width=64,
+            height=64,
+            content_type="image/png",
+            data=(data := solid_frame(f"{i:03d}", bgr).data),
+            sha256=hashlib.sha256(data).hexdigest(),
+        )
+        for i, bgr in enumerate(colours)
+    )
+    sample = SampleSet(
+        frames=frames,
+        requested=len(frames),
+        duration_s=1.0,
+        start_s=0.0,
+        header_duration_s=1.0,
+        short_clip=False,
+        decoded_frames=len(frames),
+        params=SamplingParams(frame_count=len(frames)),
+        rotation=0,
+    )
+    prefix = f"frames/{SID}/"
+    manifest = frame_manifest(sample, source_sha256="s" * 64, prefix=prefix)
+    for name, body in batch_objects(sample, manifest):
+        aws["s3"].put_object(Bucket=WORK, Key=prefix + name, Body=body)
+    aws["s3"].put_object(Bucket=WORK, Key=prefix + "manifest.json", Body=canonical_json(manifest))
+    return prefix + "manifest.json", manifest
+
+
+def test_score_reads_its_batch_from_one_object_and_refuses_a_changed_byte(
+    aws: dict[str, Any], model_server: tuple
+) -> None:
+    url, faults = model_server
+    colours = [(0, 0, 250)] * 3 + [(0, 0, 10)] * 9  # 12 frames: batches of 8 and 4
+    manifest_key, manifest = _store_batch_objects(aws, colours)
+    assert [len(b["frames"]) for b in manifest["batches"]] == [8, 4]
+    app = _score(aws, url)
+    gets: list[str] = []
+    real_get = app.STORE.get_bytes
+    app.STORE.get_bytes = lambda bucket, key: gets.append(key) or real_get(bucket, key)
+
+    result = app.lambda_handler(
+        {"submission_id": SID, "manifest_key": manifest_key, "batch_index": 1}, FakeContext()
+    )
+
+    assert (result["status"], result["frames_scored"]) == ("SCORED", 4)
+    assert gets == [manifest_key, f"frames/{SID}/batch-001.bin"]  # the manifest and one object
+    doc = json.loads(aws["s3"].get_object(Bucket=WORK, Key=result["result_key"])["Body"].read())
+    assert [f["frame_id"] for f in doc["frames"]] == ["008", "009", "010", "011"]
+    assert all(f["p_fake"] < 0.01 for f in doc["frames"])  # the blue-ish frames, not the red ones
+    body = bytearray(aws["s3"].get_object(Bucket=WORK, Key=f"frames/{SID}/batch-000.bin")["Body"].read())
+    body[manifest["frames"][5]["offset"] + 40] ^= 0x01  # one byte inside frame 5
+    aws["s3"].put_object(Bucket=WORK, Key=f"frames/{SID}/batch-000.bin", Body=bytes(body))
+    before = faults.requests
+    with pytest.raises(app.FrameIntegrityError, match="frame 5 "):
+        app.lambda_handler(
+            {"submission_id": SID, "manifest_key": manifest_key, "batch_index": 0}, FakeContext()
+        )
+    assert faults.requests == before  # nothing sent to the endpoint
+
+
 # --------------------------------------------------------------------------- decide
 MODEL = {"name": "m", "version": "1"}  # the model every scored batch below reports
 

@@ -22,6 +22,7 @@ from kyc.domain.binding import model_binding_findings
 from kyc.domain.face_gates import FaceGates
 from kyc.domain.faces import FaceEvidenceError, assess_frame, face_findings, frame_faces_from_dict
 from kyc.domain.failures import reason_for_failure
+from kyc.domain.frame_location import frame_location
 from kyc.domain.lineage import build_lineage, canonical_json, sha256_hex
 from kyc.domain.outcomes import Decision
 from kyc.domain.policy import DecisionPolicy, Finding, FrameEvidence, apply_findings, decide_outcome
@@ -354,7 +355,7 @@ def _model_of(models: Sequence[Mapping[str, str]]) -> Mapping[str, str] | None:
 def frames_lineage(
     extraction: Mapping[str, Any], manifest: Mapping[str, Any] | None, bucket: str | None
 ) -> dict[str, Any] | None:
-    """The sampled frames a lineage names: each frame's object key and hash from the manifest."""
+    """The sampled frames a lineage names: each frame's object key (and byte range) and hash."""
     if not extraction.get("manifest_key") or manifest is None:
         return None
     return {
@@ -365,7 +366,7 @@ def frames_lineage(
             {
                 "index": f["index"],
                 "pts_s": f.get("pts_s"),
-                "key": manifest["prefix"] + f["file"],
+                **frame_location(manifest, f),  # its batch object, offset and length
                 "sha256": f["sha256"],
             }
             for f in manifest["frames"]

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from kyc.domain.frame_location import slice_range
 from kyc.domain.timestamps import parse_utc
 
 LINEAGE_VERSION = "1"
@@ -80,12 +81,16 @@ def verify_lineage(lineage: Mapping[str, Any], fetch: Callable[[str, str], bytes
             problems.append(f"missing: {frames['manifest_key']}")
         elif sha256_hex(data) != frames.get("manifest_sha256"):
             problems.append(f"hash mismatch: {frames['manifest_key']}")
+    objects: dict[str, bytes | None] = {}  # frames share their batch's object: fetch each once
     for frame in frames.get("items", []):
-        data = fetch(bucket, frame["key"])
+        if frame["key"] not in objects:
+            objects[frame["key"]] = fetch(bucket, frame["key"])
+        data = objects[frame["key"]]
+        where = frame["key"] if "offset" not in frame else f"{frame['key']} @{frame['offset']}"
         if data is None:
-            problems.append(f"missing: {frame['key']}")
-        elif sha256_hex(data) != frame["sha256"]:
-            problems.append(f"hash mismatch: {frame['key']}")
+            problems.append(f"missing: {where}")
+        elif sha256_hex(slice_range(data, frame)) != frame["sha256"]:
+            problems.append(f"hash mismatch: {where}")
     for batch in lineage.get("scoring", []):
         if batch.get("result_key"):
             data = fetch(batch["bucket"], batch["result_key"])
