@@ -34,6 +34,7 @@ from kyc.domain.decision import (
     scored_summary,
     unscored_summary,
 )
+from kyc.domain.erasure import evidence_staging_prefix
 from kyc.domain.identity import pseudonymise_key
 from kyc.domain.lineage import sha256_hex
 from kyc.domain.policy import DecisionPolicy, PolicyError
@@ -52,7 +53,7 @@ FACE_STAGE = settings.face_stage()
 
 
 @logger.inject_lambda_context(correlation_id_path="state.submission.submission_id", clear_state=True)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)  # issue 23: no results in traces
 @metrics.log_metrics
 @stage_duration("decide")
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -112,8 +113,7 @@ def _write_evidence(record: Recorded, item: dict[str, Any]) -> bool:
 def _staging_key(obj_key: str, event: dict[str, Any]) -> str:
     """Where this execution keeps its evidence bytes until its decision is written (work bucket,
     expires with it): one prefix per execution, so racing executions never share one."""
-    execution = sha256_hex(str(event.get("execution_arn")).encode("utf-8"))[:32]
-    return f"evidence/{execution}/{obj_key}"
+    return f"{evidence_staging_prefix(event.get('execution_arn'))}{obj_key}"  # erase deletes it too
 
 
 def _stage_evidence(record: Recorded, event: dict[str, Any]) -> None:

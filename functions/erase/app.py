@@ -54,7 +54,7 @@ __all__ = ["ErasureRequestError", "lambda_handler"]
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)  # issue 23: no results in traces
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = ErasureRequest.from_event(event)
@@ -90,7 +90,9 @@ def erase_submission(sid: str, request: ErasureRequest) -> dict[str, Any]:
     bucket, key = source.get("bucket"), source.get("key")
     siblings: list[str] = []
     if bucket and key:
-        siblings = sibling_submissions(bucket, key, ERASER.version_ids(bucket, key), exclude=sid)
+        siblings = sibling_submissions(
+            bucket, key, ERASER.version_ids(bucket, key), exclude=sid, mac=PSEUDONYM_MAC
+        )
         pending = [s for s in siblings if DECISIONS.get(s) is None]
         if pending and not request.force:
             return _outcome(
@@ -98,7 +100,7 @@ def erase_submission(sid: str, request: ErasureRequest) -> dict[str, Any]:
                 ErasureOutcome.REFUSED,
                 note=f"{len(pending)} other version(s) of this upload have no decision yet; retry or force",
             )
-    targets = erasure_targets(sid)
+    targets = erasure_targets(sid, item.get("execution_arn"))
     sweeps = [ERASER.erase_key(bucket, key)] if bucket and key else []
     sweeps += [ERASER.erase_prefix(RESOURCES.work_bucket, p) for p in targets.work_prefixes]
     sweeps += [ERASER.erase_key(RESOURCES.review_bucket, k) for k in targets.review_keys]

@@ -33,7 +33,7 @@ LINK_SECONDS = max(60, min(MAX_LINK_SECONDS, RESOURCES.review_link_seconds))
 
 
 @logger.inject_lambda_context(correlation_id_path="submission_id", clear_state=True)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)  # issue 23: no results in traces
 @metrics.log_metrics
 @stage_duration("notify")
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

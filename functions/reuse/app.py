@@ -41,7 +41,7 @@ INDEX = DynamoDBReuseIndex(settings.reuse_table())
 
 
 @logger.inject_lambda_context(correlation_id_path="submission.submission_id", clear_state=True)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)  # issue 23: no results in traces
 @metrics.log_metrics
 @stage_duration("reuse")
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -22,7 +22,7 @@ SCORER = SageMakerFrameScorer(RESOURCES.endpoint_name)
 
 
 @logger.inject_lambda_context(correlation_id_path="submission_id", clear_state=True)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)  # issue 23: no results in traces
 @metrics.log_metrics
 @stage_duration("score")
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -37,7 +37,7 @@ class AdmissionDeferredError(Exception):
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)  # issue 23: no results in traces
 @metrics.log_metrics
 @stage_duration("admit")
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -88,7 +88,7 @@ def _admit_upload(record: SQSRecord) -> str:
             version_id=detail.object.version_id,
             metadata={},
         )
-    sid = submission_id(bucket, key, head.version_id, head.etag)
+    sid = submission_id(bucket, key, head.version_id, head.etag, mac=PSEUDONYM_MAC)  # keyed: issue 23
     logger.append_keys(submission_id=sid, correlation_id=sid)
     if _gate is not None and not _gate.admit():
         count("AdmissionsDeferred")

@@ -35,7 +35,7 @@ c2pa_manifest.preload()  # load the native reader once, so each sandbox child st
 
 
 @logger.inject_lambda_context(correlation_id_path="submission.submission_id", clear_state=True)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)  # issue 23: no results in traces
 @metrics.log_metrics
 @stage_duration("validate")
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

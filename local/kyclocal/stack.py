@@ -811,6 +811,7 @@ class LocalStack:
         from kyc.domain.identity import submission_id
 
         key = key or f"{self.settings.upload_prefix}{path.name}"
+        mac = self.submission_mac()
         s3 = self.client("s3")
         kwargs: dict[str, Any] = {
             "Bucket": self.resources.intake_bucket,
@@ -829,8 +830,15 @@ class LocalStack:
             "key": key,
             "version_id": version,
             "etag": etag,
-            "submission_id": submission_id(self.resources.intake_bucket, key, version, etag),
+            "submission_id": submission_id(self.resources.intake_bucket, key, version, etag, mac=mac),
         }
+
+    def submission_mac(self) -> Any:
+        """The pseudonym key's MAC, as the start function keys submission ids (issue 23): KMS
+        GenerateMac under the stack's HMAC key, whose policy lets only the stack's roles call it."""
+        from kyc.aws.kms_mac import KmsMac
+
+        return KmsMac(os.environ["KYC_PSEUDONYM_KEY_ARN"], self.client("kms"))
 
     def drain_admissions(self, timeout_s: float = 60.0) -> bool:
         """Wait until the admission queue holds no message, visible or in flight."""

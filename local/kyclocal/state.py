@@ -68,6 +68,7 @@ def save_state(stack: LocalStack, directory: Path) -> dict[str, int]:
             "log_events": _save_logs(stack, staging),
         }
         _save_signing_keys(stack, staging)
+        _save_executions(stack, staging)
         _write_json(staging / MARKER, {"state_version": STATE_VERSION, "saved_at": time.time(), **counts})
         _swap(staging, directory)
     except BaseException:
@@ -147,16 +148,75 @@ def _save_logs(stack: LocalStack, root: Path) -> int:
     return sum(len(s["events"]) for s in streams)
 
 
+EXECUTIONS_FILE = Path("stepfunctions") / "executions.json"
+
+
+def _save_executions(stack: LocalStack, root: Path) -> None:
+    """Each execution as Step Functions describes it, with its history: the service's witness of
+    every decision (issue 23). moto cannot recreate an execution, so `kycscreen lineage` reads a
+    restored stack's executions from here (``saved_execution``)."""
+    sfn = stack.client("stepfunctions")
+    saved = []
+    for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=stack.state_machine_arn):
+        for listed in page["executions"]:
+            arn = listed["executionArn"]
+            execution = sfn.describe_execution(executionArn=arn)
+            execution.pop("ResponseMetadata", None)
+            events = []
+            for history in sfn.get_paginator("get_execution_history").paginate(executionArn=arn):
+                events.extend(history["events"])
+            saved.append({"execution": execution, "history": events})
+    previous = _saved_executions(stack.settings.state_dir) if stack.settings.state_dir else []
+    names = {e["execution"]["name"] for e in saved}
+    saved += [e for e in previous if e["execution"]["name"] not in names]  # restored stacks forget them
+    _write_json(root / EXECUTIONS_FILE, json.loads(json.dumps(saved, default=str)))  # times as ISO text
+
+
+def _saved_executions(directory: Path | None) -> list[dict[str, Any]]:
+    path = (directory or Path("/nonexistent")) / EXECUTIONS_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
+
+
+def saved_execution(directory: Path | None, name: str) -> dict[str, Any] | None:
+    """A saved execution (``execution`` and ``history``) by name, or None."""
+    return next((e for e in _saved_executions(directory) if e["execution"]["name"] == name), None)
+
+
 def _save_signing_keys(stack: LocalStack, root: Path) -> None:
     """moto's digest signing key (a LOCAL key, never a real one): the next command signs and
-    verifies with the same key pair, as one KMS key would in AWS."""
+    verifies with the same key pair, as one KMS key would in AWS. moto's HMAC keys too (issue 23):
+    submission ids are MACs under the pseudonym key, so a restored stack must compute the same ones."""
     for logical_id, pem in stack.signing_key_pems().items():
         _write_bytes(root / "kms" / f"LOCAL-{logical_id}.pem", pem)
+    for logical_id, key in _hmac_keys(stack).items():
+        _write_bytes(root / "kms" / f"LOCAL-HMAC-{logical_id}.bin", bytes(key.key_material))
 
 
 def _restore_signing_keys(stack: LocalStack, root: Path) -> None:
     for path in sorted((root / "kms").glob("LOCAL-*.pem")):
         stack.load_signing_key_pem(path.stem.removeprefix("LOCAL-"), path.read_bytes())
+    keys = _hmac_keys(stack)
+    for path in sorted((root / "kms").glob("LOCAL-HMAC-*.bin")):
+        key = keys.get(path.stem.removeprefix("LOCAL-HMAC-"))
+        if key is not None:
+            key.key_material = path.read_bytes()
+
+
+def _hmac_keys(stack: LocalStack) -> dict[str, Any]:
+    """moto's HMAC keys (GENERATE_VERIFY_MAC) of the template, by logical id: LOCAL keys only."""
+    from moto.kms.models import kms_backends
+
+    from kyclocal.stack import ACCOUNT, REGION
+
+    backend = kms_backends[ACCOUNT][REGION]
+    out = {}
+    for logical_id, resource in stack._template.body["Resources"].items():
+        props = resource.get("Properties") or {}
+        if resource.get("Type") == "AWS::KMS::Key" and props.get("KeyUsage") == "GENERATE_VERIFY_MAC":
+            physical = stack.physical_ids.get(logical_id)
+            if physical:
+                out[logical_id] = backend.describe_key(physical)
+    return out
 
 
 # --------------------------------------------------------------------------- restore
@@ -197,6 +257,7 @@ def reconcile_unfinished(stack: LocalStack) -> list[str]:
     from kyc.aws.dynamodb_decision_store import deserialise_item
     from kyc.domain.identity import submission_id
 
+    mac = stack.submission_mac()
     ddb = stack.client("dynamodb")
     decided = set()
     for page in ddb.get_paginator("scan").paginate(TableName=stack.resources.decisions_table):
@@ -211,7 +272,7 @@ def reconcile_unfinished(stack: LocalStack) -> list[str]:
             if (version["Key"], version["VersionId"]) in decided:
                 continue
             etag = version.get("ETag", "").strip('"')
-            sid = submission_id(bucket, version["Key"], version["VersionId"], etag)
+            sid = submission_id(bucket, version["Key"], version["VersionId"], etag, mac=mac)
             head = s3.head_object(Bucket=bucket, Key=version["Key"], VersionId=version["VersionId"])
             submission = {
                 "submission_id": sid,
@@ -235,7 +296,8 @@ def _restore_s3(stack: LocalStack, root: Path) -> int:
     for entry in json.loads((root / "s3" / "index.json").read_text(encoding="utf-8")):
         bucket = buckets[entry.get("bucket_logical_id") or _V1_BUCKETS[entry["bucket"]]]
         if entry.get("delete_marker"):
-            s3.delete_object(Bucket=bucket, Key=entry["key"])
+            marker = s3.delete_object(Bucket=bucket, Key=entry["key"]).get("VersionId")
+            _pin_version(bucket, entry["key"], marker, entry["version_id"], entry.get("last_modified"))
             continue
         kwargs: dict[str, Any] = {
             "Bucket": bucket,
@@ -250,16 +312,19 @@ def _restore_s3(stack: LocalStack, root: Path) -> int:
         elif entry.get("sse"):
             kwargs["ServerSideEncryption"] = entry["sse"]
         response = s3.put_object(**kwargs)
-        _pin_version(bucket, entry["key"], response.get("VersionId"), entry["version_id"])
+        _pin_version(
+            bucket, entry["key"], response.get("VersionId"), entry["version_id"], entry.get("last_modified")
+        )
         count += 1
     return count
 
 
-def _pin_version(bucket: str, key: str, new: str | None, old: str) -> None:
-    """Give the restored version its saved id: decision records and submission ids name it.
+def _pin_version(bucket: str, key: str, new: str | None, old: str, last_modified: str | None = None) -> None:
+    """Give the restored version its saved id and time: decision records and submission ids name
+    the id, and evidence digests list each version by S3's LastModified (issue 23).
 
-    The S3 API cannot choose a version id, so this reaches into moto's in-process backend (the
-    local stack runs moto in this process). Without it the object keeps a new id.
+    The S3 API cannot choose either, so this reaches into moto's in-process backend (the local
+    stack runs moto in this process). Without it the object keeps a new id and time.
     """
     from kyclocal.stack import ACCOUNT
 
@@ -269,9 +334,15 @@ def _pin_version(bucket: str, key: str, new: str | None, old: str) -> None:
         versions = s3_backends[ACCOUNT]["aws"].buckets[bucket].keys.getlist(key, [])
     except (ImportError, KeyError, AttributeError):
         return
-    for version in versions:
+    for version in versions:  # versions and delete markers alike
         if getattr(version, "_version_id", None) == new:
             version._version_id = old
+            if last_modified:
+                from datetime import UTC, datetime
+
+                moment = datetime.fromisoformat(last_modified)
+                version.last_modified = moment.astimezone(UTC).replace(tzinfo=None)  # moto: naive UTC
+            return
 
 
 def _restore_table(stack: LocalStack, root: Path) -> int:

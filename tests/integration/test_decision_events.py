@@ -203,3 +203,48 @@ def test_a_batch_the_renderer_cannot_render_lands_in_the_pipes_dead_letter_queue
     assert info["batchSize"] >= 1 and info["startSequenceNumber"] <= info["endSequenceNumber"]
     stack.router.fault = None
     assert subscriber.settled(item["submission_id"], timeout_s=QUIET_S) == []
+
+
+def test_attack_a_bare_put_item_of_a_pass_sends_no_event(
+    stack: LocalStack, subscriber: Subscriber, clips: dict[str, Path]
+) -> None:
+    """Issue 23: with dynamodb:PutItem alone (the decide role's), an insider writes a PASS for a
+    submission that was never uploaded, and flips a real decision with UpdateItem. The pipe's
+    enrichment finds no execution for the first (RenderDecisionEvent withholds it: the
+    UnwitnessedDecisionAlarm's metric) and records the second as a change of kind "other"
+    (DecisionItemChangedAlarm's metric); the subscriber receives neither. moto does not evaluate
+    IAM: the calls are those DecideOutcomeFunctionRole is granted."""
+    real = screen(stack, clips["vp9.webm"], key="uploads/events/flipped.webm")
+    [_] = subscriber.settled(real["submission_id"])
+    ddb, table = stack.client("dynamodb"), stack.resources.decisions_table
+    forged = hashlib.sha256(b"never uploaded").hexdigest()
+    ddb.put_item(
+        TableName=table,
+        Item={
+            "submission_id": {"S": forged},
+            "decision": {"S": "PASS"},
+            "reasons": {"L": []},
+            "client_reference": {"S": "CRM-insider-friend"},
+            "decided_at": {"S": real["decided_at"]},
+            "source": {"M": {"bucket": {"S": stack.resources.intake_bucket}, "version_id": {"S": "v-x"}}},
+        },
+    )
+    ddb.update_item(
+        TableName=table,
+        Key={"submission_id": {"S": real["submission_id"]}},
+        UpdateExpression="SET decision = :p",
+        ExpressionAttributeValues={":p": {"S": "PASS"}},
+    )
+
+    assert subscriber.settled(forged, timeout_s=8.0) == []
+    assert len(subscriber.settled(real["submission_id"], timeout_s=1.0)) == 1  # still the one real event
+    records = list(stack.log_lines("RenderDecisionEventFunction"))
+    withheld = [r for r in records if r.get("message") == "decision withheld: no witness"]
+    assert [r["submission_id"] for r in withheld] == [forged]
+    changed = [r["change"] for r in records if r.get("message") == "decision item changed"]
+    assert {(c["submission_id"], c["event"], c["kind"], c["decision"]) for c in changed} == {
+        (real["submission_id"], "MODIFY", "other", "PASS")
+    }
+    assert any('"UnwitnessedDecisions"' in json.dumps(r) for r in records), (
+        "the withheld decision is counted for UnwitnessedDecisionAlarm"
+    )

@@ -44,6 +44,8 @@ def test_erase_by_reference_screened_upload_leaves_no_video_or_frames(
     sid = screened["ident"]["submission_id"]
     r = stack.resources
     assert _versions(stack, r.work_bucket, f"frames/{sid}/")  # the screening did write frames
+    staged = [k for k in _versions(stack, r.work_bucket, "evidence/") if f"/decisions/{sid}/" in k]
+    assert staged  # decide staged copies of the audit documents (they hold the decision's evidence)
 
     payload, errored = invoke_erase(stack, {"client_reference": REFERENCE, "request_reference": "DSR-1"})
 
@@ -52,6 +54,8 @@ def test_erase_by_reference_screened_upload_leaves_no_video_or_frames(
     assert _versions(stack, r.intake_bucket, KEY) == []
     assert _versions(stack, r.work_bucket, f"frames/{sid}/") == []
     assert _versions(stack, r.work_bucket, f"scores/{sid}/") == []
+    # issue 23: the staging copies under evidence/ go too (listed here by the sid, not by the code's prefix)
+    assert [k for k in _versions(stack, r.work_bucket, "evidence/") if f"/decisions/{sid}/" in k] == []
     assert "erasure.json" in " ".join(_versions(stack, r.audit_bucket, f"decisions/{sid}/"))
     lineage = [rec.lineage for rec in caplog.records if getattr(rec, "lineage", {}).get("stage") == "erase"]
     assert [e["submission_id"] for e in lineage] == [sid]  # one lineage event per erasure

@@ -148,7 +148,12 @@ def test_lineage_tampered_decision_item_fails_on_decision(stack: LocalStack, scr
             ExpressionAttributeValues={":d": {"S": screened["decision"]}},
         )
 
-    assert problems == [f"decision record decision: stored 'PASS', decide logged '{screened['decision']}'"]
+    assert problems == [
+        f"decision record decision: stored 'PASS', decide logged '{screened['decision']}'",
+        # and Step Functions' own history, which no role of the stack can write (issue 23)
+        f"witness: the decision record says PASS, DecideOutcome returned {screened['decision']} in execution "
+        f"{stack.state_machine_arn.replace(':stateMachine:', ':execution:')}:{sid}",
+    ]
 
 
 @pytest.mark.parametrize("kind", ["lineage.json", "scores.json", "frames"])
@@ -217,6 +222,104 @@ def test_lineage_forged_score_on_the_item_fails(stack: LocalStack, screened: dic
     assert any(p.startswith("decision record score: stored 0.001") for p in problems), problems
 
 
+def _exit_code(report: dict | None, stack: LocalStack, sid: str) -> int:
+    """What `kycscreen lineage` exits with for this report (cmd_lineage's rule, without a new stack)."""
+    if report is None:
+        return 1 if stack.decision(sid) is not None else 2
+    return 1 if any(is_failure(p) for p in report["problems"]) else 0
+
+
+def _as_decide_role_log(stack: LocalStack, records: list[dict]) -> None:
+    """logs:CreateLogStream + PutLogEvents on the decide function's own log group: all its role may."""
+    logs, group = stack.client("logs"), stack.log_group("DecideOutcomeFunction")
+    stream = f"forged/{len(records)}-{datetime.now(UTC).timestamp()}"
+    logs.create_log_stream(logGroupName=group, logStreamName=stream)
+    now = int(datetime.now(UTC).timestamp() * 1000)
+    logs.put_log_events(
+        logGroupName=group,
+        logStreamName=stream,
+        logEvents=[{"timestamp": now, "message": json.dumps(r)} for r in records],
+    )
+
+
+def test_attack_forged_decision_by_the_decide_role_is_caught(stack: LocalStack, screened: dict) -> None:
+    """With only the decide role's permissions (PutItem, PutObject on decisions/*, its own log group),
+    an insider invents a PASS for a submission that was never uploaded, complete with lineage.json,
+    scores.json and stage records written into decide's log group. Strict lineage refuses the
+    foreign stage records and finds no execution in Step Functions' history: exit 1.
+    (moto does not evaluate IAM; the calls used are those DecideOutcomeFunctionRole is granted.)"""
+    import hashlib
+
+    sid = "e" * 64  # keyed ids cannot be computed without KMS: the insider makes one up
+    s3, audit = stack.client("s3"), stack.resources.audit_bucket
+    real = stack.decision(screened["submission_id"])
+    assert real is not None
+    lineage = json.loads(s3.get_object(Bucket=audit, Key=lineage_key(real["submission_id"]))["Body"].read())
+    lineage |= {
+        "submission_id": sid,
+        "execution_arn": f"arn:aws:states:us-east-1:123456789012:execution:x:{sid}",
+    }
+    lineage["decision"] |= {"decision": "PASS", "reasons": []}
+    body = json.dumps(lineage).encode()
+    kms = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": stack.kms_key_id, "ChecksumAlgorithm": "SHA256"}
+    s3.put_object(Bucket=audit, Key=lineage_key(sid), Body=body, **kms)
+    item = {
+        "submission_id": {"S": sid},
+        "decision": {"S": "PASS"},
+        "reasons": {"L": []},
+        "decided_at": {"S": datetime.now(UTC).isoformat(timespec="milliseconds")},
+        "received_at": {"S": "2020-01-01T00:00:00+00:00"},  # old enough to excuse anything, were it trusted
+        "execution_arn": {"S": lineage["execution_arn"]},
+        "source": {
+            "M": {
+                "bucket": {"S": stack.resources.intake_bucket},
+                "key": {"S": "uploads/never.mp4"},
+                "version_id": {"S": "v-never"},
+                "sha256": {"S": lineage["source"]["sha256"]},
+            }
+        },
+        "artefacts": {
+            "M": {
+                "lineage_key": {"S": lineage_key(sid)},
+                "lineage_sha256": {"S": hashlib.sha256(body).hexdigest()},
+            }
+        },
+    }
+    stack.client("dynamodb").put_item(TableName=stack.resources.decisions_table, Item=item)
+    # every stage record of the real chain, re-labelled for the invented submission, in decide's group
+    chain = chain_from_logs(stack.log_lines(), real["submission_id"])
+    forged = []
+    for record in chain.stages:
+        entry = dict(record.entry) | {"submission_id": sid}
+        if record.stage == "decide":
+            entry["outputs"] = dict(entry["outputs"]) | {
+                "decision": "PASS",
+                "reasons": [],
+                "lineage_sha256": hashlib.sha256(body).hexdigest(),
+            }
+            entry["execution_arn"] = lineage["execution_arn"]
+        forged.append({"message": "lineage", "lineage": entry, "function_name": "decide", "timestamp": "x"})
+    _as_decide_role_log(stack, forged)
+
+    report = lineage_report(stack, sid)
+    assert report is not None
+    problems = report["problems"]
+    assert any(p.startswith("foreign record: a validate record in /aws/lambda/") for p in problems), problems
+    assert any(p.startswith("missing: execution history (Step Functions has no execution") for p in problems)
+    assert _exit_code(report, stack, sid) == 1
+    # without the stage records, a bare decision is exit 1 too (never "nothing to verify")
+    bare = "d" * 64
+    stack.client("dynamodb").put_item(
+        TableName=stack.resources.decisions_table,
+        Item={"submission_id": {"S": bare}, "decision": {"S": "PASS"}, "decided_at": item["decided_at"]},
+    )
+    assert lineage_report(stack, bare) is None and _exit_code(None, stack, bare) == 1
+    for forged_sid in (sid, bare):
+        stack.client("dynamodb").delete_item(
+            TableName=stack.resources.decisions_table, Key={"submission_id": {"S": forged_sid}}
+        )
+
+
 def test_lineage_state_round_trip_still_verifies(stack: LocalStack, screened: dict, state_dir: Path) -> None:
     """Last in the module: stop (which saves), verify from the CLI in a restored stack."""
     sid = screened["submission_id"]
@@ -242,6 +345,10 @@ def test_lineage_state_round_trip_still_verifies(stack: LocalStack, screened: di
         )
         assert head["VersionId"] == ident["version_id"]
         assert again.drain_admissions(timeout_s=5)
-        decides = [r for r in again.log_lines() if (r.get("lineage") or {}).get("stage") == "decide"]
+        decides = [  # this submission's (the forged-decision attack above left records of its own)
+            r
+            for r in again.log_lines()
+            if (r.get("lineage") or {}).get("stage") == "decide" and r["lineage"].get("submission_id") == sid
+        ]
         assert len(decides) == 1, "a restored upload was screened again"
         assert again.decision(sid)["decision"] == screened["decision"]

@@ -59,8 +59,21 @@ def cmd_digest(args: argparse.Namespace, out: TextIO | None = None) -> int:
         result, errored = run_digest(stack, settle_seconds=args.settle_seconds)
         if args.public_key and not errored:
             write_public_key(stack, args.public_key)
+    if not errored and result.get("genesis_sha256"):
+        pin_genesis(directory, str(result["genesis_sha256"]))
     print(json.dumps(result, default=str), file=out)
     return 1 if errored else 0
+
+
+GENESIS_FILE = "digest-genesis.sha256"
+
+
+def pin_genesis(directory: Path, sha256: str) -> None:
+    """Record digest 1's hash as the auditor would, once (never overwritten): a chain restarted
+    later cannot re-pin itself. `kycscreen verify-digests` checks the chain against it."""
+    path = directory / GENESIS_FILE
+    if not path.exists():
+        path.write_text(sha256 + "\n")
 
 
 def run_digest(stack: LocalStack, settle_seconds: int = 0) -> tuple[dict[str, Any], bool]:

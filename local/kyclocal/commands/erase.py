@@ -1,8 +1,10 @@
 """`kycscreen erase`: the erasure function against the local stack, the way `aws lambda invoke` runs it.
 
-The local stack lives only as long as the command, so ``--screen FILE`` first screens files
-(under the client reference, when one is given) and then erases; the output shows the
-function's answer and each decision record after erasure.
+It runs on the saved local state (``--state-dir``, default $KYCSCREEN_STATE_DIR or .local-stack),
+as `kycscreen run` left it, and saves the erasure back there, so a decision taken by an earlier
+`kycscreen run` is erased (issue 23: it used to start an empty stack and answer PENDING).
+``--screen FILE`` first screens files (under the client reference, when one is given) and then
+erases; the output shows the function's answer and each decision record after erasure.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from kyclocal.stack import LocalStack, LocalStackSettings
+from kyclocal.state import state_directory
 
 FUNCTION = "EraseSubmissionFunction"
 
@@ -31,12 +34,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     erase.add_argument("--request-reference", default=None, help="the DSR ticket id, recorded as given")
     erase.add_argument("--screen", type=Path, action="append", default=[], help="screen this file first")
     erase.add_argument("--frames", type=int, default=8)
+    erase.add_argument(
+        "--state-dir", type=Path, help="saved local state (default: $KYCSCREEN_STATE_DIR or .local-stack)"
+    )
     erase.set_defaults(command=cmd_erase)
 
 
 def cmd_erase(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
-    with LocalStack(LocalStackSettings(frame_count=args.frames)) as stack:
+    directory = state_directory(getattr(args, "state_dir", None))
+    with LocalStack(LocalStackSettings(frame_count=args.frames, state_dir=directory)) as stack:
         sids = [_screen(stack, path, args.client_reference) for path in args.screen]
         event = erase_event(args, default_submission=sids[0] if sids else None)
         payload, errored = invoke_erase(stack, event)

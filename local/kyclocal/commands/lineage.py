@@ -1,11 +1,14 @@
 """`kycscreen lineage SUBMISSION_ID`: rebuild a decision's lineage from the logs alone and verify it.
 
 The chain comes from the functions' CloudWatch Logs records only (as an auditor would rebuild it
-in AWS with Logs Insights); every hash it names is then checked against the stored objects, the
-decision's lineage.json and its DynamoDB record, field by field. Strict: any evidence missing while
-still within its bucket's retention fails; only objects past the template's lifecycle expiry
-(frames after a day, the upload after RawVideoRetentionDays) or removed by an erasure are excused.
-Exit 0 when intact, 1 when anything disagrees or is missing, 2 when there is nothing to verify.
+in AWS with Logs Insights), each stage's record only from its own function's log group; every hash
+it names is then checked against the stored objects, the decision's lineage.json and its DynamoDB
+record, field by field, and the record against the Step Functions execution named by the submission
+id (the service's own history). Strict: any evidence missing while still within its retention
+fails; only objects past the template's lifecycle expiry (counted from the execution's start, never
+from the item's own fields) or removed by an erasure that erase itself logged are excused. Exit 0
+when intact, 1 when anything disagrees or is missing (also: a decision no function logged), 2 when
+there is neither a decision nor a lineage record.
 """
 
 from __future__ import annotations
@@ -18,17 +21,20 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from kyc.domain.lineage import (
+    LOG_GROUP_FIELD,
     EvidenceRetention,
+    ExecutionWitness,
     LineageChain,
     LineageError,
     StageRecord,
     chain_from_logs,
     is_failure,
     verify_chain,
+    witness_from_history,
 )
 from kyc.domain.timestamps import parse_utc
 from kyclocal.stack import LocalResources, LocalStack, LocalStackSettings
-from kyclocal.state import MARKER, state_directory
+from kyclocal.state import MARKER, saved_execution, state_directory
 from kyclocal.template import read_template
 
 EXIT_INTACT, EXIT_BROKEN, EXIT_UNKNOWN = 0, 1, 2
@@ -60,8 +66,15 @@ def cmd_lineage(args: argparse.Namespace, out: TextIO | None = None) -> int:
         return EXIT_UNKNOWN
     with LocalStack(LocalStackSettings(state_dir=directory)) as stack:
         report = lineage_report(stack, args.submission_id, now=getattr(args, "at", None))
+        recorded = report is None and stack.decision(args.submission_id) is not None
     if report is None:
-        print(f"no lineage records for submission {args.submission_id}", file=sys.stderr)
+        if recorded:  # a decision nobody logged: the forged-decision case, never "unknown"
+            print(
+                f"decision record for {args.submission_id} exists, but no function logged its lineage",
+                file=sys.stderr,
+            )
+            return EXIT_BROKEN
+        print(f"no lineage records and no decision for submission {args.submission_id}", file=sys.stderr)
         return EXIT_UNKNOWN
     failing = [p for p in report["problems"] if is_failure(p)]
     report["verified"] = not failing
@@ -75,9 +88,10 @@ def cmd_lineage(args: argparse.Namespace, out: TextIO | None = None) -> int:
 def lineage_report(
     stack: LocalStack, submission_id: str, now: datetime | None = None
 ) -> dict[str, Any] | None:
-    """The chain from the stack's logs, verified against its stores; None when the logs name nothing."""
+    """The chain from the stack's logs, verified against its stores and the service's execution
+    history; None when no function's own log names the submission."""
     try:
-        chain = chain_from_logs(stack.log_lines(), submission_id)
+        chain = chain_from_logs(log_records(stack), submission_id, stage_groups=stage_log_groups(stack))
     except LineageError:
         return None
     if not chain.stages:
@@ -92,10 +106,63 @@ def lineage_report(
         fetch_source=lambda bucket, key, version: _get(s3, bucket, key, version),
         retention=evidence_retention(stack.resources),
         now=now,
+        witness=execution_witness(stack, submission_id),
     )
     if item is None:
         problems.append(f"missing: decision record for {submission_id} in {stack.resources.decisions_table}")
     return chain.to_dict() | {"problems": problems, "summary": summarise(chain)}
+
+
+# Which function logs each stage (template.yaml logical ids): its log group is the only one trusted.
+STAGE_FUNCTIONS = {
+    "validate": "ValidateUploadFunction",
+    "extract": "ExtractFramesFunction",
+    "faces": "DetectFacesFunction",
+    "score": "ScoreFramesFunction",
+    "reuse": "CheckReuseFunction",
+    "decide": "DecideOutcomeFunction",
+    "reconcile": "ReconcileExecutionFunction",
+    "notify": "NotifyReviewFunction",
+    "erase": "EraseSubmissionFunction",
+}
+
+
+def stage_log_groups(stack: LocalStack) -> dict[str, str]:
+    return {stage: stack.log_group(function) for stage, function in STAGE_FUNCTIONS.items()}
+
+
+def log_records(stack: LocalStack) -> list[dict[str, Any]]:
+    """Every JSON log record of every function, each tagged with the log group it was read from."""
+    logs = stack.client("logs")
+    out: list[dict[str, Any]] = []
+    for group in logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/")["logGroups"]:
+        name = group["logGroupName"]
+        for stream in logs.describe_log_streams(logGroupName=name).get("logStreams", []):
+            events = logs.get_log_events(
+                logGroupName=name, logStreamName=stream["logStreamName"], startFromHead=True
+            )["events"]
+            for event in events:
+                try:
+                    record = json.loads(event["message"])
+                except ValueError:
+                    continue
+                if isinstance(record, dict):
+                    out.append(record | {LOG_GROUP_FIELD: name})
+    return out
+
+
+def execution_witness(stack: LocalStack, submission_id: str) -> ExecutionWitness:
+    """The execution Step Functions ran under the submission id's name (not the ARN a record claims)."""
+    sfn = stack.client("stepfunctions")
+    arn = f"{stack.state_machine_arn.replace(':stateMachine:', ':execution:')}:{submission_id}"
+    try:
+        execution = sfn.describe_execution(executionArn=arn)
+    except sfn.exceptions.ExecutionDoesNotExist:
+        saved = saved_execution(stack.settings.state_dir, submission_id)  # a restored stack's
+        if saved is None:
+            return witness_from_history(arn, None, [])
+        return witness_from_history(arn, saved["execution"], saved["history"])
+    return witness_from_history(arn, execution, stack.execution_history(submission_id))
 
 
 def evidence_retention(resources: LocalResources) -> EvidenceRetention:

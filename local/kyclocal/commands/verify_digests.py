@@ -2,9 +2,11 @@
 
 Every digest's ECDSA signature is checked locally with the signing key's public key (a PEM or DER
 file, or fetched once with GetPublicKey), the chain is walked (sequence, previous digest's hash,
-periods that meet), every listed document is read back and its SHA-256 recomputed, and every
-decision record of a covered period must be listed. Any gap, break, reordering, removed, added or
-altered entry is reported; exit 0 intact, 1 a problem, 2 nothing to verify. docs/digests.md.
+periods that meet, a genesis pinned by the auditor), every version of every audit object and every
+decision item is read back from the stores (versions, not the latest: a delete marker or a second
+version is a finding) and compared with its listing, and everything before the last period's end
+must be listed. Exit 0 intact, 1 a problem (also: no digest where evidence exists), 2 nothing at
+all to verify. docs/digests.md.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from kyc.aws.evidence_digests import DecisionTimeIndex
-from kyc.domain.digest import DIGEST_PREFIX, DigestReport, StoredDigest, verify_digests
-from kyclocal.commands.digest import add_state_dir, saved_state
+from kyc.aws.evidence_digests import AuditVersions, DecisionItems
+from kyc.domain.digest import DigestReport, Evidence, StoredDigest, verify_digests
+from kyclocal.commands.digest import GENESIS_FILE, add_state_dir, saved_state
 from kyclocal.stack import LocalStack, LocalStackSettings
 
 EXIT_INTACT, EXIT_BROKEN, EXIT_UNKNOWN = 0, 1, 2
@@ -30,6 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=Path,
         help="the signing key's public key, PEM or DER (default: GetPublicKey once)",
     )
+    cmd.add_argument(
+        "--genesis",
+        help="SHA-256 of digest 1 as the auditor recorded it (default: the state directory's "
+        f"{GENESIS_FILE}, written by the first `kycscreen digest`)",
+    )
     cmd.add_argument("--json", action="store_true", help="the report as one JSON object")
     add_state_dir(cmd)
     cmd.set_defaults(command=cmd_verify_digests)
@@ -41,49 +49,54 @@ def cmd_verify_digests(args: argparse.Namespace, out: TextIO | None = None) -> i
     if directory is None:
         return EXIT_UNKNOWN
     public_key = args.public_key.read_bytes() if args.public_key else None
+    genesis = args.genesis or pinned_genesis(directory)
     with LocalStack(LocalStackSettings(state_dir=directory, triggers=False)) as stack:
-        report = digest_report(stack, public_key)
-    if report.digests == 0:
-        print("no digests: run `kycscreen digest` first", file=sys.stderr)
+        report = digest_report(stack, public_key, genesis=genesis)
+    if exit_code(report) == EXIT_UNKNOWN:
+        print("no digests and no evidence: nothing to verify", file=sys.stderr)
         return EXIT_UNKNOWN
     if args.json:
         print(json.dumps(report.to_dict()), file=out)
     else:
         print_report(report, out)
+    return exit_code(report)
+
+
+def exit_code(report: DigestReport) -> int:
+    """0 intact; 1 any finding, or no digest where evidence exists; 2 nothing at all to verify."""
+    if report.digests == 0 and not report.expected:
+        return EXIT_UNKNOWN
     return EXIT_INTACT if report.verified else EXIT_BROKEN
 
 
-def digest_report(stack: LocalStack, public_key: bytes | None = None) -> DigestReport:
+def pinned_genesis(directory: Path) -> str | None:
+    """The genesis the auditor recorded locally (outside the stack: the state directory's file)."""
+    path = directory / GENESIS_FILE
+    return path.read_text().strip() or None if path.is_file() else None
+
+
+def digest_report(
+    stack: LocalStack, public_key: bytes | None = None, *, genesis: str | None = None
+) -> DigestReport:
     """Read the digests and the evidence from the stack; verify with ``public_key`` or GetPublicKey."""
     if public_key is None:
         public_key = stack.client("kms").get_public_key(KeyId=stack.outputs["DigestSigningKeyArn"])[
             "PublicKey"
         ]
-    s3, bucket = stack.client("s3"), stack.resources.audit_bucket
-    index = DecisionTimeIndex(stack.resources.decisions_table, stack.client("dynamodb"))
+    audit = AuditVersions(stack.resources.audit_bucket, stack.client("s3"))
+    items = DecisionItems(stack.resources.decisions_table, stack.client("dynamodb"))
     return verify_digests(
-        read_digests(s3, bucket),
+        read_digests(audit),
         signature_verifier(public_key),
-        lambda key: _get(s3, bucket, key),
-        recorded=index.decided_in,  # every record of the covered periods must be listed
+        Evidence(versions=audit.list(), fetch=audit.read, items=items.all()),
+        now=datetime.now(UTC),
+        genesis_sha256=genesis,
     )
 
 
-def read_digests(s3: Any, bucket: str) -> list[StoredDigest]:
-    """Every digest key's current bytes, with how many versions it has (more than one: overwritten)."""
-    versions: dict[str, int] = {}
-    deleted: set[str] = set()
-    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=DIGEST_PREFIX):
-        for version in page.get("Versions", []):
-            versions[version["Key"]] = versions.get(version["Key"], 0) + 1
-        for marker in page.get("DeleteMarkers", []):
-            if marker.get("IsLatest"):
-                deleted.add(marker["Key"])
-    return [
-        StoredDigest(key=key, data=data, versions=count)
-        for key, count in sorted(versions.items())
-        if key not in deleted and (data := _get(s3, bucket, key)) is not None
-    ]
+def read_digests(audit: AuditVersions) -> list[StoredDigest]:
+    """Every digest at its first version, with its version count and delete markers (both findings)."""
+    return audit.stored_digests()
 
 
 def signature_verifier(public_key: bytes) -> Any:
@@ -119,14 +132,3 @@ def print_report(report: DigestReport, out: TextIO) -> None:
     print("\nverification FAILED:", file=out)
     for problem in report.problems:
         print(f"  - {problem}", file=out)
-
-
-def _get(s3: Any, bucket: str, key: str) -> bytes | None:
-    try:
-        return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except s3.exceptions.NoSuchKey:
-        return None
-    except s3.exceptions.ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("NoSuchVersion", "404", "NoSuchBucket"):
-            return None
-        raise

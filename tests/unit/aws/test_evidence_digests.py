@@ -1,9 +1,8 @@
-"""The digest's AWS adapters against in-process moto: the time index, KMS Sign, the digest store."""
+"""The digest's AWS adapters against in-process moto: item scan, version listing, KMS Sign, the store."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
 from typing import Any
 
 import boto3
@@ -13,7 +12,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from moto import mock_aws
 
-from kyc.aws.evidence_digests import DecisionTimeIndex, KmsDigestSigner, S3DigestStore
+from kyc.aws.evidence_digests import AuditVersions, DecisionItems, KmsDigestSigner, S3DigestStore
 from tests.fixtures.decisions_table import create_decisions_table
 
 TABLE, BUCKET = "decisions", "audit"
@@ -26,6 +25,7 @@ def aws() -> Iterator[dict[str, Any]]:
         create_decisions_table(ddb, TABLE)
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket=BUCKET)
+        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
         yield {"ddb": ddb, "s3": s3, "kms": boto3.client("kms", region_name="us-east-1")}
 
 
@@ -36,33 +36,45 @@ def _put(ddb: Any, sid: str, decision: str, decided_at: str) -> None:
     )
 
 
-def test_time_index_splits_records_at_period_bounds_exactly_once(aws) -> None:
-    bounds = [
-        "2026-11-29T10:00:00.000+00:00",
-        "2026-11-29T11:00:00.000+00:00",
-        "2026-11-29T12:00:00.000+00:00",
-    ]
+def test_item_scan_returns_every_value_and_every_date_not_before_start(aws) -> None:
+    start = "2026-11-29T10:00:00.000+00:00"
     records = {
         "before": ("PASS", "2026-11-29T09:59:59.999+00:00"),
-        "at-start": ("REVIEW", bounds[0]),
-        "inside": ("REJECT", "2026-11-29T10:30:00.000+00:00"),
-        "at-end": ("INVALID", bounds[1]),  # belongs to the second period, not both
-        "step-functions-form": ("ERROR", "2026-11-29T11:59:59.999Z"),  # $$.State.EnteredTime
-        "after": ("PASS", bounds[2]),
+        "at-start": ("REVIEW", start),
+        "unknown-value": ("APPROVED", "2026-11-29T10:30:00.000+00:00"),  # in no per-outcome index query
+        "future": ("PASS", "2099-01-01T00:00:00.000+00:00"),
     }
     for sid, (decision, at) in records.items():
         _put(aws["ddb"], sid, decision, at)
-    index = DecisionTimeIndex(TABLE, aws["ddb"])
+    aws["ddb"].put_item(TableName=TABLE, Item={"submission_id": {"S": "undated"}, "decision": {"S": "PASS"}})
+    aws["ddb"].put_item(
+        TableName=TABLE,
+        Item={"submission_id": {"S": "number"}, "decision": {"S": "PASS"}, "decided_at": {"N": "1"}},
+    )
+    items = DecisionItems(TABLE, aws["ddb"])
+    assert {i["submission_id"] for i in items.since(start)} == {
+        "at-start",
+        "unknown-value",
+        "future",
+        "undated",
+        "number",
+    }
+    assert len(items.all()) == 6
 
-    def sids(start: str | None, end: str) -> set[str]:
-        return {i["submission_id"] for i in index.decided_in(start, end)}
 
-    assert sids(None, bounds[0]) == {"before"}
-    assert sids(bounds[0], bounds[1]) == {"at-start", "inside"}
-    assert sids(bounds[1], bounds[2]) == {"at-end", "step-functions-form"}
-    # consecutive periods tile: every record exactly once
-    union = sids(None, bounds[0]) | sids(bounds[0], bounds[1]) | sids(bounds[1], bounds[2])
-    assert union == set(records) - {"after"}
+def test_version_listing_shows_what_a_delete_marker_hides(aws) -> None:
+    s3, key = aws["s3"], "decisions/x/scores.json"
+    first = s3.put_object(Bucket=BUCKET, Key=key, Body=b"one")["VersionId"]
+    second = s3.put_object(Bucket=BUCKET, Key=key, Body=b"two")["VersionId"]
+    s3.delete_object(Bucket=BUCKET, Key=key)
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="decisions/")  # hidden from latest
+    audit = AuditVersions(BUCKET, s3)
+    listed = audit.list()
+    assert sorted((v.version_id, v.delete_marker) for v in listed if not v.delete_marker) == sorted(
+        [(first, False), (second, False)]
+    )
+    assert [v.delete_marker for v in listed].count(True) == 1
+    assert audit.read(key, first) == b"one" and audit.read(key, "no-such-version") is None
 
 
 def test_kms_signature_verifies_offline_with_the_public_key(aws) -> None:
@@ -76,14 +88,19 @@ def test_kms_signature_verifies_offline_with_the_public_key(aws) -> None:
         public.verify(signature, message + b" ", ec.ECDSA(hashes.SHA256()))
 
 
-def test_store_finds_the_latest_digest_across_days_and_writes_each_key_once(aws) -> None:
+def test_store_finds_the_latest_digest_even_behind_a_delete_marker_and_writes_each_key_once(aws) -> None:
     store = S3DigestStore(BUCKET, s3_client=aws["s3"])
-    assert store.latest(date(2026, 11, 29)) is None
+    assert store.latest() is None
     for key in ("digests/2026/11/20/0000000001.json", "digests/2026/11/25/0000000002.json"):
         assert store.put_new(key, key.encode())
     assert store.put_new("digests/2026/11/25/0000000002.json", b"again") is False
-    latest = store.latest(date(2026, 11, 29))  # four empty days first
+    latest = store.latest()
     assert latest is not None and latest.key == "digests/2026/11/25/0000000002.json"
     assert latest.data == b"digests/2026/11/25/0000000002.json"
-    assert store.put_new("digests/2026/11/29/0000000003.json", b"3")
-    assert store.latest(date(2026, 11, 29)).key == "digests/2026/11/29/0000000003.json"
+    aws["s3"].delete_object(Bucket=BUCKET, Key=latest.key)  # hiding the head does not restart the chain
+    assert store.latest().key == "digests/2026/11/25/0000000002.json"
+    digests = AuditVersions(BUCKET, aws["s3"]).stored_digests()
+    assert [(d.key, d.hidden) for d in digests] == [
+        ("digests/2026/11/20/0000000001.json", False),
+        ("digests/2026/11/25/0000000002.json", True),
+    ]

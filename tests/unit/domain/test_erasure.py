@@ -147,9 +147,39 @@ def test_personal_values_left_short_value_matches_whole_strings_only() -> None:
 
 
 def test_sibling_submissions_other_versions_listed() -> None:
-    sid = submission_id("intake", RAW_KEY, "v1")
-    siblings = sibling_submissions("intake", RAW_KEY, ["v1", "v2", "null"], exclude=sid)
-    assert siblings == [submission_id("intake", RAW_KEY, "v2")]
+    mac = _HmacForTest()
+    sid = submission_id("intake", RAW_KEY, "v1", mac=mac)
+    siblings = sibling_submissions("intake", RAW_KEY, ["v1", "v2", "null"], exclude=sid, mac=mac)
+    assert siblings == [submission_id("intake", RAW_KEY, "v2", mac=mac)]
+
+
+class _HmacForTest:
+    label = "testkey1"
+
+    def __call__(self, message: bytes) -> bytes:
+        import hashlib
+        import hmac
+
+        return hmac.new(b"k" * 32, message, hashlib.sha256).digest()
+
+
+def test_submission_id_is_keyed_so_stored_fields_confirm_no_guess() -> None:
+    """Issue 23: the old id, SHA-256 over bucket, key and version (all stored beside it), confirmed a
+    guessed key offline. The keyed id equals HMAC over the framing written by hand, and no unkeyed
+    hash of the stored fields matches it."""
+    import hashlib
+    import hmac
+
+    sid = submission_id("intake", RAW_KEY, "v1", mac=_HmacForTest())
+    message = b"kycscreen-submission/2\x00intake\x00" + RAW_KEY.encode() + b"\x00v1"
+    assert sid == hmac.new(b"k" * 32, message, hashlib.sha256).hexdigest()
+    for material in (message, "\x00".join(("intake", RAW_KEY, "v1")).encode()):
+        assert hashlib.sha256(material).hexdigest() != sid
+
+    def another_key(m: bytes) -> bytes:
+        return hmac.new(b"x" * 32, m, hashlib.sha256).digest()
+
+    assert submission_id("intake", RAW_KEY, "v1", mac=another_key) != sid  # type: ignore[arg-type]
 
 
 def test_erasure_targets_only_submission_prefixes() -> None:

@@ -10,13 +10,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from kyc.domain.lineage import (
+    LOG_GROUP_FIELD,
     EvidenceRetention,
+    ExecutionWitness,
     LineageError,
     chain_from_logs,
     is_failure,
     lineage_key,
     verify_chain,
     verify_lineage,
+    witness_from_history,
 )
 
 SID = "a" * 64
@@ -165,9 +168,29 @@ RETENTION = EvidenceRetention(days={WORK: 1, "intake": 30, AUDIT: 1825}, erasabl
 UPLOADED = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
 
-def strictly(records: list[dict], store: dict, item: dict, days_later: float) -> list[str]:
-    item = item | {"received_at": UPLOADED.isoformat()}
-    return verify(records, store, item, retention=RETENTION, now=UPLOADED + timedelta(days=days_later))
+def witness(item: dict, **changes: object) -> ExecutionWitness:
+    """What Step Functions recorded for the execution (started at UPLOADED), as for a real decision."""
+    source = item["source"]
+    fields = {
+        "arn": ARN,
+        "found": True,
+        "started_at": UPLOADED,
+        "status": "SUCCEEDED",
+        "submission": {"submission_id": SID, "bucket": source["bucket"], "version_id": source["version_id"]},
+        "decided": (item["decision"],),
+    } | changes
+    return ExecutionWitness(**fields)  # type: ignore[arg-type]
+
+
+def strictly(records: list[dict], store: dict, item: dict, days_later: float, **changes: object) -> list[str]:
+    return verify(
+        records,
+        store,
+        item,
+        retention=RETENTION,
+        now=UPLOADED + timedelta(days=days_later),
+        witness=witness(item, **changes),
+    )
 
 
 def stage(records: list[dict], name: str) -> dict:
@@ -416,8 +439,81 @@ def test_strict_source_gone_after_erasure_is_excused_not_before() -> None:
     assert strictly(records, store, item, days_later=3) == [
         "missing: source upload (the intake bucket keeps uploads for its retention only)"
     ]
-    erased = strictly(records, store, item | {"erased_at": "2026-11-02T00:00:00Z"}, days_later=3)
+    # the item's own erased_at excuses nothing: its writer can set it (issue 23)
+    claimed = strictly(records, store, item | {"erased_at": "2026-11-02T00:00:00Z"}, days_later=3)
+    assert claimed == ["missing: source upload (the intake bucket keeps uploads for its retention only)"]
+    erase = {"message": "lineage", "lineage": {"stage": "erase", "submission_id": SID, "outputs": {}}}
+    erased = strictly([*records, erase], store, item, days_later=3)
     assert erased == ["erased: source upload (the submission was erased)"]
+
+
+def test_strict_received_at_on_the_item_excuses_nothing() -> None:
+    """An insider back-dates the item to make deleted frames look expired: the execution's start
+    (Step Functions) is the clock, so they are still missing."""
+    records, store, item = world()
+    del store[(WORK, f"frames/{SID}/000.jpg")]
+    item |= {"received_at": "2020-01-01T00:00:00Z", "decided_at": "2020-01-01T00:00:01Z"}
+    assert strictly(records, store, item, days_later=0.5) == [f"missing: frames/{SID}/000.jpg"]
+
+
+def test_stage_records_count_only_from_their_own_functions_log_group() -> None:
+    records, _, _ = world()
+    groups = {"validate": "/v", "extract": "/x", "score": "/s", "decide": "/d"}
+    tagged = [
+        r | {LOG_GROUP_FIELD: groups.get((r.get("lineage") or {}).get("stage"), "/other")} for r in records
+    ]
+    assert chain_from_logs(tagged, SID, stage_groups=groups).problems == ()
+    # the decide role writes a validate record into its own log group: refused, and validate is missing
+    forged = [r | {LOG_GROUP_FIELD: "/d"} if stage_of(r) == "validate" else r for r in tagged]
+    problems = chain_from_logs(forged, SID, stage_groups=groups).problems
+    assert problems[0] == "foreign record: a validate record in /d, not /v's (ignored)"
+    assert "missing stage: validate" in problems
+
+
+def stage_of(record: dict) -> str | None:
+    return (record.get("lineage") or {}).get("stage")
+
+
+def test_decision_the_execution_never_returned_fails_the_witness() -> None:
+    records, store, item = world()
+    assert strictly(records, store, item, days_later=0) == []
+    problems = strictly(records, store, item, days_later=0, decided=("REJECT",))
+    assert problems == [
+        f"witness: the decision record says REVIEW, DecideOutcome returned REJECT in execution {ARN}"
+    ]
+    problems = strictly(records, store, item, days_later=0, submission={"submission_id": "other"})
+    assert any(p.startswith("witness: execution") for p in problems)
+    assert any(p.startswith("witness: decision record source.version_id") for p in problems)
+
+
+def test_no_execution_fails_until_step_functions_would_have_forgotten_it() -> None:
+    records, store, item = world()
+    gone = ExecutionWitness(arn=ARN, found=False)
+    problems = verify(records, store, item, retention=RETENTION, now=UPLOADED, witness=gone)
+    assert problems == [f"missing: execution history (Step Functions has no execution {ARN})"]
+    assert is_failure(problems[0])
+
+
+def test_witness_read_from_describe_execution_and_history() -> None:
+    execution = {
+        "startDate": "2026-11-01T09:00:00+00:00",
+        "status": "SUCCEEDED",
+        "input": json.dumps({"submission": {"submission_id": SID, "bucket": "intake", "version_id": "v1"}}),
+    }
+    history = [
+        {"type": "TaskStateExited", "stateExitedEventDetails": {"name": "Validate", "output": "{}"}},
+        {
+            "type": "TaskStateExited",
+            "stateExitedEventDetails": {
+                "name": "DecideOutcome",
+                "output": json.dumps({"decision": {"decision": "REVIEW", "reasons": []}}),
+            },
+        },
+    ]
+    read = witness_from_history(ARN, execution, history)
+    assert read.found and read.decided == ("REVIEW",) and read.started_at == UPLOADED
+    assert read.submission["version_id"] == "v1"
+    assert not witness_from_history(ARN, None, []).found
 
 
 def test_strict_forged_score_on_the_record_fails() -> None:

@@ -47,6 +47,25 @@ def create_pseudonym_key() -> str:
     return str(kms.create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")["KeyMetadata"]["Arn"])
 
 
+def expected_submission_id(
+    bucket: str, key: str, version_id: str | None, etag: str | None = None, key_arn: str | None = None
+) -> str:
+    """The oracle for a keyed submission id (issue 23): HMAC-SHA256 by the standard library, with
+    moto's key material, over the framing written out here by hand (never the code under test's)."""
+    import hashlib
+    import hmac
+    import os
+
+    from moto.kms.models import kms_backends
+
+    arn = key_arn or os.environ[PSEUDONYM_KEY_VARIABLE]
+    _, _, _, region, account, resource = arn.split(":", 5)
+    material = kms_backends[account][region].keys[resource.removeprefix("key/")].key_material
+    discriminator = version_id or (f"etag:{etag}" if etag else "")
+    message = f"kycscreen-submission/2\x00{bucket}\x00{key}\x00{discriminator}".encode()
+    return hmac.new(material, message, hashlib.sha256).hexdigest()
+
+
 def expected_pseudonym(value: str, key_arn: str | None = None) -> str:
     """The oracle for a pseudonym: HMAC-SHA256 by the standard library over the value, with the key
     material moto holds for the key (read from moto's backend, never through the code under test)."""

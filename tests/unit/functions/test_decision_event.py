@@ -6,6 +6,7 @@ with ``decision_event_detail``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -37,8 +38,22 @@ def table(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         )
         shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
         iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
-        app = load_handler("decision_event", {}, monkeypatch)
+        sfn = boto3.client("stepfunctions", region_name="us-east-1")
+        machine = sfn.create_state_machine(
+            name="kyc-screening",
+            definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+            roleArn="arn:aws:iam::123456789012:role/sfn",
+        )["stateMachineArn"]
+        app = load_handler("decision_event", {"KYC_STATE_MACHINE_ARN": machine}, monkeypatch)
+
+        def screened(sid: str, version_id: str | None = None) -> None:  # what start does for an upload
+            submission = {"submission_id": sid, "bucket": "intake", "version_id": version_id}
+            sfn.start_execution(
+                stateMachineArn=machine, name=sid, input=json.dumps({"submission": submission})
+            )
+
         yield {
+            "screened": screened,
             "ddb": ddb,
             "store": DynamoDBDecisionStore(TABLE, ddb),
             "records": lambda: streams.get_records(ShardIterator=iterator["ShardIterator"])["Records"],
@@ -61,6 +76,7 @@ def _scored_item(sid: str) -> dict[str, Any]:
 
 
 def test_new_decision_becomes_its_event_without_scores(table: dict[str, Any]) -> None:
+    table["screened"]("s1")
     table["store"].put_once(_scored_item("s1"))
 
     details = table["app"].lambda_handler(table["records"](), FakeContext())
@@ -109,8 +125,12 @@ def test_state_machine_error_record_gets_its_event_too(table: dict[str, Any]) ->
     ]
 
 
-def test_updates_and_removals_are_not_decisions(table: dict[str, Any]) -> None:
-    """Erasure rewrites the item (MODIFY) and the TTL deletes it (REMOVE): neither is a new decision."""
+def test_updates_and_removals_are_not_decisions(
+    caplog: pytest.LogCaptureFixture, table: dict[str, Any]
+) -> None:
+    """Erasure rewrites the item (MODIFY) and a delete removes it (REMOVE): neither is a new decision;
+    both are recorded, and a delete by a role (not the TTL) is of kind "other" (alarmed)."""
+    table["screened"]("s3")
     table["store"].put_once(_scored_item("s3"))
     table["ddb"].update_item(
         TableName=TABLE,
@@ -124,6 +144,46 @@ def test_updates_and_removals_are_not_decisions(table: dict[str, Any]) -> None:
     details = table["app"].lambda_handler(records, FakeContext())
 
     assert [d["submission_id"] for d in details] == ["s3"]
+    changes = [r.change for r in caplog.records if r.getMessage() == "decision item changed"]
+    assert [(c["event"], c["submission_id"], c["kind"]) for c in changes] == [
+        ("MODIFY", "s3", "other"),  # client_reference removed, but no erased_at: not erase's rewrite
+        ("REMOVE", "s3", "other"),  # a role's DeleteItem, not the TTL
+    ]
+
+
+def test_a_bare_put_item_never_reaches_the_bus(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture, table: dict[str, Any]
+) -> None:
+    """Issue 23: a PASS PutItem for a submission no execution screened (or for another object
+    version than the execution screened) is withheld and counted; a screened one goes through."""
+    table["screened"]("real", version_id="v1")
+    table["store"].put_once(_scored_item("forged") | {"decision": "PASS"})
+    table["store"].put_once(_scored_item("real") | {"source": {"bucket": "intake", "version_id": "v2"}})
+
+    details = table["app"].lambda_handler(table["records"](), FakeContext())
+
+    assert details == []
+    withheld = [r for r in caplog.records if r.getMessage() == "decision withheld: no witness"]
+    assert {(w.submission_id, w.reason) for w in withheld} == {
+        ("forged", "no Step Functions execution screened this submission"),
+        ("real", "the record names another object version than the execution screened"),
+    }
+    assert capsys.readouterr().out.count('"UnwitnessedDecisions":[1.0]') == 2
+
+
+def test_erasure_rewrite_and_ttl_removal_are_recorded_not_alarmed() -> None:
+    from kyc.aws.decision_stream import item_changes
+
+    keys = {"submission_id": {"S": "s5"}}
+    records = [
+        {"eventName": "MODIFY", "dynamodb": {"Keys": keys, "NewImage": keys | {"erased_at": {"S": "t"}}}},
+        {
+            "eventName": "REMOVE",
+            "dynamodb": {"Keys": keys},
+            "userIdentity": {"type": "Service", "principalId": "dynamodb.amazonaws.com"},
+        },
+    ]
+    assert [c.kind for c in item_changes(records)] == ["erasure", "expiry"]
 
 
 def test_insert_without_new_image_fails_loudly(table: dict[str, Any]) -> None:

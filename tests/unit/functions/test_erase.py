@@ -12,11 +12,16 @@ import pytest
 from moto import mock_aws
 
 from kyc.aws.dynamodb_decision_store import DynamoDBDecisionStore
-from kyc.domain.identity import submission_id
 from kyc.domain.outcomes import Decision
 from kyc.domain.reasons import ReasonCode
 from kyc.domain.record import DecisionContext, DecisionSummary, build_decision_item
-from tests.unit.functions.handler_loader import FakeContext, expected_pseudonym, load_handler
+from tests.unit.functions.handler_loader import (
+    FakeContext,
+    create_pseudonym_key,
+    expected_pseudonym,
+    expected_submission_id,
+    load_handler,
+)
 
 INTAKE, WORK, AUDIT, REVIEW, TABLE = "intake", "work", "audit", "review", "decisions"
 RAW_KEY = "uploads/ACME-42/Jane Doe/selfie é+1.mp4"
@@ -58,7 +63,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         s3.delete_object(Bucket=INTAKE, Key=RAW_KEY)  # a delete marker between the two uploads
         v2 = s3.put_object(Bucket=INTAKE, Key=RAW_KEY, Body=b"second video")["VersionId"]
         s3.put_object(Bucket=INTAKE, Key=RAW_KEY + ".other", Body=b"not this one")
-        sid1, sid2 = submission_id(INTAKE, RAW_KEY, v1), submission_id(INTAKE, RAW_KEY, v2)
+        pseudonym_key = create_pseudonym_key()
+        sid1 = expected_submission_id(INTAKE, RAW_KEY, v1, key_arn=pseudonym_key)
+        sid2 = expected_submission_id(INTAKE, RAW_KEY, v2, key_arn=pseudonym_key)
         for sid in (sid1, sid2):
             for key in (
                 f"frames/{sid}/000.jpg",
@@ -97,6 +104,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
             "KYC_AUDIT_BUCKET": AUDIT,
             "KYC_REVIEW_BUCKET": REVIEW,
             "KYC_DECISIONS_TABLE": TABLE,
+            "KYC_PSEUDONYM_KEY_ARN": pseudonym_key,
         }
         app = load_handler("erase", env, monkeypatch)
         yield {

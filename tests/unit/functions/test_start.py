@@ -12,8 +12,12 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from kyc.domain.identity import submission_id
-from tests.unit.functions.handler_loader import FakeContext, expected_pseudonym, load_handler
+from tests.unit.functions.handler_loader import (
+    FakeContext,
+    expected_pseudonym,
+    expected_submission_id,
+    load_handler,
+)
 
 BUCKET = "intake"
 RAW_KEY = "uploads/ACME 2026/applicant+42 100%/selfie-é.mp4"
@@ -97,7 +101,7 @@ def test_start_url_encoded_key_starts_one_execution_named_by_submission(aws: dic
     result = app.lambda_handler(_batch(quote_plus(RAW_KEY, safe="/"), aws["version"]), FakeContext())
 
     assert result == {"batchItemFailures": []}
-    sid = submission_id(BUCKET, RAW_KEY, aws["version"], aws["etag"])
+    sid = expected_submission_id(BUCKET, RAW_KEY, aws["version"], aws["etag"])
     [execution] = _executions(aws)
     assert execution["name"] == sid
     started = json.loads(aws["sfn"].describe_execution(executionArn=execution["executionArn"])["input"])
@@ -129,7 +133,7 @@ def test_start_raw_key_from_producer_is_accepted(aws: dict[str, Any]) -> None:
     app.lambda_handler(_batch(RAW_KEY, aws["version"]), FakeContext())
 
     assert [e["name"] for e in _executions(aws)] == [
-        submission_id(BUCKET, RAW_KEY, aws["version"], aws["etag"])
+        expected_submission_id(BUCKET, RAW_KEY, aws["version"], aws["etag"])
     ]
 
 
@@ -161,7 +165,7 @@ def test_start_object_deleted_before_admission_still_starts_screening(aws: dict[
 
     assert result == {"batchItemFailures": []}
     [execution] = _executions(aws)
-    assert execution["name"] == submission_id(BUCKET, gone, "v-gone", "etag-gone")
+    assert execution["name"] == expected_submission_id(BUCKET, gone, "v-gone", "etag-gone")
 
 
 def test_start_malformed_message_is_a_batch_failure_not_a_crash(aws: dict[str, Any]) -> None:

@@ -39,14 +39,17 @@ def test_the_decisions_table_streams_new_images(resources: dict[str, Any]) -> No
     assert spec["StreamViewType"] in {"NEW_IMAGE", "NEW_AND_OLD_IMAGES"}
 
 
-def test_the_pipe_carries_inserts_only_from_the_stream_to_the_decision_bus(resources: dict[str, Any]) -> None:
+def test_the_pipe_carries_every_change_to_the_enrichment_and_on_to_the_decision_bus(
+    resources: dict[str, Any],
+) -> None:
     (pipes,) = [lid for lid, r in resources.items() if r["Type"] == "AWS::Pipes::Pipe"]
     props = resources[pipes]["Properties"]
     assert props["Source"] == {"Fn::GetAtt": ["DecisionsTable", "StreamArn"]}
     assert props["Target"] == {"Fn::GetAtt": ["DecisionEventBus", "Arn"]}
     assert props["KmsKeyIdentifier"] == {"Fn::GetAtt": ["ScreeningKey", "Arn"]}
     (pattern,) = [json.loads(f["Pattern"]) for f in props["SourceParameters"]["FilterCriteria"]["Filters"]]
-    assert pattern == {"eventName": ["INSERT"]}
+    # issue 23: MODIFY/REMOVE reach the enrichment to be recorded; it turns only witnessed INSERTs into events
+    assert pattern == {"eventName": ["INSERT", "MODIFY", "REMOVE"]}
     stream = props["SourceParameters"]["DynamoDBStreamParameters"]
     assert stream["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["DecisionEventsDeadLetterQueue", "Arn"]}
     assert 0 <= stream["MaximumRetryAttempts"] <= 185  # finite: a poison record must reach the DLQ
@@ -63,9 +66,8 @@ def test_the_local_stack_reads_the_same_pipe(resources: dict[str, Any]) -> None:
     )
     insert = {"eventName": "INSERT", "dynamodb": {"NewImage": {}}}
     assert spec.passes(insert)
-    assert not spec.passes(insert | {"eventName": "MODIFY"}) and not spec.passes(
-        insert | {"eventName": "REMOVE"}
-    )
+    assert spec.passes(insert | {"eventName": "MODIFY"}) and spec.passes(insert | {"eventName": "REMOVE"})
+    assert not spec.passes(insert | {"eventName": "SOMETHING"})
 
 
 def test_the_pipe_role_is_least_privilege(resources: dict[str, Any]) -> None:
@@ -119,3 +121,17 @@ def test_the_pipes_dead_letters_are_encrypted_kept_and_alarmed(resources: dict[s
     ]
     assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
     assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+
+
+def test_the_enrichment_may_only_describe_the_stacks_own_executions(resources: dict[str, Any]) -> None:
+    """Its witness (issue 23): DescribeExecution on this stack's state machine's executions, nothing else."""
+    statements = _statements(resources, "RenderDecisionEventFunctionRole")
+    witness = [st for st in statements if "states:DescribeExecution" in _actions(st)]
+    assert len(witness) == 1 and _actions(witness[0]) == {"states:DescribeExecution"}
+    executions = "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:"
+    assert witness[0]["Resource"] == {"Fn::Sub": executions + "${AWS::StackName}-screening:*"}
+    variables = resources["RenderDecisionEventFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["KYC_STATE_MACHINE_ARN"]["Fn::Sub"].endswith(":stateMachine:${AWS::StackName}-screening")
+    assert resources["ScreeningStateMachine"]["Properties"]["StateMachineName"] == {
+        "Fn::Sub": "${AWS::StackName}-screening"
+    }

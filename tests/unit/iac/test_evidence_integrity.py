@@ -152,7 +152,7 @@ def test_only_the_digest_function_may_sign_and_only_raw_ecdsa_sha256(transformed
         assert readers and all(st["Principal"] == ROOT_PRINCIPAL for st in readers)
 
 
-def test_digest_role_signs_with_its_key_reads_the_index_and_writes_only_digests(transformed):
+def test_digest_role_signs_with_its_key_reads_every_item_and_version_and_writes_only_digests(transformed):
     statements = [
         st for owner, st in _identity_statements(transformed) if owner == "DigestEvidenceFunctionRole"
     ]
@@ -161,11 +161,22 @@ def test_digest_role_signs_with_its_key_reads_the_index_and_writes_only_digests(
         for action in _as_list(st["Action"]):
             by_action.setdefault(action, []).extend(_as_list(st["Resource"]))
     assert by_action["kms:Sign"] == [{"Fn::GetAtt": ["DigestSigningKey", "Arn"]}]
-    assert by_action["dynamodb:Query"] == [{"Fn::Sub": "${DecisionsTable.Arn}/index/ReviewQueueIndex"}]
+    # issue 23: every item by a Scan (no index a writer can leave), every version of the evidence
+    assert by_action["dynamodb:Scan"] == [{"Fn::GetAtt": ["DecisionsTable", "Arn"]}]
+    assert "dynamodb:Query" not in by_action
     assert by_action["s3:PutObject"] == [{"Fn::Sub": "${AuditBucket.Arn}/digests/*"}]
-    assert not {a for a in by_action if a.startswith("s3:Delete") or a.startswith("dynamodb:Put")}
-    listing = [st for st in statements if "s3:ListBucket" in _as_list(st["Action"])]
-    assert listing and listing[0]["Condition"] == {"StringLike": {"s3:prefix": "digests/*"}}
+    assert by_action["s3:GetObjectVersion"] == [
+        {"Fn::Sub": "${AuditBucket.Arn}/decisions/*"},
+        {"Fn::Sub": "${AuditBucket.Arn}/digests/*"},
+    ]
+    assert not {
+        a
+        for a in by_action
+        if a.startswith(("s3:Delete", "s3:PutObjectRetention", "s3:BypassGovernance"))
+        or a.startswith(("dynamodb:Put", "dynamodb:Update", "dynamodb:Delete"))
+    }
+    listing = [st for st in statements if "s3:ListBucketVersions" in _as_list(st["Action"])]
+    assert listing and listing[0]["Condition"] == {"StringLike": {"s3:prefix": ["digests/*", "decisions/*"]}}
     fn = _props(transformed, "DigestEvidenceFunction")
     assert fn["ReservedConcurrentExecutions"] == 1  # one writer: no forked chain
     assert fn["Environment"]["Variables"]["KYC_DIGEST_SIGNING_KEY_ID"] == {

@@ -185,7 +185,8 @@ def test_rate_alarms_are_metric_math_shares_with_a_volume_guard(template):
         returned = [q for q in props["Metrics"] if q.get("ReturnData", True)]
         assert [q["Id"] for q in returned] == ["rate"], lid
         assert returned[0]["Expression"] == {
-            "Fn::Sub": f"IF(total >= ${{RateAlarmMinDecisions}}, 100 * FILL({outcome.lower()}, 0) / total, 0)"
+            "Fn::Sub": f"IF(FILL({outcome.lower()}, 0) >= ${{RateAlarmMinDecisions}}, "
+            f"100 * FILL({outcome.lower()}, 0) / total, 0)"
         }, lid
         assert queries["total"]["Expression"] == " + ".join(f"FILL({o.lower()}, 0)" for o in OUTCOMES_ORDER)
         stats = {
@@ -217,9 +218,13 @@ def test_no_decision_alarm_is_on_by_default_and_needs_uploads(template):
     assert "DecisionsAbsentAlarm" in _created(template)
     props = _props(template, "DecisionsAbsentAlarm")
     (returned,) = [q for q in props["Metrics"] if q.get("ReturnData", True)]
-    assert returned["Expression"] == "IF(FILL(uploads, 0) > 0 AND total == 0, 1, 0)"
+    assert returned["Expression"] == "IF(FILL(uploads, 0) + FILL(intake, 0) > 0 AND total == 0, 1, 0)"
     uploads = next(q for q in props["Metrics"] if q["Id"] == "uploads")["MetricStat"]["Metric"]
     assert uploads["MetricName"] == "UploadsReceived"
+    # issue 23: the intake side (the bucket's events the admission rule matched) as well
+    intake = next(q for q in props["Metrics"] if q["Id"] == "intake")["MetricStat"]["Metric"]
+    assert (intake["Namespace"], intake["MetricName"]) == ("AWS/Events", "MatchedEvents")
+    assert intake["Dimensions"] == [{"Name": "RuleName", "Value": {"Ref": "IntakeObjectCreatedRule"}}]
     # missing data (no uploads, no decisions) must not breach: a quiet night is not an incident
     assert props["TreatMissingData"] == "notBreaching"
     assert props["EvaluationPeriods"] == props["DatapointsToAlarm"] == {"Ref": "NoDecisionWindowHours"}

@@ -62,26 +62,32 @@ def test_unknown_function_is_refused_not_guessed():
 def test_rate_alarm_is_read_from_the_template_with_its_defaults(alarms):
     reject = alarms["DecisionsRejectRateAlarm"]
     assert (reject.period, reject.evaluation_periods, reject.threshold) == (900, 1, 10.0)
-    assert dict(reject.expressions)["rate"] == "IF(total >= 10, 100 * FILL(reject, 0) / total, 0)"
+    assert dict(reject.expressions)["rate"] == "IF(FILL(reject, 0) >= 5, 100 * FILL(reject, 0) / total, 0)"
     overridden = load_alarms(
         ROOT / "template.yaml", {"RateAlarmMinDecisions": "3", "RejectRateAlarmPercent": "50"}
     )
-    assert "total >= 3" in dict(overridden["DecisionsRejectRateAlarm"].expressions)["rate"]
+    assert "FILL(reject, 0) >= 3" in dict(overridden["DecisionsRejectRateAlarm"].expressions)["rate"]
     assert overridden["DecisionsRejectRateAlarm"].threshold == 50.0
 
 
-def test_reject_rate_fires_at_ten_percent_of_ten_decisions(alarms):
-    # 9 PASS + 1 REJECT = 10 decisions: the guard (10) is met and the share is exactly 10 % (>= 10).
+def test_one_reject_of_ten_decisions_does_not_fire(alarms):
+    # issue 23: 9 PASS + 1 REJECT is a 10 % share (the threshold) but one REJECT, below the count guard (5)
     points = [decision("PASS", 1000.0 + i) for i in range(9)] + [decision("REJECT", 1010.0)]
-    assert period_value(alarms["DecisionsRejectRateAlarm"], points, 900.0, 1800.0) == 10.0
-    assert breaches_at(alarms["DecisionsRejectRateAlarm"], points, 1800.0)
-    # the same share over 9 decisions: below the volume guard, the rate reads 0
-    assert not breaches_at(alarms["DecisionsRejectRateAlarm"], points[1:], 1800.0)
+    assert period_value(alarms["DecisionsRejectRateAlarm"], points, 900.0, 1800.0) == 0.0
+    assert not breaches_at(alarms["DecisionsRejectRateAlarm"], points, 1800.0)
+    # five REJECTs among 45 PASS: the count guard is met and the share is exactly 10 % (>= 10)
+    wave = [decision("PASS", 1000.0 + i) for i in range(45)] + [
+        decision("REJECT", 1100.0 + i) for i in range(5)
+    ]
+    assert period_value(alarms["DecisionsRejectRateAlarm"], wave, 900.0, 1800.0) == 10.0
+    assert breaches_at(alarms["DecisionsRejectRateAlarm"], wave, 1800.0)
 
 
-def test_quiet_hour_of_all_rejects_below_the_guard_never_fires(alarms):
+def test_quiet_hour_of_nothing_but_rejects_fires(alarms):
+    # issue 23: 9 REJECT of 9 decisions (fewer than the old all-decision guard of 10) must fire
     points = [decision("REJECT", 6000.0 + 60 * i) for i in range(9)]
-    assert first_alarm(alarms["DecisionsRejectRateAlarm"], points, since=6000.0) is None
+    assert first_alarm(alarms["DecisionsRejectRateAlarm"], points, since=6000.0) is not None
+    assert first_alarm(alarms["DecisionsRejectRateAlarm"], points[:4], since=6000.0) is None  # 4 < 5
 
 
 def test_first_alarm_is_the_first_whole_minute_after_the_data(alarms):
@@ -148,3 +154,17 @@ def test_digest_missed_alarm_fires_three_hours_after_the_last_digest(alarms):
     # the schedule stops after the digest at 7210 s: three whole hours without one from 18010 s on
     stopped = hourly[:3]
     assert first_alarm(missed, stopped, since=0.0, horizon_s=12 * 3600) == 18060.0
+
+
+def test_no_decision_alarm_sees_uploads_the_start_function_never_admitted():
+    """Issue 23: the start function broken before it counts anything (UploadsReceived stays empty):
+    the intake rule's own MatchedEvents (AWS/Events) still show uploads, so the alarm fires."""
+    absent = load_alarms(ROOT / "template.yaml", resources={"IntakeObjectCreatedRule": "kyc-intake"})[
+        "DecisionsAbsentAlarm"
+    ]
+    seen = [
+        Datapoint("AWS/Events", "MatchedEvents", (("RuleName", "kyc-intake"),), t, 1.0)
+        for t in (100.0, 3700.0)
+    ]
+    assert first_alarm(absent, seen, since=0.0) == 3720.0
+    assert first_alarm(absent, [], since=0.0) is None

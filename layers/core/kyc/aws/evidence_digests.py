@@ -1,76 +1,116 @@
-"""Where the evidence digest calls AWS: the decisions index by time, KMS Sign, the digests in S3.
+"""Where the evidence digest and its verifiers call AWS: the decisions table, the audit bucket's
+object versions, KMS Sign.
 
-The domain (``kyc.domain.digest``) decides what a digest says; these adapters only fetch and store.
+The domain (``kyc.domain.digest``) decides what a digest says; these adapters only list, read and
+store. Every reader here lists *versions* (``ListObjectVersions``): a delete marker hides an object
+from ``GetObject`` and ``ListObjectsV2``, never from this listing (issue 23).
 """
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from kyc.aws.clients import client
 from kyc.aws.dynamodb_decision_store import deserialise_item
 from kyc.aws.s3_object_store import S3ObjectStore
-from kyc.domain.digest import DIGEST_PREFIX, SIGNING_ALGORITHM, PreviousDigest
-from kyc.domain.outcomes import Decision
+from kyc.domain.digest import (
+    DIGEST_PREFIX,
+    EVIDENCE_PREFIX,
+    SIGNING_ALGORITHM,
+    ObjectVersion,
+    PreviousDigest,
+    StoredDigest,
+    period_time,
+)
 
-TIME_INDEX = "ReviewQueueIndex"  # decision (HASH), decided_at (RANGE): decide's own index, ALL projected
 
-
-class DecisionTimeIndex:
-    """Decision records by ``decided_at`` through the table's ReviewQueueIndex: one Query per outcome
-    and period (five small queries an hour), never a scan, whatever the table's size."""
+class DecisionItems:
+    """Every decision item from a time on, by a filtered Scan: no index a writer could leave out
+    (an unknown ``decision`` value, a missing ``decided_at`` or one typed as a number all show).
+    A Scan reads the whole table (docs/digests.md: cost); the filter only trims what is returned."""
 
     def __init__(self, table_name: str, dynamodb_client: Any = None) -> None:
         self._table = table_name
         self._ddb = dynamodb_client or client("dynamodb")
 
-    def decided_in(self, start: str | None, end: str) -> list[dict[str, Any]]:
-        """Records with ``start <= decided_at < end`` (``start`` None: everything before ``end``)."""
+    def since(self, start: str | None) -> list[dict[str, Any]]:
+        """Items not dated before ``start``: dated at or after it, undated, or dated by a non-string."""
+        kwargs: dict[str, Any] = {"TableName": self._table, "ConsistentRead": True}
+        if start is not None:
+            kwargs |= {
+                # only a string date before start is left out (the type test first: a number is kept)
+                "FilterExpression": "NOT (attribute_type(decided_at, :string) AND decided_at < :s)",
+                "ExpressionAttributeValues": {":s": {"S": start}, ":string": {"S": "S"}},
+            }
         items: list[dict[str, Any]] = []
-        for decision in Decision:
-            kwargs = self._query(decision, start, end)
-            while True:
-                page = self._ddb.query(**kwargs)
-                items.extend(deserialise_item(raw) for raw in page.get("Items", []))
-                if "LastEvaluatedKey" not in page:
-                    break
-                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        return _before(items, end)
+        for page in self._ddb.get_paginator("scan").paginate(**kwargs):
+            items.extend(deserialise_item(raw) for raw in page.get("Items", []))
+        return items
 
-    def first_decided(
-        self, start: str | None, end: str, limit: int
-    ) -> tuple[list[dict[str, Any]], list[str]]:
-        """Up to ``limit`` records per outcome from ``start`` on (oldest first), and, for each outcome
-        with more before ``end``, the last ``decided_at`` read (see ``kyc.domain.digest.capped_end``)."""
-        items: list[dict[str, Any]] = []
-        truncated: list[str] = []
-        for decision in Decision:
-            page = self._ddb.query(**self._query(decision, start, end) | {"Limit": limit})
-            found = [deserialise_item(raw) for raw in page.get("Items", [])]
-            items.extend(found)
-            if "LastEvaluatedKey" in page and found:
-                truncated.append(str(found[-1]["decided_at"]))
-        return _before(items, end), truncated
+    def all(self) -> list[dict[str, Any]]:
+        return self.since(None)
 
-    def _query(self, decision: Decision, start: str | None, end: str) -> dict[str, Any]:
-        values: dict[str, Any] = {":d": {"S": str(decision)}, ":e": {"S": end}}
-        if start is None:
-            condition = "decision = :d AND decided_at <= :e"
-        else:
-            condition = "decision = :d AND decided_at BETWEEN :s AND :e"
-            values[":s"] = {"S": start}
-        return {
-            "TableName": self._table,
-            "IndexName": TIME_INDEX,
-            "KeyConditionExpression": condition,
-            "ExpressionAttributeValues": values,
-        }
+    def get(self, submission_id: str) -> dict[str, Any] | None:
+        response = self._ddb.get_item(
+            TableName=self._table, Key={"submission_id": {"S": submission_id}}, ConsistentRead=True
+        )
+        item = response.get("Item")
+        return deserialise_item(item) if item else None
 
 
-def _before(items: list[dict[str, Any]], end: str) -> list[dict[str, Any]]:
-    # BETWEEN is inclusive: a record exactly at ``end`` belongs to the next period
-    return [i for i in items if str(i.get("decided_at", "")) < end]
+class AuditVersions:
+    """Every version and delete marker under a prefix of the audit bucket, and the bytes of one version."""
+
+    def __init__(self, bucket: str, s3_client: Any = None) -> None:
+        self.bucket = bucket
+        self._s3 = s3_client or client("s3")
+
+    def list(self, prefix: str = EVIDENCE_PREFIX) -> list[ObjectVersion]:
+        return list(self._iter(prefix))
+
+    def _iter(self, prefix: str) -> Iterator[ObjectVersion]:
+        paginator = self._s3.get_paginator("list_object_versions")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for version in page.get("Versions", []):
+                yield ObjectVersion(version["Key"], str(version["VersionId"]), _at(version["LastModified"]))
+            for marker in page.get("DeleteMarkers", []):
+                yield ObjectVersion(
+                    marker["Key"], str(marker["VersionId"]), _at(marker["LastModified"]), delete_marker=True
+                )
+
+    def read(self, key: str, version_id: str) -> bytes | None:
+        try:
+            return self._s3.get_object(Bucket=self.bucket, Key=key, VersionId=version_id)["Body"].read()
+        except self._s3.exceptions.NoSuchKey:
+            return None
+        except self._s3.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchVersion", "404", "NoSuchKey"):
+                return None
+            raise
+
+    def stored_digests(self) -> list[StoredDigest]:
+        """Every digest key, read at its *first* version (the one the chain linked), with how many
+        versions it has and whether a delete marker hides it."""
+        versions: dict[str, list[ObjectVersion]] = {}
+        hidden: set[str] = set()
+        for version in self._iter(DIGEST_PREFIX):
+            if version.delete_marker:
+                hidden.add(version.key)
+            else:
+                versions.setdefault(version.key, []).append(version)
+        out = []
+        for key, found in sorted(versions.items()):
+            first = min(found, key=lambda v: (v.at, v.version_id))
+            data = self.read(key, first.version_id)
+            if data is not None:
+                out.append(StoredDigest(key=key, data=data, versions=len(found), hidden=key in hidden))
+        return out
+
+
+def _at(value: Any) -> str:
+    return period_time(value) if isinstance(value, datetime) else str(value)
 
 
 class KmsDigestSigner:
@@ -98,37 +138,21 @@ class S3DigestStore:
         self._bucket = bucket
         self._s3 = s3_client or client("s3")
         self._store = S3ObjectStore(kms_key_id=kms_key_id, s3_client=self._s3)
+        self._versions = AuditVersions(bucket, self._s3)
 
-    def latest(self, today: date) -> PreviousDigest | None:
-        """The newest digest: today's day prefix first, then day by day back to the first digest's
-        day (a day lists at most one digest per schedule tick). None before the first digest."""
-        first = self._s3.list_objects_v2(Bucket=self._bucket, Prefix=DIGEST_PREFIX, MaxKeys=1).get("Contents")
-        if not first:
+    def latest(self) -> PreviousDigest | None:
+        """The newest digest by key, read from the version listing: a delete marker does not hide it,
+        so hiding the chain's head cannot make the next run start a fresh chain. None before the first."""
+        found = [v for v in self._versions.list(DIGEST_PREFIX) if not v.delete_marker]
+        if not found:
             return None
-        first_day = _day_of(first[0]["Key"]) or today
-        day = today
-        while day >= first_day:
-            keys = self._keys(f"{DIGEST_PREFIX}{day:%Y/%m/%d}/")
-            if keys:
-                key = max(keys)
-                return PreviousDigest(key=key, data=self._store.get_bytes(self._bucket, key))
-            day -= timedelta(days=1)
-        raise LookupError(f"s3://{self._bucket}/{DIGEST_PREFIX}: no digest between {first_day} and {today}")
+        key = max(v.key for v in found)
+        first = min((v for v in found if v.key == key), key=lambda v: (v.at, v.version_id))
+        data = self._versions.read(key, first.version_id)
+        if data is None:
+            raise LookupError(f"s3://{self._bucket}/{key}: listed but unreadable")
+        return PreviousDigest(key=key, data=data)
 
     def put_new(self, key: str, data: bytes) -> bool:
         """False when a digest already has this key (a concurrent or repeated writer lost)."""
         return self._store.put_new(self._bucket, key, data, "application/json")
-
-    def _keys(self, prefix: str) -> list[str]:
-        keys: list[str] = []
-        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=prefix):
-            keys.extend(o["Key"] for o in page.get("Contents", []))
-        return keys
-
-
-def _day_of(key: str) -> date | None:
-    parts = key.removeprefix(DIGEST_PREFIX).split("/")
-    try:
-        return date(int(parts[0]), int(parts[1]), int(parts[2]))
-    except (IndexError, ValueError):
-        return None

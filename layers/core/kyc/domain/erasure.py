@@ -10,6 +10,7 @@ until someone decides it may stay (docs/erasure.md).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -140,10 +141,19 @@ class ErasureRequest:
         }
 
 
-def erasure_targets(sid: str) -> ErasureTargets:
+def evidence_staging_prefix(execution_arn: str | None) -> str:
+    """Where decide stages an execution's evidence bytes in the work bucket before its decision is
+    written (``functions/decide``: ``_staging_key``): one prefix per execution ARN."""
+    return f"evidence/{hashlib.sha256(str(execution_arn).encode('utf-8')).hexdigest()[:32]}/"
+
+
+def erasure_targets(sid: str, execution_arn: str | None = None) -> ErasureTargets:
+    """``execution_arn``: the decision's execution, whose staging copies of the audit documents
+    (issue 23) are erased with the frames; they also expire with the work bucket's lifecycle."""
+    staging = (f"{evidence_staging_prefix(execution_arn)}decisions/{sid}/",) if execution_arn else ()
     return ErasureTargets(
         submission_id=sid,
-        work_prefixes=(f"frames/{sid}/", f"scores/{sid}/"),
+        work_prefixes=(f"frames/{sid}/", f"scores/{sid}/", *staging),
         review_keys=(contact_sheet_key(sid),),
         evidence_key=f"decisions/{sid}/erasure.json",
     )
@@ -186,9 +196,11 @@ def is_erased(item: Mapping[str, Any]) -> bool:
     return bool(item.get("erased_at"))
 
 
-def sibling_submissions(bucket: str, key: str, version_ids: Iterable[str], *, exclude: str) -> list[str]:
+def sibling_submissions(
+    bucket: str, key: str, version_ids: Iterable[str], *, exclude: str, mac: MacFunction
+) -> list[str]:
     """Submissions of the other versions of a key: deleting every version erases their video too."""
-    sids = {submission_id(bucket, key, v) for v in version_ids if v and v != "null"}
+    sids = {submission_id(bucket, key, v, mac=mac) for v in version_ids if v and v != "null"}
     return sorted(sids - {exclude})
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import asdict, dataclass
 from typing import Protocol
@@ -22,15 +21,27 @@ class SourceObject:
         return asdict(self)
 
 
-def submission_id(bucket: str, key: str, version_id: str | None, etag: str | None = None) -> str:
-    """A stable id for one upload: SHA-256 over bucket, key and version (or ETag without versioning).
+SUBMISSION_ID_SCHEME = b"kycscreen-submission/2"
 
-    It doubles as the Step Functions execution name (<= 80 characters, no raw key, so keys with
-    spaces, ``%`` or personal identifiers never appear in names or logs).
+
+def submission_id(
+    bucket: str, key: str, version_id: str | None, etag: str | None = None, *, mac: MacFunction
+) -> str:
+    """A stable id for one upload: HMAC-SHA256 under the pseudonym key (KMS GenerateMac) over
+    bucket, key and version (or ETag without versioning), as 64 hex characters.
+
+    Keyed (issue 23): bucket, key and version id are stored beside the id (the record's source, the
+    execution input), so an unkeyed hash would let anyone holding a record confirm a guessed object
+    key (an e-mail, a document number) offline, even after erasure. Under a KMS key that only the
+    stack's roles may use, a guess can be checked only by calling KMS, which CloudTrail records.
+    It doubles as the Step Functions execution name (<= 80 characters, no raw key). Ids written
+    before this scheme (unkeyed SHA-256) stay valid as stored: docs/erasure.md (migration).
     """
     discriminator = version_id or (f"etag:{etag}" if etag else "")
-    material = "\x00".join((bucket, key, discriminator)).encode("utf-8")
-    return hashlib.sha256(material).hexdigest()
+    material = b"\x00".join(
+        (SUBMISSION_ID_SCHEME, bucket.encode("utf-8"), key.encode("utf-8"), discriminator.encode("utf-8"))
+    )
+    return mac(material).hex()
 
 
 class MacFunction(Protocol):

@@ -137,6 +137,7 @@ class StageRecord:
     function_name: str | None = None
     request_id: str | None = None
     timestamp: str | None = None
+    log_group: str | None = None
 
     @property
     def inputs(self) -> Mapping[str, Any]:
@@ -203,11 +204,23 @@ class LineageChain:
         }
 
 
-def chain_from_logs(records: Iterable[Mapping[str, Any]], submission_id: str | None = None) -> LineageChain:
+# The field a log reader adds to each record: the log group it was read from (Logs Insights: @log).
+LOG_GROUP_FIELD = "@log_group"
+
+
+def chain_from_logs(
+    records: Iterable[Mapping[str, Any]],
+    submission_id: str | None = None,
+    *,
+    stage_groups: Mapping[str, str] | None = None,
+) -> LineageChain:
     """Rebuild one submission's lineage from log records alone and report its gaps.
 
     ``records`` are parsed JSON log lines from any function (other messages are skipped). When
-    ``submission_id`` is None the records must name exactly one submission.
+    ``submission_id`` is None the records must name exactly one submission. With ``stage_groups``
+    (stage -> the log group of the one function that logs it), a stage record read from any other
+    group (``LOG_GROUP_FIELD``) is refused and reported: a role can write its own log group, so a
+    record is a witness only of the function that owns the group (issue 23).
     """
     stages = [_stage_record(r) for r in records if _is_lineage(r)]
     ids = {s.submission_id for s in stages}
@@ -216,9 +229,21 @@ def chain_from_logs(records: Iterable[Mapping[str, Any]], submission_id: str | N
             raise LineageError(f"the records name {len(ids)} submissions; say which one")
         submission_id = ids.pop()
     mine = [s for s in stages if s.submission_id == submission_id]
+    foreign: list[str] = []
+    if stage_groups is not None:
+        own = [
+            s for s in mine if stage_groups.get(s.stage) is not None and s.log_group == stage_groups[s.stage]
+        ]
+        foreign = [
+            f"foreign record: a {s.label} record in {s.log_group or 'an unknown log group'}, "
+            f"not {stage_groups.get(s.stage) or 'any stage function'}'s (ignored)"
+            for s in mine
+            if s not in own
+        ]
+        mine = own
     ordered, problems = _deduplicate(sorted(mine, key=_stage_sort_key))
     chain = LineageChain(submission_id, tuple(ordered))
-    return LineageChain(submission_id, chain.stages, tuple(problems + _gaps(chain)))
+    return LineageChain(submission_id, chain.stages, tuple(foreign + problems + _gaps(chain)))
 
 
 def _is_lineage(record: Mapping[str, Any]) -> bool:
@@ -234,6 +259,7 @@ def _stage_record(record: Mapping[str, Any]) -> StageRecord:
         function_name=record.get("function_name"),
         request_id=record.get("function_request_id"),
         timestamp=record.get("timestamp"),
+        log_group=record.get(LOG_GROUP_FIELD),
     )
 
 
@@ -407,6 +433,7 @@ def verify_chain(
     fetch_source: FetchVersion | None = None,
     retention: EvidenceRetention | None = None,
     now: datetime | None = None,
+    witness: ExecutionWitness | None = None,
 ) -> list[str]:
     """Every problem with a decision's lineage: the log gaps, then each hash the logs name checked
     against the stored objects, lineage.json and the decision record (empty when intact).
@@ -418,8 +445,13 @@ def verify_chain(
     ``is_failure`` excuses; every other "missing:" is a failure. Frames past their expiry are
     still covered: lineage.json (5 years, in the audit bucket) keeps their hashes, and those are
     checked against extract's log. ``fetch_source`` re-hashes the upload's pinned version.
+
+    Nothing the decision item says excuses anything (its writer can edit it): the upload time comes
+    from the Step Functions execution (``witness``, written by the service) or the stage records'
+    own log timestamps, an erasure only from erase's own record. With ``witness`` the execution
+    that must have produced the decision is checked too (``_witness_problems``).
     """
-    recorder = _MissingEvidence(fetch, fetch_source, retention, chain, decision_item, now)
+    recorder = _MissingEvidence(fetch, fetch_source, retention, chain, witness, now)
     fetch, fetch_source = recorder.fetch, (recorder.fetch_source if fetch_source else None)
     problems = list(chain.problems)
     terminal = chain.terminal
@@ -435,7 +467,97 @@ def verify_chain(
         problems += _record_against_logs(chain, decision_item, lineage)
         if fetch_source is not None:
             problems += _source_against_logs(chain, decision_item, fetch_source)
+    if witness is not None:
+        problems += recorder.classify_witness(_witness_problems(chain, decision_item, witness))
     return recorder.classify(problems)
+
+
+# --------------------------------------------------------------------------- the service's witness
+STEP_FUNCTIONS_HISTORY_DAYS = 90  # Step Functions keeps a closed execution's history this long
+DECIDE_STATE = "DecideOutcome"
+
+
+@dataclass(frozen=True)
+class ExecutionWitness:
+    """What Step Functions itself recorded of the execution named by the submission id (never the
+    ARN the item claims): written by the service, under the stack key, out of every role's reach.
+
+    ``found`` False: no such execution. ``decided`` lists the ``decision`` of every exit from the
+    DecideOutcome state in its history (the decide function's answer as the service saw it)."""
+
+    arn: str
+    found: bool
+    started_at: datetime | None = None
+    status: str | None = None
+    submission: Mapping[str, Any] = field(default_factory=dict)
+    decided: tuple[str, ...] = ()
+
+
+def witness_from_history(
+    arn: str, execution: Mapping[str, Any] | None, history: Iterable[Mapping[str, Any]]
+) -> ExecutionWitness:
+    """Read the witness from DescribeExecution and GetExecutionHistory responses (None: not found)."""
+    if execution is None:
+        return ExecutionWitness(arn=arn, found=False)
+    try:
+        submission = (json.loads(execution.get("input") or "{}") or {}).get("submission") or {}
+    except ValueError:
+        submission = {}
+    decided = []
+    for event in history:
+        exited = event.get("stateExitedEventDetails") or {}
+        if exited.get("name") != DECIDE_STATE:
+            continue
+        try:
+            output = json.loads(exited.get("output") or "{}")
+        except ValueError:
+            continue
+        value = (output.get("decision") or {}).get("decision") if isinstance(output, dict) else None
+        if value:
+            decided.append(str(value))
+    started = execution.get("startDate")
+    if isinstance(started, str):
+        started = parse_utc(started)
+    return ExecutionWitness(
+        arn=arn,
+        found=True,
+        started_at=started if isinstance(started, datetime) else None,
+        status=execution.get("status"),
+        submission=submission,
+        decided=tuple(decided),
+    )
+
+
+def _witness_problems(
+    chain: LineageChain, item: Mapping[str, Any] | None, witness: ExecutionWitness
+) -> list[str]:
+    """The decision against the execution the service ran for this submission id."""
+    if not witness.found:
+        return [f"missing: {WITNESS_LABEL} (Step Functions has no execution {witness.arn})"]
+    problems = []
+    named = witness.submission.get("submission_id")
+    if named != chain.submission_id:
+        problems.append(f"witness: execution {witness.arn} screened {named!r}, not {chain.submission_id}")
+    source = (item or {}).get("source") or {}
+    for name in ("bucket", "version_id"):
+        if item is not None and source.get(name) != witness.submission.get(name):
+            problems.append(
+                f"witness: decision record source.{name} {source.get(name)!r}, "
+                f"the execution screened {witness.submission.get(name)!r}"
+            )
+    terminal = chain.terminal
+    if item is not None and terminal is not None and terminal.stage == "decide":
+        if not witness.decided:
+            problems.append(f"witness: execution {witness.arn} never left {DECIDE_STATE} with a decision")
+        elif item.get("decision") not in witness.decided:
+            problems.append(
+                f"witness: the decision record says {item.get('decision')}, {DECIDE_STATE} returned "
+                f"{', '.join(witness.decided)} in execution {witness.arn}"
+            )
+    return problems
+
+
+WITNESS_LABEL = "execution history"
 
 
 class _MissingEvidence:
@@ -447,14 +569,26 @@ class _MissingEvidence:
         fetch_source: FetchVersion | None,
         retention: EvidenceRetention | None,
         chain: LineageChain,
-        item: Mapping[str, Any] | None,
+        witness: ExecutionWitness | None,
         now: datetime | None,
     ) -> None:
         self._fetch, self._fetch_source, self._retention = fetch, fetch_source, retention
         self._now = now or datetime.now(UTC)
-        self._since = _upload_time(item)
-        self._erased = chain.first("erase") is not None or bool((item or {}).get("erased_at"))
+        self._since = _upload_time(chain, witness)
+        self._erased = chain.first("erase") is not None  # erase's own record, never the item's erased_at
         self._excused: dict[str, str] = {}
+
+    def classify_witness(self, problems: list[str]) -> list[str]:
+        """A missing execution is excused only after Step Functions' own retention of its history."""
+        since = self._since
+        expired = since is not None and self._now >= since + timedelta(days=STEP_FUNCTIONS_HISTORY_DAYS)
+        return [
+            f"expired: {WITNESS_LABEL} (Step Functions keeps {STEP_FUNCTIONS_HISTORY_DAYS} days; "
+            f"screened {since:%Y-%m-%d})"
+            if expired and since is not None and p.startswith(f"missing: {WITNESS_LABEL}")
+            else p
+            for p in problems
+        ]
 
     def fetch(self, bucket: str, key: str) -> bytes | None:
         data = self._fetch(bucket, key)
@@ -493,16 +627,28 @@ def _missing_label(problem: str) -> str:
     return problem.removeprefix("missing: ").split(" (", 1)[0]
 
 
-def _upload_time(item: Mapping[str, Any] | None) -> datetime | None:
-    """The earliest time the record knows: S3 counts expiry from object creation, which is after it."""
-    for name in ("received_at", "decided_at"):
-        value = (item or {}).get(name)
-        if isinstance(value, str) and value:
-            try:
-                return parse_utc(value)
-            except ValueError:
-                continue
-    return None
+def _upload_time(chain: LineageChain, witness: ExecutionWitness | None) -> datetime | None:
+    """When the screening started, from witnesses the item's writer does not control: the
+    execution's start (Step Functions), else the earliest stage record's own log time. S3 counts
+    expiry from object creation, which is before both, so an excuse is never given early by more
+    than the pipeline's own latency (seconds to minutes)."""
+    if witness is not None and witness.started_at is not None:
+        return witness.started_at
+    times = [t for s in chain.stages if (t := _log_time(s.timestamp)) is not None]
+    return min(times) if times else None
+
+
+def _log_time(value: str | None) -> datetime | None:
+    """A Powertools log timestamp (``2026-12-06 15:46:05,643+0000``) or ISO 8601."""
+    if not value:
+        return None
+    text = value.replace(",", ".")
+    if len(text) > 5 and text[-5] in "+-" and text[-3] != ":":
+        text = f"{text[:-2]}:{text[-2:]}"
+    try:
+        return parse_utc(text)
+    except ValueError:
+        return None
 
 
 def _load_lineage(
