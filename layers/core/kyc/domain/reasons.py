@@ -72,3 +72,7 @@ class ReasonCode(StrEnum):
     FACE_POSE = "FACE_POSE"  # the face is turned (yaw, pitch or roll) beyond the policy's limit
     FACE_TOO_DARK = "FACE_TOO_DARK"  # the face is too dark (face stage brightness below the limit)
     FACE_BLURRED = "FACE_BLURRED"  # the face is blurred (face stage sharpness below the limit)
+    # --- reuse (appended, issue 24) ---
+    REUSED_RECORDING_FACE_SWAPPED = (
+        "REUSED_RECORDING_FACE_SWAPPED"  # an earlier recording, frame for frame, with another face
+    )
