@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from kyclocal.copies import make_copy
 from kyclocal.policy_file import role_played_policy
 from kyclocal.samples import write_clip
 from kyclocal.stack import LocalStack, LocalStackSettings
+from tests.fixtures import reuse_clips as rc
 from tests.integration.conftest import CORPUS, screen
 from tests.unit.serving.helpers import write_onnx_config
 
@@ -137,3 +139,86 @@ def test_after_erasure_a_copy_no_longer_matches(stack: LocalStack, workdir: Path
 
     after = screen(stack, copy, key="uploads/erase/copy-after.mp4")
     assert "MEDIA_REUSED" not in after["reasons"], after
+
+
+# --- issue 24: reuse means "the same recording" ---------------------------------------------------
+# A person filmed by a hand-held camera in a room that is a real corpus frame (tests/fixtures/reuse_clips.py);
+# the stack's face stage (the local detector) finds the face; CheckReuse hashes scene, face and body.
+
+
+@pytest.fixture(scope="module")
+def recording(stack: LocalStack, workdir: Path) -> dict:
+    rec = rc.Recording("road", rc.Person(11), seed=21)
+    frames = rec.frames()
+    clip = rc.write(frames, workdir / "recording.mp4", transform="original")
+    item = screen(stack, clip, key="uploads/ring/dave/selfie.mp4")
+    assert "MEDIA_REUSED" not in item["reasons"], item
+    return item | {"_rec": rec, "_frames": frames}
+
+
+@pytest.mark.parametrize("transform", ["mirror", "letterbox", "crop-corner-5", "crop-left-10"])
+def test_mirrored_letterboxed_and_cropped_copies_are_media_reused(
+    stack: LocalStack, recording: dict, workdir: Path, transform: str
+) -> None:
+    """The issue's misses: the old whole-frame hash with 4 bands of 16 bits missed a 5 % corner crop,
+    a mirror and a letterbox."""
+    copy = rc.write(recording["_frames"], workdir / f"{transform}.mp4", transform=transform)
+    item = screen(stack, copy, key=f"uploads/ring/erin/{transform}.mp4")
+
+    assert item["decision"] != "PASS" and "MEDIA_REUSED" in item["reasons"], item
+    reuse = _lineage(stack, item["submission_id"])["decision"]["reuse"]
+    assert reuse["matches"][0]["submission_id"] == recording["submission_id"], reuse
+    assert reuse["matches"][0]["kind"] == "perceptual"
+
+
+def test_a_face_swapped_over_the_recording_gets_its_own_reason(
+    stack: LocalStack, recording: dict, workdir: Path
+) -> None:
+    swapped = rc.write(rc.face_swap(recording["_rec"], rc.Person(12)).frames(), workdir / "swap.mp4")
+    item = screen(stack, swapped, key="uploads/ring/frank/selfie.mp4")
+
+    assert item["decision"] != "PASS" and "REUSED_RECORDING_FACE_SWAPPED" in item["reasons"], item
+    reuse = _lineage(stack, item["submission_id"])["decision"]["reuse"]
+    (match,) = [m for m in reuse["matches"] if m["submission_id"] == recording["submission_id"]]
+    assert match["kind"] == "face_swap" and match["body_frames_same"] >= match["face_frames_same"]
+
+
+def test_different_people_at_one_kiosk_are_not_media_reused(stack: LocalStack, workdir: Path) -> None:
+    """The honest applicants' complaint: a fixed camera in one room, one person after another."""
+    items = []
+    for n in range(3):
+        clip = rc.write(rc.kiosk("bunny", rc.Person(30 + n), seed=40 + n).frames(), workdir / f"kiosk{n}.mp4")
+        items.append(screen(stack, clip, key=f"uploads/branch/kiosk{n}.mp4"))
+    for item in items:
+        assert "MEDIA_REUSED" not in item["reasons"], item
+        assert "REUSED_RECORDING_FACE_SWAPPED" not in item["reasons"], item
+    later = _lineage(stack, items[-1]["submission_id"])["decision"]["reuse"]
+    assert later["checked"] and not later["matched"], later
+
+
+def test_two_copies_uploaded_together_only_the_later_is_marked(
+    stack: LocalStack, recording: dict, workdir: Path
+) -> None:
+    copy = rc.write(recording["_frames"], workdir / "together.mp4", transform="resize-half")
+    stack_sids = [
+        stack.upload(copy, key="uploads/burst/one.mp4")["submission_id"],
+        stack.upload(copy, key="uploads/burst/two.mp4")["submission_id"],
+    ]
+    items = [stack.wait_for_decision(sid, timeout_s=180) for sid in stack_sids]
+    assert all(items), items
+    # both are copies of the earlier recording: both MEDIA_REUSED naming it...
+    for item in items:
+        assert "MEDIA_REUSED" in item["reasons"], item
+    # ...but of the two, only the later (receipt time, then id) names the other
+    named = {
+        item["submission_id"]: {
+            m["submission_id"] for m in _lineage(stack, item["submission_id"])["decision"]["reuse"]["matches"]
+        }
+        for item in items
+    }
+    received = {
+        item["submission_id"]: datetime.fromisoformat(item["received_at"].replace("Z", "+00:00"))
+        for item in items
+    }
+    first, second = sorted(stack_sids, key=lambda sid: (received[sid], sid))
+    assert second not in named[first] and first in named[second], (named, received)
