@@ -6,26 +6,25 @@ recording is stolen and another face is swapped into it. Honest applicants, mean
 in shared fixed scenes (a branch kiosk) that look alike from one applicant to the next. Signals:
 
 - the same bytes: the upload's SHA-256 (validation already computes it);
-- per sampled frame (``kyc.media.recording_hash``): a mirror-invariant hash of the *scene* with the
-  face masked out (anchored to the face when there is one), a hash of the *face* alone, and where
-  the face is (its centre and size, shares of the frame).
+- per sampled frame (``kyc.media.recording_hash``): mirror-invariant hashes of the *scene* around
+  the face (face masked, window anchored to the face, so crops, resizes and letterboxes keep its
+  content), of the *face* alone and of the *body* around it (hair, shoulders, clothes), and where
+  the face is (centre and size, shares of the frame).
 
 The index (``kyc.aws.dynamodb_reuse_index``) files every frame under the bands of its scene hash:
 multi-index hashing with ``max_distance + 1`` bands, so by pigeonhole any frame within
 ``max_distance`` bits agrees exactly with the query on at least one band: the documented radius is
-guaranteed, not hoped for. A clip then meets an earlier submission when enough of its frames
-(``min_matching_frames``) lie within the radius of that submission's frames, and the match is
-classified by what happens *over time*:
+guaranteed, not hoped for. A clip meets an earlier submission when enough of its frames
+(``min_matching_frames``) lie within the radius of that submission's scene hashes; ``classify``
+then says what the meeting means:
 
-- the face moves along the same path (its trajectory correlates with the other clip's under some
-  time alignment: a speed in ``SPEEDS`` and an offset; mirroring flips x, a crop or letterbox is an
-  affine change of the coordinates, so both leave the correlation alone): **the same recording**.
-  With the same face it is ``MEDIA_REUSED``; with another face it is a face swap over a reused
-  recording (``REUSED_RECORDING_FACE_SWAPPED``);
-- the face moves along another path: **the same place, another recording** (two applicants at one
-  kiosk, one applicant filmed twice there): no finding, recorded as ``shared_scene``;
-- the face hardly moves, or there is no face evidence (the ``model`` face source): the path cannot
-  tell, and the scene decides as before (``MEDIA_REUSED``) unless the faces differ (``shared_scene``).
+- the body around the face (hair, shoulders, clothes) clearly another on most frames
+  (``CLEAR_SHARE``): **the same place, another recording** (two applicants at one kiosk): no
+  finding, recorded as ``shared_scene``;
+- otherwise **the same recording**: with a face clearly another on most frames, a face swap over a
+  reused recording (``REUSED_RECORDING_FACE_SWAPPED``); else ``MEDIA_REUSED``;
+- no face evidence on either side (the ``model`` face source, a faceless clip): the scene decides,
+  as the whole-frame hash always did (``MEDIA_REUSED``).
 
 Only an **earlier** submission (by receipt time, then id) counts: of two copies screened at the same
 moment the first is never marked. Pure Python: no AWS, no numpy.
@@ -54,9 +53,9 @@ SCALES = (0.6, 1.7)  # how much a crop, resize or letterbox may scale the face p
 STILL = 0.1  # a face path spreading less than this (face sizes) is "still": the path cannot tell
 MIN_PATH_OVERLAP = 0.6  # share of the clip's positioned frames an alignment must cover
 MIN_FACE_CONFIDENCE = 50.0  # a face stage's box below this (0..100) is not used to anchor or mask
-PART_RADIUS = 8  # bits: a face (body) hash this close is the same face (body) (docs/provenance.md)
-CLEAR_SHARE = 2 / 3  # of the compared frames: "the same body" / "another face" must be this clear
-PATH_DISAGREES = 0.5  # a moving face whose best-aligned path correlates below this: another recording
+BODY_RADIUS = 8  # bits: a body hash this close is the same body (benchmarks/reuse.py, docs/provenance.md)
+FACE_RADIUS = 6  # bits: a face hash this close is the same face; copies measured 0-6, swapped faces 8-18
+CLEAR_SHARE = 2 / 3  # of the compared frames: "another body" / "another face" must be this clear
 FINDING_KINDS = ("exact", "perceptual", "face_swap")
 
 
@@ -357,14 +356,16 @@ def path_correlation(
     return round(best, 4) if best > -1.0 else None
 
 
-def _agreement(own: Sequence[FrameSignature], other: Sequence[FrameSignature], part: str) -> tuple[int, int]:
-    """Own frames with a ``part`` hash (``face`` or ``body``), and how many lie within
-    ``PART_RADIUS`` of some frame of the other clip; (0, 0) when the other clip has none."""
+def _agreement(
+    own: Sequence[FrameSignature], other: Sequence[FrameSignature], part: str, radius: int
+) -> tuple[int, int]:
+    """Own frames with a ``part`` hash (``face`` or ``body``), and how many lie within ``radius``
+    of some frame of the other clip; (0, 0) when the other clip has none."""
     theirs = [getattr(f, part) for f in other if getattr(f, part) is not None]
     mine = [getattr(f, part) for f in own if getattr(f, part) is not None]
     if not theirs:
         return 0, 0
-    return sum(1 for h in mine if min(hamming(h, o) for o in theirs) <= PART_RADIUS), len(mine)
+    return sum(1 for h in mine if min(hamming(h, o) for o in theirs) <= radius), len(mine)
 
 
 def classify(
@@ -377,12 +378,14 @@ def classify(
 ) -> ReuseMatch | None:
     """What an earlier submission's frames mean for this clip; None: unrelated.
 
-    The scene must match on ``required_frames`` frames. Then, with face evidence on both sides:
-    the body around the face tells one recording (the same person's hair, shoulders and clothes,
-    frame for frame) from another recording in the same place (``shared_scene``), and so does a
-    face path that clearly disagrees (``PATH_DISAGREES``); within one recording the face tells
-    ``perceptual`` (MEDIA_REUSED) from ``face_swap``. Without face evidence the scene decides
-    (``perceptual``), as the whole-frame hash always did.
+    The scene around the face must match on ``required_frames`` frames (it is anchored to the face,
+    so people standing in different places at one kiosk rarely get this far). Then, with face
+    evidence on both sides: a body around the face that is clearly another on most frames
+    (``CLEAR_SHARE``) is another recording in the same place (``shared_scene``); the same body with a
+    face that is clearly another is ``face_swap``; anything else is ``perceptual`` (MEDIA_REUSED): in
+    doubt, a fraud signal is kept. Without face evidence the scene decides (``perceptual``), as the
+    whole-frame hash always did. ``path_correlation`` is recorded for reviewers, not decided on:
+    two slow smooth paths correlate by chance under some alignment.
     """
     need = required_frames(sum(1 for f in own if f.scene is not None), params)
     scenes = [f.scene for f in other if f.scene is not None]
@@ -393,16 +396,12 @@ def classify(
     if len(close) < need:
         return None
     correlation = path_correlation(own, other, need)
-    same_bodies, bodies = _agreement(own, other, "body")
-    same_faces, faces = _agreement(own, other, "face")
-    if bodies < need:
-        kind = "perceptual"
-    elif same_bodies < CLEAR_SHARE * bodies or (correlation is not None and correlation < PATH_DISAGREES):
-        kind = "shared_scene"
+    same_bodies, bodies = _agreement(own, other, "body", BODY_RADIUS)
+    same_faces, faces = _agreement(own, other, "face", FACE_RADIUS)
+    if bodies >= need and bodies - same_bodies >= CLEAR_SHARE * bodies:
+        kind = "shared_scene"  # clearly another person around the face: another recording there
     elif faces >= need and faces - same_faces >= CLEAR_SHARE * faces:
-        kind = "face_swap"
-    elif faces >= need and same_faces < CLEAR_SHARE * faces:
-        kind = "shared_scene"  # neither clearly the same face nor clearly another: benefit of the doubt
+        kind = "face_swap"  # the same person's body, clearly another face
     else:
         kind = "perceptual"
     return ReuseMatch(
