@@ -68,3 +68,13 @@ def test_recording_hashes_have_a_face_and_body_only_with_a_box() -> None:
     assert without.scene is not None and without.face is None and without.body is None
     flat = recording_hashes([(0, np.full((120, 160, 3), 80, np.float32))], [None])
     assert flat[0].scene is None
+
+
+def test_a_face_in_front_of_a_plain_wall_still_gets_a_scene_hash() -> None:
+    """The masked window around the face is flat: the whole picture is hashed instead (issue 16's
+    demo clips, a drawn face on a plain background, lost every match without this)."""
+    wall = np.full((480, 640, 3), 120, np.float32)
+    wall[144:264, 256:376] = _picture(6, 120, 120)  # the "face", inside the box below
+    (frame,) = recording_hashes([(0, wall)], [FaceBox(0.4, 0.3, 0.2, 0.25)])
+    assert frame.scene is not None and frame.face is not None
+    assert frame.body is None  # nothing but wall around the face

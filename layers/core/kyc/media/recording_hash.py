@@ -8,7 +8,9 @@ not. Each sampled frame therefore gets three 64-bit hashes, each mirror-invarian
   out; without a face box, the whole content box. The window is anchored to the face, so a crop,
   resize or letterbox of the frame (which moves and scales the face with the picture) leaves its
   content in place, and what a crop removed simply carries no weight (normalised convolution).
-  Uniform borders (letterbox, pillarbox) never count: the content box leaves them out;
+  Uniform borders (letterbox, pillarbox) never count: the content box leaves them out. Around a
+  face in front of a plain wall the masked window is flat: the whole content box, face included,
+  is hashed instead (the same on every copy, since a copy's wall is as plain);
 - ``face``: the face box alone (a margin added): who it is, as far as 64 bits can tell;
 - ``body``: the person around the face, face masked (hair, neck, shoulders, clothes; ``BODY_SPAN``):
   in a stolen recording it stays frame for frame when another face is swapped in; two people at one
@@ -207,6 +209,8 @@ def recording_hashes(
     for (index, rgb), box in zip(frames, boxes, strict=True):
         y = luma(rgb.astype(np.float32))
         scene = _hash_or_none(scene_small(y, box), MIN_CONTRAST)
+        if scene is None and box is not None:  # a plain wall around the face: the whole picture instead
+            scene = _hash_or_none(scene_small(y, None), MIN_CONTRAST)
         face = _hash_or_none(face_small(y, box), MIN_CONTRAST) if box is not None else None
         body = _hash_or_none(body_small(y, box), MIN_CONTRAST) if box is not None else None
         out.append(FrameHashes(index, scene, face, body))
