@@ -80,3 +80,7 @@ class ReasonCode(StrEnum):
     ASPECT_RATIO_INVALID = (
         "ASPECT_RATIO_INVALID"  # wider or taller than 4:1 on screen once SAR squares the pixels
     )
+    # --- reuse (appended, issue 24) ---
+    REUSED_RECORDING_FACE_SWAPPED = (
+        "REUSED_RECORDING_FACE_SWAPPED"  # an earlier recording, frame for frame, with another face
+    )
