@@ -96,6 +96,7 @@ class FaceStageEvidence:
     evidence_frames: frozenset[str] | None
     findings: tuple[Finding, ...]
     record: dict[str, Any] | None
+    checked_frames: frozenset[str] | None = None  # every frame the stage checked (None: model source)
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,7 @@ def face_stage_evidence(
     if not key or document_raw is None:
         found = face_findings([], policy)
         record = {"source": "rekognition", "evidence_key": None, "findings": [str(f.reason) for f in found]}
-        return FaceStageEvidence("rekognition", frozenset(), tuple(found), record)
+        return FaceStageEvidence("rekognition", frozenset(), tuple(found), record, frozenset())
     if sha256_hex(document_raw) != pointer.get("evidence_sha256"):
         raise FaceEvidenceError(f"face evidence {key} does not match the hash the face stage recorded")
     document = json.loads(document_raw)
@@ -209,7 +210,8 @@ def face_stage_evidence(
         ],
     }
     evidence = frozenset(a.frame_id for a in assessments if a.evidence)
-    return FaceStageEvidence("rekognition", evidence, tuple(found), record)
+    checked = frozenset(f.frame_id for f in frames)
+    return FaceStageEvidence("rekognition", evidence, tuple(found), record, checked)
 
 
 def unscored_summary(
@@ -302,6 +304,7 @@ def scored_summary(
         failed_batches=failed_batches,
         failure_reasons=failures,
         face_evidence=faces.evidence_frames,
+        face_checked=faces.checked_frames,
     )
     found = findings(DecisionInputs(state=state, faces=faces, provenance_policy=provenance_policy))
     # --- calibration: thresholds measured for other model bytes, policy or sampling (or none) decide
