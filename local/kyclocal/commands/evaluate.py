@@ -54,6 +54,7 @@ class LabelledFile:
     path: Path
     label: str  # "genuine" | "attack"
     attack_type: str | None
+    fake_share: float | None = None  # a partial fake: the share of the clip that is attack (0, 1]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -97,10 +98,26 @@ def read_labels(path: Path) -> list[LabelledFile]:
                 raise LabelsFileError(f"{path}:{number}: unknown label {row['label']!r}")
             file = Path(row["file"])
             attack_type = (row.get("attack_type") or None) if label == "attack" else None
-            rows.append(LabelledFile(file if file.is_absolute() else path.parent / file, label, attack_type))
+            share = _share(path, number, row.get("fake_share")) if label == "attack" else None
+            rows.append(
+                LabelledFile(file if file.is_absolute() else path.parent / file, label, attack_type, share)
+            )
     if not rows:
         raise LabelsFileError(f"{path}: no rows")
     return rows
+
+
+def _share(path: Path, number: int, raw: str | None) -> float | None:
+    """The optional ``fake_share`` column: empty for a whole-clip attack, else a number in (0, 1]."""
+    if not raw:
+        return None
+    try:
+        share = float(raw.rstrip("%")) / (100 if raw.endswith("%") else 1)
+    except ValueError:
+        share = -1.0
+    if not 0.0 < share <= 1.0:
+        raise LabelsFileError(f"{path}:{number}: fake_share must be in (0, 1] or a percentage, got {raw!r}")
+    return share
 
 
 def cmd_evaluate(args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -327,7 +344,8 @@ def evaluation_result(
     scores = [scored(row) for row in rows]
     labels = [f.label for f in labelled]
     types = [f.attack_type for f in labelled]
-    pipeline = decision_rates([row.get("decision") for row in rows], labels, types)
+    shares = [f.fake_share for f in labelled] if any(f.fake_share for f in labelled) else None
+    pipeline = decision_rates([row.get("decision") for row in rows], labels, types, shares)
     current = evaluate(
         scores,
         labels,
@@ -413,6 +431,14 @@ def print_report(result: dict[str, Any], out: TextIO) -> None:
                 print(f"  {label:8} {outcome:<10} {_rate(rate)}", file=out)
     for kind, rate in pipeline["apcer_by_type"].items():
         print(f"  APCER[{kind}]{'':<{max(0, 12 - len(kind))}} {_rate(rate)}  (attacks PASSed)", file=out)
+    if pipeline["apcer_by_type"]:
+        worst = pipeline["apcer_worst"]
+        print(f"  {'APCER worst type':<19} {_rate(worst)}  (the headline, ISO/IEC 30107-3)", file=out)
+    for share, rate in pipeline.get("apcer_by_share", {}).items():
+        print(
+            f"  APCER[{share} fake]{'':<{max(0, 7 - len(share))}} {_rate(rate)}  (partial fakes PASSed)",
+            file=out,
+        )
     print(f"  {'BPCER':<19} {_rate(pipeline['bpcer'])}  (genuine REJECTed)", file=out)
     print(f"  {'review rate':<19} {_rate(pipeline['review_rate'])}", file=out)
     current = result["current"]

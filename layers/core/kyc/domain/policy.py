@@ -28,6 +28,7 @@ __all__ = [
     "Verdict",
     "apply_findings",
     "decide_outcome",
+    "sustained_fake_frames",
 ]
 
 
@@ -123,6 +124,12 @@ class DecisionPolicy:
     calibration: Calibration | None = None
     # face stage (docs/decision-policy.md, "Face gates"): thresholds in the face stage's units
     face_gates: Mapping[str, float] = field(default_factory=dict, hash=False)
+    # --- a fake stretch cannot hide in the mean (issue 24; docs/decision-policy.md, "Sustained fake frames"):
+    # a frame is "called fake" at p_fake >= frame_fake_threshold; more than max_fake_run_frames such frames
+    # in a row, or more than max_fake_frame_fraction of the scored face frames, is never a PASS
+    frame_fake_threshold: float = 0.5
+    max_fake_run_frames: int = 2
+    max_fake_frame_fraction: float = 0.125
 
     def __post_init__(self) -> None:
         if not isinstance(self.version, str) or not self.version.strip():
@@ -141,6 +148,8 @@ class DecisionPolicy:
             "min_scored_fraction",
             "min_face_fraction",
             "max_multi_face_fraction",
+            "frame_fake_threshold",
+            "max_fake_frame_fraction",
         ):
             set_(self, name, _probability(name, getattr(self, name)))
         if self.pass_threshold > self.reject_threshold:
@@ -149,6 +158,7 @@ class DecisionPolicy:
                 f"reject_threshold ({self.reject_threshold})"
             )
         set_(self, "min_frames_scored", _count("min_frames_scored", self.min_frames_scored, 1))
+        set_(self, "max_fake_run_frames", _count("max_fake_run_frames", self.max_fake_run_frames, 0))
         set_(self, "require_faces", _flag("require_faces", self.require_faces))
         set_(self, "allow_pass_on_partial", _flag("allow_pass_on_partial", self.allow_pass_on_partial))
         set_(self, "face_gates", MappingProxyType(FaceGates.from_mapping(self.face_gates).to_dict()))
@@ -317,8 +327,11 @@ def decide_outcome(
         return verdict(Decision.REVIEW, [*gates, *caveats] or [ReasonCode.INSUFFICIENT_FRAMES], score)
     if score >= policy.reject_threshold:
         return verdict(Decision.REJECT, [ReasonCode.HIGH_FAKE_SCORE, *caveats], score)
+    stretch = [ReasonCode.SUSTAINED_FAKE_FRAMES] if sustained_fake_frames(aggregated, policy) else []
     if score >= policy.pass_threshold:
-        return verdict(Decision.REVIEW, [ReasonCode.MODEL_UNCERTAIN, *caveats], score)
+        return verdict(Decision.REVIEW, [ReasonCode.MODEL_UNCERTAIN, *stretch, *caveats], score)
+    if stretch:  # the mean is low, but the model called a stretch of the face frames fake
+        return verdict(Decision.REVIEW, [*stretch, *caveats], score)
     if unusable or (partial and not policy.allow_pass_on_partial):
         return verdict(Decision.REVIEW, caveats, score)
     if scored_faces < policy.min_frames_scored:
@@ -328,6 +341,19 @@ def decide_outcome(
         if aggregate(policy.aggregator, vouched, policy.aggregator_params) >= policy.pass_threshold:
             return verdict(Decision.REVIEW, [ReasonCode.MODEL_UNCERTAIN, *caveats], score)
     return verdict(Decision.PASS, [ReasonCode.LOW_FAKE_SCORE, *caveats], score)
+
+
+def sustained_fake_frames(frames: Sequence[FrameEvidence], policy: DecisionPolicy) -> bool:
+    """True when the model called more than ``max_fake_run_frames`` consecutive frames fake (in
+    sampled order, i.e. time), or more than ``max_fake_frame_fraction`` of them: a fake stretch a mean
+    of many genuine frames would dilute (docs/decision-policy.md, "Sustained fake frames")."""
+    ordered = sorted(frames, key=lambda e: e.frame_id)
+    called = [e.p_fake is not None and e.p_fake >= policy.frame_fake_threshold for e in ordered]
+    longest = run = 0
+    for fake in called:
+        run = run + 1 if fake else 0
+        longest = max(longest, run)
+    return longest > policy.max_fake_run_frames or sum(called) > policy.max_fake_frame_fraction * len(called)
 
 
 def apply_findings(verdict: Verdict, findings: Sequence[Finding]) -> Verdict:

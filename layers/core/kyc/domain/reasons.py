@@ -72,3 +72,5 @@ class ReasonCode(StrEnum):
     FACE_POSE = "FACE_POSE"  # the face is turned (yaw, pitch or roll) beyond the policy's limit
     FACE_TOO_DARK = "FACE_TOO_DARK"  # the face is too dark (face stage brightness below the limit)
     FACE_BLURRED = "FACE_BLURRED"  # the face is blurred (face stage sharpness below the limit)
+    # --- aggregation (issue 24, appended) ---
+    SUSTAINED_FAKE_FRAMES = "SUSTAINED_FAKE_FRAMES"  # a run or share of frames called fake, whatever the mean
