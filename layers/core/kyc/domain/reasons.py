@@ -74,3 +74,5 @@ class ReasonCode(StrEnum):
     FACE_BLURRED = "FACE_BLURRED"  # the face is blurred (face stage sharpness below the limit)
     # --- aggregation (issue 24, appended) ---
     SUSTAINED_FAKE_FRAMES = "SUSTAINED_FAKE_FRAMES"  # a run or share of frames called fake, whatever the mean
+    # --- provenance (issue 24, appended) ---
+    DECLARED_AI_ENHANCED = "DECLARED_AI_ENHANCED"  # C2PA declares algorithmicallyEnhanced retouching
