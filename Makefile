@@ -133,6 +133,7 @@ bench: venv
 	$(PY) benchmarks/load.py
 	$(PY) benchmarks/burst.py
 	$(PY) benchmarks/reuse.py
+	$(PY) benchmarks/partial_fakes.py
 
 clean:
 	rm -rf .aws-sam build .pytest_cache .ruff_cache
