@@ -53,5 +53,6 @@ def test_pipeline_onnx_whole_frame_model_rejects_but_never_passes(
     assert item["decision"] == decision, item
     # the face stage saw no face on the solid card either: NO_FACE beside the model's reason (a REJECT stands)
     assert item["reasons"] == [reason, "NO_FACE"]
-    assert item["model"] == {"name": "tiny-red", "version": "1.0.0"}
+    assert {k: item["model"][k] for k in ("name", "version")} == {"name": "tiny-red", "version": "1.0.0"}
+    assert len(item["model"]["artefact_sha256"]) == 64  # the server reports what it loaded (issue 24)
     assert item["frames_scored"] == item["frames_sampled"] == 8
