@@ -137,6 +137,7 @@ bench: venv
 	$(PY) benchmarks/burst.py
 	$(PY) benchmarks/stages.py
 	$(PY) benchmarks/reuse.py
+	$(PY) benchmarks/partial_fakes.py
 
 clean:
 	rm -rf .aws-sam build .pytest_cache .ruff_cache

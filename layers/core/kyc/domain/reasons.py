@@ -84,3 +84,7 @@ class ReasonCode(StrEnum):
     REUSED_RECORDING_FACE_SWAPPED = (
         "REUSED_RECORDING_FACE_SWAPPED"  # an earlier recording, frame for frame, with another face
     )
+    # --- aggregation (issue 24, appended) ---
+    SUSTAINED_FAKE_FRAMES = "SUSTAINED_FAKE_FRAMES"  # a run or share of frames called fake, whatever the mean
+    # --- provenance (issue 24, appended) ---
+    DECLARED_AI_ENHANCED = "DECLARED_AI_ENHANCED"  # C2PA declares algorithmicallyEnhanced retouching
