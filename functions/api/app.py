@@ -515,7 +515,7 @@ def record_verdict(review_id: str) -> Response:
             ReviewErrorCode.VERDICT_CONFLICT, f"verdict {record.verdict_id} was just recorded by someone else"
         ) from exc
     history = CaseHistory.of([*history.verdicts, record], history.approvals.values())
-    _after_write(decision, history, record.verdict_id, kind="verdict", who=caller.reviewer_id)
+    _after_write(decision, history, record.verdict_id, kind="verdict")
     return _json(HTTPStatus.CREATED, _verdict_out(history, record.verdict_id))
 
 
@@ -537,7 +537,7 @@ def approve_verdict(review_id: str, verdict_id: str) -> Response:
     except RecordExists as exc:
         raise ReviewError(ReviewErrorCode.ALREADY_APPROVED, f"verdict {vid} is already approved") from exc
     history = CaseHistory.of(history.verdicts, [*history.approvals.values(), approval])
-    _after_write(decision, history, vid, kind="approval", who=caller.reviewer_id)
+    _after_write(decision, history, vid, kind="approval")
     return _json(HTTPStatus.OK, _verdict_out(history, vid))
 
 
@@ -545,21 +545,26 @@ def _verdict_out(history: CaseHistory, vid: str) -> dict[str, Any]:
     return next(v for v in history.to_list() if v["verdict_id"] == vid)
 
 
-def _after_write(decision: dict[str, Any], history: CaseHistory, vid: str, *, kind: str, who: str) -> None:
+def _after_write(decision: dict[str, Any], history: CaseHistory, vid: str, *, kind: str) -> None:
     """The record is written (it is the truth); now its lineage line, metric and event."""
     sid = decision["submission_id"]
     record = next(v for v in history.verdicts if v.verdict_id == vid)
+    approval = history.approvals.get(vid) if kind == "approval" else None
     log_lineage(
         "review",
         sid,
-        record_kind=kind,
-        verdict_id=vid,
-        verdict=record.verdict.value,
-        attack_type=record.attack_type.value if record.attack_type else None,
-        supersedes=record.supersedes,
-        requires_approval=record.requires_approval,
-        by=who,
-        state=history.state.value,
+        record_id=f"{kind}#{vid}",
+        inputs={"decision": decision.get("decision"), "reasons": list(decision.get("reasons") or [])},
+        outputs={
+            "record_kind": kind,
+            "verdict_id": vid,
+            "verdict": record.verdict.value,
+            "attack_type": record.attack_type.value if record.attack_type else None,
+            "supersedes": record.supersedes,
+            "requires_approval": record.requires_approval,
+            "by": approval.approver_id if approval else record.reviewer_id,
+            "case_state": history.state.value,
+        },
     )
     count("ReviewVerdicts" if kind == "verdict" else "ReviewApprovals", outcome=history.state.value)
     detail = reviewed_event_detail(decision, history)

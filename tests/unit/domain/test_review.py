@@ -388,3 +388,33 @@ def test_export_csv_has_the_documented_columns_and_defuses_formulas():
     ]  # fmt: skip
     assert tuple(rows[0]) == EXPORT_COLUMNS
     assert rows[1][2] == "mask" and rows[1][8] == "'=HYPERLINK(1)" and rows[1][9] == ""
+
+
+# ---------------------------------------------------------------- lineage
+def test_review_records_join_the_submissions_lineage_one_record_each():
+    from kyc.domain.lineage import chain_from_logs
+
+    def line(stage, **entry):
+        return {"message": "lineage", "lineage": {"stage": stage, "submission_id": SID, **entry}}
+
+    decide = line("decide", outputs={"decision": "REVIEW"}, inputs={})
+    verdict = line(
+        "review", record_id="verdict#v000001", outputs={"verdict": "genuine", "case_state": "awaiting"}
+    )
+    approval = line(
+        "review", record_id="approval#v000001", outputs={"verdict": "genuine", "case_state": "reviewed"}
+    )
+    chain = chain_from_logs([approval, verdict, decide, verdict])  # any order, a retried log line twice
+    assert [s.label for s in chain.stages] == [
+        "decide",
+        "review[approval#v000001]",
+        "review[verdict#v000001]",
+    ]
+    assert not [p for p in chain.problems if "review" in p]
+    forged = line(
+        "review", record_id="verdict#v000001", outputs={"verdict": "attack", "case_state": "reviewed"}
+    )
+    assert any(
+        "conflicting review[verdict#v000001]" in p
+        for p in chain_from_logs([decide, verdict, forged]).problems
+    )
