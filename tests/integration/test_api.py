@@ -455,3 +455,27 @@ def _reviewed_events(stack: LocalStack, sid: str) -> list[dict[str, Any]]:
         if found:
             return found
     return found
+
+
+def test_verdicts_are_write_once_evidence_listed_by_the_signed_digest(api, decided):
+    """After the journey above: each verdict and approval left a document in the audit bucket, and the
+    digest function lists it, with the hash of the stored bytes, in its review section."""
+    stack, sid = api["stack"], decided["view"]["submission_id"]
+    s3 = stack.client("s3")
+    bucket = stack.resources.audit_bucket
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=f"decisions/{sid}/reviews/").get("Contents", [])
+    keys = sorted(o["Key"] for o in listed)
+    assert keys == [
+        f"decisions/{sid}/reviews/approval-v000001.json",
+        f"decisions/{sid}/reviews/verdict-v000001.json",
+    ]
+    stored = {k: s3.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys}
+    assert json.loads(stored[keys[1]])["verdict"] == "attack"
+    payload, errored = stack.router.invoke("DigestEvidenceFunction", json.dumps({"settle_seconds": 0}))
+    assert not errored, payload
+    digests = s3.list_objects_v2(Bucket=bucket, Prefix="digests/")["Contents"]
+    newest = max(digests, key=lambda o: o["Key"])
+    body = json.loads(s3.get_object(Bucket=bucket, Key=newest["Key"])["Body"].read())["digest"]
+    section = {e["key"]: e["sha256"] for e in body.get("review_entries", [])}
+    assert {k: section.get(k) for k in keys} == {k: hashlib.sha256(v).hexdigest() for k, v in stored.items()}
+    assert not set(section) & {e["key"] for e in body["entries"]}  # a section of its own
