@@ -479,3 +479,31 @@ def test_verdicts_are_write_once_evidence_listed_by_the_signed_digest(api, decid
     section = {e["key"]: e["sha256"] for e in body.get("review_entries", [])}
     assert {k: section.get(k) for k in keys} == {k: hashlib.sha256(v).hexdigest() for k, v in stored.items()}
     assert not set(section) & {e["key"] for e in body["entries"]}  # a section of its own
+
+
+def test_backlog_measurement_reports_the_oldest_unreviewed_case_as_a_metric(api, decided):
+    """The schedule's run (ReviewBacklogAgeAlarm's metric), against the queue as the API lists it."""
+    stack = api["stack"]
+    queue = requests.get(api["url"] + "/reviews?state=all", headers=person(api, "audrey"), timeout=10).json()
+    unreviewed = [i for i in queue["items"] if i["state"] != "reviewed"]
+    scheduled = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+    payload, errored = stack.router.invoke("ScreeningApiFunction", json.dumps(scheduled))
+    assert not errored, payload
+    summary = json.loads(payload)
+    assert summary["open_cases"] == len(unreviewed)
+    oldest = max((i["age_seconds"] for i in unreviewed), default=0) / 3600
+    assert abs(summary["oldest_age_hours"] - oldest) < 0.02
+    metrics = [
+        line
+        for line in stack.log_lines(stack.function_names["ScreeningApiFunction"])
+        if "ReviewBacklogOldestAgeHours" in line
+    ]
+    assert metrics, "no ReviewBacklogOldestAgeHours metric"
+    emitted = metrics[-1]
+    value = emitted["ReviewBacklogOldestAgeHours"]
+    assert (value[0] if isinstance(value, list) else value) == pytest.approx(
+        summary["oldest_age_hours"], abs=0.01
+    )
+    # the dimensions ReviewBacklogAgeAlarm watches (template.yaml): service only
+    assert emitted["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]
+    assert emitted["service"] == "kyc-screening"
