@@ -247,13 +247,6 @@ def review_tables(env: Mapping[str, str] | None = None) -> tuple[str, str]:
     return env.get("KYC_REVIEWS_TABLE", ""), env.get("KYC_SCREENINGS_TABLE", "")
 
 
-def review_tables(env: Mapping[str, str] | None = None) -> tuple[str, str]:
-    """The API's ReviewsTable and ScreeningsTable (issue 20), as erasure reaches them; empty when the
-    API is off."""
-    env = os.environ if env is None else env
-    return env.get("KYC_REVIEWS_TABLE", ""), env.get("KYC_SCREENINGS_TABLE", "")
-
-
 @dataclass(frozen=True)
 class WebhookSettings:
     url: str

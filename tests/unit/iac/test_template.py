@@ -154,7 +154,11 @@ EXPECTED_ENV = {
         "KYC_DECISIONS_TABLE",
         "KYC_KMS_KEY_ID",
         "KYC_REUSE_TABLE",
+        "KYC_REVIEWS_TABLE",  # issue 20: erasure reaches the review records (empty without the API)
+        "KYC_SCREENINGS_TABLE",
     },
+    # issue 20: the optional webhook (WebhookUrl)
+    "WebhookFunction": {"KYC_WEBHOOK_URL", "KYC_WEBHOOK_SECRET_ARN", "KYC_WEBHOOK_TIMEOUT_S"},
     "CheckReuseFunction": {
         "KYC_WORK_BUCKET",
         "KYC_KMS_KEY_ID",
