@@ -481,6 +481,33 @@ def test_verdicts_are_write_once_evidence_listed_by_the_signed_digest(api, decid
     assert not set(section) & {e["key"] for e in body["entries"]}  # a section of its own
 
 
+def test_verify_digests_reports_a_review_document_that_no_digest_lists(api, decided):
+    """After the digest above: a verdict record in a covered period whose document no digest lists (a
+    digest that skipped it, or a record slipped in afterwards) is reported by `kycscreen verify-digests`."""
+    from kyclocal.commands.verify_digests import digest_report
+
+    stack, sid = api["stack"], decided["view"]["submission_id"]
+    ddb, table = stack.client("dynamodb"), stack.physical_ids["ReviewsTable"]
+    before = set(digest_report(stack).problems)
+    original = ddb.get_item(
+        TableName=table,
+        Key={"review_id": {"S": sid}, "record": {"S": "verdict#v000001"}},
+        ConsistentRead=True,
+    )["Item"]
+    ghost_id = "e" * 64
+    key = f"decisions/{ghost_id}/reviews/verdict-v000001.json"
+    ghost = original | {"review_id": {"S": ghost_id}, "evidence_key": {"S": key}}
+    ddb.put_item(TableName=table, Item=ghost)
+    try:
+        after = set(digest_report(stack).problems)
+    finally:
+        ddb.delete_item(
+            TableName=table, Key={"review_id": {"S": ghost_id}, "record": {"S": "verdict#v000001"}}
+        )
+    recorded_at = original["recorded_at"]["S"]
+    assert after - before == {f"unlisted: {key} (review recorded {recorded_at}) is in no digest"}
+
+
 def test_backlog_measurement_reports_the_oldest_unreviewed_case_as_a_metric(api, decided):
     """The schedule's run (ReviewBacklogAgeAlarm's metric), against the queue as the API lists it."""
     stack = api["stack"]

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from kyc.aws.dynamodb_review_store import DynamoDBReviewStore
 from kyc.aws.evidence_digests import DecisionTimeIndex
 from kyc.domain.digest import DIGEST_PREFIX, DigestReport, StoredDigest, verify_digests
 from kyclocal.commands.digest import add_state_dir, saved_state
@@ -61,11 +62,18 @@ def digest_report(stack: LocalStack, public_key: bytes | None = None) -> DigestR
         ]
     s3, bucket = stack.client("s3"), stack.resources.audit_bucket
     index = DecisionTimeIndex(stack.resources.decisions_table, stack.client("dynamodb"))
+    reviews_table = stack.physical_ids.get("ReviewsTable")  # issue 20: the review API's records
+    reviews = (
+        DynamoDBReviewStore(reviews_table, retention_s=0, dynamodb_client=stack.client("dynamodb"))
+        if reviews_table
+        else None
+    )
     return verify_digests(
         read_digests(s3, bucket),
         signature_verifier(public_key),
         lambda key: _get(s3, bucket, key),
         recorded=index.decided_in,  # every record of the covered periods must be listed
+        reviewed=reviews.recorded_in if reviews else None,  # and every verdict and approval document
     )
 
 

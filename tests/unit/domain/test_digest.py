@@ -362,3 +362,24 @@ def test_capped_end_refuses_a_period_that_cannot_make_progress() -> None:
     period = DigestPeriod(start=_iso(0), end=_iso(60))
     with pytest.raises(DigestError):
         capped_end(period, [_iso(5)] * 4, [_iso(5)], limit=3)  # more than 3 at one instant
+
+
+def test_review_document_recorded_in_a_covered_period_but_in_no_digest_is_unlisted(world) -> None:
+    """issue 20: verdict and approval records name their write-once document; one the digests skipped
+    (or a record added after the fact) is reported, one after the last period is not yet due."""
+    sid = "c" * 64
+    document = b'{"record_kind":"verdict","verdict":"attack"}'
+    verdict = {
+        "review_id": sid,
+        "record_kind": "verdict",
+        "recorded_at": _iso(75),
+        "evidence_key": f"decisions/{sid}/reviews/verdict-v000001.json",
+        "evidence_sha256": hashlib.sha256(document).hexdigest(),
+    }
+    world["evidence"][verdict["evidence_key"]] = document
+    problems = _verify(world, reviewed=lambda start, end: [verdict]).problems
+    assert problems == [
+        f"unlisted: decisions/{sid}/reviews/verdict-v000001.json (review recorded {_iso(75)}) is in no digest"
+    ]
+    assert _verify(world, reviewed=lambda start, end: [verdict | {"recorded_at": _iso(500)}]).problems == []
+    assert _verify(world, reviewed=lambda start, end: []).problems == []

@@ -300,10 +300,12 @@ def verify_digests(
     fetch: FetchEvidence,
     *,
     recorded: RecordedBetween | None = None,
+    reviewed: RecordedBetween | None = None,
 ) -> DigestReport:
     """Check every signature, the chain, every listed document, and that nothing recorded is unlisted.
 
-    ``recorded(start, end)`` returns the decision records of the periods the digests cover: any
+    ``recorded(start, end)`` returns the decision records of the periods the digests cover, and
+    ``reviewed(start, end)`` the verdict and approval records (issue 20) recorded in them: any
     document they name that no digest lists is reported ``unlisted``.
     Problem prefixes: ``unreadable``, ``signature``, ``overwritten``, ``misplaced``, ``gap``,
     ``break``, ``reordered``, ``duplicate``, ``removed``, ``altered``, ``unlisted``.
@@ -349,6 +351,11 @@ def verify_digests(
         for entry in entries_from_decisions(recorded(covered.start, covered.end)):
             if covered.contains(entry.decided_at) and entry.key not in listed:
                 problems.append(f"unlisted: {entry.key} (decided {entry.decided_at}) is in no digest")
+    if report.last_period_end is not None and reviewed is not None:
+        covered = DigestPeriod(start=report.first_period_start, end=report.last_period_end)
+        for entry in entries_from_review_records(reviewed(covered.start, covered.end)):
+            if covered.contains(entry.decided_at) and entry.key not in listed:
+                problems.append(f"unlisted: {entry.key} (review recorded {entry.decided_at}) is in no digest")
     return report
 
 
