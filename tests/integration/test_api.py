@@ -580,12 +580,12 @@ def test_erasing_a_reviewed_case_pseudonymises_its_review_records_and_drops_its_
     assert not errored, payload
     answer = json.loads(payload)
     assert answer["outcomes"] == {"ERASED": 1}, answer
-    assert answer["submissions"][0]["review_records_pseudonymised"] == 2
-    assert answer["submissions"][0]["screening_records_deleted"] == 1
     after = review_items()
-    assert set(after) == {"verdict#v000001", "approval#v000001"}  # the lease is gone
     text = json.dumps(after)
     assert reason_text not in text and "agree" not in text
+    assert set(after) == {"verdict#v000001", "approval#v000001"}  # the lease is gone
+    assert answer["submissions"][0]["review_records_pseudonymised"] == 2
+    assert answer["submissions"][0]["screening_records_deleted"] == 1
     for record in after.values():
         assert record["erased_at"]["S"]
     # the verdict itself, who gave it and its evidence stay (the human decision is part of the record)
