@@ -20,7 +20,7 @@ help:
 	@echo "make awscli - the AWS CLI in .venv-awscli (a client of make up)"
 	@echo "make test   - set up and run every test and check (unit, integration, ruff, IaC, sam build)"
 	@echo "make fuzz   - long fuzz runs of media validation and sampling (byte and structure-aware), with figures"
-	@echo "make bench  - benchmarks (validation, C2PA read, extraction, scoring, face stage, a 200-upload burst, corpus + 40 clips, reuse index) with figures"
+	@echo "make bench  - benchmarks (validation, C2PA read, extraction, decoys vs sampling, scoring, face stage, a 200-upload burst, corpus + 40 clips, corpus time per stage, reuse index) with figures"
 	@echo "make build  - sam build without Docker (ARCH=arm64|x86_64)"
 	@echo "make security - bandit, dependency audit of the locked pins, secret scan (in .venv-audit)"
 	@echo "make drill  - incident drills against the local stack (endpoint outage, crash, attack wave, regression)"
@@ -130,11 +130,14 @@ bench: venv
 	$(PY) benchmarks/validate.py
 	$(PY) benchmarks/provenance.py
 	$(PY) benchmarks/extract.py
+	$(PY) benchmarks/decoys.py
 	$(PY) benchmarks/scoring.py
 	$(PY) benchmarks/faces.py
 	$(PY) benchmarks/load.py
 	$(PY) benchmarks/burst.py
+	$(PY) benchmarks/stages.py
 	$(PY) benchmarks/reuse.py
+	$(PY) benchmarks/partial_fakes.py
 
 clean:
 	rm -rf .aws-sam build .pytest_cache .ruff_cache

@@ -84,11 +84,12 @@ def transitions(history: list[dict[str, Any]]) -> int:
     return sum(1 for event in history if event["type"].endswith("StateEntered"))
 
 
-def measure(clip: Path, frames: int, runs: int) -> dict[str, Any]:
+def measure(clip: Path, frames: int, runs: int, face_source: str | None = None) -> dict[str, Any]:
     counter = ApiCallCounter()
     counter.install()
     try:
-        with LocalStack(LocalStackSettings(frame_count=frames)) as stack:
+        settings = LocalStackSettings(frame_count=frames, face_evidence_source=face_source)
+        with LocalStack(settings) as stack:
             return _measure(stack, counter, clip, frames, runs)
     finally:
         counter.uninstall()
@@ -181,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, default=Path("build/bench/pipeline.json"), help="JSON for cost_model"
     )
+    parser.add_argument(
+        "--face-evidence-source",
+        help="FaceEvidenceSource for the run (default: the template's); `model` leaves the face stage out",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         clip = args.clip or (DEFAULT_CLIP if DEFAULT_CLIP.exists() else None)
@@ -188,7 +193,13 @@ def main(argv: list[str] | None = None) -> int:
             clip = write_clip(
                 Path(tmp) / "bench.mp4", "mp4", "libx264", {}, width=1280, height=720, seconds=5
             )
-        result = measure(clip, args.frames, args.runs)
+        result = measure(clip, args.frames, args.runs, args.face_evidence_source)
+    result["face_evidence_source"] = args.face_evidence_source
+    if "ERROR" in result["decisions"]:
+        # an errored screening stops early: its counts would price a pipeline that did not run
+        json.dump(result, sys.stderr, indent=2)
+        print(f"\nscreenings ended in ERROR ({result['decisions']}): nothing written", file=sys.stderr)
+        return 1
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     json.dump(result, sys.stdout, indent=2)

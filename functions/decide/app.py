@@ -17,10 +17,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kyc import settings
 from kyc.aws.dynamodb_decision_store import DynamoDBDecisionStore
-from kyc.aws.errors import SourceMissingError
+from kyc.aws.errors import SourceChangedError, SourceMissingError
 from kyc.aws.kms_mac import KmsMac
 from kyc.aws.s3_object_store import S3ObjectStore
 from kyc.aws.ssm_policy_source import PolicyOverrideProvider
+from kyc.domain.binding import sampling_in_force
 from kyc.domain.contract import CONTRACT_VERSION
 from kyc.domain.decision import (
     EvidenceObject,
@@ -194,15 +195,21 @@ def _summarise(mode: str, state: dict[str, Any]) -> tuple[DecisionSummary, dict 
         for batch in state.get("scoring") or []
     ]
     policy, policy_record = _policy()
+    faces = _face_stage_evidence(state, policy)
     return scored_summary(
         state,
         batches,
         policy=policy,
         policy_record=policy_record,
-        faces=_face_stage_evidence(state, policy),
+        faces=faces,
         provenance_policy=PROVENANCE_POLICY,
         contract_version=CONTRACT_VERSION,
         work_bucket=RESOURCES.work_bucket,
+        sampling=sampling_in_force(
+            (_manifest(state) or {}).get("params"),
+            face_evidence_source=FACE_STAGE.source,
+            face_check_frames=_face_check_frames(faces),
+        ),
     )
 
 
@@ -219,12 +226,31 @@ def _face_stage_evidence(state: dict[str, Any], policy: DecisionPolicy) -> FaceS
     )
 
 
-def _frames_lineage(state: dict[str, Any]) -> dict[str, Any] | None:
+def _face_check_frames(faces: FaceStageEvidence) -> int | None:
+    """FaceCheckFrames as the face stage's document records it; this function's own setting when the
+    stage wrote none (nothing to check: NO_FACE_EVIDENCE decides); None when faces come from the model."""
+    if faces.source == "model":
+        return None
+    record = faces.record or {}
+    return record.get("check_frames", FACE_STAGE.check_frames)
+
+
+def _manifest(state: dict[str, Any]) -> dict[str, Any] | None:
+    """The frame manifest extraction wrote, checked against the hash the state carries (when it
+    carries one): its sampling parameters are what the calibration binding compares."""
     extraction = state.get("extraction") or {}
     if not extraction.get("manifest_key"):
         return None
-    manifest = STORE.get_json(RESOURCES.work_bucket, extraction["manifest_key"])
-    return frames_lineage(extraction, manifest, RESOURCES.work_bucket)
+    raw = STORE.get_bytes(RESOURCES.work_bucket, extraction["manifest_key"])
+    expected = extraction.get("manifest_sha256")
+    if expected and sha256_hex(raw) != expected:
+        raise SourceChangedError(f"frame manifest {extraction['manifest_key']} is not the one extracted")
+    return json.loads(raw)
+
+
+def _frames_lineage(state: dict[str, Any]) -> dict[str, Any] | None:
+    extraction = state.get("extraction") or {}
+    return frames_lineage(extraction, _manifest(state), RESOURCES.work_bucket)
 
 
 def _policy() -> tuple[DecisionPolicy, dict[str, Any]]:

@@ -15,7 +15,7 @@ from kyc.aws.errors import SourceChangedError
 from kyc.aws.s3_object_store import S3ObjectStore, canonical_json
 from kyc.domain.lineage import sha256_hex
 from kyc.media.errors import MediaRefusedError
-from kyc.media.framestore import frame_manifest
+from kyc.media.framestore import BATCH_CONTENT_TYPE, batch_objects, frame_manifest
 from kyc.media.isolated import sample_isolated
 from kyc.media.sampling import SampleSet, SamplingParams
 from kyc.media.sandbox import sandbox_for_invocation
@@ -66,27 +66,29 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "duration_s": sample.duration_s,
             "header_duration_s": sample.header_duration_s,
             "sandbox": usage.to_dict(),
+            "briefly_shown": list(sample.briefly_shown),
         },
         parameters={
             "frame_count": PARAMS.frame_count,
             "max_side": PARAMS.max_side,
             "image_format": PARAMS.image_format,
+            "sampling_seed": sample.sampling_seed,  # with the upload's bytes, reproduces the sample
         },
     )
     return result
 
 
 def _store(sid: str, sample: SampleSet, source_sha256: str) -> dict[str, Any]:
+    """One object per scoring batch plus the manifest (kyc.media.framestore): nothing per frame."""
     prefix = f"frames/{sid}/"
     manifest = frame_manifest(sample, source_sha256=source_sha256, prefix=prefix)
-    names = [entry["file"] for entry in manifest["frames"]]
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(
             pool.map(
                 lambda pair: STORE.put_bytes(
-                    RESOURCES.work_bucket, prefix + pair[0], pair[1].data, pair[1].content_type
+                    RESOURCES.work_bucket, prefix + pair[0], pair[1], BATCH_CONTENT_TYPE
                 ),
-                zip(names, sample.frames, strict=True),
+                batch_objects(sample, manifest),
             )
         )
     body = canonical_json(manifest)
@@ -96,6 +98,7 @@ def _store(sid: str, sample: SampleSet, source_sha256: str) -> dict[str, Any]:
         "manifest_key": manifest_key,
         "manifest_sha256": sha256_hex(body),
         "frames_sampled": len(sample.frames),
+        "briefly_shown": len(sample.briefly_shown),
         "batches": [{"batch_index": b["batch_index"]} for b in manifest["batches"]],
         "refusal": None,
     }
@@ -108,6 +111,7 @@ def _refused(sid: str, exc: MediaRefusedError, execution_arn: str | None) -> dic
         "manifest_key": None,
         "manifest_sha256": None,
         "frames_sampled": 0,
+        "briefly_shown": 0,
         "batches": [],
         "refusal": {"reason": str(exc.reason), "message": exc.message},
     }

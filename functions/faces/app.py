@@ -30,6 +30,7 @@ from kyc.aws.rekognition_face_detector import (
 from kyc.aws.s3_object_store import S3ObjectStore, canonical_json
 from kyc.domain.faces import frames_to_check
 from kyc.domain.lineage import sha256_hex
+from kyc.media.framestore import FrameReader
 from kyc.observability import count, log_lineage, logger, metrics, stage_duration, tracer
 
 RESOURCES = settings.stack_resources()
@@ -81,8 +82,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     manifest = json.loads(manifest_bytes)
     entries = sorted(manifest["frames"], key=lambda f: f["index"])
     chosen = [entries[i] for i in frames_to_check(len(entries), FACE_STAGE.check_frames)]
+    reader = FrameReader(manifest, lambda key: STORE.get_bytes(RESOURCES.work_bucket, key))
     with ThreadPoolExecutor(max_workers=PARALLEL_CALLS) as pool:
-        checked = list(pool.map(lambda entry: _check(manifest["prefix"], entry), chosen))
+        checked = list(pool.map(lambda entry: _check(reader, entry), chosen))
     frames = [frame for frame, _ in checked]
     described = [(frame["frame_id"], vector) for frame, vector in checked if vector is not None]
     document = {
@@ -119,10 +121,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return _result(source, key, digest, len(frames), with_face)
 
 
-def _check(prefix: str, entry: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+def _check(reader: FrameReader, entry: dict[str, Any]) -> tuple[dict[str, Any], Any]:
     """One frame, checked against its manifest hash and detected; with the identity descriptor of its
     face when the local mesh sees exactly one."""
-    data = STORE.get_bytes(RESOURCES.work_bucket, prefix + entry["file"])
+    data = reader.read(entry)
     if sha256_hex(data) != entry["sha256"]:
         raise SourceChangedError(f"frame {entry['index']} does not match its manifest hash")
     record = {

@@ -1,15 +1,18 @@
-"""CheckReuse: has this clip, or a near-duplicate, been screened under another submission?
+"""CheckReuse: has this recording been screened under another submission (docs/provenance.md)?
 
-Writes this submission's entries to the reuse index first, then looks up the others: two copies
-screened at the same moment cannot both miss each other (whichever looks up second sees the
-first). A retry writes the same keys again. The result is small (the strongest matches, with the
-earlier submission's id and how strongly it matched); the decision turns a match into REVIEW
-``MEDIA_REUSED`` at most (kyc.domain.reuse.reuse_findings).
+Reads the sampled frames (checked against the manifest) and the face stage's evidence (checked
+against its hash), hashes each frame's scene and face (kyc.media.recording_hash), writes this
+submission's entries to the reuse index first, then looks up the others: of two copies screened at
+the same moment, whichever looks up second sees the first, and only the later one is marked (the
+domain ignores submissions received after this one). A retry writes the same keys again. The
+result is small: the strongest matches, with the earlier submission's id and what the match means;
+the decision turns it into REVIEW at most (kyc.domain.reuse.reuse_findings).
 """
 
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -20,24 +23,29 @@ from kyc.aws.errors import SourceChangedError
 from kyc.aws.s3_object_store import S3ObjectStore
 from kyc.domain.lineage import sha256_hex
 from kyc.domain.reuse import (
+    FrameSignature,
     ReuseParams,
     bands,
     combine,
     exact_matches,
     expires_at,
     index_entries,
-    manifest_frames,
+    index_time,
     not_checked,
     perceptual_matches,
     reuse_result,
     window_start,
 )
+from kyc.media.contact_sheet import decode_image
+from kyc.media.framestore import FrameReader
+from kyc.media.recording_hash import frame_signatures
 from kyc.observability import count, log_lineage, logger, metrics, stage_duration, tracer
 
 RESOURCES = settings.stack_resources()
 PARAMS = ReuseParams(**settings.reuse_params())
 STORE = S3ObjectStore(kms_key_id=RESOURCES.kms_key_id)
 INDEX = DynamoDBReuseIndex(settings.reuse_table())
+PARALLEL_READS = 8
 
 
 @logger.inject_lambda_context(correlation_id_path="submission.submission_id", clear_state=True)
@@ -48,6 +56,32 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return check_reuse(event)
 
 
+def _verified(key: str, expected: str | None, what: str) -> bytes:
+    body = STORE.get_bytes(RESOURCES.work_bucket, key)
+    if sha256_hex(body) != expected:
+        raise SourceChangedError(f"{what} differs from the one its stage wrote")
+    return body
+
+
+def signatures(manifest: dict[str, Any], faces: dict[str, Any] | None) -> list[FrameSignature]:
+    """Every sampled frame's signature: the frames read and decoded, the face stage's boxes applied."""
+    entries = sorted(manifest.get("frames", []), key=lambda f: f["index"])
+    reader = FrameReader(manifest, lambda key: STORE.get_bytes(RESOURCES.work_bucket, key))
+
+    def rgb(entry: dict[str, Any]) -> Any:
+        data = reader.read(entry)  # one GET per batch object (kyc.media.framestore)
+        if sha256_hex(data) != entry["sha256"]:
+            raise SourceChangedError(f"frame {entry['index']} differs from the one its stage wrote")
+        return decode_image(data).to_ndarray(format="rgb24")
+
+    with ThreadPoolExecutor(max_workers=PARALLEL_READS) as pool:
+        pixels = list(pool.map(rgb, entries))
+    frames = [
+        (int(e["index"]), float(e.get("pts_s") or 0.0), p) for e, p in zip(entries, pixels, strict=True)
+    ]
+    return frame_signatures(frames, (faces or {}).get("frames") or [])
+
+
 def check_reuse(event: dict[str, Any]) -> dict[str, Any]:
     """Write this submission's entries, then look up the others (the order is the guarantee)."""
     submission, validation = event["submission"], event["validation"]
@@ -55,10 +89,16 @@ def check_reuse(event: dict[str, Any]) -> dict[str, Any]:
     sid = submission["submission_id"]
     if extraction.get("refusal") or not extraction.get("manifest_key"):
         return not_checked("no frames were sampled", PARAMS)
-    body = STORE.get_bytes(RESOURCES.work_bucket, extraction["manifest_key"])
-    if sha256_hex(body) != extraction.get("manifest_sha256"):
-        raise SourceChangedError("the frame manifest differs from the one the extract stage wrote")
-    frames = manifest_frames(json.loads(body))
+    manifest = json.loads(
+        _verified(extraction["manifest_key"], extraction.get("manifest_sha256"), "the frame manifest")
+    )
+    face_stage = event.get("faces") or {}
+    faces = None
+    if face_stage.get("evidence_key"):
+        faces = json.loads(
+            _verified(face_stage["evidence_key"], face_stage.get("evidence_sha256"), "the face evidence")
+        )
+    frames = signatures(manifest, faces)
     received_at = submission["received_at"]
     INDEX.record(
         sid,
@@ -71,22 +111,39 @@ def check_reuse(event: dict[str, Any]) -> dict[str, Any]:
         ),
         expires_at(received_at, PARAMS),
     )
-    since = window_start(received_at, PARAMS)
-    exact = exact_matches(INDEX.exact(validation["sha256"], since), own_submission_id=sid)
-    band_keys = {key for _, phash in frames for key in bands(phash)}
+    since, at = window_start(received_at, PARAMS), index_time(received_at)
+    exact = exact_matches(INDEX.exact(validation["sha256"], since), own_submission_id=sid, own_indexed_at=at)
+    band_keys = {key for f in frames if f.scene is not None for key in bands(f.scene, PARAMS.max_distance)}
     candidates, truncated = INDEX.frames(band_keys, since)
-    own = [phash for _, phash in frames]
-    near = perceptual_matches(own, candidates, own_submission_id=sid, params=PARAMS)
+    near = perceptual_matches(frames, candidates, own_submission_id=sid, own_indexed_at=at, params=PARAMS)
     matches = combine(exact, near)
     result = reuse_result(
-        matches, params=PARAMS, frames_indexed=len(frames), lookups=1 + len(band_keys), truncated=truncated
+        matches,
+        params=PARAMS,
+        frames_indexed=sum(1 for f in frames if f.scene is not None),
+        lookups=1 + len(band_keys),
+        items_read=INDEX.items_read,
+        truncated=truncated,
     )
-    count("ReuseChecks", outcome="MATCHED" if matches else "UNIQUE")
+    count("ReuseChecks", outcome=_outcome(result))
     log_lineage(
         "reuse",
         sid,
         execution_arn=event.get("execution_arn"),
-        inputs={"source_sha256": validation["sha256"], "manifest_sha256": extraction["manifest_sha256"]},
+        inputs={
+            "source_sha256": validation["sha256"],
+            "manifest_sha256": extraction["manifest_sha256"],
+            "face_evidence_sha256": face_stage.get("evidence_sha256"),
+        },
         outputs=result,
     )
     return result
+
+
+def _outcome(result: dict[str, Any]) -> str:
+    kinds = {m["kind"] for m in result["matches"]}
+    if "face_swap" in kinds:
+        return "FACE_SWAPPED"
+    if result["matched"]:
+        return "MATCHED"
+    return "SHARED_SCENE" if result["shared_scene_count"] else "UNIQUE"

@@ -13,11 +13,13 @@ from kyc.aws.sagemaker_frame_scorer import SageMakerFrameScorer, ScoringError
 from kyc.domain.contract import FrameImage
 from kyc.domain.lineage import sha256_hex
 from kyc.domain.reasons import ReasonCode
+from kyc.media.framestore import FrameReader
 from kyc.observability import count, log_lineage, logger, metrics, stage_duration, tracer
 
 RESOURCES = settings.stack_resources()
 STORE = S3ObjectStore(kms_key_id=RESOURCES.kms_key_id)
 SCORER = SageMakerFrameScorer(RESOURCES.endpoint_name)
+DEPLOYED_ARTEFACT_SHA256 = settings.deployed_model_artefact_sha256()
 
 
 @logger.inject_lambda_context(correlation_id_path="submission_id", clear_state=True)
@@ -67,7 +69,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     document = {
         "batch_index": batch_index,
         "status": "SCORED",
-        "model": {"name": call.model.name, "version": call.model.version},
+        "model": _model_record(call.model.to_dict()),
         "invoked_variant": call.invoked_variant,
         "latency_ms": round(call.latency_ms, 3),
         "attempts": call.attempts,
@@ -94,6 +96,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return _result(batch_index, "SCORED", result_key, len(call.scores), None)
 
 
+def _model_record(reported: dict[str, str]) -> dict[str, str]:
+    """The model as the endpoint reported it, plus the artefact hash the deployment recorded
+    (``ModelArtefactSha256``) when there is one: the calibration binding compares both."""
+    if DEPLOYED_ARTEFACT_SHA256:
+        return reported | {"deployed_artefact_sha256": DEPLOYED_ARTEFACT_SHA256}
+    return reported
+
+
 def _result(batch_index: int, status: str, result_key: str, frames_scored: int, reason: str | None) -> dict:
     """What goes back into Step Functions state: a pointer and a count, never scores or frames."""
     return {
@@ -106,15 +116,15 @@ def _result(batch_index: int, status: str, result_key: str, frames_scored: int, 
 
 
 def _load_batch(manifest: dict[str, Any], batch_index: int) -> list[FrameImage]:
-    """Fetch the batch's frames and check each against the manifest's hash before it is scored."""
-    entries = {entry["index"]: entry for entry in manifest["frames"]}
+    """Fetch the batch's frames (one object: kyc.media.framestore) and check each against its hash."""
+    reader = FrameReader(manifest, lambda key: STORE.get_bytes(RESOURCES.work_bucket, key))
     frames = []
-    for index in manifest["batches"][batch_index]["frames"]:
-        entry = entries[index]
-        data = STORE.get_bytes(RESOURCES.work_bucket, manifest["prefix"] + entry["file"])
+    for entry, data in reader.batch(batch_index):
         if sha256_hex(data) != entry["sha256"]:
-            raise FrameIntegrityError(f"frame {index} does not match its manifest hash")
-        frames.append(FrameImage(frame_id=frame_id(index), content_type=entry["content_type"], data=data))
+            raise FrameIntegrityError(f"frame {entry['index']} does not match its manifest hash")
+        frames.append(
+            FrameImage(frame_id=frame_id(entry["index"]), content_type=entry["content_type"], data=data)
+        )
     return frames
 
 

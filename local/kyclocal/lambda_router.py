@@ -113,6 +113,7 @@ class LambdaRouter:
         self._log_sink = log_sink
         self.invocations: list[tuple[str, float]] = []
         self.fault: Callable[[str, dict[str, Any]], None] | None = None  # tests inject crashes here
+        self.clock: Any = None  # a kyclocal.stage_clock.StageClock: benchmarks read per-stage time here
 
     def install(self, deployed_names: dict[str, str] | None = None) -> None:
         """Patch moto's Docker-free Lambda backend; also route this process's stdout per invocation.
@@ -182,6 +183,7 @@ class LambdaRouter:
         captured: list[str] = []
         stdout = _route_stdout()
         started = time.perf_counter()
+        cpu_started = time.thread_time()
         stdout.capture(captured)
         try:
             if self.fault:
@@ -211,6 +213,9 @@ class LambdaRouter:
         finally:
             stdout.capture(None)
             self.invocations.append((name, time.perf_counter() - started))
+            if self.clock is not None:
+                sid = event.get("submission_id") or (event.get("submission") or {}).get("submission_id")
+                self.clock.record(name, time.perf_counter() - started, time.thread_time() - cpu_started, sid)
         if self._log_sink:
             lines = [line for line in "".join(captured).splitlines() if line.strip()]
             self._log_sink(name, request_id, lines)

@@ -2,8 +2,9 @@
 
 moto keeps everything in memory and forgets it when the stack stops. ``save_state`` writes what
 an audit needs afterwards (every S3 object version with its metadata and encryption settings,
-the decision items, the /aws/lambda/* log events) and ``restore_state`` puts it back into a fresh
-stack before anything runs. The directory holds personal data (the uploaded videos and frames):
+the decision items, the /aws/lambda/* log events) and what a later screening compares against
+(the reuse index), and ``restore_state`` puts it back into a fresh stack before anything runs.
+The directory holds personal data (the uploaded videos and frames):
 files are 0600 in a 0700 directory, and `kycscreen reset` deletes it.
 """
 
@@ -65,6 +66,7 @@ def save_state(stack: LocalStack, directory: Path) -> dict[str, int]:
         counts = {
             "objects": _save_s3(stack, staging),
             "decisions": _save_table(stack, staging),
+            "reuse_index_items": _save_reuse_index(stack, staging),
             "log_events": _save_logs(stack, staging),
         }
         _save_signing_keys(stack, staging)
@@ -131,6 +133,38 @@ def _save_table(stack: LocalStack, root: Path) -> int:
     table = stack.resources.decisions_table
     items = [i for page in ddb.get_paginator("scan").paginate(TableName=table) for i in page["Items"]]
     _write_json(root / "dynamodb" / "DecisionsTable.json", items)  # DynamoDB JSON keeps the types exact
+    return len(items)
+
+
+def _reuse_table(stack: LocalStack) -> str | None:
+    """The reuse index's physical name (None for a stack built from a template without one)."""
+    return getattr(stack, "physical_ids", {}).get("ReuseIndexTable")
+
+
+def _save_reuse_index(stack: LocalStack, root: Path) -> int:
+    """The reuse index, so a copy screened in a later command is compared with earlier uploads.
+
+    Saved as it is (entries past their TTL included: reads filter them by ``expires_at``, as in AWS,
+    where TTL deletes lazily); erased submissions are already gone from it."""
+    table = _reuse_table(stack)
+    if table is None:
+        return 0
+    ddb = stack.client("dynamodb")
+    items = [i for page in ddb.get_paginator("scan").paginate(TableName=table) for i in page["Items"]]
+    _write_json(root / "dynamodb" / "ReuseIndexTable.json", items)
+    return len(items)
+
+
+def _restore_reuse_index(stack: LocalStack, root: Path) -> int:
+    table, path = _reuse_table(stack), root / "dynamodb" / "ReuseIndexTable.json"
+    if table is None or not path.is_file():  # a state saved before the index was kept
+        return 0
+    items = json.loads(path.read_text(encoding="utf-8"))
+    ddb = stack.client("dynamodb")
+    for start in range(0, len(items), 25):
+        pending = {table: [{"PutRequest": {"Item": item}} for item in items[start : start + 25]]}
+        while pending:
+            pending = ddb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
     return len(items)
 
 
@@ -229,7 +263,7 @@ def restore_state(stack: LocalStack, directory: Path) -> dict[str, int]:
     if not (directory / MARKER).is_file():
         if directory.exists() and any(directory.iterdir()):
             raise StateError(f"{directory} is not a kycscreen state directory (no {MARKER})")
-        return {"objects": 0, "decisions": 0, "log_events": 0}
+        return {"objects": 0, "decisions": 0, "reuse_index_items": 0, "log_events": 0}
     marker = json.loads((directory / MARKER).read_text(encoding="utf-8"))
     if str(marker.get("state_version")) not in (STATE_VERSION, "1"):
         raise StateError(
@@ -241,6 +275,7 @@ def restore_state(stack: LocalStack, directory: Path) -> dict[str, int]:
         return {
             "objects": _restore_s3(stack, directory),
             "decisions": _restore_table(stack, directory),
+            "reuse_index_items": _restore_reuse_index(stack, directory),
             "log_events": _restore_logs(stack, directory),
         }
     except (OSError, ValueError, KeyError) as exc:

@@ -9,8 +9,9 @@ import pytest
 
 from kyclocal.stack import LocalStack, LocalStackSettings
 from tests.fixtures.clips import make_clip
+from tests.fixtures.reuse_clips import CORPUS  # ../shared/corpus/media, or KYC_CORPUS_DIR
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "media"
+__all__ = ["CORPUS", "screen"]
 
 
 @pytest.fixture(scope="module")

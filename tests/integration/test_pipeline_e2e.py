@@ -204,9 +204,19 @@ def test_pipeline_lineage_verifies_and_detects_tampering(stack: LocalStack, clip
     assert lineage["frames"]["items"], "the lineage names no frames"
     assert verify_lineage(lineage, fetch) == []
 
-    victim = lineage["frames"]["items"][0]["key"]
-    s3.put_object(Bucket=lineage["frames"]["bucket"], Key=victim, Body=b"tampered")
-    assert verify_lineage(lineage, fetch) == [f"hash mismatch: {victim}"]
+    # frames live one object per scoring batch (issue 25): each is a hashed byte range of it
+    items = lineage["frames"]["items"]
+    victim, bucket = items[0]["key"], lineage["frames"]["bucket"]
+    in_victim = [f for f in items if f["key"] == victim]
+    assert 1 < len(in_victim) <= 8 and in_victim[0]["offset"] == 0
+    original = fetch(bucket, victim)
+    assert original is not None
+    flipped = bytearray(original)
+    flipped[in_victim[1]["offset"] + 100] ^= 0x01  # one byte inside the batch's second frame
+    s3.put_object(Bucket=bucket, Key=victim, Body=bytes(flipped))
+    assert verify_lineage(lineage, fetch) == [f"hash mismatch: {victim} @{in_victim[1]['offset']}"]
+    s3.put_object(Bucket=bucket, Key=victim, Body=b"tampered")  # the whole object replaced
+    assert verify_lineage(lineage, fetch) == [f"hash mismatch: {victim} @{f['offset']}" for f in in_victim]
 
 
 def test_pipeline_aborted_execution_gets_error_decision_from_reconcile(

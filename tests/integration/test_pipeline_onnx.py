@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kyclocal.policy_file import role_played_policy
+from kyclocal.policy_file import artefact_of, role_played_policy
 from kyclocal.stack import LocalStack, LocalStackSettings
 from tests.fixtures.clips import make_clip
 from tests.integration.conftest import screen
@@ -25,7 +25,10 @@ def onnx_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]
     # The template's thresholds, calibrated for tiny-red 1.0.0 (role-played): an uncalibrated model never
     # decides (test_calibration_journey.py).
     policy = role_played_policy(
-        {"name": "tiny-red", "version": "1.0.0"}, pass_threshold=0.2, reject_threshold=0.9
+        {"name": "tiny-red", "version": "1.0.0", "artefact_sha256": artefact_of(config)},
+        pass_threshold=0.2,
+        reject_threshold=0.9,
+        frame_count=8,
     )
     settings = LocalStackSettings(model="onnx", onnx_config=config, frame_count=8, policy=policy)
     with LocalStack(settings) as running:
@@ -50,5 +53,6 @@ def test_pipeline_onnx_whole_frame_model_rejects_but_never_passes(
     assert item["decision"] == decision, item
     # the face stage saw no face on the solid card either: NO_FACE beside the model's reason (a REJECT stands)
     assert item["reasons"] == [reason, "NO_FACE"]
-    assert item["model"] == {"name": "tiny-red", "version": "1.0.0"}
+    assert {k: item["model"][k] for k in ("name", "version")} == {"name": "tiny-red", "version": "1.0.0"}
+    assert len(item["model"]["artefact_sha256"]) == 64  # the server reports what it loaded (issue 24)
     assert item["frames_scored"] == item["frames_sampled"] == 8

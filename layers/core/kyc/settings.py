@@ -7,8 +7,10 @@ nothing else in the code reads ``os.environ``.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from kyc.domain.policy import PolicyError
 from kyc.domain.provenance import ProvenancePolicy
@@ -134,6 +136,16 @@ def policy_defaults(env: Mapping[str, str] | None = None) -> dict[str, object]:
     return values
 
 
+def deployed_model_artefact_sha256(env: Mapping[str, str] | None = None) -> str | None:
+    """The SHA-256 of the model data the endpoint was created from, as the deployment recorded it
+    (``ModelArtefactSha256``; empty: not recorded). A malformed value is a configuration error."""
+    env = os.environ if env is None else env
+    value = (env.get("KYC_MODEL_ARTEFACT_SHA256") or "").strip().lower()
+    if value and not re.fullmatch(r"[0-9a-f]{64}", value):
+        raise SettingsError("KYC_MODEL_ARTEFACT_SHA256 must be 64 hex digits (sha256sum of the model data)")
+    return value or None
+
+
 def sampling_overrides(env: Mapping[str, str] | None = None) -> dict[str, int]:
     env = os.environ if env is None else env
     return {
@@ -166,6 +178,7 @@ class DigestSettings:
 
     signing_key_id: str
     settle_seconds: int
+    reviews_table: str = ""  # issue 20: the review API's records ("" when it is off)
 
 
 def digest_settings(env: Mapping[str, str] | None = None) -> DigestSettings:
@@ -173,7 +186,11 @@ def digest_settings(env: Mapping[str, str] | None = None) -> DigestSettings:
     settle = _int(env, "KYC_DIGEST_SETTLE_SECONDS", 900)
     if settle < 0:
         raise SettingsError("KYC_DIGEST_SETTLE_SECONDS must not be negative")
-    return DigestSettings(signing_key_id=_get(env, "KYC_DIGEST_SIGNING_KEY_ID"), settle_seconds=settle)
+    return DigestSettings(
+        signing_key_id=_get(env, "KYC_DIGEST_SIGNING_KEY_ID"),
+        settle_seconds=settle,
+        reviews_table=env.get("KYC_REVIEWS_TABLE", ""),
+    )
 
 
 # --- provenance (C2PA Content Credentials and container forensics, docs/provenance.md) ---
@@ -236,6 +253,30 @@ def reuse_table(env: Mapping[str, str] | None = None) -> str:
     return env.get("KYC_REUSE_TABLE", "")
 
 
+def review_tables(env: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """The API's ReviewsTable and ScreeningsTable (issue 20), as erasure reaches them; empty when the
+    API is off."""
+    env = os.environ if env is None else env
+    return env.get("KYC_REVIEWS_TABLE", ""), env.get("KYC_SCREENINGS_TABLE", "")
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    url: str
+    secret_id: str
+    timeout_s: float
+
+
+def webhook_settings(env: Mapping[str, str] | None = None) -> WebhookSettings:
+    """The optional webhook (issue 20): the customer's URL and the signing secret's ARN."""
+    env = os.environ if env is None else env
+    return WebhookSettings(
+        url=_get(env, "KYC_WEBHOOK_URL"),
+        secret_id=_get(env, "KYC_WEBHOOK_SECRET_ARN"),
+        timeout_s=_float(env, "KYC_WEBHOOK_TIMEOUT_S", 10.0),
+    )
+
+
 def reuse_params(env: Mapping[str, str] | None = None) -> dict[str, int]:
     """Keyword arguments of ``kyc.domain.reuse.ReuseParams`` (which checks their ranges)."""
     env = os.environ if env is None else env
@@ -269,3 +310,61 @@ def face_stage(env: Mapping[str, str] | None = None) -> FaceStageSettings:
     if check_frames < 0:
         raise SettingsError("KYC_FACE_CHECK_FRAMES must be >= 0")
     return FaceStageSettings(source=source, check_frames=check_frames)
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """The screening and review API (issue 20, docs/openapi.yaml): its tables, buckets and review rules."""
+
+    intake_bucket: str
+    upload_policy: Any
+    decisions_table: str
+    screenings_table: str
+    reviews_table: str
+    idempotency_table: str
+    audit_bucket: str
+    review_bucket: str
+    kms_key_id: str
+    event_bus: str
+    cors_origin: str
+    retention_days: int
+    review_link_seconds: int
+    review_policy: Any
+
+
+def api_settings(env: Mapping[str, str] | None = None) -> ApiSettings:
+    from kyc.domain.review import ReviewPolicy
+    from kyc.domain.upload_request import UploadPolicy
+
+    env = os.environ if env is None else env
+    edge = upload_edge(env)
+    resources = stack_resources(env)
+    try:
+        review_policy = ReviewPolicy.from_settings(
+            _float(env, "KYC_REVIEW_DEADLINE_HOURS", 24.0),
+            _int(env, "KYC_REVIEW_LEASE_S", 900),
+            env.get("KYC_REVIEW_HIGH_RISK_REASONS", ""),
+        )
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from exc
+    return ApiSettings(
+        intake_bucket=edge.intake_bucket,
+        upload_policy=UploadPolicy(
+            upload_prefix=edge.upload_prefix,
+            max_bytes=media_limits(env).max_bytes,
+            kms_key_arn=_get(env, "KYC_KMS_KEY_ID"),
+            expires_in_s=edge.url_expiry_s,
+        ),
+        decisions_table=_get(env, "KYC_DECISIONS_TABLE"),
+        screenings_table=_get(env, "KYC_SCREENINGS_TABLE"),
+        reviews_table=_get(env, "KYC_REVIEWS_TABLE"),
+        idempotency_table=_get(env, "KYC_IDEMPOTENCY_TABLE"),
+        audit_bucket=_get(env, "KYC_AUDIT_BUCKET"),
+        review_bucket=_get(env, "KYC_REVIEW_BUCKET"),
+        kms_key_id=_get(env, "KYC_KMS_KEY_ID"),
+        event_bus=_get(env, "KYC_DECISION_EVENT_BUS"),
+        cors_origin=env.get("KYC_CORS_ORIGIN", ""),
+        retention_days=resources.retention_days,
+        review_link_seconds=max(60, min(3600, resources.review_link_seconds)),
+        review_policy=review_policy,
+    )

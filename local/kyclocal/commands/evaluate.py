@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from kyc.domain.binding import deciding_fields
 from kyc.domain.calibration import NOT_A_DETECTOR_MARK, calibration_from_decisions
 from kyc.domain.contract import CONTRACT_VERSION
 from kyc.domain.evaluation import EvaluationError, decision_rates, evaluate, propose_thresholds
@@ -53,11 +54,17 @@ class LabelledFile:
     path: Path
     label: str  # "genuine" | "attack"
     attack_type: str | None
+    fake_share: float | None = None  # a partial fake: the share of the clip that is attack (0, 1]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     ev = sub.add_parser("evaluate", help="error rates on a labelled set, and thresholds that meet targets")
-    ev.add_argument("labels", type=Path, help="CSV with columns file,label[,attack_type]")
+    ev.add_argument(
+        "labels", type=Path, help="CSV with columns file,label[,attack_type], or the review API's export"
+    )
+    ev.add_argument(
+        "--media", type=Path, metavar="DIR", help="folder holding the clips a review export names by SHA-256"
+    )
     ev.add_argument("--json", action="store_true", help="one JSON document instead of the text report")
     ev.add_argument("--model", default="reference", choices=("reference", "onnx"))
     ev.add_argument("--onnx-config", type=Path)
@@ -81,31 +88,80 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.set_defaults(command=cmd_evaluate)
 
 
-def read_labels(path: Path) -> list[LabelledFile]:
-    """Rows of ``file,label[,attack_type]``; relative file paths are relative to the CSV."""
+def read_labels(path: Path, media: Path | None = None) -> list[LabelledFile]:
+    """Rows of ``file,label[,attack_type]``; relative file paths are relative to the CSV.
+
+    The review API's export (``GET /v1/verdicts/export``, docs/review.md) names clips by content,
+    ``sha256,label,attack_type,...``: with ``media`` (a folder searched recursively) each row becomes the
+    file whose bytes have that SHA-256.
+    """
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         columns = {c.strip().lower() for c in reader.fieldnames or []}
-        if not {"file", "label"} <= columns:
-            raise LabelsFileError(f"{path}: needs columns file,label[,attack_type]")
+        by_content = "file" not in columns and {"sha256", "label"} <= columns
+        if not ({"file", "label"} <= columns or by_content):
+            raise LabelsFileError(
+                f"{path}: needs columns file,label[,attack_type] or a review export (sha256,label,...)"
+            )
+        if by_content and media is None:
+            raise LabelsFileError(f"{path}: names clips by SHA-256 (a review export): give --media DIR")
+        files = _files_by_sha256(media) if by_content and media is not None else {}
         rows: list[LabelledFile] = []
         for number, raw in enumerate(reader, start=2):
             row = {k.strip().lower(): (v or "").strip() for k, v in raw.items() if k}
             label = _LABEL_ALIASES.get(row["label"].lower())
             if label is None:
                 raise LabelsFileError(f"{path}:{number}: unknown label {row['label']!r}")
-            file = Path(row["file"])
+            if by_content:
+                found = files.get(row["sha256"].lower())
+                if found is None:
+                    raise LabelsFileError(
+                        f"{path}:{number}: no file under {media} has SHA-256 {row['sha256']}"
+                    )
+                file = found
+            else:
+                file = Path(row["file"])
             attack_type = (row.get("attack_type") or None) if label == "attack" else None
-            rows.append(LabelledFile(file if file.is_absolute() else path.parent / file, label, attack_type))
+            share = _share(path, number, row.get("fake_share")) if label == "attack" else None
+            rows.append(
+                LabelledFile(file if file.is_absolute() else path.parent / file, label, attack_type, share)
+            )
     if not rows:
         raise LabelsFileError(f"{path}: no rows")
     return rows
 
 
+def _share(path: Path, number: int, raw: str | None) -> float | None:
+    """The optional ``fake_share`` column: empty for a whole-clip attack, else a number in (0, 1]."""
+    if not raw:
+        return None
+    try:
+        share = float(raw.rstrip("%")) / (100 if raw.endswith("%") else 1)
+    except ValueError:
+        share = -1.0
+    if not 0.0 < share <= 1.0:
+        raise LabelsFileError(f"{path}:{number}: fake_share must be in (0, 1] or a percentage, got {raw!r}")
+    return share
+
+
+def _files_by_sha256(folder: Path) -> dict[str, Path]:
+    """Every file under ``folder`` by the SHA-256 of its bytes (read in 1 MiB blocks)."""
+    if not folder.is_dir():
+        raise LabelsFileError(f"--media {folder}: not a folder")
+    found: dict[str, Path] = {}
+    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest = hashlib.sha256()
+        with file.open("rb") as handle:
+            for block in iter(lambda handle=handle: handle.read(1 << 20), b""):
+                digest.update(block)
+        found.setdefault(digest.hexdigest(), file.resolve())
+    return found
+
+
 def cmd_evaluate(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     try:
-        labelled = read_labels(args.labels)
+        labelled = read_labels(args.labels, getattr(args, "media", None))
     except (OSError, LabelsFileError) as exc:
         print(f"kycscreen evaluate: {exc}", file=sys.stderr)
         return 2
@@ -124,6 +180,7 @@ def cmd_evaluate(args: argparse.Namespace, out: TextIO | None = None) -> int:
         recorded = screen_files(stack, [f.path for f in labelled], timeout=args.timeout)
         rows = [decided_once_bound(stack, row) for row in recorded]
         models = scoring_models(stack, rows)
+        observed = binding_observed(stack, rows)
         provenance = [_provenance(stack, row) for row in rows]
     try:
         result = evaluation_result(
@@ -162,15 +219,18 @@ def cmd_evaluate(args: argparse.Namespace, out: TextIO | None = None) -> int:
             reject_threshold=reject_threshold,
             origin=origin,
             version=args.policy_version,
+            observed=observed,
         )
     except (CalibrationRefused, EvaluationError, PolicyError) as exc:
         print(f"kycscreen evaluate: no policy written: {exc}", file=sys.stderr)
         return 2
     args.write_policy.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     measured = document["calibration"]["measured"]
+    bound = document["calibration"]
     print(
         f"policy {document['version']} written to {args.write_policy}: thresholds bound to "
-        f"{models[0]['name']} {models[0]['version']}; APCER {_rate(measured['apcer'])}, "
+        f"{models[0]['name']} {models[0]['version']} (artefact {bound['model']['artefact_sha256'][:12]}, "
+        f"deciding fields {bound['decides']['sha256'][:12]}); APCER {_rate(measured['apcer'])}, "
         f"BPCER {_rate(measured['bpcer'])}",
         file=sys.stderr,
     )
@@ -205,9 +265,32 @@ def scoring_models(stack: LocalStack, rows: list[dict[str, Any]]) -> list[dict[s
     for row in rows:
         item = stack.decision(row["submission_id"]) if row.get("submission_id") else None
         model = (item or {}).get("model")
-        if model and model not in seen:
-            seen.append({"name": model["name"], "version": model["version"]})
+        named = {"name": model["name"], "version": model["version"]} if model else None
+        if named and named not in seen:  # the artefact hash is checked beside (binding_observed)
+            seen.append(named)
     return seen
+
+
+def binding_observed(stack: LocalStack, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What each scored decision's scores.json says decided it (``calibration_binding.observed``):
+    the model artefact's hash and the sampling settings, read from the run's own audit evidence."""
+    from kyc.aws.errors import SourceMissingError
+    from kyc.aws.s3_object_store import S3ObjectStore
+
+    store = S3ObjectStore(s3_client=stack.client("s3"))
+    observed = []
+    for row in rows:
+        if not row.get("submission_id") or scored(row) is None:
+            continue
+        try:
+            scores = store.get_json(
+                stack.resources.audit_bucket, f"decisions/{row['submission_id']}/scores.json"
+            )
+        except SourceMissingError:
+            continue
+        if scores.get("calibration_binding"):
+            observed.append(scores["calibration_binding"]["observed"])
+    return observed
 
 
 def calibrated_policy(
@@ -220,9 +303,11 @@ def calibrated_policy(
     origin: str,
     version: str | None = None,
     now: datetime | None = None,
+    observed: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The policy document of this run: its thresholds, bound to the one model that scored, with the
-    rates the pipeline reached (every labelled video counted) and the labelled set's hash."""
+    """The policy document of this run: its thresholds, bound to the one model that scored (by its
+    artefact's hash) and to every deciding field and the sampling settings of the run, with the rates
+    the pipeline reached (every labelled video counted) and the labelled set's hash."""
     if len(models) != 1:
         raise CalibrationRefused(f"one model must score the whole labelled set, got {models or 'none'}")
     model = models[0]
@@ -231,6 +316,20 @@ def calibrated_policy(
             f"{model['name']} is the training-free reference scorer, not a detector: its thresholds are "
             "never calibrated, so its decisions stay REVIEW (MODEL_NOT_CALIBRATED)"
         )
+    artefacts = {tuple(o.get("artefact_sha256") or ()) for o in observed or []}
+    samplings = {json.dumps(o["decides"]["sampling"], sort_keys=True) for o in observed or []}
+    if len(artefacts) != 1 or len(next(iter(artefacts))) != 1:
+        raise CalibrationRefused(
+            "one model artefact must score the whole labelled set; the run's evidence names "
+            f"{sorted(artefacts)}"
+            " (a model server that reports no artefact_sha256 cannot be calibrated: docs/model-contract.md)"
+        )
+    if len(samplings) != 1:
+        raise CalibrationRefused(
+            f"the run sampled with {len(samplings)} different settings: {sorted(samplings)}"
+        )
+    artefact = next(iter(artefacts))[0]
+    sampling = json.loads(next(iter(samplings)))
     now = now or datetime.now(UTC)
     defaults = DecisionPolicy()
     calibration = calibration_from_decisions(
@@ -243,6 +342,10 @@ def calibrated_policy(
         aggregator=defaults.aggregator,
         origin=origin,
         calibrated_at=now,
+        artefact_sha256=artefact,
+        decides=deciding_fields(
+            replace(defaults, pass_threshold=pass_threshold, reject_threshold=reject_threshold), sampling
+        ),
     )
     label = version or f"cal-{now:%Y%m%d}-{calibration.labelled_set_sha256[:12]}"
     policy = replace(
@@ -279,7 +382,8 @@ def evaluation_result(
     scores = [scored(row) for row in rows]
     labels = [f.label for f in labelled]
     types = [f.attack_type for f in labelled]
-    pipeline = decision_rates([row.get("decision") for row in rows], labels, types)
+    shares = [f.fake_share for f in labelled] if any(f.fake_share for f in labelled) else None
+    pipeline = decision_rates([row.get("decision") for row in rows], labels, types, shares)
     current = evaluate(
         scores,
         labels,
@@ -365,6 +469,14 @@ def print_report(result: dict[str, Any], out: TextIO) -> None:
                 print(f"  {label:8} {outcome:<10} {_rate(rate)}", file=out)
     for kind, rate in pipeline["apcer_by_type"].items():
         print(f"  APCER[{kind}]{'':<{max(0, 12 - len(kind))}} {_rate(rate)}  (attacks PASSed)", file=out)
+    if pipeline["apcer_by_type"]:
+        worst = pipeline["apcer_worst"]
+        print(f"  {'APCER worst type':<19} {_rate(worst)}  (the headline, ISO/IEC 30107-3)", file=out)
+    for share, rate in pipeline.get("apcer_by_share", {}).items():
+        print(
+            f"  APCER[{share} fake]{'':<{max(0, 7 - len(share))}} {_rate(rate)}  (partial fakes PASSed)",
+            file=out,
+        )
     print(f"  {'BPCER':<19} {_rate(pipeline['bpcer'])}  (genuine REJECTed)", file=out)
     print(f"  {'review rate':<19} {_rate(pipeline['review_rate'])}", file=out)
     current = result["current"]

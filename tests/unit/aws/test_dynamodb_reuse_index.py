@@ -12,7 +12,7 @@ import pytest
 from moto import mock_aws
 
 from kyc.aws.dynamodb_reuse_index import DynamoDBReuseIndex
-from kyc.domain.reuse import ReuseParams, bands, expires_at, index_entries, window_start
+from kyc.domain.reuse import FrameSignature, ReuseParams, bands, expires_at, index_entries, window_start
 
 TABLE = "reuse-index"
 PARAMS = ReuseParams(window_days=7, retention_days=7)
@@ -51,7 +51,7 @@ def ddb() -> Iterator[Any]:
 
 
 def _record(
-    index: DynamoDBReuseIndex, sid: str, received_at: str, sha: str, frames: list[tuple[int, int]]
+    index: DynamoDBReuseIndex, sid: str, received_at: str, sha: str, frames: list[FrameSignature]
 ) -> None:
     entries = index_entries(
         submission_id=sid, received_at=received_at, sha256=sha, frames=frames, params=PARAMS
@@ -63,7 +63,17 @@ def _count(ddb: Any) -> int:
     return len(ddb.scan(TableName=TABLE)["Items"])  # the test may scan; the index never does
 
 
-FRAMES = [(i, (0x1111_2222_3333_4444 * (i + 1)) & (2**64 - 1)) for i in range(10)]
+FRAMES = [
+    FrameSignature(
+        i, i / 4, (0x1111_2222_3333_4444 * (i + 1)) & (2**64 - 1), i + 1, (0.5, 0.4, 0.25), 7 * i + 1
+    )
+    for i in range(10)
+]
+BANDS = PARAMS.max_distance + 1  # multi-index hashing: one entry per band of the scene hash
+
+
+def _keys(frames: list[FrameSignature]) -> set[str]:
+    return {k for f in frames for k in bands(f.scene, PARAMS.max_distance)}
 
 
 def test_record_is_idempotent_and_lookups_query_never_scan(ddb: Any) -> None:
@@ -71,16 +81,17 @@ def test_record_is_idempotent_and_lookups_query_never_scan(ddb: Any) -> None:
     index = DynamoDBReuseIndex(TABLE, counting)
     _record(index, "A", "2026-11-08T10:00:00Z", "aa" * 32, FRAMES)
     size = _count(ddb)
-    assert size == 1 + 4 * len(FRAMES) + 1  # bytes, 4 bands per frame, the submission's list
+    assert size == 1 + BANDS * len(FRAMES) + 1  # bytes, every band of every frame, the submission's list
     _record(index, "A", "2026-11-08T10:00:00Z", "aa" * 32, FRAMES)  # a retried stage
     assert _count(ddb) == size
     counting.calls.clear()
     since = window_start("2026-11-08T11:00:00Z", PARAMS)
     exact = index.exact("aa" * 32, since, now=NOW)
-    keys = {k for _, h in FRAMES for k in bands(h)}
+    keys = _keys(FRAMES)
     frames, cut = index.frames(keys, since, now=NOW)
     assert exact == [{"submission_id": "A", "indexed_at": "2026-11-08T10:00:00.000000Z"}]
-    assert {(f.submission_id, f.frame_index, f.phash) for f in frames} == {("A", i, h) for i, h in FRAMES}
+    assert {(f.submission_id, f.signature) for f in frames} == {("A", f) for f in FRAMES}  # every field back
+    assert index.items_read == BANDS * len(FRAMES)
     assert not cut
     assert set(counting.calls) == {"query"} and len(counting.calls) == 1 + len(keys)
 
@@ -100,7 +111,9 @@ def test_hot_bucket_is_cut_and_says_so(ddb: Any) -> None:
     index = DynamoDBReuseIndex(TABLE, ddb, bucket_limit=3)
     for n in range(5):
         _record(index, f"S{n}", f"2026-11-08T0{n}:00:00Z", f"{n:02d}" * 32, FRAMES[:1])
-    frames, cut = index.frames(bands(FRAMES[0][1])[:1], "2026-11-01T00:00:00.000000Z", now=NOW)
+    frames, cut = index.frames(
+        bands(FRAMES[0].scene, PARAMS.max_distance)[:1], "2026-11-01T00:00:00.000000Z", now=NOW
+    )
     assert cut and len(frames) == 3
 
 
@@ -109,11 +122,11 @@ def test_erase_removes_every_entry_of_one_submission_only(ddb: Any) -> None:
     _record(index, "A", "2026-11-08T10:00:00Z", "aa" * 32, FRAMES)
     _record(index, "A", "2026-11-08T10:30:00Z", "aa" * 32, FRAMES[:3])  # re-screened: more entries
     _record(index, "B", "2026-11-08T10:00:00Z", "cc" * 32, FRAMES[:2])
-    b_only = 1 + 4 * 2 + 1
+    b_only = 1 + BANDS * 2 + 1
     deleted = index.erase("A")
-    assert deleted == (1 + 4 * len(FRAMES)) + (1 + 4 * 3)
+    assert deleted == (1 + BANDS * len(FRAMES)) + (1 + BANDS * 3)
     assert _count(ddb) == b_only
     assert index.erase("A") == 0  # a second erasure finds nothing
     since = "2026-11-01T00:00:00.000000Z"
-    frames, _ = index.frames({k for _, h in FRAMES for k in bands(h)}, since, now=NOW)
+    frames, _ = index.frames(_keys(FRAMES), since, now=NOW)
     assert {f.submission_id for f in frames} == {"B"}

@@ -364,3 +364,38 @@ def test_evaluate_with_resamples_reports_intervals():
     assert report.auc_ci95 is not None and report.eer_ci95 is not None
     assert report.auc_ci95[0] <= report.auc <= report.auc_ci95[1]
     assert evaluate(scores, labels, pass_threshold=0.2, reject_threshold=0.9).auc_ci95 is None
+
+
+def test_decision_rates_report_apcer_per_fake_share_and_the_worst_type() -> None:
+    """Partial fakes (issue 24), counted by hand: at 10 % two of three splices PASSed, at 50 % none;
+    whole-clip attacks (no share) are the 100 % row."""
+    from kyc.domain.evaluation import decision_rates
+
+    decisions = ["PASS", "PASS", "REVIEW", "REJECT", "REJECT", "REVIEW", "PASS", "REJECT"]
+    labels = ["attack"] * 7 + ["genuine"]
+    types = [
+        "splice-start",
+        "splice-end",
+        "splice-middle",
+        "splice-start",
+        "splice-end",
+        "replay",
+        "replay",
+        None,
+    ]
+    shares = [0.1, 0.1, 0.1, 0.5, 0.5, None, None, None]
+
+    rates = decision_rates(decisions, labels, types, shares)
+
+    assert {k: (r.errors, r.total) for k, r in (rates.apcer_by_share or {}).items()} == {
+        "10%": (2, 3),
+        "50%": (0, 2),
+        "100%": (1, 2),
+    }
+    assert {k: (r.errors, r.total) for k, r in rates.apcer_by_type.items()} == {
+        "replay": (1, 2),
+        "splice-end": (1, 2),
+        "splice-middle": (0, 1),
+        "splice-start": (1, 2),
+    }
+    assert (rates.apcer_worst.errors, rates.apcer_worst.total) == (1, 2)

@@ -41,7 +41,7 @@ def decide(evidence, sampled=None, policy=DEFAULT, **kwargs):
     ("p", "decision", "reasons"),
     [
         (0.05, Decision.PASS, (R.LOW_FAKE_SCORE,)),
-        (0.5, Decision.REVIEW, (R.MODEL_UNCERTAIN,)),
+        (0.45, Decision.REVIEW, (R.MODEL_UNCERTAIN,)),  # below frame_fake_threshold: no stretch
         (0.95, Decision.REJECT, (R.HIGH_FAKE_SCORE,)),
     ],
 )
@@ -220,7 +220,7 @@ def test_decide_outcome_partial_high_score_still_rejects():
 
 
 def test_decide_outcome_partial_uncertain_is_review_with_both_reasons():
-    verdict = decide(frames([0.5] * 24), sampled=32, failed_batches=1)
+    verdict = decide(frames([0.45] * 24), sampled=32, failed_batches=1)
     assert verdict.reasons == (R.MODEL_UNCERTAIN, R.PARTIAL_SCORING)
 
 

@@ -1,9 +1,12 @@
-"""Reuse matching rules: band keys and their pigeonhole guarantee, the clip-level rule (several
-frames, one earlier submission, never itself), the window and retention, the decision's bound."""
+"""Reuse rules: multi-index bands and their pigeonhole guarantee at the documented radius, the
+clip-level rule (several frames, one earlier submission, never itself, never a later one), what a
+match means over time (same recording, face swap, shared scene), window and retention, the bound on
+the decision. Expected values are written by hand or come from a brute-force search."""
 
 from __future__ import annotations
 
 import calendar
+import math
 import random
 
 import pytest
@@ -12,17 +15,19 @@ from kyc.domain.outcomes import Decision
 from kyc.domain.policy import DecisionPolicy, FrameEvidence, apply_findings, decide_outcome
 from kyc.domain.reasons import ReasonCode
 from kyc.domain.reuse import (
-    BANDS,
+    FrameSignature,
     IndexedFrame,
     ReuseParams,
     ReuseParamsError,
+    band_layout,
     bands,
     combine,
     exact_matches,
     expires_at,
+    face_boxes,
     index_entries,
     index_time,
-    manifest_frames,
+    path_correlation,
     perceptual_matches,
     reuse_findings,
     reuse_result,
@@ -30,6 +35,7 @@ from kyc.domain.reuse import (
 )
 
 AT = "2026-11-01T10:00:00.000000Z"
+LATER = "2026-11-01T10:00:01.000000Z"
 PARAMS = ReuseParams(max_distance=8, min_matching_frames=4)
 
 
@@ -39,101 +45,210 @@ def _flip(value: int, bits: list[int]) -> int:
     return value
 
 
-def _frames(sid: str, hashes: list[int]) -> list[IndexedFrame]:
-    return [IndexedFrame(sid, i, h, AT) for i, h in enumerate(hashes)]
+def _path(t: float, person: float = 0.0, mirror: bool = False) -> tuple[float, float, float]:
+    """A person's own sway: three sinusoids whose frequencies and phases the person sets."""
+    rng = random.Random(person)
+    terms = [(rng.uniform(0.5, 3.0), rng.uniform(0, 6.3), rng.uniform(0.02, 0.08)) for _ in range(6)]
+    x = 0.5 + sum(a * math.sin(f * t + p) for f, p, a in terms[:3])
+    y = 0.42 + sum(a * math.sin(f * t + p) for f, p, a in terms[3:])
+    return (1 - x if mirror else x, y, 0.3)
 
 
-def test_bands_split_the_hash_into_four_16_bit_keys_by_hand() -> None:
-    assert bands(0x0123456789ABCDEF) == ("b0#0123", "b1#4567", "b2#89ab", "b3#cdef")
+BODY = 0x0B0D_0B0D_0B0D
 
 
-def test_within_three_bits_always_shares_a_band() -> None:
-    rng = random.Random(5)
-    for _ in range(2000):
+def _clip(
+    scenes: list[int], *, face: int | None = 0xF0F0, body: int | None = BODY, phase: float = 0.0, **kw
+) -> list[FrameSignature]:
+    """Frames 0.2 s apart, the face moving along a path set by ``phase``; ``flip_y`` moves it the
+    other way up and down (``None`` face and body: no face evidence)."""
+    frames = []
+    for i, h in enumerate(scenes):
+        x, y, size = _path(0.2 * i, phase, kw.get("mirror", False))
+        pos = (x, 0.84 - y if kw.get("flip_y") else y, size)
+        frames.append(FrameSignature(i, 0.2 * i, h, face, pos if face is not None else None, body))
+    return frames
+
+
+def _indexed(sid: str, frames: list[FrameSignature], at: str = AT) -> list[IndexedFrame]:
+    return [IndexedFrame(sid, at, f) for f in frames]
+
+
+def _kinds(own: list[FrameSignature], candidates: list[IndexedFrame], at: str = LATER) -> dict[str, str]:
+    found = perceptual_matches(own, candidates, own_submission_id="NEW", own_indexed_at=at, params=PARAMS)
+    return {m.submission_id: m.kind for m in found}
+
+
+# --- multi-index hashing -------------------------------------------------------------------------
+
+
+def test_band_layout_is_radius_plus_one_contiguous_bands_covering_64_bits() -> None:
+    layout = band_layout(8)
+    assert len(layout) == 9
+    assert [w for _, w in layout] == [8, 7, 7, 7, 7, 7, 7, 7, 7]  # 64 = 8 + 8 x 7, by hand
+    assert layout[0] == (56, 8) and layout[-1] == (0, 7)
+    assert band_layout(3) == ((48, 16), (32, 16), (16, 16), (0, 16))
+    covered = 0
+    for shift, width in layout:
+        mask = ((1 << width) - 1) << shift
+        assert covered & mask == 0
+        covered |= mask
+    assert covered == (1 << 64) - 1
+
+
+def test_bands_by_hand_name_the_hash_version_and_layout() -> None:
+    keys = bands(0x0123456789ABCDEF, 3)
+    assert keys == ("r1m4b0#123", "r1m4b1#4567", "r1m4b2#89ab", "r1m4b3#cdef")
+    assert bands(0x0123456789ABCDEF, 8)[0] == "r1m9b0#1"  # the top 8 bits, 0x01
+
+
+@pytest.mark.parametrize("radius", [3, 5, 8])
+def test_every_hash_within_the_radius_shares_a_band_and_the_old_layout_did_not(radius: int) -> None:
+    rng = random.Random(radius)
+    for _ in range(3000):
         h = rng.getrandbits(64)
-        near = _flip(h, rng.sample(range(64), rng.randint(0, BANDS - 1)))
-        assert set(bands(h)) & set(bands(near))
-    # four flips, one per band, can share none: the guarantee ends at BANDS - 1
-    assert not set(bands(0)) & set(bands(_flip(0, [0, 16, 32, 48])))
+        near = _flip(h, rng.sample(range(64), rng.randint(0, radius)))
+        assert set(bands(h, radius)) & set(bands(near, radius))
+    # the issue's case: 4 bands of 16 bits miss a hash 4 bits away with one flip in each band
+    h = rng.getrandbits(64)
+    spread = _flip(h, [0, 16, 32, 48])
+    assert not set(bands(h, 3)) & set(bands(spread, 3))
+    assert set(bands(h, 8)) & set(bands(spread, 8))
+    worst = _flip(h, [56, 49, 42, 35, 28, 21, 14, 7])  # one flip in each of 8 of the 9 bands
+    assert set(bands(h, 8)) & set(bands(worst, 8))
 
 
-def test_clip_matches_when_enough_frames_are_close_to_one_submission() -> None:
+# --- the clip-level rule and what it means -------------------------------------------------------
+
+
+def test_the_same_recording_with_the_same_face_is_reused_even_mirrored() -> None:
     rng = random.Random(1)
-    original = [rng.getrandbits(64) for _ in range(8)]
-    copy = [_flip(h, rng.sample(range(64), 6)) for h in original]  # 6 bits off each
-    found = perceptual_matches(copy, _frames("A", original), own_submission_id="B", params=PARAMS)
-    assert [(m.submission_id, m.frames_matched, m.frames_compared) for m in found] == [("A", 8, 8)]
-    assert found[0].to_dict()["max_distance"] == 6 and found[0].strength == 1.0
+    scenes = [rng.getrandbits(64) for _ in range(10)]
+    earlier = _indexed("OLD", _clip(scenes))
+    copy = _clip([_flip(h, rng.sample(range(64), 6)) for h in scenes], mirror=True)
+    assert _kinds(copy, earlier) == {"OLD": "perceptual"}
+    # 9 bits off on every frame: beyond the radius, no match
+    far = _clip([_flip(h, rng.sample(range(64), 9)) for h in scenes])
+    assert _kinds(far, earlier) == {}
 
 
-def test_one_coincidental_frame_never_flags() -> None:
+def test_the_same_recording_with_another_face_is_a_face_swap() -> None:
     rng = random.Random(2)
-    original = [rng.getrandbits(64) for _ in range(8)]
-    other = [rng.getrandbits(64) for _ in range(8)]
-    other[3] = original[5]  # one identical frame (a black title card, a logo)
-    assert perceptual_matches(other, _frames("A", original), own_submission_id="B", params=PARAMS) == []
-    three = list(other)
-    three[0], three[1] = original[0], original[1]
-    assert perceptual_matches(three, _frames("A", original), own_submission_id="B", params=PARAMS) == []
-    four = list(three)
-    four[2] = original[2]
-    assert len(perceptual_matches(four, _frames("A", original), own_submission_id="B", params=PARAMS)) == 1
+    scenes = [rng.getrandbits(64) for _ in range(10)]
+    swapped = _clip(scenes, face=0xF0F0 ^ 0xFFFF_FFFF_0000)  # 32 bits off: another face
+    assert _kinds(swapped, _indexed("OLD", _clip(scenes))) == {"OLD": "face_swap"}
 
 
-def test_frames_must_match_the_same_earlier_submission() -> None:
+def test_another_person_in_the_same_fixed_scene_is_a_shared_scene_not_reuse() -> None:
     rng = random.Random(3)
-    own = [rng.getrandbits(64) for _ in range(8)]
-    spread = [IndexedFrame(f"S{i}", 0, h, AT) for i, h in enumerate(own)]  # each frame in another clip
-    assert perceptual_matches(own, spread, own_submission_id="X", params=PARAMS) == []
+    room = rng.getrandbits(64)
+    kiosk = [_flip(room, rng.sample(range(64), 2)) for _ in range(10)]  # a static background
+    earlier = _indexed("OLD", _clip(kiosk))
+    other_body = BODY ^ 0xFFFF_FFFF_0000_0000
+    other_person = _clip(kiosk, face=0xABCDEF, body=other_body, phase=2.5)
+    assert _kinds(other_person, earlier) == {"OLD": "shared_scene"}
+    # the same person filmed again there in other clothes: not reuse either
+    assert _kinds(_clip(kiosk, body=other_body, phase=2.5), earlier) == {"OLD": "shared_scene"}
 
 
-def test_many_own_frames_close_to_one_earlier_frame_count_each_own_frame() -> None:
-    """A static clip: all of its frames resemble the one frame an earlier clip had. Each own frame
-    counts, so this is a match (the pictures are the same), but one own frame alone would not be."""
-    still = 0x0F0F_F0F0_1234_ABCD
-    own = [_flip(still, [i]) for i in range(6)]
-    assert len(perceptual_matches(own, _frames("A", [still]), own_submission_id="B", params=PARAMS)) == 1
-    assert perceptual_matches(own[:1], _frames("A", [still]), own_submission_id="B", params=PARAMS) == []
-
-
-def test_short_clip_needs_all_its_frames_and_a_single_frame_clip_never_matches() -> None:
-    rng = random.Random(4)
-    original = [rng.getrandbits(64) for _ in range(3)]
-    assert (
-        len(perceptual_matches(original, _frames("A", original), own_submission_id="B", params=PARAMS)) == 1
-    )
-    two_of_three = [original[0], original[1], rng.getrandbits(64)]
-    assert (
-        perceptual_matches(two_of_three, _frames("A", original), own_submission_id="B", params=PARAMS) == []
-    )
-
-
-def test_own_entries_never_match_and_distance_bound_is_inclusive() -> None:
-    rng = random.Random(6)
-    original = [rng.getrandbits(64) for _ in range(4)]
-    assert perceptual_matches(original, _frames("A", original), own_submission_id="A", params=PARAMS) == []
-    at_bound = [_flip(h, list(range(8))) for h in original]
-    beyond = [_flip(h, list(range(9))) for h in original]
-    assert perceptual_matches(at_bound, _frames("A", original), own_submission_id="B", params=PARAMS)
-    assert not perceptual_matches(beyond, _frames("A", original), own_submission_id="B", params=PARAMS)
-
-
-def test_exact_matches_skip_self_and_combine_orders_exact_first() -> None:
-    entries = [
-        {"submission_id": "self", "indexed_at": AT},
-        {"submission_id": "E", "indexed_at": "2026-11-01T09:00:00.000000Z"},
+def test_in_doubt_the_fraud_signal_is_kept() -> None:
+    """Half the frames with another body, or another face: not clearly another person, so reuse."""
+    rng = random.Random(8)
+    scenes = [rng.getrandbits(64) for _ in range(10)]
+    earlier = _indexed("OLD", _clip(scenes))
+    half_body = [
+        FrameSignature(
+            f.index, f.pts_s, f.scene, f.face, f.position, f.body ^ (0xFFFF_FFFF if f.index % 2 else 0)
+        )
+        for f in _clip(scenes)
     ]
-    exact = exact_matches(entries, own_submission_id="self")
-    assert [m.submission_id for m in exact] == ["E"]
-    rng = random.Random(7)
-    original = [rng.getrandbits(64) for _ in range(4)]
-    near = perceptual_matches(
-        original, _frames("E", original) + _frames("P", original), own_submission_id="x", params=PARAMS
+    assert _kinds(half_body, earlier) == {"OLD": "perceptual"}
+    half_face = [
+        FrameSignature(
+            f.index, f.pts_s, f.scene, f.face ^ (0xFFFF_FFFF if f.index % 2 else 0), f.position, f.body
+        )
+        for f in _clip(scenes)
+    ]
+    assert _kinds(half_face, earlier) == {"OLD": "perceptual"}
+    # a face 6 bits off (a copy's detector jitter) is the same face; 7 bits off on every frame is another
+    assert _kinds(_clip(scenes, face=0xF0F0 ^ 0b111111), earlier) == {"OLD": "perceptual"}
+    assert _kinds(_clip(scenes, face=0xF0F0 ^ 0b1111111), earlier) == {"OLD": "face_swap"}
+
+
+def test_path_correlation_finds_speed_and_offset_and_ignores_a_still_face() -> None:
+    original = _clip([1] * 20)
+    # the copy plays 1.25x faster and starts 0.6 s in: its time t shows the original's 1.25 t + 0.6
+    fast = [FrameSignature(i, 0.16 * i, 1, 1, _path(1.25 * 0.16 * i + 0.6)) for i in range(12)]
+    assert path_correlation(fast, original, 4) >= 0.99
+    upside_down = _clip([1] * 20, flip_y=True)
+    assert path_correlation(upside_down, original, 4) < 0.5
+    mirrored = _clip([1] * 20, mirror=True)
+    assert path_correlation(mirrored, original, 4) >= 0.99
+    still = [FrameSignature(i, 0.2 * i, 1, 1, (0.5, 0.4, 0.3)) for i in range(10)]
+    assert path_correlation(still, original, 4) is None
+
+
+def test_without_face_evidence_the_scene_decides_as_before() -> None:
+    rng = random.Random(4)
+    scenes = [rng.getrandbits(64) for _ in range(6)]
+    bare = [FrameSignature(i, 0.2 * i, h) for i, h in enumerate(scenes)]
+    assert _kinds(bare, _indexed("OLD", bare)) == {"OLD": "perceptual"}
+    assert _kinds(_clip(scenes, face=None, body=None), _indexed("OLD", _clip(scenes))) == {
+        "OLD": "perceptual"
+    }
+
+
+def test_one_coincidental_frame_never_flags_and_frames_must_match_one_submission() -> None:
+    rng = random.Random(5)
+    scenes = [rng.getrandbits(64) for _ in range(8)]
+    own = _clip(scenes)
+    assert _kinds(own, _indexed("A", _clip(scenes[:1]))) == {}
+    split = _indexed("A", _clip(scenes[:2])) + _indexed("B", _clip(scenes[2:4]))
+    assert _kinds(own, split) == {}
+
+
+def test_own_entries_and_later_submissions_never_match() -> None:
+    rng = random.Random(6)
+    scenes = [rng.getrandbits(64) for _ in range(6)]
+    own = _clip(scenes)
+    assert _kinds(own, [IndexedFrame("NEW", AT, f) for f in own]) == {}
+    # two copies screened at the same moment: only the later one (by time, then id) is marked
+    at_once = [IndexedFrame("ZZZ", LATER, f) for f in own]
+    assert _kinds(own, at_once, at=LATER) == {}  # "NEW" < "ZZZ": NEW is the earlier upload
+    found = perceptual_matches(
+        own, _indexed("NEW", own, LATER), own_submission_id="ZZZ", own_indexed_at=LATER, params=PARAMS
     )
-    combined = combine(exact, near)
-    assert [(m.submission_id, m.kind) for m in combined] == [("E", "exact"), ("P", "perceptual")]
-    result = reuse_result(combined, params=PARAMS, frames_indexed=4, lookups=17)
-    assert result["matched"] and result["matches"][0]["submission_id"] == "E"
+    assert [m.submission_id for m in found] == ["NEW"]
+    assert _kinds(own, _indexed("NEXT", own, "2026-11-01T10:00:02.000000Z")) == {}
+
+
+def test_exact_matches_only_earlier_and_combine_orders_findings_first() -> None:
+    entries = [
+        {"submission_id": "NEW", "indexed_at": LATER},
+        {"submission_id": "OLD", "indexed_at": AT},
+        {"submission_id": "LATE", "indexed_at": "2026-11-02T00:00:00.000000Z"},
+    ]
+    exact = exact_matches(entries, own_submission_id="NEW", own_indexed_at=LATER)
+    assert [(m.submission_id, m.kind, m.strength) for m in exact] == [("OLD", "exact", 1.0)]
+    rng = random.Random(7)
+    room = rng.getrandbits(64)
+    kiosk = [_flip(room, [i]) for i in range(8)]
+    shared = perceptual_matches(
+        _clip(kiosk, face=0xABCDEF, body=~BODY & (2**64 - 1), phase=2.5),
+        _indexed("KIOSK", _clip(kiosk)),
+        own_submission_id="NEW",
+        own_indexed_at=LATER,
+        params=PARAMS,
+    )
+    ordered = combine(exact, shared)
+    assert [(m.submission_id, m.kind) for m in ordered] == [("OLD", "exact"), ("KIOSK", "shared_scene")]
+    result = reuse_result(ordered, params=PARAMS, frames_indexed=8, lookups=9)
+    assert result["matched"] and result["match_count"] == 1 and result["shared_scene_count"] == 1
+    only_shared = reuse_result(shared, params=PARAMS, frames_indexed=8, lookups=9)
+    assert not only_shared["matched"] and reuse_findings(only_shared) == []
+
+
+# --- index items, window, faces ------------------------------------------------------------------
 
 
 def test_window_retention_and_sortable_times() -> None:
@@ -149,26 +264,55 @@ def test_window_retention_and_sortable_times() -> None:
         ReuseParams(max_distance=True)  # type: ignore[arg-type]
 
 
-def test_index_entries_are_deterministic_and_keyed_by_submission() -> None:
-    manifest = {"frames": [{"index": 0, "phash": "0123456789abcdef"}, {"index": 5, "phash": None}]}
-    frames = manifest_frames(manifest)
-    assert frames == [(0, 0x0123456789ABCDEF)]  # the flat frame is not indexed
+def test_index_entries_are_deterministic_and_carry_the_signature() -> None:
+    frames = [
+        FrameSignature(0, 0.25, 0x0123456789ABCDEF, 0xFF, (0.5, 0.4, 0.3), 0xB0),
+        FrameSignature(5, 1.5, None),  # a flat frame: not filed
+    ]
     kwargs = {
         "submission_id": "S",
         "received_at": "2026-11-08T10:00:00Z",
         "sha256": "ab" * 32,
         "frames": frames,
     }
-    first, again = index_entries(**kwargs, params=PARAMS), index_entries(**kwargs, params=PARAMS)
+    params = ReuseParams(max_distance=3)
+    first, again = index_entries(**kwargs, params=params), index_entries(**kwargs, params=params)
     assert first == again
     assert [(e["pk"], e["sk"]) for e in first] == [
         ("sha#" + "ab" * 32, "2026-11-08T10:00:00.000000Z#S"),
-        ("b0#0123", "2026-11-08T10:00:00.000000Z#S#0000"),
-        ("b1#4567", "2026-11-08T10:00:00.000000Z#S#0000"),
-        ("b2#89ab", "2026-11-08T10:00:00.000000Z#S#0000"),
-        ("b3#cdef", "2026-11-08T10:00:00.000000Z#S#0000"),
+        ("r1m4b0#123", "2026-11-08T10:00:00.000000Z#S#0000"),
+        ("r1m4b1#4567", "2026-11-08T10:00:00.000000Z#S#0000"),
+        ("r1m4b2#89ab", "2026-11-08T10:00:00.000000Z#S#0000"),
+        ("r1m4b3#cdef", "2026-11-08T10:00:00.000000Z#S#0000"),
     ]
-    assert {e["expires_at"] for e in first} == {expires_at("2026-11-08T10:00:00Z", PARAMS)}
+    assert (
+        first[1] | {"scene": "0123456789abcdef", "face": "00000000000000ff", "pos": "0.50000,0.40000,0.30000"}
+        == first[1]
+    )
+    assert FrameSignature.from_item(first[1]) == frames[0]
+    assert {e["expires_at"] for e in first} == {expires_at("2026-11-08T10:00:00Z", params)}
+
+
+def test_face_boxes_take_the_largest_confident_face_and_fill_from_the_nearest_frame() -> None:
+    def face(left: float, width: float, confidence: float = 99.0) -> dict:
+        return {"box": {"left": left, "top": 0.2, "width": width, "height": width}, "confidence": confidence}
+
+    evidence = [
+        {"index": 0, "faces": [face(0.1, 0.1), face(0.5, 0.3)]},
+        {"index": 4, "faces": [face(0.2, 0.2), face(0.0, 0.5, confidence=10.0)]},
+        {"index": 6, "faces": [], "error": None},
+    ]
+    assert face_boxes(evidence, [0, 1, 3, 4, 6]) == [
+        (0.5, 0.2, 0.3, 0.3),
+        (0.5, 0.2, 0.3, 0.3),
+        (0.2, 0.2, 0.2, 0.2),
+        (0.2, 0.2, 0.2, 0.2),
+        (0.2, 0.2, 0.2, 0.2),
+    ]
+    assert face_boxes([], [0, 1]) == [None, None]
+
+
+# --- the decision's bound ------------------------------------------------------------------------
 
 
 def _verdict(p_fake: float):
@@ -176,12 +320,23 @@ def _verdict(p_fake: float):
     return decide_outcome(evidence, frames_sampled=8, policy=DecisionPolicy())
 
 
-def test_a_match_turns_pass_into_review_and_keeps_reject() -> None:
-    matched = {"checked": True, "matched": True, "matches": [{"submission_id": "A"}]}
-    passed = apply_findings(_verdict(0.01), reuse_findings(matched))
+def test_findings_turn_pass_into_review_keep_reject_and_name_the_kind() -> None:
+    reused = {"checked": True, "matched": True, "matches": [{"submission_id": "A", "kind": "perceptual"}]}
+    swapped = {"checked": True, "matched": True, "matches": [{"submission_id": "A", "kind": "face_swap"}]}
+    legacy = {"checked": True, "matched": True, "matches": [{"submission_id": "A"}]}
+    passed = apply_findings(_verdict(0.01), reuse_findings(reused))
     assert passed.decision == Decision.REVIEW and ReasonCode.MEDIA_REUSED in passed.reasons
-    rejected = apply_findings(_verdict(0.99), reuse_findings(matched))
-    assert rejected.decision == Decision.REJECT and ReasonCode.MEDIA_REUSED in rejected.reasons
-    assert reuse_findings({"checked": True, "matched": False}) == []
+    swap = apply_findings(_verdict(0.01), reuse_findings(swapped))
+    assert swap.decision == Decision.REVIEW
+    assert (
+        ReasonCode.REUSED_RECORDING_FACE_SWAPPED in swap.reasons
+        and ReasonCode.MEDIA_REUSED not in swap.reasons
+    )
+    rejected = apply_findings(_verdict(0.99), reuse_findings(swapped))
+    assert (
+        rejected.decision == Decision.REJECT and ReasonCode.REUSED_RECORDING_FACE_SWAPPED in rejected.reasons
+    )
+    assert [f.reason for f in reuse_findings(legacy)] == [ReasonCode.MEDIA_REUSED]
+    assert reuse_findings({"checked": True, "matched": False, "matches": [{"kind": "shared_scene"}]}) == []
     assert reuse_findings(None) == []
     assert apply_findings(_verdict(0.01), reuse_findings(None)).decision == Decision.PASS

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -9,9 +11,12 @@ from hypothesis import strategies as st
 from kyc.domain.sampling_plan import (
     FrameSelector,
     SamplingPlanError,
+    briefly_shown,
     coverage_gap,
     frames_on_screen,
     plan_sampling,
+    timing_findings,
+    typical_frame_s,
 )
 
 
@@ -83,10 +88,59 @@ def test_frame_selector_matches_frames_on_screen_for_any_timing(
         ([0.1, 0.4, 0.7, 0.9], None),  # 4 targets over [0, 1): bins of 0.25, frames 0.1 s apart
         ([0.4, 0.7, 0.9], "first"),  # 0.4 s > one bin (0.25) + one frame (0.1) after the start
         ([0.1, 0.4, 0.6], "last"),  # 0.4 s before the end > 0.35
-        ([0.1, 0.6, 0.9], "stretch"),  # a 0.5 s gap > 1.5 bins + one frame = 0.475
+        ([0.1, 0.75, 0.9], "stretch"),  # a 0.65 s gap > 2 bins + one frame = 0.6
+        ([0.1, 0.59, 0.9], None),  # 0.49 s: within 2 bins + one frame
         ([], "nothing"),
     ],
 )
 def test_coverage_gap_hand_computed(sampled: list[float], problem: str | None) -> None:
     gap = coverage_gap(sampled, 0.0, 1.0, 4, 0.1)
     assert (gap is None) if problem is None else (problem in gap)
+
+
+def test_seeded_targets_one_per_bin_secret_offsets_hand_computed() -> None:
+    import hashlib
+    import hmac
+
+    seed = bytes(range(16))
+    plan = plan_sampling(8.0, 4, start_s=1.0, seed=seed)
+    for i, target in enumerate(plan.targets_s):
+        digest = hmac.new(seed, b"kyc.sampling/1:" + i.to_bytes(4, "big"), hashlib.sha256).digest()
+        assert target == pytest.approx(1.0 + (i + int.from_bytes(digest[:8], "big") / 2**64) * 2.0)
+        assert 1.0 + 2.0 * i <= target < 1.0 + 2.0 * (i + 1)
+    spaced = plan_sampling(8.0, 4, start_s=1.0, seed=seed, min_gap_s=0.4)  # margin 0.1 of a 2 s bin
+    for i, target in enumerate(spaced.targets_s):
+        digest = hmac.new(seed, b"kyc.sampling/1:" + i.to_bytes(4, "big"), hashlib.sha256).digest()
+        assert target == pytest.approx(
+            1.0 + (i + 0.1 + 0.8 * int.from_bytes(digest[:8], "big") / 2**64) * 2.0
+        )
+    assert min(b - a for a, b in itertools.pairwise(spaced.targets_s)) >= 0.4
+    other = plan_sampling(8.0, 4, start_s=1.0, seed=bytes(16))
+    assert other.targets_s != plan.targets_s  # another submission, other moments
+    assert plan_sampling(8.0, 4, start_s=1.0, seed=seed) == plan  # the recorded seed reproduces it
+
+
+def test_briefly_shown_frames_hand_computed() -> None:
+    shown = [0.0, 0.04, 0.08, 0.085, 0.12, 0.16]  # 0.08 is on screen for 5 ms of a typical 40 ms
+    assert briefly_shown([0.0, 0.08, 0.12], shown) == (1,)
+    assert briefly_shown([0.0, 0.085, 0.16], shown) == ()  # 0.085 holds 35 ms, the last never brief
+    assert timing_findings(1)[0].reason == "SHORT_FRAME_SAMPLED" and timing_findings(0) == []
+
+
+def test_typical_frame_is_weighted_by_screen_time_so_decoys_cannot_move_it() -> None:
+    import statistics
+
+    genuine = [i * 0.04 for i in range(10)]
+    decoys = [t + d for t in genuine for d in (0.03, 0.035)]  # two 5 ms frames beside each genuine one
+    shown = sorted(genuine + decoys)
+    intervals = [b - a for a, b in itertools.pairwise(shown)]
+    assert statistics.median(intervals) == pytest.approx(0.005)  # a plain median: decoys look typical
+    assert typical_frame_s(shown) == pytest.approx(0.03)  # by screen time: the genuine frames
+    assert briefly_shown(decoys[:4], shown) == (0, 1, 2, 3)
+
+
+def test_typical_frame_ignores_stills_of_a_variable_rate_camera() -> None:
+    frames = [i / 30 for i in range(30)]
+    shown = frames + [1.0 + 1.2] + [2.2 + i / 30 for i in range(1, 30)]  # a 1.2 s still in the middle
+    assert typical_frame_s(shown) == pytest.approx(1 / 30)
+    assert briefly_shown(shown[:-1], shown) == ()

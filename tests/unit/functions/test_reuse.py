@@ -1,26 +1,31 @@
-"""CheckReuse against moto: two copies see each other whatever the order, a retry adds nothing,
-a re-screened submission never matches itself, a changed manifest is refused, refused media is
+"""CheckReuse against moto, with real frames (JPEGs in the work bucket, decoded and hashed by the
+handler): a copy matches the earlier submission; of two copies screened at the same moment only the
+later is marked, whatever the order the checks run in; a retry adds nothing; a re-screened
+submission never matches itself; a changed manifest or face evidence is refused; refused media is
 not checked."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
+import numpy as np
 import pytest
 from moto import mock_aws
 
 from kyc.aws.errors import SourceChangedError
+from kyc.media.frames import encode_image
 from tests.unit.aws.test_dynamodb_reuse_index import create_reuse_table
 from tests.unit.functions.handler_loader import FakeContext, load_handler
 
 WORK, TABLE = "work", "reuse-index"
 NOW = datetime.now(UTC)
+FRAMES = 6
+ENTRIES_PER_SUBMISSION = 1 + 9 * FRAMES + 1  # bytes, 9 bands per frame (radius 8), the sub# list
 
 
 def _at(hours_ago: float) -> str:
@@ -28,19 +33,20 @@ def _at(hours_ago: float) -> str:
     return (NOW - timedelta(hours=hours_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _hashes(seed: int, n: int = 8) -> list[int]:
-    rng = random.Random(seed)
-    return [rng.getrandbits(64) for _ in range(n)]
-
-
-def _near(hashes: list[int], seed: int) -> list[int]:
-    rng = random.Random(seed)
+def _pictures(seed: int) -> list[np.ndarray]:
+    """A textured clip: smooth random blobs (low frequencies a perceptual hash sees), one per frame."""
+    rng = np.random.default_rng(seed)
     out = []
-    for h in hashes:
-        for bit in rng.sample(range(64), 2):
-            h ^= 1 << bit
-        out.append(h)
+    for _ in range(FRAMES):
+        coarse = rng.uniform(0, 255, (6, 8, 3))
+        out.append(np.kron(coarse, np.ones((20, 20, 1))))
     return out
+
+
+def _copy(pictures: list[np.ndarray], seed: int) -> list[np.ndarray]:
+    """Re-encoded look: a little noise and a brightness change, mirrored."""
+    rng = np.random.default_rng(seed)
+    return [np.clip(p[:, ::-1] * 0.95 + rng.normal(0, 3, p.shape), 0, 255) for p in pictures]
 
 
 @pytest.fixture
@@ -55,10 +61,15 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         yield {"s3": s3, "ddb": ddb, "app": app}
 
 
-def _event(aws: dict[str, Any], sid: str, sha: str, hashes: list[int | None], received_at: str) -> dict:
-    frames = [{"index": i, "phash": None if h is None else f"{h:016x}"} for i, h in enumerate(hashes)]
-    body = json.dumps({"frames": frames}).encode()
-    key = f"frames/{sid}/manifest.json"
+def _event(aws: dict[str, Any], sid: str, sha: str, pictures: list[np.ndarray], received_at: str) -> dict:
+    prefix = f"frames/{sid}/"
+    frames = []
+    for i, rgb in enumerate(pictures):
+        image = encode_image(rgb.astype(np.uint8), "jpeg")
+        aws["s3"].put_object(Bucket=WORK, Key=f"{prefix}{i:03d}.jpg", Body=image.data)
+        frames.append({"index": i, "pts_s": 0.1 * i, "file": f"{i:03d}.jpg", "sha256": image.sha256})
+    body = json.dumps({"frames": frames, "prefix": prefix}).encode()
+    key = f"{prefix}manifest.json"
     aws["s3"].put_object(Bucket=WORK, Key=key, Body=body)
     return {
         "submission": {"submission_id": sid, "received_at": received_at},
@@ -68,6 +79,7 @@ def _event(aws: dict[str, Any], sid: str, sha: str, hashes: list[int | None], re
             "manifest_sha256": hashlib.sha256(body).hexdigest(),
             "refusal": None,
         },
+        "faces": {"source": "model", "evidence_key": None, "evidence_sha256": None},
     }
 
 
@@ -76,50 +88,80 @@ def _check(aws: dict[str, Any], event: dict) -> dict:
 
 
 def test_a_copy_under_another_submission_matches_the_earlier_one(aws: dict[str, Any]) -> None:
-    original = _hashes(1)
+    original = _pictures(1)
     first = _check(aws, _event(aws, "A", "aa" * 32, original, _at(3)))
-    assert first["checked"] and not first["matched"]
-    copy = _check(aws, _event(aws, "B", "bb" * 32, _near(original, 2), _at(2)))
+    assert first["checked"] and not first["matched"] and first["frames_indexed"] == FRAMES
+    copy = _check(aws, _event(aws, "B", "bb" * 32, _copy(original, 2), _at(2)))
     assert copy["matched"], copy
     (match,) = copy["matches"]
-    assert (match["submission_id"], match["kind"], match["frames_matched"]) == ("A", "perceptual", 8)
-    assert match["max_distance"] <= 4
-    unrelated = _check(aws, _event(aws, "C", "cc" * 32, _hashes(3), _at(1)))
+    assert (match["submission_id"], match["kind"], match["frames_matched"]) == ("A", "perceptual", FRAMES)
+    assert match["max_distance"] <= 8
+    assert copy["lookups"] <= 1 + 9 * FRAMES and copy["items_read"] >= FRAMES
+    unrelated = _check(aws, _event(aws, "C", "cc" * 32, _pictures(3), _at(1)))
     assert not unrelated["matched"], unrelated
 
 
 def test_same_bytes_match_exactly_even_when_no_frame_has_a_hash(aws: dict[str, Any]) -> None:
-    _check(aws, _event(aws, "A", "dd" * 32, [None, None], _at(3)))
-    again = _check(aws, _event(aws, "B", "dd" * 32, [None, None], _at(2.9)))
+    flat = [np.full((120, 160, 3), 90.0)] * 2
+    _check(aws, _event(aws, "A", "dd" * 32, flat, _at(3)))
+    again = _check(aws, _event(aws, "B", "dd" * 32, flat, _at(2.9)))
+    assert again["frames_indexed"] == 0
     assert [(m["submission_id"], m["kind"], m["strength"]) for m in again["matches"]] == [("A", "exact", 1.0)]
 
 
-def test_concurrent_copies_see_each_other_and_retries_add_nothing(aws: dict[str, Any]) -> None:
-    """Both write before they read: the one that reads second sees the first, and the first,
-    retried (or re-screened), now sees the second too; its own entries never count."""
-    original = _hashes(4)
+def test_concurrent_copies_only_the_later_is_marked_and_retries_add_nothing(aws: dict[str, Any]) -> None:
+    """Both write before they read; whichever runs first, the earlier upload (by receipt time) is
+    never marked, the later one always is; a retry writes no second set of entries."""
+    original = _pictures(4)
     event_a = _event(aws, "A", "aa" * 32, original, _at(3))
-    event_b = _event(aws, "B", "bb" * 32, _near(original, 5), _at(3))
-    first_a = _check(aws, event_a)
+    event_b = _event(aws, "B", "bb" * 32, _copy(original, 5), _at(2.99))  # received 36 s after A
+    later_first = _check(aws, event_b)  # B's check happens to run first: A is not indexed yet
+    earlier = _check(aws, event_a)
     size = len(aws["ddb"].scan(TableName=TABLE)["Items"])
-    b = _check(aws, event_b)
-    retried_a = _check(aws, event_a)
-    assert not first_a["matched"]
-    assert [m["submission_id"] for m in b["matches"]] == ["A"]
-    assert [m["submission_id"] for m in retried_a["matches"]] == ["B"]  # never "A"
-    assert len(aws["ddb"].scan(TableName=TABLE)["Items"]) == size + (1 + 4 * 8 + 1)  # only B's entries
+    later_retried = _check(aws, event_b)
+    earlier_retried = _check(aws, event_a)
+    assert not later_first["matched"]  # nothing earlier was indexed when it looked
+    assert not earlier["matched"] and not earlier_retried["matched"], earlier  # B came later: never A's match
+    assert [m["submission_id"] for m in later_retried["matches"]] == ["A"]  # never "B" itself
+    assert size == 2 * ENTRIES_PER_SUBMISSION
+    assert len(aws["ddb"].scan(TableName=TABLE)["Items"]) == size
+
+
+def test_same_receipt_time_the_id_breaks_the_tie_once(aws: dict[str, Any]) -> None:
+    original = _pictures(10)
+    at = _at(2)
+    a = _check(aws, _event(aws, "A", "aa" * 32, original, at))
+    b = _check(aws, _event(aws, "B", "aa" * 32, original, at))
+    a_again = _check(aws, _event(aws, "A", "aa" * 32, original, at))
+    assert not a["matched"] and not a_again["matched"]
+    assert {m["submission_id"] for m in b["matches"]} == {"A"}
 
 
 def test_outside_the_window_nothing_matches(aws: dict[str, Any]) -> None:
-    original = _hashes(6)
+    original = _pictures(6)
     _check(aws, _event(aws, "A", "aa" * 32, original, _at(24 * 8)))
     late = _check(aws, _event(aws, "B", "aa" * 32, original, _at(3)))
     assert not late["matched"]
 
 
-def test_changed_manifest_is_refused_and_refused_media_is_not_checked(aws: dict[str, Any]) -> None:
-    event = _event(aws, "A", "aa" * 32, _hashes(7), _at(3))
-    event["extraction"]["manifest_sha256"] = "0" * 64
+def test_changed_manifest_frame_or_face_evidence_is_refused_and_refused_media_is_not_checked(
+    aws: dict[str, Any],
+) -> None:
+    event = _event(aws, "A", "aa" * 32, _pictures(7), _at(3))
+    bad_manifest = json.loads(json.dumps(event))
+    bad_manifest["extraction"]["manifest_sha256"] = "0" * 64
+    with pytest.raises(SourceChangedError):
+        _check(aws, bad_manifest)
+    aws["s3"].put_object(Bucket=WORK, Key="scores/A/faces.json", Body=b'{"frames": []}')
+    bad_faces = json.loads(json.dumps(event))
+    bad_faces["faces"] = {
+        "source": "rekognition",
+        "evidence_key": "scores/A/faces.json",
+        "evidence_sha256": "0" * 64,
+    }
+    with pytest.raises(SourceChangedError):
+        _check(aws, bad_faces)
+    aws["s3"].put_object(Bucket=WORK, Key="frames/A/002.jpg", Body=b"\xff\xd8\xffswapped")
     with pytest.raises(SourceChangedError):
         _check(aws, event)
     refused = {
@@ -132,13 +174,13 @@ def test_changed_manifest_is_refused_and_refused_media_is_not_checked(aws: dict[
     assert aws["ddb"].scan(TableName=TABLE)["Items"] == []
 
 
-def test_two_copies_interleaved_both_find_each_other(aws: dict[str, Any]) -> None:
-    """B's whole check runs while A is between its write and its read (the worst interleaving
-    for write-then-read): both must still be flagged, each naming the other."""
+def test_two_copies_interleaved_only_the_later_is_marked(aws: dict[str, Any]) -> None:
+    """B's whole check runs while A is between its write and its read (the worst interleaving for
+    write-then-read): B, received later, is flagged naming A; A, the earlier upload, is not."""
     app = aws["app"]
-    original = _hashes(8)
+    original = _pictures(8)
     event_a = _event(aws, "A", "aa" * 32, original, _at(2))
-    event_b = _event(aws, "B", "bb" * 32, _near(original, 9), _at(2))
+    event_b = _event(aws, "B", "bb" * 32, _copy(original, 9), _at(1.9))
     results: dict[str, dict] = {}
     real_exact = app.INDEX.exact
 
@@ -153,5 +195,5 @@ def test_two_copies_interleaved_both_find_each_other(aws: dict[str, Any]) -> Non
         results["A"] = _check(aws, event_a)
     finally:
         app.INDEX.exact = real_exact
-    assert [m["submission_id"] for m in results["A"]["matches"]] == ["B"]
+    assert results["A"]["matches"] == [] and not results["A"]["matched"]
     assert [m["submission_id"] for m in results["B"]["matches"]] == ["A"]

@@ -127,12 +127,20 @@ def test_extract_stores_frames_under_kms_and_returns_pointers_only(aws: dict[str
     assert sorted(i for b in manifest["batches"] for i in b["frames"]) == [
         f["index"] for f in manifest["frames"]
     ]
+    # one object per scoring batch (docs/cost.md), each under the key; a frame is a byte range of it
+    stored = aws["s3"].list_objects_v2(Bucket=WORK, Prefix=manifest["prefix"])["Contents"]
+    assert sorted(o["Key"] for o in stored) == sorted(
+        [manifest["prefix"] + "manifest.json"]
+        + [manifest["prefix"] + b["object"] for b in manifest["batches"]]
+    )
     for frame in manifest["frames"]:
-        key = manifest["prefix"] + frame["file"]
+        key = manifest["prefix"] + frame["object"]
         head = aws["s3"].head_object(Bucket=WORK, Key=key)
         assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"] == aws["kms"]
         data = aws["s3"].get_object(Bucket=WORK, Key=key)["Body"].read()
+        data = data[frame["offset"] : frame["offset"] + frame["length"]]
         assert hashlib.sha256(data).hexdigest() == frame["sha256"]
+        assert data[:3] == b"\xff\xd8\xff" and data[-2:] == b"\xff\xd9"  # a whole JPEG, no more, no less
 
 
 def test_extract_bytes_changed_since_validation_raises(aws: dict[str, Any], clip: Path) -> None:

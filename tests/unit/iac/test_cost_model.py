@@ -67,3 +67,39 @@ def test_face_stage_costs_one_rekognition_image_per_frame_checked(cost_model):
     assert face_line(**rekognition, FaceCheckFrames="12") == pytest.approx(12.0)
     assert face_line(**rekognition, FaceCheckFrames="64") == pytest.approx(32.0)  # never more than sampled
     assert face_line(FaceEvidenceSource="model") is None
+
+
+def _measured(**calls: float) -> dict:
+    return {
+        "api_calls_per_screening": calls,
+        "state_transitions_per_screening": 10,
+        "history_events_per_screening": 40,
+        "log_bytes_per_screening": 20_000,
+        "functions": {},
+        "s3": {
+            "upload_bytes": 3_000_000,
+            "work_bytes_per_screening": 300_000,
+            "audit_bytes_per_screening": 9_000,
+        },
+    }
+
+
+def test_request_lines_follow_the_measured_counts_not_constants(cost_model):
+    """Issue 25: frames one object per batch show in `make cost` only through the counted calls.
+    Hand-computed: (PUTs + the client's upload) x $0.005/1,000 + GETs x $0.0004/1,000, per 1,000."""
+    template = cost_model.load_template(ROOT / "template.yaml")
+    params = cost_model.parameters(template, {})
+
+    def lines(**calls: float) -> dict[str, float]:
+        return {
+            line.component: line.per_1000
+            for line in cost_model.variable_lines(template, params, _measured(**calls))
+        }
+
+    per_frame = lines(**{"s3:PutObject": 39, "s3:GetObject": 43, "s3:HeadObject": 1, "kms:GenerateMac": 3})
+    per_batch = lines(**{"s3:PutObject": 11, "s3:GetObject": 15, "s3:HeadObject": 1, "kms:GenerateMac": 3})
+    assert per_frame["S3 requests"] == pytest.approx(40 * 0.005 + 44 * 0.0004)
+    assert per_batch["S3 requests"] == pytest.approx(12 * 0.005 + 16 * 0.0004)
+    # KMS: the handlers' measured calls plus the services' data-key requests (5, assumed)
+    assert per_batch["KMS requests"] == pytest.approx((3 + 5) * 0.03 / 10)
+    assert lines(**{"kms:GenerateMac": 4})["KMS requests"] == pytest.approx((4 + 5) * 0.03 / 10)

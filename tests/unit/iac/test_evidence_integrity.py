@@ -89,6 +89,8 @@ def test_nothing_writes_images_to_the_audit_bucket(transformed):
         "DecideOutcomeFunctionRole": ["/decisions/*"],
         "EraseSubmissionFunctionRole": ["/decisions/*/erasure.json"],
         "DigestEvidenceFunctionRole": ["/digests/*"],
+        # the workbench's reviewer verdicts (JSON, no image), digested like every decisions/ object
+        "ScreeningApiFunctionRole": ["/decisions/*/reviews/*"],
     }
 
 

@@ -62,8 +62,12 @@ def test_check_reuse_role_is_least_privilege(template):
     assert sorted(ddb[0]["Action"]) == ["dynamodb:BatchWriteItem", "dynamodb:Query", "dynamodb:UpdateItem"]
     assert ddb[0]["Resource"] == TABLE_ARN  # its own table only, not the decisions table
     s3 = [st for st in statements if any(a.startswith("s3:") for a in st["Action"])]
-    assert [st["Action"] for st in s3] == [["s3:GetObject"]]
-    assert s3[0]["Resource"] == {"Fn::Sub": "${WorkBucket.Arn}/frames/*"}
+    assert [st["Action"] for st in s3] == [["s3:GetObject"], ["s3:GetObject"]]
+    # the frames and their manifest, and the face stage's evidence (issue 24): nothing else of the bucket
+    assert [st["Resource"] for st in s3] == [
+        {"Fn::Sub": "${WorkBucket.Arn}/frames/*"},
+        {"Fn::Sub": "${WorkBucket.Arn}/scores/*/faces.json"},
+    ]
     for st in statements:
         assert not _mentions(st, "DecisionsTable") and not _mentions(st, "AuditBucket")
         assert not any(a.endswith(":*") or a == "*" for a in st["Action"])

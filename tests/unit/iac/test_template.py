@@ -82,7 +82,12 @@ EXPECTED_ENV = {
     | {"KYC_PROVENANCE_TRUST_PARAMETER", "KYC_PROVENANCE_MAX_MANIFEST_BYTES"},
     "ExtractFramesFunction": LIMIT_VARS
     | {"KYC_FRAME_COUNT", "KYC_FRAME_MAX_SIDE", "KYC_WORK_BUCKET", "KYC_KMS_KEY_ID"},
-    "ScoreFramesFunction": {"KYC_ENDPOINT_NAME", "KYC_WORK_BUCKET", "KYC_KMS_KEY_ID"},
+    "ScoreFramesFunction": {
+        "KYC_ENDPOINT_NAME",
+        "KYC_MODEL_ARTEFACT_SHA256",
+        "KYC_WORK_BUCKET",
+        "KYC_KMS_KEY_ID",
+    },
     "DetectFacesFunction": {
         "KYC_FACE_EVIDENCE_SOURCE",
         "KYC_FACE_CHECK_FRAMES",
@@ -99,6 +104,7 @@ EXPECTED_ENV = {
         "KYC_AGGREGATOR",
         "KYC_MIN_FRAMES_SCORED",
         "KYC_FACE_EVIDENCE_SOURCE",
+        "KYC_FACE_CHECK_FRAMES",  # the calibration binds it (issue 24)
         "KYC_POLICY_VERSION",
         "KYC_POLICY_PARAMETER",
         "KYC_RETENTION_DAYS",
@@ -126,6 +132,28 @@ EXPECTED_ENV = {
         "KYC_MAX_UPLOAD_BYTES",
         "KYC_UPLOAD_URL_EXPIRY_S",
     },
+    # issue 20: API
+    "ScreeningApiFunction": {
+        "KYC_PSEUDONYM_KEY_ARN",
+        "KYC_INTAKE_BUCKET",
+        "KYC_UPLOAD_PREFIX",
+        "KYC_KMS_KEY_ID",
+        "KYC_MAX_UPLOAD_BYTES",
+        "KYC_UPLOAD_URL_EXPIRY_S",
+        "KYC_DECISIONS_TABLE",
+        "KYC_SCREENINGS_TABLE",
+        "KYC_REVIEWS_TABLE",
+        "KYC_IDEMPOTENCY_TABLE",
+        "KYC_AUDIT_BUCKET",
+        "KYC_REVIEW_BUCKET",
+        "KYC_DECISION_EVENT_BUS",
+        "KYC_CORS_ORIGIN",
+        "KYC_RETENTION_DAYS",
+        "KYC_REVIEW_LINK_SECONDS",
+        "KYC_REVIEW_DEADLINE_HOURS",
+        "KYC_REVIEW_LEASE_S",
+        "KYC_REVIEW_HIGH_RISK_REASONS",
+    },
     "EraseSubmissionFunction": {
         "KYC_WORK_BUCKET",
         "KYC_AUDIT_BUCKET",
@@ -133,7 +161,11 @@ EXPECTED_ENV = {
         "KYC_DECISIONS_TABLE",
         "KYC_KMS_KEY_ID",
         "KYC_REUSE_TABLE",
+        "KYC_REVIEWS_TABLE",  # issue 20: erasure reaches the review records (empty without the API)
+        "KYC_SCREENINGS_TABLE",
     },
+    # issue 20: the optional webhook (WebhookUrl)
+    "WebhookFunction": {"KYC_WEBHOOK_URL", "KYC_WEBHOOK_SECRET_ARN", "KYC_WEBHOOK_TIMEOUT_S"},
     "CheckReuseFunction": {
         "KYC_WORK_BUCKET",
         "KYC_KMS_KEY_ID",
@@ -149,6 +181,7 @@ EXPECTED_ENV = {
         "KYC_KMS_KEY_ID",
         "KYC_DIGEST_SIGNING_KEY_ID",
         "KYC_DIGEST_SETTLE_SECONDS",
+        "KYC_REVIEWS_TABLE",  # issue 20
     },
 }
 # Keyed pseudonyms (issue 13 item 5): exactly the functions that write a pseudonym know the HMAC key.
@@ -158,6 +191,7 @@ PSEUDONYMISING_FUNCTIONS = (
     "DecideOutcomeFunction",
     "EraseSubmissionFunction",
     "IssueUploadUrlFunction",
+    "ScreeningApiFunction",  # issue 20: upload keys and pseudonymous reviewer ids
 )
 for _lid in PSEUDONYMISING_FUNCTIONS:
     EXPECTED_ENV[_lid] = EXPECTED_ENV[_lid] | {"KYC_PSEUDONYM_KEY_ARN"}

@@ -9,13 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from kyc.domain.reuse import IndexedFrame, ReuseParams, bands, parse_phash, perceptual_matches
+from kyc.domain.reuse import FrameSignature, IndexedFrame, ReuseParams, bands, perceptual_matches
+from kyc.media.contact_sheet import decode_image
 from kyc.media.errors import MediaRefusedError
 from kyc.media.limits import MediaLimits
+from kyc.media.recording_hash import frame_signatures
 from kyc.media.sampling import SamplingParams, sample_frames
 from kyclocal.copies import make_copy
+from tests.fixtures.reuse_clips import CORPUS  # ../shared/corpus/media (or KYC_CORPUS_DIR)
 
-CORPUS = Path(__file__).resolve().parents[3].parent / "shared" / "corpus" / "media"
 PARAMS = ReuseParams()  # the template's defaults
 # The androidx suite's one short video in three containers: the same frames, a true match.
 SAME_SOURCE = {
@@ -34,31 +36,38 @@ VP9_THREE_QUARTERS = {
 }
 
 
-def _hashes(path: Path) -> list[int]:
+def _hashes(path: Path) -> list[FrameSignature]:
+    """The clip as CheckReuse sees it without face evidence (the corpus has no faces): scene hashes."""
     try:
         sample = sample_frames(path, SamplingParams(frame_count=16), MediaLimits())
     except MediaRefusedError:
         return []
-    return [parse_phash(f.phash) for f in sample.frames if f.phash]
+    decoded = [(f.index, f.pts_s, decode_image(f.data).to_ndarray(format="rgb24")) for f in sample.frames]
+    signatures = frame_signatures(decoded, [])
+    return signatures if sum(s.scene is not None for s in signatures) >= 2 else []
 
 
-def _lookup(index: dict[str, list[IndexedFrame]], own: list[int], sid: str) -> set[str]:
-    """What CheckReuse would find: the frames filed under any band of the clip's own hashes."""
-    keys = {k for h in own for k in bands(h)}
+def _lookup(index: dict[str, list[IndexedFrame]], own: list[FrameSignature], sid: str) -> set[str]:
+    """What CheckReuse would find: the frames filed under any band of the clip's own scene hashes,
+    every one received before it."""
+    keys = {k for f in own if f.scene is not None for k in bands(f.scene, PARAMS.max_distance)}
     candidates = [f for k in keys for f in index.get(k, [])]
-    return {
-        m.submission_id for m in perceptual_matches(own, candidates, own_submission_id=sid, params=PARAMS)
-    }
+    found = perceptual_matches(
+        own, candidates, own_submission_id=sid, own_indexed_at="2026-01-02T00:00:00.000000Z", params=PARAMS
+    )
+    return {m.submission_id for m in found}
 
 
 @pytest.fixture(scope="module")
-def corpus() -> tuple[dict[str, list[int]], dict[str, list[IndexedFrame]]]:
+def corpus() -> tuple[dict[str, list[FrameSignature]], dict[str, list[IndexedFrame]]]:
     clips = {p.name: h for p in sorted(CORPUS.iterdir()) if (h := _hashes(p))}
     index: dict[str, list[IndexedFrame]] = {}
     for name, hashes in clips.items():
-        for i, h in enumerate(hashes):
-            for key in bands(h):
-                index.setdefault(key, []).append(IndexedFrame(name, i, h, "2026-01-01T00:00:00.000000Z"))
+        for f in hashes:
+            if f.scene is None:
+                continue
+            for key in bands(f.scene, PARAMS.max_distance):
+                index.setdefault(key, []).append(IndexedFrame(name, "2026-01-01T00:00:00.000000Z", f))
     return clips, index
 
 

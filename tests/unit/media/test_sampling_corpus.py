@@ -39,10 +39,22 @@ def test_sample_frames_corpus_clip_upright_distinct_ordered(
     sample = sample_frames(path, SamplingParams(), LIMITS)
     assert sample.rotation == rotation
     assert {(f.width, f.height) for f in sample.frames} == {size}
-    assert len(sample.frames) == count and sample.short_clip == (count < 32)
+    # Targets lie at secret offsets in their bins: where a bin holds about one frame (a 1 s clip,
+    # 32 targets), two neighbours may land on one frame, so a short clip may give a few fewer; on
+    # long stills (cursed-vfr) how many distinct frames the targets meet depends on where they fall.
+    got = len(sample.frames)
+    if name == "mbunny__cursed-vfr.mp4":
+        assert 8 <= got <= 32
+    elif sample.duration_s < 2.2:
+        assert count - 3 <= got <= count
+    else:
+        assert got == count
+    assert sample.short_clip == (got < 32)
+    if name != "mbunny__cursed-vfr.mp4":  # that one holds frames for 5-17 ms among 33 ms ones
+        assert sample.briefly_shown == ()  # a camera's frames are never a fraction of a frame
     times = [f.pts_s for f in sample.frames]
     assert times == sorted(set(times)) and times[0] >= 0 and times[-1] < sample.duration_s
-    assert [f.index for f in sample.frames] == list(range(count))
+    assert [f.index for f in sample.frames] == list(range(got))
     sampled = [sample.start_s + f.pts_s for f in sample.frames]
     assert coverage_problems(sampled, displayed_times(path), 32) == []
 

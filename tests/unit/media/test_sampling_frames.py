@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
+import itertools
 import json
 from pathlib import Path
 
@@ -30,15 +32,29 @@ def _rgb(data: bytes) -> np.ndarray:
     return cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
-def _by_hand(shown: list[float], frame_s: float, count: int) -> list[int]:
-    """Frames on screen at ``count`` bin centres over [first frame, last frame + one frame interval].
+def _offset(seed: str, k: int, margin: float) -> float:
+    """Where in bin ``k`` the target lies, written out from docs/sampling.md."""
+    digest = hmac.new(bytes.fromhex(seed), b"kyc.sampling/1:" + k.to_bytes(4, "big"), "sha256").digest()
+    return margin + int.from_bytes(digest[:8], "big") / 2**64 * (1 - 2 * margin)
 
-    Written out here from the specification (docs/sampling.md), not taken from the sampler.
+
+def _by_hand(shown: list[float], frame_s: float, count: int, sample: sampling.SampleSet) -> list[int]:
+    """Frames on screen at one target per bin over [first frame, last frame + one frame interval],
+    each at the recorded seed's offset in its bin.
+
+    Written out here from the specification (docs/sampling.md), not taken from the sampler. The
+    span is the sampler's measured one once checked against the full decode's to the millisecond:
+    a jittered target may fall within a rounding error of a frame boundary.
     """
     start, end = shown[0], shown[-1] + frame_s
+    assert sample.duration_s == pytest.approx(end - start, abs=2e-3)
+    assert sample.typical_frame_s == pytest.approx(min(b - a for a, b in itertools.pairwise(shown)), abs=2e-3)
+    end = start + sample.duration_s
+    seed, step = sample.sampling_seed, sample.duration_s / count
+    margin = min(0.25, sample.typical_frame_s / (2 * step))
     chosen: list[int] = []
     for k in range(count):
-        target = start + (k + 0.5) * (end - start) / count
+        target = start + (k + _offset(seed, k, margin)) * step
         index = max(i for i, t in enumerate(shown) if t <= target + 1e-9) if target >= shown[0] else 0
         if not chosen or index > chosen[-1]:
             chosen.append(index)
@@ -66,7 +82,7 @@ def test_sample_frames_index_clip_yields_the_frames_on_screen_at_even_times(
     assert sampled == pytest.approx([shown[i] for i in got], abs=1e-5)  # image and timestamp agree
     assert coverage_problems(sampled, shown, 32) == []
     if frame_s is not None:  # constant rate: the exact frames are known by hand
-        assert got == _by_hand(shown, frame_s, 32)
+        assert got == _by_hand(shown, frame_s, 32, sample)
     assert sample.short_clip == (len(got) < 32)
 
 
@@ -130,8 +146,9 @@ def test_write_frames_manifest_hashes_match_stored_files(tmp_path: Path) -> None
 def test_sample_frames_same_clip_twice_same_bytes(tmp_path: Path) -> None:
     clip = make_index_clip(tmp_path / "clip.mp4", [i / 30 for i in range(60)])
     first = sample_frames(clip, SamplingParams(frame_count=6), LIMITS)
-    second = sample_frames(clip, SamplingParams(frame_count=6), LIMITS)
+    second = sample_frames(clip, SamplingParams(frame_count=6), LIMITS, seed=first.sampling_seed)
     assert [f.sha256 for f in first.frames] == [f.sha256 for f in second.frames]
+    assert first.manifest(source_sha256="")["sampling_seed"] == first.sampling_seed
 
 
 def test_sample_frames_large_frame_resized_to_max_side_without_upscaling(tmp_path: Path) -> None:
@@ -157,9 +174,9 @@ def test_sample_frames_non_reference_pictures_left_undecoded_same_frames(
     clip = make_index_clip(tmp_path / "bpyramid.mp4", [i / 30 for i in range(120)], bframes=3, gop=24)
     skipping = sample_frames(clip, SamplingParams(frame_count=32), LIMITS)
     monkeypatch.setattr(sampling, "_disposable_check", lambda stream: None)
-    decoding_all = sample_frames(clip, SamplingParams(frame_count=32), LIMITS)
+    decoding_all = sample_frames(clip, SamplingParams(frame_count=32), LIMITS, seed=skipping.sampling_seed)
 
     assert [f.sha256 for f in skipping.frames] == [f.sha256 for f in decoding_all.frames]
     shown = displayed_times(clip)
-    assert [read_index(_rgb(f.data)) for f in skipping.frames] == _by_hand(shown, 1 / 30, 32)
+    assert [read_index(_rgb(f.data)) for f in skipping.frames] == _by_hand(shown, 1 / 30, 32, skipping)
     assert skipping.decoded_frames < decoding_all.decoded_frames

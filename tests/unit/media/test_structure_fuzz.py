@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import av
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -29,8 +30,8 @@ from kyc.media.limits import MediaLimits
 from kyc.media.sampling import SamplingParams
 from kyc.media.sandbox import SandboxLimits, run_sandboxed
 from tests.fixtures.clips import make_clip
-from tests.fixtures.sampling_clips import make_index_clip
-from tests.fixtures.structure_fuzz import iso_fields, matroska_fields, mutate
+from tests.fixtures.sampling_clips import make_index_clip, read_index
+from tests.fixtures.structure_fuzz import ATTACK_KINDS, build_attack, iso_fields, matroska_fields, mutate
 from tests.fixtures.timeline_oracle import coverage_problems, displayed_times
 from tests.unit.media.test_validation_corpus import CORPUS
 
@@ -168,3 +169,66 @@ def test_mutated_structure_invalid_or_covered(case: tuple[str, str, bytes]) -> N
     problems = coverage_problems(sampled, shown, PARAMS.frame_count)
     assert problems == [], (kinds, _keep(data), problems)
     _record("sampled, coverage holds", kinds, usage)
+
+
+# --- attack mutations (issue 22): each must be refused with a reason code, or sampled as it plays ---
+
+ATTACK_SOURCE = make_index_clip(
+    _WORKDIR / "attack_source.mp4", [i / 30 for i in range(60)], bframes=2, gop=15
+)
+
+
+def _played_indices(path: Path) -> dict[float, int]:
+    """What a plain full decode shows at each time: the index the index clip's picture carries."""
+    shown: dict[float, int] = {}
+    with av.open(str(path)) as container:
+        for packet in container.demux(video=0):
+            try:
+                frames = packet.decode()
+            except av.FFmpegError:
+                continue
+            for frame in frames:
+                if frame.pts is not None:
+                    shown[round(float(frame.pts * frame.time_base), 6)] = read_index(
+                        frame.to_ndarray(format="rgb24")
+                    )
+    return shown
+
+
+@settings(
+    max_examples=max(6, EXAMPLES // 2),
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    print_blob=False,
+)
+@given(kind=st.sampled_from(ATTACK_KINDS), choices=st.lists(st.integers(0, 2**16), min_size=4, max_size=4))
+def test_attack_mutations_refused_or_sampled_as_played(kind: str, choices: list[int]) -> None:
+    path = build_attack(kind, choices, ATTACK_SOURCE, _WORKDIR / "attack")
+    report, usage = validate_isolated(path, LIMITS, SANDBOX)
+    assert report.accepted is (report.reason is None)
+    if not report.accepted:
+        _record(f"attack {kind}: validate INVALID {report.reason}", kind, usage)
+        return
+    try:
+        sample, usage = sample_isolated(path, PARAMS, LIMITS, SANDBOX)
+    except MediaRefusedError as exc:
+        _record(f"attack {kind}: extract INVALID {exc.reason}", kind, None)
+        return
+    shown = run_sandboxed(lambda: displayed_times(path), SANDBOX).value
+    sampled = [sample.start_s + f.pts_s for f in sample.frames]
+    assert coverage_problems(sampled, shown, PARAMS.frame_count) == [], (kind, _keep(path.read_bytes()))
+    if kind != "display_matrix":  # the index picture is only readable upright
+        played = _played_indices(path)
+        got = [read_index(_jpeg_rgb(f.data)) for f in sample.frames]
+        expected = [played[round(t, 6)] for t in sampled]
+        assert got == expected, (kind, _keep(path.read_bytes()))
+    _record(f"attack {kind}: sampled as played", kind, usage)
+
+
+def _jpeg_rgb(data: bytes) -> object:
+    import cv2
+    import numpy as np
+
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]

@@ -16,7 +16,7 @@ from typing import Any
 
 from kyc.aws.clients import client
 from kyc.aws.dynamodb_decision_store import deserialise_item, serialise_item
-from kyc.domain.reuse import IndexedFrame, exact_key, submission_key
+from kyc.domain.reuse import FrameSignature, IndexedFrame, exact_key, submission_key
 
 _BATCH = 25  # BatchWriteItem's limit
 _MAX_UNPROCESSED_ROUNDS = 8
@@ -39,6 +39,7 @@ class DynamoDBReuseIndex:
         self._ddb = dynamodb_client or client("dynamodb")
         self._workers = max_workers
         self._bucket_limit = bucket_limit  # items read per band bucket at most (a hot bucket is cut)
+        self.items_read = 0
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -67,14 +68,18 @@ class DynamoDBReuseIndex:
     def frames(
         self, band_keys: Iterable[str], since: str, now: int | None = None
     ) -> tuple[list[IndexedFrame], bool]:
-        """Every frame filed under any of ``band_keys`` since ``since``; True when a bucket was cut."""
+        """Every frame filed under any of ``band_keys`` since ``since``; True when a bucket was cut.
+
+        ``items_read`` afterwards: how many items those Queries returned (the lookup's cost)."""
         keys = sorted(set(band_keys))
         with ThreadPoolExecutor(max_workers=self._workers) as pool:
             answers = list(pool.map(lambda k: self._query(k, since, now), keys))
+        self.items_read = sum(len(items) for items, _ in answers)
         frames = [
-            IndexedFrame(i["submission_id"], int(i["frame"]), int(i["phash"], 16), i["at"])
+            IndexedFrame(i["submission_id"], i["at"], FrameSignature.from_item(i))
             for items, _ in answers
             for i in items
+            if "scene" in i  # entries of the older single-hash index carry "phash": never compared
         ]
         return frames, any(cut for _, cut in answers)
 

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from kyc.domain.binding import model_binding_findings
+from kyc.domain.binding import calibration_binding
 from kyc.domain.face_gates import FaceGates
 from kyc.domain.faces import FaceEvidenceError, assess_frame, face_findings, frame_faces_from_dict
 from kyc.domain.failures import reason_for_failure
+from kyc.domain.frame_location import frame_location
 from kyc.domain.lineage import build_lineage, canonical_json, sha256_hex
 from kyc.domain.outcomes import Decision
 from kyc.domain.policy import DecisionPolicy, Finding, FrameEvidence, apply_findings, decide_outcome
@@ -30,6 +31,7 @@ from kyc.domain.reasons import ReasonCode
 from kyc.domain.record import DecisionContext, DecisionSummary, build_decision_item, reasons_from
 from kyc.domain.reuse import reuse_findings
 from kyc.domain.same_person import identity_check
+from kyc.domain.sampling_plan import timing_findings
 
 __all__ = [
     "FINDING_PRODUCERS",
@@ -97,6 +99,7 @@ class FaceStageEvidence:
     evidence_frames: frozenset[str] | None
     findings: tuple[Finding, ...]
     record: dict[str, Any] | None
+    checked_frames: frozenset[str] | None = None  # every frame the stage checked (None: model source)
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,11 @@ def _face_stage_findings(inputs: DecisionInputs) -> Iterable[Finding]:
     return inputs.faces.findings if inputs.faces is not None else ()  # kyc.domain.faces
 
 
+def _sampling_findings(inputs: DecisionInputs) -> Iterable[Finding]:
+    # a frame shown for a fraction of a frame was sampled (kyc.domain.sampling_plan; docs/sampling.md)
+    return timing_findings((inputs.state.get("extraction") or {}).get("briefly_shown"))
+
+
 FindingProducer = Callable[[DecisionInputs], Iterable[Finding]]
 
 # Every stage beside the model that bounds a decision, in the order its reasons are recorded.
@@ -140,6 +148,7 @@ FINDING_PRODUCERS: tuple[FindingProducer, ...] = (
     _provenance_findings,
     _reuse_findings,
     _face_stage_findings,
+    _sampling_findings,
 )
 
 
@@ -186,7 +195,7 @@ def face_stage_evidence(
     if not key or document_raw is None:
         found = face_findings([], policy)
         record = {"source": source, "evidence_key": None, "findings": [str(f.reason) for f in found]}
-        return FaceStageEvidence(source, frozenset(), tuple(found), record)
+        return FaceStageEvidence(source, frozenset(), tuple(found), record, frozenset())
     if sha256_hex(document_raw) != pointer.get("evidence_sha256"):
         raise FaceEvidenceError(f"face evidence {key} does not match the hash the face stage recorded")
     document = json.loads(document_raw)
@@ -202,6 +211,7 @@ def face_stage_evidence(
         "bucket": bucket,
         "evidence_key": key,
         "evidence_sha256": pointer["evidence_sha256"],
+        "check_frames": document.get("check_frames"),  # FaceCheckFrames as the stage applied it
         "frames_checked": len(frames),
         "frames_with_evidence": sum(1 for a in assessments if a.evidence),
         "findings": [str(f.reason) for f in found],
@@ -211,7 +221,8 @@ def face_stage_evidence(
             for raw_frame, a in zip(document["frames"], assessments, strict=True)
         ],
     }
-    return FaceStageEvidence(source, evidence, tuple(found), record)
+    checked = frozenset(f.frame_id for f in frames)
+    return FaceStageEvidence(source, evidence, tuple(found), record, checked)
 
 
 def unscored_summary(
@@ -258,9 +269,11 @@ def scored_summary(
     provenance_policy: ProvenancePolicy,
     contract_version: str,
     work_bucket: str | None,
+    sampling: Mapping[str, Any],
 ) -> tuple[DecisionSummary, dict[str, Any], list[dict[str, Any]]]:
     """Aggregate the scored frames under ``policy``, bound the verdict by the findings and the
-    calibration binding; returns the summary, the scores.json document and each batch's lineage."""
+    calibration binding; returns the summary, the scores.json document and each batch's lineage.
+    ``sampling``: the sampling settings the evidence records (``kyc.domain.binding.sampling_in_force``)."""
     evidence: list[FrameEvidence] = []
     frames: list[dict[str, Any]] = []
     failures: list[ReasonCode] = []
@@ -302,12 +315,17 @@ def scored_summary(
         failed_batches=failed_batches,
         failure_reasons=failures,
         face_evidence=faces.evidence_frames,
+        face_checked=faces.checked_frames,
     )
     found = findings(DecisionInputs(state=state, faces=faces, provenance_policy=provenance_policy))
-    # --- calibration: thresholds measured for another model (or none) decide nothing (MODEL_NOT_CALIBRATED)
-    binding = model_binding_findings(policy.calibration, models, contract_version)
-    calibrated_view = apply_findings(verdict, found) if binding else None
-    verdict = apply_findings(verdict, [*found, *binding])
+    # --- calibration: thresholds measured for other model bytes, policy or sampling (or none) decide
+    # nothing (MODEL_NOT_CALIBRATED); the record names each field that differed
+    binding = calibration_binding(
+        policy.calibration, models, contract_version, policy=policy, sampling=sampling
+    )
+    unbound = binding.findings if binding is not None else []
+    calibrated_view = apply_findings(verdict, found) if unbound else None
+    verdict = apply_findings(verdict, [*found, *unbound])
     model = _model_of(models)
     summary = DecisionSummary(
         decision=verdict.decision,
@@ -327,6 +345,8 @@ def scored_summary(
     }
     if faces.record is not None:
         scores_doc["face_evidence"] = faces.record
+    if binding is not None:  # what `kycscreen evaluate --write-policy` binds, and what differed
+        scores_doc["calibration_binding"] = binding.to_dict()
     if calibrated_view is not None:  # for `kycscreen evaluate`: what these thresholds decide once bound
         scores_doc["decision_if_calibrated"] = {
             "decision": str(calibrated_view.decision),
@@ -347,7 +367,7 @@ def _model_of(models: Sequence[Mapping[str, str]]) -> Mapping[str, str] | None:
 def frames_lineage(
     extraction: Mapping[str, Any], manifest: Mapping[str, Any] | None, bucket: str | None
 ) -> dict[str, Any] | None:
-    """The sampled frames a lineage names: each frame's object key and hash from the manifest."""
+    """The sampled frames a lineage names: each frame's object key (and byte range) and hash."""
     if not extraction.get("manifest_key") or manifest is None:
         return None
     return {
@@ -358,7 +378,7 @@ def frames_lineage(
             {
                 "index": f["index"],
                 "pts_s": f.get("pts_s"),
-                "key": manifest["prefix"] + f["file"],
+                **frame_location(manifest, f),  # its batch object, offset and length
                 "sha256": f["sha256"],
             }
             for f in manifest["frames"]
@@ -410,6 +430,12 @@ def build_record(
             "scores_key": scores.key,
             "scores_sha256": scores.sha256,
         }
+        if scores_doc.get("calibration_binding"):
+            binding = scores_doc["calibration_binding"]
+            decision_lineage["calibration_binding"] = {k: binding[k] for k in ("bound", "differs")} | {
+                "artefact_sha256": binding["observed"]["artefact_sha256"],
+                "decides_sha256": binding["observed"]["decides_sha256"],
+            }
         if scores_doc.get("face_evidence"):
             decision_lineage["face_evidence"] = {
                 k: v for k, v in scores_doc["face_evidence"].items() if k != "frames"
@@ -438,6 +464,8 @@ def build_record(
     )
     item = build_decision_item(summary, context, now=now, retention_days=retention_days)
     item["provenance"] = assessment.to_dict() | rules  # beside the decision; erasure drops it
+    if "calibration_binding" in decision_lineage:  # which bound field differed, beside the decision
+        item["calibration_binding"] = decision_lineage["calibration_binding"]
     lineage_log = {
         "stage": "decide",
         "submission_id": sid,

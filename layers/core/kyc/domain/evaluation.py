@@ -395,12 +395,16 @@ class DecisionRates:
     apcer_worst: Rate
     bpcer: Rate
     review_rate: Rate
+    # partial fakes (issue 24): attacks PASSed per share of the clip that is fake ("25%"; whole-clip
+    # attacks without a share are "100%"), when the labels name shares
+    apcer_by_share: dict[str, Rate] | None = None
 
     def to_dict(self) -> dict:
         return {
             "genuine": {k: v.to_dict() for k, v in self.genuine.items()},
             "attack": {k: v.to_dict() for k, v in self.attack.items()},
             "apcer_by_type": {k: v.to_dict() for k, v in self.apcer_by_type.items()},
+            "apcer_by_share": {k: v.to_dict() for k, v in (self.apcer_by_share or {}).items()},
             "apcer": self.apcer.to_dict(),
             "apcer_worst": self.apcer_worst.to_dict(),
             "bpcer": self.bpcer.to_dict(),
@@ -412,8 +416,10 @@ def decision_rates(
     decisions: Sequence[str | None],
     labels: Sequence[str],
     attack_types: Sequence[str | None] | None = None,
+    fake_shares: Sequence[float | None] | None = None,
 ) -> DecisionRates:
-    """Rates from the decisions the pipeline recorded (None: no decision came back, counted as ERROR)."""
+    """Rates from the decisions the pipeline recorded (None: no decision came back, counted as ERROR).
+    ``fake_shares``: per video, the share of an attack clip that is fake (a splice), None for whole."""
     types = attack_types if attack_types is not None else [None] * len(decisions)
     if not len(decisions) == len(labels) == len(types):
         raise EvaluationError(f"{len(decisions)} decisions, {len(labels)} labels, {len(types)} attack types")
@@ -429,6 +435,13 @@ def decision_rates(
         if label is Label.ATTACK:
             by_type.setdefault(kind or "unspecified", []).append(outcome)
     apcer_by_type = {k: Rate.of(v.count("PASS"), len(v)) for k, v in sorted(by_type.items())}
+    by_share: dict[float, list[str]] = {}
+    if fake_shares is not None:
+        if len(fake_shares) != len(decisions):
+            raise EvaluationError(f"{len(decisions)} decisions but {len(fake_shares)} fake shares")
+        for outcome, label, share in zip(outcomes, parsed, fake_shares, strict=True):
+            if label is Label.ATTACK:
+                by_share.setdefault(1.0 if share is None else float(share), []).append(outcome)
     genuine, attack = shares(Label.GENUINE), shares(Label.ATTACK)
     return DecisionRates(
         genuine=genuine,
@@ -438,4 +451,9 @@ def decision_rates(
         apcer_worst=max(apcer_by_type.values(), key=lambda r: r.value or 0.0, default=Rate.of(0, 0)),
         bpcer=genuine["REJECT"],
         review_rate=Rate.of(outcomes.count("REVIEW"), len(outcomes)),
+        apcer_by_share={
+            f"{share:.0%}": Rate.of(v.count("PASS"), len(v)) for share, v in sorted(by_share.items())
+        }
+        if fake_shares is not None
+        else None,
     )

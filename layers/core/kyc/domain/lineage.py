@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from kyc.domain.frame_location import slice_range
 from kyc.domain.timestamps import parse_utc
 
 LINEAGE_VERSION = "1"
@@ -80,12 +81,16 @@ def verify_lineage(lineage: Mapping[str, Any], fetch: Callable[[str, str], bytes
             problems.append(f"missing: {frames['manifest_key']}")
         elif sha256_hex(data) != frames.get("manifest_sha256"):
             problems.append(f"hash mismatch: {frames['manifest_key']}")
+    objects: dict[str, bytes | None] = {}  # frames share their batch's object: fetch each once
     for frame in frames.get("items", []):
-        data = fetch(bucket, frame["key"])
+        if frame["key"] not in objects:
+            objects[frame["key"]] = fetch(bucket, frame["key"])
+        data = objects[frame["key"]]
+        where = frame["key"] if "offset" not in frame else f"{frame['key']} @{frame['offset']}"
         if data is None:
-            problems.append(f"missing: {frame['key']}")
-        elif sha256_hex(data) != frame["sha256"]:
-            problems.append(f"hash mismatch: {frame['key']}")
+            problems.append(f"missing: {where}")
+        elif sha256_hex(slice_range(data, frame)) != frame["sha256"]:
+            problems.append(f"hash mismatch: {where}")
     for batch in lineage.get("scoring", []):
         if batch.get("result_key"):
             data = fetch(batch["bucket"], batch["result_key"])
@@ -111,8 +116,20 @@ def verify_lineage(lineage: Mapping[str, Any], fetch: Callable[[str, str], bytes
 # own summary; ``verify_chain`` then checks every named hash against the stored objects.
 
 LINEAGE_MESSAGE = "lineage"
-# notify (a REVIEW's contact sheet) and erase (a data-subject request) come after the decision.
-STAGE_ORDER = ("validate", "extract", "faces", "score", "reuse", "decide", "reconcile", "notify", "erase")
+# notify (a REVIEW's contact sheet) and erase (a data-subject request) come after the decision; review
+# (issue 20) is a person's verdict or approval, one record each, told apart by their ``record_id``.
+STAGE_ORDER = (
+    "validate",
+    "extract",
+    "faces",
+    "score",
+    "reuse",
+    "decide",
+    "reconcile",
+    "notify",
+    "review",
+    "erase",
+)
 TERMINAL_STAGES = ("decide", "reconcile")
 SCORED_DECISIONS = frozenset({"PASS", "REVIEW", "REJECT"})
 _BATCH_KEY_SUFFIX = ".json"
@@ -148,7 +165,15 @@ class StageRecord:
         return int(value) if value is not None else None
 
     @property
+    def record_id(self) -> str | None:
+        """Which record of a stage that keeps several (review: ``verdict#v000001``, ``approval#...``)."""
+        value = self.entry.get("record_id")
+        return str(value) if value is not None else None
+
+    @property
     def label(self) -> str:
+        if self.record_id is not None:
+            return f"{self.stage}[{self.record_id}]"
         return self.stage if self.batch_index is None else f"{self.stage}[{self.batch_index}]"
 
     def to_dict(self) -> dict[str, Any]:
@@ -272,7 +297,13 @@ def _deduplicate(stages: list[StageRecord]) -> tuple[list[StageRecord], list[str
         if stage.stage not in STAGE_ORDER:
             problems.append(f"unknown stage {stage.stage!r} in the logs")
             continue
-        same = [k for k in kept if k.stage == stage.stage and k.batch_index == stage.batch_index]
+        same = [
+            k
+            for k in kept
+            if k.stage == stage.stage
+            and k.batch_index == stage.batch_index
+            and k.record_id == stage.record_id
+        ]
         if stage.stage in TERMINAL_STAGES and (
             earlier := next((k for k in kept if k.stage in TERMINAL_STAGES), None)
         ):

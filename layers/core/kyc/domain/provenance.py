@@ -42,6 +42,56 @@ DEFAULT_SYNTHETIC_SOURCE_TYPES = frozenset(
     }
 )
 CAPTURE_SOURCE_TYPES = frozenset({"digitalCapture", "computationalCapture"})
+# Declared generative retouching (which can be a generated face on a real capture): never a PASS.
+DEFAULT_ENHANCED_SOURCE_TYPES = frozenset({"algorithmicallyEnhanced"})
+# The rest of the IPTC vocabulary, so that every term normalises to its canonical spelling.
+_OTHER_SOURCE_TYPES = frozenset(
+    {
+        "negativeFilm",
+        "positiveFilm",
+        "print",
+        "minorHumanEdits",
+        "compositeCapture",
+        "composite",
+        "screenCapture",
+        "multiFrameComputationalCapture",
+        "humanEdits",
+    }
+)
+_CANONICAL_TERMS = {
+    t.lower(): t
+    for t in DEFAULT_SYNTHETIC_SOURCE_TYPES
+    | CAPTURE_SOURCE_TYPES
+    | DEFAULT_ENHANCED_SOURCE_TYPES
+    | _OTHER_SOURCE_TYPES
+}
+_SCHEMA_ORG_SUFFIX = (
+    "digitalsource"  # schema.org's IPTCDigitalSourceEnumeration: TrainedAlgorithmicMediaDigitalSource
+)
+
+
+def source_type_term(value: object) -> str:
+    """The IPTC term a declared source type names, however it is written: any scheme or case, a
+    trailing ``/`` or ``#``, the term after the last ``/``, ``#`` or ``:`` (IPTC URIs, ``Iptc4xmpExt``
+    prefixes, fragment forms), and schema.org's names (``https://schema.org/TrainedAlgorithmicMediaDigitalSource``).
+    Known terms come back in their canonical spelling; anything else as written after the separator."""
+    text = str(value).strip().rstrip("/#").strip()
+    last = text
+    for separator in ("/", "#", ":"):
+        last = last.rsplit(separator, 1)[-1]
+    lower = last.lower()
+    if lower in _CANONICAL_TERMS:
+        return _CANONICAL_TERMS[lower]
+    if lower.endswith(_SCHEMA_ORG_SUFFIX) and lower[: -len(_SCHEMA_ORG_SUFFIX)] in _CANONICAL_TERMS:
+        return _CANONICAL_TERMS[lower[: -len(_SCHEMA_ORG_SUFFIX)]]
+    return last or "?"
+
+
+def is_known_source_type(term: str) -> bool:
+    """A term of the IPTC/C2PA vocabulary (after ``source_type_term``)."""
+    return term.lower() in _CANONICAL_TERMS
+
+
 # Validation failures about who signed, not about whether the content still matches the claim: with
 # no trust list configured every signer is untrusted, and that is recorded as the signer's trust.
 TRUST_ONLY_FAILURES = frozenset({"signingCredential.untrusted", "timeStamp.untrusted"})
@@ -118,6 +168,7 @@ class ProvenancePolicy:
     reject_declared_synthetic: bool = True
     synthetic_source_types: frozenset[str] = DEFAULT_SYNTHETIC_SOURCE_TYPES
     review_invalid_manifest: bool = True
+    enhanced_source_types: frozenset[str] = DEFAULT_ENHANCED_SOURCE_TYPES  # issue 24: at least REVIEW
     forensic_rules: frozenset[str] = frozenset()
     max_age_days: float = 30.0
     clock_skew_s: float = 300.0
@@ -127,6 +178,7 @@ class ProvenancePolicy:
         _flag("reject_declared_synthetic", self.reject_declared_synthetic)
         _flag("review_invalid_manifest", self.review_invalid_manifest)
         object.__setattr__(self, "synthetic_source_types", frozenset(self.synthetic_source_types))
+        object.__setattr__(self, "enhanced_source_types", frozenset(self.enhanced_source_types))
         object.__setattr__(self, "forensic_rules", frozenset(self.forensic_rules))
         unknown = sorted(self.forensic_rules - FORENSIC_REASONS.keys())
         if unknown:
@@ -141,6 +193,7 @@ class ProvenancePolicy:
             "reject_declared_synthetic": self.reject_declared_synthetic,
             "synthetic_source_types": sorted(self.synthetic_source_types),
             "review_invalid_manifest": self.review_invalid_manifest,
+            "enhanced_source_types": sorted(self.enhanced_source_types),
             "forensic_rules": sorted(self.forensic_rules),
             "max_age_days": self.max_age_days,
             "clock_skew_s": self.clock_skew_s,
@@ -203,10 +256,13 @@ def assess(
 ) -> ProvenanceAssessment:
     """Read the recorded evidence under ``policy``. ``None`` evidence (not read) is neutral."""
     synthetic, capture, problems = _read_c2pa(c2pa, policy)
+    enhanced = _declared(c2pa, policy.enhanced_source_types)
     signals = forensic_signals(container, received_at=received_at, policy=policy)
     findings: list[Finding] = []
     if synthetic and policy.reject_declared_synthetic:
         findings.append(Finding(ReasonCode.DECLARED_SYNTHETIC, Effect.REJECT))
+    if enhanced:  # generative retouching declared: never a PASS, whatever the model says
+        findings.append(Finding(ReasonCode.DECLARED_AI_ENHANCED, Effect.NO_PASS))
     if problems and policy.review_invalid_manifest:
         findings.append(Finding(ReasonCode.PROVENANCE_INVALID, Effect.NO_PASS))
     for reason in dict.fromkeys(FORENSIC_REASONS[s.name] for s in signals if s.name in policy.forensic_rules):
@@ -228,11 +284,11 @@ def _read_c2pa(
     if not c2pa:
         return (), False, ()
     state = c2pa.get("state")
-    wanted = {t.lower() for t in policy.synthetic_source_types}
-    declared = [str(s.get("type")) for s in c2pa.get("source_types") or [] if isinstance(s, Mapping)]
-    synthetic = tuple(dict.fromkeys(t for t in declared if t.lower() in wanted))
-    capture = any(t in CAPTURE_SOURCE_TYPES for t in declared)
+    synthetic = _declared(c2pa, policy.synthetic_source_types)
+    capture = bool(_declared(c2pa, CAPTURE_SOURCE_TYPES))
     problems: list[str] = []
+    if c2pa.get("source_types_complete") is False:  # the reader's work bound cut the walk short
+        problems.append("declared source types not fully read (the manifest exceeds the reader's work bound)")
     if state in UNUSABLE_STATES:
         problems.append(f"{state}: {c2pa.get('detail') or 'the manifest store could not be used'}")
     elif state == "present":
@@ -242,6 +298,19 @@ def _read_c2pa(
         if c2pa.get("validation_state") == "Invalid" and not problems:
             problems.append("validation state Invalid")
     return synthetic, capture, tuple(problems)
+
+
+def _declared(c2pa: Mapping[str, Any] | None, terms: Iterable[str]) -> tuple[str, ...]:
+    """The declared source types (every one the reader recorded, normalised) that are in ``terms``."""
+    if not c2pa:
+        return ()
+    wanted = {source_type_term(t).lower() for t in terms}
+    declared = [
+        source_type_term(s.get("uri") or s.get("type"))
+        for s in c2pa.get("source_types") or []
+        if isinstance(s, Mapping)
+    ]
+    return tuple(dict.fromkeys(t for t in declared if t.lower() in wanted))
 
 
 def forensic_signals(

@@ -74,3 +74,17 @@ class ReasonCode(StrEnum):
     FACE_BLURRED = "FACE_BLURRED"  # the face is blurred (face stage sharpness below the limit)
     # --- face stage: one person throughout (issue 25, appended) ---
     IDENTITY_CHANGED = "IDENTITY_CHANGED"  # the face on some evidence frames is not the person on the others
+    # --- media timing and geometry (issue 22, appended) ---
+    UNTIMED_FRAMES = "UNTIMED_FRAMES"  # some shown frames carry no presentation time (laced, no durations)
+    SHORT_FRAME_SAMPLED = "SHORT_FRAME_SAMPLED"  # a sampled frame is shown for under half a typical frame
+    ASPECT_RATIO_INVALID = (
+        "ASPECT_RATIO_INVALID"  # wider or taller than 4:1 on screen once SAR squares the pixels
+    )
+    # --- reuse (appended, issue 24) ---
+    REUSED_RECORDING_FACE_SWAPPED = (
+        "REUSED_RECORDING_FACE_SWAPPED"  # an earlier recording, frame for frame, with another face
+    )
+    # --- aggregation (issue 24, appended) ---
+    SUSTAINED_FAKE_FRAMES = "SUSTAINED_FAKE_FRAMES"  # a run or share of frames called fake, whatever the mean
+    # --- provenance (issue 24, appended) ---
+    DECLARED_AI_ENHANCED = "DECLARED_AI_ENHANCED"  # C2PA declares algorithmicallyEnhanced retouching

@@ -1,25 +1,38 @@
-"""Reuse detection: has this clip, or a near-duplicate of it, been screened under another submission?
+"""Reuse detection: has this *recording* been screened under another submission?
 
-Fraud rings reuse a fake: the same file, or a re-encoded, rescaled or trimmed copy, comes back
-under other identities. Two signals, neither needing a model:
+Fraud rings reuse a fake: the same file, or a copy re-encoded, rescaled, trimmed, sped up, mirrored,
+cropped, letterboxed, rotated or recoloured, comes back under other identities; or a genuine
+recording is stolen and another face is swapped into it. Honest applicants, meanwhile, are filmed
+in shared fixed scenes (a branch kiosk) that look alike from one applicant to the next. Signals:
 
 - the same bytes: the upload's SHA-256 (validation already computes it);
-- a near-duplicate: the 64-bit perceptual hashes of the sampled frames (``kyc.media.phash``).
+- per sampled frame (``kyc.media.recording_hash``): mirror-invariant hashes of the *scene* around
+  the face (face masked, window anchored to the face, so crops, resizes and letterboxes keep its
+  content), of the *face* alone and of the *body* around it (hair, shoulders, clothes), and where
+  the face is (centre and size, shares of the frame).
 
-The index (``kyc.aws.dynamodb_reuse_index``) splits every frame hash into ``BANDS`` bands of
-``BAND_BITS`` bits and files the frame under each band's value. By pigeonhole, two hashes within
-Hamming distance ``BANDS - 1`` agree exactly on at least one band, so a lookup is one Query per
-distinct band value of the clip's own frames, never a Scan; hashes further apart are still found
-whenever one band agrees, and every candidate is then compared on all 64 bits.
+The index (``kyc.aws.dynamodb_reuse_index``) files every frame under the bands of its scene hash:
+multi-index hashing with ``max_distance + 1`` bands, so by pigeonhole any frame within
+``max_distance`` bits agrees exactly with the query on at least one band: the documented radius is
+guaranteed, not hoped for. A clip meets an earlier submission when enough of its frames
+(``min_matching_frames``) lie within the radius of that submission's scene hashes; ``classify``
+then says what the meeting means:
 
-A clip matches an earlier submission only when enough of its frames (``min_matching_frames``,
-at most the clip's own count) each lie within ``max_distance`` of some frame of that same
-submission, so one coincidental frame never flags. The defaults are measured on the corpus in
-``benchmarks/reuse.py`` (docs/provenance.md). Pure Python: no AWS, no numpy.
+- the body around the face (hair, shoulders, clothes) clearly another on most frames
+  (``CLEAR_SHARE``): **the same place, another recording** (two applicants at one kiosk): no
+  finding, recorded as ``shared_scene``;
+- otherwise **the same recording**: with a face clearly another on most frames, a face swap over a
+  reused recording (``REUSED_RECORDING_FACE_SWAPPED``); else ``MEDIA_REUSED``;
+- no face evidence on either side (the ``model`` face source, a faceless clip): the scene decides,
+  as the whole-frame hash always did (``MEDIA_REUSED``).
+
+Only an **earlier** submission (by receipt time, then id) counts: of two copies screened at the same
+moment the first is never marked. Pure Python: no AWS, no numpy.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,10 +44,19 @@ from kyc.domain.reasons import ReasonCode
 from kyc.domain.timestamps import parse_utc
 
 HASH_BITS = 64
-BANDS = 4
-BAND_BITS = HASH_BITS // BANDS
-_BAND_MASK = (1 << BAND_BITS) - 1
+HASH_VERSION = "r1"  # kyc.media.recording_hash.HASH_VERSION: keys of unlike hashes never meet
 MAX_REPORTED_MATCHES = 5  # the state and the lineage stay small; the strongest come first
+# Time alignments tried between two clips' face paths: speed-ups and slow-downs a re-encoder offers.
+SPEEDS = (0.5, 2 / 3, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0)
+OFFSET_STEP_S = 0.1
+SCALES = (0.6, 1.7)  # how much a crop, resize or letterbox may scale the face path between copies
+STILL = 0.1  # a face path spreading less than this (face sizes) is "still": the path cannot tell
+MIN_PATH_OVERLAP = 0.6  # share of the clip's positioned frames an alignment must cover
+MIN_FACE_CONFIDENCE = 50.0  # a face stage's box below this (0..100) is not used to anchor or mask
+BODY_RADIUS = 8  # bits: a body hash this close is the same body (benchmarks/reuse.py, docs/provenance.md)
+FACE_RADIUS = 6  # bits: a face hash this close is the same face; copies measured 0-6, swapped faces 8-18
+CLEAR_SHARE = 2 / 3  # of the compared frames: "another body" / "another face" must be this clear
+FINDING_KINDS = ("exact", "perceptual", "face_swap")
 
 
 class ReuseParamsError(ValueError):
@@ -46,8 +68,8 @@ class ReuseParams:
     """How far back to look, and how close a clip must be to count as the same one.
 
     ``window_days`` is capped by the index retention (entries older than it are gone anyway).
-    ``max_distance`` (bits of 64) and ``min_matching_frames`` were chosen on the corpus: copies
-    re-encoded, rescaled or trimmed stay far below the distance, unrelated frames far above it.
+    ``max_distance`` (bits of 64) is the radius the index guarantees (``max_distance + 1`` bands);
+    it and ``min_matching_frames`` were measured in benchmarks/reuse.py (docs/provenance.md).
     """
 
     window_days: int = 7
@@ -78,21 +100,35 @@ class ReuseParams:
         }
 
 
-def parse_phash(value: str) -> int:
-    """A manifest's 16-hex-digit hash as an integer; anything else is a pipeline bug."""
-    if not isinstance(value, str) or len(value) != HASH_BITS // 4:
-        raise ValueError(f"a perceptual hash is {HASH_BITS // 4} hex digits, got {value!r}")
-    return int(value, 16)
-
-
 def hamming(a: int, b: int) -> int:
     return (a ^ b).bit_count()
 
 
-def bands(phash: int) -> tuple[str, ...]:
-    """The index keys of one frame hash: ``b<band>#<hex of its 16 bits>``, most significant first."""
+def band_layout(max_distance: int) -> tuple[tuple[int, int], ...]:
+    """``(shift, width)`` of each of the ``max_distance + 1`` bands, most significant first.
+
+    Multi-index hashing: split 64 bits into r + 1 contiguous bands; two hashes within r bits differ
+    in at most r bands, so at least one band is equal (pigeonhole). Widths differ by at most one bit.
+    """
+    count = max_distance + 1
+    widths = [HASH_BITS // count + (1 if i < HASH_BITS % count else 0) for i in range(count)]
+    layout, shift = [], HASH_BITS
+    for width in widths:
+        shift -= width
+        layout.append((shift, width))
+    return tuple(layout)
+
+
+def bands(scene: int, max_distance: int) -> tuple[str, ...]:
+    """The index keys of one frame's scene hash: ``<version>m<bands>b<band>#<hex value>``.
+
+    The key names the hash version and the layout, so a change of either never compares unlike
+    entries (old entries simply age out with their TTL).
+    """
+    layout = band_layout(max_distance)
+    prefix = f"{HASH_VERSION}m{len(layout)}"
     return tuple(
-        f"b{i}#{(phash >> (HASH_BITS - BAND_BITS * (i + 1))) & _BAND_MASK:04x}" for i in range(BANDS)
+        f"{prefix}b{i}#{(scene >> shift) & ((1 << width) - 1):x}" for i, (shift, width) in enumerate(layout)
     )
 
 
@@ -113,25 +149,74 @@ def expires_at(received_at: str, params: ReuseParams) -> int:
 
 
 @dataclass(frozen=True)
+class FrameSignature:
+    """What the index keeps of one sampled frame (``kyc.media.recording_hash``, plus where the face is).
+
+    ``position``: the face box's centre x, centre y and size (the larger side), as shares of the
+    frame; None without a face box.
+    """
+
+    index: int
+    pts_s: float
+    scene: int | None
+    face: int | None = None
+    position: tuple[float, float, float] | None = None
+    body: int | None = None
+
+    def to_item(self) -> dict[str, Any]:
+        item: dict[str, Any] = {"frame": self.index, "pts": f"{self.pts_s:.6f}"}
+        if self.scene is not None:
+            item["scene"] = f"{self.scene:016x}"
+        if self.face is not None:
+            item["face"] = f"{self.face:016x}"
+        if self.body is not None:
+            item["body"] = f"{self.body:016x}"
+        if self.position is not None:
+            item["pos"] = ",".join(f"{v:.5f}" for v in self.position)
+        return item
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> FrameSignature:
+        pos = item.get("pos")
+        return cls(
+            index=int(item["frame"]),
+            pts_s=float(item["pts"]),
+            scene=int(item["scene"], 16) if item.get("scene") else None,
+            face=int(item["face"], 16) if item.get("face") else None,
+            body=int(item["body"], 16) if item.get("body") else None,
+            position=tuple(float(v) for v in pos.split(",")) if pos else None,  # type: ignore[arg-type]
+        )
+
+
+@dataclass(frozen=True)
 class IndexedFrame:
     """One frame of another submission, as a band lookup returned it."""
 
     submission_id: str
-    frame_index: int
-    phash: int
     indexed_at: str
+    signature: FrameSignature
 
 
 @dataclass(frozen=True)
 class ReuseMatch:
-    """One earlier submission this clip matches, and how strongly."""
+    """One earlier submission this clip matches, how strongly, and what the match means.
+
+    ``kind``: ``exact`` (same SHA-256), ``perceptual`` (the same recording, same face),
+    ``face_swap`` (the same recording, another face) or ``shared_scene`` (the same place, another
+    recording: recorded for reviewers and audits, never a finding).
+    """
 
     submission_id: str
-    kind: str  # "exact" (same SHA-256) | "perceptual"
+    kind: str
     indexed_at: str
     frames_matched: int
     frames_compared: int
-    distances: tuple[int, ...] = field(default=())  # per matched own frame, the nearest distance
+    distances: tuple[int, ...] = field(default=())  # per matched own frame, the nearest scene distance
+    path_correlation: float | None = None
+    face_frames_same: int | None = None
+    face_frames_compared: int | None = None
+    body_frames_same: int | None = None
+    body_frames_compared: int | None = None
 
     @property
     def strength(self) -> float:
@@ -150,6 +235,11 @@ class ReuseMatch:
             "frames_compared": self.frames_compared,
             "max_distance": max(self.distances) if self.distances else None,
             "mean_distance": round(sum(self.distances) / len(self.distances), 3) if self.distances else None,
+            "path_correlation": self.path_correlation,
+            "face_frames_same": self.face_frames_same,
+            "face_frames_compared": self.face_frames_compared,
+            "body_frames_same": self.body_frames_same,
+            "body_frames_compared": self.body_frames_compared,
         }
 
 
@@ -160,66 +250,232 @@ def required_frames(own_frames: int, params: ReuseParams) -> int | None:
     return min(params.min_matching_frames, own_frames)
 
 
+def is_earlier(other_at: str, other_sid: str, own_at: str, own_sid: str) -> bool:
+    """Receipt time first, then the id: of two uploads one is always the earlier, never both."""
+    return (other_at, other_sid) < (own_at, own_sid)
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values)
+
+
+def _correlation(a: Sequence[float], b: Sequence[float]) -> float:
+    ma, mb = _mean(a), _mean(b)
+    va = sum((x - ma) ** 2 for x in a)
+    vb = sum((y - mb) ** 2 for y in b)
+    if va <= 0 or vb <= 0:
+        return 0.0
+    return sum((x - ma) * (y - mb) for x, y in zip(a, b, strict=True)) / (va * vb) ** 0.5
+
+
+def _interpolate(track: Sequence[tuple[float, float, float]], t: float) -> tuple[float, float] | None:
+    """``(x, y)`` of a time-sorted ``(t, x, y)`` track at ``t``; None outside it."""
+    if not track or t < track[0][0] or t > track[-1][0]:
+        return None
+    lo, hi = 0, len(track) - 1
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if track[mid][0] <= t:
+            lo = mid
+        else:
+            hi = mid
+    (t0, x0, y0), (t1, x1, y1) = track[lo], track[hi]
+    w = 0.0 if t1 == t0 else (t - t0) / (t1 - t0)
+    return x0 + w * (x1 - x0), y0 + w * (y1 - y0)
+
+
+def _track(frames: Iterable[FrameSignature]) -> tuple[list[tuple[float, float, float]], float]:
+    """The face path ``(t, x, y)`` sorted by time, and its spread in face sizes (0 when too short)."""
+    positioned = sorted((f.pts_s, f.position) for f in frames if f.position is not None)
+    track = [(t, p[0], p[1]) for t, p in positioned]
+    if len(track) < 3:
+        return track, 0.0
+    size = _mean([p[2] for _, p in positioned]) or 1.0
+    spread = max(_stdev([x for _, x, _ in track]), _stdev([y for _, _, y in track])) / size
+    return track, spread
+
+
+def _stdev(values: Sequence[float]) -> float:
+    m = _mean(values)
+    return (sum((v - m) ** 2 for v in values) / len(values)) ** 0.5
+
+
+def _slope(a: Sequence[float], b: Sequence[float]) -> float:
+    """Least-squares slope of ``b`` on ``a``."""
+    ma, mb = _mean(a), _mean(b)
+    va = sum((x - ma) ** 2 for x in a)
+    return sum((x - ma) * (y - mb) for x, y in zip(a, b, strict=True)) / va if va > 0 else 0.0
+
+
+def path_correlation(
+    own: Sequence[FrameSignature], other: Sequence[FrameSignature], need: int
+) -> float | None:
+    """How well the face moves along the same path in both clips, under the best time alignment.
+
+    For each speed in ``SPEEDS`` and offset (``OFFSET_STEP_S`` apart) the other clip's path is read at
+    ``speed * t + offset`` for every own frame time ``t`` inside it; with enough frames overlapping
+    (``need`` and ``MIN_PATH_OVERLAP`` of the own path), each axis along which the own face moves
+    (spread at least ``STILL`` face sizes) is compared: the correlation (x in absolute value: a mirror
+    negates it), and the scale between the two (a crop, resize or letterbox changes it by ``SCALES``
+    at most). The alignment's score is its weakest axis; the best score is returned. None when the
+    face is still or the paths too short (the caller falls back to the scene and the face).
+    """
+    mine, my_spread = _track(own)
+    theirs, their_spread = _track(other)
+    if my_spread < STILL or their_spread < STILL or len(mine) < need or len(theirs) < need:
+        return None
+    size = _mean([f.position[2] for f in own if f.position is not None]) or 1.0
+    axes = [axis for axis in (1, 2) if _stdev([p[axis] for p in mine]) / size >= STILL]
+    if not axes:
+        return None
+    overlap = max(need, math.ceil(MIN_PATH_OVERLAP * len(mine)))
+    t_lo, t_hi = mine[0][0], mine[-1][0]
+    u_lo, u_hi = theirs[0][0], theirs[-1][0]
+    best = -1.0
+    for speed in SPEEDS:
+        first = u_lo - speed * t_hi
+        steps = int((u_hi - speed * t_lo - first) / OFFSET_STEP_S) + 1
+        for step in range(max(1, steps)):
+            offset = first + step * OFFSET_STEP_S
+            pairs = []
+            for t, x, y in mine:
+                at = _interpolate(theirs, speed * t + offset)
+                if at is not None:
+                    pairs.append(((t, x, y), (0.0, at[0], at[1])))
+            if len(pairs) < overlap:
+                continue
+            score = 1.0
+            for axis in axes:
+                a, b = [p[0][axis] for p in pairs], [p[1][axis] for p in pairs]
+                corr = _correlation(a, b)
+                scale = abs(_slope(a, b))
+                if not SCALES[0] <= scale <= SCALES[1]:
+                    corr = 0.0
+                score = min(score, abs(corr) if axis == 1 else corr)
+            best = max(best, score)
+    return round(best, 4) if best > -1.0 else None
+
+
+def _agreement(
+    own: Sequence[FrameSignature], other: Sequence[FrameSignature], part: str, radius: int
+) -> tuple[int, int]:
+    """Own frames with a ``part`` hash (``face`` or ``body``), and how many lie within ``radius``
+    of some frame of the other clip; (0, 0) when the other clip has none."""
+    theirs = [getattr(f, part) for f in other if getattr(f, part) is not None]
+    mine = [getattr(f, part) for f in own if getattr(f, part) is not None]
+    if not theirs:
+        return 0, 0
+    return sum(1 for h in mine if min(hamming(h, o) for o in theirs) <= radius), len(mine)
+
+
+def classify(
+    own: Sequence[FrameSignature],
+    other: Sequence[FrameSignature],
+    *,
+    submission_id: str,
+    indexed_at: str,
+    params: ReuseParams,
+) -> ReuseMatch | None:
+    """What an earlier submission's frames mean for this clip; None: unrelated.
+
+    The scene around the face must match on ``required_frames`` frames (it is anchored to the face,
+    so people standing in different places at one kiosk rarely get this far). Then, with face
+    evidence on both sides: a body around the face that is clearly another on most frames
+    (``CLEAR_SHARE``) is another recording in the same place (``shared_scene``); the same body with a
+    face that is clearly another is ``face_swap``; anything else is ``perceptual`` (MEDIA_REUSED): in
+    doubt, a fraud signal is kept. Without face evidence the scene decides (``perceptual``), as the
+    whole-frame hash always did. ``path_correlation`` is recorded for reviewers, not decided on:
+    two slow smooth paths correlate by chance under some alignment.
+    """
+    need = required_frames(sum(1 for f in own if f.scene is not None), params)
+    scenes = [f.scene for f in other if f.scene is not None]
+    if need is None or not scenes:
+        return None
+    nearest = [min(hamming(f.scene, o) for o in scenes) for f in own if f.scene is not None]
+    close = tuple(d for d in nearest if d <= params.max_distance)
+    if len(close) < need:
+        return None
+    correlation = path_correlation(own, other, need)
+    same_bodies, bodies = _agreement(own, other, "body", BODY_RADIUS)
+    same_faces, faces = _agreement(own, other, "face", FACE_RADIUS)
+    if bodies >= need and bodies - same_bodies >= CLEAR_SHARE * bodies:
+        kind = "shared_scene"  # clearly another person around the face: another recording there
+    elif faces >= need and faces - same_faces >= CLEAR_SHARE * faces:
+        kind = "face_swap"  # the same person's body, clearly another face
+    else:
+        kind = "perceptual"
+    return ReuseMatch(
+        submission_id=submission_id,
+        kind=kind,
+        indexed_at=indexed_at,
+        frames_matched=len(close),
+        frames_compared=len(nearest),
+        distances=close,
+        path_correlation=correlation,
+        face_frames_same=same_faces if faces else None,
+        face_frames_compared=faces or None,
+        body_frames_same=same_bodies if bodies else None,
+        body_frames_compared=bodies or None,
+    )
+
+
 def perceptual_matches(
-    own: Sequence[int],
+    own: Sequence[FrameSignature],
     candidates: Iterable[IndexedFrame],
     *,
     own_submission_id: str,
+    own_indexed_at: str,
     params: ReuseParams,
 ) -> list[ReuseMatch]:
-    """Earlier submissions with at least ``required_frames`` of ``own`` within ``max_distance``.
+    """Every earlier submission among the candidates, classified (``classify``).
 
-    Each own frame counts once per submission (its nearest frame there), so a clip whose frames
-    all resemble one frame of another clip still needs several of its own frames to match.
-    The clip's own submission never matches itself (a re-screening finds its own entries).
+    Only submissions received before this one count (``is_earlier``); a clip's own entries (a
+    re-screening) never match it.
     """
-    need = required_frames(len(own), params)
-    if need is None:
-        return []
-    by_submission: dict[str, list[IndexedFrame]] = defaultdict(list)
+    by_submission: dict[str, dict[int, FrameSignature]] = defaultdict(dict)
+    first_at: dict[str, str] = {}
     for frame in candidates:
-        if frame.submission_id != own_submission_id:
-            by_submission[frame.submission_id].append(frame)
-    matches: list[ReuseMatch] = []
+        sid = frame.submission_id
+        if sid == own_submission_id or not is_earlier(
+            frame.indexed_at, sid, own_indexed_at, own_submission_id
+        ):
+            continue
+        by_submission[sid][frame.signature.index] = frame.signature
+        first_at[sid] = min(first_at.get(sid, frame.indexed_at), frame.indexed_at)
+    matches = []
     for sid, frames in by_submission.items():
-        unique = {f.frame_index: f for f in frames}.values()
-        nearest = [min(hamming(h, f.phash) for f in unique) for h in own]
-        close = [d for d in nearest if d <= params.max_distance]
-        if len(close) >= need:
-            matches.append(
-                ReuseMatch(
-                    submission_id=sid,
-                    kind="perceptual",
-                    indexed_at=min(f.indexed_at for f in frames),
-                    frames_matched=len(close),
-                    frames_compared=len(own),
-                    distances=tuple(close),
-                )
-            )
+        found = classify(
+            own, list(frames.values()), submission_id=sid, indexed_at=first_at[sid], params=params
+        )
+        if found is not None:
+            matches.append(found)
     return matches
 
 
-def exact_matches(entries: Iterable[Mapping[str, str]], *, own_submission_id: str) -> list[ReuseMatch]:
-    """Other submissions indexed under the same SHA-256 (``{"submission_id", "indexed_at"}``)."""
+def exact_matches(
+    entries: Iterable[Mapping[str, str]], *, own_submission_id: str, own_indexed_at: str
+) -> list[ReuseMatch]:
+    """Earlier submissions indexed under the same SHA-256 (``{"submission_id", "indexed_at"}``)."""
     seen: dict[str, str] = {}
     for entry in entries:
-        sid = entry["submission_id"]
-        if sid != own_submission_id:
-            seen[sid] = min(seen.get(sid, entry["indexed_at"]), entry["indexed_at"])
+        sid, at = entry["submission_id"], entry["indexed_at"]
+        if sid != own_submission_id and is_earlier(at, sid, own_indexed_at, own_submission_id):
+            seen[sid] = min(seen.get(sid, at), at)
     return [ReuseMatch(sid, "exact", at, 0, 0) for sid, at in seen.items()]
 
 
+_RANK = {"exact": 0, "perceptual": 1, "face_swap": 2, "shared_scene": 3}
+
+
 def combine(exact: Sequence[ReuseMatch], perceptual: Sequence[ReuseMatch]) -> list[ReuseMatch]:
-    """One match per earlier submission, the same bytes before a near-duplicate, strongest first,
-    then the earliest (the submission the fake was first seen under)."""
+    """One match per earlier submission (the same bytes first), findings before shared scenes,
+    strongest first, then the earliest (the submission the recording was first seen under)."""
     best: dict[str, ReuseMatch] = {}
     for match in [*exact, *perceptual]:
         current = best.get(match.submission_id)
-        if current is None or (current.kind != "exact" and match.strength > current.strength):
+        if current is None or _RANK[match.kind] < _RANK[current.kind]:
             best[match.submission_id] = match
-    return sorted(
-        best.values(), key=lambda m: (m.kind != "exact", -m.strength, m.indexed_at, m.submission_id)
-    )
+    return sorted(best.values(), key=lambda m: (_RANK[m.kind], -m.strength, m.indexed_at, m.submission_id))
 
 
 def reuse_result(
@@ -228,19 +484,25 @@ def reuse_result(
     params: ReuseParams,
     frames_indexed: int,
     lookups: int,
+    items_read: int = 0,
     truncated: bool = False,
 ) -> dict[str, Any]:
     """The small result the state machine carries to the decision (and the lineage keeps).
 
-    ``truncated``: a band bucket held more entries than a lookup reads, so a match may be missed.
+    ``matched``: a match that is a finding (the same bytes, the same recording, a face swap over
+    it); shared scenes are listed after them but never set it. ``truncated``: a band bucket held
+    more entries than a lookup reads, so a match may be missed.
     """
+    findings = [m for m in matches if m.kind in FINDING_KINDS]
     return {
         "checked": True,
-        "matched": bool(matches),
+        "matched": bool(findings),
         "matches": [m.to_dict() for m in matches[:MAX_REPORTED_MATCHES]],
-        "match_count": len(matches),
+        "match_count": len(findings),
+        "shared_scene_count": len(matches) - len(findings),
         "frames_indexed": frames_indexed,
         "lookups": lookups,
+        "items_read": items_read,
         "truncated": truncated,
         "params": params.to_dict(),
         "note": None,
@@ -254,8 +516,10 @@ def not_checked(reason: str, params: ReuseParams) -> dict[str, Any]:
         "matched": False,
         "matches": [],
         "match_count": 0,
+        "shared_scene_count": 0,
         "frames_indexed": 0,
         "lookups": 0,
+        "items_read": 0,
         "truncated": False,
         "params": params.to_dict(),
         "note": reason,
@@ -263,10 +527,21 @@ def not_checked(reason: str, params: ReuseParams) -> dict[str, Any]:
 
 
 def reuse_findings(result: Mapping[str, Any] | None) -> list[Finding]:
-    """A match bounds the decision at REVIEW (never PASS); a REJECT from the model stands."""
-    if result and result.get("matched"):
-        return [Finding(ReasonCode.MEDIA_REUSED, Effect.NO_PASS)]
-    return []
+    """A match bounds the decision at REVIEW (never PASS); a REJECT from the model stands.
+
+    The same bytes or the same recording: ``MEDIA_REUSED``. The same recording with another face:
+    ``REUSED_RECORDING_FACE_SWAPPED``. A shared scene: nothing. A result from before the kinds were
+    told apart (``matched`` without kinds) stays ``MEDIA_REUSED``.
+    """
+    if not result or not result.get("matched"):
+        return []
+    kinds = {m.get("kind") for m in result.get("matches") or [] if isinstance(m, Mapping)}
+    found = []
+    if kinds & {"exact", "perceptual"} or not kinds & set(FINDING_KINDS):
+        found.append(Finding(ReasonCode.MEDIA_REUSED, Effect.NO_PASS))
+    if "face_swap" in kinds:
+        found.append(Finding(ReasonCode.REUSED_RECORDING_FACE_SWAPPED, Effect.NO_PASS))
+    return found
 
 
 def sheet_lines(result: Mapping[str, Any] | None) -> list[str]:
@@ -275,7 +550,9 @@ def sheet_lines(result: Mapping[str, Any] | None) -> list[str]:
     how many more there are; nothing when there was no match."""
     if not result or not result.get("matched"):
         return []
-    matches = [m for m in result.get("matches") or [] if isinstance(m, Mapping)]
+    matches = [
+        m for m in result.get("matches") or [] if isinstance(m, Mapping) and m.get("kind") != "shared_scene"
+    ]
     if not matches:
         return ["reused: match details missing"]
     best = matches[0]
@@ -304,14 +581,14 @@ def index_entries(
     submission_id: str,
     received_at: str,
     sha256: str,
-    frames: Sequence[tuple[int, int]],
+    frames: Sequence[FrameSignature],
     params: ReuseParams,
 ) -> list[dict[str, Any]]:
-    """The items a submission adds to the index: one for its bytes, one per frame and band.
+    """The items a submission adds to the index: one for its bytes, one per frame and scene band.
 
     Keys depend only on the submission (id, receipt time, content), so a retried or replayed
     stage writes the same items again and never a second set. Sort keys start with the receipt
-    time, so a lookup reads only the window it needs.
+    time, so a lookup reads only the window it needs. A frame without a scene hash is not filed.
     """
     at = index_time(received_at)
     ttl = expires_at(received_at, params)
@@ -324,22 +601,59 @@ def index_entries(
             "expires_at": ttl,
         }
     ]
-    for frame_index, phash in frames:
-        for key in bands(phash):
+    for frame in frames:
+        if frame.scene is None:
+            continue
+        for key in bands(frame.scene, params.max_distance):
             items.append(
                 {
                     "pk": key,
-                    "sk": f"{at}#{submission_id}#{frame_index:04d}",
+                    "sk": f"{at}#{submission_id}#{frame.index:04d}",
                     "submission_id": submission_id,
-                    "frame": frame_index,
-                    "phash": f"{phash:016x}",
                     "at": at,
                     "expires_at": ttl,
+                    **frame.to_item(),
                 }
             )
     return items
 
 
-def manifest_frames(manifest: Mapping[str, Any]) -> list[tuple[int, int]]:
-    """``(frame index, hash)`` of every hashed frame in an extract manifest (flat frames have none)."""
-    return [(int(f["index"]), parse_phash(f["phash"])) for f in manifest.get("frames", []) if f.get("phash")]
+def face_boxes(
+    evidence_frames: Sequence[Mapping[str, Any]], frame_indices: Sequence[int]
+) -> list[tuple[float, float, float, float] | None]:
+    """One face box per sampled frame (``left, top, width, height`` as shares), from the face stage.
+
+    A frame the stage checked takes its largest face; a frame it did not check, or saw no face in,
+    takes the box of the nearest frame where a face was seen (faces move little between samples,
+    and the scene must be masked the same way on every frame). None on every frame without any.
+    """
+    seen: dict[int, tuple[float, float, float, float]] = {}
+    for frame in evidence_frames:
+        faces = [
+            f
+            for f in frame.get("faces") or []
+            if isinstance(f, Mapping)
+            and f.get("box")
+            and float(f.get("confidence", 100.0)) >= MIN_FACE_CONFIDENCE
+        ]
+        if frame.get("error") or not faces:
+            continue
+        box = max(faces, key=lambda f: float(f["box"]["width"]) * float(f["box"]["height"]))["box"]
+        seen[int(frame["index"])] = (
+            float(box["left"]),
+            float(box["top"]),
+            float(box["width"]),
+            float(box["height"]),
+        )
+    if not seen:
+        return [None] * len(frame_indices)
+    known = sorted(seen)
+    return [seen[min(known, key=lambda k: (abs(k - i), k))] for i in frame_indices]
+
+
+def position(box: tuple[float, float, float, float] | None) -> tuple[float, float, float] | None:
+    """A face box's centre and size (its larger side), shares of the frame."""
+    if box is None:
+        return None
+    left, top, width, height = box
+    return (left + width / 2, top + height / 2, max(width, height))

@@ -1,12 +1,20 @@
-"""Which moments of a clip the model sees: evenly spaced target times and the frame on screen at each.
+"""Which moments of a clip the model sees: one secret-jittered target per equal bin, and the frame on
+screen at each.
 
 Pure (no PyAV): the media layer feeds decoded frame times into a ``FrameSelector`` and the
 tests check it against ``frames_on_screen``, the same rule written over a whole list. Times are
 seconds on the clip's own clock; the caller picks the origin (the first displayed frame).
+
+Targets at fixed fractions of the span can be predicted by the applicant, who can then hold a
+different frame for a few milliseconds around each one. So each target lies at an offset within
+its bin drawn from a per-submission seed the applicant never sees (``bin_offsets``); the seed is
+recorded with the sample, which makes the sample reproducible (docs/sampling.md).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import itertools
 import math
 from bisect import bisect_right
@@ -14,7 +22,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from kyc.domain.policy import Effect, Finding
+from kyc.domain.reasons import ReasonCode
+
 T = TypeVar("T")
+JITTER_DOMAIN = b"kyc.sampling/1:"  # HMAC message prefix: changing it changes every sample
+# A sampled frame shown for less than this fraction of the clip's typical frame duration is a
+# finding: it must not stand for its bin alone.
+SHORT_FRAME_RATIO = 0.5
+_TIME_SLACK_S = 1e-5
+STILL_S = 0.25  # a frame held longer is a still, not the camera's cadence (4 fps)
 
 
 class SamplingPlanError(ValueError):
@@ -23,10 +40,8 @@ class SamplingPlanError(ValueError):
 
 @dataclass(frozen=True)
 class SamplingPlan:
-    """``requested`` target times at the centres of equal bins over ``[start_s, start_s + duration_s)``.
-
-    Bin centres rather than ``linspace(0, end)``: the first and last targets never fall on the
-    very first or last instant, where edit lists and missing trailing frames make clips differ.
+    """``requested`` target times, one inside each of ``requested`` equal bins over
+    ``[start_s, start_s + duration_s)``: at the bin's centre without a seed, at a secret offset with one.
     """
 
     requested: int
@@ -35,15 +50,89 @@ class SamplingPlan:
     targets_s: tuple[float, ...]
 
 
-def plan_sampling(duration_s: float, count: int, *, start_s: float = 0.0) -> SamplingPlan:
-    """Plan ``count`` targets spread evenly over ``duration_s`` seconds from ``start_s``."""
+def plan_sampling(
+    duration_s: float,
+    count: int,
+    *,
+    start_s: float = 0.0,
+    seed: bytes | None = None,
+    min_gap_s: float = 0.0,
+) -> SamplingPlan:
+    """Plan ``count`` targets over ``duration_s`` seconds from ``start_s``, one in each equal bin.
+
+    Target ``i`` is ``start_s + (i + m + u_i * (1 - 2m)) * step`` with ``step = duration_s / count``,
+    ``u_i = bin_offsets(seed, count)[i]`` (0.5 without a seed) and the margin
+    ``m = min(0.25, min_gap_s / (2 * step))``: targets in neighbouring bins stay at least
+    ``min_gap_s`` (one typical frame) apart, so they do not land on one frame and shrink the sample.
+    """
     if count < 1:
         raise SamplingPlanError(f"frame count must be at least 1, not {count}")
     if not math.isfinite(duration_s) or duration_s <= 0:
         raise SamplingPlanError(f"duration must be positive and finite, not {duration_s}")
     step = duration_s / count
-    targets = tuple(start_s + (i + 0.5) * step for i in range(count))
+    margin = min(0.25, max(0.0, min_gap_s) / (2 * step)) if math.isfinite(min_gap_s) else 0.25
+    offsets = (0.5,) * count if seed is None else bin_offsets(seed, count)
+    targets = tuple(start_s + (i + margin + u * (1 - 2 * margin)) * step for i, u in enumerate(offsets))
     return SamplingPlan(requested=count, start_s=start_s, duration_s=duration_s, targets_s=targets)
+
+
+def bin_offsets(seed: bytes, count: int) -> tuple[float, ...]:
+    """Where in each bin the target lies, in [0, 1): ``HMAC-SHA256(seed, JITTER_DOMAIN || i as 4 bytes)``,
+    first 8 bytes big-endian over 2**64. Unpredictable without the seed, identical with it."""
+    if len(seed) < 16:
+        raise SamplingPlanError("the sampling seed must hold at least 128 bits")
+    return tuple(
+        int.from_bytes(
+            hmac.new(seed, JITTER_DOMAIN + i.to_bytes(4, "big"), hashlib.sha256).digest()[:8], "big"
+        )
+        / 2**64
+        for i in range(count)
+    )
+
+
+def typical_frame_s(shown_s: Sequence[float]) -> float:
+    """The clip's typical frame duration: the median of the intervals between distinct shown times,
+    weighted by screen time, over the intervals of a moving picture (at most ``STILL_S``); 0 for
+    one frame.
+
+    Weighted, because a plain median is the attacker's to move: insert two short frames beside
+    every genuine one and the "typical" frame is short, so the decoys no longer look brief. Brief
+    frames hold little screen time, so they cannot shift this median without holding the screen.
+    Stills (a variable-frame-rate camera holding a picture for a second) are left out, or they
+    would make every ordinary frame look brief.
+    """
+    intervals = sorted(b - a for a, b in itertools.pairwise(sorted(set(shown_s))))
+    moving = [i for i in intervals if i <= STILL_S] or intervals
+    half, held = sum(moving) / 2, 0.0
+    for interval in moving:
+        held += interval
+        if held >= half:
+            return interval
+    return 0.0
+
+
+def briefly_shown(sampled_s: Sequence[float], shown_s: Sequence[float]) -> tuple[int, ...]:
+    """Positions in ``sampled_s`` of frames on screen for less than ``SHORT_FRAME_RATIO`` of the
+    typical frame duration (the interval to the next shown time; the last frame is never brief).
+
+    ``shown_s`` are the times of every shown frame (from the packets, not only the decoded ones).
+    """
+    ordered = sorted(set(shown_s))
+    limit = SHORT_FRAME_RATIO * typical_frame_s(ordered)
+    brief = []
+    for position, time_s in enumerate(sampled_s):
+        # Sampled times are rounded to the microsecond in the manifest: the next shown time is the
+        # first one past that rounding, never the frame itself.
+        after = bisect_right(ordered, time_s + _TIME_SLACK_S)
+        if after < len(ordered) and ordered[after] - time_s < limit:
+            brief.append(position)
+    return tuple(brief)
+
+
+def timing_findings(briefly_shown_frames: int | None) -> list[Finding]:
+    """A sample holding a frame shown for a fraction of a frame is no evidence for a PASS: the
+    applicant may have placed it where a target could land (SHORT_FRAME_SAMPLED, NO_PASS)."""
+    return [Finding(ReasonCode.SHORT_FRAME_SAMPLED, Effect.NO_PASS)] if briefly_shown_frames else []
 
 
 def frames_on_screen(frame_times_s: Sequence[float], targets_s: Sequence[float]) -> tuple[int, ...]:
@@ -122,8 +211,9 @@ def coverage_gap(
 
     The rule (docs/sampling.md): with ``bin = duration / requested`` and ``frame_s`` the longest
     interval between frames, the first sample is within one bin of the start, the last within
-    one bin plus one frame of the end, and no two samples are more than 1.5 bins plus one frame
-    apart. A sample that breaks it left part of the clip unseen (frames that do not decode).
+    one bin plus one frame of the end, and no two samples are more than 2 bins plus one frame
+    apart (two targets jittered to the far ends of neighbouring bins). A sample that breaks it
+    left part of the clip unseen (frames that do not decode).
     """
     if not sampled_s:
         return "nothing was sampled"
@@ -134,6 +224,6 @@ def coverage_gap(
     if end - sampled_s[-1] > bin_s + frame_s + slack:
         return f"nothing sampled in the last {end - sampled_s[-1]:.3f} s"
     gaps = [b - a for a, b in itertools.pairwise(sampled_s)]
-    if gaps and max(gaps) > 1.5 * bin_s + frame_s + slack:
+    if gaps and max(gaps) > 2 * bin_s + frame_s + slack:
         return f"a {max(gaps):.3f} s stretch has no sampled frame"
     return None

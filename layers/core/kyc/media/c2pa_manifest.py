@@ -26,6 +26,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from kyc.domain.provenance import is_known_source_type, source_type_term
 from kyc.media.forensics import clip_text
 from kyc.media.probe import scan_iso_bmff
 from kyc.media.signature import SNIFF_BYTES, Family, sniff
@@ -33,7 +34,13 @@ from kyc.media.signature import SNIFF_BYTES, Family, sniff
 DEFAULT_MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 MAX_ITEMS = 16  # per list in the summary: it travels in Step Functions state
 MAX_TEXT = 160
-_MAX_NODES = 20_000  # JSON nodes walked when looking for declared source types
+# Declared source types are read in full, never cut before the rule (issue 24): the bound is on the
+# total work instead, JSON nodes walked over the whole store; a store that exceeds it is recorded as
+# not fully read (``source_types_complete`` false), which the rules treat as an unusable manifest.
+MAX_STORE_NODES = 500_000
+# Distinct declared types kept: every vocabulary term first (there are about 30), then others up to
+# the limit; more unknown terms than that is recorded as not fully read, like the work bound.
+MAX_SOURCE_TYPES = 64
 
 # Every network path of the reader closed; trust anchors are added by ``reader_settings``.
 OFFLINE_SETTINGS: dict[str, Any] = {
@@ -70,6 +77,7 @@ class C2paSummary:
     failures: list[str] = field(default_factory=list)  # active manifest's failure codes
     ingredient_failures: list[str] = field(default_factory=list)
     source_types: list[dict[str, str]] = field(default_factory=list)
+    source_types_complete: bool = True
     actions: list[dict[str, str | None]] = field(default_factory=list)
     remote_url: str | None = None
     reader: str | None = None
@@ -146,22 +154,25 @@ def summarise_store(store: Mapping[str, Any]) -> C2paSummary:
     for delta in results.get("ingredientDeltas") or []:
         if isinstance(delta, Mapping):
             ingredient_failures += _codes(_mapping(delta.get("validationDeltas")).get("failure"))
-    source_types: list[dict[str, str]] = []
+    declared: dict[tuple[str, str], dict[str, str]] = {}
     actions: list[dict[str, str | None]] = []
+    budget = _Budget(MAX_STORE_NODES)
     for label, manifest in manifests.items():
         if not isinstance(manifest, Mapping):
             continue
         role = "active" if label == active_label else "ingredient"
         for assertion in manifest.get("assertions") or []:
-            if not isinstance(assertion, Mapping):
-                continue
-            data = assertion.get("data")
-            if str(assertion.get("label", "")).startswith("c2pa.actions"):
-                actions += _actions(data, role)
-            for value in _source_types(data):
-                entry = {"type": _term(value), "uri": _clip(value), "manifest": role}
-                if entry not in source_types:
-                    source_types.append(entry)
+            if isinstance(assertion, Mapping) and str(assertion.get("label", "")).startswith("c2pa.actions"):
+                actions += _actions(assertion.get("data"), role)
+        # every assertion and ingredient of every manifest, whatever the order or number of actions
+        for value in _source_types(manifest, budget):
+            term = source_type_term(value)
+            declared.setdefault(
+                (term, role), {"type": _clip(term) or "?", "uri": _clip(value) or "?", "manifest": role}
+            )
+    known = [e for (term, _), e in declared.items() if is_known_source_type(term)]
+    other = [e for (term, _), e in declared.items() if not is_known_source_type(term)]
+    source_types = (known + other)[: max(MAX_SOURCE_TYPES, len(known))]
     trust = "unknown"
     if "signingCredential.trusted" in successes or store.get("validation_state") == "Trusted":
         trust = "trusted"
@@ -176,7 +187,8 @@ def summarise_store(store: Mapping[str, Any]) -> C2paSummary:
         trust=trust,
         failures=_unique(failures),
         ingredient_failures=_unique(ingredient_failures),
-        source_types=source_types[:MAX_ITEMS],
+        source_types=source_types,
+        source_types_complete=not budget.exhausted and len(known) + len(other) <= len(source_types),
         actions=actions[:MAX_ITEMS],
     )
 
@@ -216,13 +228,25 @@ def _actions(data: Any, role: str) -> list[dict[str, str | None]]:
     return out
 
 
-def _source_types(data: Any) -> Iterator[str]:
+class _Budget:
+    """JSON nodes left to walk over the whole store; ``exhausted`` once a walk was cut short."""
+
+    def __init__(self, nodes: int) -> None:
+        self.left = nodes
+        self.exhausted = False
+
+
+def _source_types(data: Any, budget: _Budget) -> Iterator[str]:
     """Every value of a key named ``digitalSourceType`` (any case, any prefix such as IPTC's
-    ``Iptc4xmpExt:DigitalSourceType``) anywhere in an assertion, within a node budget."""
-    stack, seen = [data], 0
-    while stack and seen < _MAX_NODES:
+    ``Iptc4xmpExt:DigitalSourceType``) anywhere in ``data`` (a whole manifest: its assertions, their
+    actions and ingredients), within the store's node budget."""
+    stack = [data]
+    while stack:
+        if budget.left <= 0:
+            budget.exhausted = True
+            return
         node = stack.pop()
-        seen += 1
+        budget.left -= 1
         if isinstance(node, Mapping):
             for key, value in node.items():
                 if str(key).lower().endswith("digitalsourcetype") and isinstance(value, str) and value:
@@ -234,9 +258,8 @@ def _source_types(data: Any) -> Iterator[str]:
 
 
 def _term(value: Any) -> str:
-    """The vocabulary term of a source type URI (``.../digitalsourcetype/trainedAlgorithmicMedia``)."""
-    text = str(value).strip().rstrip("/")
-    return _clip(text.rsplit("/", 1)[-1].rsplit(":", 1)[-1]) or "?"
+    """The vocabulary term of a source type URI, normalised (kyc.domain.provenance.source_type_term)."""
+    return _clip(source_type_term(value)) or "?"
 
 
 def _generator(manifest: Mapping[str, Any]) -> str | None:

@@ -18,6 +18,7 @@ import numpy as np
 
 from kyc.domain.lineage import sha256_hex
 from kyc.domain.same_person import frame_sides
+from kyc.media.framestore import FrameReader
 
 MAX_FRAMES = 64  # the model contract's per-request maximum; a sheet is for eyes, not for bulk
 GAP = 4
@@ -104,7 +105,9 @@ class ContactFrame:
 def contact_frames(
     manifest: Mapping[str, Any], scores: Mapping[str, Any] | None, read: Callable[[str], bytes]
 ) -> list[tuple[bytes, ContactFrame]]:
-    """Pair each manifest frame (read by its stored key) with its score and faces, in sampling order.
+    """Pair each manifest frame with its score and faces, in sampling order.
+
+    ``read(key)`` fetches a stored object; each batch object is read once (kyc.media.framestore).
 
     ``scores`` is the audit bucket's ``decisions/<sid>/scores.json``; a frame it does not list (a
     failed batch) or lists without ``p_fake`` is captioned "n/a". Frame ids are ``f"{index:03d}"``.
@@ -112,6 +115,7 @@ def contact_frames(
     """
     by_id = {f.get("frame_id"): f for f in (scores or {}).get("frames") or []}
     sides = frame_sides(((scores or {}).get("face_evidence") or {}).get("identity"))
+    reader = FrameReader(manifest, read)  # each batch object fetched once (kyc.media.framestore)
     out: list[tuple[bytes, ContactFrame]] = []
     for entry in sorted(manifest["frames"], key=lambda e: e["index"]):
         frame_id = f"{entry['index']:03d}"
@@ -128,7 +132,7 @@ def contact_frames(
             faces=faces,
             side=sides.get(frame_id),
         )
-        data = read(manifest["prefix"] + entry["file"])
+        data = reader.read(entry)
         if entry.get("sha256") and sha256_hex(data) != entry["sha256"]:
             raise ContactSheetError(f"frame {frame_id} does not match its manifest hash")
         out.append((data, info))

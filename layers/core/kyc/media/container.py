@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from fractions import Fraction
 
 import av
 
@@ -106,6 +107,8 @@ def open_video(
                 format=demuxer,
                 container_options=open_options(limits),
                 stream_options=[_decoder_options(limits)] * (limits.max_streams + 1),
+                # Legacy Latin-1 tags from real devices: FFmpeg plays the file, so read them leniently.
+                metadata_errors="replace",
             )
         except MemoryError as exc:
             raise out_of_memory(exc) from exc
@@ -140,6 +143,29 @@ def check_video_stream(stream: av.VideoStream, limits: MediaLimits) -> None:
     width, height = stream.codec_context.width, stream.codec_context.height
     if not within_size_caps(width, height, limits):
         raise MediaRefusedError(ReasonCode.RESOLUTION_TOO_LARGE, f"{width}x{height} exceeds the size limits")
+
+
+def sample_aspect_ratio(stream: av.VideoStream) -> Fraction | None:
+    """The container's SAR wins over the bitstream's, as in FFmpeg's own guess."""
+    for ratio in (stream.sample_aspect_ratio, stream.codec_context.sample_aspect_ratio):
+        if ratio and ratio > 0:
+            return Fraction(ratio)
+    return None
+
+
+def check_aspect_ratio(stream: av.VideoStream, limits: MediaLimits) -> Fraction | None:
+    """The stream's SAR; refuses (ASPECT_RATIO_INVALID) a picture wider or taller than
+    ``limits.max_aspect_ratio`` to one once its pixels are squared: a ``pasp`` of 65535:1 would
+    hand the model 1024x1 images, in which no face can be seen."""
+    sar = sample_aspect_ratio(stream)
+    width, height = stream.codec_context.width, stream.codec_context.height
+    if width > 0 and height > 0:
+        aspect = width * (sar or 1) / height
+        if not 1 / limits.max_aspect_ratio <= aspect <= limits.max_aspect_ratio:
+            shown = f"SAR {sar}" if sar else "square pixels"
+            message = f"{width}x{height} with {shown} is {float(aspect):.3g}:1 on screen"
+            raise MediaRefusedError(ReasonCode.ASPECT_RATIO_INVALID, message)
+    return sar
 
 
 def within_size_caps(width: int, height: int, limits: MediaLimits) -> bool:

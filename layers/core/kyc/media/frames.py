@@ -75,8 +75,11 @@ def source_colour(frame: av.VideoFrame) -> tuple[Colorspace, ColorRange]:
     return matrix, ColorRange.MPEG
 
 
-def upright_rgb(frame: av.VideoFrame, *, rotation: int, sar: Fraction | None, max_side: int) -> np.ndarray:
-    """8-bit full-range RGB (H x W x 3), square pixels, rotated ``rotation`` degrees clockwise.
+def upright_rgb(
+    frame: av.VideoFrame, *, rotation: int, sar: Fraction | None, max_side: int, mirrored: bool = False
+) -> np.ndarray:
+    """8-bit full-range RGB (H x W x 3), square pixels, mirrored left-right when ``mirrored``, then
+    rotated ``rotation`` degrees clockwise (as the display matrix says a player shows it).
 
     Scaling and colour conversion happen in one swscale pass from the decoder's own format, so
     10-bit sources are converted once, directly to 8-bit RGB.
@@ -97,6 +100,8 @@ def upright_rgb(frame: av.VideoFrame, *, rotation: int, sar: Fraction | None, ma
         raise  # out of the sandbox's memory: a budget, not a broken frame
     except (av.FFmpegError, ValueError) as exc:
         raise FrameEncodingError(f"cannot convert a {frame.format.name} frame to RGB") from exc
+    if mirrored:
+        rgb = rgb[:, ::-1]
     # np.rot90 turns counter-clockwise; display rotations are clockwise.
     return np.ascontiguousarray(np.rot90(rgb, k=-(rotation // 90) % 4))
 

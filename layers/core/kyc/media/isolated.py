@@ -42,11 +42,19 @@ def validate_isolated(
 
 
 def sample_isolated(
-    path: str | os.PathLike[str], params: SamplingParams, limits: MediaLimits, sandbox: SandboxLimits
+    path: str | os.PathLike[str],
+    params: SamplingParams,
+    limits: MediaLimits,
+    sandbox: SandboxLimits,
+    *,
+    seed: str | None = None,
 ) -> tuple[SampleSet, SandboxUsage]:
     """``sample_frames`` in a sandbox. Raises MediaRefusedError like ``sample_frames`` does."""
     result = run_sandboxed(
-        lambda: sample_frames(path, params, limits), sandbox, encode=sample_to_dict, decode=sample_from_dict
+        lambda: sample_frames(path, params, limits, seed=seed),
+        sandbox,
+        encode=sample_to_dict,
+        decode=sample_from_dict,
     )
     return result.value, result.usage
 
@@ -92,6 +100,7 @@ def sample_to_dict(sample: SampleSet) -> dict[str, Any]:
             for f in sample.frames
         ],
         "params": sample.params.__dict__,
+        "briefly_shown": list(sample.briefly_shown),
         **{k: getattr(sample, k) for k in _SAMPLE_FIELDS},
     }
 
@@ -102,10 +111,16 @@ def sample_from_dict(data: Any) -> SampleSet:
         for f in data["frames"]
     )
     params = replace(SamplingParams(), **data["params"])
-    return SampleSet(frames=frames, params=params, **{k: data[k] for k in _SAMPLE_FIELDS})
+    return SampleSet(
+        frames=frames,
+        params=params,
+        briefly_shown=tuple(data["briefly_shown"]),
+        **{k: data[k] for k in _SAMPLE_FIELDS},
+    )
 
 
 _FRAME_FIELDS = ("index", "pts_s", "keyframe", "width", "height", "content_type", "sha256", "phash")
 _SAMPLE_FIELDS = (
     "requested", "duration_s", "start_s", "header_duration_s", "short_clip", "decoded_frames", "rotation",
+    "sampling_seed", "typical_frame_s", "mirrored",
 )  # fmt: skip

@@ -35,3 +35,4 @@ class MediaLimits:
     duration_tolerance_s: float = 0.05
     timing_tolerance_s: float = 0.5  # header duration vs the measured span: max(this, ratio x span)
     timing_tolerance_ratio: float = 0.1
+    max_aspect_ratio: float = 4.0  # width:height on screen (after SAR), either way; 32:9 is 3.6

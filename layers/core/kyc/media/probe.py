@@ -9,6 +9,7 @@ file cut short, and more tracks than we accept.
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -47,6 +48,8 @@ class IsoLayout:
     c2pa_boxes: int = 0  # top-level uuid boxes of the C2PA manifest store
     c2pa_bytes: int = 0  # and their total size
 
+    oversized_tables: tuple[str, ...] = ()  # sample tables claiming more than the file can hold
+
     @property
     def encrypted(self) -> bool:
         return bool(self.encryption_boxes or self.sample_entries & _ENCRYPTED_ENTRIES)
@@ -67,6 +70,7 @@ def scan_iso_bmff(handle: BinaryIO, size: int) -> IsoLayout:
         movie_times=state.movie_times,
         c2pa_boxes=state.c2pa_boxes,
         c2pa_bytes=state.c2pa_bytes,
+        oversized_tables=tuple(state.oversized),
     )
 
 
@@ -83,6 +87,7 @@ class _WalkState:
     c2pa_bytes: int = 0
     entries: set[bytes] = field(default_factory=set)
     encryption: set[bytes] = field(default_factory=set)
+    oversized: list[str] = field(default_factory=list)
 
 
 def _walk(handle: BinaryIO, start: int, end: int, file_size: int, depth: int, state: _WalkState) -> None:
@@ -122,6 +127,10 @@ def _visit(
         state.encryption.add(box_type)
     if box_type == b"mvhd" and state.movie_times is None:
         state.movie_times = _movie_times(handle, body, end)
+    if box_type in _TABLE_ENTRY_BYTES or box_type in (b"stsz", b"trun"):
+        problem = _table_claim(box_type, _read_at(handle, body, 16), end - body, file_size)
+        if problem:
+            state.oversized.append(problem)
     if depth >= _MAX_DEPTH:
         return
     if box_type == b"meta":
@@ -134,6 +143,47 @@ def _visit(
         _read_data_references(handle, body, end, state)
     elif box_type == b"stsd":
         _read_sample_entries(handle, body, end, file_size, depth, state)
+
+
+# Sample tables whose entries are all stored: bytes per entry after version/flags and entry_count.
+_TABLE_ENTRY_BYTES = {
+    b"stts": 8, b"ctts": 8, b"stsc": 12, b"stco": 4, b"co64": 8, b"stss": 4, b"stps": 4, b"sbgp": 8,
+}  # fmt: skip
+
+
+def _table_claim(box_type: bytes, head: bytes, payload: int, file_size: int) -> str | None:
+    """Why a sample table claims more than its box or the file can hold, or None.
+
+    FFmpeg sizes its sample index from these counts before it reads a byte of the table: a 100 KB
+    file that claims tens of millions of samples drove the validation child past 900 MiB. A
+    stored table needs its entries in the box; a count of samples with no per-sample entry (a
+    constant-size ``stsz``, a ``trun`` with defaults) needs at least one byte per sample in the file.
+    """
+    if len(head) < 8:
+        return None
+    kind = box_type.decode("latin-1")
+    if box_type == b"stsz":
+        if len(head) < 12:
+            return None
+        sample_size, count = int.from_bytes(head[4:8], "big"), int.from_bytes(head[8:12], "big")
+        stored, room = (count * 4, payload - 12) if sample_size == 0 else (count * sample_size, file_size)
+        return f"stsz claims {count} samples" if stored > room else None
+    count = int.from_bytes(head[4:8], "big")
+    if box_type == b"trun":
+        flags = int.from_bytes(head[1:4], "big")
+        per_sample = 4 * bin(flags & 0xF00).count("1")
+        fixed = 8 + 4 * bool(flags & 0x001) + 4 * bool(flags & 0x004)
+        if per_sample:
+            return f"trun claims {count} samples" if count * per_sample > payload - fixed else None
+        return f"trun claims {count} samples" if count > file_size else None
+    header = 8
+    if box_type == b"sbgp":  # grouping_type (and in version 1 its parameter) before the count
+        header = 16 if head[0] == 1 else 12
+        if len(head) < header:
+            return None
+        count = int.from_bytes(head[header - 4 : header], "big")
+    needed = count * _TABLE_ENTRY_BYTES[box_type]
+    return f"{kind} claims {count} entries" if needed > payload - header else None
 
 
 def _read_at(handle: BinaryIO, offset: int, length: int) -> bytes:
@@ -203,6 +253,9 @@ def check_iso_layout(layout: IsoLayout, max_streams: int) -> None:
         )
     if layout.external_refs:
         raise MediaRefusedError(ReasonCode.EXTERNAL_REFERENCE, "the file refers to media outside itself")
+    if layout.oversized_tables:
+        message = f"{layout.oversized_tables[0]}, more than the file can hold"
+        raise MediaRefusedError(ReasonCode.CORRUPT_MEDIA, message)
     if layout.tracks > max_streams:
         raise MediaRefusedError(ReasonCode.TOO_MANY_STREAMS, f"the file has {layout.tracks} tracks")
 
@@ -301,16 +354,80 @@ def _read_vint(data: bytes, at: int) -> tuple[int | None, int]:
     return value, length
 
 
-def display_rotation(frame: object) -> int:
-    """Clockwise degrees (0, 90, 180, 270) that turn a decoded frame upright.
+@dataclass(frozen=True)
+class Orientation:
+    """How a player turns the decoded picture before showing it: mirror left-right first when
+    ``mirrored``, then rotate ``rotation`` degrees clockwise (0, 90, 180, 270)."""
 
-    ``frame`` is a PyAV ``VideoFrame``: its ``rotation`` is FFmpeg's display-matrix angle
-    (counter-clockwise, -180..180; 0 when the file has no matrix). PyAV 18 exposes no getter on
-    the stream, so the angle is read from the first decoded frame. A matrix that is not a
-    right-angle rotation (INT_MIN from a zero matrix, NaN, 45 degrees) cannot be displayed as
-    recorded, so it is refused as CORRUPT_MEDIA rather than guessed.
+    rotation: int = 0
+    mirrored: bool = False
+
+
+def display_rotation(frame: object) -> int:
+    """Clockwise degrees (0, 90, 180, 270) of the display matrix's rotation (``display_orientation``)."""
+    return display_orientation(frame).rotation
+
+
+def display_orientation(frame: object) -> Orientation:
+    """The full display matrix of a decoded frame, as a player applies it: rotation and mirror.
+
+    ``frame`` is a PyAV ``VideoFrame``. The matrix (FFmpeg's ``AV_FRAME_DATA_DISPLAYMATRIX``, from
+    ``tkhd`` or Matroska's projection) is read from the frame's side data; its angle alone
+    (``frame.rotation``) cannot tell a mirror from a rotation, and a flip read as a 180 degree turn
+    shows the model an upside-down face. A matrix that is not a right-angle rotation, with or
+    without a mirror (zero, 45 degrees, a shear), cannot be displayed as recorded, so it is
+    refused as CORRUPT_MEDIA rather than guessed.
     """
-    return normalise_rotation(getattr(frame, "rotation", None))
+    matrix = _display_matrix(frame)
+    if matrix is None:
+        return Orientation(normalise_rotation(getattr(frame, "rotation", None)), False)
+    return orientation_from_matrix(matrix)
+
+
+def _display_matrix(frame: object) -> tuple[int, ...] | None:
+    """The 9 integers of the frame's display matrix, or None (no matrix, or side data PyAV cannot
+    list: PyAV 18 raises on side-data types newer than it, such as MV-HEVC's view id; the angle
+    alone is then all there is, and a mirror in such a file is not seen: docs/sampling.md)."""
+    try:
+        side_data = getattr(frame, "side_data", None)
+    except (ValueError, TypeError):
+        return None
+    if side_data is None:
+        return None
+    for entry in side_data:  # PyAV yields the SideData entries themselves
+        if str(getattr(entry, "type", "")).endswith("DISPLAYMATRIX") and entry.buffer_size == 36:
+            return struct.unpack("<9i", bytes(entry))
+    return None
+
+
+_RIGHT_ANGLES = {(1, 0, 0, 1): 0, (0, 1, -1, 0): 90, (-1, 0, 0, -1): 180, (0, -1, 1, 0): 270}
+
+
+def orientation_from_matrix(matrix: tuple[int, ...]) -> Orientation:
+    """Decompose FFmpeg's 3x3 display matrix (row-major; ``x' = a x + c y``, ``y' = b x + d y`` in
+    picture coordinates, y down) into a mirror and a clockwise right-angle rotation.
+
+    The determinant's sign says whether it mirrors. Refuses (CORRUPT_MEDIA) anything else.
+    """
+    a, b, _, c, d, _, _, _, _ = matrix
+    largest = max(abs(a), abs(b), abs(c), abs(d))
+    if largest == 0:
+        raise MediaRefusedError(ReasonCode.CORRUPT_MEDIA, "the display matrix is empty")
+
+    def sign(value: int) -> int:
+        return 0 if abs(value) * 100 <= largest else (1 if value > 0 else -1)
+
+    signs = (sign(a), sign(b), sign(c), sign(d))
+    same_scale = {abs(v) for v, s in zip((a, b, c, d), signs, strict=True) if s}
+    if len(same_scale) > 1 and max(same_scale) > 1.01 * min(same_scale):
+        raise MediaRefusedError(ReasonCode.CORRUPT_MEDIA, "the display matrix scales one axis")
+    mirrored = a * d - b * c < 0
+    if mirrored:  # mirror first: the rotation left is the matrix with x negated
+        signs = (-signs[0], -signs[1], signs[2], signs[3])
+    rotation = _RIGHT_ANGLES.get(signs)
+    if rotation is None:
+        raise MediaRefusedError(ReasonCode.CORRUPT_MEDIA, "the display matrix is not a right-angle rotation")
+    return Orientation(rotation, mirrored)
 
 
 def normalise_rotation(angle: float | None) -> int:

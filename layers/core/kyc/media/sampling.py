@@ -1,8 +1,9 @@
 """Sample the frames the model scores: evenly spaced in presentation time, decoded no more than needed.
 
-One forward pass through the file. Packets are read a GOP at a time; a GOP that holds no
-chosen frame is never sent to the decoder, the tail of a GOP after its last chosen frame is
-dropped, and inside a GOP an H.264 picture that no other picture references is skipped unless it
+One forward pass through the file. Packets are read a GOP at a time (a GOP starts only at a
+picture the bytes prove independently decodable, never at a container key flag alone); a GOP
+that holds no chosen frame is never sent to the decoder, the tail of a GOP after its last chosen
+frame is dropped, and inside a GOP an H.264 picture that no other picture references is skipped unless it
 is a chosen frame (all three only for closed GOPs, where that cannot corrupt a later frame). Decoding stops as
 soon as every target has its frame. Only chosen frames are converted and encoded. The trade-offs
 and measured figures are in docs/sampling.md.
@@ -14,6 +15,7 @@ import bisect
 import json
 import math
 import os
+import secrets
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from fractions import Fraction
@@ -22,14 +24,20 @@ from pathlib import Path
 import av
 
 from kyc.domain.reasons import ReasonCode
-from kyc.domain.sampling_plan import FrameSelector, coverage_gap, plan_sampling
-from kyc.media.container import codec_name, guarded_decode, open_video
+from kyc.domain.sampling_plan import (
+    FrameSelector,
+    briefly_shown,
+    coverage_gap,
+    plan_sampling,
+    typical_frame_s,
+)
+from kyc.media import nal
+from kyc.media.container import check_aspect_ratio, codec_name, guarded_decode, open_video
 from kyc.media.errors import MediaRefusedError
 from kyc.media.frames import EXTENSIONS, FrameEncodingError, encode_image, upright_rgb
 from kyc.media.limits import MediaLimits
-from kyc.media.nal import avcc_length_size, is_disposable_h264
 from kyc.media.phash import phash_hex
-from kyc.media.probe import display_rotation
+from kyc.media.probe import Orientation, display_orientation
 from kyc.media.timeline import PacketTimeline, header_duration
 
 MANIFEST_NAME = "manifest.json"
@@ -93,6 +101,10 @@ class SampleSet:
     params: SamplingParams
     decoded_frames: int
     rotation: int
+    mirrored: bool = False  # the display matrix mirrors: frames were mirrored before the rotation
+    sampling_seed: str = ""  # hex; with the file's bytes and the params, it reproduces the sample
+    typical_frame_s: float = 0.0  # median interval between shown frames (from every packet)
+    briefly_shown: tuple[int, ...] = ()  # sampled frames shown < SHORT_FRAME_RATIO of a typical frame
 
     def manifest(self, *, source_sha256: str) -> dict:
         """What the extract function stores next to the images; no image bytes."""
@@ -108,6 +120,10 @@ class SampleSet:
             "header_duration_s": None if self.header_duration_s is None else round(self.header_duration_s, 6),
             "decoded_frames": self.decoded_frames,
             "rotation": self.rotation,
+            "mirrored": self.mirrored,
+            "sampling_seed": self.sampling_seed,
+            "typical_frame_s": round(self.typical_frame_s, 6),
+            "briefly_shown": list(self.briefly_shown),
             "frames": [
                 {
                     "index": f.index,
@@ -126,21 +142,33 @@ class SampleSet:
         }
 
 
-def sample_frames(path: str | os.PathLike[str], params: SamplingParams, limits: MediaLimits) -> SampleSet:
-    """Decode ``path`` once and return ``params.frame_count`` evenly spaced upright frames (fewer if short).
+def sample_frames(
+    path: str | os.PathLike[str], params: SamplingParams, limits: MediaLimits, *, seed: str | None = None
+) -> SampleSet:
+    """Decode ``path`` once and return one upright frame per bin, ``params.frame_count`` bins (fewer
+    frames if short).
 
     The targets are planned over the span the packets measure (``measure_timeline``), never over
-    a header duration. Raises MediaRefusedError for files the hardened opener refuses, for decoding over
-    ``limits.max_decoded_frames`` or ``limits.decode_budget_s`` (DECODE_BUDGET_EXCEEDED), and
-    when no frame decodes (CORRUPT_MEDIA).
+    a header duration, each at a secret offset in its bin drawn from ``seed`` (hex, at least 128
+    bits; a fresh random one when None). The seed is returned in the SampleSet: the same bytes,
+    params and seed give the same sample. Raises MediaRefusedError for files the hardened opener
+    refuses, for decoding over ``limits.max_decoded_frames`` or ``limits.decode_budget_s``
+    (DECODE_BUDGET_EXCEEDED), and when no frame decodes (CORRUPT_MEDIA).
     """
+    seed = secrets.token_hex(16) if seed is None else seed
+    try:
+        seed_bytes = bytes.fromhex(seed)
+    except ValueError as exc:
+        raise SamplingParamsError("the sampling seed must be hex") from exc
+    if len(seed_bytes) < 16:
+        raise SamplingParamsError("the sampling seed must hold at least 128 bits")
     timeline = measure_timeline(path, limits)
     try:
-        return _sample_once(path, params, limits, timeline, threaded=True)
+        return _sample_once(path, params, limits, timeline, seed, threaded=True)
     except _FramesLostError:
         # Frame threading drops the frames still in flight when a late packet fails to decode
         # (the error surfaces at the final flush). Decoding again on one thread recovers them.
-        return _sample_once(path, params, limits, timeline, threaded=False)
+        return _sample_once(path, params, limits, timeline, seed, threaded=False)
 
 
 class _FramesLostError(MediaRefusedError):
@@ -152,12 +180,19 @@ def _sample_once(
     params: SamplingParams,
     limits: MediaLimits,
     timeline: MeasuredTimeline,
+    seed: str,
     *,
     threaded: bool,
 ) -> SampleSet:
     start_s, duration_s = timeline.start_s, timeline.duration_s
     with open_video(path, limits) as (container, stream):
-        plan = plan_sampling(duration_s, params.frame_count, start_s=start_s)
+        plan = plan_sampling(
+            duration_s,
+            params.frame_count,
+            start_s=start_s,
+            seed=bytes.fromhex(seed),
+            min_gap_s=typical_frame_s(timeline.shown_s),
+        )
         stream.thread_type = "AUTO" if threaded else "NONE"
         if params.keyframes_only:
             stream.codec_context.skip_frame = "NONKEY"
@@ -168,27 +203,28 @@ def _sample_once(
             keyframes_only=params.keyframes_only,
             targets_s=plan.targets_s,
             disposable=_disposable_check(stream),
+            random_access=random_access_check(stream),
         )
-        sar = _sample_aspect_ratio(stream)
-        rotation: int | None = None
+        sar = check_aspect_ratio(stream, limits)
+        orientation: Orientation | None = None
         frames: list[SampledFrame] = []
         decoded = 0
         last_s: float | None = None
         for frame in guarded_decode(source, stream, limits):
             decoded += 1
-            if rotation is None:
-                rotation = display_rotation(frame)
+            if orientation is None:
+                orientation = display_orientation(frame)
             time_s = _frame_time(frame)
-            if time_s is None:
-                continue
+            if time_s is None:  # never dropped silently: a player shows it, at a time nobody stated
+                raise MediaRefusedError(ReasonCode.UNTIMED_FRAMES, "a decoded frame carries no time")
             _check_frame_order(time_s, last_s, start_s)
             last_s = time_s
             for chosen in selector.offer(time_s, frame):
-                frames.append(_render(chosen, len(frames), start_s, rotation, sar, params))
+                frames.append(_render(chosen, len(frames), start_s, orientation, sar, params))
             if selector.done:
                 break
         for chosen in selector.finish():
-            frames.append(_render(chosen, len(frames), start_s, rotation or 0, sar, params))
+            frames.append(_render(chosen, len(frames), start_s, orientation or Orientation(), sar, params))
     if not frames:
         raise MediaRefusedError(ReasonCode.CORRUPT_MEDIA, "no video frame decodes")
     if not params.keyframes_only:
@@ -211,7 +247,11 @@ def _sample_once(
         short_clip=len(frames) < params.frame_count,
         params=params,
         decoded_frames=decoded,
-        rotation=rotation or 0,
+        rotation=(orientation or Orientation()).rotation,
+        mirrored=(orientation or Orientation()).mirrored,
+        sampling_seed=seed,
+        typical_frame_s=typical_frame_s(timeline.shown_s),
+        briefly_shown=briefly_shown([start_s + f.pts_s for f in frames], timeline.shown_s),
     )
 
 
@@ -242,8 +282,10 @@ class _PacketFilter:
         keyframes_only: bool,
         targets_s: Sequence[float] = (),
         disposable: Callable[[av.Packet], bool] | None = None,
+        random_access: Callable[[av.Packet], bool] | None = None,
     ):
         self._container = container
+        self._random_access = random_access
         self._selector = selector
         self._keyframes_only = keyframes_only
         self._targets = tuple(targets_s)
@@ -260,9 +302,10 @@ class _PacketFilter:
                 yield from self._release(gop, math.inf)
                 yield packet
                 return
-            if self._keyframes_only and not packet.is_keyframe:
+            starts_gop = self._starts_gop(packet)
+            unverifiable_key = self._random_access is None and packet.is_keyframe
+            if self._keyframes_only and not (starts_gop or unverifiable_key):
                 continue
-            starts_gop = packet.is_keyframe and packet.pts is not None and packet.time_base is not None
             if starts_gop:
                 yield from self._release(gop, float(packet.pts * packet.time_base))
                 gop, gop_bytes = [], 0
@@ -279,7 +322,7 @@ class _PacketFilter:
         Inside a closed GOP, a picture no other picture references (H.264 ``nal_ref_idc`` 0) is
         not decoded unless it is the one on screen at a target.
         """
-        closed = _is_closed_gop(gop)
+        closed = bool(gop) and self._starts_gop(gop[0]) and _is_closed_gop(gop)
         needed = self._on_screen(gop, next_key_s) if closed and self._disposable else None
         for at, packet in enumerate(gop):
             upcoming = self._selector.next_target_s
@@ -290,6 +333,17 @@ class _PacketFilter:
                 self.skipped += 1
                 continue
             yield packet
+
+    def _starts_gop(self, packet: av.Packet) -> bool:
+        """A packet the container flags as a keyframe and whose bytes prove it a random-access point.
+
+        The flag alone is the uploader's claim (a recovery-point SEI makes FFmpeg flag a P-picture):
+        skipping up to a false keyframe would decode what follows from stale references. Codecs
+        with no byte-level rule never start a GOP here, so nothing is skipped for them.
+        """
+        if not packet.is_keyframe or packet.pts is None or packet.time_base is None:
+            return False
+        return self._random_access is not None and self._random_access(packet)
 
     def _on_screen(self, gop: list[av.Packet], next_key_s: float) -> set[int]:
         """Positions in ``gop`` of the frames on screen at the targets that fall inside it."""
@@ -306,13 +360,31 @@ def _disposable_check(stream: av.VideoStream) -> Callable[[av.Packet], bool] | N
     """How to tell a droppable packet for this codec; None where no safe rule is known."""
     if codec_name(stream) != "h264":
         return None
-    length_size = avcc_length_size(stream.codec_context.extradata)
-    return lambda packet: is_disposable_h264(bytes(packet), length_size)
+    length_size = nal.avcc_length_size(stream.codec_context.extradata)
+    return lambda packet: nal.is_disposable_h264(bytes(packet), length_size)
+
+
+def random_access_check(stream: av.VideoStream) -> Callable[[av.Packet], bool] | None:
+    """How to tell, from a packet's bytes, that decoding can start there; None where no rule is known.
+
+    H.264: an IDR slice; HEVC: an IRAP picture; VP8, VP9, AV1: the frame header's key-frame bits.
+    """
+    name, extradata = codec_name(stream), stream.codec_context.extradata
+    if name == "h264":
+        size = nal.avcc_length_size(extradata)
+        return lambda packet: nal.is_h264_idr(bytes(packet), size)
+    if name == "hevc":
+        size = nal.hvcc_length_size(extradata)
+        return lambda packet: nal.is_hevc_irap(bytes(packet), size)
+    readers = {"vp8": nal.is_vp8_key, "vp9": nal.is_vp9_key, "av1": nal.is_av1_key}
+    reader = readers.get(name)
+    return None if reader is None else lambda packet: reader(bytes(packet))
 
 
 def _is_closed_gop(gop: list[av.Packet]) -> bool:
-    """A keyframe first and no frame shown before it: dropping the GOP cannot damage its neighbours."""
-    if not gop or not gop[0].is_keyframe or gop[0].pts is None:
+    """A random-access point first and no frame shown before it: dropping the GOP cannot damage its
+    neighbours (the caller has checked the first packet's bytes)."""
+    if not gop or gop[0].pts is None:
         return False
     return all(p.pts is not None and p.pts >= gop[0].pts for p in gop)
 
@@ -325,6 +397,7 @@ class MeasuredTimeline:
     duration_s: float
     header_duration_s: float | None
     longest_interval_s: float = 0.0
+    shown_s: tuple[float, ...] = ()  # every shown packet's time, sorted
 
 
 def measure_timeline(path: str | os.PathLike[str], limits: MediaLimits) -> MeasuredTimeline:
@@ -340,6 +413,7 @@ def measure_timeline(path: str | os.PathLike[str], limits: MediaLimits) -> Measu
             timeline.add(packet)
             if timeline.packets > limits.max_decoded_frames:
                 raise MediaRefusedError(ReasonCode.DECODE_BUDGET_EXCEEDED, "more packets than the decode cap")
+    timeline.check_timed()
     start_s, span_s = timeline.start_s, timeline.span_s
     if start_s is None or span_s is None:
         raise MediaRefusedError(ReasonCode.DURATION_UNKNOWN, "the duration cannot be determined")
@@ -348,6 +422,7 @@ def measure_timeline(path: str | os.PathLike[str], limits: MediaLimits) -> Measu
         duration_s=span_s,
         header_duration_s=header_s,
         longest_interval_s=timeline.longest_interval_s,
+        shown_s=tuple(sorted({float(t) for t in timeline.starts})),
     )
 
 
@@ -370,24 +445,22 @@ def _frame_time(frame: av.VideoFrame) -> float | None:
     return None if frame.pts is None or not frame.time_base else float(frame.pts * frame.time_base)
 
 
-def _sample_aspect_ratio(stream: av.VideoStream) -> Fraction | None:
-    """The container's SAR wins over the bitstream's, as in FFmpeg's own guess."""
-    for ratio in (stream.sample_aspect_ratio, stream.codec_context.sample_aspect_ratio):
-        if ratio and ratio > 0:
-            return Fraction(ratio)
-    return None
-
-
 def _render(
     frame: av.VideoFrame,
     index: int,
     start_s: float,
-    rotation: int,
+    orientation: Orientation,
     sar: Fraction | None,
     params: SamplingParams,
 ) -> SampledFrame:
     try:
-        rgb = upright_rgb(frame, rotation=rotation, sar=sar, max_side=params.max_side)
+        rgb = upright_rgb(
+            frame,
+            rotation=orientation.rotation,
+            mirrored=orientation.mirrored,
+            sar=sar,
+            max_side=params.max_side,
+        )
         image = encode_image(rgb, params.image_format, jpeg_quality=params.jpeg_quality)
         phash = phash_hex(rgb)
     except FrameEncodingError as exc:

@@ -16,16 +16,17 @@ from dataclasses import asdict, dataclass
 import av
 
 from kyc.domain.reasons import ReasonCode
-from kyc.media.container import MEDIA_ERRORS, codec_name, open_video, within_size_caps
+from kyc.media.container import MEDIA_ERRORS, check_aspect_ratio, codec_name, open_video, within_size_caps
 from kyc.media.errors import MediaRefusedError, out_of_memory
 from kyc.media.forensics import container_facts
 from kyc.media.limits import MediaLimits
 from kyc.media.probe import (
+    Orientation,
     check_iso_layout,
     check_iso_truncation,
     check_matroska_segment,
     declared_video_size,
-    display_rotation,
+    display_orientation,
     scan_iso_bmff,
 )
 from kyc.media.signature import SNIFF_BYTES, Family, sniff
@@ -61,6 +62,7 @@ class MediaSummary:
     color_range: str | None
     color_space: str | None
     has_audio: bool
+    mirrored: bool = False  # the display matrix mirrors (applied before ``rotation``)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -151,6 +153,7 @@ def _inspect(
         check_iso_layout(layout, limits.max_streams)
     with open_video(path, limits) as (container, stream):
         width, height = _check_dimensions(stream, limits, path, family)
+        check_aspect_ratio(stream, limits)
         if layout is not None:
             check_iso_truncation(layout)
         else:
@@ -193,7 +196,7 @@ class _Scan:
     packets: int
     span_s: float | None
     frames_decoded: int
-    rotation: int
+    orientation: Orientation
 
 
 def _scan(container: av.container.InputContainer, stream: av.VideoStream, limits: MediaLimits) -> _Scan:
@@ -207,7 +210,7 @@ def _scan(container: av.container.InputContainer, stream: av.VideoStream, limits
     packet_cap = math.ceil(limits.max_duration_s * limits.max_fps) + 1
     timeline = PacketTimeline(stream.time_base)
     decoded = errors = 0
-    rotation: int | None = None
+    orientation: Orientation | None = None
     for packet in container.demux(stream):
         if time.monotonic() > deadline:
             raise MediaRefusedError(ReasonCode.DECODE_BUDGET_EXCEEDED, "reading the file took too long")
@@ -229,12 +232,13 @@ def _scan(container: av.container.InputContainer, stream: av.VideoStream, limits
             if not within_size_caps(frame.width, frame.height, limits):
                 message = f"a decoded frame is {frame.width}x{frame.height}"
                 raise MediaRefusedError(ReasonCode.RESOLUTION_TOO_LARGE, message)
-            if rotation is None:
-                rotation = display_rotation(frame)
+            if orientation is None:
+                orientation = display_orientation(frame)
             decoded += 1
     if decoded == 0:
         raise MediaRefusedError(ReasonCode.CORRUPT_MEDIA, "no video frame decodes")
-    return _Scan(timeline.packets, timeline.span_s, decoded, rotation or 0)
+    timeline.check_timed()
+    return _Scan(timeline.packets, timeline.span_s, decoded, orientation or Orientation())
 
 
 def _check_complete(packets: int, indexed_frames: int) -> None:
@@ -300,7 +304,7 @@ def _summary(
     sar = stream.sample_aspect_ratio
     display_w = round(width * sar) if sar else width
     display_h = height
-    if scan.rotation in (90, 270):
+    if scan.orientation.rotation in (90, 270):
         display_w, display_h = display_h, display_w
     return MediaSummary(
         container=name,
@@ -312,7 +316,8 @@ def _summary(
         height=height,
         display_width=display_w,
         display_height=display_h,
-        rotation=scan.rotation,
+        rotation=scan.orientation.rotation,
+        mirrored=scan.orientation.mirrored,
         sample_aspect_ratio=f"{sar.numerator}:{sar.denominator}" if sar else None,
         fps=fps,
         duration_s=round(duration, 3),
