@@ -24,6 +24,7 @@ ALL_ON: dict[str, str] = {
     "EnableIncidentManager": "true",
     "CreateIncidentReplicationSet": "true",
     "EnableUploadApi": "true",
+    "EnableScreeningApi": "true",
     "IncidentContactArns": "arn:aws:ssm-contacts:eu-west-1:111122223333:contact/oncall",
     "BreakGlassRoleArn": "arn:aws:iam::111122223333:role/kyc-break-glass",
     "UploaderRoleArn": "arn:aws:iam::111122223333:role/onboarding-uploader",

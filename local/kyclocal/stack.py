@@ -79,6 +79,9 @@ class LocalStackSettings:
     state_dir: Path | None = None
     port: int | None = None  # None: a free port (kycscreen up uses a fixed one)
     log_path: Path | None = None  # the stack's log (moto, start-up notes); None: beside the state, or temp
+    # --- issue 20: serve the API (kyclocal.api_gateway) on this port (0: a free one); None: do not serve
+    api_port: int | None = None
+    static_root: Path | None = None  # a folder the API's server also serves at / (the workbench)
     # --- calibration: a decision-policy document (e.g. `kycscreen evaluate --write-policy`), served as the
     # template's SSM override (PolicyParameterName), a SecureString under the stack key as documented
     policy: dict[str, Any] | None = None
@@ -93,6 +96,7 @@ class LocalStackSettings:
             # CloudFront, its OAC and headers policy and a CLOUDFRONT WAF are beyond moto's CloudFormation:
             # locally kyclocal.workbench serves web/ with the template's headers instead (issue 20).
             "EnableWorkbench": "false",
+            "EnableScreeningApi": "true",  # issue 20: the API and the reviewer pool (kyclocal.api_gateway)
         }
         if self.pass_threshold is not None:
             params["PassThreshold"] = str(self.pass_threshold)
@@ -193,6 +197,8 @@ class LocalStack:
         self.review_queue_url = ""
         self.model_url = ""
         self.started_s: dict[str, float] = {}
+        self.pool: Any = None  # kyclocal.cognito.LocalPool: the template's reviewer pool in moto
+        self.api: Any = None  # kyclocal.api_gateway.LocalApiGateway when settings.api_port is set
         self.log_path = self.settings.log_path or _default_log_path(self.settings.state_dir)
 
     # ----------------------------------------------------------------- lifecycle
@@ -244,12 +250,14 @@ class LocalStack:
         self.started_s["create_stack"] = time.perf_counter() - began
         self._put_policy_override()
         self._emulate_skipped_properties()
+        self._create_out_of_band()
         from kyclocal.kms import apply_key_specs  # issue 13: the pseudonyms' HMAC key, the digests' ECC key
 
         apply_key_specs(self._template.body["Resources"], self.physical_ids, ACCOUNT, REGION)
         self._create_subscriber_taps()
         self._set_env(self._function_env())
         self.router.install(self.function_names)
+        self._serve_api()
         if self.settings.state_dir is not None:  # --- lineage/state hook: before anything can run
             from kyclocal.state import restore_state
 
@@ -273,6 +281,9 @@ class LocalStack:
         from moto.core.config import default_user_config
 
         self._stop.set()
+        if self.api is not None:
+            self.api.stop()
+            self.api = None
         for thread in (self._pump, self._watcher, self._pipe_thread):
             if thread:
                 thread.join(timeout=10)
@@ -485,6 +496,34 @@ class LocalStack:
             lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
         if not self.admission_mapping:
             raise StackError("template.yaml: no event source mapping on the admission queue")
+
+    def _create_out_of_band(self) -> None:
+        """The reviewer user pool, its app client and groups (issue 20), from the template's properties
+        (moto's CloudFormation has no Cognito models; ``kyclocal.cognito``)."""
+        from kyclocal.cognito import create_pools
+
+        self.pool = create_pools(
+            self.client("cognito-idp"),
+            self._template.out_of_band,
+            stack_name=STACK_NAME,
+            endpoint=self.endpoint_url,
+            region=REGION,
+        )
+
+    def _serve_api(self) -> None:
+        """The template's REST API over local HTTP (``kyclocal.api_gateway``), when asked for."""
+        if self.settings.api_port is None or self.pool is None:
+            return
+        from kyclocal.api_gateway import LocalApiGateway
+        from kyclocal.template import read_template
+
+        self.api = LocalApiGateway(
+            self.router.invoke,
+            read_template(),
+            self.pool,
+            port=self.settings.api_port,
+            static_root=self.settings.static_root,
+        ).start()
 
     def _signing_keys(self) -> dict[str, dict[str, Any]]:
         """The created SIGN_VERIFY keys of the template, by logical id, with their properties."""

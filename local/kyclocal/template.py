@@ -30,7 +30,7 @@ import os
 import re
 import zipfile
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,9 @@ class LocalTemplate:
     body: dict[str, Any]
     functions: dict[str, str]  # logical id -> folder under functions/
     parameters: dict[str, dict[str, Any]]  # the template's Parameters section
+    # resources moto's CloudFormation cannot create, taken out of the body and created by the local
+    # stack itself from these same properties (kyclocal.cognito): logical id -> resource
+    out_of_band: dict[str, Any] = field(default_factory=dict)
 
 
 def read_template(path: Path = TEMPLATE) -> dict[str, Any]:
@@ -82,6 +85,7 @@ def _translated(path: Path, mtime_ns: int) -> LocalTemplate:
     translator = Translator(None, Parser(), boto_session=boto3.Session(region_name=REGION))
     body = translator.translate(source, parameter_values={}, get_managed_policy_map=dict)
     _conditional_statements_as_policies(body)
+    out_of_band = _take_out_of_band(body)
     buses = {lid for lid, r in body["Resources"].items() if r.get("Type") == "AWS::Events::EventBus"}
     body = _bus_refs_by_name(body, buses)
     for logical_id, resource in body["Resources"].items():
@@ -97,7 +101,59 @@ def _translated(path: Path, mtime_ns: int) -> LocalTemplate:
             props.pop("DefinitionS3Location", None)
             substitutions = props.pop("DefinitionSubstitutions", {})
             props["DefinitionString"] = _substituted(definitions[logical_id], substitutions)
-    return LocalTemplate(body=body, functions=functions, parameters=dict(source.get("Parameters", {})))
+    return LocalTemplate(
+        body=body, functions=functions, parameters=dict(source.get("Parameters", {})), out_of_band=out_of_band
+    )
+
+
+# moto's CloudFormation has no model for the Cognito types (moto's cognito-idp API does): created out of
+# band. A REST API's deployment and stage fail in moto (it ignores the OpenAPI body, so the API has no
+# methods to deploy); kyclocal.api_gateway serves the template's routes instead.
+OUT_OF_BAND_TYPES = (
+    "AWS::Cognito::UserPool",
+    "AWS::Cognito::UserPoolClient",
+    "AWS::Cognito::UserPoolGroup",
+    "AWS::ApiGateway::Deployment",
+    "AWS::ApiGateway::Stage",
+)
+
+
+def _take_out_of_band(body: dict[str, Any]) -> dict[str, Any]:
+    """Remove the resources moto cannot create; references to them become placeholders (moto would
+    refuse a reference to an undefined resource), and outputs naming them are dropped: the local stack
+    reports the ids of what it created itself (``kyclocal.cognito``)."""
+    taken = {lid: r for lid, r in body["Resources"].items() if r.get("Type") in OUT_OF_BAND_TYPES}
+    for lid in taken:
+        del body["Resources"][lid]
+
+    def refers(node: Any) -> bool:
+        if isinstance(node, dict):
+            getatt = node.get("Fn::GetAtt")
+            if node.get("Ref") in taken or (isinstance(getatt, list) and getatt and getatt[0] in taken):
+                return True
+            return any(refers(value) for value in node.values())
+        return isinstance(node, list) and any(refers(value) for value in node)
+
+    def placeholder(node: Any) -> Any:
+        if isinstance(node, dict):
+            if len(node) == 1 and node.get("Ref") in taken:
+                return f"local-out-of-band-{node['Ref']}"
+            getatt = node.get("Fn::GetAtt") if len(node) == 1 else None
+            if isinstance(getatt, list) and getatt and getatt[0] in taken:
+                return f"arn:aws:cognito-idp:{REGION}:123456789012:userpool/local-out-of-band-{getatt[0]}"
+            sub = node.get("Fn::Sub") if len(node) == 1 else None
+            if isinstance(sub, str) and any("${" + lid in sub for lid in taken):
+                for lid in taken:
+                    sub = re.sub(r"\$\{" + lid + r"(\.[A-Za-z]+)?\}", f"local-out-of-band-{lid}", sub)
+                return {"Fn::Sub": sub}
+            return {key: placeholder(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [placeholder(value) for value in node]
+        return node
+
+    body["Outputs"] = {k: v for k, v in body.get("Outputs", {}).items() if not refers(v)}
+    body["Resources"] = placeholder(body["Resources"])
+    return taken
 
 
 # Where each state machine type names its local ASL file (sam build / sam package upload either).
@@ -128,7 +184,12 @@ def local_template(path: Path = TEMPLATE) -> LocalTemplate:
     """The translation takes about 0.6 s: it is kept per process, and on disk under build/ by the
     hash of everything it reads (template, state machine files, translator version, this module)."""
     translated = _cached(path.resolve())
-    return LocalTemplate(copy.deepcopy(translated.body), dict(translated.functions), translated.parameters)
+    return LocalTemplate(
+        copy.deepcopy(translated.body),
+        dict(translated.functions),
+        translated.parameters,
+        copy.deepcopy(translated.out_of_band),
+    )
 
 
 def _cached(path: Path) -> LocalTemplate:
@@ -142,7 +203,7 @@ def _cached(path: Path) -> LocalTemplate:
     cache = path.parent / "build" / "local-stack" / f"template-{digest.hexdigest()[:32]}.json"
     try:
         saved = json.loads(cache.read_text(encoding="utf-8"))
-        return LocalTemplate(saved["body"], saved["functions"], saved["parameters"])
+        return LocalTemplate(saved["body"], saved["functions"], saved["parameters"], saved["out_of_band"])
     except (OSError, ValueError, KeyError):
         pass
     translated = _translated(path, path.stat().st_mtime_ns)
@@ -155,6 +216,7 @@ def _cached(path: Path) -> LocalTemplate:
                     "body": translated.body,
                     "functions": translated.functions,
                     "parameters": translated.parameters,
+                    "out_of_band": translated.out_of_band,
                 }
             ),
             encoding="utf-8",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from kyc.domain.policy import PolicyError
 from kyc.domain.provenance import ProvenancePolicy
@@ -267,3 +268,61 @@ def face_stage(env: Mapping[str, str] | None = None) -> FaceStageSettings:
     if check_frames < 0:
         raise SettingsError("KYC_FACE_CHECK_FRAMES must be >= 0")
     return FaceStageSettings(source=source, check_frames=check_frames)
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """The screening and review API (issue 20, docs/openapi.yaml): its tables, buckets and review rules."""
+
+    intake_bucket: str
+    upload_policy: Any
+    decisions_table: str
+    screenings_table: str
+    reviews_table: str
+    idempotency_table: str
+    audit_bucket: str
+    review_bucket: str
+    kms_key_id: str
+    event_bus: str
+    cors_origin: str
+    retention_days: int
+    review_link_seconds: int
+    review_policy: Any
+
+
+def api_settings(env: Mapping[str, str] | None = None) -> ApiSettings:
+    from kyc.domain.review import ReviewPolicy
+    from kyc.domain.upload_request import UploadPolicy
+
+    env = os.environ if env is None else env
+    edge = upload_edge(env)
+    resources = stack_resources(env)
+    try:
+        review_policy = ReviewPolicy.from_settings(
+            _float(env, "KYC_REVIEW_DEADLINE_HOURS", 24.0),
+            _int(env, "KYC_REVIEW_LEASE_S", 900),
+            env.get("KYC_REVIEW_HIGH_RISK_REASONS", ""),
+        )
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from exc
+    return ApiSettings(
+        intake_bucket=edge.intake_bucket,
+        upload_policy=UploadPolicy(
+            upload_prefix=edge.upload_prefix,
+            max_bytes=media_limits(env).max_bytes,
+            kms_key_arn=_get(env, "KYC_KMS_KEY_ID"),
+            expires_in_s=edge.url_expiry_s,
+        ),
+        decisions_table=_get(env, "KYC_DECISIONS_TABLE"),
+        screenings_table=_get(env, "KYC_SCREENINGS_TABLE"),
+        reviews_table=_get(env, "KYC_REVIEWS_TABLE"),
+        idempotency_table=_get(env, "KYC_IDEMPOTENCY_TABLE"),
+        audit_bucket=_get(env, "KYC_AUDIT_BUCKET"),
+        review_bucket=_get(env, "KYC_REVIEW_BUCKET"),
+        kms_key_id=_get(env, "KYC_KMS_KEY_ID"),
+        event_bus=_get(env, "KYC_DECISION_EVENT_BUS"),
+        cors_origin=env.get("KYC_CORS_ORIGIN", ""),
+        retention_days=resources.retention_days,
+        review_link_seconds=max(60, min(3600, resources.review_link_seconds)),
+        review_policy=review_policy,
+    )

@@ -106,7 +106,26 @@ def test_no_function_can_publish_a_decision_event(resources: dict[str, Any]) -> 
     assert len(roles) >= 9
     for role in roles:
         for st in _statements(resources, role):
+            if _only_reviewed_events(st):
+                continue  # issue 20: the API publishes Screening Reviewed, IAM lets it publish nothing else
             assert not any(a.startswith("events:") or a == "*" for a in _actions(st)), (role, st)
+
+
+def _only_reviewed_events(statement: dict[str, Any]) -> bool:
+    """PutEvents held to detail-type ``Screening Reviewed`` and source ``kyc.screening`` by IAM conditions."""
+    equals = (statement.get("Condition") or {}).get("StringEquals") or {}
+    return (
+        _actions(statement) == {"events:PutEvents"}
+        and equals.get("events:detail-type") == "Screening Reviewed"
+        and equals.get("events:source") == "kyc.screening"
+    )
+
+
+def test_the_api_role_may_publish_only_screening_reviewed(resources: dict[str, Any]) -> None:
+    statements = [
+        st for st in _statements(resources, "ScreeningApiFunctionRole") if "events:PutEvents" in _actions(st)
+    ]
+    assert len(statements) == 1 and _only_reviewed_events(statements[0])
 
 
 def test_the_pipes_dead_letters_are_encrypted_kept_and_alarmed(resources: dict[str, Any]) -> None:

@@ -101,6 +101,8 @@ def test_pseudonym_key_only_the_pseudonymising_roles_may_generate_macs(transform
     }
     if overrides.get("EnableUploadApi") == "true":
         expected.add("IssueUploadUrlFunctionRole")
+    if overrides.get("EnableScreeningApi") == "true":  # issue 20: upload keys and reviewer ids
+        expected.add("ScreeningApiFunctionRole")
     assert set(named) == expected
 
 
@@ -120,7 +122,7 @@ def test_pseudonym_key_every_function_that_makes_pseudonyms_is_told_the_key_and_
         for lid, res in functions.items()
         if "KYC_PSEUDONYM_KEY_ARN" in res["Properties"].get("Environment", {}).get("Variables", {})
     }
-    assert macs == told and len(macs) == 5
+    assert macs == told and len(macs) == 6
     allowed = {
         role
         for role, st in _identity_statements(_resolved({**transformed, "Resources": present}, conditions))

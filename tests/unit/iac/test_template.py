@@ -125,6 +125,28 @@ EXPECTED_ENV = {
         "KYC_MAX_UPLOAD_BYTES",
         "KYC_UPLOAD_URL_EXPIRY_S",
     },
+    # issue 20: API
+    "ScreeningApiFunction": {
+        "KYC_PSEUDONYM_KEY_ARN",
+        "KYC_INTAKE_BUCKET",
+        "KYC_UPLOAD_PREFIX",
+        "KYC_KMS_KEY_ID",
+        "KYC_MAX_UPLOAD_BYTES",
+        "KYC_UPLOAD_URL_EXPIRY_S",
+        "KYC_DECISIONS_TABLE",
+        "KYC_SCREENINGS_TABLE",
+        "KYC_REVIEWS_TABLE",
+        "KYC_IDEMPOTENCY_TABLE",
+        "KYC_AUDIT_BUCKET",
+        "KYC_REVIEW_BUCKET",
+        "KYC_DECISION_EVENT_BUS",
+        "KYC_CORS_ORIGIN",
+        "KYC_RETENTION_DAYS",
+        "KYC_REVIEW_LINK_SECONDS",
+        "KYC_REVIEW_DEADLINE_HOURS",
+        "KYC_REVIEW_LEASE_S",
+        "KYC_REVIEW_HIGH_RISK_REASONS",
+    },
     "EraseSubmissionFunction": {
         "KYC_WORK_BUCKET",
         "KYC_AUDIT_BUCKET",
@@ -157,6 +179,7 @@ PSEUDONYMISING_FUNCTIONS = (
     "DecideOutcomeFunction",
     "EraseSubmissionFunction",
     "IssueUploadUrlFunction",
+    "ScreeningApiFunction",  # issue 20: upload keys and pseudonymous reviewer ids
 )
 for _lid in PSEUDONYMISING_FUNCTIONS:
     EXPECTED_ENV[_lid] = EXPECTED_ENV[_lid] | {"KYC_PSEUDONYM_KEY_ARN"}
