@@ -170,24 +170,43 @@ def publish(s3: Any, bucket: str, config: dict[str, Any], root: Path = WEB_ROOT)
 
 
 class WorkbenchServer:
-    """``web/`` and ``/config.json`` on 127.0.0.1; ``with WorkbenchServer(config, origins) as server:``."""
+    """``web/`` and ``/config.json`` on 127.0.0.1.
 
-    def __init__(
-        self,
-        config: dict[str, Any],
-        origins: dict[str, str],
-        *,
-        port: int = 0,
-        root: Path = WEB_ROOT,
-    ) -> None:
-        self.config_body = json.dumps(config, indent=2).encode()
-        self.headers = local_headers(origins)
+    The port is bound at construction, so its origin can be handed to the API's CORS setting before
+    the stack starts; :meth:`serve` then sets what the page needs and starts answering.
+    ``with WorkbenchServer().serve(config, origins) as server:``
+    """
+
+    def __init__(self, *, port: int = 0, root: Path = WEB_ROOT) -> None:
+        self.config_body = b"{}"
+        self.headers: dict[str, str] = {}
         self.root = root.resolve()
         self._files = web_files(self.root)
         self._httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self._httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/"
+        self.origin = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        self.url = self.origin + "/"
         self._thread: threading.Thread | None = None
+
+    def serve(self, config: dict[str, Any], origins: dict[str, str]) -> WorkbenchServer:
+        """Serve with this config.json and the template's headers for these local origins."""
+        self.config_body = json.dumps(config, indent=2).encode()
+        self.headers = local_headers(origins)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="workbench", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread:
+            self._httpd.shutdown()
+            self._thread.join(timeout=5)
+        self._httpd.server_close()
+
+    def __enter__(self) -> WorkbenchServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -233,19 +252,33 @@ class WorkbenchServer:
 
         return Handler
 
-    def start(self) -> WorkbenchServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="workbench", daemon=True)
-        self._thread.start()
-        return self
 
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread:
-            self._thread.join(timeout=5)
+def serve_for_stack(server: WorkbenchServer, stack: Any) -> WorkbenchServer:
+    """Serve the workbench for a started local stack: its API, its reviewer pool, its S3 (contact sheets).
 
-    def __enter__(self) -> WorkbenchServer:
-        return self.start()
+    The stack's API must answer CORS for ``server.origin`` (``KYC_CORS_ORIGIN``, as ``WorkbenchOrigin``
+    does in AWS): see :func:`cors_env`.
+    """
+    if stack.api is None or stack.pool is None:
+        raise RuntimeError(
+            "the local stack serves no API (LocalStackSettings.api_port) or has no reviewer pool"
+        )
+    config = workbench_config(
+        api_url=stack.api.url,
+        cognito_endpoint=stack.pool.endpoint,
+        client_id=stack.pool.client_id,
+        user_pool_id=stack.pool.pool_id,
+        region=stack.region,
+        image_origins=[stack.endpoint_url],  # presigned contact sheets come from moto's S3
+    )
+    origins = {
+        "cognito-idp": stack.endpoint_url,
+        "execute-api": origin_of(stack.api.url),
+        "s3": stack.endpoint_url,
+    }
+    return server.serve(config, origins)
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+
+def cors_env(server: WorkbenchServer) -> dict[str, str]:
+    """The API function's environment that lets this page call it (the local WorkbenchOrigin)."""
+    return {"KYC_CORS_ORIGIN": server.origin}

@@ -32,17 +32,14 @@ export async function call(config, method, path, body) {
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (error) {
+    // API Gateway's own 401 (authorizer) may lack CORS headers: the browser then reports a network
+    // error. A token past its expiry is the likely cause, and the page must say so.
+    if (Date.now() >= session.claims.exp * 1000) return expired(null);
     throw new ApiError(0, "NETWORK", "The review API cannot be reached.");
   }
   const payload = await response.json().catch(() => null);
   const detail = (payload && payload.error) || {};
-  if (response.status === 401) {
-    signOut();
-    const error = new ApiError(401, detail.code || "UNAUTHORIZED",
-      "Your session has expired or your token is not valid (HTTP 401). Sign in again.");
-    onUnauthorised(error);
-    throw error;
-  }
+  if (response.status === 401) return expired(detail.code);
   if (!response.ok) {
     const code = detail.code || `HTTP_${response.status}`;
     const message = detail.message || `The API refused the request (HTTP ${response.status}).`;
@@ -51,4 +48,12 @@ export async function call(config, method, path, body) {
     throw error;
   }
   return payload;
+}
+
+function expired(code) {
+  signOut();
+  const error = new ApiError(401, code || "UNAUTHORIZED",
+    "Your session has expired or your token is not valid (HTTP 401). Sign in again.");
+  onUnauthorised(error);
+  throw error;
 }

@@ -51,7 +51,10 @@ function showSignIn(message) {
 }
 
 function showNewPassword(result) {
-  const input = h("input", { id: "new-password", type: "password", autocomplete: "new-password", required: true });
+  const mfa = result.challenge === "SOFTWARE_TOKEN_MFA";
+  const input = mfa
+    ? h("input", { id: "mfa-code", autocomplete: "one-time-code", minlength: 6, maxlength: 6, required: true })
+    : h("input", { id: "new-password", type: "password", autocomplete: "new-password", required: true });
   const status = h("p", { class: "muted", role: "status" });
   mount(view, h("form", {
     class: "card narrow",
@@ -67,8 +70,9 @@ function showNewPassword(result) {
         }
       },
     },
-  }, h("h1", {}, "Choose a password"), h("label", { for: "new-password" }, "New password"), input,
-  h("button", { type: "submit" }, "Set password and sign in"), status));
+  }, h("h1", {}, mfa ? "Authenticator code" : "Choose a password"),
+  h("label", { for: input.id }, mfa ? "6-digit code from your authenticator app" : "New password"), input,
+  h("button", { type: "submit" }, mfa ? "Sign in" : "Set password and sign in"), status));
 }
 
 // ------------------------------------------------------------------ who am I (the API's view)

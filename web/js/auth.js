@@ -84,6 +84,21 @@ export async function signIn(config, username, password) {
       },
     };
   }
+  if (payload.ChallengeName === "SOFTWARE_TOKEN_MFA") {
+    return {
+      challenge: "SOFTWARE_TOKEN_MFA",
+      respond: async (code) => {
+        const answer = await cognito(config, "RespondToAuthChallenge", {
+          ChallengeName: "SOFTWARE_TOKEN_MFA",
+          ClientId: config.userPoolClientId,
+          Session: payload.Session,
+          ChallengeResponses: { USERNAME: username, SOFTWARE_TOKEN_MFA_CODE: code },
+        });
+        if (!answer.AuthenticationResult) throw new AuthError("The user pool asks for another challenge.");
+        return establish(answer.AuthenticationResult);
+      },
+    };
+  }
   throw new AuthError(`The user pool asks for ${payload.ChallengeName}, which the workbench does not support.`);
 }
 

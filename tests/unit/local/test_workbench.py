@@ -40,7 +40,7 @@ def _get(url: str) -> tuple[int, dict[str, str], bytes]:
 
 @pytest.fixture
 def server() -> WorkbenchServer:
-    with WorkbenchServer({"apiUrl": "http://127.0.0.1:4600/v1"}, ORIGINS) as running:
+    with WorkbenchServer().serve({"apiUrl": "http://127.0.0.1:4600/v1"}, ORIGINS) as running:
         yield running
 
 
