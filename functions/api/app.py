@@ -187,7 +187,7 @@ def create_screening() -> Response:
     body = _body()
     if body is None:
         raise UploadRequestError(UploadErrorCode.INVALID_BODY, "a JSON body is required")
-    key = app.current_event.get_header_value("Idempotency-Key")
+    key = app.current_event.headers.get("Idempotency-Key")
     request = {"principal": principal, "idempotency_key": key, "body": body}
     if key is None:
         created = _create_screening(request)

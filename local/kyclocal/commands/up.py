@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from kyclocal.stack import LocalStack
 
 DEFAULT_PORT = 4599
+DEFAULT_API_PORT = 4600  # issue 20: the API (and, with --workbench, the page) on one local origin
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,6 +43,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     cmd.add_argument("--concurrency", type=int, metavar="N", help="screenings run at once (default: CPUs)")
     cmd.add_argument("--state-dir", type=Path, help="default: $KYCSCREEN_STATE_DIR or .local-stack")
     cmd.add_argument("--no-state", action="store_true", help="start empty and keep nothing")
+    cmd.add_argument(
+        "--api-port",
+        type=int,
+        default=DEFAULT_API_PORT,
+        help="port of the screening and review API (%(default)s)",
+    )
+    cmd.add_argument(
+        "--user",
+        action="append",
+        default=[],
+        metavar="NAME:GROUP[:PASSWORD]",
+        help="create a reviewer-pool user (group reviewer, approver or auditor); repeatable. Without a "
+        "password one is generated; each user is printed as KYC_USER=NAME:GROUP:PASSWORD",
+    )
+    cmd.add_argument(
+        "--workbench", type=Path, metavar="DIR", help="also serve this folder at / of the API's origin"
+    )
     cmd.set_defaults(command=cmd_up)
 
 
@@ -61,7 +79,23 @@ def client_settings(stack: LocalStack) -> dict[str, str]:
         "KYC_DECISION_EVENTS_QUEUE_URL": stack.decision_events_queue_url,
         "KYC_REVIEW_QUEUE_URL": stack.review_queue_url,
         "KYC_STACK_LOG": str(stack.log_path),
+    } | api_settings(stack)
+
+
+def api_settings(stack: LocalStack) -> dict[str, str]:
+    """issue 20: the API's stage root and what a sign-in page needs of the reviewer pool (openapi.yaml)."""
+    if stack.api is None or stack.pool is None:
+        return {}
+    out = {
+        "KYC_API_URL": stack.api.url,
+        "KYC_COGNITO_REGION": stack.pool.region,
+        "KYC_COGNITO_USER_POOL_ID": stack.pool.pool_id,
+        "KYC_COGNITO_CLIENT_ID": stack.pool.client_id,
+        "KYC_COGNITO_ENDPOINT": stack.pool.endpoint,
     }
+    if stack.settings.static_root is not None:
+        out["KYC_WORKBENCH_URL"] = stack.api.url.rsplit("/", 1)[0] + "/"
+    return out
 
 
 def cmd_up(args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -85,19 +119,41 @@ def cmd_up(args: argparse.Namespace, out: TextIO | None = None) -> int:
         state_dir=None if args.no_state else state_directory(args.state_dir),
         port=args.port,
         policy=policy,
+        api_port=getattr(args, "api_port", DEFAULT_API_PORT),
+        static_root=getattr(args, "workbench", None),
     )
+    from kyclocal.cognito import CognitoError, parse_user
+
+    try:
+        users = [parse_user(spec) for spec in getattr(args, "user", None) or []]
+    except CognitoError as exc:
+        print(f"kycscreen up: {exc}", file=sys.stderr)
+        return 2
     try:
         with LocalStack(settings) as stack:
             for key, value in client_settings(stack).items():
                 print(f"{key}={value}", file=out)
+            for name, group, password in users:
+                made = create_user(stack, name, group, password)
+                print(f"KYC_USER={name}:{group}:{made}", file=out)
             print("ready", file=out, flush=True)
             while not stop.wait(0.5):
                 pass
             print("stopping: saving the state" if settings.state_dir else "stopping", file=sys.stderr)
-    except (StackError, StateError) as exc:
+    except (StackError, StateError, CognitoError) as exc:
         print(f"kycscreen up: {exc}", file=sys.stderr)
         return 1
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0
+
+
+def create_user(stack: LocalStack, name: str, group: str, password: str | None) -> str:
+    """A user of the local reviewer pool (``kycscreen up --user``); returns the password."""
+    from kyclocal.cognito import CognitoError
+    from kyclocal.cognito import create_user as create
+
+    if stack.pool is None:
+        raise CognitoError("the template has no reviewer pool (EnableScreeningApi)")
+    return create(stack.client("cognito-idp"), stack.pool, name, group, password)
