@@ -181,9 +181,11 @@ async function showCase(reviewId) {
       ["score band", decision.score_band],
       ["frames", decision.frames_sampled !== undefined
         ? `${asText(decision.frames_sampled)} sampled, ${asText(decision.frames_scored)} scored, ${asText(decision.frames_with_face)} with a face` : undefined],
-      ["model", versions.model],
+      ["model", versions.model && typeof versions.model === "object"
+        ? [versions.model.name, versions.model.version].filter(Boolean).join(" ") : versions.model],
       ["policy", versions.policy_version],
-      ["code", versions.code_version],
+      ["code", versions.code_version && typeof versions.code_version === "object"
+        ? Object.values(versions.code_version).join(" ") : versions.code_version ?? versions.code],
       ["client reference", data.client_reference],
       ["state", data.state && data.state.replace(/_/g, " ")],
       ["lease", lease ? `held by ${mine ? "you" : lease.holder} until ${when(lease.expires_at)}` : "free"],
@@ -213,14 +215,39 @@ async function showCase(reviewId) {
   mount(view, h("article", { class: "card", id: "case" }, sections));
 }
 
+const num = (value, digits = 0) => (typeof value === "number" && Number.isFinite(value) ? value.toFixed(digits) : "—");
+
+/** The largest face the detector found on a frame, summarised (size as a share of the frame's width). */
+function faceSummary(faces) {
+  const list = Array.isArray(faces) ? faces.filter((f) => f && typeof f === "object") : [];
+  if (!list.length) return "—";
+  const area = (f) => (f.box ? Number(f.box.width || 0) * Number(f.box.height || 0) : 0);
+  const face = list.reduce((a, b) => (area(b) > area(a) ? b : a));
+  const pose = face.pose || {};
+  return [
+    face.box ? `width ${num(Number(face.box.width) * 100)} %` : null,
+    `confidence ${num(face.confidence, 1)}`,
+    `brightness ${num(face.brightness)}`,
+    `sharpness ${num(face.sharpness)}`,
+    `yaw ${num(pose.yaw)}°, pitch ${num(pose.pitch)}°, roll ${num(pose.roll)}°`,
+  ].filter(Boolean).join(" · ");
+}
+
 function faceEvidence(frames) {
-  const section = h("section", { id: "face-evidence" }, h("h2", {}, "Face evidence per frame"));
+  const section = h("section", { id: "face-evidence" }, h("h2", {}, "Face evidence per frame"),
+    h("p", { class: "muted" }, "From the face detector (not the deepfake model): the largest face on each sampled frame and the policy's quality issues."));
   if (!frames.length) return append(section, [h("p", { class: "muted" }, "No face evidence recorded.")]);
   return append(section, [h("table", { class: "grid compact" },
-    h("thead", {}, h("tr", {}, ["frame", "time (s)", "faces", "usable", "gates"].map((c) => h("th", {}, c)))),
-    h("tbody", {}, frames.map((f) => h("tr", { class: `face-row ${f.usable === false ? "unusable" : ""}` },
-      h("td", {}, asText(f.frame_id)), h("td", {}, asText(f.time_s)), h("td", {}, asText(f.faces)),
-      h("td", {}, f.usable === undefined ? "—" : f.usable ? "yes" : "no"), h("td", {}, asText(f.gates || []))))))]);
+    h("thead", {}, h("tr", {}, ["frame", "faces", "largest face", "issues"].map((c) => h("th", {}, c)))),
+    h("tbody", {}, frames.map((f, index) => {
+      const issues = [].concat(f.issues || f.gates || []);
+      const count = f.face_count ?? (Array.isArray(f.faces) ? f.faces.length : f.faces);
+      return h("tr", { class: `face-row ${issues.length ? "has-issues" : ""}` },
+        h("td", {}, asText(f.frame_id ?? String(index).padStart(3, "0"))),
+        h("td", {}, asText(count)),
+        h("td", {}, faceSummary(f.faces)),
+        h("td", {}, issues.length ? issues.map((i) => h("span", { class: "tag" }, i)) : "none"));
+    })))]);
 }
 
 /** Any JSON value as nested definition lists; keys and values as text only. */
