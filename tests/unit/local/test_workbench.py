@@ -75,3 +75,32 @@ def test_web_files_are_the_page_its_modules_and_stylesheet() -> None:
     files = web_files()
     assert "/index.html" in files and "/js/app.js" in files and "/css/workbench.css" in files
     assert all(path.startswith("/") and ".." not in path for path in files)
+
+
+def test_publish_uploads_every_served_file_and_the_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Against moto's S3 over HTTP: what CloudFront would serve is byte for byte what web/ holds."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from kyclocal.workbench import CONTENT_TYPES, publish
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    server = ThreadedMotoServer(port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        s3 = boto3.client("s3", endpoint_url=f"http://{host}:{port}", region_name="us-east-1")
+        s3.create_bucket(Bucket="workbench")
+        keys = publish(s3, "workbench", {"apiUrl": "https://api.example/v1"})
+        files = web_files()
+        assert sorted(keys) == sorted([path.lstrip("/") for path in files] + ["config.json"])
+        for path, file in files.items():
+            got = s3.get_object(Bucket="workbench", Key=path.lstrip("/"))
+            assert got["Body"].read() == file.read_bytes(), path
+            assert got["ContentType"] == CONTENT_TYPES[file.suffix], path
+        config = s3.get_object(Bucket="workbench", Key="config.json")
+        assert json.loads(config["Body"].read()) == {"apiUrl": "https://api.example/v1"}
+        assert config["CacheControl"] == "no-store"
+    finally:
+        server.stop()
