@@ -11,6 +11,7 @@ API 5xx alarm) and answer a bare 500.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import time
 from datetime import UTC, datetime
@@ -48,6 +49,8 @@ from kyc.domain.review import (
     ReviewError,
     ReviewErrorCode,
     VerdictRequest,
+    evidence_document,
+    evidence_key,
     export_csv,
     export_row,
     in_queue,
@@ -508,14 +511,16 @@ def record_verdict(review_id: str) -> Response:
         policy=API.review_policy,
         now=now,
     )
+    evidence, document = _evidence(review_id, "verdict", record.verdict_id, record.to_item())
     try:
-        REVIEWS.append_verdict(record, now=now)
+        REVIEWS.append_verdict(record, now=now, evidence=evidence)
     except RecordExists as exc:
         raise ReviewError(
             ReviewErrorCode.VERDICT_CONFLICT, f"verdict {record.verdict_id} was just recorded by someone else"
         ) from exc
+    _write_evidence(evidence, document)
     history = CaseHistory.of([*history.verdicts, record], history.approvals.values())
-    _after_write(decision, history, record.verdict_id, kind="verdict", who=caller.reviewer_id)
+    _after_write(decision, history, record.verdict_id, kind="verdict")
     return _json(HTTPStatus.CREATED, _verdict_out(history, record.verdict_id))
 
 
@@ -532,34 +537,60 @@ def approve_verdict(review_id: str, verdict_id: str) -> Response:
     now = _now()
     history, _lease = REVIEWS.case(review_id)
     approval = plan_approval(vid, history=history, caller=caller, note=body.get("note"), now=now)
+    evidence, document = _evidence(review_id, "approval", vid, approval.to_item())
     try:
-        REVIEWS.append_approval(approval, now=now)
+        REVIEWS.append_approval(approval, now=now, evidence=evidence)
     except RecordExists as exc:
         raise ReviewError(ReviewErrorCode.ALREADY_APPROVED, f"verdict {vid} is already approved") from exc
+    _write_evidence(evidence, document)
     history = CaseHistory.of(history.verdicts, [*history.approvals.values(), approval])
-    _after_write(decision, history, vid, kind="approval", who=caller.reviewer_id)
+    _after_write(decision, history, vid, kind="approval")
     return _json(HTTPStatus.OK, _verdict_out(history, vid))
+
+
+def _evidence(review_id: str, kind: str, vid: str, item: dict[str, Any]) -> tuple[dict[str, str], bytes]:
+    """The record's write-once audit document and the key and hash its table item commits to."""
+    document = evidence_document(kind, item)
+    key = evidence_key(review_id, kind, vid)
+    return {"evidence_key": key, "evidence_sha256": hashlib.sha256(document).hexdigest()}, document
+
+
+def _write_evidence(evidence: dict[str, str], document: bytes) -> None:
+    """After the record (the conditional put decided who won): the document in the write-once audit
+    bucket, listed by the next evidence digest. A failure leaves the record standing and is alarmed."""
+    try:
+        if not STORE.put_new(API.audit_bucket, evidence["evidence_key"], document, "application/json"):
+            logger.error("review evidence exists already", extra=evidence)
+            count("ReviewEvidenceFailed")
+    except Exception:
+        logger.exception("review evidence not written", extra=evidence)
+        count("ReviewEvidenceFailed")
 
 
 def _verdict_out(history: CaseHistory, vid: str) -> dict[str, Any]:
     return next(v for v in history.to_list() if v["verdict_id"] == vid)
 
 
-def _after_write(decision: dict[str, Any], history: CaseHistory, vid: str, *, kind: str, who: str) -> None:
+def _after_write(decision: dict[str, Any], history: CaseHistory, vid: str, *, kind: str) -> None:
     """The record is written (it is the truth); now its lineage line, metric and event."""
     sid = decision["submission_id"]
     record = next(v for v in history.verdicts if v.verdict_id == vid)
+    approval = history.approvals.get(vid) if kind == "approval" else None
     log_lineage(
         "review",
         sid,
-        record_kind=kind,
-        verdict_id=vid,
-        verdict=record.verdict.value,
-        attack_type=record.attack_type.value if record.attack_type else None,
-        supersedes=record.supersedes,
-        requires_approval=record.requires_approval,
-        by=who,
-        state=history.state.value,
+        record_id=f"{kind}#{vid}",
+        inputs={"decision": decision.get("decision"), "reasons": list(decision.get("reasons") or [])},
+        outputs={
+            "record_kind": kind,
+            "verdict_id": vid,
+            "verdict": record.verdict.value,
+            "attack_type": record.attack_type.value if record.attack_type else None,
+            "supersedes": record.supersedes,
+            "requires_approval": record.requires_approval,
+            "by": approval.approver_id if approval else record.reviewer_id,
+            "case_state": history.state.value,
+        },
     )
     count("ReviewVerdicts" if kind == "verdict" else "ReviewApprovals", outcome=history.state.value)
     detail = reviewed_event_detail(decision, history)

@@ -14,6 +14,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kyc import settings
+from kyc.aws.dynamodb_review_store import DynamoDBReviewStore
 from kyc.aws.evidence_digests import DecisionTimeIndex, KmsDigestSigner, S3DigestStore
 from kyc.domain.digest import (
     MAX_RECORDS_PER_DIGEST,
@@ -25,6 +26,7 @@ from kyc.domain.digest import (
     digest_document,
     digest_key,
     entries_from_decisions,
+    entries_from_review_records,
     next_period,
     sha256_hex,
     signed_bytes,
@@ -36,6 +38,8 @@ DIGEST = settings.digest_settings()
 INDEX = DecisionTimeIndex(RESOURCES.decisions_table)
 SIGNER = KmsDigestSigner(DIGEST.signing_key_id)
 STORE = S3DigestStore(RESOURCES.audit_bucket, kms_key_id=RESOURCES.kms_key_id)
+# issue 20: verdicts and approvals (their write-once documents) in a section of their own
+REVIEWS = DynamoDBReviewStore(DIGEST.reviews_table, retention_s=0) if DIGEST.reviews_table else None
 
 
 MAX_DIGESTS_PER_RUN = 50  # a backlog is caught up over several runs, never in one long one
@@ -82,6 +86,7 @@ def write_next_digest(
             for e in entries_from_decisions(INDEX.decided_in(before["start"], before["end"]), late=True)
             if e.key not in listed
         ]
+    reviews = entries_from_review_records(REVIEWS.recorded_in(period.start, period.end)) if REVIEWS else []
     body = build_digest_body(
         previous=previous,
         period=period,
@@ -89,6 +94,7 @@ def write_next_digest(
         audit_bucket=RESOURCES.audit_bucket,
         signing_key_id=SIGNER.key_id,
         written_at=now,
+        review_entries=reviews,
     )
     data = digest_document(body, SIGNER.sign(signed_bytes(body)))
     key = digest_key(body["sequence"], body["written_at"])
@@ -106,6 +112,7 @@ def write_next_digest(
         "period": body["period"],
         "entries": body["entry_count"],
         "late_entries": late,
+        "review_entries": len(reviews),
     }
     logger.info("digest written", extra=result)
     return result, PreviousDigest(key=key, data=data), end != planned.end

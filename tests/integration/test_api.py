@@ -455,3 +455,55 @@ def _reviewed_events(stack: LocalStack, sid: str) -> list[dict[str, Any]]:
         if found:
             return found
     return found
+
+
+def test_verdicts_are_write_once_evidence_listed_by_the_signed_digest(api, decided):
+    """After the journey above: each verdict and approval left a document in the audit bucket, and the
+    digest function lists it, with the hash of the stored bytes, in its review section."""
+    stack, sid = api["stack"], decided["view"]["submission_id"]
+    s3 = stack.client("s3")
+    bucket = stack.resources.audit_bucket
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=f"decisions/{sid}/reviews/").get("Contents", [])
+    keys = sorted(o["Key"] for o in listed)
+    assert keys == [
+        f"decisions/{sid}/reviews/approval-v000001.json",
+        f"decisions/{sid}/reviews/verdict-v000001.json",
+    ]
+    stored = {k: s3.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys}
+    assert json.loads(stored[keys[1]])["verdict"] == "attack"
+    payload, errored = stack.router.invoke("DigestEvidenceFunction", json.dumps({"settle_seconds": 0}))
+    assert not errored, payload
+    digests = s3.list_objects_v2(Bucket=bucket, Prefix="digests/")["Contents"]
+    newest = max(digests, key=lambda o: o["Key"])
+    body = json.loads(s3.get_object(Bucket=bucket, Key=newest["Key"])["Body"].read())["digest"]
+    section = {e["key"]: e["sha256"] for e in body.get("review_entries", [])}
+    assert {k: section.get(k) for k in keys} == {k: hashlib.sha256(v).hexdigest() for k, v in stored.items()}
+    assert not set(section) & {e["key"] for e in body["entries"]}  # a section of its own
+
+
+def test_backlog_measurement_reports_the_oldest_unreviewed_case_as_a_metric(api, decided):
+    """The schedule's run (ReviewBacklogAgeAlarm's metric), against the queue as the API lists it."""
+    stack = api["stack"]
+    queue = requests.get(api["url"] + "/reviews?state=all", headers=person(api, "audrey"), timeout=10).json()
+    unreviewed = [i for i in queue["items"] if i["state"] != "reviewed"]
+    scheduled = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+    payload, errored = stack.router.invoke("ScreeningApiFunction", json.dumps(scheduled))
+    assert not errored, payload
+    summary = json.loads(payload)
+    assert summary["open_cases"] == len(unreviewed)
+    oldest = max((i["age_seconds"] for i in unreviewed), default=0) / 3600
+    assert abs(summary["oldest_age_hours"] - oldest) < 0.02
+    metrics = [
+        line
+        for line in stack.log_lines(stack.function_names["ScreeningApiFunction"])
+        if "ReviewBacklogOldestAgeHours" in line
+    ]
+    assert metrics, "no ReviewBacklogOldestAgeHours metric"
+    emitted = metrics[-1]
+    value = emitted["ReviewBacklogOldestAgeHours"]
+    assert (value[0] if isinstance(value, list) else value) == pytest.approx(
+        summary["oldest_age_hours"], abs=0.01
+    )
+    # the dimensions ReviewBacklogAgeAlarm watches (template.yaml): service only
+    assert emitted["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]
+    assert emitted["service"] == "kyc-screening"

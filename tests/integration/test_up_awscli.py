@@ -41,7 +41,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _read_settings(proc: subprocess.Popen[str], timeout_s: float = 120) -> dict[str, str]:
+def _read_settings(
+    proc: subprocess.Popen[str], timeout_s: float = 120, lines: list[str] | None = None
+) -> dict[str, str]:
     settings: dict[str, str] = {}
     deadline = time.monotonic() + timeout_s
     assert proc.stdout is not None
@@ -50,6 +52,8 @@ def _read_settings(proc: subprocess.Popen[str], timeout_s: float = 120) -> dict[
         if not line:
             pytest.fail(f"kycscreen up ended before `ready`: {proc.stderr.read() if proc.stderr else ''}")
         line = line.strip()
+        if lines is not None:
+            lines.append(line)
         if line == "ready":
             return settings
         key, _, value = line.partition("=")
@@ -74,7 +78,17 @@ def aws(env: dict[str, str], *args: str) -> Any:
 def test_up_serves_the_aws_cli_end_to_end_and_stops_on_sigterm(tmp_path: Path) -> None:
     clip = make_clip(tmp_path / "selfie.mp4", width=160, height=120, fps=10, seconds=1.5)
     state = tmp_path / "state"
-    command = ["up", "--port", str(_free_port()), "--frames", "4", "--state-dir", str(state)]
+    command = [
+        "up",
+        "--port",
+        str(_free_port()),
+        "--api-port",
+        str(_free_port()),
+        "--frames",
+        "4",
+        "--state-dir",
+        str(state),
+    ]
     up = subprocess.Popen(
         [sys.executable, "-m", "kyclocal.cli", *command],
         cwd=ROOT,

@@ -165,6 +165,7 @@ class DigestSettings:
 
     signing_key_id: str
     settle_seconds: int
+    reviews_table: str = ""  # issue 20: the review API's records ("" when it is off)
 
 
 def digest_settings(env: Mapping[str, str] | None = None) -> DigestSettings:
@@ -172,7 +173,11 @@ def digest_settings(env: Mapping[str, str] | None = None) -> DigestSettings:
     settle = _int(env, "KYC_DIGEST_SETTLE_SECONDS", 900)
     if settle < 0:
         raise SettingsError("KYC_DIGEST_SETTLE_SECONDS must not be negative")
-    return DigestSettings(signing_key_id=_get(env, "KYC_DIGEST_SIGNING_KEY_ID"), settle_seconds=settle)
+    return DigestSettings(
+        signing_key_id=_get(env, "KYC_DIGEST_SIGNING_KEY_ID"),
+        settle_seconds=settle,
+        reviews_table=env.get("KYC_REVIEWS_TABLE", ""),
+    )
 
 
 # --- provenance (C2PA Content Credentials and container forensics, docs/provenance.md) ---

@@ -57,7 +57,12 @@ class LabelledFile:
 
 def register(sub: argparse._SubParsersAction) -> None:
     ev = sub.add_parser("evaluate", help="error rates on a labelled set, and thresholds that meet targets")
-    ev.add_argument("labels", type=Path, help="CSV with columns file,label[,attack_type]")
+    ev.add_argument(
+        "labels", type=Path, help="CSV with columns file,label[,attack_type], or the review API's export"
+    )
+    ev.add_argument(
+        "--media", type=Path, metavar="DIR", help="folder holding the clips a review export names by SHA-256"
+    )
     ev.add_argument("--json", action="store_true", help="one JSON document instead of the text report")
     ev.add_argument("--model", default="reference", choices=("reference", "onnx"))
     ev.add_argument("--onnx-config", type=Path)
@@ -81,20 +86,39 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.set_defaults(command=cmd_evaluate)
 
 
-def read_labels(path: Path) -> list[LabelledFile]:
-    """Rows of ``file,label[,attack_type]``; relative file paths are relative to the CSV."""
+def read_labels(path: Path, media: Path | None = None) -> list[LabelledFile]:
+    """Rows of ``file,label[,attack_type]``; relative file paths are relative to the CSV.
+
+    The review API's export (``GET /v1/verdicts/export``, docs/review.md) names clips by content,
+    ``sha256,label,attack_type,...``: with ``media`` (a folder searched recursively) each row becomes the
+    file whose bytes have that SHA-256.
+    """
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         columns = {c.strip().lower() for c in reader.fieldnames or []}
-        if not {"file", "label"} <= columns:
-            raise LabelsFileError(f"{path}: needs columns file,label[,attack_type]")
+        by_content = "file" not in columns and {"sha256", "label"} <= columns
+        if not ({"file", "label"} <= columns or by_content):
+            raise LabelsFileError(
+                f"{path}: needs columns file,label[,attack_type] or a review export (sha256,label,...)"
+            )
+        if by_content and media is None:
+            raise LabelsFileError(f"{path}: names clips by SHA-256 (a review export): give --media DIR")
+        files = _files_by_sha256(media) if by_content and media is not None else {}
         rows: list[LabelledFile] = []
         for number, raw in enumerate(reader, start=2):
             row = {k.strip().lower(): (v or "").strip() for k, v in raw.items() if k}
             label = _LABEL_ALIASES.get(row["label"].lower())
             if label is None:
                 raise LabelsFileError(f"{path}:{number}: unknown label {row['label']!r}")
-            file = Path(row["file"])
+            if by_content:
+                found = files.get(row["sha256"].lower())
+                if found is None:
+                    raise LabelsFileError(
+                        f"{path}:{number}: no file under {media} has SHA-256 {row['sha256']}"
+                    )
+                file = found
+            else:
+                file = Path(row["file"])
             attack_type = (row.get("attack_type") or None) if label == "attack" else None
             rows.append(LabelledFile(file if file.is_absolute() else path.parent / file, label, attack_type))
     if not rows:
@@ -102,10 +126,24 @@ def read_labels(path: Path) -> list[LabelledFile]:
     return rows
 
 
+def _files_by_sha256(folder: Path) -> dict[str, Path]:
+    """Every file under ``folder`` by the SHA-256 of its bytes (read in 1 MiB blocks)."""
+    if not folder.is_dir():
+        raise LabelsFileError(f"--media {folder}: not a folder")
+    found: dict[str, Path] = {}
+    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest = hashlib.sha256()
+        with file.open("rb") as handle:
+            for block in iter(lambda handle=handle: handle.read(1 << 20), b""):
+                digest.update(block)
+        found.setdefault(digest.hexdigest(), file.resolve())
+    return found
+
+
 def cmd_evaluate(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     try:
-        labelled = read_labels(args.labels)
+        labelled = read_labels(args.labels, getattr(args, "media", None))
     except (OSError, LabelsFileError) as exc:
         print(f"kycscreen evaluate: {exc}", file=sys.stderr)
         return 2

@@ -388,3 +388,84 @@ def test_export_csv_has_the_documented_columns_and_defuses_formulas():
     ]  # fmt: skip
     assert tuple(rows[0]) == EXPORT_COLUMNS
     assert rows[1][2] == "mask" and rows[1][8] == "'=HYPERLINK(1)" and rows[1][9] == ""
+
+
+# ---------------------------------------------------------------- lineage
+def test_review_records_join_the_submissions_lineage_one_record_each():
+    from kyc.domain.lineage import chain_from_logs
+
+    def line(stage, **entry):
+        return {"message": "lineage", "lineage": {"stage": stage, "submission_id": SID, **entry}}
+
+    decide = line("decide", outputs={"decision": "REVIEW"}, inputs={})
+    verdict = line(
+        "review", record_id="verdict#v000001", outputs={"verdict": "genuine", "case_state": "awaiting"}
+    )
+    approval = line(
+        "review", record_id="approval#v000001", outputs={"verdict": "genuine", "case_state": "reviewed"}
+    )
+    chain = chain_from_logs([approval, verdict, decide, verdict])  # any order, a retried log line twice
+    assert [s.label for s in chain.stages] == [
+        "decide",
+        "review[approval#v000001]",
+        "review[verdict#v000001]",
+    ]
+    assert not [p for p in chain.problems if "review" in p]
+    forged = line(
+        "review", record_id="verdict#v000001", outputs={"verdict": "attack", "case_state": "reviewed"}
+    )
+    assert any(
+        "conflicting review[verdict#v000001]" in p
+        for p in chain_from_logs([decide, verdict, forged]).problems
+    )
+
+
+# ---------------------------------------------------------------- evidence digests
+def test_review_documents_are_a_digest_section_of_their_own_and_verified_like_the_rest():
+    from kyc.domain.digest import (
+        DigestPeriod,
+        StoredDigest,
+        build_digest_body,
+        digest_document,
+        digest_key,
+        entries_from_review_records,
+        signed_bytes,
+        verify_digests,
+    )
+    from kyc.domain.review import evidence_document, evidence_key
+
+    v1 = record(ALICE, {"verdict": "attack", "attack_type": "mask", "reason": "mask edge at the brow"})
+    document = evidence_document("verdict", v1.to_item())
+    stored = {evidence_key(SID, "verdict", "v000001"): document}
+    item = v1.to_item() | {
+        "evidence_key": evidence_key(SID, "verdict", "v000001"),
+        "evidence_sha256": hashlib.sha256(document).hexdigest(),  # hashed here, not by the code under test
+    }
+    reviews = entries_from_review_records(
+        [item, {"review_id": SID, "recorded_at": iso_now()}]
+    )  # no doc: none
+    assert [e.key for e in reviews] == [f"decisions/{SID}/reviews/verdict-v000001.json"]
+    body = build_digest_body(
+        previous=None,
+        period=DigestPeriod(start=None, end="2026-12-07T00:00:00.000+00:00"),
+        entries=[],
+        audit_bucket="audit",
+        signing_key_id="k",
+        written_at=NOW,
+        review_entries=reviews,
+    )
+    assert body["entries"] == [] and body["review_entry_count"] == 1
+    assert body["review_entries"][0]["sha256"] == item["evidence_sha256"]
+    digest = StoredDigest(digest_key(1, body["written_at"]), digest_document(body, b"sig"))
+
+    def check(fetch):
+        return verify_digests([digest], lambda data, sig: data == signed_bytes(body), fetch).problems
+
+    assert check(stored.get) == []
+    stored[item["evidence_key"]] = document.replace(b"mask", b"other")
+    assert any(p.startswith(f"altered: decisions/{SID}/reviews/") for p in check(stored.get))
+    assert any(p.startswith(f"removed: decisions/{SID}/reviews/") for p in check(lambda key: None))
+
+
+def iso_now() -> str:
+    return NOW.isoformat()

@@ -89,6 +89,7 @@ def test_nothing_writes_images_to_the_audit_bucket(transformed):
         "DecideOutcomeFunctionRole": ["/decisions/*"],
         "EraseSubmissionFunctionRole": ["/decisions/*/erasure.json"],
         "DigestEvidenceFunctionRole": ["/digests/*"],
+        "ScreeningApiFunctionRole": ["/decisions/*/reviews/*"],  # issue 20: one document per verdict/approval
     }
 
 
@@ -161,7 +162,10 @@ def test_digest_role_signs_with_its_key_reads_the_index_and_writes_only_digests(
         for action in _as_list(st["Action"]):
             by_action.setdefault(action, []).extend(_as_list(st["Resource"]))
     assert by_action["kms:Sign"] == [{"Fn::GetAtt": ["DigestSigningKey", "Arn"]}]
-    assert by_action["dynamodb:Query"] == [{"Fn::Sub": "${DecisionsTable.Arn}/index/ReviewQueueIndex"}]
+    assert by_action["dynamodb:Query"] == [
+        {"Fn::Sub": "${DecisionsTable.Arn}/index/ReviewQueueIndex"},
+        {"Fn::Sub": "${ReviewsTable.Arn}/index/RecordTimeIndex"},  # issue 20: the review section
+    ]
     assert by_action["s3:PutObject"] == [{"Fn::Sub": "${AuditBucket.Arn}/digests/*"}]
     assert not {a for a in by_action if a.startswith("s3:Delete") or a.startswith("dynamodb:Put")}
     listing = [st for st in statements if "s3:ListBucket" in _as_list(st["Action"])]

@@ -170,6 +170,7 @@ EXPECTED_ENV = {
         "KYC_KMS_KEY_ID",
         "KYC_DIGEST_SIGNING_KEY_ID",
         "KYC_DIGEST_SETTLE_SECONDS",
+        "KYC_REVIEWS_TABLE",  # issue 20
     },
 }
 # Keyed pseudonyms (issue 13 item 5): exactly the functions that write a pseudonym know the HMAC key.

@@ -123,17 +123,42 @@ class DynamoDBReviewStore:
             raise
         return True
 
-    def append_verdict(self, record: VerdictRecord, *, now: datetime) -> None:
+    def append_verdict(self, record: VerdictRecord, *, now: datetime, evidence: dict[str, str]) -> None:
+        """``evidence``: the key and SHA-256 of the record's audit document, committed here first."""
         item = record.to_item() | {"record": VERDICT_PREFIX + record.verdict_id, "record_kind": "verdict"}
-        self._put(self._kept(item, now), "attribute_not_exists(#r)", None)
+        self._put(self._kept(item | evidence, now), "attribute_not_exists(#r)", None)
 
-    def append_approval(self, record: ApprovalRecord, *, now: datetime) -> None:
+    def append_approval(self, record: ApprovalRecord, *, now: datetime, evidence: dict[str, str]) -> None:
         item = record.to_item() | {
             "record": APPROVAL_PREFIX + record.verdict_id,
             "record_kind": "approval",
             "recorded_at": record.approved_at,
         }
-        self._put(self._kept(item, now), "attribute_not_exists(#r)", None)
+        self._put(self._kept(item | evidence, now), "attribute_not_exists(#r)", None)
+
+    def recorded_in(self, start: str | None, end: str) -> list[dict[str, Any]]:
+        """Verdict and approval records with ``start <= recorded_at < end`` (RecordTimeIndex), for the
+        evidence digests: their review_id, recorded_at and evidence document."""
+        items: list[dict[str, Any]] = []
+        for kind in ("verdict", "approval"):
+            values = {":k": {"S": kind}, ":e": {"S": end}}
+            condition = "record_kind = :k AND recorded_at < :e"
+            if start is not None:
+                values[":s"] = {"S": start}
+                condition = "record_kind = :k AND recorded_at BETWEEN :s AND :e"
+            kwargs: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": TIME_INDEX,
+                "KeyConditionExpression": condition,
+                "ExpressionAttributeValues": values,
+            }
+            while True:
+                page = self._ddb.query(**kwargs)
+                items.extend(deserialise_item(raw) for raw in page.get("Items", []))
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return [i for i in items if str(i["recorded_at"]) < end]
 
     def _kept(self, item: dict[str, Any], now: datetime) -> dict[str, Any]:
         return item | {"ttl": int(now.timestamp()) + self._retention_s}

@@ -105,6 +105,34 @@ def entries_from_decisions(items: Iterable[Mapping[str, Any]], *, late: bool = F
     return sorted(set(entries))
 
 
+# issue 20: the write-once documents of human review (one per verdict and per approval, in the audit
+# bucket under reviews/) are a record kind of their own: listed in a separate section of the digest,
+# by the time they were recorded, never mixed with the decision documents.
+REVIEW_SECTION = "review_entries"
+REVIEW_COUNT = "review_entry_count"
+
+
+def entries_from_review_records(
+    items: Iterable[Mapping[str, Any]], *, late: bool = False
+) -> list[DigestEntry]:
+    """The evidence document each verdict or approval record names (``evidence_key``/``_sha256``), with
+    the hash the API committed in the record before writing the document (as decide does)."""
+    entries = []
+    for item in items:
+        key, digest = item.get("evidence_key"), item.get("evidence_sha256")
+        if key and digest:
+            entries.append(
+                DigestEntry(
+                    decided_at=str(item["recorded_at"]),
+                    key=str(key),
+                    sha256=str(digest),
+                    submission_id=str(item["review_id"]),
+                    late=late,
+                )
+            )
+    return sorted(set(entries))
+
+
 @dataclass(frozen=True)
 class DigestPeriod:
     """``[start, end)`` of ``decided_at`` strings; ``start`` None for the first digest (all before)."""
@@ -172,15 +200,19 @@ def build_digest_body(
     audit_bucket: str,
     signing_key_id: str,
     written_at: datetime,
+    review_entries: Sequence[DigestEntry] = (),
 ) -> dict[str, Any]:
-    """The signed part of a digest. ``entries`` are this period's plus the previous period's late ones."""
+    """The signed part of a digest. ``entries`` are this period's plus the previous period's late ones;
+    ``review_entries`` the human-review documents recorded in the period (a section only when any)."""
     prior = previous.body() if previous is not None else None
     sequence = int(prior["sequence"]) + 1 if prior is not None else 1
-    for entry in entries:
+    for entry in [*entries, *review_entries]:
         if not entry.late and not period.contains(entry.decided_at):
             raise DigestError(f"{entry.key} decided at {entry.decided_at} is outside {period.to_dict()}")
     listed = sorted(set(entries))
-    return {
+    reviews = sorted(set(review_entries))
+    section = {REVIEW_COUNT: len(reviews), REVIEW_SECTION: [e.to_dict() for e in reviews]} if reviews else {}
+    return section | {
         "format": DIGEST_FORMAT,
         "sequence": sequence,
         "audit_bucket": audit_bucket,
@@ -298,6 +330,7 @@ def verify_digests(
     for stored, body in parsed:
         problems.extend(_chain_problems(stored, body, previous))
         problems.extend(_entry_problems(stored, body, listed))
+        problems.extend(_entry_problems(stored, body, listed, section=REVIEW_SECTION, counted=REVIEW_COUNT))
         previous = (stored, body)
     if parsed:
         report.first_period_start = parsed[0][1].get("period", {}).get("start")
@@ -362,12 +395,19 @@ def _chain_problems(
 
 
 def _entry_problems(
-    stored: StoredDigest, body: Mapping[str, Any], listed: dict[str, tuple[str, str]]
+    stored: StoredDigest,
+    body: Mapping[str, Any],
+    listed: dict[str, tuple[str, str]],
+    *,
+    section: str = "entries",
+    counted: str = "entry_count",
 ) -> list[str]:
     problems = []
-    raw = body.get("entries") or []
-    if body.get("entry_count") != len(raw):
-        problems.append(f"break: {stored.key} says {body.get('entry_count')} entries and lists {len(raw)}")
+    raw = body.get(section) or []
+    if section == REVIEW_SECTION and counted not in body and not raw:
+        return problems  # a digest without human-review documents has no such section
+    if body.get(counted) != len(raw):
+        problems.append(f"break: {stored.key} says {body.get(counted)} {section} and lists {len(raw)}")
     order = [(str(e.get("decided_at")), str(e.get("key"))) for e in raw]
     if order != sorted(order) or len(set(order)) != len(order):
         problems.append(f"reordered: {stored.key} does not list its entries in (decided_at, key) order")

@@ -22,6 +22,11 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def canonical_json(document: Any) -> bytes:
+    """One byte form per document, so its hash in the lineage can be recomputed by anyone."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
 def build_lineage(
     *,
     submission: Mapping[str, Any],
@@ -106,8 +111,20 @@ def verify_lineage(lineage: Mapping[str, Any], fetch: Callable[[str, str], bytes
 # own summary; ``verify_chain`` then checks every named hash against the stored objects.
 
 LINEAGE_MESSAGE = "lineage"
-# notify (a REVIEW's contact sheet) and erase (a data-subject request) come after the decision.
-STAGE_ORDER = ("validate", "extract", "faces", "score", "reuse", "decide", "reconcile", "notify", "erase")
+# notify (a REVIEW's contact sheet) and erase (a data-subject request) come after the decision; review
+# (issue 20) is a person's verdict or approval, one record each, told apart by their ``record_id``.
+STAGE_ORDER = (
+    "validate",
+    "extract",
+    "faces",
+    "score",
+    "reuse",
+    "decide",
+    "reconcile",
+    "notify",
+    "review",
+    "erase",
+)
 TERMINAL_STAGES = ("decide", "reconcile")
 SCORED_DECISIONS = frozenset({"PASS", "REVIEW", "REJECT"})
 _BATCH_KEY_SUFFIX = ".json"
@@ -142,7 +159,15 @@ class StageRecord:
         return int(value) if value is not None else None
 
     @property
+    def record_id(self) -> str | None:
+        """Which record of a stage that keeps several (review: ``verdict#v000001``, ``approval#...``)."""
+        value = self.entry.get("record_id")
+        return str(value) if value is not None else None
+
+    @property
     def label(self) -> str:
+        if self.record_id is not None:
+            return f"{self.stage}[{self.record_id}]"
         return self.stage if self.batch_index is None else f"{self.stage}[{self.batch_index}]"
 
     def to_dict(self) -> dict[str, Any]:
@@ -241,7 +266,13 @@ def _deduplicate(stages: list[StageRecord]) -> tuple[list[StageRecord], list[str
         if stage.stage not in STAGE_ORDER:
             problems.append(f"unknown stage {stage.stage!r} in the logs")
             continue
-        same = [k for k in kept if k.stage == stage.stage and k.batch_index == stage.batch_index]
+        same = [
+            k
+            for k in kept
+            if k.stage == stage.stage
+            and k.batch_index == stage.batch_index
+            and k.record_id == stage.record_id
+        ]
         if stage.stage in TERMINAL_STAGES and (
             earlier := next((k for k in kept if k.stage in TERMINAL_STAGES), None)
         ):

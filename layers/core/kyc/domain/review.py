@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from kyc.domain.digest import canonical_bytes
 from kyc.domain.identity import MacFunction
 from kyc.domain.reasons import ReasonCode
 
@@ -500,6 +501,17 @@ def plan_approval(
         approved_at=iso(now),
         note=note,
     )
+
+
+def evidence_key(review_id: str, kind: str, vid: str) -> str:
+    """Where a verdict's or an approval's write-once document lives in the audit bucket: beside the
+    decision's own evidence, so it is kept (and locked) exactly as long."""
+    return f"decisions/{review_id}/reviews/{kind}-{vid}.json"
+
+
+def evidence_document(kind: str, item: Mapping[str, Any]) -> bytes:
+    """The record as its audit document: canonical JSON, so its hash can be recomputed by anyone."""
+    return canonical_bytes({"record_kind": kind, **item})
 
 
 def require_reviewable(decision: Mapping[str, Any]) -> None:

@@ -1,0 +1,89 @@
+"""`kycscreen up` serves the API and the reviewer pool as documented (docs/review.md, docs/openapi.yaml).
+
+The command is run as a newcomer runs it; the page's part is played with the printed settings only:
+sign in at ``KYC_COGNITO_ENDPOINT`` with ``KYC_COGNITO_CLIENT_ID``, call ``KYC_API_URL`` with the ID token.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+import boto3
+import pytest
+import requests
+
+from tests.integration.test_up_awscli import ROOT, _free_port, _read_settings
+
+pytestmark = pytest.mark.integration
+
+
+def test_up_prints_the_api_and_pool_settings_and_creates_users_who_can_sign_in():
+    command = [
+        "up",
+        "--port",
+        str(_free_port()),
+        "--api-port",
+        str(_free_port()),
+        "--frames",
+        "4",
+        "--no-state",
+    ]
+    command += ["--user", "alice:reviewer", "--user", "audrey:auditor:Audit-Password-123!"]
+    up = subprocess.Popen(
+        [sys.executable, "-m", "kyclocal.cli", *command],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines: list[str] = []
+        settings = _read_settings(up, lines=lines)
+        for key in (
+            "KYC_API_URL",
+            "KYC_COGNITO_REGION",
+            "KYC_COGNITO_USER_POOL_ID",
+            "KYC_COGNITO_CLIENT_ID",
+            "KYC_COGNITO_ENDPOINT",
+        ):
+            assert settings.get(key), key
+        assert settings["KYC_API_URL"].endswith("/v1")
+        users = {u.split(":")[0]: u.split(":", 2) for u in lines if u.startswith("KYC_USER=")}
+        assert set(users) == {"KYC_USER=alice", "KYC_USER=audrey"}
+        assert users["KYC_USER=audrey"][2] == "Audit-Password-123!"
+        idp = boto3.client(
+            "cognito-idp",
+            region_name=settings["KYC_COGNITO_REGION"],
+            endpoint_url=settings["KYC_COGNITO_ENDPOINT"],
+            aws_access_key_id="unused",
+            aws_secret_access_key="unused",  # InitiateAuth is unsigned in AWS; moto ignores these
+        )
+        for name, group, password in users.values():
+            tokens = idp.initiate_auth(
+                ClientId=settings["KYC_COGNITO_CLIENT_ID"],
+                AuthFlow="USER_PASSWORD_AUTH",
+                AuthParameters={"USERNAME": name.removeprefix("KYC_USER="), "PASSWORD": password},
+            )["AuthenticationResult"]
+            me = requests.get(
+                settings["KYC_API_URL"] + "/me",
+                headers={"Authorization": f"Bearer {tokens['IdToken']}"},
+                timeout=10,
+            )
+            assert me.status_code == 200 and me.json()["groups"] == [group]
+        assert requests.get(settings["KYC_API_URL"] + "/me", timeout=10).status_code == 401
+    finally:
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(timeout=30) == 0
+
+
+def test_up_refuses_a_malformed_user():
+    done = subprocess.run(
+        [sys.executable, "-m", "kyclocal.cli", "up", "--no-state", "--user", "alice"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and "NAME:GROUP" in done.stderr
