@@ -140,8 +140,13 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
         serve_for_stack(workbench, stack)
         bench = Bench(stack, workbench, stack.api.url, passwords)
         for name, path in files.items():  # one after the other: "oldest" is the oldest decision
-            sid = stack.upload(path)["submission_id"]
-            decision = stack.wait_for_decision(sid, timeout_s=600)
+            for _attempt in range(2):
+                sid = stack.upload(path)["submission_id"]
+                decision = stack.wait_for_decision(sid, timeout_s=600)
+                # a machine starved of CPU can time a task out (ERROR, PIPELINE_ERROR): the client's
+                # retry, once; these journeys need REVIEW cases, the pipeline's own tests judge ERROR
+                if decision is None or decision["decision"] != "ERROR":
+                    break
             assert decision is not None and decision["decision"] == "REVIEW", (name, decision)
             bench.cases[name] = sid
             time.sleep(1.1)  # decided_at has second resolution somewhere: keep the order unambiguous
