@@ -636,7 +636,7 @@ def export_verdicts() -> Response:
     rows = []
     for review_id in REVIEWS.reviewed_since(since):
         decision = DECISIONS.get(review_id)
-        if decision is None:  # erased or expired: its label goes with it
+        if decision is None:  # expired: its label goes with it (an erased one: export_row)
             continue
         row = export_row(decision, REVIEWS.case(review_id)[0])
         if row is not None and (since is None or str(row["reviewed_at"]) >= since):
@@ -669,6 +669,8 @@ def measure_backlog(now: datetime | None = None) -> dict[str, Any]:
         page, start = _review_queue_page(start)
         for decision in page:
             scanned += 1
+            if decision.get("erased_at"):  # erased: out of the queue, never overdue
+                continue
             history, _lease = REVIEWS.case(decision["submission_id"])
             if history.state.value == "reviewed":
                 continue

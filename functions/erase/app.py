@@ -2,7 +2,8 @@
 
 Input ``{"submission_id": ...}`` or ``{"client_reference": ...}``, optionally ``force``,
 ``reason`` and ``request_reference`` (the DSR ticket). Deletes every version of the video and of
-the derived frames, scores and contact sheet, then rewrites the decision record in its
+the derived frames, scores and contact sheet, rewrites the case's review records without their
+free text and deletes its API screening (issue 20), then rewrites the decision record in its
 pseudonymised form (kept for AML, Art. 17(3)(b)). The order makes a retry safe: objects first
 (a second sweep finds nothing), evidence next, the record last; once the record says
 ``erased_at`` a call changes nothing. A submission without a decision is refused: erasing
@@ -19,7 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kyc import settings
 from kyc.aws.dynamodb_decision_store import DynamoDBDecisionStore
-from kyc.aws.dynamodb_erasure import DynamoDBErasureStore
+from kyc.aws.dynamodb_erasure import DynamoDBErasureStore, DynamoDBReviewErasure
 from kyc.aws.dynamodb_reuse_index import DynamoDBReuseIndex
 from kyc.aws.errors import SourceMissingError
 from kyc.aws.kms_mac import KmsMac
@@ -37,6 +38,7 @@ from kyc.domain.erasure import (
     personal_values,
     personal_values_left,
     pseudonymise_record,
+    screening_id_of,
     sibling_submissions,
 )
 from kyc.observability import count, log_lineage, logger, metrics, tracer
@@ -49,6 +51,8 @@ DECISIONS = DynamoDBDecisionStore(RESOURCES.decisions_table)
 ERASURES = DynamoDBErasureStore(RESOURCES.decisions_table)
 PSEUDONYM_MAC = KmsMac(settings.pseudonym_key_id())
 REUSE_INDEX = DynamoDBReuseIndex(settings.reuse_table()) if settings.reuse_table() else None
+# the API's tables (EnableScreeningApi); empty names when the API is off: nothing there to erase
+REVIEW_RECORDS = DynamoDBReviewErasure(*settings.review_tables())
 
 __all__ = ["ErasureRequestError", "lambda_handler"]
 
@@ -104,6 +108,9 @@ def erase_submission(sid: str, request: ErasureRequest) -> dict[str, Any]:
     sweeps += [ERASER.erase_key(RESOURCES.review_bucket, k) for k in targets.review_keys]
     # the clip's hashes in the reuse index: after erasure, a copy of it no longer matches this one
     reuse_entries = REUSE_INDEX.erase(sid) if REUSE_INDEX is not None else 0
+    # the review API's records of the case: verdict text goes, the screening (raw key, reference) goes
+    reviews = REVIEW_RECORDS.erase_case(sid, erased_at=now)
+    screening_deleted = REVIEW_RECORDS.delete_screening(screening_id_of(key), key=key)
     evidence = build_erasure_evidence(
         item=item,
         erased_at=now,
@@ -118,6 +125,17 @@ def erase_submission(sid: str, request: ErasureRequest) -> dict[str, Any]:
     evidence["deleted"] = merge_deleted(_earlier_sweeps(targets.evidence_key), evidence["deleted"])
     reuse_entries += _earlier_reuse_entries(targets.evidence_key)
     evidence["reuse_index_entries_deleted"] = reuse_entries
+    earlier = _earlier_evidence(targets.evidence_key)
+    # every verdict and approval of the case now in its pseudonymised form (this call's and a retry's)
+    evidence["review_records_pseudonymised"] = (
+        reviews["review_records_pseudonymised"] + reviews["review_records_already"]
+    )
+    evidence["review_leases_deleted"] = reviews["review_leases_deleted"] + int(
+        earlier.get("review_leases_deleted") or 0
+    )
+    evidence["screening_records_deleted"] = int(screening_deleted) + int(
+        earlier.get("screening_records_deleted") or 0
+    )
     if personal_values_left(evidence, personal_values(item)):
         raise PersonalDataLeftError("erasure evidence would hold personal data")
     evidence_sha256 = STORE.put_json(RESOURCES.audit_bucket, targets.evidence_key, evidence)
@@ -141,6 +159,8 @@ def erase_submission(sid: str, request: ErasureRequest) -> dict[str, Any]:
             "versions_deleted": deleted_total,
             "sibling_submissions": siblings,
             "reuse_index_entries_deleted": reuse_entries,
+            "review_records_pseudonymised": evidence["review_records_pseudonymised"],
+            "screening_records_deleted": evidence["screening_records_deleted"],
         },
         erasure_reason=request.reason,
         request=request.evidence(),
@@ -155,7 +175,18 @@ def erase_submission(sid: str, request: ErasureRequest) -> dict[str, Any]:
         evidence_sha256=evidence_sha256,
         sibling_submissions=siblings,
         reuse_index_entries_deleted=reuse_entries,
+        review_records_pseudonymised=evidence["review_records_pseudonymised"],
+        screening_records_deleted=evidence["screening_records_deleted"],
     )
+
+
+def _earlier_evidence(evidence_key: str) -> dict[str, Any]:
+    """The evidence of an attempt that failed before rewriting the record (its counts carry over)."""
+    try:
+        earlier = STORE.get_json(RESOURCES.audit_bucket, evidence_key)
+    except SourceMissingError:
+        return {}
+    return earlier if isinstance(earlier, dict) else {}
 
 
 def _earlier_sweeps(evidence_key: str) -> list[dict[str, Any]]:

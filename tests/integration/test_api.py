@@ -507,3 +507,84 @@ def test_backlog_measurement_reports_the_oldest_unreviewed_case_as_a_metric(api,
     # the dimensions ReviewBacklogAgeAlarm watches (template.yaml): service only
     assert emitted["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]
     assert emitted["service"] == "kyc-screening"
+
+
+# ------------------------------------------------------------------------------------------- erasure
+def test_erasing_a_reviewed_case_pseudonymises_its_review_records_and_drops_its_screening_and_export_row(
+    api, decided
+):
+    """Last in the module (it erases the journey's case): GDPR Art. 17 reaches the review API's tables.
+    The oracle is the tables and the bucket read directly, and the export as the API serves it."""
+    stack, url = api["stack"], api["url"]
+    sid, screening_id = decided["view"]["submission_id"], decided["screening"]["screening_id"]
+    reason_text = "blending seam along the jaw"  # what alice typed in the journey above
+    ddb = stack.client("dynamodb")
+    reviews_table = stack.physical_ids["ReviewsTable"]
+    screenings_table = stack.physical_ids["ScreeningsTable"]
+
+    def review_items() -> dict[str, dict[str, Any]]:
+        page = ddb.query(
+            TableName=reviews_table,
+            KeyConditionExpression="review_id = :r",
+            ExpressionAttributeValues={":r": {"S": sid}},
+            ConsistentRead=True,
+        )
+        return {i["record"]["S"]: i for i in page["Items"]}
+
+    def exported() -> list[dict[str, str]]:
+        export = requests.get(url + "/verdicts/export", headers=person(api, "audrey"), timeout=10)
+        check_contract(export, "/verdicts/export", "get")
+        return [r for r in csv.DictReader(io.StringIO(export.text)) if r["submission_id"] == sid]
+
+    before = review_items()
+    assert {"verdict#v000001", "approval#v000001"} <= set(before)
+    assert before["verdict#v000001"]["reason"]["S"] == reason_text
+    assert before["approval#v000001"]["note"]["S"] == "agree"
+    assert exported(), "the reviewed case is exported before erasure"
+    assert ddb.get_item(TableName=screenings_table, Key={"screening_id": {"S": screening_id}}).get("Item")
+    assert "lease" in review_items()  # alice's, from the journey: a reviewer working on the case
+    audit = stack.client("s3")
+    documents = audit.list_objects_v2(Bucket=stack.resources.audit_bucket, Prefix=f"decisions/{sid}/reviews/")
+
+    payload, errored = stack.router.invoke(
+        "EraseSubmissionFunction", json.dumps({"submission_id": sid, "request_reference": "DSR-20"})
+    )
+
+    assert not errored, payload
+    answer = json.loads(payload)
+    assert answer["outcomes"] == {"ERASED": 1}, answer
+    assert answer["submissions"][0]["review_records_pseudonymised"] == 2
+    assert answer["submissions"][0]["screening_records_deleted"] == 1
+    after = review_items()
+    assert set(after) == {"verdict#v000001", "approval#v000001"}  # the lease is gone
+    text = json.dumps(after)
+    assert reason_text not in text and "agree" not in text
+    for record in after.values():
+        assert record["erased_at"]["S"]
+    # the verdict itself, who gave it and its evidence stay (the human decision is part of the record)
+    for name in ("verdict", "attack_type", "reviewer_id", "evidence_sha256", "record_kind", "recorded_at"):
+        assert after["verdict#v000001"][name] == before["verdict#v000001"][name]
+    assert after["approval#v000001"]["approver_id"] == before["approval#v000001"]["approver_id"]
+    assert not ddb.get_item(TableName=screenings_table, Key={"screening_id": {"S": screening_id}}).get("Item")
+    gone = signed("GET", f"{url}/screenings/{screening_id}", key="CLIENTA")
+    check_contract(gone, "/screenings/{screening_id}", "get")
+    assert gone.status_code == 404
+    assert exported() == []
+    queue = requests.get(url + "/reviews?state=all", headers=person(api, "audrey"), timeout=10).json()
+    assert sid not in [i["review_id"] for i in queue["items"]]
+    claim = requests.post(f"{url}/reviews/{sid}/claim", headers=person(api, "alice"), timeout=10)
+    assert claim.status_code == 409 and claim.json()["error"]["code"] == "NOT_REVIEWABLE"
+    # the write-once documents stay as written (docs/erasure.md): same keys, same bytes' ETags
+    kept = audit.list_objects_v2(Bucket=stack.resources.audit_bucket, Prefix=f"decisions/{sid}/reviews/")
+    assert [(o["Key"], o["ETag"]) for o in kept["Contents"]] == [
+        (o["Key"], o["ETag"]) for o in documents["Contents"]
+    ]
+    evidence = json.loads(
+        audit.get_object(Bucket=stack.resources.audit_bucket, Key=f"decisions/{sid}/erasure.json")[
+            "Body"
+        ].read()
+    )
+    assert evidence["review_records_pseudonymised"] == 2 and evidence["screening_records_deleted"] == 1
+    assert evidence["review_leases_deleted"] == 1
+    again, errored = stack.router.invoke("EraseSubmissionFunction", json.dumps({"submission_id": sid}))
+    assert not errored and json.loads(again)["outcomes"] == {"ALREADY_ERASED": 1}

@@ -13,6 +13,8 @@ import sys
 import boto3
 import pytest
 import requests
+from botocore import UNSIGNED
+from botocore.config import Config
 
 from tests.integration.test_up_awscli import ROOT, _free_port, _read_settings
 
@@ -32,7 +34,7 @@ def test_up_prints_the_api_and_pool_settings_and_creates_users_who_can_sign_in()
         "--workbench-port",
         "0",
     ]
-    command += ["--user", "alice:reviewer", "--user", "audrey:auditor:Audit-Password-123!"]
+    command += ["--user", "alice:reviewer", "--user", "audrey:auditor:Given-By-Hand-0123!"]
     up = subprocess.Popen(
         [sys.executable, "-m", "kyclocal.cli", *command],
         cwd=ROOT,
@@ -54,13 +56,12 @@ def test_up_prints_the_api_and_pool_settings_and_creates_users_who_can_sign_in()
         assert settings["KYC_API_URL"].endswith("/v1")
         users = {u.split(":")[0]: u.split(":", 2) for u in lines if u.startswith("KYC_USER=")}
         assert set(users) == {"KYC_USER=alice", "KYC_USER=audrey"}
-        assert users["KYC_USER=audrey"][2] == "Audit-Password-123!"
-        idp = boto3.client(
+        assert users["KYC_USER=audrey"][2] == "Given-By-Hand-0123!"
+        idp = boto3.client(  # InitiateAuth is an unsigned call in AWS too: no credentials at all
             "cognito-idp",
             region_name=settings["KYC_COGNITO_REGION"],
             endpoint_url=settings["KYC_COGNITO_ENDPOINT"],
-            aws_access_key_id="unused",
-            aws_secret_access_key="unused",  # InitiateAuth is unsigned in AWS; moto ignores these
+            config=Config(signature_version=UNSIGNED),
         )
         for name, group, password in users.values():
             tokens = idp.initiate_auth(

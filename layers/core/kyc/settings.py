@@ -240,6 +240,37 @@ def reuse_table(env: Mapping[str, str] | None = None) -> str:
     return env.get("KYC_REUSE_TABLE", "")
 
 
+def review_tables(env: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """The API's ReviewsTable and ScreeningsTable (issue 20), as erasure reaches them; empty when the
+    API is off."""
+    env = os.environ if env is None else env
+    return env.get("KYC_REVIEWS_TABLE", ""), env.get("KYC_SCREENINGS_TABLE", "")
+
+
+def review_tables(env: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """The API's ReviewsTable and ScreeningsTable (issue 20), as erasure reaches them; empty when the
+    API is off."""
+    env = os.environ if env is None else env
+    return env.get("KYC_REVIEWS_TABLE", ""), env.get("KYC_SCREENINGS_TABLE", "")
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    url: str
+    secret_id: str
+    timeout_s: float
+
+
+def webhook_settings(env: Mapping[str, str] | None = None) -> WebhookSettings:
+    """The optional webhook (issue 20): the customer's URL and the signing secret's ARN."""
+    env = os.environ if env is None else env
+    return WebhookSettings(
+        url=_get(env, "KYC_WEBHOOK_URL"),
+        secret_id=_get(env, "KYC_WEBHOOK_SECRET_ARN"),
+        timeout_s=_float(env, "KYC_WEBHOOK_TIMEOUT_S", 10.0),
+    )
+
+
 def reuse_params(env: Mapping[str, str] | None = None) -> dict[str, int]:
     """Keyword arguments of ``kyc.domain.reuse.ReuseParams`` (which checks their ranges)."""
     env = os.environ if env is None else env

@@ -200,3 +200,59 @@ def test_merge_deleted_retry_adds_counts() -> None:
             "total": 4,
         }
     ]
+
+
+# ---------------------------------------------------------------- review records (issue 20)
+def test_review_record_keeps_the_verdict_and_pseudonymous_people_and_drops_free_text():
+    from kyc.domain.erasure import pseudonymise_review_item
+
+    verdict = {
+        "review_id": "a" * 64,
+        "record": "verdict#v000001",
+        "record_kind": "verdict",
+        "recorded_at": "2026-12-06T10:00:00.000+00:00",
+        "verdict_id": "v000001",
+        "verdict": "attack",
+        "attack_type": "mask",
+        "reason": "Jane Doe, born 1990, held a printed photo",
+        "reviewer_id": "rv-000000000000a11c",
+        "supersedes": None,
+        "requires_approval": True,
+        "evidence_key": "decisions/aaa/reviews/verdict-v000001.json",
+        "evidence_sha256": "c" * 64,
+        "ttl": 1900000000,
+        "added_later": "unclassified",
+    }
+    at = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
+    out = pseudonymise_review_item(verdict, erased_at=at)
+    assert "Jane Doe" not in str(out) and "reason" not in out and "added_later" not in out
+    assert out == {k: v for k, v in verdict.items() if k not in ("reason", "added_later")} | {
+        "erased_at": "2026-12-07T08:00:00.000+00:00"
+    }
+    approval = {"review_id": "a" * 64, "record": "approval#v000001", "approver_id": "rv-1",
+                "approved_at": "2026-12-06T11:00:00.000+00:00", "note": "call +44 20 7946 0000"}  # fmt: skip
+    kept = pseudonymise_review_item(approval, erased_at=at)
+    assert "note" not in kept and kept["approver_id"] == "rv-1"
+    # a retry keeps the first erasure's time
+    assert pseudonymise_review_item(out, erased_at=at.replace(year=2027))["erased_at"] == out["erased_at"]
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        (
+            "uploads/hmac-1234abcd-9f86/0123456789abcdef0123456789abcdef.mp4",
+            "0123456789abcdef0123456789abcdef",
+        ),
+        ("uploads/anonymous/fedcba98765432100123456789abcdef.webm", "fedcba98765432100123456789abcdef"),
+        ("uploads/ACME-42/Jane Doe/selfie.mp4", None),  # a key the API did not generate
+        ("uploads/x/0123456789ABCDEF0123456789ABCDEF.mp4", None),  # not the API's lowercase hex
+        ("uploads/x/0123456789abcdef0123456789abcde.mp4", None),  # 31 characters
+        ("", None),
+        (None, None),
+    ],
+)
+def test_screening_id_is_the_stem_of_an_api_generated_key(key, expected):
+    from kyc.domain.erasure import screening_id_of
+
+    assert screening_id_of(key) == expected

@@ -469,3 +469,16 @@ def test_review_documents_are_a_digest_section_of_their_own_and_verified_like_th
 
 def iso_now() -> str:
     return NOW.isoformat()
+
+
+# ---------------------------------------------------------------- erased cases (GDPR Art. 17)
+def test_an_erased_case_leaves_the_queue_the_export_and_cannot_be_claimed_or_judged():
+    erased = decision("REVIEW", erased_at="2026-12-06T10:00:00.000+00:00")
+    v1 = record(ALICE, {"verdict": "attack", "attack_type": "mask", "reason": "silicone edge"})
+    done = CaseHistory.of([v1], [])
+    assert export_row(decision(), done) is not None  # the same case before erasure: a row
+    assert export_row(erased, done) is None
+    assert not in_queue(erased, CaseHistory(), reasons=[], state="all")
+    with pytest.raises(ReviewError) as err:
+        record(ALICE, {"verdict": "genuine", "reason": "live"}, dec=erased)
+    assert err.value.code is ReviewErrorCode.NOT_REVIEWABLE and err.value.status == 409

@@ -80,6 +80,34 @@ MEDIA_FIELDS: frozenset[str] = frozenset(
 KEPT_AUDIT_FILES: tuple[str, ...] = ("scores.json", "lineage.json")
 
 
+# Review records (ReviewsTable, issue 20) survive an erasure pseudonymised, like the decision record:
+# the human verdict is part of what was decided. The reason and note are free text a person typed and
+# may name the applicant, so they go; reviewer ids are keyed pseudonyms and stay (four-eyes is
+# evidence). The write-once documents of the audit bucket (decisions/<sid>/reviews/) stay as written.
+REVIEW_KEPT_FIELDS: frozenset[str] = frozenset(
+    {
+        "review_id",
+        "record",
+        "record_kind",  # RecordTimeIndex: the digest still lists the record's evidence document
+        "recorded_at",
+        "verdict_id",
+        "verdict",
+        "attack_type",
+        "reviewer_id",
+        "approver_id",
+        "approved_at",
+        "supersedes",
+        "requires_approval",
+        "evidence_key",
+        "evidence_sha256",
+        "ttl",  # the review retention clock keeps running
+    }
+)
+REVIEW_FREE_TEXT_FIELDS: frozenset[str] = frozenset({"reason", "note"})
+LEASE_RECORD = "lease"
+SCREENING_ID_CHARS = frozenset("0123456789abcdef")
+
+
 class ErasureError(Exception):
     """Base class of erasure failures."""
 
@@ -298,3 +326,22 @@ def merge_deleted(earlier: Iterable[Mapping[str, Any]], now: Iterable[Mapping[st
         total = sum(o["versions"] + o["delete_markers"] for o in items)
         out.append({"bucket": bucket, "objects": items, "total": total})
     return out
+
+
+def pseudonymise_review_item(item: Mapping[str, Any], *, erased_at: datetime) -> dict[str, Any]:
+    """A verdict or approval record as it stays after erasure: kept fields only, free text gone."""
+    kept = {k: v for k, v in item.items() if k in REVIEW_KEPT_FIELDS}
+    if "erased_at" in item:
+        kept["erased_at"] = item["erased_at"]  # a retry keeps the first erasure's time
+    else:
+        kept["erased_at"] = erased_at.astimezone(UTC).isoformat(timespec="milliseconds")
+    return kept
+
+
+def screening_id_of(source_key: str | None) -> str | None:
+    """The API screening (ScreeningsTable) a decided upload came from: the stem of a key the API
+    generated (``<prefix><folder>/<32 hex>.<ext>``); None for keys it did not generate."""
+    if not source_key:
+        return None
+    stem = source_key.rsplit("/", 1)[-1].split(".", 1)[0]
+    return stem if len(stem) == 32 and set(stem) <= SCREENING_ID_CHARS else None

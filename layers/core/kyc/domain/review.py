@@ -515,6 +515,10 @@ def evidence_document(kind: str, item: Mapping[str, Any]) -> bytes:
 
 
 def require_reviewable(decision: Mapping[str, Any]) -> None:
+    if decision.get("erased_at"):
+        raise ReviewError(
+            ReviewErrorCode.NOT_REVIEWABLE, "the case was erased (GDPR Art. 17): there is nothing to review"
+        )
     if decision.get("decision") not in REVIEWABLE_DECISIONS:
         raise ReviewError(
             ReviewErrorCode.NOT_REVIEWABLE,
@@ -630,7 +634,10 @@ def queue_item(
 def in_queue(
     decision: Mapping[str, Any], history: CaseHistory, *, reasons: Sequence[str], state: str
 ) -> bool:
-    """The queue's filters: any of ``reasons`` (none: all), and the case state (``all``: any)."""
+    """The queue's filters: any of ``reasons`` (none: all), and the case state (``all``: any). An erased
+    case is never in the queue: its media is gone, nobody can judge it any more."""
+    if decision.get("erased_at"):
+        return False
     if reasons and not set(reasons) & {str(r) for r in decision.get("reasons") or ()}:
         return False
     return state == "all" or history.state.value == state
@@ -682,7 +689,10 @@ EXPORT_COLUMNS = (
 
 
 def export_row(decision: Mapping[str, Any], history: CaseHistory) -> dict[str, Any] | None:
-    """One labelled row per case whose effective verdict is genuine or attack and whose bytes are known."""
+    """One labelled row per case whose effective verdict is genuine or attack and whose bytes are known.
+    None for an erased case: the applicant asked to be forgotten, their clip leaves the training set."""
+    if decision.get("erased_at"):
+        return None
     effective = history.effective
     sha = ((decision.get("source") or {}).get("sha256")) or None
     if effective is None or effective.verdict == VerdictLabel.INCONCLUSIVE or not sha:
