@@ -36,10 +36,10 @@ def test_optional_features_add_their_own_lines_and_nothing_else(cost_model):
 def test_alarm_metrics_count_each_metric_of_a_math_alarm_only_when_created(cost_model):
     # hand count at the defaults: 34 single-metric alarms (3 executions, 12 functions x 2, 3 DLQs,
     # 5XX, latency, model not calibrated, digest missed) + blind variant (2) + scoring errors (5)
-    # + 4 rate alarms (5 each) + absent (6)
-    assert _fixed(cost_model)["CloudWatch alarms"] == pytest.approx((34 + 2 + 5 + 20 + 6) * 0.10)
+    # + 4 rate alarms (5 each) + absent (6) + drift (8: 3 outcomes, 5 score bands)
+    assert _fixed(cost_model)["CloudWatch alarms"] == pytest.approx((34 + 2 + 5 + 20 + 6 + 8) * 0.10)
     off = _fixed(cost_model, NoDecisionAlarmEnabled="false")["CloudWatch alarms"]
-    assert off == pytest.approx((34 + 2 + 5 + 20) * 0.10)
+    assert off == pytest.approx((34 + 2 + 5 + 20 + 8) * 0.10)
 
 
 def test_digest_signing_is_a_fixed_cost_of_one_sign_per_scheduled_run(cost_model):
