@@ -35,6 +35,11 @@ def checked_probability(value: float, what: str = "p_fake") -> float:
     return value
 
 
+def face_finder() -> HaarFaceFinder:
+    """The face finder every face-crop model uses (and the reference learner trains with)."""
+    return HaarFaceFinder()
+
+
 class Model(ABC):
     """Template: decode each frame, optionally find faces, score crops via ``_score_crop``.
 
@@ -49,7 +54,7 @@ class Model(ABC):
     def __init__(self, *, face_crop: bool, no_face: str = NO_FACE_NULL, margin: float = 0.30) -> None:
         if no_face not in (NO_FACE_NULL, NO_FACE_CENTRE):
             raise ModelLoadError(f"no_face must be {NO_FACE_NULL!r} or {NO_FACE_CENTRE!r}")
-        self._faces = HaarFaceFinder() if face_crop else None
+        self._faces = face_finder() if face_crop else None
         self._no_face = no_face
         self._margin = margin
 
@@ -90,7 +95,7 @@ class Model(ABC):
         return FrameScore(frame.frame_id, max(f.p_fake for f in faces), faces, quality)  # type: ignore[type-var]
 
 
-_TRAINING_FINDER: HaarFaceFinder | None = None
+_TRAINING_FINDER: HaarFaceFinder | None = None  # one per process: building a cascade costs ~50 ms
 
 
 def face_crops(frame: FrameImage, margin: float = FACE_MARGIN) -> list[np.ndarray]:
@@ -104,7 +109,7 @@ def face_crops(frame: FrameImage, margin: float = FACE_MARGIN) -> list[np.ndarra
     if bgr is None:
         return []
     if _TRAINING_FINDER is None:
-        _TRAINING_FINDER = HaarFaceFinder()
+        _TRAINING_FINDER = face_finder()
     return [square_crop(bgr, box, margin) for box in _TRAINING_FINDER.find(bgr)]
 
 
