@@ -18,6 +18,7 @@ from kyc.observability import count, log_lineage, logger, metrics, stage_duratio
 RESOURCES = settings.stack_resources()
 STORE = S3ObjectStore(kms_key_id=RESOURCES.kms_key_id)
 SCORER = SageMakerFrameScorer(RESOURCES.endpoint_name)
+DEPLOYED_ARTEFACT_SHA256 = settings.deployed_model_artefact_sha256()
 
 
 @logger.inject_lambda_context(correlation_id_path="submission_id", clear_state=True)
@@ -67,7 +68,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     document = {
         "batch_index": batch_index,
         "status": "SCORED",
-        "model": {"name": call.model.name, "version": call.model.version},
+        "model": _model_record(call.model.to_dict()),
         "invoked_variant": call.invoked_variant,
         "latency_ms": round(call.latency_ms, 3),
         "attempts": call.attempts,
@@ -92,6 +93,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         invoked_variant=call.invoked_variant,
     )
     return _result(batch_index, "SCORED", result_key, len(call.scores), None)
+
+
+def _model_record(reported: dict[str, str]) -> dict[str, str]:
+    """The model as the endpoint reported it, plus the artefact hash the deployment recorded
+    (``ModelArtefactSha256``) when there is one: the calibration binding compares both."""
+    if DEPLOYED_ARTEFACT_SHA256:
+        return reported | {"deployed_artefact_sha256": DEPLOYED_ARTEFACT_SHA256}
+    return reported
 
 
 def _result(batch_index: int, status: str, result_key: str, frames_scored: int, reason: str | None) -> dict:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from kyclocal.samples import write_clip
@@ -67,12 +68,15 @@ def red_mean_sigmoid(weight_red: float = WEIGHT, bias: float = BIAS):  # -> onnx
     return model
 
 
-def write_demo_model(directory: Path, *, version: str = MODEL_VERSION) -> Path:
-    """``tiny.onnx`` and its `onnx` config (face crops, as a face-swap detector works); returns the config."""
+def write_demo_model(
+    directory: Path, *, version: str = MODEL_VERSION, weight_red: float = WEIGHT, bias: float = BIAS
+) -> Path:
+    """``tiny.onnx`` and its `onnx` config (face crops, as a face-swap detector works); returns the config.
+    Other ``weight_red``/``bias`` play other weights under the same name and version."""
     import onnx
 
     directory.mkdir(parents=True, exist_ok=True)
-    onnx.save(red_mean_sigmoid(), str(directory / "tiny.onnx"))
+    onnx.save(red_mean_sigmoid(weight_red, bias), str(directory / "tiny.onnx"))
     config = {
         "path": "tiny.onnx",
         "name": MODEL_NAME,
@@ -108,6 +112,61 @@ def build_labelled_set(directory: Path, *, seconds: float = 1.5, fps: int = 10) 
     labels = directory / "labels.csv"
     with labels.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=["file", "label", "attack_type"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return labels
+
+
+# Partial fakes (issue 24): a genuine recording with an attack stretch spliced in. The genuine segment
+# is the neutral clip's colour, the attack segment the strongest cast; shares and positions below.
+PARTIAL_SHARES = (0.1, 0.2, 0.3, 0.4, 0.5)
+PARTIAL_POSITIONS = ("start", "middle", "end")
+GENUINE_CAST, ATTACK_CAST = 0, 90
+
+
+def splice(share: float, position: str) -> Callable[[float], int]:
+    """The red cast at time fraction t of a clip whose attack stretch covers ``share`` of it at
+    ``position`` (start, middle or end)."""
+    start = {"start": 0.0, "middle": (1.0 - share) / 2, "end": 1.0 - share}[position]
+
+    def cast(t: float) -> int:
+        return ATTACK_CAST if start <= t < start + share else GENUINE_CAST
+
+    return cast
+
+
+def build_partial_fakes(
+    directory: Path,
+    *,
+    shares: Sequence[float] = PARTIAL_SHARES,
+    positions: Sequence[str] = PARTIAL_POSITIONS,
+    seconds: float = 3.0,
+    fps: int = 10,
+) -> Path:
+    """Spliced clips and ``labels.csv`` (file,label,attack_type,fake_share): attack type
+    ``splice-<position>``, ``fake_share`` the attack stretch's share of the clip's time."""
+    directory.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for n, (share, position) in enumerate((s, p) for s in shares for p in positions):
+        name = f"splice-{position}-{round(share * 100):02d}.mp4"
+        write_clip(
+            directory / name,
+            "mp4",
+            "libx264",
+            {"preset": "ultrafast"},
+            width=480,
+            height=360,
+            fps=fps,
+            seconds=seconds,
+            red_cast=splice(share, position),
+            person=100 + n,  # a scene of its own: reuse detection does not match the splices
+        )
+        rows.append(
+            {"file": name, "label": "attack", "attack_type": f"splice-{position}", "fake_share": share}
+        )
+    labels = directory / "labels.csv"
+    with labels.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["file", "label", "attack_type", "fake_share"])
         writer.writeheader()
         writer.writerows(rows)
     return labels

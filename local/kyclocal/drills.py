@@ -11,6 +11,7 @@ minutes after the first bad upload. The deployed-stack drill is in docs/runbook.
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 import threading
 import time
@@ -99,12 +100,14 @@ class ConstantModel:
     """
 
     def __init__(self, p_fake: float, version: str, name: str = "drill-detector") -> None:
-        self.info = ModelInfo(name=name, version=version)
+        # its "weights" are the constant: another constant under the same version is another artefact
+        artefact = hashlib.sha256(f"drill-detector p_fake={p_fake!r}".encode()).hexdigest()
+        self.info = ModelInfo(name=name, version=version, artefact_sha256=artefact)
         self.description = f"drill model, constant p_fake={p_fake}"
         self._p_fake = p_fake
 
     def describe(self) -> dict[str, str]:
-        return {"name": self.info.name, "version": self.info.version, "description": self.description}
+        return self.info.to_dict() | {"description": self.description}
 
     def predict(self, frames: Sequence[FrameImage]) -> list[FrameScore]:
         face = Face(box=(0.3, 0.2, 0.4, 0.5), confidence=0.99, p_fake=self._p_fake)
@@ -127,17 +130,19 @@ def make_drill_clip(directory: Path, name: str = "drill.mp4", *, person: int | N
     return write_clip(directory / name, "mp4", "libx264", {}, width=320, height=240, fps=15, seconds=2.0)
 
 
-def drill_policy(model: ConstantModel) -> dict[str, Any]:
-    """The template's thresholds, calibrated for ``model``'s name and version (role-played: the drill's
-    customer calibrated their detector before going live; kyclocal.policy_file)."""
+def drill_policy(model: ConstantModel, frame_count: int) -> dict[str, Any]:
+    """The template's thresholds, calibrated for ``model``'s artefact and a stack sampling
+    ``frame_count`` frames (role-played: the drill's customer calibrated their detector before going
+    live; kyclocal.policy_file)."""
     from kyc.domain.policy import DecisionPolicy
     from kyclocal.policy_file import role_played_policy
 
     defaults = DecisionPolicy()
     return role_played_policy(
-        {"name": model.info.name, "version": model.info.version},
+        model.info.to_dict(),
         pass_threshold=defaults.pass_threshold,
         reject_threshold=defaults.reject_threshold,
+        frame_count=frame_count,
     )
 
 
@@ -329,7 +334,7 @@ def crash_between_stages(workdir: Path, frame_count: int = 8) -> DrillReport:
             raise RuntimeError("drill: extract crashed between validate and score")
 
     detector = ConstantModel(0.02, "1.0.0")
-    with drill_stack(frame_count, policy=drill_policy(detector)) as stack:
+    with drill_stack(frame_count, policy=drill_policy(detector, frame_count)) as stack:
         set_model(stack, detector)  # a calibrated detector: the recovery upload is decided, not REVIEWed
         stack.router.fault = crash_extract_once
         first_bad = time.time()
@@ -373,7 +378,7 @@ def attack_wave(workdir: Path, frame_count: int = 8, uploads: int | None = None)
     uploads = uploads or max(6, int(parameter_default(TEMPLATE_PATH, "RateAlarmMinDecisions")))
     clip = make_drill_clip(workdir)
     detector = ConstantModel(0.97, "1.0.0")
-    with drill_stack(frame_count, policy=drill_policy(detector)) as stack:
+    with drill_stack(frame_count, policy=drill_policy(detector, frame_count)) as stack:
         set_model(stack, detector)
         keys = [f"uploads/wave-{i:02d}/selfie.mp4" for i in range(uploads)]
         started = time.monotonic()
@@ -400,13 +405,14 @@ def attack_wave(workdir: Path, frame_count: int = 8, uploads: int | None = None)
 
 def model_regression(workdir: Path, frame_count: int = 8) -> DrillReport:
     """A regressed model passes what the calibrated one rejected: as a new version it is held at REVIEW
-    (MODEL_NOT_CALIBRATED) and pages; shipped under the calibrated version label it PASSes (the gap the
-    binding cannot close). Find the affected decisions, roll back, re-screen."""
+    (MODEL_NOT_CALIBRATED) and pages; shipped under the calibrated version label it is held too, since
+    the calibration binds the artefact's SHA-256, not the label. Find the affected decisions, roll
+    back, re-screen."""
     report = DrillReport("model-regression")
     clip = make_drill_clip(workdir)
     good, bad = ConstantModel(0.97, "1.0.0"), ConstantModel(0.02, "1.1.0-regressed")
     relabelled = ConstantModel(0.02, "1.0.0")  # the same regression, reporting the calibrated version
-    with drill_stack(frame_count, policy=drill_policy(good)) as stack:
+    with drill_stack(frame_count, policy=drill_policy(good, frame_count)) as stack:
         set_model(stack, good)
         [before] = screen_many(stack, clip, ["uploads/reg-a/selfie.mp4"])
         report.check(
@@ -444,24 +450,33 @@ def model_regression(workdir: Path, frame_count: int = 8) -> DrillReport:
         applicants = [make_drill_clip(workdir, f"applicant-{n}.mp4", person=n) for n in (1, 2)]
         silent = screen_many(stack, applicants, ["uploads/reg-d/selfie.mp4", "uploads/reg-e/selfie.mp4"])
         got = _decisions(silent)
+        reasons = [list(i["reasons"]) if i else [] for i in silent]
         report.check(
-            "regression under the calibrated version label: PASS (the shift is visible, not blocked)",
-            got == ["PASS", "PASS"],
-            f"decisions={got}",
+            "regression under the calibrated version label (other artefact): REVIEW MODEL_NOT_CALIBRATED",
+            got == ["REVIEW", "REVIEW"] and all("MODEL_NOT_CALIBRATED" in r for r in reasons),
+            f"decisions={got} reasons={reasons}",
+        )
+        differs = [
+            list((i.get("calibration_binding") or {}).get("differs") or []) if i else [] for i in silent
+        ]
+        report.check(
+            "the record names the artefact hash as the field that differed",
+            differs == [["model.artefact_sha256"]] * 2,
+            f"differs={differs}",
         )
         set_model(stack, good)  # roll back the endpoint variant
         redo = screen_many(stack, applicants, [i["_ident"]["key"] for i in silent if i])  # new versions
         got = _decisions(redo)
         report.check("re-screen after rollback: REJECT", got == ["REJECT", "REJECT"], f"decisions={got}")
-        passed_ids = sorted(i["submission_id"] for i in silent if i)
+        held_ids = sorted(i["submission_id"] for i in silent if i)
         new_ids = {i["submission_id"] for i in redo if i}
-        report.check("re-screen is a new submission (new object version)", not new_ids & set(passed_ids))
-        originals = [stack.decision(sid) for sid in passed_ids]
+        report.check("re-screen is a new submission (new object version)", not new_ids & set(held_ids))
+        originals = [stack.decision(sid) for sid in held_ids]
         report.check(
-            "original PASS records stand unchanged (audit trail)",
-            [o and o["decision"] for o in originals] == ["PASS", "PASS"],
+            "original REVIEW records stand unchanged (audit trail)",
+            [o and o["decision"] for o in originals] == ["REVIEW", "REVIEW"],
         )
-        # The version change pages; the relabelled regression raises nothing (runbook, Known gaps).
+        # The version change and the relabelled artefact both page (MODEL_NOT_CALIBRATED).
         evaluate_alarms(report, stack, first_bad, expected=["DecisionsModelNotCalibratedAlarm"])
     return report
 

@@ -8,6 +8,7 @@ HLS playlist named .mp4, an empty file), so the demo shows every path.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -31,7 +32,7 @@ def write_clip(
     height: int = 480,
     fps: int = 30,
     seconds: float = 3.0,
-    red_cast: int = 0,
+    red_cast: int | Callable[[float], int] = 0,
     person: int | None = None,
 ) -> Path:
     """A drawn face that sways a little over a textured background, with sensor-like noise.
@@ -39,17 +40,21 @@ def write_clip(
     It is no person, but a face detector finds it, so the demo exercises the whole scoring path.
     ``person`` gives the scene a background of its own (panels beside the face, outside its crop):
     clips of different "people" are then no near-duplicates of one another for reuse detection.
+    ``red_cast`` may vary over the clip: a function of the frame's time as a fraction of the clip
+    (a splice of a genuine and an attack segment, kyclocal.calibration_demo.build_partial_fakes).
     """
     rng = np.random.default_rng(7)
     with av.open(str(path), mode="w", format=muxer) as out:
         stream = out.add_stream(encoder, rate=Fraction(fps))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = options
-        for index in range(int(fps * seconds)):
+        frames = int(fps * seconds)
+        for index in range(frames):
             rgb = drawn_face(width, height, sway=int(12 * np.sin(index / 9)))
             if person is not None:
                 rgb += side_panels(width, height, person)
-            rgb[..., 0] += red_cast  # a colour cast on the whole picture (kyclocal.calibration_demo)
+            cast = red_cast(index / frames) if callable(red_cast) else red_cast
+            rgb[..., 0] += cast  # a colour cast on the whole picture (kyclocal.calibration_demo)
             noise = rng.normal(0, 3, rgb.shape)
             rgb = np.clip(rgb + noise, 0, 255).astype(np.uint8)
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")

@@ -84,7 +84,17 @@ def test_calibration_journey_evaluate_write_policy_then_pass_and_reject(tmp_path
     document = json.loads(policy_path.read_text())
     assert len(policy_path.read_text()) < 4096  # fits a standard SSM parameter
     calibration = document["calibration"]
-    assert calibration["model"] == {"name": MODEL_NAME, "version": "1.0.0", "contract_version": "v1"}
+    assert calibration["model"] == {
+        "name": MODEL_NAME,
+        "version": "1.0.0",
+        "contract_version": "v1",
+        "artefact_sha256": hashlib.sha256((tmp_path / "tiny.onnx").read_bytes()).hexdigest(),
+    }
+    decides = calibration["decides"]  # every deciding field and the sampling the run used, hashed
+    assert decides["fields"]["sampling"]["frame_count"] == 8
+    assert decides["fields"]["min_frames_scored"] == 8 and decides["fields"]["reject_threshold"] == 0.8
+    canonical = json.dumps(decides["fields"], sort_keys=True, separators=(",", ":")).encode()
+    assert decides["sha256"] == hashlib.sha256(canonical).hexdigest()
     assert (document["pass_threshold"], document["reject_threshold"]) == (0.3, 0.8)
     measured = calibration["measured"]
     assert (measured["apcer"]["errors"], measured["apcer"]["total"]) == (0, 5)
@@ -109,6 +119,19 @@ def test_calibration_journey_evaluate_write_policy_then_pass_and_reject(tmp_path
     bumped = write_demo_model(tmp_path, version="1.1.0")
     other = _run([genuine, attack], *onnx, str(bumped), "--policy", str(policy_path))
     assert [(r["decision"], r["reasons"]) for r in other] == [("REVIEW", ["MODEL_NOT_CALIBRATED"])] * 2
+
+    # The same name and version with other weights: a constant near 0 (would PASS everything) and the
+    # score inverted (would PASS the attack and REJECT the genuine clip). Bound by its bytes: REVIEW.
+    for name, weight, bias in (("constant", 0.0, -10.0), ("inverted", -25.0, 16.5)):
+        swapped = write_demo_model(tmp_path / name, weight_red=weight, bias=bias)
+        held = _run([genuine, attack], *onnx, str(swapped), "--policy", str(policy_path))
+        assert [(r["decision"], r["reasons"]) for r in held] == [("REVIEW", ["MODEL_NOT_CALIBRATED"])] * 2, (
+            name
+        )
+
+    # The same model sampling 16 frames, not the 8 it was calibrated at.
+    denser = _run([genuine], *onnx, str(model), "--policy", str(policy_path), "--frames", "16")
+    assert [(r["decision"], r["reasons"]) for r in denser] == [("REVIEW", ["MODEL_NOT_CALIBRATED"])]
 
     # The reference scorer never decides, with this policy or any other.
     reference = _run([genuine, attack], "--policy", str(policy_path))

@@ -17,7 +17,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 from kyc.media.contact_sheet import decode_image
 from kyclocal.commands import evaluate, run
-from kyclocal.policy_file import role_played_policy
+from kyclocal.policy_file import artefact_of, role_played_policy
 from kyclocal.samples import write_clip
 from tests.fixtures.clips import make_clip
 from tests.unit.serving.helpers import write_onnx_config
@@ -132,8 +132,9 @@ def test_run_contact_sheet_writes_png_for_review_only(tmp_path: Path) -> None:
     policy = (
         tmp_path / "policy.json"
     )  # the face model's calibrated policy (role-played), as run --policy takes it
-    model = {"name": "tiny-red", "version": "1.0.0"}
-    policy.write_text(json.dumps(role_played_policy(model, pass_threshold=0.2, reject_threshold=0.9)))
+    model = {"name": "tiny-red", "version": "1.0.0", "artefact_sha256": artefact_of(config)}
+    bound = role_played_policy(model, pass_threshold=0.2, reject_threshold=0.9, frame_count=8)
+    policy.write_text(json.dumps(bound))
     args = _parse(
         run,
         [

@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from kyclocal.policy_file import role_played_policy
+from kyclocal.policy_file import artefact_of, role_played_policy
 from kyclocal.stack import LocalStack, LocalStackSettings
 from tests.fixtures.clips import make_clip
 from tests.fixtures.face_clips import face_clip
@@ -60,7 +60,10 @@ def _settings(tmp: Path, **over: Any) -> LocalStackSettings:
     config = write_onnx_config(tmp, weight_red=0.0, bias=-20.0, face_crop=False)  # p_fake ~2e-9 everywhere
     # thresholds bound to this model (issue 12 item 3), so only the face evidence can stop a PASS
     policy = role_played_policy(
-        {"name": "tiny-red", "version": "1.0.0"}, pass_threshold=0.2, reject_threshold=0.9
+        {"name": "tiny-red", "version": "1.0.0", "artefact_sha256": artefact_of(config)},
+        pass_threshold=0.2,
+        reject_threshold=0.9,
+        frame_count=FRAMES,
     )
     return LocalStackSettings(model="onnx", onnx_config=config, frame_count=FRAMES, policy=policy, **over)
 

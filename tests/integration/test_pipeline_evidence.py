@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kyclocal.policy_file import role_played_policy
+from kyclocal.policy_file import artefact_of, role_played_policy
 from kyclocal.samples import write_clip
 from kyclocal.stack import LocalStack, LocalStackSettings
 from tests.fixtures.clips import make_clip
@@ -23,7 +23,10 @@ def test_pipeline_onnx_face_model_passes_a_clip_with_a_face(tmp_path: Path) -> N
     config = write_onnx_config(tmp_path, weight_red=20.0, bias=-20.0, face_crop=True)
     clip = write_clip(tmp_path / "face.mp4", "mp4", "libx264", {"preset": "ultrafast"}, seconds=1.5, fps=10)
     policy = role_played_policy(
-        {"name": "tiny-red", "version": "1.0.0"}, pass_threshold=0.2, reject_threshold=0.9
+        {"name": "tiny-red", "version": "1.0.0", "artefact_sha256": artefact_of(config)},
+        pass_threshold=0.2,
+        reject_threshold=0.9,
+        frame_count=8,
     )
     settings = LocalStackSettings(model="onnx", onnx_config=config, frame_count=8, policy=policy)
     with LocalStack(settings) as face_stack:

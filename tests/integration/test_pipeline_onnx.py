@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kyclocal.policy_file import role_played_policy
+from kyclocal.policy_file import artefact_of, role_played_policy
 from kyclocal.stack import LocalStack, LocalStackSettings
 from tests.fixtures.clips import make_clip
 from tests.integration.conftest import screen
@@ -25,7 +25,10 @@ def onnx_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]
     # The template's thresholds, calibrated for tiny-red 1.0.0 (role-played): an uncalibrated model never
     # decides (test_calibration_journey.py).
     policy = role_played_policy(
-        {"name": "tiny-red", "version": "1.0.0"}, pass_threshold=0.2, reject_threshold=0.9
+        {"name": "tiny-red", "version": "1.0.0", "artefact_sha256": artefact_of(config)},
+        pass_threshold=0.2,
+        reject_threshold=0.9,
+        frame_count=8,
     )
     settings = LocalStackSettings(model="onnx", onnx_config=config, frame_count=8, policy=policy)
     with LocalStack(settings) as running:

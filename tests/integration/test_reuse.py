@@ -17,7 +17,7 @@ import pytest
 
 from kyclocal.commands.erase import invoke_erase
 from kyclocal.copies import make_copy
-from kyclocal.policy_file import role_played_policy
+from kyclocal.policy_file import artefact_of, role_played_policy
 from kyclocal.samples import write_clip
 from kyclocal.stack import LocalStack, LocalStackSettings
 from tests.integration.conftest import CORPUS, screen
@@ -50,7 +50,10 @@ def stack(workdir: Path) -> Iterator[LocalStack]:
     config = write_onnx_config(workdir, weight_red=20.0, bias=-20.0, face_crop=True)
     # calibrated for tiny-red 1.0.0 (role-played), so the original can PASS: an uncalibrated model never does
     policy = role_played_policy(
-        {"name": "tiny-red", "version": "1.0.0"}, pass_threshold=0.2, reject_threshold=0.9
+        {"name": "tiny-red", "version": "1.0.0", "artefact_sha256": artefact_of(config)},
+        pass_threshold=0.2,
+        reject_threshold=0.9,
+        frame_count=8,
     )
     settings = LocalStackSettings(model="onnx", onnx_config=config, frame_count=8, policy=policy)
     with LocalStack(settings) as running:

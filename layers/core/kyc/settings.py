@@ -7,6 +7,7 @@ nothing else in the code reads ``os.environ``.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -130,6 +131,16 @@ def policy_defaults(env: Mapping[str, str] | None = None) -> dict[str, object]:
             except ValueError as exc:
                 raise SettingsError(f"{name} is malformed") from exc
     return values
+
+
+def deployed_model_artefact_sha256(env: Mapping[str, str] | None = None) -> str | None:
+    """The SHA-256 of the model data the endpoint was created from, as the deployment recorded it
+    (``ModelArtefactSha256``; empty: not recorded). A malformed value is a configuration error."""
+    env = os.environ if env is None else env
+    value = (env.get("KYC_MODEL_ARTEFACT_SHA256") or "").strip().lower()
+    if value and not re.fullmatch(r"[0-9a-f]{64}", value):
+        raise SettingsError("KYC_MODEL_ARTEFACT_SHA256 must be 64 hex digits (sha256sum of the model data)")
+    return value or None
 
 
 def sampling_overrides(env: Mapping[str, str] | None = None) -> dict[str, int]:

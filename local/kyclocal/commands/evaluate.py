@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from kyc.domain.binding import deciding_fields
 from kyc.domain.calibration import NOT_A_DETECTOR_MARK, calibration_from_decisions
 from kyc.domain.contract import CONTRACT_VERSION
 from kyc.domain.evaluation import EvaluationError, decision_rates, evaluate, propose_thresholds
@@ -124,6 +125,7 @@ def cmd_evaluate(args: argparse.Namespace, out: TextIO | None = None) -> int:
         recorded = screen_files(stack, [f.path for f in labelled], timeout=args.timeout)
         rows = [decided_once_bound(stack, row) for row in recorded]
         models = scoring_models(stack, rows)
+        observed = binding_observed(stack, rows)
         provenance = [_provenance(stack, row) for row in rows]
     try:
         result = evaluation_result(
@@ -162,15 +164,18 @@ def cmd_evaluate(args: argparse.Namespace, out: TextIO | None = None) -> int:
             reject_threshold=reject_threshold,
             origin=origin,
             version=args.policy_version,
+            observed=observed,
         )
     except (CalibrationRefused, EvaluationError, PolicyError) as exc:
         print(f"kycscreen evaluate: no policy written: {exc}", file=sys.stderr)
         return 2
     args.write_policy.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     measured = document["calibration"]["measured"]
+    bound = document["calibration"]
     print(
         f"policy {document['version']} written to {args.write_policy}: thresholds bound to "
-        f"{models[0]['name']} {models[0]['version']}; APCER {_rate(measured['apcer'])}, "
+        f"{models[0]['name']} {models[0]['version']} (artefact {bound['model']['artefact_sha256'][:12]}, "
+        f"deciding fields {bound['decides']['sha256'][:12]}); APCER {_rate(measured['apcer'])}, "
         f"BPCER {_rate(measured['bpcer'])}",
         file=sys.stderr,
     )
@@ -205,9 +210,32 @@ def scoring_models(stack: LocalStack, rows: list[dict[str, Any]]) -> list[dict[s
     for row in rows:
         item = stack.decision(row["submission_id"]) if row.get("submission_id") else None
         model = (item or {}).get("model")
-        if model and model not in seen:
-            seen.append({"name": model["name"], "version": model["version"]})
+        named = {"name": model["name"], "version": model["version"]} if model else None
+        if named and named not in seen:  # the artefact hash is checked beside (binding_observed)
+            seen.append(named)
     return seen
+
+
+def binding_observed(stack: LocalStack, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What each scored decision's scores.json says decided it (``calibration_binding.observed``):
+    the model artefact's hash and the sampling settings, read from the run's own audit evidence."""
+    from kyc.aws.errors import SourceMissingError
+    from kyc.aws.s3_object_store import S3ObjectStore
+
+    store = S3ObjectStore(s3_client=stack.client("s3"))
+    observed = []
+    for row in rows:
+        if not row.get("submission_id") or scored(row) is None:
+            continue
+        try:
+            scores = store.get_json(
+                stack.resources.audit_bucket, f"decisions/{row['submission_id']}/scores.json"
+            )
+        except SourceMissingError:
+            continue
+        if scores.get("calibration_binding"):
+            observed.append(scores["calibration_binding"]["observed"])
+    return observed
 
 
 def calibrated_policy(
@@ -220,9 +248,11 @@ def calibrated_policy(
     origin: str,
     version: str | None = None,
     now: datetime | None = None,
+    observed: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The policy document of this run: its thresholds, bound to the one model that scored, with the
-    rates the pipeline reached (every labelled video counted) and the labelled set's hash."""
+    """The policy document of this run: its thresholds, bound to the one model that scored (by its
+    artefact's hash) and to every deciding field and the sampling settings of the run, with the rates
+    the pipeline reached (every labelled video counted) and the labelled set's hash."""
     if len(models) != 1:
         raise CalibrationRefused(f"one model must score the whole labelled set, got {models or 'none'}")
     model = models[0]
@@ -231,6 +261,20 @@ def calibrated_policy(
             f"{model['name']} is the training-free reference scorer, not a detector: its thresholds are "
             "never calibrated, so its decisions stay REVIEW (MODEL_NOT_CALIBRATED)"
         )
+    artefacts = {tuple(o.get("artefact_sha256") or ()) for o in observed or []}
+    samplings = {json.dumps(o["decides"]["sampling"], sort_keys=True) for o in observed or []}
+    if len(artefacts) != 1 or len(next(iter(artefacts))) != 1:
+        raise CalibrationRefused(
+            "one model artefact must score the whole labelled set; the run's evidence names "
+            f"{sorted(artefacts)}"
+            " (a model server that reports no artefact_sha256 cannot be calibrated: docs/model-contract.md)"
+        )
+    if len(samplings) != 1:
+        raise CalibrationRefused(
+            f"the run sampled with {len(samplings)} different settings: {sorted(samplings)}"
+        )
+    artefact = next(iter(artefacts))[0]
+    sampling = json.loads(next(iter(samplings)))
     now = now or datetime.now(UTC)
     defaults = DecisionPolicy()
     calibration = calibration_from_decisions(
@@ -243,6 +287,10 @@ def calibrated_policy(
         aggregator=defaults.aggregator,
         origin=origin,
         calibrated_at=now,
+        artefact_sha256=artefact,
+        decides=deciding_fields(
+            replace(defaults, pass_threshold=pass_threshold, reject_threshold=reject_threshold), sampling
+        ),
     )
     label = version or f"cal-{now:%Y%m%d}-{calibration.labelled_set_sha256[:12]}"
     policy = replace(

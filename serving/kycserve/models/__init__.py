@@ -67,7 +67,7 @@ class Model(ABC):
         return checked_probability(self._score_crop(bgr))
 
     def describe(self) -> dict:
-        return {"name": self.info.name, "version": self.info.version, "description": self.description}
+        return self.info.to_dict() | {"description": self.description}
 
     def predict(self, frames: Sequence[FrameImage]) -> list[FrameScore]:
         return [self._score_frame(frame) for frame in frames]

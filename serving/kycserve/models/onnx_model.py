@@ -6,6 +6,7 @@ what the output means, so a customer model runs without writing server code.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -114,13 +115,19 @@ class OnnxModel(Model):
 
         super().__init__(face_crop=config.face_crop, no_face=config.no_face, margin=config.face_margin)
         try:
-            self._session = ort.InferenceSession(str(config.path), providers=["CPUExecutionProvider"])
+            artefact = Path(config.path).read_bytes()
+        except OSError as exc:
+            raise ModelLoadError(f"cannot read ONNX model {config.path}: {exc}") from exc
+        try:  # from the bytes just hashed: the hash reported is the network that runs
+            self._session = ort.InferenceSession(artefact, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise ModelLoadError(f"cannot load ONNX model {config.path}: {exc}") from exc
         self._config = config
         self._input = config.input_name or self._session.get_inputs()[0].name
         self._output = config.output_name or self._session.get_outputs()[0].name
-        self.info = ModelInfo(name=config.name, version=config.version)
+        self.info = ModelInfo(
+            name=config.name, version=config.version, artefact_sha256=hashlib.sha256(artefact).hexdigest()
+        )
         self.description = config.description
 
     def preprocess(self, bgr: np.ndarray) -> np.ndarray:

@@ -7,7 +7,10 @@ so the pipeline can run end to end without a customer model.
 
 from __future__ import annotations
 
+import hashlib
 import math
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -25,6 +28,17 @@ CENTRE = 0.45
 SLOPE = 12.0
 
 
+def reference_artefact_sha256() -> str:
+    """The reference model has no weights file: its artefact is the source that scores (this module,
+    the spectrum features and the shared face finder), hashed in a fixed order."""
+    from kycserve.models import faces, spectrum
+
+    digest = hashlib.sha256()
+    for module in (sys.modules[__name__], spectrum, faces):
+        digest.update(Path(str(module.__file__)).read_bytes())
+    return digest.hexdigest()
+
+
 def level_to_p_fake(level: float) -> float:
     """The fixed logistic mapping, clamped so that overflow can never produce NaN.
 
@@ -39,7 +53,7 @@ def level_to_p_fake(level: float) -> float:
 class ReferenceSpectrumModel(Model):
     """Reference detector (NOT A PRODUCTION DETECTOR)."""
 
-    info = ModelInfo(name=MODEL_NAME, version=MODEL_VERSION)
+    info = ModelInfo(name=MODEL_NAME, version=MODEL_VERSION, artefact_sha256=reference_artefact_sha256())
     description = (
         "NOT A PRODUCTION DETECTOR: training-free Durall et al. 2019 spectrum heuristic with a fixed, "
         "uncalibrated logistic mapping; for local runs and tests only."

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kyc.domain.binding import model_binding_findings
+from kyc.domain.binding import calibration_binding, deciding_fields, sampling_in_force
 from kyc.domain.calibration import (
     Calibration,
     MeasuredRate,
@@ -28,7 +28,21 @@ from kyc.domain.policy import (
 )
 from kyc.domain.reasons import ReasonCode as R
 
-MODEL = {"name": "acme-detector", "version": "3.1.0"}
+MODEL = {"name": "acme-detector", "version": "3.1.0", "artefact_sha256": "e" * 64}
+SAMPLING = sampling_in_force(
+    {"frame_count": 32, "max_side": 1024}, face_evidence_source="rekognition", face_check_frames=0
+)
+
+
+def model_binding_findings(
+    calibration: Calibration | None, reported: list[dict], contract: str
+) -> list[Finding]:
+    """The binding's findings for the default policy and SAMPLING (what these tests vary is the model)."""
+    policy = DecisionPolicy()
+    if calibration is not None:
+        policy = DecisionPolicy(calibration=calibration)
+    binding = calibration_binding(calibration, reported, contract, policy=policy, sampling=SAMPLING)
+    return binding.findings if binding is not None else []
 
 
 def _calibration(**changes: object) -> dict:
@@ -42,6 +56,8 @@ def _calibration(**changes: object) -> dict:
         aggregator="mean_logit",
         origin="given",
         calibrated_at=datetime(2026, 11, 29, 12, tzinfo=UTC),
+        artefact_sha256=MODEL["artefact_sha256"],
+        decides=deciding_fields(DecisionPolicy(), SAMPLING),
     )
     document = calibration.to_dict()
     for path, value in changes.items():
@@ -143,6 +159,11 @@ def test_calibration_of_other_thresholds_does_not_describe_the_policy() -> None:
         ([{"name": "acme-detector-lite", "version": "3.1.0"}], "v1", True),
         ([MODEL, MODEL | {"version": "3.2.0"}], "v1", True),  # a canary variant answered one batch
         ([MODEL], "v2", True),
+        ([MODEL | {"artefact_sha256": "f" * 64}], "v1", True),  # same name and version, other weights
+        ([{"name": "acme-detector", "version": "3.1.0"}], "v1", True),  # no artefact reported
+        ([MODEL | {"deployed_artefact_sha256": "f" * 64}], "v1", True),  # deployment recorded others
+        ([MODEL | {"deployed_artefact_sha256": "e" * 64}], "v1", False),  # both agree
+        ([{"name": "acme-detector", "version": "3.1.0", "deployed_artefact_sha256": "e" * 64}], "v1", False),
         ([], "v1", False),  # nothing scored: no score to bound
     ],
 )
@@ -166,3 +187,46 @@ def test_uncalibrated_model_neither_passes_nor_rejects(p: float) -> None:
     bounded = apply_findings(verdict, model_binding_findings(None, [MODEL], "v1"))
 
     assert (bounded.decision, bounded.reasons) == (Decision.REVIEW, (R.MODEL_NOT_CALIBRATED,))
+
+
+@pytest.mark.parametrize(
+    ("policy", "sampling", "differs"),
+    [
+        ({}, {}, []),
+        (
+            {"min_frames_scored": 1, "min_face_fraction": 0.0},
+            {},
+            ["decides.min_face_fraction", "decides.min_frames_scored"],
+        ),
+        ({"require_faces": False}, {}, ["decides.require_faces"]),
+        ({"face_gates": {"min_face_side": 0.05}}, {}, ["decides.face_gates.min_face_side"]),
+        ({"aggregator_params": {"eps": 0.01}}, {}, ["decides.aggregator_params.eps"]),
+        ({}, {"frame_count": 8}, ["decides.sampling.frame_count"]),
+        ({}, {"face_check_frames": 4}, ["decides.sampling.face_check_frames"]),
+        ({"pass_threshold": 0.1}, {}, []),  # the incident brake: fewer PASSes than measured stays bound
+    ],
+)
+def test_every_deciding_field_and_the_sampling_are_bound(
+    policy: dict, sampling: dict, differs: list[str]
+) -> None:
+    calibration = Calibration.from_mapping(_calibration())
+    in_force = DecisionPolicy.from_mapping(policy | {"calibration": _calibration()})
+
+    binding = calibration_binding(calibration, [MODEL], "v1", policy=in_force, sampling=SAMPLING | sampling)
+
+    assert binding is not None and list(binding.differs) == differs
+
+
+def test_calibration_without_decides_or_artefact_binds_nothing() -> None:
+    older = _calibration(decides=KeyError, model__artefact_sha256=KeyError)
+    calibration = Calibration.from_mapping(older)
+    policy = DecisionPolicy(calibration=calibration)
+
+    binding = calibration_binding(calibration, [MODEL], "v1", policy=policy, sampling=SAMPLING)
+
+    assert binding is not None and list(binding.differs) == ["model.artefact_sha256", "decides"]
+
+
+def test_hand_edited_decides_field_with_the_old_hash_is_refused() -> None:
+    with pytest.raises(PolicyError, match="not the hash"):
+        Calibration.from_mapping(_calibration(decides__fields__min_frames_scored=1))

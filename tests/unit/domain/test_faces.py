@@ -204,3 +204,71 @@ def test_a_face_finding_caps_pass_but_leaves_reject() -> None:
 )
 def test_frames_to_check_spread_over_the_timeline(total: int, wanted: int, expected: list[int]) -> None:
     assert frames_to_check(total, wanted) == expected
+
+
+# --- issue 24: face evidence and scores cover the same frames --------------------------------------
+def _abstaining_model(abstention: str) -> list[FrameEvidence]:
+    """Half the frames scored low; on the other half the model abstains, although the face stage saw
+    one good face on every frame."""
+    low = [FrameEvidence(f"{i:03d}", 0.01, 1) for i in range(4)]
+    if abstention == "no_face":
+        rest = [FrameEvidence(f"{i:03d}", None, 0) for i in range(4, 8)]
+    elif abstention == "null":
+        rest = [FrameEvidence(f"{i:03d}", None, None) for i in range(4, 8)]
+    else:  # scored on the frame centre but flagged no_face (the model's NO_FACE_CENTRE mode)
+        rest = [FrameEvidence(f"{i:03d}", 0.01, 0) for i in range(4, 8)]
+    return low + rest
+
+
+@pytest.mark.parametrize("abstention", ["no_face", "null", "centre"])
+def test_model_abstaining_where_the_face_stage_saw_a_face_counts_against_pass(abstention: str) -> None:
+    policy = DecisionPolicy(min_frames_scored=4)
+    seen = {f"{i:03d}" for i in range(8)}
+
+    verdict = decide_outcome(
+        _abstaining_model(abstention), frames_sampled=8, policy=policy, face_evidence=seen, face_checked=seen
+    )
+
+    assert verdict.decision == Decision.REVIEW
+    assert R.PARTIAL_SCORING in verdict.reasons
+    # the same abstentions where the face stage saw no face are honest: the model agreed
+    honest = decide_outcome(
+        _abstaining_model(abstention),
+        frames_sampled=8,
+        policy=policy,
+        face_evidence={f"{i:03d}" for i in range(4)},
+        face_checked=seen,
+    )
+    assert honest.decision == (Decision.REVIEW if abstention == "null" else Decision.PASS)
+
+
+def test_scored_frames_the_face_stage_never_checked_count_for_nothing_towards_pass() -> None:
+    """FaceCheckFrames 8 of 32: the eight checked frames (good faces) score 0.4, the 24 never checked
+    0.01. By hand, mean logit over all 32: (8 * -0.405 + 24 * -4.595) / 32 = -3.55, sigmoid 0.028: the
+    unchecked frames would dilute a PASS; over the checked frames alone the score is 0.4 >= 0.2."""
+    checked = {f"{i:03d}" for i in range(0, 32, 4)}
+    evidence = [FrameEvidence(f"{i:03d}", 0.4 if f"{i:03d}" in checked else 0.01, None) for i in range(32)]
+    policy = DecisionPolicy(min_frames_scored=8)
+
+    partial = decide_outcome(
+        evidence, frames_sampled=32, policy=policy, face_evidence=checked, face_checked=checked
+    )
+    every = {f"{i:03d}" for i in range(32)}
+    unbounded = decide_outcome(evidence, frames_sampled=32, policy=policy, face_evidence=checked)
+
+    assert partial.score is not None and partial.score < 0.2
+    assert (partial.decision, partial.reasons) == (Decision.REVIEW, (R.MODEL_UNCERTAIN,))
+    assert unbounded.decision == Decision.PASS  # what the same evidence got without the coverage rule
+    low = [FrameEvidence(e.frame_id, 0.01, None) for e in evidence]  # checked frames low too: PASS
+    assert (
+        decide_outcome(
+            low, frames_sampled=32, policy=policy, face_evidence=checked, face_checked=checked
+        ).decision
+        == Decision.PASS
+    )
+    assert (
+        decide_outcome(
+            evidence, frames_sampled=32, policy=policy, face_evidence=every, face_checked=every
+        ).decision
+        == Decision.PASS
+    )

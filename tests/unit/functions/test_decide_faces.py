@@ -6,11 +6,21 @@ import hashlib
 import json
 from typing import Any
 
+import boto3
 import pytest
 
 from kyc.aws.s3_object_store import canonical_json
 from tests.unit.functions.handler_loader import FakeContext
-from tests.unit.functions.test_score_decide import AUDIT, SID, WORK, _decide, _scored_state, aws  # noqa: F401
+from tests.unit.functions.test_score_decide import (  # noqa: F401
+    AUDIT,
+    SID,
+    WORK,
+    _calibrated,
+    _decide,
+    _item,
+    _scored_state,
+    aws,
+)
 
 
 def _face(**over: Any) -> dict[str, Any]:
@@ -27,6 +37,7 @@ def _with_faces(mocked: dict[str, Any], state: dict[str, Any], faces_per_frame: 
     document = {
         "schema": "kyc.face-evidence/1",
         "source": "rekognition",
+        "check_frames": 0,  # as DetectFaces records FaceCheckFrames (0: every sampled frame)
         "frames": [
             {"frame_id": f"{i:03d}", "image_width": 640, "image_height": 480, "faces": faces, "error": None}
             for i, faces in enumerate(faces_per_frame)
@@ -85,7 +96,8 @@ def test_gates_cap_a_low_score_at_review(
 def test_no_face_stage_result_means_no_pass(aws: dict[str, Any]) -> None:  # noqa: F811
     result = _run(aws, _scored_state(aws, [0.05] * 4, faces=True))  # the model's faces do not count here
 
-    assert (result["decision"], result["reasons"]) == ("REVIEW", ["NO_FACE_EVIDENCE"])
+    assert (result["decision"], result["reasons"]) == ("REVIEW", ["MODEL_UNCERTAIN"])
+    assert _item(aws)["score"] < 0.3  # the mean alone would have passed it
 
 
 def test_tampered_face_evidence_fails_the_decision(aws: dict[str, Any]) -> None:  # noqa: F811
@@ -95,3 +107,43 @@ def test_tampered_face_evidence_fails_the_decision(aws: dict[str, Any]) -> None:
 
     with pytest.raises(Exception, match="does not match"):
         _run(aws, state)
+
+
+def test_scored_frames_outside_face_check_frames_do_not_dilute_a_pass(
+    aws: dict[str, Any],  # noqa: F811
+) -> None:
+    """FaceCheckFrames 2 of 4: the stage checked frames 000 and 003 (good faces there, scored 0.45);
+    001 and 002 were scored 0.01 but never face-checked. Mean logit over all four: 0.083 (< 0.3); over
+    the checked frames alone 0.45: nothing vouches for the low frames, so no PASS."""
+    state = _scored_state(aws, [0.45, 0.01, 0.01, 0.45], faces=False)
+    document = {
+        "schema": "kyc.face-evidence/1",
+        "source": "rekognition",
+        "check_frames": 2,
+        "frames": [
+            {"frame_id": fid, "image_width": 640, "image_height": 480, "faces": [_face()], "error": None}
+            for fid in ("000", "003")
+        ],
+    }
+    body = canonical_json(document)
+    key = f"scores/{SID}/faces.json"
+    aws["s3"].put_object(Bucket=WORK, Key=key, Body=body)
+    pointer = {
+        "source": "rekognition",
+        "evidence_key": key,
+        "evidence_sha256": hashlib.sha256(body).hexdigest(),
+    }
+    app = _decide(aws, KYC_FACE_EVIDENCE_SOURCE="rekognition", KYC_FACE_CHECK_FRAMES="2")
+    # calibrated for exactly this deployment (FaceCheckFrames 2), so only the coverage can stop a PASS
+    boto3.client("ssm", region_name="us-east-1").put_parameter(
+        Name="/kyc/calibrated",
+        Type="String",
+        Value=_calibrated(face_source="rekognition", face_check_frames=2),
+        Overwrite=True,
+    )
+
+    result = app.lambda_handler(
+        {"mode": "decide", "execution_arn": "arn:x", "state": state | {"faces": pointer}}, FakeContext()
+    )
+
+    assert (result["decision"], result["reasons"]) == ("REVIEW", ["NO_FACE_EVIDENCE"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,8 @@ import pytest
 from moto import mock_aws
 
 from kyc.aws.s3_object_store import canonical_json
-from kyclocal.policy_file import role_played_policy
+from kyc.media.sampling import SamplingParams
+from kyclocal.policy_file import artefact_of, role_played_policy
 from kycserve.faults import Fault, FaultInjector
 from kycserve.models import load_model
 from kycserve.server import start_server, stop
@@ -55,7 +57,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         yield {"s3": s3, "ddb": ddb, "sqs": sqs, "tap": tap, "monkeypatch": monkeypatch}
 
 
-def _store_frames(aws: dict[str, Any], colours: list[tuple[int, int, int]]) -> str:
+def _store_frames(
+    aws: dict[str, Any], colours: list[tuple[int, int, int]], params: SamplingParams | None = None
+) -> str:
     prefix = f"frames/{SID}/"
     entries = []
     for index, bgr in enumerate(colours):
@@ -71,6 +75,7 @@ def _store_frames(aws: dict[str, Any], colours: list[tuple[int, int, int]]) -> s
             }
         )
     manifest = {
+        "params": asdict(params or SamplingParams()),  # the template's sampling: what calibrations bind
         "prefix": prefix,
         "frames": entries,
         "batches": [{"batch_index": 0, "frames": list(range(len(colours)))}],
@@ -95,7 +100,7 @@ def _score(aws: dict[str, Any], url: str) -> Any:
 
 
 def test_score_batch_scored_result_stored_and_pointer_returned(
-    aws: dict[str, Any], model_server: tuple
+    aws: dict[str, Any], model_server: tuple, model_config: Path
 ) -> None:
     url, _ = model_server
     manifest_key = _store_frames(aws, [(0, 0, 250), (0, 0, 250)])  # BGR: red channel high
@@ -113,7 +118,12 @@ def test_score_batch_scored_result_stored_and_pointer_returned(
         "reason": None,
     }
     doc = json.loads(aws["s3"].get_object(Bucket=WORK, Key=result["result_key"])["Body"].read())
-    assert doc["model"] == {"name": "tiny-red", "version": "1.0.0"}
+    # the server reports the SHA-256 of the network file it loaded (hashed here from the file itself)
+    assert doc["model"] == {
+        "name": "tiny-red",
+        "version": "1.0.0",
+        "artefact_sha256": artefact_of(model_config),
+    }
     assert [f["frame_id"] for f in doc["frames"]] == ["000", "001"]
     assert all(f["p_fake"] > 0.99 for f in doc["frames"])
     assert doc["invoked_variant"] == "AllTraffic" and len(doc["request_sha256"]) == 64
@@ -153,13 +163,26 @@ def test_score_tampered_frame_is_refused_before_scoring(aws: dict[str, Any], mod
 
 
 # --------------------------------------------------------------------------- decide
-MODEL = {"name": "m", "version": "1"}  # the model every scored batch below reports
+# the model every scored batch below reports, with the SHA-256 of the artefact it loaded
+MODEL = {"name": "m", "version": "1", "artefact_sha256": hashlib.sha256(b"weights of m 1").hexdigest()}
 
 
-def _calibrated(pass_threshold: float = 0.3, reject_threshold: float = 0.8, **policy: Any) -> str:
+def _calibrated(
+    pass_threshold: float = 0.3,
+    reject_threshold: float = 0.8,
+    face_source: str = "model",
+    face_check_frames: int = 0,
+    **policy: Any,
+) -> str:
     """A policy document whose thresholds are bound to MODEL (as the template's 0.3/0.8 below)."""
     document = role_played_policy(
-        MODEL, pass_threshold=pass_threshold, reject_threshold=reject_threshold, min_frames_scored=2, **policy
+        MODEL,
+        pass_threshold=pass_threshold,
+        reject_threshold=reject_threshold,
+        min_frames_scored=2,
+        face_evidence_source=face_source,
+        face_check_frames=face_check_frames,
+        **policy,
     )
     return json.dumps(document)
 
@@ -178,8 +201,9 @@ def _decide(aws: dict[str, Any], *, calibrated: bool = True, **env: str) -> Any:
         "KYC_FACE_EVIDENCE_SOURCE": "model",
     }
     if calibrated and "KYC_POLICY_PARAMETER" not in env:
+        face_source = env.get("KYC_FACE_EVIDENCE_SOURCE", base["KYC_FACE_EVIDENCE_SOURCE"])
         boto3.client("ssm", region_name="us-east-1").put_parameter(
-            Name="/kyc/calibrated", Type="String", Value=_calibrated(), Overwrite=True
+            Name="/kyc/calibrated", Type="String", Value=_calibrated(face_source=face_source), Overwrite=True
         )
         base["KYC_POLICY_PARAMETER"] = "/kyc/calibrated"
     return load_handler("decide", base | env, aws["monkeypatch"])
@@ -198,10 +222,17 @@ def _submission() -> dict[str, Any]:
 
 
 def _scored_state(
-    aws: dict[str, Any], scores: list[float | None], *, failed: int = 0, faces: bool = True
+    aws: dict[str, Any],
+    scores: list[float | None],
+    *,
+    failed: int = 0,
+    faces: bool = True,
+    model: dict[str, str] = MODEL,
+    params: SamplingParams | None = None,
 ) -> dict[str, Any]:
-    """A scored batch; ``faces`` False: a whole-frame model that reports no face boxes."""
-    manifest_key = _store_frames(aws, [(0, 0, 0)] * len(scores))
+    """A scored batch; ``faces`` False: a whole-frame model that reports no face boxes; ``model``:
+    what the batch says scored it; ``params``: the sampling the frame manifest records."""
+    manifest_key = _store_frames(aws, [(0, 0, 0)] * len(scores), params)
 
     def face(p: float | None) -> list[dict[str, Any]]:
         return [{"box": [0.3, 0.2, 0.4, 0.5], "confidence": 0.99, "p_fake": p}] if faces else []
@@ -209,7 +240,7 @@ def _scored_state(
     doc = {
         "batch_index": 0,
         "status": "SCORED",
-        "model": MODEL,
+        "model": model,
         "frames": [
             {"frame_id": f"{i:03d}", "p_fake": p, "faces": face(p), "quality": []}
             for i, p in enumerate(scores)
@@ -238,7 +269,9 @@ def _scored_state(
     validation = {"accepted": True, "sha256": "f" * 64, "size": 10, "media": {"codec": "h264"}}
     extraction = {
         "manifest_key": manifest_key,
-        "manifest_sha256": "m",
+        "manifest_sha256": hashlib.sha256(
+            aws["s3"].get_object(Bucket=WORK, Key=manifest_key)["Body"].read()
+        ).hexdigest(),
         "frames_sampled": len(scores) + 4 * failed,
     }
     return {
@@ -527,7 +560,11 @@ def test_decide_uncalibrated_model_is_review_model_not_calibrated(
 def test_decide_policy_calibrated_for_another_version_is_review(aws: dict[str, Any]) -> None:
     ssm = boto3.client("ssm", region_name="us-east-1")
     other = role_played_policy(
-        {"name": "m", "version": "2"}, pass_threshold=0.3, reject_threshold=0.8, min_frames_scored=2
+        MODEL | {"version": "2"},
+        pass_threshold=0.3,
+        reject_threshold=0.8,
+        min_frames_scored=2,
+        face_evidence_source="model",
     )
     ssm.put_parameter(Name="/kyc/policy", Type="String", Value=json.dumps(other))
     app = _decide(aws, KYC_POLICY_PARAMETER="/kyc/policy")
@@ -550,6 +587,7 @@ def test_decide_calibrated_model_decides_and_records_its_calibration(aws: dict[s
     item = _item(aws)
     assert (item["decision"], item["reasons"]) == ("REJECT", ["HIGH_FAKE_SCORE"])
     assert item["policy"]["calibration"]["model"] == MODEL | {"contract_version": "v1"}
+    assert item["calibration_binding"]["bound"] is True
     assert "decision_if_calibrated" not in json.loads(_audit_object(aws, "scores.json"))
 
 
@@ -654,3 +692,94 @@ def test_decide_replay_after_a_crash_restores_the_staged_bytes_even_when_inputs_
         data = _audit_object(aws, f"{name}.json")
         assert hashlib.sha256(data).hexdigest() == item["artefacts"][f"{name}_sha256"]
     assert {f["p_fake"] for f in json.loads(_audit_object(aws, "scores.json"))["frames"]} == {0.05}
+
+
+# --------------------------------------------------------------------------- calibration binding
+OTHER_WEIGHTS = hashlib.sha256(b"other weights, same name and version").hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("scores", "model", "policy", "params", "differs"),
+    [
+        # the same name and version with other weights: a constant near 0, or the scores inverted
+        ([0.01] * 4, MODEL | {"artefact_sha256": OTHER_WEIGHTS}, {}, None, ["model.artefact_sha256"]),
+        (
+            [0.02, 0.03, 0.01, 0.02],
+            MODEL | {"artefact_sha256": OTHER_WEIGHTS},
+            {},
+            None,
+            ["model.artefact_sha256"],
+        ),
+        # a model that reports no artefact at all is trusted by its name no more
+        ([0.01] * 4, {"name": "m", "version": "1"}, {}, None, ["model.artefact_sha256"]),
+        # the deployment recorded other model data than the endpoint reports
+        (
+            [0.01] * 4,
+            MODEL | {"deployed_artefact_sha256": OTHER_WEIGHTS},
+            {},
+            None,
+            ["model.artefact_sha256"],
+        ),
+        # a deciding policy field changed under the same calibration
+        ([0.01] * 4, MODEL, {"min_face_fraction": 0.0}, None, ["decides.min_face_fraction"]),
+        ([0.01] * 4, MODEL, {"allow_pass_on_partial": True}, None, ["decides.allow_pass_on_partial"]),
+        # calibrated at 32 frames, applied at 8
+        ([0.01] * 4, MODEL, {}, SamplingParams(frame_count=8), ["decides.sampling.frame_count"]),
+    ],
+)
+def test_decide_anything_not_as_calibrated_is_review_naming_the_field(
+    aws: dict[str, Any],
+    scores: list[float],
+    model: dict[str, str],
+    policy: dict[str, Any],
+    params: SamplingParams | None,
+    differs: list[str],
+) -> None:
+    """Low scores that PASS once bound are REVIEW MODEL_NOT_CALIBRATED when the model bytes, a deciding
+    policy field or the sampling differ from the calibration's; the record names the field."""
+    document = json.loads(_calibrated()) | policy  # the override edits a field, keeps the calibration
+    boto3.client("ssm", region_name="us-east-1").put_parameter(
+        Name="/kyc/edited", Type="String", Value=json.dumps(document)
+    )
+    app = _decide(aws, KYC_POLICY_PARAMETER="/kyc/edited")
+
+    state = _scored_state(aws, scores, model=model, params=params)
+    result = app.lambda_handler({"mode": "decide", "execution_arn": "arn:x", "state": state}, FakeContext())
+
+    assert (result["decision"], result["reasons"]) == ("REVIEW", ["MODEL_NOT_CALIBRATED"])
+    item = _item(aws)
+    assert item["calibration_binding"]["bound"] is False
+    assert item["calibration_binding"]["differs"] == differs
+    lineage = json.loads(_audit_object(aws, "lineage.json"))
+    assert lineage["decision"]["calibration_binding"]["differs"] == differs
+    scores_doc = json.loads(_audit_object(aws, "scores.json"))
+    assert scores_doc["decision_if_calibrated"]["decision"] == "PASS"  # what it would have been
+
+
+def test_decide_same_clip_passes_when_everything_is_as_calibrated(aws: dict[str, Any]) -> None:
+    """The control for the test above: the unedited calibration and its model's bytes PASS."""
+    app = _decide(aws)
+
+    result = app.lambda_handler(
+        {"mode": "decide", "execution_arn": "arn:x", "state": _scored_state(aws, [0.01] * 4)}, FakeContext()
+    )
+
+    assert result["decision"] == "PASS"
+    binding = _item(aws)["calibration_binding"]
+    assert binding == {
+        "bound": True,
+        "differs": [],
+        "artefact_sha256": [MODEL["artefact_sha256"]],
+        "decides_sha256": json.loads(_calibrated())["calibration"]["decides"]["sha256"],
+    }
+
+
+def test_calibration_decides_hash_is_sha256_of_its_canonical_fields() -> None:
+    """Recomputed here with hashlib over json.dumps, as docs/decision-policy.md tells an auditor to."""
+    decides = json.loads(_calibrated())["calibration"]["decides"]
+    body = json.dumps(decides["fields"], sort_keys=True, separators=(",", ":")).encode()
+    assert decides["sha256"] == hashlib.sha256(body).hexdigest()
+    assert decides["fields"]["sampling"]["frame_count"] == 32
+    assert {"min_frames_scored", "min_face_fraction", "allow_pass_on_partial", "require_faces"} <= set(
+        decides["fields"]
+    )

@@ -82,7 +82,12 @@ EXPECTED_ENV = {
     | {"KYC_PROVENANCE_TRUST_PARAMETER", "KYC_PROVENANCE_MAX_MANIFEST_BYTES"},
     "ExtractFramesFunction": LIMIT_VARS
     | {"KYC_FRAME_COUNT", "KYC_FRAME_MAX_SIDE", "KYC_WORK_BUCKET", "KYC_KMS_KEY_ID"},
-    "ScoreFramesFunction": {"KYC_ENDPOINT_NAME", "KYC_WORK_BUCKET", "KYC_KMS_KEY_ID"},
+    "ScoreFramesFunction": {
+        "KYC_ENDPOINT_NAME",
+        "KYC_MODEL_ARTEFACT_SHA256",
+        "KYC_WORK_BUCKET",
+        "KYC_KMS_KEY_ID",
+    },
     "DetectFacesFunction": {
         "KYC_FACE_EVIDENCE_SOURCE",
         "KYC_FACE_CHECK_FRAMES",
@@ -99,6 +104,7 @@ EXPECTED_ENV = {
         "KYC_AGGREGATOR",
         "KYC_MIN_FRAMES_SCORED",
         "KYC_FACE_EVIDENCE_SOURCE",
+        "KYC_FACE_CHECK_FRAMES",  # the calibration binds it (issue 24)
         "KYC_POLICY_VERSION",
         "KYC_POLICY_PARAMETER",
         "KYC_RETENTION_DAYS",

@@ -59,6 +59,7 @@ def test_run_with_a_malformed_policy_exits_2_before_any_stack(tmp_path: Path, ca
         ([{"name": "reference-spectrum-NOT-A-PRODUCTION-DETECTOR", "version": "0.1.0"}], "not a detector"),
         ([MODEL, MODEL | {"version": "2.1"}], "one model"),
         ([], "one model"),
+        ([MODEL], "one model artefact"),  # the run's evidence names no artefact hash
     ],
 )
 def test_write_policy_refuses_what_cannot_be_calibrated(tmp_path: Path, models: list, message: str) -> None:
@@ -73,6 +74,34 @@ def test_write_policy_refuses_what_cannot_be_calibrated(tmp_path: Path, models: 
         )
 
 
+def _observed(artefact: str, frame_count: int = 32) -> dict:
+    """What a decision's scores.json says decided it (calibration_binding.observed)."""
+    return {"artefact_sha256": [artefact], "decides": {"sampling": {"frame_count": frame_count}}}
+
+
+@pytest.mark.parametrize(
+    ("observed", "message"),
+    [
+        ([_observed("a" * 64), _observed("b" * 64)], "one model artefact"),  # weights swapped mid-run
+        ([_observed("a" * 64), _observed("a" * 64, 8)], "different settings"),
+        ([{"artefact_sha256": [], "decides": {"sampling": {}}}], "one model artefact"),
+    ],
+)
+def test_write_policy_refuses_a_run_of_mixed_artefacts_or_sampling(
+    tmp_path: Path, observed: list, message: str
+) -> None:
+    with pytest.raises(CalibrationRefused, match=message):
+        calibrated_policy(
+            _labelled(tmp_path),
+            [{"decision": "PASS"}, {"decision": "REJECT"}],
+            [MODEL],
+            pass_threshold=0.2,
+            reject_threshold=0.9,
+            origin="given",
+            observed=observed,
+        )
+
+
 def test_written_policy_is_bound_to_the_model_and_reads_back(tmp_path: Path) -> None:
     document = calibrated_policy(
         _labelled(tmp_path),
@@ -81,8 +110,13 @@ def test_written_policy_is_bound_to_the_model_and_reads_back(tmp_path: Path) -> 
         pass_threshold=0.25,
         reject_threshold=0.85,
         origin="given",
+        observed=[_observed("a" * 64), _observed("a" * 64)],
     )
     policy = DecisionPolicy.from_mapping(document)
+    assert policy.calibration is not None and policy.calibration.model.artefact_sha256 == "a" * 64
+    assert policy.calibration.decides is not None
+    assert policy.calibration.decides.fields["sampling"] == {"frame_count": 32}
+    assert policy.calibration.decides.fields["reject_threshold"] == 0.85
     assert policy.calibration is not None and policy.calibration.binds("acme", "2.0", "v1")
     assert (policy.calibration.apcer.errors, policy.calibration.review_rate.errors) == (1, 1)  # attack PASSed
     assert document["version"].startswith("cal-")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import urllib.error
@@ -192,3 +193,37 @@ def test_invocations_other_contract_version_header_returns_400(onnx_url: str) ->
     body = encode_request([solid_frame("000", (0, 0, 0))])
     status, _ = _post(onnx_url + "/invocations", body, {"X-Amzn-SageMaker-Custom-Attributes": "contract=v2"})
     assert status == 400
+
+
+def test_onnx_server_reports_the_sha256_of_the_weights_it_loaded(tmp_path: Path) -> None:
+    """Same name and version, other weights (inverted): the reported artefact hash tells them apart;
+    the oracle is hashlib over each file's bytes, not the server's own code."""
+    hashes = []
+    for name, weight in (("honest", 20.0), ("inverted", -20.0)):
+        (tmp_path / name).mkdir()
+        config = write_onnx_config(tmp_path / name, weight_red=weight, bias=-10.0 if weight > 0 else 10.0)
+        server, thread, url = start_server(load_model("onnx", onnx_config=config))
+        try:
+            status, body = _post(url + "/invocations", encode_request([solid_frame("000", (0, 0, 255))]))
+        finally:
+            stop(server, thread)
+        assert status == 200
+        _response_validator().validate(json.loads(body))
+        model = parse_response(body, ["000"]).model
+        assert (model.name, model.version) == ("tiny-red", "1.0.0")
+        assert (
+            model.artefact_sha256 == hashlib.sha256((tmp_path / name / "tiny.onnx").read_bytes()).hexdigest()
+        )
+        hashes.append(model.artefact_sha256)
+    assert hashes[0] != hashes[1]
+
+
+def test_reference_server_reports_the_hash_of_its_scoring_source(reference_url: str) -> None:
+    status, body = _post(reference_url + "/invocations", encode_request([textured_frame("000", 2)]))
+    assert status == 200
+    reported = json.loads(body)["model"]["artefact_sha256"]
+    models = Path(resources.files("kycserve.models"))  # type: ignore[arg-type]
+    digest = hashlib.sha256()
+    for name in ("reference.py", "spectrum.py", "faces.py"):
+        digest.update((models / name).read_bytes())
+    assert reported == digest.hexdigest()

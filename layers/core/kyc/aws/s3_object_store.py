@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 
 from kyc.aws.clients import client
 from kyc.aws.errors import ObjectTooLargeError, SourceMissingError
+from kyc.domain.lineage import canonical_json  # one byte form, kept in the domain; re-exported
 
 _CHUNK = 1024 * 1024
 # Every write carries its SHA-256 for S3 to check: a bucket under Object Lock (the audit bucket)
@@ -144,8 +145,3 @@ class S3ObjectStore:
         return self._signer.generate_presigned_url(
             "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=seconds
         )
-
-
-def canonical_json(document: Any) -> bytes:
-    """One byte form per document, so its hash in the lineage can be recomputed by anyone."""
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

@@ -1,30 +1,116 @@
-"""Are the policy's thresholds bound to the model that scored this upload? (docs/decision-policy.md)
+"""Does the calibration in force describe this decision? (docs/decision-policy.md, "Calibration binding")
 
-A finding for ``apply_findings``: when no calibration exists, or the batches report another model
-name, version or contract than the one the thresholds were measured for, the score is read against
-thresholds nobody measured for it, so neither a PASS nor a REJECT can rest on it: REVIEW with
-``MODEL_NOT_CALIBRATED``. Pure Python.
+Thresholds mean something only for the model bytes, the policy and the sampling they were measured
+with. A calibration names all three: the model by name, version, contract and the SHA-256 of its
+artefact (which the model server reports, or the deployment records); every policy field that can
+change a decision and the sampling settings by value and hash (``Calibration.decides``). At decision
+time the same fields are read from what actually happened (the batches' model records, the frame
+manifest's sampling parameters, the face stage's document) and compared; any difference, or a
+calibration that does not name one of them, is REVIEW ``MODEL_NOT_CALIBRATED`` and the audit record
+lists each field that differed. Pure Python.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from kyc.domain.calibration import Calibration
-from kyc.domain.policy import Effect, Finding
+from kyc.domain.calibration import Calibration, decides_sha256
+from kyc.domain.policy import DecisionPolicy, Effect, Finding
 from kyc.domain.reasons import ReasonCode
 
+__all__ = ["Binding", "calibration_binding", "deciding_fields", "sampling_in_force"]
 
-def model_binding_findings(
+# Policy fields that are not bound by value: the label, the calibration itself, and the pass threshold,
+# which may only be lowered below the measured one (DecisionPolicy._check_calibration: an incident brake).
+_NOT_BOUND = ("version", "calibration", "pass_threshold")
+
+
+def sampling_in_force(
+    frame_params: Mapping[str, Any] | None, *, face_evidence_source: str, face_check_frames: int | None
+) -> dict[str, Any]:
+    """The sampling settings a decision rests on, as its evidence records them: the frame manifest's
+    sampling parameters (frame count, size, image format...) and the face stage's source and
+    check-frames setting (None: no face stage document)."""
+    return dict(frame_params or {}) | {
+        "face_evidence_source": face_evidence_source,
+        "face_check_frames": face_check_frames,
+    }
+
+
+def deciding_fields(policy: DecisionPolicy, sampling: Mapping[str, Any]) -> dict[str, Any]:
+    """Every policy field that can change a decision (all but ``_NOT_BOUND``) and the sampling settings."""
+    values = {k: v for k, v in policy.to_dict().items() if k not in _NOT_BOUND}
+    return values | {"sampling": dict(sampling)}
+
+
+@dataclass(frozen=True)
+class Binding:
+    """The comparison's outcome: ``differs`` names each field that is not as calibrated."""
+
+    differs: tuple[str, ...]
+    observed: Mapping[str, Any]
+
+    @property
+    def bound(self) -> bool:
+        return not self.differs
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [] if self.bound else [Finding(ReasonCode.MODEL_NOT_CALIBRATED, Effect.REVIEW)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"bound": self.bound, "differs": list(self.differs), "observed": dict(self.observed)}
+
+
+def _diff(prefix: str, expected: Any, actual: Any) -> list[str]:
+    if isinstance(expected, Mapping) and isinstance(actual, Mapping):
+        keys = sorted(set(expected) | set(actual), key=str)
+        return [d for k in keys for d in _diff(f"{prefix}.{k}", expected.get(k), actual.get(k))]
+    return [] if expected == actual else [prefix]
+
+
+def _artefacts(model: Mapping[str, Any]) -> set[str]:
+    """The artefact hashes a batch's model record carries: reported by the server, recorded at deployment."""
+    return {str(model[k]) for k in ("artefact_sha256", "deployed_artefact_sha256") if model.get(k)}
+
+
+def calibration_binding(
     calibration: Calibration | None,
-    reported: Sequence[Mapping[str, str]],
+    reported: Sequence[Mapping[str, Any]],
     contract_version: str,
-) -> list[Finding]:
-    """``reported``: the model of every scored batch (``{"name", "version"}``); ``contract_version``:
-    the contract those answers were accepted under. No scored batch: no score to bound, no finding."""
+    *,
+    policy: DecisionPolicy,
+    sampling: Mapping[str, Any],
+) -> Binding | None:
+    """Compare the calibration with what decided this upload. ``reported``: the model record of every
+    scored batch. No scored batch: no score to bound, None."""
     if not reported:
-        return []
-    bound = calibration is not None and all(
-        calibration.binds(str(m.get("name")), str(m.get("version")), contract_version) for m in reported
-    )
-    return [] if bound else [Finding(ReasonCode.MODEL_NOT_CALIBRATED, Effect.REVIEW)]
+        return None
+    fields = deciding_fields(policy, sampling)
+    artefacts = sorted(set().union(*(_artefacts(m) for m in reported)))
+    observed = {
+        "models": list({repr(sorted(m.items())): dict(m) for m in reported}.values()),
+        "contract_version": contract_version,
+        "artefact_sha256": artefacts,
+        "decides_sha256": decides_sha256(fields),
+        "decides": fields,
+    }
+    if calibration is None:
+        return Binding(("calibration",), observed)
+    differs: list[str] = []
+    model = calibration.model
+    for key, expected in (("name", model.name), ("version", model.version)):
+        if any(str(m.get(key)) != expected for m in reported):
+            differs.append(f"model.{key}")
+    if contract_version != model.contract_version:
+        differs.append("model.contract_version")
+    if model.artefact_sha256 is None or any(_artefacts(m) != {model.artefact_sha256} for m in reported):
+        differs.append("model.artefact_sha256")
+    if calibration.decides is None:
+        differs.append("decides")
+    elif calibration.decides.sha256 != observed["decides_sha256"]:
+        changed = _diff("decides", calibration.decides.fields, fields)
+        differs.extend(changed or ["decides"])  # same values, other hash: a type difference (1 vs 1.0)
+    return Binding(tuple(differs), observed)

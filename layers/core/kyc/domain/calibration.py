@@ -11,6 +11,7 @@ calibration nobody can check is no calibration. Pure Python.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -25,6 +26,7 @@ __all__ = [
     "NOT_A_DETECTOR_MARK",
     "Calibration",
     "CalibrationModel",
+    "Decides",
     "MeasuredRate",
     "labelled_set_sha256",
 ]
@@ -73,10 +75,10 @@ def _number(where: str, value: object) -> float:
     return float(value)
 
 
-def _object(where: str, value: object, keys: set[str]) -> Mapping[str, Any]:
+def _object(where: str, value: object, keys: set[str], optional: set[str] = frozenset()) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise PolicyError(f"{where} must be an object, got {value!r}")
-    missing, unknown = keys - set(value), set(value) - keys
+    missing, unknown = keys - set(value), set(value) - keys - optional
     if missing or unknown:
         raise PolicyError(
             f"{where}: missing {sorted(missing) or 'nothing'}, "
@@ -87,19 +89,33 @@ def _object(where: str, value: object, keys: set[str]) -> Mapping[str, Any]:
 
 @dataclass(frozen=True)
 class CalibrationModel:
-    """The model a calibration binds the thresholds to, as the endpoint reports it."""
+    """The model a calibration binds the thresholds to, as the endpoint reports it.
+
+    ``artefact_sha256``: the SHA-256 of the artefact that scored the labelled set (the model server
+    reports it, or the deployment records it). Optional in the document so that older calibrations
+    still parse, but a calibration without it binds nothing (``kyc.domain.binding``).
+    """
 
     name: str
     version: str
     contract_version: str
+    artefact_sha256: str | None = None
 
     @classmethod
     def from_mapping(cls, data: object) -> CalibrationModel:
-        raw = _object("calibration.model", data, {"name", "version", "contract_version"})
+        raw = _object(
+            "calibration.model", data, {"name", "version", "contract_version"}, optional={"artefact_sha256"}
+        )
+        artefact = raw.get("artefact_sha256")
+        if artefact is not None and (not isinstance(artefact, str) or not _HEX64.match(artefact)):
+            raise PolicyError(
+                f"calibration.model.artefact_sha256 must be 64 lower-case hex, got {artefact!r}"
+            )
         model = cls(
             _text("calibration.model.name", raw["name"]),
             _text("calibration.model.version", raw["version"]),
             _text("calibration.model.contract_version", raw["contract_version"]),
+            artefact,
         )
         if NOT_A_DETECTOR_MARK.lower() in model.name.lower():
             raise PolicyError(
@@ -109,7 +125,8 @@ class CalibrationModel:
         return model
 
     def to_dict(self) -> dict[str, str]:
-        return {"name": self.name, "version": self.version, "contract_version": self.contract_version}
+        base = {"name": self.name, "version": self.version, "contract_version": self.contract_version}
+        return base | ({"artefact_sha256": self.artefact_sha256} if self.artefact_sha256 else {})
 
 
 @dataclass(frozen=True)
@@ -154,6 +171,48 @@ class MeasuredRate:
 
 
 _KEYS = {"model", "labelled_set", "calibrated_at", "thresholds", "measured"}
+_OPTIONAL_KEYS = {"decides"}
+DECIDES_HASH = "sha256-canonical-json-v1"
+
+
+def decides_sha256(fields: Mapping[str, Any]) -> str:
+    """SHA-256 of the deciding fields as canonical JSON (sorted keys, no spaces, UTF-8): anyone can
+    recompute it with ``json.dumps(fields, sort_keys=True, separators=(",", ":"))``."""
+    body = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Decides:
+    """Every policy field that can change a decision, and the sampling settings, as measured.
+
+    ``fields`` is ``kyc.domain.binding.deciding_fields`` of the calibrated run; ``sha256`` its hash,
+    checked on reading (a hand-edited field with the old hash is refused, not trusted).
+    """
+
+    fields: Mapping[str, Any]
+    sha256: str
+
+    @classmethod
+    def of(cls, fields: Mapping[str, Any]) -> Decides:
+        return cls(dict(fields), decides_sha256(fields))
+
+    @classmethod
+    def from_mapping(cls, data: object) -> Decides:
+        raw = _object("calibration.decides", data, {"fields", "sha256", "hash_method"})
+        if raw["hash_method"] != DECIDES_HASH:
+            raise PolicyError(f"calibration.decides.hash_method must be {DECIDES_HASH!r}")
+        if not isinstance(raw["fields"], Mapping):
+            raise PolicyError("calibration.decides.fields must be an object")
+        fields = dict(raw["fields"])
+        if raw["sha256"] != decides_sha256(fields):
+            raise PolicyError("calibration.decides.sha256 is not the hash of calibration.decides.fields")
+        return cls(fields, raw["sha256"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"fields": dict(self.fields), "sha256": self.sha256, "hash_method": DECIDES_HASH}
+
+
 _SET_KEYS = {"sha256", "hash_method", "videos", "genuine", "attack"}
 _THRESHOLD_KEYS = {"pass_threshold", "reject_threshold", "aggregator", "origin"}
 _MEASURED_KEYS = {"apcer", "bpcer", "review_rate"}
@@ -181,10 +240,12 @@ class Calibration:
     apcer: MeasuredRate
     bpcer: MeasuredRate
     review_rate: MeasuredRate
+    # every deciding policy field and the sampling settings (None: an older calibration, binds nothing)
+    decides: Decides | None = None
 
     @classmethod
     def from_mapping(cls, data: object) -> Calibration:
-        raw = _object("calibration", data, _KEYS)
+        raw = _object("calibration", data, _KEYS, optional=_OPTIONAL_KEYS)
         labelled = _object("calibration.labelled_set", raw["labelled_set"], _SET_KEYS)
         digest = _text("calibration.labelled_set.sha256", labelled["sha256"])
         if not _HEX64.match(digest):
@@ -231,6 +292,7 @@ class Calibration:
             apcer=rates["apcer"],
             bpcer=rates["bpcer"],
             review_rate=rates["review_rate"],
+            decides=Decides.from_mapping(raw["decides"]) if raw.get("decides") is not None else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -255,7 +317,7 @@ class Calibration:
                 "bpcer": self.bpcer.to_dict(),
                 "review_rate": self.review_rate.to_dict(),
             },
-        }
+        } | ({"decides": self.decides.to_dict()} if self.decides else {})
 
     def binds(self, name: str, version: str, contract_version: str) -> bool:
         """True when these thresholds were measured for exactly this model, version and contract."""
@@ -277,6 +339,8 @@ def calibration_from_decisions(
     aggregator: str,
     origin: str,
     calibrated_at: datetime,
+    artefact_sha256: str | None = None,
+    decides: Mapping[str, Any] | None = None,
 ) -> Calibration:
     """The calibration a labelled run supports: ``labelled`` is (file SHA-256, label) per video and
     ``decisions`` what the pipeline decided for each, in the same order, with the thresholds bound."""
@@ -290,7 +354,8 @@ def calibration_from_decisions(
     if not genuine or not attack:
         raise EvaluationError("a calibration needs genuine and attack videos")
     document = {
-        "model": {"name": model["name"], "version": model["version"], "contract_version": contract_version},
+        "model": {"name": model["name"], "version": model["version"], "contract_version": contract_version}
+        | ({"artefact_sha256": artefact_sha256} if artefact_sha256 else {}),
         "labelled_set": {
             "sha256": labelled_set_sha256(pairs),
             "hash_method": LABELLED_SET_HASH,
@@ -311,4 +376,6 @@ def calibration_from_decisions(
             "review_rate": MeasuredRate.of(outcomes.count("REVIEW"), len(outcomes)).to_dict(),
         },
     }
+    if decides is not None:
+        document["decides"] = Decides.of(decides).to_dict()
     return Calibration.from_mapping(document)

@@ -42,6 +42,7 @@ MAX_FRAME_ID_LENGTH = 64
 _FRAME_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _QUALITY_FLAG = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _MAX_NAME_LENGTH = 128
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class QualityFlag:
@@ -91,10 +92,21 @@ class FrameScore:
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """Which detector produced the scores; recorded in lineage with every decision."""
+    """Which detector produced the scores; recorded in lineage with every decision.
+
+    ``artefact_sha256`` (optional in contract v1): the SHA-256 of the artefact the server loaded
+    (an ONNX file, a model.tar.gz). A name and version are labels anyone can copy; the hash is what
+    a calibration binds (docs/model-contract.md).
+    """
 
     name: str
     version: str
+    artefact_sha256: str | None = None
+
+    def to_dict(self) -> dict[str, str]:
+        """``name`` and ``version``, plus ``artefact_sha256`` when the model reported one."""
+        base = {"name": self.name, "version": self.version}
+        return base | ({"artefact_sha256": self.artefact_sha256} if self.artefact_sha256 else {})
 
 
 @dataclass(frozen=True)
@@ -254,7 +266,7 @@ def encode_response(model: ModelInfo, scores: Sequence[FrameScore]) -> bytes:
     """The body a model server returns (compact JSON, one entry per frame)."""
     body = {
         "contract_version": CONTRACT_VERSION,
-        "model": {"name": model.name, "version": model.version},
+        "model": model.to_dict(),
         "frames": [
             {
                 "frame_id": s.frame_id,
@@ -287,7 +299,10 @@ def _parse_model(raw: Any) -> ModelInfo:
     for label, value in (("name", name), ("version", version)):
         if not isinstance(value, str) or not value.strip() or len(value) > _MAX_NAME_LENGTH:
             raise ContractViolationError(f"model.{label} must be a non-empty string")
-    return ModelInfo(name=name, version=version)
+    artefact = raw.get("artefact_sha256")
+    if artefact is not None and (not isinstance(artefact, str) or not _SHA256.match(artefact)):
+        raise ContractViolationError("model.artefact_sha256 must be 64 lower-case hex digits when given")
+    return ModelInfo(name=name, version=version, artefact_sha256=artefact)
 
 
 def _parse_face(raw: Any, where: str) -> Face:

@@ -22,6 +22,11 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def canonical_json(document: Any) -> bytes:
+    """One byte form per document, so its hash in the lineage can be recomputed by anyone."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
 def build_lineage(
     *,
     submission: Mapping[str, Any],

@@ -229,6 +229,7 @@ def decide_outcome(
     failed_batches: int = 0,
     failure_reasons: Sequence[ReasonCode] = (),
     face_evidence: Collection[str] | None = None,
+    face_checked: Collection[str] | None = None,
 ) -> Verdict:
     """Gate the evidence, aggregate what is usable, then place the score in the policy's bands.
 
@@ -241,6 +242,13 @@ def decide_outcome(
       ``face_evidence`` names the frames in which the face stage (independent of the model) found
       one face passing its gates; None means the deployment relies on the model's own faces, and
       then the model must report faces (or explicitly none) for every scored frame.
+    - Face evidence and scores cover the same frames (issue 24): with the face stage's evidence,
+      ``face_checked`` names the frames it checked (None: not known, not enforced). Scored frames it
+      never checked (``FaceCheckFrames`` below the frame count) count for nothing towards a PASS: they
+      stay in the score and the sustained-fake rule (stricter only), and PASS also needs the score of
+      the frames it vouches for alone below ``pass_threshold`` (else REVIEW ``MODEL_UNCERTAIN``). A
+      frame where it saw a good face but the model abstained (null score, or ``no_face``) is
+      unanswered and partial scoring, never a frame the completeness gate counts as answered.
     """
     if frames_sampled < 0 or failed_batches < 0:
         raise EvidenceError("frames_sampled and failed_batches must be >= 0")
@@ -250,23 +258,34 @@ def decide_outcome(
 
     scored = [e for e in evidence if e.usable]
     unusable = sum(1 for e in evidence if e.p_fake is not None and not e.usable)
-    faceless_unscored = sum(1 for e in evidence if e.p_fake is None and e.face_count == 0)
-    unexplained = sum(1 for e in evidence if e.p_fake is None and e.face_count != 0)
+    seen = frozenset(face_evidence or ())  # frames where the face stage saw one good face
+
+    def abstained_on_face(e: FrameEvidence) -> bool:
+        return e.frame_id in seen and (e.p_fake is None or e.face_count == 0)
+
+    abstained = [e for e in evidence if abstained_on_face(e)]  # against PASS: unanswered and partial
+    faceless_unscored = sum(
+        1 for e in evidence if e.p_fake is None and e.face_count == 0 and not abstained_on_face(e)
+    )
+    unexplained = len(abstained) + sum(
+        1 for e in evidence if e.p_fake is None and e.face_count != 0 and not abstained_on_face(e)
+    )
     reported = [e for e in evidence if e.face_count is not None]
     with_face = sum(1 for e in reported if e.face_count >= 1)
     multi_face = sum(1 for e in reported if e.face_count >= 2)
     frames_with_face = with_face if reported else None
+    unchecked = 0
     if face_evidence is not None:
-        scored_faces = sum(1 for e in scored if e.frame_id in face_evidence)
+        scored_faces = sum(1 for e in scored if e.frame_id in seen and e.face_count != 0)
+        if face_checked is not None:
+            checked = frozenset(face_checked) | seen
+            unchecked = sum(1 for e in scored if e.frame_id not in checked)
     elif any(e.face_count is None for e in scored):
         scored_faces = 0  # a model that left a scored frame's faces unreported vouches for none
     else:
         scored_faces = sum(1 for e in scored if (e.face_count or 0) >= 1)
-    usable_p = [
-        float(e.p_fake)  # type: ignore[arg-type]  # usable implies not None
-        for e in scored
-        if not (policy.require_faces and e.face_count == 0)
-    ]
+    aggregated = [e for e in scored if not (policy.require_faces and e.face_count == 0)]
+    usable_p = [float(e.p_fake) for e in aggregated]  # type: ignore[arg-type]  # usable implies not None
 
     def verdict(decision: Decision, reasons: Sequence[ReasonCode], score: float | None) -> Verdict:
         return Verdict(
@@ -279,7 +298,7 @@ def decide_outcome(
 
     gates: list[ReasonCode] = []
     # Completeness: a frame counts as answered when it got a usable score or the model saw no face in it.
-    answered = len(scored) + faceless_unscored
+    answered = len(scored) - sum(1 for e in abstained if e.usable) + faceless_unscored
     if len(usable_p) < policy.min_frames_scored or answered < policy.min_scored_fraction * frames_sampled:
         gates.append(ReasonCode.INSUFFICIENT_FRAMES)
     if reported and with_face < policy.min_face_fraction * len(reported):
@@ -304,6 +323,10 @@ def decide_outcome(
         return verdict(Decision.REVIEW, caveats, score)
     if scored_faces < policy.min_frames_scored:
         return verdict(Decision.REVIEW, [ReasonCode.NO_FACE_EVIDENCE, *caveats], score)
+    if unchecked:  # frames no face check vouches for may make the decision stricter, never a PASS
+        vouched = [float(e.p_fake) for e in aggregated if e.frame_id in seen]  # type: ignore[arg-type]
+        if aggregate(policy.aggregator, vouched, policy.aggregator_params) >= policy.pass_threshold:
+            return verdict(Decision.REVIEW, [ReasonCode.MODEL_UNCERTAIN, *caveats], score)
     return verdict(Decision.PASS, [ReasonCode.LOW_FAKE_SCORE, *caveats], score)
 
 
