@@ -149,6 +149,8 @@ def test_a_better_candidate_is_registered_with_its_policy_bound_to_its_bytes(
     assert package["model_sha256"] == hashlib.sha256(onnx_bytes).hexdigest()
     policy = json.loads(Path(package["policy"]).read_text(encoding="utf-8"))
     assert policy["calibration"]["model"]["name"] == "kyc-reference-learner"
+    # the policy is bound to the very bytes registered (as the model server hashed what it loaded)
+    assert policy["calibration"]["model"]["artefact_sha256"] == package["model_sha256"]
     assert package["labelled_set_sha256"] == report["dataset"]["labelled_set_sha256"]
 
 

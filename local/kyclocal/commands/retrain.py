@@ -36,6 +36,7 @@ from kyc.domain.promotion import decision_flips, gate, worst_apcer
 from kyclocal.commands.evaluate import (
     CalibrationRefused,
     LabelledFile,
+    binding_observed,
     calibrated_policy,
     decided_once_bound,
     file_sha256,
@@ -132,7 +133,12 @@ def crop_examples(rows: list[dict[str, Any]], frames: int) -> list[tuple[str, An
 
 def _screen(
     config: Path, rows: list[dict[str, Any]], *, frames: int, thresholds: tuple[float, float], timeout: float
-) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+) -> tuple[list[dict[str, Any]], list[dict[str, str]], list[dict[str, Any]]]:
+    """Screen ``rows`` through the full local pipeline with ``config``'s model and these thresholds.
+
+    Returns each video's decision as the thresholds bound to the model decide it, the models that
+    scored, and what each scores.json observed deciding it (artefact hash, sampling settings).
+    """
     settings = LocalStackSettings(
         model="onnx",
         onnx_config=config,
@@ -143,7 +149,7 @@ def _screen(
     with LocalStack(settings) as stack:
         recorded = screen_files(stack, [Path(r["media_key"]) for r in rows], timeout=timeout)
         bound = [decided_once_bound(stack, row) for row in recorded]
-        return bound, scoring_models(stack, bound)
+        return bound, scoring_models(stack, bound), binding_observed(stack, bound)
 
 
 def _rates(rows: list[dict[str, Any]], decided: list[dict[str, Any]]) -> dict[str, Any]:
@@ -218,7 +224,7 @@ def cmd_retrain(args: argparse.Namespace, out: TextIO | None = None) -> int:
             "train_auc": result.train_auc,
         }
     # 4. thresholds for the targets, chosen on the validation split (never on the test split)
-    validated, _ = _screen(
+    validated, _, _ = _screen(
         candidate_config,
         validation_rows,
         frames=args.frames,
@@ -235,7 +241,7 @@ def cmd_retrain(args: argparse.Namespace, out: TextIO | None = None) -> int:
     )
     thresholds = (proposal.pass_threshold, proposal.reject_threshold)
     # 5. both models on the same test split, each with its own thresholds
-    candidate_decided, candidate_models = _screen(
+    candidate_decided, candidate_models, candidate_observed = _screen(
         candidate_config, test_rows, frames=args.frames, thresholds=thresholds, timeout=args.timeout
     )
     try:
@@ -248,7 +254,7 @@ def cmd_retrain(args: argparse.Namespace, out: TextIO | None = None) -> int:
         }
         champion_rates = None
         if args.champion_config is not None:
-            champion_decided, champion_models = _screen(
+            champion_decided, champion_models, _ = _screen(
                 args.champion_config,
                 test_rows,
                 frames=args.frames,
@@ -280,8 +286,7 @@ def cmd_retrain(args: argparse.Namespace, out: TextIO | None = None) -> int:
             manifest,
             candidate_config,
             test_rows,
-            candidate_decided,
-            candidate_models,
+            (candidate_decided, candidate_models, candidate_observed),
             thresholds,
             report,
         )
@@ -298,12 +303,12 @@ def _register(
     manifest: dict[str, Any],
     config: Path,
     rows: list[dict[str, Any]],
-    decided: list[dict[str, Any]],
-    models: list[dict[str, str]],
+    screened: tuple[list[dict[str, Any]], list[dict[str, str]], list[dict[str, Any]]],
     thresholds: tuple[float, float],
     report: dict[str, Any],
 ) -> dict[str, Any] | None:
     """The candidate's policy (bound to it, measured on the test split) and its package for approval."""
+    decided, models, observed = screened
     labelled = [LabelledFile(Path(r["media_key"]), r["label"], r["attack_type"]) for r in rows]
     try:
         policy = calibrated_policy(
@@ -313,6 +318,7 @@ def _register(
             pass_threshold=thresholds[0],
             reject_threshold=thresholds[1],
             origin=f"kycscreen retrain: validation split of {manifest['version']}",
+            observed=observed,
         )
     except (CalibrationRefused, EvaluationError, ValueError) as exc:
         report["gate"]["passed"] = False
@@ -321,10 +327,16 @@ def _register(
     policy_path = config.parent / "policy.json"
     policy_path.write_text(json.dumps(policy, indent=2) + "\n", encoding="utf-8")
     model_file = config.parent / json.loads(config.read_text(encoding="utf-8"))["path"]
+    if policy["calibration"]["model"]["artefact_sha256"] != file_sha256(model_file):
+        # the server scored other bytes than the file we would register: never package the pair
+        report["gate"]["passed"] = False
+        report["gate"]["reasons"].append("the measured model's artefact hash is not the candidate file's")
+        return None
     package = {
         "status": "PendingManualApproval",
         "model": models[0] if models else None,
         "model_sha256": file_sha256(model_file),
+        "policy_bound_to_sha256": policy["calibration"]["model"]["artefact_sha256"],
         "contract_version": policy["calibration"]["model"]["contract_version"],
         "dataset_version": manifest["version"],
         "labelled_set_sha256": manifest["labelled_set_sha256"],
