@@ -69,7 +69,7 @@ def labelled(tmp_path_factory: pytest.TempPathFactory) -> Path:
             {
                 "file": name,
                 "label": label,
-                "attack_type": "replay" if label == "attack" else "",
+                "attack_type": "replay_screen" if label == "attack" else "",
                 "applicant": applicant,
             }
         )
@@ -140,8 +140,8 @@ def test_a_better_candidate_is_registered_with_its_policy_bound_to_its_bytes(
         s: (q, q) for s, q in QUOTA.items()
     }
     # the champion PASSes attacks on the test split, the candidate does not
-    assert report["champion"]["rates"]["apcer_by_type"]["replay"]["errors"] == QUOTA["test"]
-    assert report["candidate"]["rates"]["apcer_by_type"]["replay"]["errors"] == 0
+    assert report["champion"]["rates"]["apcer_by_type"]["replay_screen"]["errors"] == QUOTA["test"]
+    assert report["candidate"]["rates"]["apcer_by_type"]["replay_screen"]["errors"] == 0
     assert report["flips"].get("PASS->REJECT", 0) + report["flips"].get("PASS->REVIEW", 0) >= 1
     package = json.loads((tmp_path / "run" / "package.json").read_text(encoding="utf-8"))
     assert package["status"] == "PendingManualApproval"
@@ -164,7 +164,7 @@ def test_shuffled_labels_register_nothing(labelled: Path, tmp_path: Path, capsys
         train_rows = [r for r in rows if SPLIT.split_of(r["applicant"]) == "train" and r["label"] == label]
         for row in rng.sample(train_rows, len(train_rows) // 2):
             row["label"] = "attack" if label == "genuine" else "genuine"
-            row["attack_type"] = "replay" if row["label"] == "attack" else ""
+            row["attack_type"] = "replay_screen" if row["label"] == "attack" else ""
     shuffled = labelled.parent / "shuffled.csv"
     with shuffled.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))

@@ -133,12 +133,12 @@ def test_missing_media_is_counted_and_listed_never_silently_dropped() -> None:
 
 def test_conflicting_verdicts_for_one_video_are_an_error_and_duplicates_count_once() -> None:
     sha = _sha(1)
-    same = [LabelledVideo(sha, "attack", "replay"), LabelledVideo(sha, "attack", "replay")]
+    same = [LabelledVideo(sha, "attack", "replay_screen"), LabelledVideo(sha, "attack", "replay_screen")]
     manifest = build_manifest(same, {sha: "k"}, created=CREATED, source="t")
     assert len(manifest["rows"]) == 1 and manifest["excluded"]["duplicate_rows"] == 1
     with pytest.raises(DatasetError, match="labelled twice"):
         build_manifest(
-            [LabelledVideo(sha, "attack", "replay"), LabelledVideo(sha, "genuine", None)],
+            [LabelledVideo(sha, "attack", "replay_screen"), LabelledVideo(sha, "genuine", None)],
             {sha: "k"},
             created=CREATED,
             source="t",
@@ -154,7 +154,27 @@ def test_parse_labels_csv_reads_a_customer_csv_and_a_verdict_export() -> None:
         f"{_sha(3)},attack,replay/screen,2,2026-12-01,hmac:k:{'0' * 64}\n"
     )
     (video,) = parse_labels_csv(export)
-    assert (video.attack_type, video.reviewers, video.applicant) == ("replay", 2, f"hmac:k:{'0' * 64}")
+    assert (video.attack_type, video.reviewers, video.applicant) == ("replay_screen", 2, f"hmac:k:{'0' * 64}")
+
+
+def test_a_verdict_export_from_the_review_domain_parses_row_for_row() -> None:
+    """The workbench's own export (kyc.domain.review.export_csv) is what the builder reads."""
+    from kyc.domain.review import EXPORT_COLUMNS, export_csv
+
+    row = dict.fromkeys(EXPORT_COLUMNS, "") | {
+        "sha256": _sha(7),
+        "label": "attack",
+        "attack_type": "injected_stream",
+        "reviewer_count": 2,
+        "reviewed_at": "2026-12-05T10:00:00Z",
+    }
+    (video,) = parse_labels_csv(export_csv([row]))
+    assert (video.sha256, video.label, video.attack_type, video.reviewers) == (
+        _sha(7),
+        "attack",
+        "injected_stream",
+        2,
+    )
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,7 @@ from typing import Any
 
 from kyc.domain.calibration import LABELLED_SET_HASH, labelled_set_sha256
 from kyc.domain.evaluation import EvaluationError
+from kyc.domain.review import AttackType
 
 __all__ = [
     "ATTACK_TYPES",
@@ -44,25 +45,17 @@ __all__ = [
 
 DATASET_FORMAT = "kycscreen-dataset-v1"
 SPLITS = ("train", "validation", "test")
-# The workbench's fixed list (issue 20), plus the calibration demo's "replay" spelling and "unknown".
-ATTACK_TYPES = (
-    "face_swap",
-    "reenactment",
-    "fully_synthetic",
-    "replay",
-    "mask",
-    "injected_stream",
-    "other",
-    "unknown",
-)
+# The review workbench's fixed list (kyc.domain.review.AttackType, issue 20), plus "unknown" for a
+# customer's CSV that names no type. One list: the export and the dataset never disagree.
+ATTACK_TYPES = (*(t.value for t in AttackType), "unknown")
 _ATTACK_ALIASES = {
     "face swap": "face_swap",
     "faceswap": "face_swap",
     "fully synthetic": "fully_synthetic",
     "synthetic": "fully_synthetic",
-    "replay/screen": "replay",
-    "screen": "replay",
-    "replay_screen": "replay",
+    "replay": "replay_screen",
+    "replay/screen": "replay_screen",
+    "screen": "replay_screen",
     "injected stream": "injected_stream",
     "injection": "injected_stream",
     "": "unknown",
