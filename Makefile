@@ -5,19 +5,22 @@ VENV := .venv
 TOOLS := .venv-tools
 CHECKOV := .venv-checkov
 AWSCLI := .venv-awscli
+BROWSER := .venv-browser
+CHROMIUM ?= /usr/bin/chromium
 PY := $(VENV)/bin/python
 ARCH ?= arm64
 CORPUS ?= ../shared/corpus/media
 
 PORT ?= 4599
 
-.PHONY: help venv tools checkov awscli up demo calibration-demo test unit integration lint iac build security fuzz drill cost bench clean
+.PHONY: help venv tools checkov awscli browser up demo calibration-demo test unit integration lint iac build security fuzz drill cost bench clean
 
 help:
 	@echo "make demo   - screen sample clips through the embedded local stack (no AWS account, no Docker)"
 	@echo "make calibration-demo - calibrate a toy model on a labelled set, then screen with its policy (PASS, REJECT)"
 	@echo "make up     - serve the local stack to any AWS SDK or the AWS CLI on PORT (default 4599) until Ctrl-C"
 	@echo "make awscli - the AWS CLI in .venv-awscli (a client of make up)"
+	@echo "make browser - Debian's chromium (apt-get, as root) and Playwright in .venv-browser, for the workbench journeys"
 	@echo "make test   - set up and run every test and check (unit, integration, ruff, IaC, sam build)"
 	@echo "make fuzz   - long fuzz runs of media validation and sampling (byte and structure-aware), with figures"
 	@echo "make bench  - benchmarks (validation, C2PA read, extraction, decoys vs sampling, scoring, face stage, a 200-upload burst, corpus + 40 clips, corpus time per stage, reuse index) with figures"
@@ -61,6 +64,22 @@ $(AWSCLI)/.stamp: requirements-awscli.txt
 
 awscli: $(AWSCLI)/.stamp
 
+# The workbench's browser journeys (tests/browser/journeys.py): Debian's headless Chromium, driven by
+# Playwright for Python in a virtualenv of its own. Playwright never downloads a browser here: it
+# launches $(CHROMIUM). Installing chromium needs root and Debian's apt (CI runs as root).
+$(BROWSER)/.stamp: requirements-browser.txt
+	@if ! command -v $(CHROMIUM) >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+		else echo "make browser: install Debian's chromium (apt-get install chromium) or set CHROMIUM=/path"; exit 1; fi; \
+	fi
+	$(PYTHON) -m venv $(BROWSER)
+	$(BROWSER)/bin/python -m pip install --quiet --upgrade pip
+	$(BROWSER)/bin/python -m pip install --quiet --no-deps -r requirements-browser.txt
+	touch $@
+
+browser: $(BROWSER)/.stamp
+
 up: venv
 	$(VENV)/bin/kycscreen up --port $(PORT)
 
@@ -72,6 +91,9 @@ demo: venv
 	$(PY) -m kyclocal.samples build/samples
 	$(VENV)/bin/kycscreen run build/samples/*
 	@$(MAKE) --no-print-directory calibration-demo
+	@echo
+	@echo "Next: the reviewer workbench. Run '.venv/bin/kycscreen up --user alice:reviewer --user bob:approver'"
+	@echo "and open the KYC_WORKBENCH_URL it prints; sign in with a KYC_USER line (README, 'Reviewing in the browser')."
 
 # --- calibration: a (toy) model calibrated on a labelled set, then PASS and REJECT (README, docs/decision-policy.md)
 CAL := build/calibration
@@ -104,7 +126,7 @@ build: tools venv
 	KYC_ARCH=$(ARCH) $(TOOLS)/bin/sam build --parameter-overrides Architecture=$(ARCH)
 	$(PY) scripts/lambda_sizes.py .aws-sam/build
 
-test: venv tools awscli
+test: venv tools awscli browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(MAKE) --no-print-directory iac

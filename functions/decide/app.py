@@ -35,6 +35,7 @@ from kyc.domain.decision import (
     scored_summary,
     unscored_summary,
 )
+from kyc.domain.drift import score_band
 from kyc.domain.erasure import evidence_staging_prefix
 from kyc.domain.identity import pseudonymise_key
 from kyc.domain.lineage import sha256_hex
@@ -76,6 +77,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             time_to_decision(submission.get("received_at"))
             if existing.get("score") is not None:  # the distribution an operator watches for model drift
                 count("DecisionScore", value=existing["score"], unit="None")
+                count("DecisionScoreBand", band=score_band(existing["score"]))  # DecisionsDriftAlarm input
             for reason in existing["reasons"]:
                 count("DecisionReasons", reason_code=reason)
         else:

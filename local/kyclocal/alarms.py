@@ -107,8 +107,27 @@ def _resolve(value: Any, params: Mapping[str, str], refs: Mapping[str, str]) -> 
             name = ".".join(arg) if isinstance(arg, list) else arg
             return refs.get(name, f"<{name}>")
         if fn == "Fn::Sub" and isinstance(arg, str):
-            return re.sub(r"\$\{([^}]+)\}", lambda m: str(params.get(m[1], refs.get(m[1], f"<{m[1]}>"))), arg)
+            return _substitute(arg, {}, params, refs)
+        if fn == "Fn::Sub" and isinstance(arg, list):  # [text, {name: value}]: local names first
+            text, local = arg
+            return _substitute(text, _resolve(local, params, refs), params, refs)
+        if fn == "Fn::Select":
+            index, items = _resolve(arg, params, refs)
+            return items[int(index)]
+        if fn == "Fn::Split":
+            delimiter, text = _resolve(arg, params, refs)
+            return str(text).split(delimiter)
     return {k: _resolve(v, params, refs) for k, v in value.items()}
+
+
+def _substitute(
+    text: str, local: Mapping[str, Any], params: Mapping[str, str], refs: Mapping[str, str]
+) -> str:
+    def value(match: re.Match[str]) -> str:
+        name = match[1]
+        return str(local.get(name, params.get(name, refs.get(name, f"<{name}>"))))
+
+    return re.sub(r"\$\{([^}]+)\}", value, text)
 
 
 def _dims(items: Sequence[Mapping[str, str]] | None) -> tuple[tuple[str, str], ...]:
@@ -250,6 +269,8 @@ def _expect(tokens: list[str], pos: int, lexeme: str) -> int:
 def _call(fn: str, args: list[Any]) -> float | None:
     if fn == "FILL" and len(args) == 2:
         return args[1] if args[0] is None else args[0]
+    if fn == "ABS" and len(args) == 1:
+        return None if args[0] is None else abs(args[0])
     if fn == "IF" and len(args) == 3:
         if args[0] is None:
             return None

@@ -91,6 +91,17 @@ def gateway_responses(source: dict[str, Any], api_logical_id: str) -> dict[str, 
     return out
 
 
+def gateway_response_headers(source: dict[str, Any], api_logical_id: str) -> dict[str, dict[str, str]]:
+    """The static headers of each gateway response (``ResponseParameters.Headers``; API Gateway's
+    values are quoted literals, ``"'*'"``), e.g. the CORS header that lets a page read a 401."""
+    api = source["Resources"][api_logical_id]["Properties"]
+    out = {}
+    for kind, spec in (api.get("GatewayResponses") or {}).items():
+        headers = ((spec.get("ResponseParameters") or {}).get("Headers")) or {}
+        out[kind] = {name: str(value).strip("'") for name, value in headers.items()}
+    return out
+
+
 class TokenVerifier:
     """An ID token checked as API Gateway's Cognito authorizer checks it, against the pool's JWKS."""
 
@@ -150,6 +161,7 @@ class LocalApiGateway:
     ) -> None:
         self.routes = routes_from_template(source, api_logical_id)
         self.responses = gateway_responses(source, api_logical_id)
+        self.response_headers = gateway_response_headers(source, api_logical_id)
         self.verifier = TokenVerifier(pool)
         self.invoke = invoke  # (logical id, event JSON) -> (payload bytes, errored), the Lambda router's
         self.static_root = static_root
@@ -259,7 +271,11 @@ class LocalApiGateway:
         status, body = self.responses.get(kind, (default_status, '{"message": "error"}'))
         if kind == "DEFAULT_5XX":
             status = default_status
-        return status, {"Content-Type": "application/json"}, body.encode("utf-8")
+        return (
+            status,
+            {"Content-Type": "application/json"} | self.response_headers.get(kind, {}),
+            body.encode(),
+        )
 
     def _static(self, path: str) -> tuple[int, dict[str, str], bytes]:
         if self.static_root is None:

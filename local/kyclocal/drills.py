@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from kyc.domain.contract import Face, FrameImage, FrameScore, ModelInfo
+from kyc.domain.drift import record_baseline
 from kyclocal.alarms import (
     TEMPLATE_PATH,
     Datapoint,
@@ -42,6 +43,9 @@ LOCAL_NAMESPACES = {"KycScreening", "AWS/States"}
 UNSCHEDULED_LOCALLY = {"DigestMissedAlarm"}
 # Incident Manager response plans (template.yaml, EnableIncidentManager) and the playbook each follows.
 PLANS = {"deepfake-wave": "runbook 2.1", "detection-outage": "runbook 2.2"}
+# The drift alarm's volume guard as the model-regression drill deploys it: the default (30) would need
+# 63 uploads (11 minutes on a shared 2-core machine); the guard's own arithmetic is unit-tested at 30.
+DRILL_DRIFT_MIN_DECISIONS = 8
 
 
 @dataclass(frozen=True)
@@ -207,17 +211,32 @@ def execution_datapoints(stack: LocalStack) -> list[Datapoint]:
     return points
 
 
+def run_datapoints(stack: LocalStack, since: float = 0.0, until: float = float("inf")) -> list[Datapoint]:
+    """The run's metrics as CloudWatch would hold them, those stamped in [since, until) only."""
+    points = datapoints_from_emf(stack.log_lines()) + execution_datapoints(stack)
+    return [p for p in points if since <= p.timestamp < until]
+
+
 def evaluate_alarms(
-    report: DrillReport, stack: LocalStack, first_bad_upload: float, expected: Sequence[str]
+    report: DrillReport,
+    stack: LocalStack,
+    first_bad_upload: float,
+    expected: Sequence[str],
+    *,
+    overrides: dict[str, str] | None = None,
+    until: float = float("inf"),
 ) -> None:
-    """Which alarms of template.yaml (parameter defaults) would fire on this run's metrics, and when.
+    """Which alarms of template.yaml (parameter defaults + ``overrides``) would fire on this run's
+    metrics up to ``until`` (e.g. the rollback: what paged while the fault was live), and when.
 
     Each expected alarm is a check; alarms that fire unexpectedly are reported too (a drill that
     pages more than the runbook says is worth knowing about).
     """
-    points = datapoints_from_emf(stack.log_lines()) + execution_datapoints(stack)
+    points = run_datapoints(stack, until=until)
     last = max((p.timestamp for p in points), default=first_bad_upload)
-    specs = load_alarms(TEMPLATE_PATH, resources={"ScreeningStateMachine": stack.state_machine_arn})
+    specs = load_alarms(
+        TEMPLATE_PATH, overrides, resources={"ScreeningStateMachine": stack.state_machine_arn}
+    )
     for name, spec in specs.items():
         if not spec.namespaces <= LOCAL_NAMESPACES:
             continue  # AWS/Lambda, AWS/SQS, AWS/SageMaker ...: no local source of these metrics
@@ -406,12 +425,15 @@ def attack_wave(workdir: Path, frame_count: int = 8, uploads: int | None = None)
 def model_regression(workdir: Path, frame_count: int = 8) -> DrillReport:
     """A regressed model passes what the calibrated one rejected: as a new version it is held at REVIEW
     (MODEL_NOT_CALIBRATED) and pages; shipped under the calibrated version label it is held too, since
-    the calibration binds the artefact's SHA-256, not the label. Find the affected decisions, roll
-    back, re-screen."""
+    the calibration binds the artefact's SHA-256, not the label, and the drift alarm pages on the
+    decision mix as well (as many applicants as its volume guard, deployed at
+    DRILL_DRIFT_MIN_DECISIONS). Find the affected decisions, roll back, re-screen: the mix is the
+    champion's again and the drift alarm, on the re-screen alone, stays quiet (the control)."""
     report = DrillReport("model-regression")
     clip = make_drill_clip(workdir)
     good, bad = ConstantModel(0.97, "1.0.0"), ConstantModel(0.02, "1.1.0-regressed")
     relabelled = ConstantModel(0.02, "1.0.0")  # the same regression, reporting the calibrated version
+    volume = DRILL_DRIFT_MIN_DECISIONS
     with drill_stack(frame_count, policy=drill_policy(good, frame_count)) as stack:
         set_model(stack, good)
         [before] = screen_many(stack, clip, ["uploads/reg-a/selfie.mp4"])
@@ -420,6 +442,10 @@ def model_regression(workdir: Path, frame_count: int = 8) -> DrillReport:
             bool(before) and before["decision"] == "REJECT",
             f"decision={before and before['decision']}",
         )
+        # The champion's recorded mix on this traffic (the drill replays known deepfakes), written
+        # into the drift alarm's parameters as an operator does when a model goes live.
+        baseline = record_baseline([(before["decision"], before.get("score"))] if before else [])
+        deployed = baseline.parameters() | {"DriftMinDecisions": str(volume)}
         set_model(stack, bad)
         first_bad = time.time()
         during = screen_many(stack, clip, ["uploads/reg-b/selfie.mp4", "uploads/reg-c/selfie.mp4"])
@@ -447,37 +473,59 @@ def model_regression(workdir: Path, frame_count: int = 8) -> DrillReport:
         )
         set_model(stack, relabelled)
         # New applicants (clips reuse detection does not match): only the model decides them.
-        applicants = [make_drill_clip(workdir, f"applicant-{n}.mp4", person=n) for n in (1, 2)]
-        silent = screen_many(stack, applicants, ["uploads/reg-d/selfie.mp4", "uploads/reg-e/selfie.mp4"])
+        applicants = [make_drill_clip(workdir, f"applicant-{n}.mp4", person=n) for n in range(1, volume + 1)]
+        keys = [f"uploads/reg-d{n:02d}/selfie.mp4" for n in range(1, volume + 1)]
+        silent = screen_many(stack, applicants, keys)
         got = _decisions(silent)
         reasons = [list(i["reasons"]) if i else [] for i in silent]
         report.check(
             "regression under the calibrated version label (other artefact): REVIEW MODEL_NOT_CALIBRATED",
-            got == ["REVIEW", "REVIEW"] and all("MODEL_NOT_CALIBRATED" in r for r in reasons),
-            f"decisions={got} reasons={reasons}",
+            got == ["REVIEW"] * volume and all("MODEL_NOT_CALIBRATED" in r for r in reasons),
+            f"decisions={dict(Counter(got))} reasons={reasons}",
         )
         differs = [
             list((i.get("calibration_binding") or {}).get("differs") or []) if i else [] for i in silent
         ]
         report.check(
             "the record names the artefact hash as the field that differed",
-            differs == [["model.artefact_sha256"]] * 2,
+            differs == [["model.artefact_sha256"]] * volume,
             f"differs={differs}",
         )
+        rollback = time.time()
         set_model(stack, good)  # roll back the endpoint variant
         redo = screen_many(stack, applicants, [i["_ident"]["key"] for i in silent if i])  # new versions
         got = _decisions(redo)
-        report.check("re-screen after rollback: REJECT", got == ["REJECT", "REJECT"], f"decisions={got}")
+        report.check(
+            "re-screen after rollback: REJECT", got == ["REJECT"] * volume, f"decisions={dict(Counter(got))}"
+        )
         held_ids = sorted(i["submission_id"] for i in silent if i)
         new_ids = {i["submission_id"] for i in redo if i}
         report.check("re-screen is a new submission (new object version)", not new_ids & set(held_ids))
         originals = [stack.decision(sid) for sid in held_ids]
         report.check(
             "original REVIEW records stand unchanged (audit trail)",
-            [o and o["decision"] for o in originals] == ["REVIEW", "REVIEW"],
+            [o and o["decision"] for o in originals] == ["REVIEW"] * volume,
         )
-        # The version change and the relabelled artefact both page (MODEL_NOT_CALIBRATED).
-        evaluate_alarms(report, stack, first_bad, expected=["DecisionsModelNotCalibratedAlarm"])
+        # While the regression was live: the version change and the relabelled artefact page
+        # (MODEL_NOT_CALIBRATED), and the decision mix moved off the recorded baseline (DecisionsDriftAlarm).
+        evaluate_alarms(
+            report,
+            stack,
+            first_bad,
+            expected=["DecisionsModelNotCalibratedAlarm", "DecisionsDriftAlarm"],
+            overrides=deployed,
+            until=rollback,
+        )
+        # Control: the champion's own decisions after the rollback, as many as the volume guard
+        # asks, against the same baseline: no drift page.
+        drift = load_alarms(TEMPLATE_PATH, deployed)["DecisionsDriftAlarm"]
+        healthy = run_datapoints(stack, since=rollback)
+        quiet = first_alarm(drift, healthy, since=rollback, horizon_s=drift.period + 120)
+        report.check(
+            "control: the champion's re-screen does not fire DecisionsDriftAlarm",
+            quiet is None and len(redo) >= volume,
+            f"decisions={len(redo)}, fires={'never' if quiet is None else f'{quiet / 60:.1f} min'}",
+        )
     return report
 
 

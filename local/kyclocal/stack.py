@@ -93,6 +93,9 @@ class LocalStackSettings:
             "FrameCount": str(self.frame_count),
             "ScoreMaxConcurrency": str(self.score_max_concurrency),
             "MaxRunningExecutions": str(self.max_running_executions or default_concurrency()),
+            # CloudFront, its OAC and headers policy and a CLOUDFRONT WAF are beyond moto's CloudFormation:
+            # locally kyclocal.workbench serves web/ with the template's headers instead (issue 20).
+            "EnableWorkbench": "false",
             "EnableScreeningApi": "true",  # issue 20: the API and the reviewer pool (kyclocal.api_gateway)
         }
         if self.pass_threshold is not None:

@@ -31,6 +31,8 @@ def test_up_prints_the_api_and_pool_settings_and_creates_users_who_can_sign_in()
         "--frames",
         "4",
         "--no-state",
+        "--workbench-port",
+        "0",
     ]
     command += ["--user", "alice:reviewer", "--user", "audrey:auditor:Given-By-Hand-0123!"]
     up = subprocess.Popen(

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,8 @@ def test_up_serves_the_aws_cli_end_to_end_and_stops_on_sigterm(tmp_path: Path) -
         "4",
         "--state-dir",
         str(state),
+        "--workbench-port",
+        "0",
     ]
     up = subprocess.Popen(
         [sys.executable, "-m", "kyclocal.cli", *command],
@@ -99,6 +102,11 @@ def test_up_serves_the_aws_cli_end_to_end_and_stops_on_sigterm(tmp_path: Path) -
     try:
         settings = _read_settings(up)
         assert set(NEEDED) <= set(settings), settings
+        # issue 20: the workbench is served with a config.json naming this run's API and reviewer pool
+        with urllib.request.urlopen(settings["KYC_WORKBENCH_URL"] + "config.json", timeout=10) as page:
+            config = json.loads(page.read())
+        assert config["apiUrl"] == settings["KYC_API_URL"]
+        assert config["userPoolClientId"] == settings["KYC_COGNITO_CLIENT_ID"]
         env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)} | settings
         key = f"{settings['KYC_UPLOAD_PREFIX']}{uuid.uuid4().hex}.mp4"  # as the README: no reference in keys
         put = aws(

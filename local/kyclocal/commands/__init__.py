@@ -9,9 +9,10 @@ from kyclocal.commands import (
     invoke,
     lineage,
     reset,
+    retrain,
     run,
     up,
     verify_digests,
 )
 
-COMMANDS = (run, up, extract, invoke, evaluate, lineage, erase, digest, verify_digests, drill, reset)
+COMMANDS = (run, up, extract, invoke, evaluate, lineage, erase, digest, verify_digests, drill, retrain, reset)

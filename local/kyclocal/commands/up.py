@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from kyclocal.stack import LocalStack
 
 DEFAULT_PORT = 4599
-DEFAULT_API_PORT = 4600  # issue 20: the API (and, with --workbench, the page) on one local origin
+DEFAULT_API_PORT = 4600  # issue 20: the API
+DEFAULT_WORKBENCH_PORT = 4601  # issue 20: the reviewer workbench (kyclocal.workbench), KYC_WORKBENCH_URL
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -57,9 +58,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="create a reviewer-pool user (group reviewer, approver or auditor); repeatable. Without a "
         "password one is generated; each user is printed as KYC_USER=NAME:GROUP:PASSWORD",
     )
+    # issue 20 (workbench): web/ with the template's security headers and a config.json for this stack
     cmd.add_argument(
-        "--workbench", type=Path, metavar="DIR", help="also serve this folder at / of the API's origin"
+        "--workbench-port",
+        type=int,
+        default=DEFAULT_WORKBENCH_PORT,
+        help="port of the reviewer workbench (%(default)s; 0: a free one)",
     )
+    cmd.add_argument("--no-workbench", action="store_true", help="do not serve the reviewer workbench")
     cmd.set_defaults(command=cmd_up)
 
 
@@ -93,8 +99,6 @@ def api_settings(stack: LocalStack) -> dict[str, str]:
         "KYC_COGNITO_CLIENT_ID": stack.pool.client_id,
         "KYC_COGNITO_ENDPOINT": stack.pool.endpoint,
     }
-    if stack.settings.static_root is not None:
-        out["KYC_WORKBENCH_URL"] = stack.api.url.rsplit("/", 1)[0] + "/"
     return out
 
 
@@ -120,8 +124,17 @@ def cmd_up(args: argparse.Namespace, out: TextIO | None = None) -> int:
         port=args.port,
         policy=policy,
         api_port=getattr(args, "api_port", DEFAULT_API_PORT),
-        static_root=getattr(args, "workbench", None),
     )
+    from kyclocal.workbench import WorkbenchServer, cors_env, serve_for_stack
+
+    workbench = None
+    if not getattr(args, "no_workbench", False):
+        try:  # bound before the stack starts: the API answers CORS for its origin
+            workbench = WorkbenchServer(port=getattr(args, "workbench_port", DEFAULT_WORKBENCH_PORT))
+        except OSError as exc:
+            print(f"kycscreen up: the workbench port: {exc}", file=sys.stderr)
+            return 1
+        settings.extra_env.update(cors_env(workbench))
     from kyclocal.cognito import CognitoError, parse_user
 
     try:
@@ -133,6 +146,8 @@ def cmd_up(args: argparse.Namespace, out: TextIO | None = None) -> int:
         with LocalStack(settings) as stack:
             for key, value in client_settings(stack).items():
                 print(f"{key}={value}", file=out)
+            if workbench is not None and stack.api is not None:
+                print(f"KYC_WORKBENCH_URL={serve_for_stack(workbench, stack).url}", file=out)
             for name, group, password in users:
                 made = create_user(stack, name, group, password)
                 print(f"KYC_USER={name}:{group}:{made}", file=out)
@@ -144,6 +159,8 @@ def cmd_up(args: argparse.Namespace, out: TextIO | None = None) -> int:
         print(f"kycscreen up: {exc}", file=sys.stderr)
         return 1
     finally:
+        if workbench is not None:
+            workbench.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from kyc.domain.contract import Face, FrameImage, FrameScore, ModelInfo, QualityFlag
-from kycserve.models.faces import HaarFaceFinder, centre_square, decode_frame, square_crop
+from kycserve.models.faces import FACE_MARGIN, HaarFaceFinder, centre_square, decode_frame, square_crop
 
 NO_FACE_NULL = "null"
 NO_FACE_CENTRE = "centre"
@@ -35,6 +35,11 @@ def checked_probability(value: float, what: str = "p_fake") -> float:
     return value
 
 
+def face_finder() -> HaarFaceFinder:
+    """The face finder every face-crop model uses (and the reference learner trains with)."""
+    return HaarFaceFinder()
+
+
 class Model(ABC):
     """Template: decode each frame, optionally find faces, score crops via ``_score_crop``.
 
@@ -49,7 +54,7 @@ class Model(ABC):
     def __init__(self, *, face_crop: bool, no_face: str = NO_FACE_NULL, margin: float = 0.30) -> None:
         if no_face not in (NO_FACE_NULL, NO_FACE_CENTRE):
             raise ModelLoadError(f"no_face must be {NO_FACE_NULL!r} or {NO_FACE_CENTRE!r}")
-        self._faces = HaarFaceFinder() if face_crop else None
+        self._faces = face_finder() if face_crop else None
         self._no_face = no_face
         self._margin = margin
 
@@ -88,6 +93,24 @@ class Model(ABC):
         )
         quality = (QualityFlag.MULTIPLE_FACES,) if len(faces) > 1 else ()
         return FrameScore(frame.frame_id, max(f.p_fake for f in faces), faces, quality)  # type: ignore[type-var]
+
+
+_TRAINING_FINDER: HaarFaceFinder | None = None  # one per process: building a cascade costs ~50 ms
+
+
+def face_crops(frame: FrameImage, margin: float = FACE_MARGIN) -> list[np.ndarray]:
+    """The face crops a face-crop model scores for ``frame`` (none when it has no face or no image).
+
+    The same finder and crop as ``Model._score_frame``: the reference learner (kycserve.learner)
+    trains on these, so a trained model sees in training what it is served.
+    """
+    global _TRAINING_FINDER
+    bgr = decode_frame(frame)
+    if bgr is None:
+        return []
+    if _TRAINING_FINDER is None:
+        _TRAINING_FINDER = face_finder()
+    return [square_crop(bgr, box, margin) for box in _TRAINING_FINDER.find(bgr)]
 
 
 def load_model(kind: str, *, onnx_config: str | Path | None = None, no_face: str = NO_FACE_NULL) -> Model:

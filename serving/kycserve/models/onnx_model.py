@@ -90,6 +90,23 @@ def load_onnx_config(path: str | Path) -> OnnxConfig:
     return config
 
 
+def preprocess_crop(bgr: np.ndarray, config: OnnxConfig) -> np.ndarray:
+    """One BGR crop as the network's input tensor (batch of one), as ``config`` describes it.
+
+    Module-level so the reference learner (kycserve.learner) trains on exactly what is served.
+    """
+    height, width = config.input_size
+    resized = cv2.resize(bgr, (width, height), interpolation=cv2.INTER_AREA)
+    if config.colour_order == "RGB":
+        resized = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)
+    mean = np.asarray(config.mean, dtype=np.float32)
+    std = np.asarray(config.std, dtype=np.float32)
+    tensor = (resized.astype(np.float32) * config.scale - mean) / std
+    if config.layout == "NCHW":
+        tensor = tensor.transpose(2, 0, 1)
+    return np.ascontiguousarray(tensor[np.newaxis])
+
+
 class OnnxModel(Model):
     """Runs the configured network with onnxruntime on CPU (one image per run)."""
 
@@ -108,8 +125,6 @@ class OnnxModel(Model):
         self._config = config
         self._input = config.input_name or self._session.get_inputs()[0].name
         self._output = config.output_name or self._session.get_outputs()[0].name
-        self._mean = np.asarray(config.mean, dtype=np.float32)
-        self._std = np.asarray(config.std, dtype=np.float32)
         self.info = ModelInfo(
             name=config.name, version=config.version, artefact_sha256=hashlib.sha256(artefact).hexdigest()
         )
@@ -117,14 +132,7 @@ class OnnxModel(Model):
 
     def preprocess(self, bgr: np.ndarray) -> np.ndarray:
         """One crop as the network's input tensor (batch of one)."""
-        height, width = self._config.input_size
-        resized = cv2.resize(bgr, (width, height), interpolation=cv2.INTER_AREA)
-        if self._config.colour_order == "RGB":
-            resized = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)
-        tensor = (resized.astype(np.float32) * self._config.scale - self._mean) / self._std
-        if self._config.layout == "NCHW":
-            tensor = tensor.transpose(2, 0, 1)
-        return np.ascontiguousarray(tensor[np.newaxis])
+        return preprocess_crop(bgr, self._config)
 
     def _score_crop(self, bgr: np.ndarray) -> float:
         (output,) = self._session.run([self._output], {self._input: self.preprocess(bgr)})

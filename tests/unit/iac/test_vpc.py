@@ -67,7 +67,7 @@ GATEWAY_SERVICES = {"s3", "dynamodb"}
 # a small evaluator of the condition intrinsics
 # --------------------------------------------------------------------------------------------------------
 def _parameter_values(tpl: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    values = {}
+    values: dict[str, Any] = {"AWS::Region": "eu-west-1", "AWS::Partition": "aws"}  # pseudo parameters
     for name, param in tpl["Parameters"].items():
         default = str(param.get("Default", ""))
         values[name] = default.split(",") if param["Type"] == "CommaDelimitedList" else default
