@@ -63,7 +63,7 @@ def _notify(event: dict[str, Any], sid: str) -> dict[str, Any]:
             url = STORE.presign_get(RESOURCES.review_bucket, sheet_key, LINK_SECONDS)
             expires_at = (datetime.now(UTC) + timedelta(seconds=LINK_SECONDS)).isoformat(timespec="seconds")
     # a workbench page opens only after the reviewer signs in: the message itself unlocks no face
-    review_url = f"{WORKBENCH_URL}/reviews/{sid}" if WORKBENCH_URL else None
+    review_url = f"{WORKBENCH_URL}/#/case/{sid}" if WORKBENCH_URL else None  # the workbench's case route
     # The state machine may pass the whole submission; only the client's reference is used from it.
     submission = event.get("submission") or {}
     notice = ReviewNotice(

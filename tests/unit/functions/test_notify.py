@@ -162,7 +162,7 @@ def test_notify_review_with_a_workbench_sends_its_link_and_no_bearer_link_to_a_f
     result = app.lambda_handler(event, _Context())
 
     [message] = _messages(env)
-    assert message["review_url"] == f"https://review.example.com/kyc/reviews/{SID}"
+    assert message["review_url"] == f"https://review.example.com/kyc/#/case/{SID}"  # web/js/app.js route
     assert message["contact_sheet_url"] is None and message["link_expires_at"] is None
     body = json.dumps(message)
     assert "X-Amz-" not in body and "contact-sheet.png" not in body and "amazonaws.com" not in body

@@ -118,7 +118,14 @@ def test_workbench_url_parameter_reaches_the_notify_function_and_accepts_only_ht
     import re
 
     env = transformed["Resources"]["NotifyReviewFunction"]["Properties"]["Environment"]["Variables"]
-    assert env["KYC_REVIEW_WORKBENCH_URL"] == {"Ref": "ReviewWorkbenchUrl"}
+    hosted = {"Fn::Sub": "https://${WorkbenchDistribution.DomainName}"}
+    assert env["KYC_REVIEW_WORKBENCH_URL"] == {
+        "Fn::If": [
+            "HasReviewWorkbenchUrl",
+            {"Ref": "ReviewWorkbenchUrl"},
+            {"Fn::If": ["IsWorkbenchEnabled", hosted, ""]},
+        ]
+    }
     pattern = transformed["Parameters"]["ReviewWorkbenchUrl"]["AllowedPattern"]
     assert re.fullmatch(pattern, "") and re.fullmatch(pattern, "https://review.example.com/kyc")
     for refused in ("http://review.example.com", "https://x.example.com/?next=evil", "javascript:alert(1)"):
