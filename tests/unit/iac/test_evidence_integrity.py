@@ -90,8 +90,6 @@ def test_nothing_writes_images_to_the_audit_bucket(transformed):
         "EraseSubmissionFunctionRole": ["/decisions/*/erasure.json"],
         "ScreeningApiFunctionRole": ["/decisions/*/reviews/*"],  # issue 20: one document per verdict/approval
         "DigestEvidenceFunctionRole": ["/digests/*"],
-        # the workbench's reviewer verdicts (JSON, no image), digested like every decisions/ object
-        "ScreeningApiFunctionRole": ["/decisions/*/reviews/*"],
     }
 
 
