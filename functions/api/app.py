@@ -75,7 +75,7 @@ PRESIGNER = S3Presigner(BUCKET)
 PSEUDONYM_MAC = KmsMac(settings.pseudonym_key_id())
 DECISIONS = DynamoDBDecisionStore(API.decisions_table)
 REVIEWS = DynamoDBReviewStore(API.reviews_table, retention_s=API.retention_days * 86400)
-SCREENINGS = ScreeningRegistry(API.screenings_table)
+SCREENINGS = ScreeningRegistry(API.screenings_table, mac=PSEUDONYM_MAC)
 STORE = S3ObjectStore(API.kms_key_id)
 MAX_BODY_BYTES = 8192
 MAX_WAIT_S = 20

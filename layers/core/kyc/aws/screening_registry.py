@@ -14,12 +14,16 @@ from typing import Any
 
 from kyc.aws.clients import client
 from kyc.aws.dynamodb_decision_store import deserialise_item, serialise_item
-from kyc.domain.identity import submission_id
+from kyc.domain.identity import MacFunction, submission_id
 
 
 class ScreeningRegistry:
-    def __init__(self, table_name: str, *, dynamodb_client: Any = None, s3_client: Any = None) -> None:
+    def __init__(
+        self, table_name: str, *, mac: MacFunction, dynamodb_client: Any = None, s3_client: Any = None
+    ) -> None:
+        """``mac``: the pseudonym key's MAC (KMS GenerateMac), since submission ids are keyed (issue 23)."""
         self._table = table_name
+        self._mac = mac
         self._ddb = dynamodb_client or client("dynamodb")
         self._s3 = s3_client or client("s3")
 
@@ -46,4 +50,4 @@ class ScreeningRegistry:
         first = min(versions, key=lambda v: v["LastModified"])
         version = first.get("VersionId")
         etag = str(first.get("ETag", "")).strip('"') or None
-        return submission_id(bucket, key, None if version in (None, "null") else version, etag)
+        return submission_id(bucket, key, None if version in (None, "null") else version, etag, mac=self._mac)

@@ -576,6 +576,8 @@ def _version_problems(
     for key, count in sorted(per_key.items()):
         if count > 1 and key.rsplit("/", 1)[-1] in WRITE_ONCE_NAMES:
             problems.append(f"overwritten: {key} has {count} versions (written once by decide)")
+        elif count > 1 and "/reviews/" in key:  # issue 20: one document per verdict or approval
+            problems.append(f"overwritten: {key} has {count} versions (written once by the review API)")
     for (key, version), (_, digest) in sorted(listed.items()):
         if (key, version) not in present:
             problems.append(f"removed: {key}@{version} (listed by {digest}) is gone")
