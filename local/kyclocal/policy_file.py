@@ -58,7 +58,7 @@ def role_played_policy(
     pass_threshold: float,
     reject_threshold: float,
     frame_count: int = 32,
-    face_evidence_source: str = "rekognition",
+    face_evidence_source: str = "local",  # the template's default FaceEvidenceSource
     face_check_frames: int | None = 0,
     **policy: Any,
 ) -> dict[str, Any]:

@@ -68,6 +68,7 @@ def _settings(tmp: Path, **over: Any) -> LocalStackSettings:
         pass_threshold=0.2,
         reject_threshold=0.9,
         frame_count=FRAMES,
+        face_evidence_source=over.get("face_evidence_source") or "local",
     )
     return LocalStackSettings(model="onnx", onnx_config=config, frame_count=FRAMES, policy=policy, **over)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from kyc.domain.frame_location import frame_key
 from kyc.domain.lineage import chain_from_logs, is_failure, lineage_key, verify_chain
 from kyclocal.commands.lineage import cmd_lineage, lineage_report
 from kyclocal.stack import LocalStack, LocalStackSettings
@@ -100,7 +101,9 @@ def test_lineage_tampered_frame_fails_with_its_key(stack: LocalStack, screened: 
     s3 = stack.client("s3")
     manifest_key = f"frames/{sid}/manifest.json"
     manifest = json.loads(s3.get_object(Bucket=stack.resources.work_bucket, Key=manifest_key)["Body"].read())
-    victim = manifest["prefix"] + manifest["frames"][0]["file"]
+    # frames live one object per scoring batch (issue 25): every frame in the replaced object fails
+    victim = frame_key(manifest, manifest["frames"][0])
+    in_victim = [f for f in manifest["frames"] if frame_key(manifest, f) == victim]
     original = s3.get_object(Bucket=stack.resources.work_bucket, Key=victim)["Body"].read()
     s3.put_object(Bucket=stack.resources.work_bucket, Key=victim, Body=b"tampered")
     try:
@@ -108,7 +111,7 @@ def test_lineage_tampered_frame_fails_with_its_key(stack: LocalStack, screened: 
     finally:
         s3.put_object(Bucket=stack.resources.work_bucket, Key=victim, Body=original)
 
-    assert report["problems"] == [f"hash mismatch: {victim}"]
+    assert report["problems"] == [f"hash mismatch: {victim} @{f['offset']}" for f in in_victim]
 
 
 def test_lineage_tampered_lineage_json_fails_on_logged_hash(stack: LocalStack, screened: dict) -> None:

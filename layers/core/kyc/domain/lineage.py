@@ -650,7 +650,10 @@ SOURCE_LABEL = "source upload"
 
 
 def _missing_label(problem: str) -> str:
-    return problem.removeprefix("missing: ").split(" (", 1)[0]
+    """The object a ``missing:`` problem names, without a frame's ``@offset`` in its batch object."""
+    label = problem.removeprefix("missing: ").split(" (", 1)[0]
+    head, _, offset = label.rpartition(" @")
+    return head if head and offset.isdigit() else label
 
 
 def _upload_time(chain: LineageChain, witness: ExecutionWitness | None) -> datetime | None:
