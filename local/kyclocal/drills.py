@@ -512,7 +512,7 @@ def model_regression(workdir: Path, frame_count: int = 8) -> DrillReport:
             report,
             stack,
             first_bad,
-            expected=["DecisionsModelNotCalibratedAlarm", "DecisionsDriftAlarm"],
+            expected=["DecisionsModelNotCalibratedAlarm", "DecisionsReviewRateAlarm", "DecisionsDriftAlarm"],
             overrides=deployed,
             until=rollback,
         )
