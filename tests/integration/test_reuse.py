@@ -178,7 +178,11 @@ def test_mirrored_letterboxed_and_cropped_copies_are_flagged_naming_the_recordin
         assert "MEDIA_REUSED" in item["reasons"] and reuse["matches"][0]["kind"] == "perceptual", item
 
 
-MERGE_REGRESSION = "KNOWN REGRESSION at the merge of issue 24 item 5 with issue 25: reuse was built and measured against the Rekognition-shaped boxes of the old face stage; with the local BlazeFace detector (the new default) this case fails. Open in issue 24; strict=False so a fix shows as XPASS."
+MERGE_REGRESSION = (
+    "KNOWN REGRESSION at the merge of issue 24 item 5 with issue 25: reuse was built and measured against "
+    "the Rekognition-shaped boxes of the old face stage; with the local BlazeFace detector (the new "
+    "default) this case fails. Open in issue 24; strict=False so a fix shows as XPASS."
+)
 
 
 @pytest.mark.xfail(strict=False, reason=MERGE_REGRESSION)
