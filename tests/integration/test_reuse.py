@@ -186,8 +186,6 @@ def test_mirrored_letterboxed_and_cropped_copies_are_flagged_naming_the_recordin
         assert "MEDIA_REUSED" in item["reasons"] and reuse["matches"][0]["kind"] == "perceptual", item
 
 
-
-
 @pytest.mark.xfail(strict=False, reason=MERGE_REGRESSION)
 def test_a_face_swapped_over_the_recording_gets_its_own_reason(
     stack: LocalStack, recording: dict, workdir: Path
