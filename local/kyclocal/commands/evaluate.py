@@ -105,7 +105,7 @@ def read_labels(path: Path, media: Path | None = None) -> list[LabelledFile]:
             )
         if by_content and media is None:
             raise LabelsFileError(f"{path}: names clips by SHA-256 (a review export): give --media DIR")
-        files = _files_by_sha256(media) if by_content and media is not None else {}
+        files = files_by_sha256(media) if by_content and media is not None else {}
         rows: list[LabelledFile] = []
         for number, raw in enumerate(reader, start=2):
             row = {k.strip().lower(): (v or "").strip() for k, v in raw.items() if k}
@@ -144,17 +144,13 @@ def _share(path: Path, number: int, raw: str | None) -> float | None:
     return share
 
 
-def _files_by_sha256(folder: Path) -> dict[str, Path]:
-    """Every file under ``folder`` by the SHA-256 of its bytes (read in 1 MiB blocks)."""
+def files_by_sha256(folder: Path) -> dict[str, Path]:
+    """Every file under ``folder`` by the SHA-256 of its bytes (the first of identical files)."""
     if not folder.is_dir():
         raise LabelsFileError(f"--media {folder}: not a folder")
     found: dict[str, Path] = {}
     for file in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest = hashlib.sha256()
-        with file.open("rb") as handle:
-            for block in iter(lambda handle=handle: handle.read(1 << 20), b""):
-                digest.update(block)
-        found.setdefault(digest.hexdigest(), file.resolve())
+        found.setdefault(file_sha256(file), file.resolve())
     return found
 
 

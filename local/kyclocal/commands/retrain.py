@@ -36,10 +36,12 @@ from kyc.domain.promotion import decision_flips, gate, worst_apcer
 from kyclocal.commands.evaluate import (
     CalibrationRefused,
     LabelledFile,
+    LabelsFileError,
     binding_observed,
     calibrated_policy,
     decided_once_bound,
     file_sha256,
+    files_by_sha256,
     scored,
     scoring_models,
 )
@@ -93,7 +95,7 @@ def labelled_media(labels: Path, media: Path | None) -> tuple[str, dict[str, str
         return out.getvalue(), found
     if media is None:
         raise DatasetError("a sha256 labels file needs --media: the folder of retained videos")
-    return text, {file_sha256(p): str(p) for p in sorted(media.rglob("*")) if p.is_file()}
+    return text, {sha: str(path) for sha, path in files_by_sha256(media).items()}
 
 
 def split_rule(text: str) -> SplitRule:
@@ -180,7 +182,7 @@ def cmd_retrain(args: argparse.Namespace, out: TextIO | None = None) -> int:
             created=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
             source=str(args.labels),
         )
-    except (OSError, DatasetError) as exc:
+    except (OSError, DatasetError, LabelsFileError) as exc:
         print(f"kycscreen retrain: {exc}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
