@@ -119,7 +119,7 @@ def sample_from_dict(data: Any) -> SampleSet:
     )
 
 
-_FRAME_FIELDS = ("index", "pts_s", "keyframe", "width", "height", "content_type", "sha256", "phash")
+_FRAME_FIELDS = ("index", "pts_s", "keyframe", "width", "height", "content_type", "sha256")
 _SAMPLE_FIELDS = (
     "requested", "duration_s", "start_s", "header_duration_s", "short_clip", "decoded_frames", "rotation",
     "sampling_seed", "typical_frame_s", "mirrored",

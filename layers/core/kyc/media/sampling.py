@@ -36,7 +36,6 @@ from kyc.media.container import check_aspect_ratio, codec_name, guarded_decode, 
 from kyc.media.errors import MediaRefusedError
 from kyc.media.frames import EXTENSIONS, FrameEncodingError, encode_image, upright_rgb
 from kyc.media.limits import MediaLimits
-from kyc.media.phash import phash_hex
 from kyc.media.probe import Orientation, display_orientation
 from kyc.media.timeline import PacketTimeline, header_duration
 
@@ -84,7 +83,6 @@ class SampledFrame:
     content_type: str
     data: bytes
     sha256: str
-    phash: str | None = None  # 64-bit perceptual hash (kyc.media.phash), hex: reuse detection
 
     def file_name(self, image_format: str) -> str:
         return f"{self.index:03d}.{EXTENSIONS[image_format]}"
@@ -135,7 +133,6 @@ class SampleSet:
                     "content_type": f.content_type,
                     "bytes": len(f.data),
                     "sha256": f.sha256,
-                    "phash": f.phash,
                 }
                 for f in self.frames
             ],
@@ -462,7 +459,6 @@ def _render(
             max_side=params.max_side,
         )
         image = encode_image(rgb, params.image_format, jpeg_quality=params.jpeg_quality)
-        phash = phash_hex(rgb)
     except FrameEncodingError as exc:
         raise MediaRefusedError(ReasonCode.CORRUPT_MEDIA, "a sampled frame cannot be converted") from exc
     return SampledFrame(
@@ -474,5 +470,4 @@ def _render(
         content_type=image.content_type,
         data=image.data,
         sha256=image.sha256,
-        phash=phash,
     )
