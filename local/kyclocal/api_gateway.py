@@ -91,14 +91,26 @@ def gateway_responses(source: dict[str, Any], api_logical_id: str) -> dict[str, 
     return out
 
 
-def gateway_response_headers(source: dict[str, Any], api_logical_id: str) -> dict[str, dict[str, str]]:
+def gateway_response_headers(
+    source: dict[str, Any], api_logical_id: str, cors_origin: str = ""
+) -> dict[str, dict[str, str]]:
     """The static headers of each gateway response (``ResponseParameters.Headers``; API Gateway's
-    values are quoted literals, ``"'*'"``), e.g. the CORS header that lets a page read a 401."""
+    values are quoted literals, ``"'Origin'"``), e.g. the CORS header that lets a page read a 401.
+
+    A value the template computes (the workbench origin: ``Fn::If`` of the distribution's domain or
+    ``WorkbenchOrigin``) names a deployed resource; locally it is ``cors_origin``, the origin the API
+    handler answers CORS for (``KYC_CORS_ORIGIN``), and the header is left out when there is none.
+    """
     api = source["Resources"][api_logical_id]["Properties"]
     out = {}
     for kind, spec in (api.get("GatewayResponses") or {}).items():
         headers = ((spec.get("ResponseParameters") or {}).get("Headers")) or {}
-        out[kind] = {name: str(value).strip("'") for name, value in headers.items()}
+        resolved = {}
+        for name, value in headers.items():
+            literal = value.strip("'") if isinstance(value, str) else cors_origin
+            if literal:
+                resolved[name] = literal
+        out[kind] = resolved
     return out
 
 
@@ -158,10 +170,11 @@ class LocalApiGateway:
         api_logical_id: str = "ScreeningApi",
         port: int = 0,
         static_root: Path | None = None,
+        cors_origin: str = "",
     ) -> None:
         self.routes = routes_from_template(source, api_logical_id)
         self.responses = gateway_responses(source, api_logical_id)
-        self.response_headers = gateway_response_headers(source, api_logical_id)
+        self.response_headers = gateway_response_headers(source, api_logical_id, cors_origin)
         self.verifier = TokenVerifier(pool)
         self.invoke = invoke  # (logical id, event JSON) -> (payload bytes, errored), the Lambda router's
         self.static_root = static_root

@@ -133,10 +133,13 @@ def create_user(cognito: Any, pool: LocalPool, name: str, group: str, password: 
 
 
 def sign_in(cognito: Any, pool: LocalPool, name: str, password: str) -> dict[str, str]:
-    """The tokens a page gets after signing in (USER_PASSWORD_AUTH against the app client)."""
-    result = cognito.initiate_auth(
-        ClientId=pool.client_id,
-        AuthFlow="USER_PASSWORD_AUTH",
-        AuthParameters={"USERNAME": name, "PASSWORD": password},
-    )["AuthenticationResult"]
-    return {"id_token": result["IdToken"], "access_token": result["AccessToken"]}
+    """The tokens a page gets after signing in: USER_SRP_AUTH and PASSWORD_VERIFIER, the app client's one
+    password flow (pycognito's AWSSRP, the independent implementation web/js/srp.js is tested against).
+
+    moto's Cognito does not check the SRP proof, so locally this proves the user exists, not the password.
+    """
+    from pycognito.aws_srp import AWSSRP  # a development dependency (requirements-dev.txt)
+
+    result = AWSSRP(name, password, pool.pool_id, pool.client_id, client=cognito).authenticate_user()
+    tokens = result["AuthenticationResult"]
+    return {"id_token": tokens["IdToken"], "access_token": tokens["AccessToken"]}

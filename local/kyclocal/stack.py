@@ -523,6 +523,7 @@ class LocalStack:
             self.pool,
             port=self.settings.api_port,
             static_root=self.settings.static_root,
+            cors_origin=self.settings.extra_env.get("KYC_CORS_ORIGIN", ""),  # the workbench's, as in AWS
         ).start()
 
     def _signing_keys(self) -> dict[str, dict[str, Any]]:

@@ -217,6 +217,45 @@ def bad_token(page: Page, spec: dict[str, Any]) -> dict[str, Any]:
     return {"notice": text, "signin_shown": page.locator("#signin").count() == 1}
 
 
+@journey
+def srp_vectors(page: Page, spec: dict[str, Any]) -> dict[str, Any]:
+    """The page's own SRP module (web/js/srp.js), loaded under the page's CSP, on the spec's vectors."""
+    page.goto(spec["url"])
+    return page.evaluate(
+        """async ({vectors, dates}) => {
+            const srp = await import('./js/srp.js');
+            const out = {vectors: [], dates: dates.map((ms) => srp.cognitoTimestamp(new Date(ms)))};
+            for (const v of vectors) {
+                try {
+                    const A = srp.ephemeralFrom(v.a).A;
+                    out.vectors.push({A, signature: await srp.passwordClaimSignature(v)});
+                } catch (error) {
+                    out.vectors.push({error: `${error.name}: ${error.message}`});
+                }
+            }
+            const fresh = [srp.newEphemeral(), srp.newEphemeral()];
+            out.fresh = fresh.map((e) => ({a: e.a, A: e.A}));
+            return out;
+        }""",
+        {"vectors": spec["vectors"], "dates": spec["dates"]},
+    )
+
+
+@journey
+def srp_sign_in(page: Page, spec: dict[str, Any]) -> dict[str, Any]:
+    """Sign in through the form and report every request the page sent to the Cognito endpoint."""
+    sent: list[dict[str, Any]] = []
+    endpoint = spec["cognito_endpoint"].rstrip("/")
+
+    def record(request: Any) -> None:
+        if request.url.rstrip("/").startswith(endpoint) and request.method == "POST":
+            sent.append({"target": request.headers.get("x-amz-target", ""), "body": request.post_data or ""})
+
+    page.on("request", record)
+    sign_in(page, spec)
+    return {"requests": sent, "who": page.locator("#who").text_content() or ""}
+
+
 def run(spec: dict[str, Any]) -> dict[str, Any]:
     console_errors: list[str] = []
     page_errors: list[str] = []

@@ -64,6 +64,9 @@ def test_up_prints_the_api_and_pool_settings_and_creates_users_who_can_sign_in()
             config=Config(signature_version=UNSIGNED),
         )
         for name, group, password in users.values():
+            # USER_PASSWORD_AUTH, which the template's app client does not allow: moto ignores the client's
+            # auth flows and checks a password only in this flow (its SRP accepts any proof), so this is
+            # how the printed password is shown to be the user's. The page's SRP: test_workbench_srp.py.
             tokens = idp.initiate_auth(
                 ClientId=settings["KYC_COGNITO_CLIENT_ID"],
                 AuthFlow="USER_PASSWORD_AUTH",

@@ -18,8 +18,6 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-import os
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -29,17 +27,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pycognito.aws_srp import N_HEX
 
 from kyclocal.cognito import create_user, sign_in
 from kyclocal.stack import LocalStack, LocalStackSettings
 from kyclocal.workbench import WorkbenchServer, cors_env, serve_for_stack
+from tests.fixtures.browser import SCREENSHOTS, browser_or_skip, run_journey
 from tests.fixtures.workbench_cases import HOSTILE, HOSTILE_DEVICE, hostile_clip, scene_clip
 
-ROOT = Path(__file__).resolve().parents[2]
-BROWSER_PYTHON = ROOT / ".venv-browser" / "bin" / "python"
-JOURNEYS = ROOT / "tests" / "browser" / "journeys.py"
-CHROMIUM = Path(os.environ.get("KYC_CHROMIUM", "/usr/bin/chromium"))
-SCREENSHOTS = ROOT / "build" / "browser"
 USERS = {
     "alice": "reviewer",
     "dave": "reviewer",
@@ -47,15 +42,6 @@ USERS = {
     "carol": "approver",
     "erin": "auditor",
 }
-
-
-def _browser_or_skip() -> None:
-    missing = [str(p) for p in (BROWSER_PYTHON, CHROMIUM) if not p.exists()]
-    if missing:
-        message = f"browser journeys need {', '.join(missing)}: run `make browser`"
-        if os.environ.get("CI"):
-            pytest.fail(message)  # CI installs them through `make test`: missing there is a failure
-        pytest.skip(message)
 
 
 @dataclass
@@ -101,24 +87,12 @@ class Bench:
         }
         if user:
             spec["user"] = {"name": user, "password": self.passwords[user]}
-        proc = subprocess.run(
-            [str(BROWSER_PYTHON), str(JOURNEYS)],
-            input=json.dumps(spec),
-            capture_output=True,
-            text=True,
-            timeout=240,
-            check=False,
-            env={**os.environ, "KYC_CHROMIUM": str(CHROMIUM)},
-        )
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        outcome = json.loads(proc.stdout.strip().splitlines()[-1])
-        assert outcome["ok"], outcome
-        return outcome
+        return run_journey(spec)
 
 
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
-    _browser_or_skip()
+    browser_or_skip()
     clips = tmp_path_factory.mktemp("workbench-clips")
     files = {
         "oldest": scene_clip(clips / "oldest.mp4", 1),
@@ -313,3 +287,28 @@ def test_hostile_provenance_strings_are_shown_as_text_and_never_run(bench: Bench
     assert result["injected_elements"] == 0  # no element, handler or javascript: link came from the data
     assert result["canary"] is None  # nothing the strings carry ran
     assert all(href.startswith("#/") for href in result["links"])
+
+
+def test_sign_in_proves_the_password_with_srp_and_never_sends_it(bench: Bench) -> None:
+    """The form signs in with USER_SRP_AUTH and PASSWORD_VERIFIER only (the template's app client allows
+    no other password flow); the password is in no request. moto does not check the SRP proof (the
+    maths are proven against pycognito in test_workbench_srp.py); this journey proves the flow."""
+    outcome = bench.journey("srp_sign_in", "dave", cognito_endpoint=bench.stack.pool.endpoint)
+    _clean(outcome)
+    requests = outcome["result"]["requests"]
+    password = bench.passwords["dave"]
+    assert [r["target"].rsplit(".", 1)[-1] for r in requests] == ["InitiateAuth", "RespondToAuthChallenge"]
+    start, answer = (json.loads(r["body"]) for r in requests)
+    assert start["AuthFlow"] == "USER_SRP_AUTH" and "PASSWORD" not in start["AuthParameters"]
+    srp_a = int(start["AuthParameters"]["SRP_A"], 16)
+    n = int(N_HEX, 16)
+    assert 1 < srp_a < n  # a group element, not a hash or an encoding of the password
+    assert answer["ChallengeName"] == "PASSWORD_VERIFIER"
+    assert set(answer["ChallengeResponses"]) == {
+        "USERNAME",
+        "PASSWORD_CLAIM_SECRET_BLOCK",
+        "PASSWORD_CLAIM_SIGNATURE",
+        "TIMESTAMP",
+    }
+    assert all(password not in r["body"] for r in requests)
+    assert "dave" in outcome["result"]["who"]

@@ -1,7 +1,10 @@
-// Sign-in against the Cognito user pool with InitiateAuth (USER_PASSWORD_AUTH over TLS, app client
-// without a secret), and the NEW_PASSWORD_REQUIRED challenge of admin-created users. Tokens live in
+// Sign-in against the Cognito user pool with InitiateAuth USER_SRP_AUTH and its PASSWORD_VERIFIER
+// challenge (srp.js: the password never leaves the page; the app client allows no other password flow),
+// and the NEW_PASSWORD_REQUIRED / SOFTWARE_TOKEN_MFA challenges that may follow. Tokens live in
 // this module's memory only (not in localStorage, where any script on the origin could read them):
 // a reload asks for the password again.
+
+import { cognitoTimestamp, newEphemeral, passwordClaimSignature } from "./srp.js";
 
 const TARGET = "AWSCognitoIdentityProviderService.";
 let session = null; // {idToken, accessToken, expiresAt, claims}
@@ -63,11 +66,44 @@ function establish(result) {
 
 /** Returns {session} when signed in, or {challenge, respond(newPassword)} for a first-time password. */
 export async function signIn(config, username, password) {
-  const payload = await cognito(config, "InitiateAuth", {
-    AuthFlow: "USER_PASSWORD_AUTH",
+  const ephemeral = newEphemeral();
+  const start = await cognito(config, "InitiateAuth", {
+    AuthFlow: "USER_SRP_AUTH",
     ClientId: config.userPoolClientId,
-    AuthParameters: { USERNAME: username, PASSWORD: password },
+    AuthParameters: { USERNAME: username, SRP_A: ephemeral.A },
   });
+  if (start.ChallengeName !== "PASSWORD_VERIFIER") {
+    throw new AuthError(`The user pool asks for ${start.ChallengeName}, which the workbench does not support.`);
+  }
+  const challenge = start.ChallengeParameters || {};
+  const timestamp = cognitoTimestamp(new Date());
+  let signature;
+  try {
+    signature = await passwordClaimSignature({
+      poolId: config.userPoolId,
+      userId: challenge.USER_ID_FOR_SRP,
+      password,
+      a: ephemeral.a,
+      salt: challenge.SALT,
+      B: challenge.SRP_B,
+      secretBlock: challenge.SECRET_BLOCK,
+      timestamp,
+    });
+  } catch (error) {
+    throw new AuthError("The sign-in service sent an invalid challenge.", "SRP");
+  }
+  const payload = await cognito(config, "RespondToAuthChallenge", {
+    ChallengeName: "PASSWORD_VERIFIER",
+    ClientId: config.userPoolClientId,
+    Session: start.Session,
+    ChallengeResponses: {
+      USERNAME: challenge.USERNAME || username,
+      PASSWORD_CLAIM_SECRET_BLOCK: challenge.SECRET_BLOCK,
+      PASSWORD_CLAIM_SIGNATURE: signature,
+      TIMESTAMP: timestamp,
+    },
+  });
+  username = challenge.USERNAME || username;
   if (payload.AuthenticationResult) return establish(payload.AuthenticationResult);
   if (payload.ChallengeName === "NEW_PASSWORD_REQUIRED") {
     return {

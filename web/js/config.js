@@ -8,7 +8,7 @@ export async function loadConfig() {
   const response = await fetch("config.json", { cache: "no-store", credentials: "omit" });
   if (!response.ok) throw new Error(`config.json: HTTP ${response.status}`);
   const config = await response.json();
-  for (const key of ["apiUrl", "cognitoEndpoint", "userPoolClientId"]) {
+  for (const key of ["apiUrl", "cognitoEndpoint", "userPoolId", "userPoolClientId"]) {
     if (typeof config[key] !== "string" || !config[key]) throw new Error(`config.json lacks ${key}`);
   }
   config.apiUrl = config.apiUrl.replace(/\/+$/, "");
