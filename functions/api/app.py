@@ -229,17 +229,20 @@ def _create_screening(request: dict[str, Any]) -> dict[str, Any]:
     ticket = plan_upload(upload, POLICY, mac=PSEUDONYM_MAC)
     signed = PRESIGNER.presign_post(ticket)
     now = _now()
-    SCREENINGS.put(
-        {
-            "screening_id": ticket.object_id,
-            "owner": request["principal"],
-            "bucket": BUCKET,
-            "key": ticket.key,
-            "client_reference": upload.client_reference,
-            "created_at": iso(now),
-            "expires_at": int(now.timestamp()) + API.retention_days * 86400,
-        }
-    )
+    screening = {
+        "screening_id": ticket.object_id,
+        "owner": request["principal"],
+        "bucket": BUCKET,
+        "key": ticket.key,
+        "client_reference": upload.client_reference,
+        "created_at": iso(now),
+        "expires_at": int(now.timestamp()) + API.retention_days * 86400,
+        "form_expires_at": int(now.timestamp()) + ticket.expires_in_s,
+    }
+    if request.get("idempotency_key"):
+        # the Powertools record that answers a retry (it holds the form): erasure deletes it by this id
+        screening["idempotency_record"] = PERSISTENCE._get_hashed_idempotency_key(request)
+    SCREENINGS.put({k: v for k, v in screening.items() if v is not None})
     count("ScreeningsCreated")
     logger.info("screening created", extra={"screening_id": ticket.object_id, "caller": request["principal"]})
     return {

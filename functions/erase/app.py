@@ -7,7 +7,9 @@ free text and deletes its API screening (issue 20), then rewrites the decision r
 pseudonymised form (kept for AML, Art. 17(3)(b)). The order makes a retry safe: objects first
 (a second sweep finds nothing), evidence next, the record last; once the record says
 ``erased_at`` a call changes nothing. A submission without a decision is refused: erasing
-mid-screening would only produce an ERROR record that names the applicant again.
+mid-screening would only produce an ERROR record that names the applicant again. By client reference,
+screenings declared through the API and never uploaded are erased too (their item and the
+Idempotency record holding their form: ``DECLARATION_ERASED``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from kyc.aws.errors import SourceMissingError
 from kyc.aws.kms_mac import KmsMac
 from kyc.aws.s3_eraser import S3VersionEraser
 from kyc.aws.s3_object_store import S3ObjectStore
+from kyc.aws.screening_registry import ScreeningRegistry
 from kyc.domain.erasure import (
     ErasureOutcome,
     ErasureRequest,
@@ -53,6 +56,8 @@ PSEUDONYM_MAC = KmsMac(settings.pseudonym_key_id())
 REUSE_INDEX = DynamoDBReuseIndex(settings.reuse_table()) if settings.reuse_table() else None
 # the API's tables (EnableScreeningApi); empty names when the API is off: nothing there to erase
 REVIEW_RECORDS = DynamoDBReviewErasure(*settings.review_tables())
+# issue 20: a screening's upload, from the intake bucket's own version list (as the API finds it)
+REGISTRY = ScreeningRegistry(settings.review_tables()[1], mac=PSEUDONYM_MAC)
 
 __all__ = ["ErasureRequestError", "lambda_handler"]
 
@@ -76,6 +81,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         result = erase_submission(sid, request)
         queue.extend(result.get("sibling_submissions", []))  # their video went with this key's versions
         results.append(result)
+    if request.client_reference:  # then what the API declared under it and nobody uploaded (issue 20)
+        for screening in REVIEW_RECORDS.screenings_of(str(request.client_reference)):
+            result = erase_declaration(screening, request, seen)
+            if result is not None:
+                results.append(result)
     outcomes = Counter(r["outcome"] for r in results)
     return {"outcomes": dict(sorted(outcomes.items())), "submissions": results}
 
@@ -112,7 +122,7 @@ def erase_submission(sid: str, request: ErasureRequest) -> dict[str, Any]:
     reuse_entries = REUSE_INDEX.erase(sid) if REUSE_INDEX is not None else 0
     # the review API's records of the case: verdict text goes, the screening (raw key, reference) goes
     reviews = REVIEW_RECORDS.erase_case(sid, erased_at=now)
-    screening_deleted = REVIEW_RECORDS.delete_screening(screening_id_of(key), key=key)
+    screening_deleted, _idempotency = REVIEW_RECORDS.delete_screening(screening_id_of(key), key=key)
     evidence = build_erasure_evidence(
         item=item,
         erased_at=now,
@@ -180,6 +190,32 @@ def erase_submission(sid: str, request: ErasureRequest) -> dict[str, Any]:
         review_records_pseudonymised=evidence["review_records_pseudonymised"],
         screening_records_deleted=evidence["screening_records_deleted"],
     )
+
+
+def erase_declaration(
+    screening: dict[str, Any], request: ErasureRequest, seen: set[str]
+) -> dict[str, Any] | None:
+    """An API screening of the client: through its upload when there is one, else the declaration itself
+    (the screening item, with the key and reference, and the Idempotency record holding its form)."""
+    sid = REGISTRY.submission_of(screening)
+    if sid is not None:  # uploaded: the submission's own erasure (PENDING while it is being screened)
+        if sid in seen:
+            return None
+        seen.add(sid)
+        return erase_submission(sid, request)
+    screening_id = str(screening["screening_id"])
+    deleted, idempotency = REVIEW_RECORDS.delete_screening(screening_id, key=screening.get("key"))
+    form_expires_at = int(screening.get("form_expires_at") or 0)
+    details: dict[str, Any] = {
+        "screening_records_deleted": int(deleted),
+        "idempotency_records_deleted": int(idempotency),
+    }
+    if form_expires_at > datetime.now(UTC).timestamp():  # a presigned form cannot be revoked
+        details["upload_form_valid_until"] = datetime.fromtimestamp(form_expires_at, UTC).isoformat()
+        details["note"] = "an upload with this form before then is screened: erase again after it"
+    logger.info("declaration erased", extra={"screening_id": screening_id, **details})
+    count("Erasures", outcome=ErasureOutcome.DECLARATION_ERASED)
+    return {"screening_id": screening_id, "outcome": str(ErasureOutcome.DECLARATION_ERASED), **details}
 
 
 def _earlier_evidence(evidence_key: str) -> dict[str, Any]:

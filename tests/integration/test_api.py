@@ -560,7 +560,12 @@ def test_erasing_a_reviewed_case_pseudonymises_its_review_records_and_drops_its_
     assert before["verdict#v000001"]["reason"]["S"] == reason_text
     assert before["approval#v000001"]["note"]["S"] == "agree"
     assert exported(), "the reviewed case is exported before erasure"
-    assert ddb.get_item(TableName=screenings_table, Key={"screening_id": {"S": screening_id}}).get("Item")
+    screening_item = ddb.get_item(TableName=screenings_table, Key={"screening_id": {"S": screening_id}})[
+        "Item"
+    ]
+    idempotency_table = stack.physical_ids["ApiIdempotencyTable"]
+    idempotency_key = {"id": screening_item["idempotency_record"]}  # the record that answers a retry
+    assert ddb.get_item(TableName=idempotency_table, Key=idempotency_key).get("Item")
     assert "lease" in review_items()  # alice's, from the journey: a reviewer working on the case
     audit = stack.client("s3")
     documents = audit.list_objects_v2(Bucket=stack.resources.audit_bucket, Prefix=f"decisions/{sid}/reviews/")
@@ -585,6 +590,7 @@ def test_erasing_a_reviewed_case_pseudonymises_its_review_records_and_drops_its_
         assert after["verdict#v000001"][name] == before["verdict#v000001"][name]
     assert after["approval#v000001"]["approver_id"] == before["approval#v000001"]["approver_id"]
     assert not ddb.get_item(TableName=screenings_table, Key={"screening_id": {"S": screening_id}}).get("Item")
+    assert not ddb.get_item(TableName=idempotency_table, Key=idempotency_key).get("Item")  # its form went too
     gone = signed("GET", f"{url}/screenings/{screening_id}", key="CLIENTA")
     check_contract(gone, "/screenings/{screening_id}", "get")
     assert gone.status_code == 404
@@ -607,3 +613,60 @@ def test_erasing_a_reviewed_case_pseudonymises_its_review_records_and_drops_its_
     assert evidence["review_leases_deleted"] == 1
     again, errored = stack.router.invoke("EraseSubmissionFunction", json.dumps({"submission_id": sid}))
     assert not errored and json.loads(again)["outcomes"] == {"ALREADY_ERASED": 1}
+
+
+def test_erasing_by_reference_removes_screenings_declared_but_never_uploaded(api):
+    """GDPR Art. 17 by client reference reaches a declaration with no upload (no decision record exists
+    to find it by): its screening item (key, reference, owner) and the Idempotency record that holds its
+    form are deleted; another reference's declaration stays. The oracle is the tables read directly."""
+    stack, url = api["stack"], api["url"]
+    ddb = stack.client("dynamodb")
+    screenings_table = stack.physical_ids["ScreeningsTable"]
+    idempotency_table = stack.physical_ids["ApiIdempotencyTable"]
+    body = {"content_type": "video/mp4", "size": 4096, "client_reference": "DSR-DECLARED-7"}
+    first = declare(api, idem="declared-only-0001", **body)
+    assert first.status_code == 201, first.text
+    screening_id = first.json()["screening_id"]
+    retry = declare(api, idem="declared-only-0001", **body)
+    assert retry.json()["screening_id"] == screening_id  # the Idempotency record answers the retry
+    second = declare(api, idem="declared-only-0002", **body)  # a second declaration, same reference
+    other = declare(api, idem="declared-only-0003", **(body | {"client_reference": "OTHER-CLIENT-1"}))
+    assert second.status_code == other.status_code == 201
+
+    def idempotency_ids() -> set[str]:
+        return {i["id"]["S"] for i in ddb.scan(TableName=idempotency_table, ConsistentRead=True)["Items"]}
+
+    def screening(sid: str) -> dict[str, Any] | None:
+        return ddb.get_item(
+            TableName=screenings_table, Key={"screening_id": {"S": sid}}, ConsistentRead=True
+        ).get("Item")
+
+    records_before = idempotency_ids()
+    mine = {screening(s)["idempotency_record"]["S"] for s in (screening_id, second.json()["screening_id"])}
+    assert mine <= records_before and len(mine) == 2
+
+    payload, errored = stack.router.invoke(
+        "EraseSubmissionFunction",
+        json.dumps({"client_reference": "DSR-DECLARED-7", "request_reference": "DSR-21"}),
+    )
+
+    assert not errored, payload
+    answer = json.loads(payload)
+    assert answer["outcomes"] == {"DECLARATION_ERASED": 2}, answer
+    assert {r["screening_id"] for r in answer["submissions"]} == {screening_id, second.json()["screening_id"]}
+    for result in answer["submissions"]:
+        assert result["screening_records_deleted"] == 1 and result["idempotency_records_deleted"] == 1
+        assert result["upload_form_valid_until"]  # the form is still live: the answer says so
+    assert screening(screening_id) is None and screening(second.json()["screening_id"]) is None
+    assert idempotency_ids() == records_before - mine
+    assert screening(other.json()["screening_id"]) is not None  # another reference is untouched
+    gone = signed("GET", f"{url}/screenings/{screening_id}", key="CLIENTA")
+    assert gone.status_code == 404
+    # a retry with the erased key is a new declaration now, not the erased answer
+    again = declare(api, idem="declared-only-0001", **body)
+    assert again.status_code == 201 and again.json()["screening_id"] != screening_id
+    # and a second erasure finds exactly that new declaration, nothing of the erased ones
+    payload, _ = stack.router.invoke(
+        "EraseSubmissionFunction", json.dumps({"client_reference": "DSR-DECLARED-7"})
+    )
+    assert [r["screening_id"] for r in json.loads(payload)["submissions"]] == [again.json()["screening_id"]]

@@ -253,11 +253,15 @@ def reuse_table(env: Mapping[str, str] | None = None) -> str:
     return env.get("KYC_REUSE_TABLE", "")
 
 
-def review_tables(env: Mapping[str, str] | None = None) -> tuple[str, str]:
-    """The API's ReviewsTable and ScreeningsTable (issue 20), as erasure reaches them; empty when the
-    API is off."""
+def review_tables(env: Mapping[str, str] | None = None) -> tuple[str, str, str]:
+    """The API's ReviewsTable, ScreeningsTable and idempotency table (issue 20), as erasure reaches
+    them; empty when the API is off."""
     env = os.environ if env is None else env
-    return env.get("KYC_REVIEWS_TABLE", ""), env.get("KYC_SCREENINGS_TABLE", "")
+    return (
+        env.get("KYC_REVIEWS_TABLE", ""),
+        env.get("KYC_SCREENINGS_TABLE", ""),
+        env.get("KYC_IDEMPOTENCY_TABLE", ""),
+    )
 
 
 @dataclass(frozen=True)

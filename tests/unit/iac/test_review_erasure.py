@@ -33,14 +33,33 @@ def test_erase_role_reaches_review_records_only_when_the_api_exists_and_only_wit
     assert granted["Resource"] == {"Fn::GetAtt": ["ReviewsTable", "Arn"]}  # the table, not its indexes
 
 
-def test_erase_role_may_only_delete_the_screening_item(template):
+def test_erase_role_may_only_read_and_delete_screening_items_and_find_them_by_reference(template):
     statements = _policy_statements(template, ROLE)
     screenings = _about(statements, "ScreeningsTable")
-    assert len(screenings) == 1
-    condition, granted, otherwise = screenings[0]["Fn::If"]
+    assert len(screenings) == 2
+    grants = {}
+    for statement in screenings:
+        condition, granted, otherwise = statement["Fn::If"]
+        assert condition == "IsScreeningApiEnabled" and otherwise == {"Ref": "AWS::NoValue"}
+        grants[json.dumps(granted["Resource"], sort_keys=True)] = sorted(granted["Action"])
+    assert grants == {
+        json.dumps({"Fn::GetAtt": ["ScreeningsTable", "Arn"]}): ["dynamodb:DeleteItem", "dynamodb:GetItem"],
+        # declarations never uploaded are found by their reference (issue 20), no Scan
+        json.dumps({"Fn::Sub": "${ScreeningsTable.Arn}/index/ClientReferenceIndex"}): ["dynamodb:Query"],
+    }
+
+
+def test_erase_role_may_only_delete_idempotency_records_by_id(template):
+    statements = _policy_statements(template, ROLE)
+    (idempotency,) = _about(statements, "ApiIdempotencyTable")
+    condition, granted, otherwise = idempotency["Fn::If"]
     assert condition == "IsScreeningApiEnabled" and otherwise == {"Ref": "AWS::NoValue"}
     assert granted["Action"] == ["dynamodb:DeleteItem"]
-    assert granted["Resource"] == {"Fn::GetAtt": ["ScreeningsTable", "Arn"]}
+    assert granted["Resource"] == {"Fn::GetAtt": ["ApiIdempotencyTable", "Arn"]}
+    env = template["Resources"]["EraseSubmissionFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["KYC_IDEMPOTENCY_TABLE"] == {
+        "Fn::If": ["IsScreeningApiEnabled", {"Ref": "ApiIdempotencyTable"}, ""]
+    }
 
 
 def test_no_other_role_but_the_api_and_erasure_writes_the_review_tables(template):

@@ -62,10 +62,48 @@ class DynamoDBReviewErasure:
     safe to repeat: a rewritten record is found already erased, a deleted item is gone.
     """
 
-    def __init__(self, reviews_table: str, screenings_table: str, dynamodb_client: Any = None) -> None:
+    def __init__(
+        self,
+        reviews_table: str,
+        screenings_table: str,
+        idempotency_table: str = "",
+        dynamodb_client: Any = None,
+    ) -> None:
         self._reviews = reviews_table
         self._screenings = screenings_table
+        self._idempotency = idempotency_table
         self._ddb = dynamodb_client or client("dynamodb")
+
+    def screenings_of(self, client_reference: str) -> list[dict[str, Any]]:
+        """Every API screening declared with this client reference (uploaded or not), oldest id first."""
+        if not self._screenings:
+            return []
+        paginator = self._ddb.get_paginator("query")
+        ids: set[str] = set()
+        for page in paginator.paginate(
+            TableName=self._screenings,
+            IndexName=CLIENT_REFERENCE_INDEX,
+            KeyConditionExpression="client_reference = :r",
+            ExpressionAttributeValues={":r": {"S": client_reference}},
+        ):
+            ids.update(item["screening_id"]["S"] for item in page.get("Items", []))
+        found = []
+        for screening_id in sorted(ids):
+            item = self._ddb.get_item(
+                TableName=self._screenings, Key={"screening_id": {"S": screening_id}}, ConsistentRead=True
+            ).get("Item")
+            if item:  # the index is eventually consistent: an item deleted since is simply gone
+                found.append(deserialise_item(item))
+        return found
+
+    def delete_idempotency_record(self, record_id: str | None) -> bool:
+        """Delete the Powertools Idempotency record that would answer a retry of the declaration."""
+        if not (self._idempotency and record_id):
+            return False
+        answer = self._ddb.delete_item(
+            TableName=self._idempotency, Key={"id": {"S": record_id}}, ReturnValues="ALL_OLD"
+        )
+        return bool(answer.get("Attributes"))
 
     def erase_case(self, review_id: str, *, erased_at: datetime) -> dict[str, int]:
         """Pseudonymise every verdict and approval of the case, delete its lease; the counts."""
@@ -101,21 +139,24 @@ class DynamoDBReviewErasure:
             items.extend(deserialise_item(i) for i in page.get("Items", []))
         return items
 
-    def delete_screening(self, screening_id: str | None, *, key: str | None) -> bool:
-        """Delete the API screening that declared this upload; only if it names the same key (a key
-        someone else chose can share a stem). False when there is none (erased already, or no API)."""
+    def delete_screening(self, screening_id: str | None, *, key: str | None) -> tuple[bool, bool]:
+        """Delete the API screening that declared this upload, and the Idempotency record that would
+        answer a retry of the declaration with its form; the screening only if it names the same key
+        (a key someone else chose can share a stem). (screening deleted, idempotency record deleted)."""
         if not (self._screenings and screening_id and key):
-            return False
+            return False, False
         try:
-            self._ddb.delete_item(
+            old = self._ddb.delete_item(
                 TableName=self._screenings,
                 Key={"screening_id": {"S": screening_id}},
                 ConditionExpression="#k = :k",
                 ExpressionAttributeNames={"#k": "key"},
                 ExpressionAttributeValues={":k": {"S": key}},
-            )
+                ReturnValues="ALL_OLD",
+            ).get("Attributes", {})
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
+                return False, False
             raise
-        return True
+        record = old.get("idempotency_record", {}).get("S")
+        return True, self.delete_idempotency_record(record)

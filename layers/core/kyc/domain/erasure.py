@@ -127,6 +127,7 @@ class ErasureOutcome(StrEnum):
     ALREADY_ERASED = "ALREADY_ERASED"
     PENDING = "PENDING"  # no decision yet: the screening is in flight (or the id is unknown)
     REFUSED = "REFUSED"  # another version of the same key is still being screened; see ``force``
+    DECLARATION_ERASED = "DECLARATION_ERASED"  # declared through the API, never uploaded (issue 20)
 
 
 @dataclass(frozen=True)
