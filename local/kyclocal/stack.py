@@ -85,6 +85,11 @@ class LocalStackSettings:
     # --- calibration: a decision-policy document (e.g. `kycscreen evaluate --write-policy`), served as the
     # template's SSM override (PolicyParameterName), a SecureString under the stack key as documented
     policy: dict[str, Any] | None = None
+    # --- issue 20: the customer's webhook (WebhookUrl: http only to loopback); the queue's visibility
+    # timeout locally (None: the template's 90 s), so that a test sees WebhookMaxAttempts retries quickly
+    webhook_url: str | None = None
+    webhook_max_attempts: int | None = None
+    webhook_retry_s: int | None = None
 
     def parameters(self) -> dict[str, str]:
         """Template parameters the local run overrides; the rest keep their defaults."""
@@ -106,6 +111,10 @@ class LocalStackSettings:
             params["PolicyParameterName"] = POLICY_PARAMETER
         if self.face_evidence_source is not None:
             params["FaceEvidenceSource"] = self.face_evidence_source
+        if self.webhook_url is not None:
+            params["WebhookUrl"] = self.webhook_url
+        if self.webhook_max_attempts is not None:
+            params["WebhookMaxAttempts"] = str(self.webhook_max_attempts)
         return params
 
 
@@ -167,6 +176,7 @@ class LocalStack:
         self._pump: threading.Thread | None = None
         self._watcher: threading.Thread | None = None
         self._pipe_thread: threading.Thread | None = None
+        self._webhook_pump: threading.Thread | None = None
         self._pipe_iterators: list[str] = []
         self.reconciled: set[str] = set()
         self._stop = threading.Event()
@@ -274,6 +284,11 @@ class LocalStack:
             self._pump.start()
             self._watcher = threading.Thread(target=self._watch_executions, name="status-rule", daemon=True)
             self._watcher.start()
+            if self.webhook_mapping:
+                self._webhook_pump = threading.Thread(
+                    target=self._pump_webhook, name="webhook-pump", daemon=True
+                )
+                self._webhook_pump.start()
         self.started_s["ready"] = time.perf_counter() - began
         LOG.info("local stack ready in %.2f s (%s)", self.started_s["ready"], self.started_s)
 
@@ -284,7 +299,7 @@ class LocalStack:
         if self.api is not None:
             self.api.stop()
             self.api = None
-        for thread in (self._pump, self._watcher, self._pipe_thread):
+        for thread in (self._pump, self._watcher, self._pipe_thread, self._webhook_pump):
             if thread:
                 thread.join(timeout=10)
         self._drain_executions()
@@ -490,17 +505,38 @@ class LocalStack:
                 s3.put_object_lock_configuration(Bucket=bucket, ObjectLockConfiguration=lock)
         lam = self.client("lambda")
         self.admission_mapping: dict[str, Any] = {}
+        # issue 20: WebhookQueue -> WebhookFunction, when WebhookUrl is set
+        self.webhook_mapping: dict[str, Any] = {}
+        webhook_queue = str(self.physical_ids.get("WebhookQueue", "")).rsplit("/", 1)[-1]
         for mapping in lam.list_event_source_mappings()["EventSourceMappings"]:
             if mapping["EventSourceArn"].endswith(f":{self.resources.admission_queue}"):
                 self.admission_mapping = mapping
+            elif webhook_queue and mapping["EventSourceArn"].endswith(f":{webhook_queue}"):
+                self.webhook_mapping = mapping
             lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
+        if webhook_queue and self.settings.webhook_retry_s is not None:
+            self.client("sqs").set_queue_attributes(
+                QueueUrl=self.physical_ids["WebhookQueue"],
+                Attributes={"VisibilityTimeout": str(self.settings.webhook_retry_s)},
+            )
         if not self.admission_mapping:
             raise StackError("template.yaml: no event source mapping on the admission queue")
 
     def _create_out_of_band(self) -> None:
         """The reviewer user pool, its app client and groups (issue 20), from the template's properties
-        (moto's CloudFormation has no Cognito models; ``kyclocal.cognito``)."""
+        (moto's CloudFormation has no Cognito models; ``kyclocal.cognito``), and the secrets (the
+        webhook's signing key when WebhookUrl is set; ``kyclocal.secrets``)."""
         from kyclocal.cognito import create_pools
+        from kyclocal.secrets import create_secrets
+
+        def key_arn(logical_id: str) -> str:
+            from moto.kms.models import kms_backends
+
+            return kms_backends[ACCOUNT][REGION].describe_key(self.physical_ids[logical_id]).arn
+
+        self.physical_ids.update(
+            create_secrets(self.client("secretsmanager"), self._template.out_of_band, key_arn=key_arn)
+        )
 
         self.pool = create_pools(
             self.client("cognito-idp"),
@@ -659,22 +695,43 @@ class LocalStack:
                 if self._stop.is_set():
                     return
                 raise
-            if not messages:
-                continue
-            event = {"Records": [_sqs_record(m, self.admission_queue_url) for m in messages]}
-            payload, errored = self.router.invoke("StartScreeningFunction", json.dumps(event))
-            failed = (
-                set()
-                if errored
-                else {f["itemIdentifier"] for f in json.loads(payload).get("batchItemFailures", [])}
-            )
-            if errored:
-                failed = {m["MessageId"] for m in messages}
-            for message in messages:
-                if message["MessageId"] not in failed:
-                    sqs.delete_message(
-                        QueueUrl=self.admission_queue_url, ReceiptHandle=message["ReceiptHandle"]
-                    )
+            if messages:
+                self._deliver_batch(self.admission_queue_url, "StartScreeningFunction", messages)
+
+    def _deliver_batch(self, queue_url: str, function: str, messages: list[dict[str, Any]]) -> None:
+        """One SQS batch to a function, as the event source mapping with ReportBatchItemFailures does:
+        the messages it did not report failed are deleted; the rest reappear after the visibility
+        timeout, and moto's SQS moves one to the queue's dead-letter queue after maxReceiveCount."""
+        event = {"Records": [_sqs_record(m, queue_url) for m in messages]}
+        payload, errored = self.router.invoke(function, json.dumps(event))
+        failed = (
+            {m["MessageId"] for m in messages}
+            if errored
+            else {f["itemIdentifier"] for f in json.loads(payload).get("batchItemFailures", [])}
+        )
+        sqs = self.client("sqs")
+        for message in messages:
+            if message["MessageId"] not in failed:
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def _pump_webhook(self) -> None:
+        """WebhookFunction's event source mapping (issue 20): WebhookQueue batches to the signer."""
+        sqs, url = self.client("sqs"), self.physical_ids["WebhookQueue"]
+        batch = int(self.webhook_mapping.get("BatchSize", 10))
+        while not self._stop.is_set():
+            try:
+                messages = sqs.receive_message(
+                    QueueUrl=url,
+                    MaxNumberOfMessages=min(batch, 10),
+                    WaitTimeSeconds=1,
+                    AttributeNames=["All"],
+                ).get("Messages", [])
+            except Exception:
+                if self._stop.is_set():
+                    return
+                raise
+            if messages:
+                self._deliver_batch(url, "WebhookFunction", messages)
 
     # ----------------------------------------------------------------- the decision outbox pipe
     def _start_decision_events_pipe(self, *, restored: bool) -> None:

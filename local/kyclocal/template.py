@@ -38,6 +38,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from kyclocal.secrets import SECRET_TYPE, local_secret_arn
+
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "template.yaml"
 REGION = "us-east-1"
@@ -121,6 +123,7 @@ OUT_OF_BAND_TYPES = (
     "AWS::Cognito::UserPoolGroup",
     "AWS::ApiGateway::Deployment",
     "AWS::ApiGateway::Stage",
+    "AWS::SecretsManager::Secret",  # issue 20: the webhook's signing key (kyclocal.secrets)
 )
 
 
@@ -143,6 +146,8 @@ def _take_out_of_band(body: dict[str, Any]) -> dict[str, Any]:
     def placeholder(node: Any) -> Any:
         if isinstance(node, dict):
             if len(node) == 1 and node.get("Ref") in taken:
+                if taken[node["Ref"]].get("Type") == SECRET_TYPE:  # a secret's Ref is its ARN
+                    return local_secret_arn(node["Ref"], REGION, "123456789012")
                 return f"local-out-of-band-{node['Ref']}"
             getatt = node.get("Fn::GetAtt") if len(node) == 1 else None
             if isinstance(getatt, list) and getatt and getatt[0] in taken:

@@ -34,7 +34,7 @@ SECRET = "k7Qm2ZxN4pV9rT1sW8yB3dF6hJ0lA5cE"  # a test key, made up here
 EVENT = {
     "version": "0",
     "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
-    "detail-type": "Screening Decided",
+    "detail-type": "Screening Decision",
     "source": "kyc.screening",
     "account": "123456789012",
     "time": "2026-12-06T12:00:00Z",

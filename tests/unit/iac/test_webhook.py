@@ -55,7 +55,15 @@ def test_failed_deliveries_retry_through_the_queue_into_an_alarmed_dead_letter_q
     assert queue["VisibilityTimeout"] >= 6 * res["WebhookFunction"]["Properties"]["Timeout"]
     rule = res["WebhookRule"]["Properties"]
     assert rule["EventBusName"] == {"Ref": "DecisionEventBus"}
-    assert tuple(rule["EventPattern"]["detail-type"]) == DETAIL_TYPES  # what the signer sends
+    # what the bus really carries (witnesses the signer does not control: the pipe's DetailType and the
+    # API's only PutEvents detail type), and what the signer accepts
+    pipe = res["DecisionEventsPipe"]["Properties"]["TargetParameters"]["EventBridgeEventBusParameters"]
+    api_statements = json.dumps(template["Resources"]["ScreeningApiFunctionPolicy"]["Properties"])
+    published = [pipe["DetailType"]] + (
+        ["Screening Reviewed"] if '"events:detail-type": "Screening Reviewed"' in api_statements else []
+    )
+    assert rule["EventPattern"]["detail-type"] == published
+    assert tuple(published) == DETAIL_TYPES
     (target,) = rule["Targets"]
     assert target["Arn"] == {"Fn::GetAtt": ["WebhookQueue", "Arn"]}
     assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["WebhookDeadLetterQueue", "Arn"]}

@@ -27,8 +27,14 @@ SIGNATURE_HEADER = "X-Kyc-Signature"
 EVENT_ID_HEADER = "X-Kyc-Event-Id"
 EVENT_TYPE_HEADER = "X-Kyc-Event-Type"
 DEFAULT_TOLERANCE_S = 300
-# The events the webhook forwards (the decision bus's detail types, docs/decision-events.md).
-DETAIL_TYPES: tuple[str, ...] = ("Screening Decided", "Screening Reviewed")
+# The decision bus's detail types the webhook forwards, and the type each is sent to the customer as
+# (docs/review.md, "Webhook"): the bus's ``Screening Decision`` (DecisionEventsPipe) is ``Screening
+# Decided`` for receivers, beside ``Screening Reviewed`` (the API).
+DETAIL_TYPES: tuple[str, ...] = ("Screening Decision", "Screening Reviewed")
+SENT_TYPES: dict[str, str] = {
+    "Screening Decision": "Screening Decided",
+    "Screening Reviewed": "Screening Reviewed",
+}
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
@@ -51,7 +57,12 @@ def webhook_payload(event: Mapping[str, Any]) -> dict[str, Any]:
     detail = event.get("detail")
     if not isinstance(detail, Mapping) or not event.get("id"):
         raise WebhookError("an event without an id or a detail object")
-    return {"id": str(event["id"]), "type": detail_type, "time": event.get("time"), "detail": dict(detail)}
+    return {
+        "id": str(event["id"]),
+        "type": SENT_TYPES[detail_type],
+        "time": event.get("time"),
+        "detail": dict(detail),
+    }
 
 
 def signature(secret: bytes, timestamp: int, body: bytes) -> str:
