@@ -534,9 +534,16 @@ class LocalStack:
 
             return kms_backends[ACCOUNT][REGION].describe_key(self.physical_ids[logical_id]).arn
 
-        self.physical_ids.update(
-            create_secrets(self.client("secretsmanager"), self._template.out_of_band, key_arn=key_arn)
-        )
+        body = self._template.body["Resources"]
+
+        def created(resource: dict[str, Any]) -> bool:
+            """Its Condition holds: moto created the stack's other resources under that condition."""
+            condition = resource.get("Condition")
+            peers = [lid for lid, r in body.items() if condition and r.get("Condition") == condition]
+            return not peers or any(lid in self.physical_ids for lid in peers)
+
+        wanted = {lid: r for lid, r in self._template.out_of_band.items() if created(r)}
+        self.physical_ids.update(create_secrets(self.client("secretsmanager"), wanted, key_arn=key_arn))
 
         self.pool = create_pools(
             self.client("cognito-idp"),
