@@ -6,7 +6,6 @@ sign in at ``KYC_COGNITO_ENDPOINT`` with ``KYC_COGNITO_CLIENT_ID``, call ``KYC_A
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 
@@ -16,35 +15,16 @@ import requests
 from botocore import UNSIGNED
 from botocore.config import Config
 
-from tests.integration.test_up_awscli import ROOT, _free_port, _read_settings
+from tests.fixtures.kycscreen_up import ROOT, read_settings, start_up, stop_up
 
 pytestmark = pytest.mark.integration
 
 
 def test_up_prints_the_api_and_pool_settings_and_creates_users_who_can_sign_in():
-    command = [
-        "up",
-        "--port",
-        str(_free_port()),
-        "--api-port",
-        str(_free_port()),
-        "--frames",
-        "4",
-        "--no-state",
-        "--workbench-port",
-        "0",
-    ]
-    command += ["--user", "alice:reviewer", "--user", "audrey:auditor:Given-By-Hand-0123!"]
-    up = subprocess.Popen(
-        [sys.executable, "-m", "kyclocal.cli", *command],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    up = start_up("--no-state", "--user", "alice:reviewer", "--user", "audrey:auditor:Given-By-Hand-0123!")
     try:
         lines: list[str] = []
-        settings = _read_settings(up, lines=lines)
+        settings = read_settings(up, lines=lines)
         for key in (
             "KYC_API_URL",
             "KYC_COGNITO_REGION",
@@ -80,8 +60,8 @@ def test_up_prints_the_api_and_pool_settings_and_creates_users_who_can_sign_in()
             assert me.status_code == 200 and me.json()["groups"] == [group]
         assert requests.get(settings["KYC_API_URL"] + "/me", timeout=10).status_code == 401
     finally:
-        up.send_signal(signal.SIGTERM)
-        assert up.wait(timeout=30) == 0
+        code, _ = stop_up(up)
+    assert code == 0
 
 
 def test_up_refuses_a_malformed_user():

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -22,8 +19,8 @@ from typing import Any
 import pytest
 
 from tests.fixtures.clips import make_clip
+from tests.fixtures.kycscreen_up import ROOT, read_settings, start_up, stop_up
 
-ROOT = Path(__file__).resolve().parents[2]
 AWS = ROOT / ".venv-awscli" / "bin" / "aws"
 NEEDED = (
     "AWS_ENDPOINT_URL",
@@ -34,32 +31,6 @@ NEEDED = (
     "KYC_DECISIONS_TABLE",
     "KYC_DECISION_EVENTS_QUEUE_URL",
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _read_settings(
-    proc: subprocess.Popen[str], timeout_s: float = 120, lines: list[str] | None = None
-) -> dict[str, str]:
-    settings: dict[str, str] = {}
-    deadline = time.monotonic() + timeout_s
-    assert proc.stdout is not None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            pytest.fail(f"kycscreen up ended before `ready`: {proc.stderr.read() if proc.stderr else ''}")
-        line = line.strip()
-        if lines is not None:
-            lines.append(line)
-        if line == "ready":
-            return settings
-        key, _, value = line.partition("=")
-        settings[key] = value
-    pytest.fail("kycscreen up was not ready in time")
 
 
 def aws(env: dict[str, str], *args: str) -> Any:
@@ -79,28 +50,9 @@ def aws(env: dict[str, str], *args: str) -> Any:
 def test_up_serves_the_aws_cli_end_to_end_and_stops_on_sigterm(tmp_path: Path) -> None:
     clip = make_clip(tmp_path / "selfie.mp4", width=160, height=120, fps=10, seconds=1.5)
     state = tmp_path / "state"
-    command = [
-        "up",
-        "--port",
-        str(_free_port()),
-        "--api-port",
-        str(_free_port()),
-        "--frames",
-        "4",
-        "--state-dir",
-        str(state),
-        "--workbench-port",
-        "0",
-    ]
-    up = subprocess.Popen(
-        [sys.executable, "-m", "kyclocal.cli", *command],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    up = start_up("--state-dir", str(state))
     try:
-        settings = _read_settings(up)
+        settings = read_settings(up)
         assert set(NEEDED) <= set(settings), settings
         # issue 20: the workbench is served with a config.json naming this run's API and reviewer pool
         with urllib.request.urlopen(settings["KYC_WORKBENCH_URL"] + "config.json", timeout=10) as page:
@@ -180,10 +132,7 @@ def test_up_serves_the_aws_cli_end_to_end_and_stops_on_sigterm(tmp_path: Path) -
         ]
         assert events[0]["detail"]["client_reference"] == "app-42"
     finally:
-        stopped = time.monotonic()
-        up.send_signal(signal.SIGTERM)
-        code = up.wait(timeout=30)
-        stop_s = time.monotonic() - stopped
+        code, stop_s = stop_up(up)
 
     assert code == 0
     assert stop_s < 15, f"SIGTERM took {stop_s:.1f} s"
