@@ -21,7 +21,15 @@ pytestmark = pytest.mark.integration
 
 
 def test_up_prints_the_api_and_pool_settings_and_creates_users_who_can_sign_in():
-    up = start_up("--no-state", "--user", "alice:reviewer", "--user", "audrey:auditor:Given-By-Hand-0123!")
+    up = start_up(
+        "--no-state",
+        "--user",
+        "alice:reviewer",
+        "--user",
+        "audrey:auditor:Given-By-Hand-0123!",
+        "--webhook-url",
+        "http://127.0.0.1:9/hooks/kyc",  # issue 20: the webhook's secret is printed for the receiver
+    )
     try:
         lines: list[str] = []
         settings = read_settings(up, lines=lines)
@@ -34,6 +42,17 @@ def test_up_prints_the_api_and_pool_settings_and_creates_users_who_can_sign_in()
         ):
             assert settings.get(key), key
         assert settings["KYC_API_URL"].endswith("/v1")
+        secrets = boto3.client(
+            "secretsmanager",
+            region_name=settings["AWS_DEFAULT_REGION"],
+            endpoint_url=settings["AWS_ENDPOINT_URL"],
+            aws_access_key_id=settings["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=settings["AWS_SECRET_ACCESS_KEY"],
+        )
+        secret = secrets.get_secret_value(SecretId=settings["KYC_WEBHOOK_SECRET_ARN"])["SecretString"]
+        assert (
+            len(secret) == 64 and secret.isalnum()
+        )  # the template's GenerateSecretString: 64, no punctuation
         users = {u.split(":")[0]: u.split(":", 2) for u in lines if u.startswith("KYC_USER=")}
         assert set(users) == {"KYC_USER=alice", "KYC_USER=audrey"}
         assert users["KYC_USER=audrey"][2] == "Given-By-Hand-0123!"
@@ -73,3 +92,22 @@ def test_up_refuses_a_malformed_user():
         timeout=60,
     )
     assert done.returncode == 2 and "NAME:GROUP" in done.stderr
+
+
+def test_up_refuses_a_webhook_url_that_is_not_https():
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kyclocal.cli",
+            "up",
+            "--no-state",
+            "--webhook-url",
+            "http://example.com/hook",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and "https" in done.stderr

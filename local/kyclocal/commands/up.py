@@ -66,26 +66,42 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="port of the reviewer workbench (%(default)s; 0: a free one)",
     )
     cmd.add_argument("--no-workbench", action="store_true", help="do not serve the reviewer workbench")
+    # issue 20: the optional webhook (WebhookUrl); the secret's ARN is printed as KYC_WEBHOOK_SECRET_ARN
+    cmd.add_argument(
+        "--webhook-url",
+        metavar="URL",
+        help="POST every decision and review, signed, to this URL (https, or http to loopback)",
+    )
     cmd.set_defaults(command=cmd_up)
 
 
 def client_settings(stack: LocalStack) -> dict[str, str]:
     """What a client needs, under the names the AWS SDKs and CLI read (AWS_*) or ours (KYC_*)."""
-    return {
-        "AWS_ENDPOINT_URL": stack.endpoint_url,
-        "AWS_DEFAULT_REGION": stack.region,
-        # the stack's dummy credentials (moto accepts any; nothing real exists there)
-        "AWS_ACCESS_KEY_ID": os.environ["AWS_ACCESS_KEY_ID"],
-        "AWS_SECRET_ACCESS_KEY": os.environ["AWS_SECRET_ACCESS_KEY"],
-        "KYC_INTAKE_BUCKET": stack.resources.intake_bucket,
-        "KYC_UPLOAD_PREFIX": stack.settings.upload_prefix,
-        "KYC_KMS_KEY_ID": stack.kms_key_id,
-        "KYC_DECISIONS_TABLE": stack.resources.decisions_table,
-        "KYC_DECISION_EVENT_BUS": stack.resources.event_bus,
-        "KYC_DECISION_EVENTS_QUEUE_URL": stack.decision_events_queue_url,
-        "KYC_REVIEW_QUEUE_URL": stack.review_queue_url,
-        "KYC_STACK_LOG": str(stack.log_path),
-    } | api_settings(stack)
+    return (
+        {
+            "AWS_ENDPOINT_URL": stack.endpoint_url,
+            "AWS_DEFAULT_REGION": stack.region,
+            # the stack's dummy credentials (moto accepts any; nothing real exists there)
+            "AWS_ACCESS_KEY_ID": os.environ["AWS_ACCESS_KEY_ID"],
+            "AWS_SECRET_ACCESS_KEY": os.environ["AWS_SECRET_ACCESS_KEY"],
+            "KYC_INTAKE_BUCKET": stack.resources.intake_bucket,
+            "KYC_UPLOAD_PREFIX": stack.settings.upload_prefix,
+            "KYC_KMS_KEY_ID": stack.kms_key_id,
+            "KYC_DECISIONS_TABLE": stack.resources.decisions_table,
+            "KYC_DECISION_EVENT_BUS": stack.resources.event_bus,
+            "KYC_DECISION_EVENTS_QUEUE_URL": stack.decision_events_queue_url,
+            "KYC_REVIEW_QUEUE_URL": stack.review_queue_url,
+            "KYC_STACK_LOG": str(stack.log_path),
+        }
+        | api_settings(stack)
+        | webhook_settings(stack)
+    )
+
+
+def webhook_settings(stack: LocalStack) -> dict[str, str]:
+    """issue 20: where a receiver reads the signing secret (docs/review.md, "Webhook"), when one is set."""
+    arn = stack.physical_ids.get("WebhookSigningSecret")
+    return {"KYC_WEBHOOK_SECRET_ARN": arn} if arn else {}
 
 
 def api_settings(stack: LocalStack) -> dict[str, str]:
@@ -113,9 +129,19 @@ def cmd_up(args: argparse.Namespace, out: TextIO | None = None) -> int:
         policy = policy_option(getattr(args, "policy", None), "up")
     except PolicyFileError:
         return 2
+    webhook_url = getattr(args, "webhook_url", None)
+    if webhook_url:
+        from kyc.domain.webhook import WebhookError, check_url
+
+        try:
+            check_url(webhook_url)
+        except WebhookError as exc:
+            print(f"kycscreen up: --webhook-url: {exc}", file=sys.stderr)
+            return 2
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     settings = LocalStackSettings(
+        webhook_url=webhook_url or None,
         model=args.model,
         onnx_config=args.onnx_config,
         frame_count=args.frames,
