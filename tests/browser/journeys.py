@@ -227,8 +227,10 @@ def srp_vectors(page: Page, spec: dict[str, Any]) -> dict[str, Any]:
             const out = {vectors: [], dates: dates.map((ms) => srp.cognitoTimestamp(new Date(ms)))};
             for (const v of vectors) {
                 try {
+                    const began = performance.now();
                     const A = srp.ephemeralFrom(v.a).A;
-                    out.vectors.push({A, signature: await srp.passwordClaimSignature(v)});
+                    const signature = await srp.passwordClaimSignature(v);
+                    out.vectors.push({A, signature, ms: performance.now() - began});
                 } catch (error) {
                     out.vectors.push({error: `${error.name}: ${error.message}`});
                 }
