@@ -31,6 +31,9 @@ NOT_EMULATED_TYPES = {
     "AWS::SNS::TopicPolicy",  # the review topic's (issue 23): moto enforces no resource policy
     "AWS::Lambda::EventInvokeConfig",
     "AWS::Pipes::Pipe",  # run by the stack's pump from its declaration (kyclocal/pipe.py)
+    # issue 21: moto's CloudFormation has no model for it (moto's SageMaker API has); the registry
+    # journey (kycscreen approve/promote) creates the group in moto by the template's name.
+    "AWS::SageMaker::ModelPackageGroup",
 }
 
 
