@@ -37,7 +37,7 @@ JOB_ROLE = "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${RetrainJobRole}"
 BUCKET = "${LearningBucket}"
 KEY = "${ScreeningKeyArn}"
 GROUP = "${ModelPackageGroupName}"
-CODE = "s3://${LearningBucket}/code/kyc-retrain.pyz"
+CODE = "s3://${LearningBucket}/code"  # run_step.py + kyc-retrain-src.tar.gz (make retrain-code)
 
 # Where a processing container finds its inputs and leaves its outputs.
 IN = "/opt/ml/processing/input"
@@ -91,7 +91,7 @@ def build() -> dict[str, Any]:
             image_uri=PROCESSING_IMAGE,
             instance_count=1,
             instance_type=processing_type,
-            entrypoint=["python3", f"{IN}/code/kyc-retrain.pyz", step],
+            entrypoint=["python3", f"{IN}/code/run_step.py", step],
             volume_kms_key=KEY,
             output_kms_key=KEY,
             max_runtime_in_seconds=3 * 3600,
@@ -139,7 +139,10 @@ def build() -> dict[str, Any]:
         inputs={
             "crops": TrainingInput(
                 s3_data=process.properties.ProcessingOutputConfig.Outputs["crops"].S3Output.S3Uri
-            )
+            ),
+            # the reference learner's code (the default image's `train` runs run_step.py Train from it);
+            # a bring-your-own image may ignore it
+            "code": TrainingInput(s3_data=CODE),
         },
     )
     evaluation = PropertyFile(name="EvaluationReport", output_name="evaluation", path="report.json")
