@@ -2,6 +2,7 @@
 
 - pipelines/retrain.pipeline.json is what the SageMaker Python SDK builds (scripts/build_pipeline.py in
   .venv-sagemaker), so the JSON is the SDK's own output, not a hand-written imitation;
+- every job and registration step is a valid request of the SageMaker API (botocore's service model);
 - template.yaml's RetrainPipeline carries exactly that JSON, and every ``${...}`` in it is filled;
 - ``kycscreen retrain`` runs the definition's steps in the order SageMaker would (their data
   dependencies, read here from the JSON independently of the code) and refuses a definition it cannot
@@ -172,3 +173,45 @@ def test_an_unreadable_definition_is_refused(tmp_path: Path, capsys) -> None:
     assert "cannot read the pipeline definition" in capsys.readouterr().err
     with pytest.raises(StepRefused, match="no Steps"):
         pipeline_steps({"Version": "2020-12-01"})
+
+
+# The request each step type makes: SageMaker Pipelines passes a step's Arguments to this API call (the
+# job name it adds itself). botocore's model of the API is the schema the SDK's output must meet.
+STEP_API = {
+    "Processing": ("CreateProcessingJob", {"ProcessingJobName": "pipelines-x-Process"}),
+    "Training": ("CreateTrainingJob", {"TrainingJobName": "pipelines-x-Train"}),
+    "RegisterModel": ("CreateModelPackage", {}),
+}
+
+
+def _concrete(node: Any) -> Any:
+    """Pipeline expressions (a parameter, a step property, a join, a property file) as the strings
+    they evaluate to at run time; everything else as written."""
+    if isinstance(node, dict):
+        if len(node) == 1 and next(iter(node)) in ("Get", "Std:Join", "Std:JsonGet"):
+            return "s3://bucket/evaluated"
+        return {k: _concrete(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_concrete(v) for v in node]
+    return node
+
+
+def test_every_step_is_a_valid_request_of_the_sagemaker_api() -> None:
+    import botocore.session
+    from botocore.validate import ParamValidator
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    definition = _definition()
+    assert definition["Version"] == "2020-12-01"
+    steps = list(pipeline_steps(definition))
+    steps += [b for s in steps for b in s.get("Arguments", {}).get("IfSteps", [])]
+    checked = 0
+    for step in steps:
+        if step["Type"] not in STEP_API:
+            continue
+        operation, added = STEP_API[step["Type"]]
+        request = _concrete(step["Arguments"]) | added
+        report = ParamValidator().validate(request, model.operation_model(operation).input_shape)
+        assert not report.has_errors(), f"{step['Name']}: {report.generate_report()}"
+        checked += 1
+    assert checked == 4  # Process, Train, Evaluate, Register
