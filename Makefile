@@ -6,6 +6,7 @@ TOOLS := .venv-tools
 CHECKOV := .venv-checkov
 AWSCLI := .venv-awscli
 BROWSER := .venv-browser
+SAGEMAKER := .venv-sagemaker
 CHROMIUM ?= /usr/bin/chromium
 PY := $(VENV)/bin/python
 ARCH ?= arm64
@@ -13,7 +14,7 @@ CORPUS ?= ../shared/corpus/media
 
 PORT ?= 4599
 
-.PHONY: help venv tools checkov awscli browser up demo calibration-demo test unit integration lint iac build security fuzz drill cost bench clean
+.PHONY: help venv tools checkov awscli browser sagemaker pipeline retrain-code up demo calibration-demo test unit integration lint iac build security fuzz drill cost bench clean
 
 help:
 	@echo "make demo   - screen sample clips through the embedded local stack (no AWS account, no Docker)"
@@ -24,6 +25,8 @@ help:
 	@echo "make test   - set up and run every test and check (unit, integration, ruff, IaC, sam build)"
 	@echo "make fuzz   - long fuzz runs of media validation and sampling (byte and structure-aware), with figures"
 	@echo "make bench  - benchmarks (validation, C2PA read, extraction, decoys vs sampling, scoring, face stage, a 200-upload burst, corpus + 40 clips, corpus time per stage, reuse index) with figures"
+	@echo "make retrain-code - build/retrain-code: what the pipeline's jobs run (this release's source)"
+	@echo "make pipeline - rebuild pipelines/retrain.pipeline.json (and template.yaml's copy) with the SageMaker SDK"
 	@echo "make build  - sam build without Docker (ARCH=arm64|x86_64)"
 	@echo "make security - bandit, dependency audit of the locked pins, secret scan (in .venv-audit)"
 	@echo "make drill  - incident drills against the local stack (endpoint outage, crash, attack wave, regression)"
@@ -80,6 +83,24 @@ $(BROWSER)/.stamp: requirements-browser.txt
 
 browser: $(BROWSER)/.stamp
 
+# issue 21: the SageMaker Python SDK (v2) builds the retraining pipeline's definition; it pins many
+# packages (pandas, protobuf, its own boto3): a virtualenv of its own, never imported by the app.
+$(SAGEMAKER)/.stamp: requirements-sagemaker.txt
+	$(PYTHON) -m venv $(SAGEMAKER)
+	$(SAGEMAKER)/bin/python -m pip install --quiet --upgrade pip
+	$(SAGEMAKER)/bin/python -m pip install --quiet -r requirements-sagemaker.txt
+	touch $@
+
+sagemaker: $(SAGEMAKER)/.stamp
+
+# After changing scripts/build_pipeline.py: the committed definition and template.yaml's copy, rebuilt.
+pipeline: sagemaker
+	$(SAGEMAKER)/bin/python scripts/build_pipeline.py
+
+# What the pipeline's jobs run (upload to s3://<LearningBucket>/code/, docs/learning-loop.md).
+retrain-code: venv
+	$(PY) scripts/build_retrain_code.py --out build/retrain-code
+
 up: venv
 	$(VENV)/bin/kycscreen up --port $(PORT)
 
@@ -126,7 +147,7 @@ build: tools venv
 	KYC_ARCH=$(ARCH) $(TOOLS)/bin/sam build --parameter-overrides Architecture=$(ARCH)
 	$(PY) scripts/lambda_sizes.py .aws-sam/build
 
-test: venv tools awscli browser
+test: venv tools awscli browser sagemaker
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(MAKE) --no-print-directory iac

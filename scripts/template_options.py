@@ -30,6 +30,9 @@ ALL_ON: dict[str, str] = {
     "BreakGlassRoleArn": "arn:aws:iam::111122223333:role/kyc-break-glass",
     "UploaderRoleArn": "arn:aws:iam::111122223333:role/onboarding-uploader",
     "KeyAdminRoleArn": "arn:aws:iam::111122223333:role/kyc-key-admin",
+    # issue 21: the retraining pipeline and a bring-your-own training image
+    "RetrainProcessingImageUri": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/kyc/retrain:1.0.0",
+    "RetrainTrainingImageUri": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/team/trainer@sha256:" + "0" * 64,
 }
 
 

@@ -33,6 +33,7 @@ REQUIREMENTS = (
     "requirements-checkov.txt",
     "requirements-audit.txt",
     "requirements-awscli.txt",
+    "requirements-sagemaker.txt",  # the pipeline definition builder (issue 21)
 )
 OPTIONAL_REQUIREMENTS = ("serving/requirements.txt",)
 PYPI_RELEASE_PROBE = "https://pypi.org/pypi/pip-audit/2.10.1/json"

@@ -135,6 +135,9 @@ def test_a_better_candidate_is_registered_with_its_policy_bound_to_its_bytes(
 ) -> None:
     code, report = _retrain(labelled, tmp_path / "run", champion, capsys)
     assert code == 0, report["gate"]
+    # the steps of the pipeline definition the stack deploys (pipelines/retrain.pipeline.json), in order
+    registered = ["Process", "Train", "Evaluate", "Gate", "Register-RegisterModel"]
+    assert report["pipeline"]["steps_run"] == registered
     counts = report["dataset"]["counts"]
     assert {s: (c["genuine"], c["attack"]) for s, c in counts.items()} == {
         s: (q, q) for s, q in QUOTA.items()
@@ -172,5 +175,7 @@ def test_shuffled_labels_register_nothing(labelled: Path, tmp_path: Path, capsys
         writer.writerows(rows)
     code, report = _retrain(shuffled, tmp_path / "run", None, capsys)
     assert code == 1
+    assert report["pipeline"]["steps_run"] == ["Process", "Train", "Evaluate", "Gate"]  # no Register
+    assert not (tmp_path / "run" / "package.json").exists()
     assert report["gate"]["passed"] is False and report["gate"]["reasons"]
     assert not (tmp_path / "run" / "package.json").exists()

@@ -1,12 +1,16 @@
-"""`kycscreen retrain LABELS`: the learning loop's steps, in order, on this machine (docs/learning-loop.md).
+"""`kycscreen retrain LABELS`: the retraining pipeline's steps, in order, here (docs/learning-loop.md).
 
-1. dataset   labelled verdicts + retained media -> a versioned manifest with grouped, stable splits
-2. process   frames sampled by the screening path's sampler, faces cropped by the model server's code
-3. train     the reference learner (or nothing: ``--candidate-config`` brings a model trained elsewhere)
-4. calibrate the candidate screens the validation split; thresholds proposed for the targets
-5. evaluate  candidate and champion screen the same test split through the full local pipeline;
-             decision-level APCER per attack type, BPCER, review rate with Wilson intervals; flips
-6. gate      registered for approval only if no worse than the champion and within the targets
+The steps and their order are read from the SageMaker pipeline definition the stack deploys
+(pipelines/retrain.pipeline.json); each runs in process:
+
+Process   labelled verdicts + retained media -> a versioned manifest with grouped, stable splits;
+          frames sampled by the screening path's sampler, faces cropped by the model server's code
+Train     the reference learner (or nothing: ``--candidate-config`` brings a model trained elsewhere)
+Evaluate  thresholds proposed on the validation split; candidate and champion screen the same test
+          split through the full local pipeline (decision-level APCER per attack type, BPCER, review
+          rate with Wilson intervals; flips); the gate's verdict
+Gate      the Condition step: Register-RegisterModel when the verdict passed; otherwise the run ends
+          with the report and nothing else changes
 
 Nothing here changes what the local stack decides: the candidate's policy and package are files in
 ``--out`` until a person approves them.
@@ -18,7 +22,10 @@ import argparse
 import csv
 import io
 import json
+import re
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -68,6 +75,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     rt.add_argument("--timeout", type=float, default=600.0)
     rt.add_argument("--json", action="store_true", help="print the report as JSON")
+    rt.add_argument(
+        "--definition", type=Path, default=DEFINITION, help="pipeline definition: its steps run, in order"
+    )
     rt.set_defaults(command=cmd_retrain)
 
 
@@ -170,64 +180,187 @@ def _thresholds_of(policy: Path | None) -> tuple[float, float]:
     return float(document["pass_threshold"]), float(document["reject_threshold"])
 
 
-def cmd_retrain(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    out = out or sys.stdout
-    now = datetime.now(UTC)
+# The pipeline definition (pipelines/retrain.pipeline.json, built by scripts/build_pipeline.py with the
+# SageMaker SDK and embedded in template.yaml) names the steps and their order; this table says which
+# in-process function runs each. A step the table does not know is refused, never skipped.
+DEFINITION = Path(__file__).resolve().parents[3] / "pipelines" / "retrain.pipeline.json"
+
+
+class StepRefused(Exception):
+    """A step cannot go on with this input: exit 2 with the message."""
+
+
+@dataclass
+class RetrainRun:
+    """What the steps hand each other (in AWS: the S3 outputs of one step, the inputs of the next)."""
+
+    args: argparse.Namespace
+    now: datetime
+    manifest: dict[str, Any] = field(default_factory=dict)
+    splits: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    examples: list[tuple[str, Any, int]] | None = None
+    candidate_config: Path | None = None
+    thresholds: tuple[float, float] = (0.0, 1.0)
+    screened: tuple[list[dict[str, Any]], list[dict[str, str]], list[dict[str, Any]]] | None = None
+    report: dict[str, Any] = field(default_factory=dict)
+    ran: list[str] = field(default_factory=list)
+
+
+def load_definition(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise StepRefused(f"cannot read the pipeline definition {path}: {exc}") from exc
+
+
+_STEP_REFERENCE = re.compile(r"Steps\.([A-Za-z0-9_-]+)")
+
+
+def _needs(step: dict[str, Any]) -> set[str]:
+    """The steps whose properties or property files ``step`` reads, and those it names in DependsOn."""
+    body = {k: v for k, v in step.get("Arguments", {}).items() if k not in ("IfSteps", "ElseSteps")}
+    found = set(_STEP_REFERENCE.findall(json.dumps([body, step.get("PropertyFiles", [])])))
+    return found | set(step.get("DependsOn", []))
+
+
+def ordered(steps: list[dict[str, Any]], done: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+    """``steps`` in the order SageMaker runs them: each after every step it reads (listed order breaks ties).
+
+    SageMaker orders a pipeline by its data dependencies, not by the list: so does this.
+    """
+    pending, out, ready = list(steps), [], set(done)
+    while pending:
+        runnable = next((st for st in pending if _needs(st) - {st["Name"]} <= ready), None)
+        if runnable is None:
+            names = ", ".join(st["Name"] for st in pending)
+            raise StepRefused(f"the pipeline definition's steps {names} wait on steps that never run")
+        pending.remove(runnable)
+        out.append(runnable)
+        ready.add(runnable["Name"])
+    return out
+
+
+def flattened(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every step, a Condition's IfSteps then ElseSteps right after it."""
+    out = []
+    for step in steps:
+        out.append(step)
+        for branch in ("IfSteps", "ElseSteps"):
+            out.extend(flattened(step.get("Arguments", {}).get(branch, [])))
+    return out
+
+
+def pipeline_steps(definition: dict[str, Any]) -> list[dict[str, Any]]:
+    """The definition's top-level steps in run order, after checking that every one runs here.
+
+    The local run and the definition must be the same pipeline: a step the definition has and this
+    command cannot run, a step this command runs that the definition lacks, or a step of another type
+    (a Processing step turned into a Lambda step, say) is refused before anything runs.
+    """
+    steps = definition.get("Steps")
+    if not isinstance(steps, list) or not steps:
+        raise StepRefused("the pipeline definition has no Steps")
+    every = flattened(steps)
+    found = {st.get("Name"): st.get("Type") for st in every}
+    unknown = [name for name in found if name not in LOCAL_STEPS]
+    missing = [name for name in LOCAL_STEPS if name not in found]
+    mistyped = [
+        f"{n} is {t}, not {LOCAL_STEPS[n][0]}"
+        for n, t in found.items()
+        if n in LOCAL_STEPS and t != LOCAL_STEPS[n][0]
+    ]
+    if unknown or missing or mistyped or len(found) != len(every):
+        problems = [
+            *(f"{n} has no local implementation" for n in unknown),
+            *(f"{n} is not in the definition" for n in missing),
+            *mistyped,
+            *(["a step name appears twice"] if len(found) != len(every) else []),
+        ]
+        raise StepRefused("the pipeline definition and kycscreen retrain differ: " + "; ".join(problems))
+    return ordered(steps)
+
+
+def run_steps(run: RetrainRun, steps: list[dict[str, Any]]) -> None:
+    for step in steps:
+        run.ran.append(step["Name"])
+        outcome = LOCAL_STEPS[step["Name"]][1](run)
+        if step["Type"] == "Condition":
+            branch = step["Arguments"].get("IfSteps" if outcome else "ElseSteps", [])
+            run_steps(run, ordered(branch, frozenset(run.ran)))
+
+
+def step_process(run: RetrainRun) -> None:
+    """Process: the dataset manifest (grouped, stable splits) and the train split's face crops."""
+    args = run.args
     try:
         text, media = labelled_media(args.labels, args.media)
-        manifest = build_manifest(
+        run.manifest = build_manifest(
             parse_labels_csv(text, source=str(args.labels)),
             media,
             rule=split_rule(args.split),
-            created=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            created=run.now.strftime("%Y-%m-%dT%H:%M:%SZ"),
             source=str(args.labels),
         )
     except (OSError, DatasetError, LabelsFileError) as exc:
-        print(f"kycscreen retrain: {exc}", file=sys.stderr)
-        return 2
+        raise StepRefused(str(exc)) from exc
+    manifest = run.manifest
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "dataset.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    train_rows, validation_rows, test_rows = (rows_of(manifest, s) for s in ("train", "validation", "test"))
-    if not validation_rows or not test_rows:
-        print(
-            "kycscreen retrain: the validation and test splits need videos of several applicants "
-            f"(train {len(train_rows)}, validation {len(validation_rows)}, test {len(test_rows)})",
-            file=sys.stderr,
+    run.splits = {s: rows_of(manifest, s) for s in ("train", "validation", "test")}
+    if not run.splits["validation"] or not run.splits["test"]:
+        raise StepRefused(
+            "the validation and test splits need videos of several applicants "
+            + "(train {train}, validation {validation}, test {test})".format(
+                **{k: len(v) for k, v in run.splits.items()}
+            )
         )
-        return 2
-    report: dict[str, Any] = {
-        "format": REPORT_FORMAT,
-        "created": manifest["created"],
-        "dataset": {
-            "version": manifest["version"],
-            "labelled_set_sha256": manifest["labelled_set_sha256"],
-            "manifest_sha256": manifest_sha256(manifest),
-            "counts": manifest["counts"],
-            "excluded": {k: v for k, v in manifest["excluded"].items() if k != "missing_media_sha256"},
-        },
-    }
-    if args.candidate_config is not None:
-        candidate_config = args.candidate_config
-        report["training"] = {"skipped": f"measuring {candidate_config}"}
-    else:
-        from kycserve.learner import LearnerError, train
-
-        try:
-            result = train(crop_examples(train_rows, args.frames), version=manifest["version"])
-        except LearnerError as exc:
-            print(f"kycscreen retrain: {exc}", file=sys.stderr)
-            return 2
-        candidate_config = result.write(args.out / "candidate")
-        report["training"] = {
-            "learner": result.config["name"],
-            "model_sha256": result.sha256,
-            "examples": result.examples,
-            "videos": result.videos,
-            "train_auc": result.train_auc,
+    run.report.update(
+        {
+            "format": REPORT_FORMAT,
+            "created": manifest["created"],
+            "dataset": {
+                "version": manifest["version"],
+                "labelled_set_sha256": manifest["labelled_set_sha256"],
+                "manifest_sha256": manifest_sha256(manifest),
+                "counts": manifest["counts"],
+                "excluded": {k: v for k, v in manifest["excluded"].items() if k != "missing_media_sha256"},
+            },
         }
-    # 4. thresholds for the targets, chosen on the validation split (never on the test split)
+    )
+    if args.candidate_config is None:
+        run.examples = crop_examples(run.splits["train"], args.frames)
+
+
+def step_train(run: RetrainRun) -> None:
+    """Train: the reference learner on the train split's crops (or a model trained elsewhere)."""
+    args = run.args
+    if args.candidate_config is not None:
+        run.candidate_config = args.candidate_config
+        run.report["training"] = {"skipped": f"measuring {args.candidate_config}"}
+        return
+    from kycserve.learner import LearnerError, train
+
+    try:
+        result = train(run.examples or [], version=run.manifest["version"])
+    except LearnerError as exc:
+        raise StepRefused(str(exc)) from exc
+    run.candidate_config = result.write(args.out / "candidate")
+    run.report["training"] = {
+        "learner": result.config["name"],
+        "model_sha256": result.sha256,
+        "examples": result.examples,
+        "videos": result.videos,
+        "train_auc": result.train_auc,
+    }
+
+
+def step_evaluate(run: RetrainRun) -> None:
+    """Evaluate: thresholds on the validation split; candidate and champion on the same test split; gate."""
+    args, report = run.args, run.report
+    assert run.candidate_config is not None  # the definition runs Train first
+    validation_rows, test_rows = run.splits["validation"], run.splits["test"]
     validated, _, _ = _screen(
-        candidate_config,
+        run.candidate_config,
         validation_rows,
         frames=args.frames,
         thresholds=_thresholds_of(None),
@@ -241,17 +374,21 @@ def cmd_retrain(args: argparse.Namespace, out: TextIO | None = None) -> int:
         max_bpcer=args.max_bpcer,
         max_review_rate=args.max_review_rate,
     )
-    thresholds = (proposal.pass_threshold, proposal.reject_threshold)
-    # 5. both models on the same test split, each with its own thresholds
-    candidate_decided, candidate_models, candidate_observed = _screen(
-        candidate_config, test_rows, frames=args.frames, thresholds=thresholds, timeout=args.timeout
+    run.thresholds = (proposal.pass_threshold, proposal.reject_threshold)
+    run.screened = _screen(
+        run.candidate_config, test_rows, frames=args.frames, thresholds=run.thresholds, timeout=args.timeout
     )
+    candidate_decided, candidate_models, _ = run.screened
     try:
         candidate_rates = _rates(test_rows, candidate_decided)
         report["candidate"] = {
-            "config": str(candidate_config),
+            "config": str(run.candidate_config),
             "models": candidate_models,
-            "thresholds": {"pass": thresholds[0], "reject": thresholds[1], "feasible": proposal.feasible},
+            "thresholds": {
+                "pass": run.thresholds[0],
+                "reject": run.thresholds[1],
+                "feasible": proposal.feasible,
+            },
             "rates": candidate_rates,
         }
         champion_rates = None
@@ -273,31 +410,61 @@ def cmd_retrain(args: argparse.Namespace, out: TextIO | None = None) -> int:
                 [d.get("decision") for d in champion_decided], [d.get("decision") for d in candidate_decided]
             )
     except EvaluationError as exc:
-        print(f"kycscreen retrain: {exc}", file=sys.stderr)
-        return 2
+        raise StepRefused(str(exc)) from exc
     targets = {
         "max_apcer": args.max_apcer,
         "max_bpcer": args.max_bpcer,
         "max_review_rate": args.max_review_rate,
     }
-    verdict = gate(candidate_rates, champion_rates, **targets)
-    report["gate"] = verdict.to_dict() | {"targets": targets}
-    if verdict.passed:
-        report["package"] = _register(
-            args,
-            manifest,
-            candidate_config,
-            test_rows,
-            (candidate_decided, candidate_models, candidate_observed),
-            thresholds,
-            report,
-        )
+    report["gate"] = gate(candidate_rates, champion_rates, **targets).to_dict() | {"targets": targets}
+
+
+def step_gate(run: RetrainRun) -> bool:
+    """Gate (the Condition step): the Evaluate step's verdict picks the branch."""
+    return bool(run.report["gate"]["passed"])
+
+
+def step_register(run: RetrainRun) -> None:
+    """Register: the policy bound to the candidate's bytes and its package, PendingManualApproval."""
+    assert run.candidate_config is not None and run.screened is not None
+    run.report["package"] = _register(
+        run.args,
+        run.manifest,
+        run.candidate_config,
+        run.splits["test"],
+        run.screened,
+        run.thresholds,
+        run.report,
+    )
+
+
+# step name -> (its type in the definition, what runs it here)
+LOCAL_STEPS: dict[str, tuple[str, Callable[[RetrainRun], Any]]] = {
+    "Process": ("Processing", step_process),
+    "Train": ("Training", step_train),
+    "Evaluate": ("Processing", step_evaluate),
+    "Gate": ("Condition", step_gate),
+    "Register-RegisterModel": ("RegisterModel", step_register),
+}
+
+
+def cmd_retrain(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    run = RetrainRun(args=args, now=datetime.now(UTC))
+    try:
+        steps = pipeline_steps(load_definition(args.definition))
+        run_steps(run, steps)
+    except StepRefused as exc:
+        print(f"kycscreen retrain: {exc}", file=sys.stderr)
+        return 2
+    report = run.report
+    report["pipeline"] = {"definition": str(args.definition), "steps_run": run.ran}
     (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     if args.json:
         print(json.dumps(report, indent=2), file=out)
     else:
         print_report(report, out)
-    return 0 if verdict.passed else 1
+    return 0 if report["gate"]["passed"] else 1
 
 
 def _register(

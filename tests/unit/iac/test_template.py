@@ -48,6 +48,8 @@ UNSCOPABLE_ACTIONS = {
     "ec2:DescribeSubnets",
     # face stage (FaceEvidenceSource=rekognition only): DetectFaces reads image bytes, no resource
     "rekognition:DetectFaces",
+    # issue 21: the retraining jobs pull the customer's ECR images; the ECR login token names no repository
+    "ecr:GetAuthorizationToken",
 }
 
 # The function table, read from the template's CodeUri by the local stack (kyclocal.template).
@@ -398,7 +400,14 @@ def test_buckets_are_hardened(template):
     buckets.pop(
         "WorkbenchBucket"
     )  # public static code, no personal data: tests/unit/iac/test_workbench_hosting.py
-    assert set(buckets) == {"IntakeBucket", "WorkBucket", "AuditBucket", "ReviewBucket", "AccessLogsBucket"}
+    assert set(buckets) == {
+        "IntakeBucket",
+        "WorkBucket",
+        "AuditBucket",
+        "ReviewBucket",
+        "AccessLogsBucket",
+        "LearningBucket",  # issue 21: labels, datasets, face crops, models, evaluation reports
+    }
     for lid, bucket in buckets.items():
         props = bucket["Properties"]
         sse = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
@@ -600,6 +609,22 @@ def test_only_the_score_role_can_invoke_the_endpoint(template):
         for lid, st in _identity_statements(template)
         if any(a.startswith("sagemaker:") for a in _as_list(st["Action"]))
     ]
+    # issue 21: the retraining pipeline's role runs its jobs and registers packages: never an endpoint
+    retrain = [st for lid, st in granted if lid == "RetrainPipelineRole"]
+    assert {a for st in retrain for a in _as_list(st["Action"])} == {
+        "sagemaker:CreateProcessingJob",
+        "sagemaker:DescribeProcessingJob",
+        "sagemaker:StopProcessingJob",
+        "sagemaker:CreateTrainingJob",
+        "sagemaker:DescribeTrainingJob",
+        "sagemaker:StopTrainingJob",
+        "sagemaker:AddTags",
+        "sagemaker:CreateModelPackage",
+        "sagemaker:DescribeModelPackage",
+    }
+    for st in retrain:
+        assert all(":endpoint" not in json.dumps(r) for r in _as_list(st["Resource"])), st
+    granted = [(lid, st) for lid, st in granted if lid != "RetrainPipelineRole"]
     assert [lid for lid, _ in granted] == ["ScoreFramesFunctionRole"]
     ((_, st),) = granted
     assert st["Action"] == ["sagemaker:InvokeEndpoint"]
