@@ -7,6 +7,7 @@ evaluated) is tests/integration/test_verifier.py; here each finding kind is pinn
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from collections.abc import Iterator
@@ -126,7 +127,10 @@ def test_a_digest_signed_by_another_key_fails_kms_verify(aws, capsys) -> None:
     other = aws["kms"].create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
     body = json.dumps(document["digest"], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     signature = aws["kms"].sign(
-        KeyId=other, Message=body.encode(), MessageType="RAW", SigningAlgorithm="ECDSA_SHA_256"
+        KeyId=other,
+        Message=hashlib.sha256(body.encode()).digest(),
+        MessageType="DIGEST",
+        SigningAlgorithm="ECDSA_SHA_256",
     )["Signature"]
     import base64
 

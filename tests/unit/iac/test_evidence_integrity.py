@@ -135,7 +135,7 @@ def test_digest_key_is_ecc_p256_for_signing(transformed):
     assert transformed["Resources"]["DigestSigningKey"]["DeletionPolicy"] == "Retain"
 
 
-def test_only_the_digest_function_may_sign_and_only_raw_ecdsa_sha256(transformed):
+def test_only_the_digest_function_may_sign_and_only_ecdsa_sha256_of_a_digest(transformed):
     for overrides in ({}, ALL_ON):
         statements = _digest_key_statements(transformed, overrides)
         signers = [st for st in statements if _granted(st, {"kms:Sign"})]
@@ -143,8 +143,9 @@ def test_only_the_digest_function_may_sign_and_only_raw_ecdsa_sha256(transformed
         (signer,) = signers
         assert _principals(signer) == [("AWS", DIGEST_ROLE)]
         assert _granted(signer, KMS_ACTIONS) == {"kms:Sign"}
+        # DIGEST: the body's SHA-256 (KMS refuses a RAW message over 4096 bytes, a digest of ~20 entries)
         assert signer["Condition"] == {
-            "StringEquals": {"kms:SigningAlgorithm": "ECDSA_SHA_256", "kms:MessageType": "RAW"}
+            "StringEquals": {"kms:SigningAlgorithm": "ECDSA_SHA_256", "kms:MessageType": "DIGEST"}
         }
         # issue 23 item 6: the scheduled verifier alone may Verify in KMS, of a SHA-256, never Sign
         verifiers = [st for st in statements if _granted(st, {"kms:Verify"})]
