@@ -21,7 +21,13 @@ from kyc.aws.evidence_digests import AuditVersions, DecisionItems, KmsSignatureV
 from kyc.aws.lineage_witnesses import ExecutionHistory, StageLogs, StoredObjects
 from kyc.domain.digest import Evidence, period_time, verify_digests
 from kyc.domain.lineage import EvidenceRetention, check_lineage
-from kyc.domain.verifier import Finding, digest_findings, lineage_findings, sample_decisions
+from kyc.domain.verifier import (
+    Finding,
+    digest_findings,
+    lineage_findings,
+    lineage_pool,
+    sample_decisions,
+)
 from kyc.observability import count, logger, metrics, tracer
 
 RESOURCES = settings.stack_resources()
@@ -48,7 +54,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     now = datetime.now(UTC)
     items = ITEMS.all()
     findings = check_digests(items, now)
-    sampled = sample_decisions(recent(items, now), VERIFIER.sample_size)
+    pool = lineage_pool(
+        items,
+        now,
+        lookback=timedelta(hours=VERIFIER.lookback_hours),
+        settle=timedelta(seconds=VERIFIER.settle_seconds),
+    )
+    sampled = sample_decisions(pool, VERIFIER.sample_size)
     for submission_id in sampled:
         findings += check_one_lineage(submission_id, items, now)
     for finding in findings:
@@ -76,13 +88,6 @@ def check_digests(items: list[dict[str, Any]], now: datetime) -> list[Finding]:
         AUDIT.stored_digests(), SIGNATURES.verify, evidence, now=now, genesis_sha256=VERIFIER.genesis_sha256
     )
     return digest_findings(report, expected=True)
-
-
-def recent(items: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
-    """Decisions of the lookback window, plus every item not dated by a string (a forger's item is
-    never left out by the value it carries; the digest check flags such items too)."""
-    since = period_time(now - timedelta(hours=VERIFIER.lookback_hours))
-    return [i for i in items if not isinstance(i.get("decided_at"), str) or i["decided_at"] >= since]
 
 
 def check_one_lineage(submission_id: str, items: list[dict[str, Any]], now: datetime) -> list[Finding]:

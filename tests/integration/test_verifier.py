@@ -33,7 +33,10 @@ SCHEDULED_EVENT = Path(__file__).resolve().parents[2] / "events" / "verifier-sch
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
     """Small clips, 8 frames: the verifier's work is reading, not screening."""
-    with LocalStack(LocalStackSettings(frame_count=8)) as running:
+    # settle 0: the attacks are checked in the run right after them (in AWS a decision younger than
+    # DigestSettleSeconds waits for the next run: tests/unit/functions/test_verifier.py)
+    settings = LocalStackSettings(frame_count=8, extra_env={"KYC_VERIFIER_SETTLE_SECONDS": "0"})
+    with LocalStack(settings) as running:
         yield running
 
 

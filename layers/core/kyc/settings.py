@@ -386,6 +386,7 @@ class VerifierSettings:
     intake_bucket: str
     sample_size: int
     lookback_hours: int
+    settle_seconds: int = 900  # decisions younger than this wait for the next run (still settling)
 
 
 def verifier_settings(env: Mapping[str, str] | None = None) -> VerifierSettings:
@@ -400,8 +401,12 @@ def verifier_settings(env: Mapping[str, str] | None = None) -> VerifierSettings:
     if not isinstance(groups, dict) or not isinstance(retention, dict):
         raise SettingsError("KYC_VERIFIER_STAGE_LOG_GROUPS and KYC_VERIFIER_RETENTION_DAYS are JSON objects")
     sample, lookback = _int(env, "KYC_VERIFIER_SAMPLE_SIZE", 50), _int(env, "KYC_VERIFIER_LOOKBACK_HOURS", 24)
-    if sample < 0 or lookback < 1:
-        raise SettingsError("KYC_VERIFIER_SAMPLE_SIZE >= 0 and KYC_VERIFIER_LOOKBACK_HOURS >= 1")
+    settle = _int(env, "KYC_VERIFIER_SETTLE_SECONDS", 900)
+    if sample < 0 or lookback < 1 or settle < 0:
+        raise SettingsError(
+            "KYC_VERIFIER_SAMPLE_SIZE >= 0, KYC_VERIFIER_LOOKBACK_HOURS >= 1, "
+            "KYC_VERIFIER_SETTLE_SECONDS >= 0"
+        )
     genesis = env.get("KYC_DIGEST_GENESIS_SHA256", "").strip().lower()
     if genesis and not re.fullmatch(r"[0-9a-f]{64}", genesis):
         raise SettingsError("KYC_DIGEST_GENESIS_SHA256 is a SHA-256 (64 hex digits) or empty")
@@ -413,4 +418,5 @@ def verifier_settings(env: Mapping[str, str] | None = None) -> VerifierSettings:
         intake_bucket=_get(env, "KYC_INTAKE_BUCKET"),
         sample_size=sample,
         lookback_hours=lookback,
+        settle_seconds=settle,
     )

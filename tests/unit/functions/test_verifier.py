@@ -18,7 +18,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from kyc.domain.verifier import sample_decisions
+from kyc.domain.verifier import lineage_pool, sample_decisions
 from kyclocal.alarms import datapoints_from_emf
 from kyclocal.kms import honour_digest_message_type
 from tests.fixtures.decisions_table import create_decisions_table
@@ -53,6 +53,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
                 "KYC_VERIFIER_STAGE_LOG_GROUPS": json.dumps({"decide": "/aws/lambda/kyc-decide-outcome"}),
                 "KYC_VERIFIER_RETENTION_DAYS": json.dumps({INTAKE: 30, WORK: 1, AUDIT: 1825}),
                 "KYC_VERIFIER_SAMPLE_SIZE": "0",
+                "KYC_VERIFIER_SETTLE_SECONDS": "0",  # the records below are minutes old
             },
             monkeypatch,
         )
@@ -180,3 +181,22 @@ def test_sample_is_not_predictable_from_the_items() -> None:
     items = [{"submission_id": f"r{i}", "decision": "REVIEW"} for i in range(50)]
     draws = {tuple(sample_decisions(items, 5)) for _ in range(20)}  # the OS CSPRNG, fresh each run
     assert len(draws) > 15
+
+
+def test_pool_leaves_settling_decisions_for_the_next_run_and_keeps_every_undated_item() -> None:
+    now = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+
+    def at(minutes_ago: float) -> str:
+        return (now - timedelta(minutes=minutes_ago)).isoformat(timespec="milliseconds")
+
+    items = [
+        {"submission_id": "settling", "decided_at": at(14)},  # younger than 15 min
+        {"submission_id": "settled", "decided_at": at(16)},
+        {"submission_id": "old", "decided_at": at(25 * 60)},  # outside the 24 h window
+        {"submission_id": "edge", "decided_at": at(24 * 60)},  # exactly at the window's start: in
+        {"submission_id": "undated"},
+        {"submission_id": "numeric", "decided_at": 1765000000},
+        {"submission_id": "future", "decided_at": at(-60)},  # the digest check reports it (future:)
+    ]
+    pool = lineage_pool(items, now, lookback=timedelta(hours=24), settle=timedelta(minutes=15))
+    assert [i["submission_id"] for i in pool] == ["settled", "edge", "undated", "numeric"]

@@ -12,9 +12,10 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from kyc.domain.digest import DigestReport
+from kyc.domain.digest import DigestReport, period_time
 from kyc.domain.lineage import BROKEN, LineageCheck
 
 # What an attacker wants a forged decision to say: checked first, the rest fills the sample.
@@ -31,6 +32,17 @@ class Finding:
 
     def to_dict(self) -> dict[str, str]:
         return {"check": self.check, "subject": self.subject, "problem": self.problem}
+
+
+def lineage_pool(
+    items: Sequence[Mapping[str, Any]], now: datetime, lookback: timedelta, settle: timedelta
+) -> list[Mapping[str, Any]]:
+    """The decisions a run may sample: dated within ``[now - lookback, now - settle)`` (younger ones
+    are still settling: their execution may not have left the decide state, their log records may be
+    in flight; the next run takes them), and every item not dated by a string, which no date can
+    hide. An item dated in the future is left to the digest check, which reports it (``future:``)."""
+    since, until = period_time(now - lookback), period_time(now - settle)
+    return [i for i in items if not isinstance(i.get("decided_at"), str) or since <= i["decided_at"] < until]
 
 
 def sample_decisions(
