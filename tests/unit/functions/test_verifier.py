@@ -200,3 +200,24 @@ def test_pool_leaves_settling_decisions_for_the_next_run_and_keeps_every_undated
     ]
     pool = lineage_pool(items, now, lookback=timedelta(hours=24), settle=timedelta(minutes=15))
     assert [i["submission_id"] for i in pool] == ["settled", "edge", "undated", "numeric"]
+
+
+def test_a_run_short_of_time_stops_sampling_and_still_reports(aws, capsys, monkeypatch) -> None:
+    """A sample larger than the time left: the run checks what it can and still emits its metrics
+    (a timed-out run would emit nothing and look like a missed run)."""
+    _two_digested_decisions(aws)
+    verifier = aws["verifier"]
+    monkeypatch.setattr(
+        verifier, "VERIFIER", verifier.VERIFIER.__class__(**(vars(verifier.VERIFIER) | {"sample_size": 2}))
+    )
+    left = iter([120_000, 30_000])  # enough for one check, then below SPARE_MS
+
+    class ShortContext(FakeContext):
+        def get_remaining_time_in_millis(self) -> int:
+            return next(left)
+
+    capsys.readouterr()
+    result = verifier.lambda_handler({}, ShortContext())
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert result["lineage_checked"] == 1
+    assert _metric(lines, "VerifierLineageChecks") == [1.0] and _metric(lines, "VerifierRuns") == [1.0]
