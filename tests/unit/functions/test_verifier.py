@@ -61,23 +61,23 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
 
 
 def _verify(aws: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> tuple[dict[str, Any], list[dict]]:
-    """The handler's result, and what it wrote: EMF on stdout, log records (as CloudWatch would
-    hold them) from the logging module, where the Powertools logger also propagates."""
-    import logging
-
+    """The handler's result, and what it wrote: EMF on stdout, and every record it logged at error
+    level with its fields (recorded at the logger's call, whatever stream an earlier test left it)."""
     capsys.readouterr()
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[method-assign]
-    logging.getLogger("kyc-screening").addHandler(handler)
+    logger = aws["verifier"].logger
+    logged: list[dict[str, Any]] = []
+    error = logger.error
+
+    def record(msg: str, *args: Any, extra: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        logged.append({"message": msg} | {k: v for k, v in (extra or {}).items() if k in FIELDS})
+        error(msg, *args, extra=extra, **kwargs)
+
+    logger.error = record  # type: ignore[method-assign]
     try:
         result = aws["verifier"].lambda_handler({}, FakeContext())
     finally:
-        logging.getLogger("kyc-screening").removeHandler(handler)
+        del logger.error  # the class's method again
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
-    logged = [
-        {"message": r.getMessage()} | {k: v for k, v in vars(r).items() if k in FIELDS} for r in records
-    ]
     return result, lines + logged
 
 
