@@ -40,7 +40,8 @@ DECISION_TIMEOUT_S = 120.0
 LOCAL_NAMESPACES = {"KycScreening", "AWS/States"}
 # Alarms on what a scheduled function emits: moto does not fire schedules, so locally `kycscreen digest`
 # runs it on demand and a drill has no such metric to judge (the alarm would read its absence).
-UNSCHEDULED_LOCALLY = {"DigestMissedAlarm", "ReviewBacklogAgeAlarm"}  # digest, backlog measurement
+# (digest, verifier, backlog measurement)
+UNSCHEDULED_LOCALLY = {"DigestMissedAlarm", "VerifierMissedAlarm", "ReviewBacklogAgeAlarm"}
 # Incident Manager response plans (template.yaml, EnableIncidentManager) and the playbook each follows.
 PLANS = {"deepfake-wave": "runbook 2.1", "detection-outage": "runbook 2.2"}
 # The drift alarm's volume guard as the model-regression drill deploys it: the default (30) would need

@@ -261,9 +261,10 @@ class LocalStack:
         self._put_policy_override()
         self._emulate_skipped_properties()
         self._create_out_of_band()
-        from kyclocal.kms import apply_key_specs  # issue 13: the pseudonyms' HMAC key, the digests' ECC key
+        from kyclocal.kms import apply_key_specs, honour_digest_message_type  # issue 13, issue 23
 
         apply_key_specs(self._template.body["Resources"], self.physical_ids, ACCOUNT, REGION)
+        honour_digest_message_type()
         self._create_subscriber_taps()
         self._set_env(self._function_env())
         self.router.install(self.function_names)

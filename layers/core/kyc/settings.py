@@ -372,3 +372,55 @@ def api_settings(env: Mapping[str, str] | None = None) -> ApiSettings:
         review_link_seconds=max(60, min(3600, resources.review_link_seconds)),
         review_policy=review_policy,
     )
+
+
+# --- issue 23 item 6: the scheduled verifier (docs/digests.md, docs/lineage.md) ---
+
+
+@dataclass(frozen=True)
+class VerifierSettings:
+    """What the scheduled verifier checks and against what: the digest key it verifies with (KMS
+    Verify), the genesis the auditor pinned, where each stage logs, how long each bucket keeps what a
+    lineage names, and how many recent decisions get a strict lineage check per run."""
+
+    signing_key_id: str
+    genesis_sha256: str | None
+    stage_log_groups: Mapping[str, str]
+    retention_days: Mapping[str, float]
+    intake_bucket: str
+    sample_size: int
+    lookback_hours: int
+    settle_seconds: int = 900  # decisions younger than this wait for the next run (still settling)
+
+
+def verifier_settings(env: Mapping[str, str] | None = None) -> VerifierSettings:
+    import json
+
+    env = os.environ if env is None else env
+    try:
+        groups = json.loads(_get(env, "KYC_VERIFIER_STAGE_LOG_GROUPS"))
+        retention = json.loads(_get(env, "KYC_VERIFIER_RETENTION_DAYS"))
+    except ValueError as exc:
+        raise SettingsError("KYC_VERIFIER_STAGE_LOG_GROUPS and KYC_VERIFIER_RETENTION_DAYS are JSON") from exc
+    if not isinstance(groups, dict) or not isinstance(retention, dict):
+        raise SettingsError("KYC_VERIFIER_STAGE_LOG_GROUPS and KYC_VERIFIER_RETENTION_DAYS are JSON objects")
+    sample, lookback = _int(env, "KYC_VERIFIER_SAMPLE_SIZE", 50), _int(env, "KYC_VERIFIER_LOOKBACK_HOURS", 24)
+    settle = _int(env, "KYC_VERIFIER_SETTLE_SECONDS", 900)
+    if sample < 0 or lookback < 1 or settle < 0:
+        raise SettingsError(
+            "KYC_VERIFIER_SAMPLE_SIZE >= 0, KYC_VERIFIER_LOOKBACK_HOURS >= 1, "
+            "KYC_VERIFIER_SETTLE_SECONDS >= 0"
+        )
+    genesis = env.get("KYC_DIGEST_GENESIS_SHA256", "").strip().lower()
+    if genesis and not re.fullmatch(r"[0-9a-f]{64}", genesis):
+        raise SettingsError("KYC_DIGEST_GENESIS_SHA256 is a SHA-256 (64 hex digits) or empty")
+    return VerifierSettings(
+        signing_key_id=_get(env, "KYC_DIGEST_SIGNING_KEY_ID"),
+        genesis_sha256=genesis or None,
+        stage_log_groups={str(k): str(v) for k, v in groups.items()},
+        retention_days={str(k): float(v) for k, v in retention.items()},
+        intake_bucket=_get(env, "KYC_INTAKE_BUCKET"),
+        sample_size=sample,
+        lookback_hours=lookback,
+        settle_seconds=settle,
+    )

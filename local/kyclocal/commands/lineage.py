@@ -20,16 +20,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from kyc.aws.lineage_witnesses import STAGE_FUNCTIONS, ExecutionHistory, StoredObjects
 from kyc.domain.lineage import (
     LOG_GROUP_FIELD,
     EvidenceRetention,
     ExecutionWitness,
     LineageChain,
-    LineageError,
     StageRecord,
-    chain_from_logs,
+    check_lineage,
     is_failure,
-    verify_chain,
     witness_from_history,
 )
 from kyc.domain.timestamps import parse_utc
@@ -89,42 +88,24 @@ def lineage_report(
     stack: LocalStack, submission_id: str, now: datetime | None = None
 ) -> dict[str, Any] | None:
     """The chain from the stack's logs, verified against its stores and the service's execution
-    history; None when no function's own log names the submission."""
-    try:
-        chain = chain_from_logs(log_records(stack), submission_id, stage_groups=stage_log_groups(stack))
-    except LineageError:
-        return None
-    if not chain.stages:
-        return None
-    s3 = stack.client("s3")
-    item = stack.decision(submission_id)
-    problems = verify_chain(
-        chain,
-        lambda bucket, key: _get(s3, bucket, key, None),
+    history (``kyc.domain.lineage.check_lineage``, as the scheduled verifier runs it); None when no
+    function's own log names the submission."""
+    objects = StoredObjects(stack.client("s3"))
+    check = check_lineage(
+        log_records(stack),
+        submission_id,
+        stage_groups=stage_log_groups(stack),
+        decision_item=stack.decision(submission_id),
+        fetch=objects.fetch,
+        fetch_source=objects.fetch_version,
         audit_bucket=stack.resources.audit_bucket,
-        decision_item=item,
-        fetch_source=lambda bucket, key, version: _get(s3, bucket, key, version),
         retention=evidence_retention(stack.resources),
-        now=now,
         witness=execution_witness(stack, submission_id),
+        now=now,
     )
-    if item is None:
-        problems.append(f"missing: decision record for {submission_id} in {stack.resources.decisions_table}")
-    return chain.to_dict() | {"problems": problems, "summary": summarise(chain)}
-
-
-# Which function logs each stage (template.yaml logical ids): its log group is the only one trusted.
-STAGE_FUNCTIONS = {
-    "validate": "ValidateUploadFunction",
-    "extract": "ExtractFramesFunction",
-    "faces": "DetectFacesFunction",
-    "score": "ScoreFramesFunction",
-    "reuse": "CheckReuseFunction",
-    "decide": "DecideOutcomeFunction",
-    "reconcile": "ReconcileExecutionFunction",
-    "notify": "NotifyReviewFunction",
-    "erase": "EraseSubmissionFunction",
-}
+    if check.chain is None:
+        return None
+    return check.chain.to_dict() | {"problems": list(check.problems), "summary": summarise(check.chain)}
 
 
 def stage_log_groups(stack: LocalStack) -> dict[str, str]:
@@ -132,7 +113,8 @@ def stage_log_groups(stack: LocalStack) -> dict[str, str]:
 
 
 def log_records(stack: LocalStack) -> list[dict[str, Any]]:
-    """Every JSON log record of every function, each tagged with the log group it was read from."""
+    """Every JSON log record of every function, each tagged with the log group it was read from
+    (all groups, not only the stages': a stage record in a foreign group is reported)."""
     logs = stack.client("logs")
     out: list[dict[str, Any]] = []
     for group in logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/")["logGroups"]:
@@ -152,17 +134,15 @@ def log_records(stack: LocalStack) -> list[dict[str, Any]]:
 
 
 def execution_witness(stack: LocalStack, submission_id: str) -> ExecutionWitness:
-    """The execution Step Functions ran under the submission id's name (not the ARN a record claims)."""
-    sfn = stack.client("stepfunctions")
-    arn = f"{stack.state_machine_arn.replace(':stateMachine:', ':execution:')}:{submission_id}"
-    try:
-        execution = sfn.describe_execution(executionArn=arn)
-    except sfn.exceptions.ExecutionDoesNotExist:
-        saved = saved_execution(stack.settings.state_dir, submission_id)  # a restored stack's
-        if saved is None:
-            return witness_from_history(arn, None, [])
-        return witness_from_history(arn, saved["execution"], saved["history"])
-    return witness_from_history(arn, execution, stack.execution_history(submission_id))
+    """The execution Step Functions ran under the submission id's name (a restored stack's: saved)."""
+    history = ExecutionHistory(stack.state_machine_arn, stack.client("stepfunctions"))
+    witness = history.witness(submission_id)
+    if witness.found:
+        return witness
+    saved = saved_execution(stack.settings.state_dir, submission_id)
+    if saved is None:
+        return witness
+    return witness_from_history(witness.arn, saved["execution"], saved["history"])
 
 
 def evidence_retention(resources: LocalResources) -> EvidenceRetention:
@@ -291,15 +271,3 @@ def _model(model: Any) -> str | None:
 def _code(stage: StageRecord) -> str:
     code = stage.entry.get("code_version") or {}
     return f"{code.get('package', '?')}+{code.get('revision', '?')}"
-
-
-def _get(s3: Any, bucket: str, key: str, version_id: str | None) -> bytes | None:
-    kwargs = {"Bucket": bucket, "Key": key} | ({"VersionId": version_id} if version_id else {})
-    try:
-        return s3.get_object(**kwargs)["Body"].read()
-    except s3.exceptions.NoSuchKey:
-        return None
-    except s3.exceptions.ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("NoSuchVersion", "404", "NoSuchBucket"):
-            return None
-        raise

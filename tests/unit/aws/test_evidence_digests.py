@@ -7,12 +7,20 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from moto import mock_aws
 
-from kyc.aws.evidence_digests import AuditVersions, DecisionItems, KmsDigestSigner, S3DigestStore
+from kyc.aws.evidence_digests import (
+    AuditVersions,
+    DecisionItems,
+    KmsDigestSigner,
+    KmsSignatureVerifier,
+    S3DigestStore,
+)
+from kyclocal.kms import RAW_MESSAGE_LIMIT, honour_digest_message_type
 from tests.fixtures.decisions_table import create_decisions_table
 
 TABLE, BUCKET = "decisions", "audit"
@@ -20,6 +28,7 @@ TABLE, BUCKET = "decisions", "audit"
 
 @pytest.fixture
 def aws() -> Iterator[dict[str, Any]]:
+    honour_digest_message_type()  # KMS's MessageType=DIGEST and its 4096-byte RAW limit, in moto
     with mock_aws():
         ddb = boto3.client("dynamodb", region_name="us-east-1")
         create_decisions_table(ddb, TABLE)
@@ -86,6 +95,23 @@ def test_kms_signature_verifies_offline_with_the_public_key(aws) -> None:
     public.verify(signature, message, ec.ECDSA(hashes.SHA256()))  # raises when it does not verify
     with pytest.raises(InvalidSignature):
         public.verify(signature, message + b" ", ec.ECDSA(hashes.SHA256()))
+
+
+@pytest.mark.parametrize("size", [RAW_MESSAGE_LIMIT + 1, 1_000_000])
+def test_a_digest_larger_than_kms_raw_limit_is_signed_and_verifies_offline_and_in_kms(aws, size) -> None:
+    """Issue 23: a digest lists every version and item of an hour; past ~20 entries its body exceeds
+    the 4096 bytes KMS takes as a RAW message. Signed as its SHA-256 (DIGEST), it is the same ECDSA
+    signature: the offline check (cryptography over the raw bytes) and KMS Verify both accept it."""
+    key = aws["kms"].create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
+    message = b'{"entries":[' + b"x" * size + b"]}"
+    with pytest.raises(ClientError) as refused:  # what KMS does with RAW
+        aws["kms"].sign(KeyId=key, Message=message, MessageType="RAW", SigningAlgorithm="ECDSA_SHA_256")
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    signature = KmsDigestSigner(key, aws["kms"]).sign(message)
+    public = serialization.load_der_public_key(aws["kms"].get_public_key(KeyId=key)["PublicKey"])
+    public.verify(signature, message, ec.ECDSA(hashes.SHA256()))  # raises when it does not verify
+    verifier = KmsSignatureVerifier(key, aws["kms"])
+    assert verifier.verify(message, signature) and not verifier.verify(message + b" ", signature)
 
 
 def test_store_finds_the_latest_digest_even_behind_a_delete_marker_and_writes_each_key_once(aws) -> None:

@@ -17,6 +17,7 @@ from moto import mock_aws
 
 from kyc.aws.evidence_digests import AuditVersions, DecisionItems
 from kyc.domain.digest import Evidence, verify_digests
+from kyclocal.kms import honour_digest_message_type
 from tests.fixtures.decisions_table import create_decisions_table
 from tests.unit.functions.handler_loader import FakeContext, load_handler
 
@@ -44,6 +45,7 @@ def _record(ddb: Any, s3: Any, sid: str, decided_at: datetime, decision: str = "
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    honour_digest_message_type()  # KMS's MessageType=DIGEST (the signer's) in moto
     with mock_aws():
         ddb = boto3.client("dynamodb", region_name="us-east-1")
         create_decisions_table(ddb, TABLE)

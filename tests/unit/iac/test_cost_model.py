@@ -39,9 +39,10 @@ def test_alarm_metrics_count_each_metric_of_a_math_alarm_only_when_created(cost_
     # + 4 rate alarms (5 each) + absent (7: six KycScreening metrics and the intake rule's MatchedEvents)
     # + issue 23's evidence and custody alarms (5) + drift (8: 3 outcomes, 5 score bands)
     # + the retraining pipeline's failed-run alarm (1)
-    assert _fixed(cost_model)["CloudWatch alarms"] == pytest.approx((34 + 2 + 5 + 20 + 7 + 5 + 8 + 1) * 0.10)
+    # + issue 23's scheduled verifier (4: findings, missed run, function errors and throttles)
+    assert _fixed(cost_model)["CloudWatch alarms"] == pytest.approx((34 + 2 + 5 + 20 + 7 + 5 + 8 + 1 + 4) * 0.10)
     off = _fixed(cost_model, NoDecisionAlarmEnabled="false")["CloudWatch alarms"]
-    assert off == pytest.approx((34 + 2 + 5 + 20 + 5 + 8 + 1) * 0.10)
+    assert off == pytest.approx((34 + 2 + 5 + 20 + 5 + 8 + 1 + 4) * 0.10)
 
 
 def test_digest_signing_is_a_fixed_cost_of_one_sign_per_scheduled_run(cost_model):

@@ -19,6 +19,7 @@ from tests.unit.iac.test_template import KEY_ARN, _as_list, _identity_statements
 from tests.unit.iac.test_vpc import _conditions
 
 DIGEST_ROLE = {"Fn::GetAtt": ["DigestEvidenceFunctionRole", "Arn"]}
+VERIFIER_ROLE = {"Fn::GetAtt": ["VerifyEvidenceFunctionRole", "Arn"]}
 KMS_ACTIONS = {
     "kms:Sign",
     "kms:Verify",
@@ -134,7 +135,7 @@ def test_digest_key_is_ecc_p256_for_signing(transformed):
     assert transformed["Resources"]["DigestSigningKey"]["DeletionPolicy"] == "Retain"
 
 
-def test_only_the_digest_function_may_sign_and_only_raw_ecdsa_sha256(transformed):
+def test_only_the_digest_function_may_sign_and_only_ecdsa_sha256_of_a_digest(transformed):
     for overrides in ({}, ALL_ON):
         statements = _digest_key_statements(transformed, overrides)
         signers = [st for st in statements if _granted(st, {"kms:Sign"})]
@@ -142,13 +143,23 @@ def test_only_the_digest_function_may_sign_and_only_raw_ecdsa_sha256(transformed
         (signer,) = signers
         assert _principals(signer) == [("AWS", DIGEST_ROLE)]
         assert _granted(signer, KMS_ACTIONS) == {"kms:Sign"}
+        # DIGEST: the body's SHA-256 (KMS refuses a RAW message over 4096 bytes, a digest of ~20 entries)
         assert signer["Condition"] == {
-            "StringEquals": {"kms:SigningAlgorithm": "ECDSA_SHA_256", "kms:MessageType": "RAW"}
+            "StringEquals": {"kms:SigningAlgorithm": "ECDSA_SHA_256", "kms:MessageType": "DIGEST"}
+        }
+        # issue 23 item 6: the scheduled verifier alone may Verify in KMS, of a SHA-256, never Sign
+        verifiers = [st for st in statements if _granted(st, {"kms:Verify"})]
+        assert [_principals(st) for st in verifiers] == [[("AWS", VERIFIER_ROLE)]]
+        assert _granted(verifiers[0], KMS_ACTIONS) == {"kms:Verify"}
+        assert verifiers[0]["Condition"] == {
+            "StringEquals": {"kms:SigningAlgorithm": "ECDSA_SHA_256", "kms:MessageType": "DIGEST"}
         }
         for st in statements:
             assert st["Effect"] == "Allow"
             if st is not signer:
-                assert not _granted(st, {"kms:Sign", "kms:CreateGrant", "kms:Verify"}), st.get("Sid")
+                assert not _granted(st, {"kms:Sign", "kms:CreateGrant"}), st.get("Sid")
+            if st not in verifiers:
+                assert not _granted(st, {"kms:Verify"}), st.get("Sid")
         readers = [st for st in statements if _granted(st, {"kms:GetPublicKey"})]
         assert readers and all(st["Principal"] == ROOT_PRINCIPAL for st in readers)
 
@@ -201,3 +212,79 @@ def test_digest_alarm_fires_when_no_digest_is_written(transformed):
     assert props["Dimensions"] == [{"Name": "service", "Value": "kyc-screening"}]
     assert props["TreatMissingData"] == "breaching" and props["ComparisonOperator"] == "LessThanThreshold"
     assert props["EvaluationPeriods"] == props["DatapointsToAlarm"] == {"Ref": "DigestMissedAlarmHours"}
+
+
+# --------------------------------------------------------------------------- issue 23 item 6: the verifier
+# The verifier's whole policy, action by action (the template as SAM transforms it): reading the
+# stores, the stage log groups, the service's history and KMS Verify; writing only its own log lines.
+VERIFIER_ACTIONS = {
+    "logs:CreateLogStream",
+    "logs:PutLogEvents",  # its own log group only (asserted below)
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "dynamodb:Scan",
+    "dynamodb:GetItem",
+    "s3:ListBucketVersions",
+    "s3:GetObject",
+    "s3:GetObjectVersion",
+    "logs:FilterLogEvents",
+    "states:DescribeExecution",
+    "states:GetExecutionHistory",
+    "kms:Verify",
+    "kms:Decrypt",
+}
+
+
+def test_the_verifier_is_read_only_and_writes_nothing_but_its_own_log(transformed):
+    statements = [
+        st for owner, st in _identity_statements(transformed) if owner == "VerifyEvidenceFunctionRole"
+    ]
+    actions = {a for st in statements for a in _as_list(st["Action"]) if not a.startswith("ec2:")}
+    assert actions == VERIFIER_ACTIONS
+    for st in statements:
+        assert st["Effect"] == "Allow"
+        for action in _as_list(st["Action"]):
+            if action.startswith("ec2:"):  # Lambda's own network interfaces, only with IsInVpc
+                continue
+            verb = action.split(":", 1)[1]
+            assert ("*" not in action and not verb.startswith(("Put", "Delete", "Update", "Sign"))) or (
+                action in ("logs:PutLogEvents", "xray:PutTraceSegments", "xray:PutTelemetryRecords")
+            ), action
+        if "logs:PutLogEvents" in _as_list(st["Action"]):
+            assert _as_list(st["Resource"]) == [
+                {
+                    "Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
+                    "/aws/lambda/${AWS::StackName}-verify-evidence:*"
+                }
+            ]
+    by_action: dict[str, list[Any]] = {}
+    for st in statements:
+        for action in _as_list(st["Action"]):
+            by_action.setdefault(action, []).extend(_as_list(st["Resource"]))
+    assert by_action["kms:Verify"] == [{"Fn::GetAtt": ["DigestSigningKey", "Arn"]}]
+    # every stage function's log group, and no other: a record elsewhere is never a witness
+    groups = {json.dumps(r) for r in by_action["logs:FilterLogEvents"]}
+    from kyc.aws.lineage_witnesses import STAGE_FUNCTIONS
+
+    assert groups == {
+        json.dumps(
+            {
+                "Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
+                f"/aws/lambda/${{{function}}}:*"
+            }
+        )
+        for function in STAGE_FUNCTIONS.values()
+    }
+
+
+def test_the_verifier_env_names_the_same_stage_log_groups_the_cli_trusts(template):
+    """One source of truth: the stage -> function map of kyc.aws.lineage_witnesses is the template's."""
+    import re
+
+    from kyc.aws.lineage_witnesses import STAGE_FUNCTIONS
+
+    env = _props(template, "VerifyEvidenceFunction")["Environment"]["Variables"]
+    text = env["KYC_VERIFIER_STAGE_LOG_GROUPS"]["Fn::Sub"]
+    named = dict(re.findall(r'"(\w+)": "/aws/lambda/\$\{(\w+)\}"', text))
+    assert named == STAGE_FUNCTIONS
+    assert set(STAGE_FUNCTIONS.values()) <= set(_resources(template, "AWS::Serverless::Function"))

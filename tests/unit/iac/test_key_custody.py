@@ -318,6 +318,90 @@ def test_a_named_key_admin_role_administers_every_stack_key_and_the_account_only
         assert not _granted(st, USE_ACTIONS | {"kms:Sign", "kms:GenerateMac", "kms:VerifyMac"}), st["Sid"]
 
 
+# KMS's policy lockout safety check, re-done: PutKeyPolicy (and CreateKey with a policy) is refused
+# unless the new policy lets the *calling* principal call PutKeyPolicy again. CloudFormation calls KMS
+# as the deploying principal (or its service role) through a forward access session, so the request
+# carries aws:CalledVia = cloudformation.amazonaws.com, with or without a service role (CloudFormation
+# user guide, "Forward access sessions (FAS) requests and permission evaluation").
+CALLERS = {
+    # who calls PutKeyPolicy, and the request context KMS evaluates the new policy with
+    "deployer through CloudFormation": (ROOT_PRINCIPAL, {"aws:CalledVia": ["cloudformation.amazonaws.com"]}),
+    "account principal directly": (ROOT_PRINCIPAL, {}),
+    "key-admin role directly": (KEY_ADMIN_PRINCIPAL, {}),
+}
+
+
+def _condition_holds(condition: dict[str, Any] | None, context: dict[str, list[str]]) -> bool:
+    """The only condition the stack's key-administration statements use; anything else is refused
+    (an unknown condition could be false for the caller: not safe to count on)."""
+    if not condition:
+        return True
+    if condition == THROUGH_CLOUDFORMATION:
+        return "cloudformation.amazonaws.com" in context.get("aws:CalledVia", [])
+    return False
+
+
+def _may_put_key_policy_again(statements: list[dict[str, Any]], caller: str) -> bool:
+    principal, context = CALLERS[caller]
+    if any(st["Effect"] == "Deny" and _granted(st, {"kms:PutKeyPolicy"}) for st in statements):
+        return False
+    return any(
+        st["Effect"] == "Allow"
+        and st["Principal"] == principal
+        and _granted(st, {"kms:PutKeyPolicy"})
+        and _condition_holds(st.get("Condition"), context)
+        for st in statements
+    )
+
+
+@pytest.mark.parametrize("key", STACK_KEYS)
+def test_key_policies_pass_kms_lockout_check_and_keep_a_safe_administrator(transformed, key):
+    """Issue 23: KeyAdminRoleArn cannot lock the account out of a key. Empty (the default): the account
+    administers it, through CloudFormation and directly. Set: the named role directly, the account only
+    through a deployment; so the deploying principal passes KMS's safety check on every create and
+    update, and a deleted key-admin role still leaves the key manageable by a stack update."""
+    expected = {
+        "defaults": {
+            "deployer through CloudFormation": True,
+            "account principal directly": True,
+            "key-admin role directly": False,
+        },
+        "key-admin": {
+            "deployer through CloudFormation": True,
+            "account principal directly": False,  # the point of the parameter
+            "key-admin role directly": True,
+        },
+    }
+    for mode, answers in expected.items():
+        statements = _statements_of(transformed, key, MODES[mode])
+        got = {caller: _may_put_key_policy_again(statements, caller) for caller in CALLERS}
+        assert got == answers, (key, mode)
+    props = transformed["Resources"][key]["Properties"]
+    # never switched off: KMS must keep refusing a policy that would lock everyone out
+    assert props.get("BypassPolicyLockoutSafetyCheck", False) is False
+
+
+def test_the_lockout_model_refuses_a_policy_without_an_administrator():
+    """The check above can fail: a policy naming only the key-admin role, without the account's
+    CloudFormation statement, would be refused to the deploying principal (a failed deployment), and
+    a Deny on PutKeyPolicy locks everyone out."""
+    role_only = [{"Effect": "Allow", "Principal": KEY_ADMIN_PRINCIPAL, "Action": "kms:Put*", "Resource": "*"}]
+    assert not _may_put_key_policy_again(role_only, "deployer through CloudFormation")
+    assert _may_put_key_policy_again(role_only, "key-admin role directly")
+    denied = [*role_only, {"Effect": "Deny", "Principal": "*", "Action": "kms:PutKeyPolicy", "Resource": "*"}]
+    assert not _may_put_key_policy_again(denied, "key-admin role directly")
+    other_condition = [
+        {
+            "Effect": "Allow",
+            "Principal": ROOT_PRINCIPAL,
+            "Action": "kms:*",
+            "Resource": "*",
+            "Condition": {"StringEquals": {"aws:PrincipalTag/team": "kms"}},
+        }
+    ]
+    assert not _may_put_key_policy_again(other_condition, "deployer through CloudFormation")
+
+
 def test_key_admin_parameter_accepts_only_a_role_or_nothing(transformed):
     pattern = transformed["Parameters"]["KeyAdminRoleArn"]["AllowedPattern"]
     assert transformed["Parameters"]["KeyAdminRoleArn"]["Default"] == ""

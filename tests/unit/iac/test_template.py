@@ -186,6 +186,21 @@ EXPECTED_ENV = {
         "KYC_DIGEST_SETTLE_SECONDS",
         "KYC_REVIEWS_TABLE",  # issue 20
     },
+    # issue 23 item 6: the scheduled verifier
+    "VerifyEvidenceFunction": {
+        "KYC_AUDIT_BUCKET",
+        "KYC_INTAKE_BUCKET",
+        "KYC_WORK_BUCKET",
+        "KYC_DECISIONS_TABLE",
+        "KYC_STATE_MACHINE_ARN",
+        "KYC_DIGEST_SIGNING_KEY_ID",
+        "KYC_DIGEST_GENESIS_SHA256",
+        "KYC_VERIFIER_SAMPLE_SIZE",
+        "KYC_VERIFIER_LOOKBACK_HOURS",
+        "KYC_VERIFIER_SETTLE_SECONDS",
+        "KYC_VERIFIER_STAGE_LOG_GROUPS",
+        "KYC_VERIFIER_RETENTION_DAYS",
+    },
 }
 # Keyed pseudonyms (issue 13 item 5): exactly the functions that write a pseudonym know the HMAC key.
 PSEUDONYMISING_FUNCTIONS = (

@@ -156,6 +156,34 @@ def test_digest_missed_alarm_fires_three_hours_after_the_last_digest(alarms):
     assert first_alarm(missed, stopped, since=0.0, horizon_s=12 * 3600) == 18060.0
 
 
+def test_verifier_missed_alarm_waits_out_the_six_hour_schedule_and_fires_on_a_skipped_run(alarms):
+    """Issue 23 item 6, hand-computed at the defaults (runs every 6 h, 7 hourly periods, missing data
+    breaching): a run at 60 s and at 21,660 s; the run due at 43,200 s never comes. The 7-period
+    window [at - 25,200, at) still holds the 21,660 s run while at <= 46,860 s; the first evaluation
+    minute after that is 46,920 s, 3,720 s after the missed run was due."""
+    missed = alarms["VerifierMissedAlarm"]
+    assert (missed.period, missed.evaluation_periods, missed.datapoints_to_alarm) == (3600, 7, 7)
+    assert missed.treat_missing == "breaching"
+
+    def run(at: float) -> Datapoint:
+        return Datapoint("KycScreening", "VerifierRuns", DIMS, at, 1.0)
+
+    on_time = [run(60.0 + 21600 * k) for k in range(6)]
+    assert first_alarm(missed, on_time, since=3600.0, horizon_s=24 * 3600) is None
+    assert first_alarm(missed, on_time[:2], since=43200.0, horizon_s=6 * 3600) == 3720.0
+
+
+def test_verifier_finding_alarm_fires_on_one_finding_and_not_on_a_clean_run(alarms):
+    found = alarms["VerifierFindingAlarm"]
+
+    def findings(n: float) -> Datapoint:
+        return Datapoint("KycScreening", "VerifierFindings", DIMS, 1000.0, n)
+
+    assert not breaches_at(found, [findings(0.0)], 1800.0)
+    assert breaches_at(found, [findings(1.0)], 1800.0)
+    assert not breaches_at(found, [], 1800.0)  # a missing run is VerifierMissedAlarm's, not a finding
+
+
 def test_no_decision_alarm_sees_uploads_the_start_function_never_admitted():
     """Issue 23: the start function broken before it counts anything (UploadsReceived stays empty):
     the intake rule's own MatchedEvents (AWS/Events) still show uploads, so the alarm fires."""

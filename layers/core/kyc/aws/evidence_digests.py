@@ -1,5 +1,5 @@
 """Where the evidence digest and its verifiers call AWS: the decisions table, the audit bucket's
-object versions, KMS Sign.
+object versions, KMS Sign and Verify.
 
 The domain (``kyc.domain.digest``) decides what a digest says; these adapters only list, read and
 store. Every reader here lists *versions* (``ListObjectVersions``): a delete marker hides an object
@@ -8,6 +8,7 @@ from ``GetObject`` and ``ListObjectsV2``, never from this listing (issue 23).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -114,7 +115,9 @@ def _at(value: Any) -> str:
 
 
 class KmsDigestSigner:
-    """ECDSA P-256 over the raw message (KMS hashes it with SHA-256): the private key never leaves KMS."""
+    """ECDSA P-256 over the message's SHA-256: the private key never leaves KMS. The hash is taken
+    here and sent as ``MessageType=DIGEST``, the same signature KMS makes over a RAW message, for a
+    digest of any size (KMS refuses a RAW message over 4096 bytes: about 20 listed entries)."""
 
     def __init__(self, key_id: str, kms_client: Any = None) -> None:
         self.key_id = key_id
@@ -122,13 +125,40 @@ class KmsDigestSigner:
 
     def sign(self, message: bytes) -> bytes:
         response = self._kms.sign(
-            KeyId=self.key_id, Message=message, MessageType="RAW", SigningAlgorithm=SIGNING_ALGORITHM
+            KeyId=self.key_id,
+            Message=hashlib.sha256(message).digest(),
+            MessageType="DIGEST",
+            SigningAlgorithm=SIGNING_ALGORITHM,
         )
         return bytes(response["Signature"])
 
     def public_key_der(self) -> bytes:
         """The SubjectPublicKeyInfo (DER) verifiers check signatures with, offline."""
         return bytes(self._kms.get_public_key(KeyId=self.key_id)["PublicKey"])
+
+
+class KmsSignatureVerifier:
+    """Checks a digest signature with KMS Verify: the scheduled verifier's way, since the Lambda
+    runtime has no ``cryptography`` (docs/digests.md: why not a layer). The message goes as its
+    SHA-256 (``MessageType=DIGEST``): the same ECDSA_SHA_256 check as over the raw bytes, for a
+    digest of any size (RAW takes at most 4096 bytes). The caller may Verify, never Sign."""
+
+    def __init__(self, key_id: str, kms_client: Any = None) -> None:
+        self.key_id = key_id
+        self._kms = kms_client or client("kms")
+
+    def verify(self, message: bytes, signature: bytes) -> bool:
+        try:
+            response = self._kms.verify(
+                KeyId=self.key_id,
+                Message=hashlib.sha256(message).digest(),
+                MessageType="DIGEST",
+                Signature=signature,
+                SigningAlgorithm=SIGNING_ALGORITHM,
+            )
+        except self._kms.exceptions.KMSInvalidSignatureException:
+            return False
+        return bool(response.get("SignatureValid"))
 
 
 class S3DigestStore:

@@ -307,7 +307,8 @@ def build_digest_body(
 
 
 def signed_bytes(body: Mapping[str, Any]) -> bytes:
-    """Exactly the bytes the key signs (ECDSA_SHA_256, MessageType RAW): the body's canonical JSON."""
+    """Exactly the bytes the signature covers (ECDSA_SHA_256 over their SHA-256; KMS is sent the hash
+    as MessageType DIGEST): the body's canonical JSON."""
     return canonical_bytes(body)
 
 

@@ -851,3 +851,72 @@ def _source_against_logs(
             f"validate logged {validate.outputs['sha256']}"
         ]
     return []
+
+
+# --------------------------------------------------------------------------- one decision, strictly
+INTACT, BROKEN, UNKNOWN = "intact", "broken", "unknown"
+
+
+@dataclass(frozen=True)
+class LineageCheck:
+    """Strict lineage of one submission: ``kycscreen lineage --strict`` and the scheduled verifier
+    read it the same way. ``chain`` is None when no stage function's own log names the submission."""
+
+    submission_id: str
+    chain: LineageChain | None
+    problems: tuple[str, ...]
+    decision_recorded: bool
+
+    @property
+    def failures(self) -> tuple[str, ...]:
+        """What fails verification: everything but a documented expiry or erasure."""
+        return tuple(p for p in self.problems if is_failure(p))
+
+    @property
+    def status(self) -> str:
+        """intact; broken (also: a decision no function logged); unknown (no decision, no lineage)."""
+        if self.chain is None:
+            return BROKEN if self.decision_recorded else UNKNOWN
+        return BROKEN if self.failures else INTACT
+
+
+def check_lineage(
+    records: Iterable[Mapping[str, Any]],
+    submission_id: str,
+    *,
+    stage_groups: Mapping[str, str],
+    decision_item: Mapping[str, Any] | None,
+    fetch: Fetch,
+    fetch_source: FetchVersion,
+    audit_bucket: str,
+    retention: EvidenceRetention | None,
+    witness: ExecutionWitness | None,
+    now: datetime | None = None,
+) -> LineageCheck:
+    """Rebuild the chain from stage records, each trusted only from its own function's log group,
+    and verify it against the stores, the item and the service's execution history. A decision item
+    that no stage function logged is broken (the forged-decision case), never "nothing to verify"."""
+    try:
+        chain = chain_from_logs(records, submission_id, stage_groups=stage_groups)
+    except LineageError:
+        chain = None
+    if chain is None or not chain.stages:
+        problems = (
+            (f"missing: no stage function logged the lineage of decision {submission_id}",)
+            if decision_item is not None
+            else ()
+        )
+        return LineageCheck(submission_id, None, problems, decision_item is not None)
+    problems = verify_chain(
+        chain,
+        fetch,
+        audit_bucket=audit_bucket,
+        decision_item=decision_item,
+        fetch_source=fetch_source,
+        retention=retention,
+        now=now,
+        witness=witness,
+    )
+    if decision_item is None:
+        problems.append(f"missing: decision record for {submission_id}")
+    return LineageCheck(submission_id, chain, tuple(problems), decision_item is not None)
