@@ -136,6 +136,27 @@ def test_witness_follows_a_promotion_without_being_told_a_model_name(aws: dict[s
     assert account["endpoint_config"] == "challenger-config"
 
 
+def test_a_container_reporting_new_bytes_is_witnessed_at_once(aws: dict[str, Any]) -> None:
+    """An honest switch: the first batch that reports another artefact makes the witness ask again."""
+    first, second = b"champion weights", b"challenger weights"
+    aws["sagemaker"].create_endpoint(
+        EndpointName=ENDPOINT, EndpointConfigName=_deploy(aws, "champion", first)
+    )
+    witness = _witness(aws)
+    old = witness.account("AllTraffic", hashlib.sha256(first).hexdigest())
+    time.sleep(1.1)
+    aws["sagemaker"].delete_endpoint(EndpointName=ENDPOINT)
+    aws["sagemaker"].create_endpoint(
+        EndpointName=ENDPOINT, EndpointConfigName=_deploy(aws, "challenger", second)
+    )
+
+    same = witness.account("AllTraffic", hashlib.sha256(first).hexdigest())  # a liar keeps the old hash
+    new = witness.account("AllTraffic", hashlib.sha256(second).hexdigest())
+
+    assert old["artefact_sha256"] == same["artefact_sha256"] == hashlib.sha256(first).hexdigest()  # TTL
+    assert new["artefact_sha256"] == hashlib.sha256(second).hexdigest()
+
+
 def test_model_data_swapped_after_deployment_is_unreadable(aws: dict[str, Any]) -> None:
     """Swap and restore: SageMaker copied the bytes at deployment; an object written since (even with
     the calibrated bytes again) no longer proves what the endpoint runs."""

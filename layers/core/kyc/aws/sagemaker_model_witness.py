@@ -5,7 +5,10 @@ S3 GetObjectAttributes (the SHA-256 S3 verified at upload). Whatever the endpoin
 read, so a promotion or rollback (UpdateEndpoint to another config) is followed without any model
 name being configured. Cost per clip is about nothing: DescribeEndpoint is asked at most once per
 ``ttl_s`` per warm container, and the rest once per deployed state (config names and the endpoint's
-LastModifiedTime), since SageMaker configs and models cannot change in place.
+LastModifiedTime), since SageMaker configs and models cannot change in place. A container that starts
+reporting another artefact than at the last DescribeEndpoint makes the witness ask again at once, so
+an honest switch is witnessed on its first batch; one that keeps reporting the old hash (a lying
+container) is witnessed within ``ttl_s``.
 
 Never raises: a call that fails makes the account unreadable, and an unreadable witness binds no
 calibration (REVIEW MODEL_NOT_CALIBRATED, fail closed).
@@ -70,14 +73,17 @@ class SageMakerModelWitness:
         self._clock = clock
         self._lock = threading.Lock()
         self._endpoint: tuple[float, dict[str, Any]] | None = None
+        self._reported: str | None = None  # the artefact the container reported at the last DescribeEndpoint
         self._accounts: dict[tuple[Any, ...], dict[str, Any]] = {}
         self.calls = 0  # service calls made (the cache's effect, for tests and benchmarks)
 
-    def account(self, invoked_variant: str | None) -> dict[str, Any]:
-        """What SageMaker and S3 say the variant that answered (all when unknown) was created from."""
+    def account(self, invoked_variant: str | None, reported_sha256: str | None = None) -> dict[str, Any]:
+        """What SageMaker and S3 say the variant that answered (all when unknown) was created from.
+        ``reported_sha256``: the artefact the container reported for this batch (a change refreshes)."""
         with self._lock:
             try:
-                endpoint = self._describe_endpoint()
+                endpoint = self._describe_endpoint(refresh=reported_sha256 != self._reported)
+                self._reported = reported_sha256
             except (ClientError, BotoCoreError) as exc:
                 return WitnessAccount(
                     None, _error("DescribeEndpoint", exc), {"endpoint": self._endpoint_name}
@@ -97,9 +103,9 @@ class SageMakerModelWitness:
                 self._accounts[key] = account.to_dict()
             return dict(self._accounts[key])
 
-    def _describe_endpoint(self) -> dict[str, Any]:
+    def _describe_endpoint(self, *, refresh: bool) -> dict[str, Any]:
         now = self._clock()
-        if self._endpoint is None or now - self._endpoint[0] >= self._ttl_s:
+        if refresh or self._endpoint is None or now - self._endpoint[0] >= self._ttl_s:
             self.calls += 1
             described = self._sagemaker.describe_endpoint(EndpointName=self._endpoint_name)
             self._endpoint = (now, {k: v for k, v in described.items() if k != "ResponseMetadata"})
