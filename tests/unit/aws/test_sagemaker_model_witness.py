@@ -200,3 +200,13 @@ def test_what_cannot_be_witnessed_is_unreadable_and_not_cached(
 
     assert first["artefact_sha256"] is None and unreadable in first["unreadable"]
     assert witness.calls > calls or setup == "no-endpoint"  # asked again: a fixed grant or upload is seen
+
+
+def test_without_a_model_data_bucket_nothing_is_asked(aws: dict[str, Any]) -> None:
+    aws["sagemaker"].create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=_deploy(aws, "detector", b"w"))
+    witness = SageMakerModelWitness(ENDPOINT, data_bucket="", sagemaker=aws["sagemaker"], s3=aws["s3"])
+
+    account = witness.account("AllTraffic")
+
+    assert account["artefact_sha256"] is None and "ModelDataBucket is not set" in account["unreadable"]
+    assert witness.calls == 0

@@ -80,6 +80,11 @@ class SageMakerModelWitness:
     def account(self, invoked_variant: str | None, reported_sha256: str | None = None) -> dict[str, Any]:
         """What SageMaker and S3 say the variant that answered (all when unknown) was created from.
         ``reported_sha256``: the artefact the container reported for this batch (a change refreshes)."""
+        if not self._data_bucket:  # nowhere the stack may read model data: nothing to ask
+            detail = {"endpoint": self._endpoint_name}
+            return WitnessAccount(
+                None, "ModelDataBucket is not set: no model data can be witnessed", detail
+            ).to_dict()
         with self._lock:
             try:
                 endpoint = self._describe_endpoint(refresh=reported_sha256 != self._reported)
