@@ -129,6 +129,43 @@ def test_score_batch_scored_result_stored_and_pointer_returned(
     assert doc["invoked_variant"] == "AllTraffic" and len(doc["request_sha256"]) == 64
 
 
+def test_score_records_what_sagemaker_and_s3_say_the_endpoint_serves(
+    aws: dict[str, Any], model_server: tuple, model_config: Path
+) -> None:
+    """The deployment witness beside the container's report: the endpoint, its config and model in
+    SageMaker, the model data in S3 with its checksum; the hash is recomputed here from the file."""
+    url, _ = model_server
+    network = json.loads(model_config.read_text())["path"]
+    data = (model_config.parent / network).read_bytes()
+    aws["s3"].create_bucket(Bucket="model-data")
+    aws["s3"].put_object(Bucket="model-data", Key="m/tiny.onnx", Body=data, ChecksumAlgorithm="SHA256")
+    sagemaker = boto3.client("sagemaker", region_name="us-east-1")
+    source = {"S3Uri": "s3://model-data/m/tiny.onnx", "S3DataType": "S3Object", "CompressionType": "None"}
+    sagemaker.create_model(
+        ModelName="tiny-red-1",
+        ExecutionRoleArn="arn:aws:iam::123456789012:role/sm",
+        PrimaryContainer={"Image": "kycserve:1", "ModelDataSource": {"S3DataSource": source}},
+    )
+    variant = {"VariantName": "AllTraffic", "ModelName": "tiny-red-1", "InstanceType": "ml.c5.xlarge"}
+    sagemaker.create_endpoint_config(
+        EndpointConfigName="tiny-red-1", ProductionVariants=[variant | {"InitialInstanceCount": 1}]
+    )
+    sagemaker.create_endpoint(EndpointName="kyc-endpoint", EndpointConfigName="tiny-red-1")
+    aws["monkeypatch"].setenv("KYC_MODEL_DATA_BUCKET", "model-data")
+    manifest_key = _store_frames(aws, [(0, 0, 250)])
+    app = _score(aws, url)
+
+    result = app.lambda_handler(
+        {"submission_id": SID, "manifest_key": manifest_key, "batch_index": 0}, FakeContext()
+    )
+
+    doc = json.loads(aws["s3"].get_object(Bucket=WORK, Key=result["result_key"])["Body"].read())
+    witness = doc["model_witness"]
+    assert witness["artefact_sha256"] == hashlib.sha256(data).hexdigest() == doc["model"]["artefact_sha256"]
+    assert (witness["unreadable"], witness["endpoint_config"]) == (None, "tiny-red-1")
+    assert witness["models"][0]["model_data"] == "s3://model-data/m/tiny.onnx"
+
+
 def test_score_endpoint_outage_reports_failed_batch_not_exception(
     aws: dict[str, Any], model_server: tuple
 ) -> None:
