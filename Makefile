@@ -181,6 +181,7 @@ bench: venv
 	$(PY) benchmarks/stages.py
 	$(PY) benchmarks/reuse.py
 	$(PY) benchmarks/partial_fakes.py
+	$(PY) benchmarks/model_witness.py
 
 clean:
 	rm -rf .aws-sam build .pytest_cache .ruff_cache

@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from kyc import settings
 from kyc.aws.s3_object_store import S3ObjectStore, canonical_json
 from kyc.aws.sagemaker_frame_scorer import SageMakerFrameScorer, ScoringError
+from kyc.aws.sagemaker_model_witness import SageMakerModelWitness
 from kyc.domain.contract import FrameImage
 from kyc.domain.lineage import sha256_hex
 from kyc.domain.reasons import ReasonCode
@@ -20,6 +21,14 @@ RESOURCES = settings.stack_resources()
 STORE = S3ObjectStore(kms_key_id=RESOURCES.kms_key_id)
 SCORER = SageMakerFrameScorer(RESOURCES.endpoint_name)
 DEPLOYED_ARTEFACT_SHA256 = settings.deployed_model_artefact_sha256()
+_WITNESS_SETTINGS = settings.model_witness_settings()
+# what SageMaker and S3 say the endpoint serves: cached per warm container (kyc.aws.sagemaker_model_witness)
+WITNESS = SageMakerModelWitness(
+    RESOURCES.endpoint_name,
+    data_bucket=_WITNESS_SETTINGS.data_bucket,
+    data_prefix=_WITNESS_SETTINGS.data_prefix,
+    ttl_s=_WITNESS_SETTINGS.ttl_s,
+)
 
 
 @logger.inject_lambda_context(correlation_id_path="submission_id", clear_state=True)
@@ -70,6 +79,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "batch_index": batch_index,
         "status": "SCORED",
         "model": _model_record(call.model.to_dict()),
+        # what SageMaker and S3 say answered: the container does not write this (docs/model-contract.md)
+        "model_witness": WITNESS.account(call.invoked_variant, call.model.artefact_sha256),
         "invoked_variant": call.invoked_variant,
         "latency_ms": round(call.latency_ms, 3),
         "attempts": call.attempts,
@@ -91,6 +102,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "result_sha256": sha256_hex(body),
         },
         model=document["model"],
+        model_witness=document["model_witness"],
         invoked_variant=call.invoked_variant,
     )
     return _result(batch_index, "SCORED", result_key, len(call.scores), None)

@@ -106,13 +106,18 @@ class ConstantModel:
 
     def __init__(self, p_fake: float, version: str, name: str = "drill-detector") -> None:
         # its "weights" are the constant: another constant under the same version is another artefact
-        artefact = hashlib.sha256(f"drill-detector p_fake={p_fake!r}".encode()).hexdigest()
+        self._artefact = f"drill-detector p_fake={p_fake!r}".encode()
+        artefact = hashlib.sha256(self._artefact).hexdigest()
         self.info = ModelInfo(name=name, version=version, artefact_sha256=artefact)
         self.description = f"drill model, constant p_fake={p_fake}"
         self._p_fake = p_fake
 
     def describe(self) -> dict[str, str]:
         return self.info.to_dict() | {"description": self.description}
+
+    def artefact(self) -> bytes:
+        """The model data a deployment of this detector uploads (the deployment witness reads its hash)."""
+        return self._artefact
 
     def predict(self, frames: Sequence[FrameImage]) -> list[FrameScore]:
         face = Face(box=(0.3, 0.2, 0.4, 0.5), confidence=0.99, p_fake=self._p_fake)
@@ -169,8 +174,9 @@ def drill_stack(
 
 
 def set_model(stack: LocalStack, model: Any) -> None:
-    """Swap the model behind the local endpoint, as a new endpoint config / variant would."""
-    stack._model_server.model = model  # the drill plays the SageMaker control plane
+    """Swap the model behind the local endpoint, as a new endpoint config / variant would: the local
+    stack plays the SageMaker control plane (model data, model, endpoint config, the endpoint's switch)."""
+    stack.serve_model(model)
 
 
 def emf_records(stack: LocalStack, metric: str) -> list[dict[str, Any]]:
@@ -487,9 +493,9 @@ def model_regression(workdir: Path, frame_count: int = 8) -> DrillReport:
         differs = [
             list((i.get("calibration_binding") or {}).get("differs") or []) if i else [] for i in silent
         ]
-        report.check(
+        report.check(  # the server's report and the deployment witness (SageMaker + S3) both differ
             "the record names the artefact hash as the field that differed",
-            differs == [["model.artefact_sha256"]] * volume,
+            differs == [["model.artefact_sha256", "model.witness.artefact_sha256"]] * volume,
             f"differs={differs}",
         )
         rollback = time.time()

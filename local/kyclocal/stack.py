@@ -6,7 +6,10 @@
   from it, and every name the local run uses is read from the stack's Outputs.
 - moto's Step Functions engine runs the template's state machine; Lambda tasks run the real handlers
   (``lambda_router``); SageMaker runtime calls, and Rekognition's DetectFaces (the face stage), go to
-  the local model server (``kycserve``).
+  the local model server (``kycserve``). The SageMaker control plane is moto's: the model the server
+  loaded is deployed there as a customer deploys theirs (model data uploaded to S3 with a SHA-256
+  checksum, a model, an endpoint config, the endpoint), so the score function's deployment witness
+  (``kyc.aws.sagemaker_model_witness``) runs the same code path as in AWS.
 - What moto does not emulate is emulated here, and nothing else: the bucket properties its
   CloudFormation skips (versioning, Object Lock, the intake bucket's EventBridge notification), the SQS event
   source mapping (moto's runs one message per call inside the sender's request and ignores
@@ -42,6 +45,10 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"
 STACK_NAME = "kyc-local"
 POLICY_PARAMETER = "/kyc-local/decision-policy"  # where LocalStackSettings.policy is put (SSM in moto)
+# issue 24: where the local deployment keeps model data (the template's ModelDataBucket/ModelDataPrefix)
+MODEL_DATA_BUCKET = "kyc-local-model-data"
+MODEL_DATA_PREFIX = "models/"
+MODEL_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/kyc-local-sagemaker-execution"  # moto checks only its form
 DEFAULT_PORT = 4566
 LOG = logging.getLogger("kyclocal.stack")
 # Loggers of the emulators: their records go to the stack's log file, never to the terminal.
@@ -102,6 +109,8 @@ class LocalStackSettings:
             # locally kyclocal.workbench serves web/ with the template's headers instead (issue 20).
             "EnableWorkbench": "false",
             "EnableScreeningApi": "true",  # issue 20: the API and the reviewer pool (kyclocal.api_gateway)
+            "ModelDataBucket": MODEL_DATA_BUCKET,  # issue 24: the deployment witness reads here
+            "ModelDataPrefix": MODEL_DATA_PREFIX,
         }
         if self.pass_threshold is not None:
             params["PassThreshold"] = str(self.pass_threshold)
@@ -173,6 +182,7 @@ class LocalStack:
         self.region = REGION
         self._server: Any = None
         self._model_server: Any = None
+        self._deployments = 0  # models deployed in moto's SageMaker (deploy_model)
         self._pump: threading.Thread | None = None
         self._watcher: threading.Thread | None = None
         self._pipe_thread: threading.Thread | None = None
@@ -259,6 +269,7 @@ class LocalStack:
         self._create_stack()
         self.started_s["create_stack"] = time.perf_counter() - began
         self._put_policy_override()
+        self.deploy_model(self._model_server.model)  # issue 24: SageMaker knows what the endpoint serves
         self._emulate_skipped_properties()
         self._create_out_of_band()
         from kyclocal.kms import apply_key_specs, honour_digest_message_type  # issue 13, issue 23
@@ -409,6 +420,55 @@ class LocalStack:
                 "AWS_ENDPOINT_URL_REKOGNITION": self.model_url,
             }
         )
+
+    def serve_model(self, model: Any, *, deploy: bool = True) -> None:
+        """Serve ``model`` behind the local endpoint. ``deploy``: as a promotion does, also create its
+        model data, model and endpoint config in SageMaker and switch the endpoint to them; False plays
+        a container that changed what it runs (or reports) without any deployment saying so."""
+        self._model_server.model = model
+        if deploy:
+            self.deploy_model(model)
+
+    def deploy_model(self, model: Any) -> str:
+        """Deploy ``model`` in moto's SageMaker as docs/model-contract.md tells a customer to: its
+        artefact (``model.artefact()``, the bytes its ``artefact_sha256`` hashes) uploaded once to
+        ModelDataBucket with ``x-amz-checksum-sha256`` (S3 verifies and keeps it), a model whose
+        ModelDataSource is that one uncompressed object, an endpoint config, and the template's endpoint
+        pointed at it. Returns the SageMaker model name (new per deployment, as real ones are)."""
+        s3, sagemaker = self.client("s3"), self.client("sagemaker")
+        with suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+            s3.create_bucket(Bucket=MODEL_DATA_BUCKET)
+        self._deployments += 1
+        name = f"kyc-local-model-{self._deployments}"
+        key = f"{MODEL_DATA_PREFIX}{name}/model.bin"
+        s3.put_object(Bucket=MODEL_DATA_BUCKET, Key=key, Body=model.artefact(), ChecksumAlgorithm="SHA256")
+        source = {
+            "S3Uri": f"s3://{MODEL_DATA_BUCKET}/{key}",
+            "S3DataType": "S3Object",
+            "CompressionType": "None",
+        }
+        sagemaker.create_model(
+            ModelName=name,
+            ExecutionRoleArn=MODEL_ROLE_ARN,
+            PrimaryContainer={"Image": "kycserve:local", "ModelDataSource": {"S3DataSource": source}},
+        )
+        variant = {"VariantName": "AllTraffic", "ModelName": name, "InstanceType": "ml.c5.xlarge"}
+        sagemaker.create_endpoint_config(
+            EndpointConfigName=name, ProductionVariants=[variant | {"InitialInstanceCount": 1}]
+        )
+        endpoint = self.resources.endpoint_name
+        if self._deployments > 1:  # moto 5.2.5 has no UpdateEndpoint: the switch is delete and create
+            sagemaker.delete_endpoint(EndpointName=endpoint)
+        sagemaker.create_endpoint(EndpointName=endpoint, EndpointConfigName=name)
+        LOG.info(
+            "deployed %s %s as %s (model data s3://%s/%s)",
+            model.info.name,
+            model.info.version,
+            name,
+            MODEL_DATA_BUCKET,
+            key,
+        )
+        return name
 
     def _create_stack(self) -> None:
         """CreateStack with the translated template.yaml and the parameters; names from the Outputs."""

@@ -129,6 +129,18 @@ def test_calibration_journey_evaluate_write_policy_then_pass_and_reject(tmp_path
             name
         )
 
+    # A lying container: the constant-near-0 weights deployed under the same name and version (SageMaker
+    # and S3 know those bytes), the server reporting the calibrated hash. Its own report cannot catch it;
+    # the deployment witness, which the container does not write, does.
+    liar_config = write_demo_model(tmp_path / "liar", weight_red=0.0, bias=-10.0)
+    lying = _run_lying_container([genuine, attack], liar_config, calibration["model"], document)
+    assert [(r["decision"], r["reasons"]) for r, _ in lying] == [("REVIEW", ["MODEL_NOT_CALIBRATED"])] * 2
+    deployed = hashlib.sha256((tmp_path / "liar" / "tiny.onnx").read_bytes()).hexdigest()  # hashlib oracle
+    for _, binding in lying:
+        assert binding["differs"] == ["model.witness.artefact_sha256"]  # the witness, not the server
+        assert binding["witnesses"]["server"] == [calibration["model"]["artefact_sha256"]]
+        assert binding["witnesses"]["sagemaker_s3"] == [deployed]
+
     # The same model sampling 16 frames, not the 8 it was calibrated at.
     denser = _run([genuine], *onnx, str(model), "--policy", str(policy_path), "--frames", "16")
     assert [(r["decision"], r["reasons"]) for r in denser] == [("REVIEW", ["MODEL_NOT_CALIBRATED"])]
@@ -137,6 +149,26 @@ def test_calibration_journey_evaluate_write_policy_then_pass_and_reject(tmp_path
     reference = _run([genuine, attack], "--policy", str(policy_path))
     assert [r["decision"] for r in reference] == ["REVIEW", "REVIEW"]
     assert all("MODEL_NOT_CALIBRATED" in r["reasons"] for r in reference)
+
+
+def _run_lying_container(
+    files: list[Path], onnx_config: Path, claims: dict, policy: dict
+) -> list[tuple[dict, dict]]:
+    """Screen ``files`` on a local stack that deployed ``onnx_config``'s network honestly (model data in
+    S3 with its SHA-256, a SageMaker model, config and endpoint) while the container serving it reports
+    ``claims`` (name, version, artefact hash) instead. Returns (row, calibration binding) per file."""
+    from kyc.domain.contract import ModelInfo
+    from kyclocal.commands.run import screen_files
+    from kyclocal.stack import LocalStack, LocalStackSettings
+    from kycserve.models import load_model
+
+    liar = load_model("onnx", onnx_config=onnx_config)
+    liar.info = ModelInfo(claims["name"], claims["version"], claims["artefact_sha256"])
+    settings = LocalStackSettings(model="onnx", onnx_config=onnx_config, frame_count=8, policy=policy)
+    with LocalStack(settings) as stack:
+        stack.serve_model(liar, deploy=False)  # no deployment says so: only the container changed its story
+        rows = screen_files(stack, files)
+        return [(row, stack.decision(row["submission_id"])["calibration_binding"]) for row in rows]
 
 
 def test_evaluate_refuses_to_calibrate_the_reference_scorer(tmp_path: Path) -> None:

@@ -94,7 +94,10 @@ def test_every_resource_the_pipeline_touches_comes_from_the_template() -> None:
     assert stack.resources.intake_bucket == physical["IntakeBucket"]
     assert stack.admission_queue_url.endswith(stack.resources.admission_queue)
     assert physical["AdmissionQueue"].endswith(stack.resources.admission_queue)
-    # Nothing beside the template: the buckets and functions are exactly the template's.
+    # Nothing beside the template: the buckets and functions are exactly the template's, plus the model
+    # data the endpoint was deployed from, which is the customer's (like the endpoint) and named to the
+    # stack by its ModelDataBucket parameter (issue 24: the deployment witness reads its checksum there)
+    assert env["KYC_MODEL_DATA_BUCKET"] == stack.parameters["ModelDataBucket"]
     assert buckets == {
         physical[b]
         for b in (
@@ -105,7 +108,7 @@ def test_every_resource_the_pipeline_touches_comes_from_the_template() -> None:
             "AccessLogsBucket",
             "LearningBucket",  # issue 21: the learning loop's labels, datasets, models, reports
         )
-    }
+    } | {stack.parameters["ModelDataBucket"]}
     assert functions == set(stack.function_names.values())
     assert set(stack.function_names) == {
         lid for lid, s in physical.items() if lid.endswith("Function") and s

@@ -146,6 +146,28 @@ def deployed_model_artefact_sha256(env: Mapping[str, str] | None = None) -> str 
     return value or None
 
 
+@dataclass(frozen=True)
+class ModelWitnessSettings:
+    """Where the deployment witness may read model data (``ModelDataBucket``, ``ModelDataPrefix``: the
+    scope of the score role's s3:GetObjectAttributes) and how long a DescribeEndpoint answer is reused."""
+
+    data_bucket: str
+    data_prefix: str
+    ttl_s: float
+
+
+def model_witness_settings(env: Mapping[str, str] | None = None) -> ModelWitnessSettings:
+    env = os.environ if env is None else env
+    ttl = _float(env, "KYC_MODEL_WITNESS_TTL_S", 60.0)
+    if not 0 <= ttl <= 3600:
+        raise SettingsError("KYC_MODEL_WITNESS_TTL_S must be between 0 and 3600 seconds")
+    return ModelWitnessSettings(
+        data_bucket=env.get("KYC_MODEL_DATA_BUCKET", ""),
+        data_prefix=env.get("KYC_MODEL_DATA_PREFIX", ""),
+        ttl_s=ttl,
+    )
+
+
 def sampling_overrides(env: Mapping[str, str] | None = None) -> dict[str, int]:
     env = os.environ if env is None else env
     return {

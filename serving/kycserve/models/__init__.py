@@ -69,6 +69,11 @@ class Model(ABC):
     def describe(self) -> dict:
         return self.info.to_dict() | {"description": self.description}
 
+    def artefact(self) -> bytes:
+        """The bytes ``info.artefact_sha256`` hashes: what a deployment uploads as the model data a
+        SageMaker model is created from (the local stack does, for the deployment witness)."""
+        raise NotImplementedError(f"{type(self).__name__} names no artefact")
+
     def predict(self, frames: Sequence[FrameImage]) -> list[FrameScore]:
         return [self._score_frame(frame) for frame in frames]
 

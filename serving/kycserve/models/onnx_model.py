@@ -130,6 +130,10 @@ class OnnxModel(Model):
         )
         self.description = config.description
 
+    def artefact(self) -> bytes:
+        """The network file (read again: a deployment uploads what is on disk, as ``aws s3 cp`` would)."""
+        return Path(self._config.path).read_bytes()
+
     def preprocess(self, bgr: np.ndarray) -> np.ndarray:
         """One crop as the network's input tensor (batch of one)."""
         return preprocess_crop(bgr, self._config)

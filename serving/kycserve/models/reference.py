@@ -28,15 +28,18 @@ CENTRE = 0.45
 SLOPE = 12.0
 
 
-def reference_artefact_sha256() -> str:
+def reference_artefact() -> bytes:
     """The reference model has no weights file: its artefact is the source that scores (this module,
-    the spectrum features and the shared face finder), hashed in a fixed order."""
+    the spectrum features and the shared face finder), in a fixed order."""
     from kycserve.models import faces, spectrum
 
-    digest = hashlib.sha256()
-    for module in (sys.modules[__name__], spectrum, faces):
-        digest.update(Path(str(module.__file__)).read_bytes())
-    return digest.hexdigest()
+    return b"".join(
+        Path(str(module.__file__)).read_bytes() for module in (sys.modules[__name__], spectrum, faces)
+    )
+
+
+def reference_artefact_sha256() -> str:
+    return hashlib.sha256(reference_artefact()).hexdigest()
 
 
 def level_to_p_fake(level: float) -> float:
@@ -58,6 +61,9 @@ class ReferenceSpectrumModel(Model):
         "NOT A PRODUCTION DETECTOR: training-free Durall et al. 2019 spectrum heuristic with a fixed, "
         "uncalibrated logistic mapping; for local runs and tests only."
     )
+
+    def artefact(self) -> bytes:
+        return reference_artefact()
 
     def __init__(self, *, no_face: str = NO_FACE_NULL) -> None:
         super().__init__(face_crop=True, no_face=no_face)

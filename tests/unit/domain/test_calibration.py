@@ -29,19 +29,29 @@ from kyc.domain.policy import (
 from kyc.domain.reasons import ReasonCode as R
 
 MODEL = {"name": "acme-detector", "version": "3.1.0", "artefact_sha256": "e" * 64}
+# what SageMaker + S3 say the endpoint was created from (kyc.domain.model_witness), honest by default
+WITNESS = {"source": "sagemaker+s3", "artefact_sha256": "e" * 64, "unreadable": None}
 SAMPLING = sampling_in_force(
     {"frame_count": 32, "max_side": 1024}, face_evidence_source="rekognition", face_check_frames=0
 )
 
 
 def model_binding_findings(
-    calibration: Calibration | None, reported: list[dict], contract: str
+    calibration: Calibration | None, reported: list[dict], contract: str, witness: dict | None = WITNESS
 ) -> list[Finding]:
-    """The binding's findings for the default policy and SAMPLING (what these tests vary is the model)."""
+    """The binding's findings for the default policy and SAMPLING (what these tests vary is the model);
+    every batch's deployment witness is ``witness``."""
     policy = DecisionPolicy()
     if calibration is not None:
         policy = DecisionPolicy(calibration=calibration)
-    binding = calibration_binding(calibration, reported, contract, policy=policy, sampling=SAMPLING)
+    binding = calibration_binding(
+        calibration,
+        reported,
+        contract,
+        policy=policy,
+        sampling=SAMPLING,
+        deployment=[witness] * len(reported),
+    )
     return binding.findings if binding is not None else []
 
 
@@ -173,6 +183,42 @@ def test_model_binding(reported: list[dict], contract: str, finding: bool) -> No
     assert model_binding_findings(calibration, reported, contract) == expected
 
 
+@pytest.mark.parametrize(
+    ("witness", "differs"),
+    [
+        (WITNESS, []),
+        # a lying container: it reports the calibrated hash, SageMaker + S3 say other bytes were deployed
+        (WITNESS | {"artefact_sha256": "f" * 64}, ["model.witness.artefact_sha256"]),
+        (
+            WITNESS | {"artefact_sha256": None, "unreadable": "GetObjectAttributes failed: AccessDenied"},
+            ["model.witness.unreadable"],
+        ),
+        (None, ["model.witness.unreadable"]),  # a batch that recorded no witness
+    ],
+)
+def test_the_deployment_witness_must_name_the_calibrated_bytes(
+    witness: dict | None, differs: list[str]
+) -> None:
+    calibration = Calibration.from_mapping(_calibration())
+    policy = DecisionPolicy(calibration=calibration)
+
+    binding = calibration_binding(
+        calibration, [MODEL], "v1", policy=policy, sampling=SAMPLING, deployment=[witness]
+    )
+
+    assert binding is not None and list(binding.differs) == differs
+    said = binding.to_dict()["observed"]["witnesses"]  # which witness said what, for the audit record
+    assert said["server"] == ["e" * 64]
+    assert said["sagemaker_s3"] == (
+        [witness["artefact_sha256"]] if witness and witness["artefact_sha256"] else []
+    )
+    assert said["sagemaker_s3_unreadable"] == (
+        []
+        if witness and witness["artefact_sha256"]
+        else [(witness or {}).get("unreadable") or "no witness recorded"]
+    )
+
+
 def test_no_calibration_binds_nothing() -> None:
     assert model_binding_findings(None, [MODEL], "v1") == [Finding(R.MODEL_NOT_CALIBRATED, Effect.REVIEW)]
 
@@ -212,7 +258,9 @@ def test_every_deciding_field_and_the_sampling_are_bound(
     calibration = Calibration.from_mapping(_calibration())
     in_force = DecisionPolicy.from_mapping(policy | {"calibration": _calibration()})
 
-    binding = calibration_binding(calibration, [MODEL], "v1", policy=in_force, sampling=SAMPLING | sampling)
+    binding = calibration_binding(
+        calibration, [MODEL], "v1", policy=in_force, sampling=SAMPLING | sampling, deployment=[WITNESS]
+    )
 
     assert binding is not None and list(binding.differs) == differs
 
@@ -222,9 +270,12 @@ def test_calibration_without_decides_or_artefact_binds_nothing() -> None:
     calibration = Calibration.from_mapping(older)
     policy = DecisionPolicy(calibration=calibration)
 
-    binding = calibration_binding(calibration, [MODEL], "v1", policy=policy, sampling=SAMPLING)
+    binding = calibration_binding(
+        calibration, [MODEL], "v1", policy=policy, sampling=SAMPLING, deployment=[WITNESS]
+    )
 
-    assert binding is not None and list(binding.differs) == ["model.artefact_sha256", "decides"]
+    assert binding is not None
+    assert list(binding.differs) == ["model.artefact_sha256", "model.witness.artefact_sha256", "decides"]
 
 
 def test_hand_edited_decides_field_with_the_old_hash_is_refused() -> None:

@@ -129,6 +129,43 @@ def test_score_batch_scored_result_stored_and_pointer_returned(
     assert doc["invoked_variant"] == "AllTraffic" and len(doc["request_sha256"]) == 64
 
 
+def test_score_records_what_sagemaker_and_s3_say_the_endpoint_serves(
+    aws: dict[str, Any], model_server: tuple, model_config: Path
+) -> None:
+    """The deployment witness beside the container's report: the endpoint, its config and model in
+    SageMaker, the model data in S3 with its checksum; the hash is recomputed here from the file."""
+    url, _ = model_server
+    network = json.loads(model_config.read_text())["path"]
+    data = (model_config.parent / network).read_bytes()
+    aws["s3"].create_bucket(Bucket="model-data")
+    aws["s3"].put_object(Bucket="model-data", Key="m/tiny.onnx", Body=data, ChecksumAlgorithm="SHA256")
+    sagemaker = boto3.client("sagemaker", region_name="us-east-1")
+    source = {"S3Uri": "s3://model-data/m/tiny.onnx", "S3DataType": "S3Object", "CompressionType": "None"}
+    sagemaker.create_model(
+        ModelName="tiny-red-1",
+        ExecutionRoleArn="arn:aws:iam::123456789012:role/sm",
+        PrimaryContainer={"Image": "kycserve:1", "ModelDataSource": {"S3DataSource": source}},
+    )
+    variant = {"VariantName": "AllTraffic", "ModelName": "tiny-red-1", "InstanceType": "ml.c5.xlarge"}
+    sagemaker.create_endpoint_config(
+        EndpointConfigName="tiny-red-1", ProductionVariants=[variant | {"InitialInstanceCount": 1}]
+    )
+    sagemaker.create_endpoint(EndpointName="kyc-endpoint", EndpointConfigName="tiny-red-1")
+    aws["monkeypatch"].setenv("KYC_MODEL_DATA_BUCKET", "model-data")
+    manifest_key = _store_frames(aws, [(0, 0, 250)])
+    app = _score(aws, url)
+
+    result = app.lambda_handler(
+        {"submission_id": SID, "manifest_key": manifest_key, "batch_index": 0}, FakeContext()
+    )
+
+    doc = json.loads(aws["s3"].get_object(Bucket=WORK, Key=result["result_key"])["Body"].read())
+    witness = doc["model_witness"]
+    assert witness["artefact_sha256"] == hashlib.sha256(data).hexdigest() == doc["model"]["artefact_sha256"]
+    assert (witness["unreadable"], witness["endpoint_config"]) == (None, "tiny-red-1")
+    assert witness["models"][0]["model_data"] == "s3://model-data/m/tiny.onnx"
+
+
 def test_score_endpoint_outage_reports_failed_batch_not_exception(
     aws: dict[str, Any], model_server: tuple
 ) -> None:
@@ -236,6 +273,14 @@ def test_score_reads_its_batch_from_one_object_and_refuses_a_changed_byte(
 MODEL = {"name": "m", "version": "1", "artefact_sha256": hashlib.sha256(b"weights of m 1").hexdigest()}
 
 
+def witness_of(artefact: str | None, unreadable: str | None = None) -> dict[str, Any]:
+    """What the score function records of SageMaker + S3 (kyc.domain.model_witness.WitnessAccount)."""
+    return {"source": "sagemaker+s3", "artefact_sha256": artefact, "unreadable": unreadable, "models": []}
+
+
+WITNESS = witness_of(MODEL["artefact_sha256"])
+
+
 def _calibrated(
     pass_threshold: float = 0.3,
     reject_threshold: float = 0.8,
@@ -298,9 +343,11 @@ def _scored_state(
     faces: bool = True,
     model: dict[str, str] = MODEL,
     params: SamplingParams | None = None,
+    witness: dict[str, Any] | None = WITNESS,
 ) -> dict[str, Any]:
     """A scored batch; ``faces`` False: a whole-frame model that reports no face boxes; ``model``:
-    what the batch says scored it; ``params``: the sampling the frame manifest records."""
+    what the batch says scored it; ``params``: the sampling the frame manifest records; ``witness``:
+    what SageMaker + S3 said the endpoint serves (None: the batch recorded none)."""
     manifest_key = _store_frames(aws, [(0, 0, 0)] * len(scores), params)
 
     def face(p: float | None) -> list[dict[str, Any]]:
@@ -310,6 +357,7 @@ def _scored_state(
         "batch_index": 0,
         "status": "SCORED",
         "model": model,
+        **({"model_witness": witness} if witness is not None else {}),
         "frames": [
             {"frame_id": f"{i:03d}", "p_fake": p, "faces": face(p), "quality": []}
             for i, p in enumerate(scores)
@@ -767,20 +815,31 @@ def test_decide_replay_after_a_crash_restores_the_staged_bytes_even_when_inputs_
 OTHER_WEIGHTS = hashlib.sha256(b"other weights, same name and version").hexdigest()
 
 
+OTHER_WITNESS = witness_of(OTHER_WEIGHTS)  # SageMaker + S3 say the endpoint was created from other bytes
+
+
 @pytest.mark.parametrize(
-    ("scores", "model", "policy", "params", "differs"),
+    ("scores", "model", "policy", "params", "differs", "witness"),
     [
         # the same name and version with other weights: a constant near 0, or the scores inverted
-        ([0.01] * 4, MODEL | {"artefact_sha256": OTHER_WEIGHTS}, {}, None, ["model.artefact_sha256"]),
+        (
+            [0.01] * 4,
+            MODEL | {"artefact_sha256": OTHER_WEIGHTS},
+            {},
+            None,
+            ["model.artefact_sha256"],
+            WITNESS,
+        ),
         (
             [0.02, 0.03, 0.01, 0.02],
             MODEL | {"artefact_sha256": OTHER_WEIGHTS},
             {},
             None,
-            ["model.artefact_sha256"],
+            ["model.artefact_sha256", "model.witness.artefact_sha256"],
+            OTHER_WITNESS,
         ),
         # a model that reports no artefact at all is trusted by its name no more
-        ([0.01] * 4, {"name": "m", "version": "1"}, {}, None, ["model.artefact_sha256"]),
+        ([0.01] * 4, {"name": "m", "version": "1"}, {}, None, ["model.artefact_sha256"], WITNESS),
         # the deployment recorded other model data than the endpoint reports
         (
             [0.01] * 4,
@@ -788,12 +847,32 @@ OTHER_WEIGHTS = hashlib.sha256(b"other weights, same name and version").hexdiges
             {},
             None,
             ["model.artefact_sha256"],
+            WITNESS,
         ),
+        # a lying container: it reports the calibrated hash, SageMaker + S3 say other bytes were deployed
+        ([0.01] * 4, MODEL, {}, None, ["model.witness.artefact_sha256"], OTHER_WITNESS),
+        # the witness could not be read (no grant, no checksum, a multipart upload...), or was not recorded
+        (
+            [0.01] * 4,
+            MODEL,
+            {},
+            None,
+            ["model.witness.unreadable"],
+            witness_of(None, "DescribeEndpoint failed"),
+        ),
+        ([0.01] * 4, MODEL, {}, None, ["model.witness.unreadable"], None),
         # a deciding policy field changed under the same calibration
-        ([0.01] * 4, MODEL, {"min_face_fraction": 0.0}, None, ["decides.min_face_fraction"]),
-        ([0.01] * 4, MODEL, {"allow_pass_on_partial": True}, None, ["decides.allow_pass_on_partial"]),
+        ([0.01] * 4, MODEL, {"min_face_fraction": 0.0}, None, ["decides.min_face_fraction"], WITNESS),
+        (
+            [0.01] * 4,
+            MODEL,
+            {"allow_pass_on_partial": True},
+            None,
+            ["decides.allow_pass_on_partial"],
+            WITNESS,
+        ),
         # calibrated at 32 frames, applied at 8
-        ([0.01] * 4, MODEL, {}, SamplingParams(frame_count=8), ["decides.sampling.frame_count"]),
+        ([0.01] * 4, MODEL, {}, SamplingParams(frame_count=8), ["decides.sampling.frame_count"], WITNESS),
     ],
 )
 def test_decide_anything_not_as_calibrated_is_review_naming_the_field(
@@ -803,6 +882,7 @@ def test_decide_anything_not_as_calibrated_is_review_naming_the_field(
     policy: dict[str, Any],
     params: SamplingParams | None,
     differs: list[str],
+    witness: dict[str, Any] | None,
 ) -> None:
     """Low scores that PASS once bound are REVIEW MODEL_NOT_CALIBRATED when the model bytes, a deciding
     policy field or the sampling differ from the calibration's; the record names the field."""
@@ -812,7 +892,7 @@ def test_decide_anything_not_as_calibrated_is_review_naming_the_field(
     )
     app = _decide(aws, KYC_POLICY_PARAMETER="/kyc/edited")
 
-    state = _scored_state(aws, scores, model=model, params=params)
+    state = _scored_state(aws, scores, model=model, params=params, witness=witness)
     result = app.lambda_handler({"mode": "decide", "execution_arn": "arn:x", "state": state}, FakeContext())
 
     assert (result["decision"], result["reasons"]) == ("REVIEW", ["MODEL_NOT_CALIBRATED"])
@@ -839,6 +919,12 @@ def test_decide_same_clip_passes_when_everything_is_as_calibrated(aws: dict[str,
         "bound": True,
         "differs": [],
         "artefact_sha256": [MODEL["artefact_sha256"]],
+        "witnesses": {  # each witness of the model's bytes, and what it said
+            "server": [MODEL["artefact_sha256"]],
+            "deployment_parameter": [],
+            "sagemaker_s3": [MODEL["artefact_sha256"]],
+            "sagemaker_s3_unreadable": [],
+        },
         "decides_sha256": json.loads(_calibrated())["calibration"]["decides"]["sha256"],
     }
 

@@ -87,6 +87,9 @@ EXPECTED_ENV = {
     "ScoreFramesFunction": {
         "KYC_ENDPOINT_NAME",
         "KYC_MODEL_ARTEFACT_SHA256",
+        "KYC_MODEL_DATA_BUCKET",  # issue 24: the deployment witness
+        "KYC_MODEL_DATA_PREFIX",
+        "KYC_MODEL_WITNESS_TTL_S",
         "KYC_WORK_BUCKET",
         "KYC_KMS_KEY_ID",
     },
@@ -640,12 +643,24 @@ def test_only_the_score_role_can_invoke_the_endpoint(template):
     for st in retrain:
         assert all(":endpoint" not in json.dumps(r) for r in _as_list(st["Resource"])), st
     granted = [(lid, st) for lid, st in granted if lid != "RetrainPipelineRole"]
-    assert [lid for lid, _ in granted] == ["ScoreFramesFunctionRole"]
-    ((_, st),) = granted
-    assert st["Action"] == ["sagemaker:InvokeEndpoint"]
-    assert st["Resource"] == {
+    assert {lid for lid, _ in granted} == {"ScoreFramesFunctionRole"}
+    endpoint = {
         "Fn::Sub": "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:endpoint/${EndpointName}"
     }
+    arn = "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}"
+    # issue 24: the deployment witness reads (never changes) the endpoint, and the configs and models
+    # under ModelNamePrefix it may point at after a promotion
+    assert [(st["Action"], st["Resource"]) for _, st in granted] == [
+        (["sagemaker:InvokeEndpoint"], endpoint),
+        (["sagemaker:DescribeEndpoint"], endpoint),
+        (
+            ["sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel"],
+            [
+                {"Fn::Sub": f"{arn}:endpoint-config/${{ModelNamePrefix}}*"},
+                {"Fn::Sub": f"{arn}:model/${{ModelNamePrefix}}*"},
+            ],
+        ),
+    ]
     # Endpoint ARNs carry the lower-cased name: the parameter must not accept upper case.
     pattern = template["Parameters"]["EndpointName"]["AllowedPattern"]
     assert re.fullmatch(pattern, "kyc-deepfake-detector") and not re.fullmatch(pattern, "Kyc-Detector")

@@ -49,6 +49,7 @@ ENDPOINT_OF = {
     "s3": "s3",
     "dynamodb": "dynamodb",
     "sagemaker-runtime": "sagemaker.runtime",
+    "sagemaker": "sagemaker.api",  # issue 24: the deployment witness describes the endpoint
     "stepfunctions": "states",
     "events": "events",
     "sns": "sns",
@@ -334,11 +335,18 @@ def test_gateway_endpoint_policies_admit_the_stack_data_and_every_action_the_rol
     (s3,) = _statements(endpoints["s3"][1]["Properties"]["PolicyDocument"])
     assert set(s3["Action"]) == _role_actions(template, "s3:")
     buckets = {"IntakeBucket", "WorkBucket", "AuditBucket", "ReviewBucket"}
+    model_data = {  # issue 24: the deployment witness reads the model data's checksum, when a bucket is set
+        "Fn::If": [
+            "HasModelDataBucket",
+            {"Fn::Sub": "arn:${AWS::Partition}:s3:::${ModelDataBucket}/${ModelDataPrefix}*"},
+            {"Ref": "AWS::NoValue"},
+        ]
+    }
     assert {json.dumps(r) for r in s3["Resource"]} == {
         json.dumps(r)
         for b in sorted(buckets)
         for r in ({"Fn::GetAtt": [b, "Arn"]}, {"Fn::Sub": f"${{{b}.Arn}}/*"})
-    }
+    } | {json.dumps(model_data)}
     (ddb,) = _statements(endpoints["dynamodb"][1]["Properties"]["PolicyDocument"])
     assert set(ddb["Action"]) == _role_actions(template, "dynamodb:")
     assert ddb["Resource"] == [

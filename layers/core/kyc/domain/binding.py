@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from kyc.domain.calibration import Calibration, decides_sha256
+from kyc.domain.model_witness import witnessed_hashes
 from kyc.domain.policy import DecisionPolicy, Effect, Finding
 from kyc.domain.reasons import ReasonCode
 
-__all__ = ["Binding", "calibration_binding", "deciding_fields", "sampling_in_force"]
+__all__ = ["Binding", "calibration_binding", "deciding_fields", "sampling_in_force", "witnesses_said"]
 
 # Policy fields that are not bound by value: the label, the calibration itself, and the pass threshold,
 # which may only be lowered below the measured one (DecisionPolicy._check_calibration: an incident brake).
@@ -76,6 +77,27 @@ def _artefacts(model: Mapping[str, Any]) -> set[str]:
     return {str(model[k]) for k in ("artefact_sha256", "deployed_artefact_sha256") if model.get(k)}
 
 
+def witnesses_said(
+    reported: Sequence[Mapping[str, Any]], deployment: Sequence[Mapping[str, Any] | None]
+) -> dict[str, list[str]]:
+    """What each witness of the model's bytes said over a decision's batches: the server's report,
+    the deployment parameter, SageMaker + S3 (``sagemaker_s3``), and why that one could not be read."""
+    return {
+        "server": sorted({str(m["artefact_sha256"]) for m in reported if m.get("artefact_sha256")}),
+        "deployment_parameter": sorted(
+            {str(m["deployed_artefact_sha256"]) for m in reported if m.get("deployed_artefact_sha256")}
+        ),
+        "sagemaker_s3": witnessed_hashes(deployment),
+        "sagemaker_s3_unreadable": sorted(
+            {str((w or {}).get("unreadable") or "no witness recorded") for w in deployment if not _read(w)}
+        ),
+    }
+
+
+def _read(witness: Mapping[str, Any] | None) -> bool:
+    return bool(witness and witness.get("artefact_sha256") and not witness.get("unreadable"))
+
+
 def calibration_binding(
     calibration: Calibration | None,
     reported: Sequence[Mapping[str, Any]],
@@ -83,17 +105,22 @@ def calibration_binding(
     *,
     policy: DecisionPolicy,
     sampling: Mapping[str, Any],
+    deployment: Sequence[Mapping[str, Any] | None] | None = None,
 ) -> Binding | None:
     """Compare the calibration with what decided this upload. ``reported``: the model record of every
-    scored batch. No scored batch: no score to bound, None."""
+    scored batch; ``deployment``: the deployment witness each batch recorded (``WitnessAccount.to_dict``;
+    None for a batch without one, which binds nothing). No scored batch: no score to bound, None."""
     if not reported:
         return None
+    deployment = list(deployment) if deployment is not None else [None] * len(reported)
     fields = deciding_fields(policy, sampling)
-    artefacts = sorted(set().union(*(_artefacts(m) for m in reported)))
+    said = witnesses_said(reported, deployment)
+    artefacts = sorted(set().union(*(_artefacts(m) for m in reported)) | set(said["sagemaker_s3"]))
     observed = {
         "models": list({repr(sorted(m.items())): dict(m) for m in reported}.values()),
         "contract_version": contract_version,
         "artefact_sha256": artefacts,
+        "witnesses": said,
         "decides_sha256": decides_sha256(fields),
         "decides": fields,
     }
@@ -108,6 +135,11 @@ def calibration_binding(
         differs.append("model.contract_version")
     if model.artefact_sha256 is None or any(_artefacts(m) != {model.artefact_sha256} for m in reported):
         differs.append("model.artefact_sha256")
+    # the witness the container does not control: unreadable, or naming other bytes, binds nothing
+    if len(deployment) != len(reported) or not all(_read(w) for w in deployment):
+        differs.append("model.witness.unreadable")
+    elif said["sagemaker_s3"] != [model.artefact_sha256]:
+        differs.append("model.witness.artefact_sha256")
     if calibration.decides is None:
         differs.append("decides")
     elif calibration.decides.sha256 != observed["decides_sha256"]:

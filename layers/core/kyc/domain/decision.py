@@ -252,6 +252,7 @@ _BATCH_LINEAGE_KEYS = (
     "request_sha256",
     "response_sha256",
     "model",
+    "model_witness",  # what SageMaker and S3 said the endpoint serves (kyc.domain.model_witness)
     "invoked_variant",
     "latency_ms",
     "attempts",
@@ -278,6 +279,7 @@ def scored_summary(
     frames: list[dict[str, Any]] = []
     failures: list[ReasonCode] = []
     models: list[dict[str, str]] = []
+    witnesses: list[dict[str, Any] | None] = []
     batch_lineage: list[dict[str, Any]] = []
     failed_batches = 0
     for batch in batches:
@@ -300,6 +302,7 @@ def scored_summary(
             )
             continue
         models.append(doc["model"])
+        witnesses.append(doc.get("model_witness"))
         for frame in doc["frames"]:
             frames.append(frame)
             evidence.append(
@@ -321,7 +324,7 @@ def scored_summary(
     # --- calibration: thresholds measured for other model bytes, policy or sampling (or none) decide
     # nothing (MODEL_NOT_CALIBRATED); the record names each field that differed
     binding = calibration_binding(
-        policy.calibration, models, contract_version, policy=policy, sampling=sampling
+        policy.calibration, models, contract_version, policy=policy, sampling=sampling, deployment=witnesses
     )
     unbound = binding.findings if binding is not None else []
     calibrated_view = apply_findings(verdict, found) if unbound else None
@@ -434,6 +437,7 @@ def build_record(
             binding = scores_doc["calibration_binding"]
             decision_lineage["calibration_binding"] = {k: binding[k] for k in ("bound", "differs")} | {
                 "artefact_sha256": binding["observed"]["artefact_sha256"],
+                "witnesses": binding["observed"].get("witnesses"),  # who said which bytes
                 "decides_sha256": binding["observed"]["decides_sha256"],
             }
         if scores_doc.get("face_evidence"):
