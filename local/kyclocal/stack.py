@@ -248,6 +248,7 @@ class LocalStack:
         self.started_s["moto_and_model"] = time.perf_counter() - began
         self._create_stack()
         self.started_s["create_stack"] = time.perf_counter() - began
+        self._serve_sagemaker_endpoints()
         self._put_policy_override()
         self._emulate_skipped_properties()
         self._create_out_of_band()
@@ -392,6 +393,14 @@ class LocalStack:
                 "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.model_url,
                 "AWS_ENDPOINT_URL_REKOGNITION": self.model_url,
             }
+        )
+
+    def _serve_sagemaker_endpoints(self) -> None:
+        """Issue 21: the model server serves what moto's SageMaker says each endpoint serves."""
+        from kyclocal.endpoints import LocalEndpoints
+
+        self._model_server.endpoints = LocalEndpoints(
+            self.client("sagemaker"), self.client("s3"), self.parameters["EndpointName"]
         )
 
     def _create_stack(self) -> None:

@@ -49,6 +49,7 @@ ENDPOINT_OF = {
     "s3": "s3",
     "dynamodb": "dynamodb",
     "sagemaker-runtime": "sagemaker.runtime",
+    "sagemaker": "sagemaker.api",  # issue 21: Model Registry and candidate endpoints
     "stepfunctions": "states",
     "events": "events",
     "sns": "sns",
