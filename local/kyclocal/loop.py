@@ -5,8 +5,8 @@ AWS runs: the Model Registry and endpoints are moto's SageMaker, the pointer is 
 deployment and the re-screen are the template's functions (through the local Lambda router). What is
 emulated, and only that:
 - SageMaker's "Model Package State Change" event: moto emits none, so ``approve`` builds the event
-  SageMaker sends, checks it against the template's ShadowDeployRule pattern (EventBridge's own
-  TestEventPattern) and hands it to the rule's target.
+  SageMaker sends, matches it against the ShadowDeployRule CloudFormation created (moto's own
+  EventBridge pattern matcher) and hands it to the rule's target.
 - The Distributed Map: moto's Step Functions engine does not run a Map with an S3 ItemReader in
   DISTRIBUTED mode, so ``rescreen`` runs the state machine's item processor (the same function) over
   the same S3 manifest with the template's ``RescreenMaxConcurrency`` bound, then its report state.
@@ -120,10 +120,14 @@ def approve(stack: LocalStack, arn: str, *, approver: str, note: str) -> dict[st
             "ModelApprovalStatus": approved.approval_status,
         },
     }
-    # the rule as CloudFormation created it (moto resolved its pattern), asked as EventBridge would
-    events = stack.client("events")
-    rule = events.describe_rule(Name=stack.physical_ids["ShadowDeployRule"].rsplit("/", 1)[-1])
-    if not events.test_event_pattern(EventPattern=rule["EventPattern"], Event=json.dumps(event))["Result"]:
+    # the rule as CloudFormation created it (moto resolved its pattern), matched by moto's EventBridge
+    # matcher (its TestEventPattern API is not implemented)
+    from moto.events.models import EventPattern
+
+    rule = stack.client("events").describe_rule(
+        Name=stack.physical_ids["ShadowDeployRule"].rsplit("/", 1)[-1]
+    )
+    if not EventPattern.load(rule["EventPattern"]).matches_event(event):
         return {"status": "NOT_MATCHED", "rule": rule["Name"]}
     payload, errored = stack.router.invoke(SHADOW_FUNCTION, json.dumps(event))
     if errored:
