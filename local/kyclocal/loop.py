@@ -40,11 +40,62 @@ class LoopError(RuntimeError):
     """A step refused (the message says which step is missing or what does not match)."""
 
 
-def registry(stack: LocalStack) -> ModelRegistry:
+class RemoteStack:
+    """A running local stack (`kycscreen up`) seen from another process, through its AWS endpoint only:
+    names from CloudFormation's outputs, parameters and resources, functions through Lambda Invoke
+    (which the running stack routes to the real handlers)."""
+
+    def __init__(self, endpoint_url: str, stack_name: str = "kyc-local") -> None:
+        from kyclocal.stack import REGION
+
+        self.endpoint_url, self.region = endpoint_url, REGION
+        cfn = self.client("cloudformation")
+        described = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
+        self.outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+        from kyclocal.template import local_template
+
+        defaults = {n: str(p["Default"]) for n, p in local_template().parameters.items() if "Default" in p}
+        given = {p["ParameterKey"]: p["ParameterValue"] for p in described.get("Parameters", [])}
+        self.parameters = defaults | given
+        summaries = [
+            r
+            for page in cfn.get_paginator("list_stack_resources").paginate(StackName=stack_name)
+            for r in page["StackResourceSummaries"]
+        ]
+        self.physical_ids = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in summaries}
+        self.kms_key_id = self.outputs["ScreeningKeyArn"]
+        self.audit_bucket = self.outputs["AuditBucketName"]
+        self.decisions_table = self.outputs["DecisionsTableName"]
+
+    def client(self, service: str) -> Any:
+        import boto3
+
+        return boto3.client(service, region_name=self.region, endpoint_url=self.endpoint_url)
+
+    def invoke(self, function: str, payload: str) -> tuple[bytes, bool]:
+        response = self.client("lambda").invoke(FunctionName=self.physical_ids[function], Payload=payload)
+        return response["Payload"].read(), "FunctionError" in response
+
+
+def _invoke(stack: Any, function: str, payload: str) -> tuple[bytes, bool]:
+    if isinstance(stack, RemoteStack):
+        return stack.invoke(function, payload)
+    return stack.router.invoke(function, payload)
+
+
+def _audit_bucket(stack: Any) -> str:
+    return stack.audit_bucket if isinstance(stack, RemoteStack) else stack.resources.audit_bucket
+
+
+def _decisions_table(stack: Any) -> str:
+    return stack.decisions_table if isinstance(stack, RemoteStack) else stack.resources.decisions_table
+
+
+def registry(stack: LocalStack | RemoteStack) -> ModelRegistry:
     return ModelRegistry(stack.outputs["ModelPackageGroupName"], stack.client("sagemaker"))
 
 
-def register_candidate(stack: LocalStack, out: Path) -> RegisteredPackage | None:
+def register_candidate(stack: LocalStack | RemoteStack, out: Path) -> RegisteredPackage | None:
     """Register what `kycscreen retrain` wrote to ``out`` (None when the gate registered nothing).
 
     The model archive, its policy and the report go under ``models/<sha256>/`` in the audit bucket
@@ -59,7 +110,7 @@ def register_candidate(stack: LocalStack, out: Path) -> RegisteredPackage | None
     sha = package["model_sha256"]
     if package["policy_bound_to_sha256"] != sha:
         raise LoopError("the package's policy is not bound to its model")
-    bucket = stack.resources.audit_bucket
+    bucket = _audit_bucket(stack)
     uris = {}
     for name, body, kind in (
         ("model.tar.gz", pack_model(config), "application/gzip"),
@@ -96,7 +147,7 @@ def register_candidate(stack: LocalStack, out: Path) -> RegisteredPackage | None
     )
 
 
-def approve(stack: LocalStack, arn: str, *, approver: str, note: str) -> dict[str, Any]:
+def approve(stack: LocalStack | RemoteStack, arn: str, *, approver: str, note: str) -> dict[str, Any]:
     """A person's approval, then what EventBridge does with SageMaker's state-change event."""
     from kyclocal.stack import ACCOUNT
 
@@ -129,17 +180,17 @@ def approve(stack: LocalStack, arn: str, *, approver: str, note: str) -> dict[st
     )
     if not EventPattern.load(rule["EventPattern"]).matches_event(event):
         return {"status": "NOT_MATCHED", "rule": rule["Name"]}
-    payload, errored = stack.router.invoke(SHADOW_FUNCTION, json.dumps(event))
+    payload, errored = _invoke(stack, SHADOW_FUNCTION, json.dumps(event))
     if errored:
         raise LoopError(f"the shadow deployment failed: {payload.decode()[:300]}")
     return json.loads(payload)
 
 
-def _retained(stack: LocalStack) -> list[dict[str, Any]]:
+def _retained(stack: LocalStack | RemoteStack) -> list[dict[str, Any]]:
     """The backlog manifest: every scored decision on record (a decision, not an INVALID/ERROR)."""
     ddb = stack.client("dynamodb")
     items = []
-    for page in ddb.get_paginator("scan").paginate(TableName=stack.resources.decisions_table):
+    for page in ddb.get_paginator("scan").paginate(TableName=_decisions_table(stack)):
         for raw in page["Items"]:
             decision = raw.get("decision", {}).get("S")
             if decision in ("PASS", "REVIEW", "REJECT"):
@@ -148,7 +199,7 @@ def _retained(stack: LocalStack) -> list[dict[str, Any]]:
     return sorted(items, key=lambda i: i["submission_id"])
 
 
-def rescreen(stack: LocalStack, arn: str) -> dict[str, Any]:
+def rescreen(stack: LocalStack | RemoteStack, arn: str) -> dict[str, Any]:
     """Score the retained backlog with the shadowed candidate; the report's URI and counts."""
     package = registry(stack).describe(arn)
     shadow = package.metadata.get(reg.SHADOW_POLICY_PARAMETER)
@@ -156,7 +207,7 @@ def rescreen(stack: LocalStack, arn: str) -> dict[str, Any]:
         raise LoopError(f"{arn} was never deployed in shadow: approve it first")
     run_id = uuid.uuid4().hex
     items = _retained(stack)
-    bucket = stack.resources.audit_bucket
+    bucket = _audit_bucket(stack)
     manifest_key = f"rescreen/{run_id}/manifest.json"
     stack.client("s3").put_object(
         Bucket=bucket,
@@ -178,23 +229,23 @@ def rescreen(stack: LocalStack, arn: str) -> dict[str, Any]:
     with ThreadPoolExecutor(max_workers=bound) as pool:
         list(
             pool.map(
-                lambda item: stack.router.invoke(
-                    RESCREEN_FUNCTION, json.dumps({"mode": "item", "item": item, "run": run})
+                lambda item: _invoke(
+                    stack, RESCREEN_FUNCTION, json.dumps({"mode": "item", "item": item, "run": run})
                 ),
                 listed,
             )
         )
-    payload, errored = stack.router.invoke(RESCREEN_FUNCTION, json.dumps({"mode": "report", "run": run}))
+    payload, errored = _invoke(stack, RESCREEN_FUNCTION, json.dumps({"mode": "report", "run": run}))
     if errored:
         raise LoopError(f"the re-screen report failed: {payload.decode()[:300]}")
     return json.loads(payload) | {"max_concurrency": bound}
 
 
-def pointer(stack: LocalStack) -> ProductionPointer:
+def pointer(stack: LocalStack | RemoteStack) -> ProductionPointer:
     return ProductionPointer(stack.parameters["PolicyParameterName"], stack.kms_key_id, stack.client("ssm"))
 
 
-def promote(stack: LocalStack, arn: str) -> PointerVersion:
+def promote(stack: LocalStack | RemoteStack, arn: str) -> PointerVersion:
     """Switch traffic and policy in ONE write of the production pointer, or refuse.
 
     Refused unless the package is Approved, passed the gate, was shadowed and re-screened without
@@ -232,7 +283,7 @@ def promote(stack: LocalStack, arn: str) -> PointerVersion:
     return production.put(document, expected_version=current.version if current else None)
 
 
-def rollback(stack: LocalStack) -> PointerVersion:
+def rollback(stack: LocalStack | RemoteStack) -> PointerVersion:
     """One step back: the pointer's previous value, from SSM's own history, written as a new version."""
     production = pointer(stack)
     current = production.current()

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from kyclocal import loop
+from kyclocal.cli import main
 from kyclocal.samples import write_clip
 from kyclocal.stack import LocalStack, LocalStackSettings
 from tests.integration.test_retrain_journey import _retrain, champion, labelled  # noqa: F401 (fixtures)
@@ -47,6 +48,14 @@ def _clip(root: Path, person: int, attack: bool) -> Path:
         person=person,
     )
     return path
+
+
+def _cli(capsys, stack: LocalStack, *argv: str) -> tuple[int, object]:
+    """A `kycscreen` promotion command against the running stack's endpoint, as from another shell."""
+    capsys.readouterr()
+    code = main([*argv, "--endpoint-url", stack.endpoint_url])
+    printed = capsys.readouterr()
+    return code, (json.loads(printed.out) if printed.out.strip() else printed.err)
 
 
 def _decided(stack: LocalStack, path: Path) -> dict:
@@ -83,8 +92,10 @@ def test_a_better_candidate_goes_through_every_step_and_rolls_back(
             recorded[record["submission_id"]] = (record, attack)
 
         # 1. registered, PendingManualApproval, carrying the bytes' hash and S3 pointers under the stack
-        package = loop.register_candidate(stack, tmp_path / "run")
-        assert package is not None and package.approval_status == "PendingManualApproval"
+        code, registered = _cli(capsys, stack, "register", str(tmp_path / "run"))
+        assert code == 0, registered
+        package = loop.registry(stack).describe(registered["arn"])
+        assert package.approval_status == "PendingManualApproval"
         assert package.metadata["ModelSha256"] == candidate_sha
         assert package.metadata["LabelledSetSha256"] == report["dataset"]["labelled_set_sha256"]
         s3 = stack.client("s3")
@@ -96,13 +107,13 @@ def test_a_better_candidate_goes_through_every_step_and_rolls_back(
         assert hashlib.sha256(onnx_bytes).hexdigest() == candidate_sha
 
         # 2. nothing can be promoted before a person approves it
-        with pytest.raises(loop.LoopError, match="not Approved"):
-            loop.promote(stack, package.arn)
+        code, refusal = _cli(capsys, stack, "promote", package.arn)
+        assert code == 1 and "not Approved" in refusal
         production_before = loop.pointer(stack).current()
 
         # 3. approval -> EventBridge -> shadow: the candidate's own endpoint, the pointer untouched
-        shadowed = loop.approve(stack, package.arn, approver="analyst@example.test", note="report read")
-        assert shadowed["status"] == "SHADOWED", shadowed
+        code, shadowed = _cli(capsys, stack, "approve", package.arn, "--by", "analyst", "--note", "read")
+        assert code == 0 and shadowed["status"] == "SHADOWED", shadowed
         sm = stack.client("sagemaker")
         endpoint = sm.describe_endpoint(EndpointName=shadowed["endpoint_name"])
         config = sm.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
@@ -113,10 +124,11 @@ def test_a_better_candidate_goes_through_every_step_and_rolls_back(
         assert shadow_time["model"]["artefact_sha256"] == champion_sha  # shadow scores decide nothing
 
         # 4. not promotable before the backlog is re-screened
-        with pytest.raises(loop.LoopError, match="re-screened"):
-            loop.promote(stack, package.arn)
+        code, refusal = _cli(capsys, stack, "promote", package.arn)
+        assert code == 1 and "re-screened" in refusal
         before = {sid: stack.decision(sid) for sid in recorded}
-        rescreened = loop.rescreen(stack, package.arn)
+        code, rescreened = _cli(capsys, stack, "rescreen", package.arn)
+        assert code == 0, rescreened
         assert rescreened["failed"] == 0 and rescreened["submissions"] == len(recorded) + 1
         key = rescreened["report_uri"].removeprefix(f"s3://{bucket}/")
         document = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
@@ -137,9 +149,9 @@ def test_a_better_candidate_goes_through_every_step_and_rolls_back(
             assert items[sid]["candidate"] != ("PASS" if attack else "REJECT"), items[sid]
 
         # 5. promotion: one write of the pointer; SageMaker says the named endpoint serves the bytes
-        promoted = loop.promote(stack, package.arn)
-        assert promoted.version == production_before.version + 1
-        deployment = promoted.document["deployment"]
+        code, promoted = _cli(capsys, stack, "promote", package.arn)
+        assert code == 0 and promoted["pointer_version"] == production_before.version + 1, promoted
+        deployment = promoted["deployment"]
         assert (
             sm.describe_model(ModelName=deployment["endpoint_name"])["PrimaryContainer"]["Environment"][
                 "KYC_MODEL_SHA256"
@@ -155,12 +167,13 @@ def test_a_better_candidate_goes_through_every_step_and_rolls_back(
         assert after["decision"] != "PASS" and "MODEL_NOT_CALIBRATED" not in after["reasons"], after
 
         # 6. rollback: the previous pointer, from SSM's history; the champion decides again
-        rolled = loop.rollback(stack)
+        code, rolled = _cli(capsys, stack, "rollback")
+        assert code == 0, rolled
         history = stack.client("ssm").get_parameter_history(
             Name=stack.parameters["PolicyParameterName"], WithDecryption=True
         )
         values = [json.loads(p["Value"]) for p in history["Parameters"]]
-        assert rolled.version == promoted.version + 1 and values[-1] == values[-3]
+        assert rolled["pointer_version"] == promoted["pointer_version"] + 1 and values[-1] == values[-3]
         back = _decided(stack, _clip(tmp_path, 72, attack=True))
         assert back["model"]["artefact_sha256"] == champion_sha
         assert back["policy"]["version"] == "champion-1"
