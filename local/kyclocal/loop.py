@@ -1,5 +1,8 @@
 """The learning loop's promotion steps on the local stack (docs/learning-loop.md, issue 21 item 3).
 
+Used in process (a ``LocalStack``) or from another process (``RemoteStack``: a running `kycscreen up`
+through its AWS endpoint, as the `kycscreen register|approve|rescreen|promote|rollback` commands do).
+
 register -> approve -> (EventBridge) shadow -> rescreen -> promote -> rollback, each the same code
 AWS runs: the Model Registry and endpoints are moto's SageMaker, the pointer is moto's SSM, the shadow
 deployment and the re-screen are the template's functions (through the local Lambda router). What is
