@@ -22,6 +22,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from kyc import settings
 from kyc.aws import model_registry as reg
 from kyc.aws.clients import client
+from kyc.aws.errors import SourceMissingError
 from kyc.aws.model_registry import ModelRegistry
 from kyc.aws.s3_object_store import S3ObjectStore
 from kyc.aws.sagemaker_frame_scorer import SageMakerFrameScorer, ScoringError
@@ -88,13 +89,11 @@ def _frames(item: dict[str, Any]) -> list[FrameImage] | None:
     try:
         lineage = STORE.get_json(RESOURCES.audit_bucket, item["lineage_key"])
         frames = lineage.get("frames") or {}
+        if not frames.get("manifest_key"):
+            return None  # decided without frames (nothing to score)
         manifest = STORE.get_json(RESOURCES.work_bucket, frames["manifest_key"])
-    except (KeyError, client("s3").exceptions.NoSuchKey):
+    except SourceMissingError:  # expired or erased: not retained, not a failure
         return None
-    except Exception as exc:
-        if "NoSuchKey" in str(exc) or "404" in str(exc):
-            return None
-        raise
     reader = FrameReader(manifest, lambda key: STORE.get_bytes(RESOURCES.work_bucket, key))
     out = []
     for index in range(len(manifest["batches"])):
