@@ -40,6 +40,7 @@ from kyc.domain.erasure import evidence_staging_prefix
 from kyc.domain.identity import pseudonymise_key
 from kyc.domain.lineage import sha256_hex
 from kyc.domain.policy import DecisionPolicy, PolicyError
+from kyc.domain.promotion import split_pointer
 from kyc.domain.record import DecisionSummary
 from kyc.observability import count, log_lineage, logger, metrics, stage_duration, time_to_decision, tracer
 from kyc.version import code_version
@@ -50,7 +51,7 @@ STORE = S3ObjectStore(kms_key_id=RESOURCES.kms_key_id)
 DECISIONS = DynamoDBDecisionStore(RESOURCES.decisions_table)
 POLICY_SOURCE = PolicyOverrideProvider() if RESOURCES.policy_parameter else None
 PSEUDONYM_MAC = KmsMac(settings.pseudonym_key_id())
-POLICY_CACHE_SECONDS = 300
+POLICY_CACHE_SECONDS = RESOURCES.policy_cache_seconds
 FACE_STAGE = settings.face_stage()
 
 
@@ -278,7 +279,8 @@ def _override_document(text: str) -> dict[str, Any]:
         raise PolicyError(f"policy override {RESOURCES.policy_parameter} is not JSON") from exc
     if not isinstance(document, dict):
         raise PolicyError(f"policy override {RESOURCES.policy_parameter} must be a JSON object")
-    return document
+    # issue 21: a production pointer also names where its model is served (score reads that part)
+    return split_pointer(document)[0]
 
 
 def _policy_in_force() -> dict[str, Any]:

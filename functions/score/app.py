@@ -11,24 +11,23 @@ from kyc import settings
 from kyc.aws.s3_object_store import S3ObjectStore, canonical_json
 from kyc.aws.sagemaker_frame_scorer import SageMakerFrameScorer, ScoringError
 from kyc.aws.sagemaker_model_witness import SageMakerModelWitness
+from kyc.aws.ssm_policy_source import PolicyOverrideProvider
 from kyc.domain.contract import FrameImage
 from kyc.domain.lineage import sha256_hex
+from kyc.domain.promotion import split_pointer
 from kyc.domain.reasons import ReasonCode
 from kyc.media.framestore import FrameReader
 from kyc.observability import count, log_lineage, logger, metrics, stage_duration, tracer
 
 RESOURCES = settings.stack_resources()
 STORE = S3ObjectStore(kms_key_id=RESOURCES.kms_key_id)
-SCORER = SageMakerFrameScorer(RESOURCES.endpoint_name)
+SCORERS = {RESOURCES.endpoint_name: SageMakerFrameScorer(RESOURCES.endpoint_name)}
 DEPLOYED_ARTEFACT_SHA256 = settings.deployed_model_artefact_sha256()
 _WITNESS_SETTINGS = settings.model_witness_settings()
-# what SageMaker and S3 say the endpoint serves: cached per warm container (kyc.aws.sagemaker_model_witness)
-WITNESS = SageMakerModelWitness(
-    RESOURCES.endpoint_name,
-    data_bucket=_WITNESS_SETTINGS.data_bucket,
-    data_prefix=_WITNESS_SETTINGS.data_prefix,
-    ttl_s=_WITNESS_SETTINGS.ttl_s,
-)
+# what SageMaker and S3 say each endpoint serves: cached per warm container (kyc.aws.sagemaker_model_witness)
+WITNESSES: dict[str, SageMakerModelWitness] = {}
+# issue 21: the production pointer (the policy parameter) may name the endpoint that serves its model
+POINTER_SOURCE = PolicyOverrideProvider() if RESOURCES.policy_parameter else None
 
 
 @logger.inject_lambda_context(correlation_id_path="submission_id", clear_state=True)
@@ -40,17 +39,18 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     manifest_bytes = STORE.get_bytes(RESOURCES.work_bucket, event["manifest_key"])
     frames = _load_batch(json.loads(manifest_bytes), batch_index)
     result_key = f"scores/{sid}/batch-{batch_index:03d}.json"
+    endpoint_name, deployed_sha256, pointer = _endpoint()
     lineage = {
         "execution_arn": event.get("execution_arn"),
         "batch_index": batch_index,
-        "endpoint_name": RESOURCES.endpoint_name,
+        "endpoint_name": endpoint_name,
         "inputs": {
             "manifest_sha256": sha256_hex(manifest_bytes),
             "frames": [sha256_hex(f.data) for f in frames],
         },
     }
     try:
-        call = SCORER.score(frames)
+        call = _scorer(endpoint_name).score(frames)
     except ScoringError as exc:
         count("EndpointErrors", reason_code=str(exc.reason))
         document = {
@@ -78,9 +78,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     document = {
         "batch_index": batch_index,
         "status": "SCORED",
-        "model": _model_record(call.model.to_dict()),
+        "model": _model_record(call.model.to_dict(), deployed_sha256),
         # what SageMaker and S3 say answered: the container does not write this (docs/model-contract.md)
-        "model_witness": WITNESS.account(call.invoked_variant, call.model.artefact_sha256),
+        "model_witness": _witness(endpoint_name).account(call.invoked_variant, call.model.artefact_sha256),
+        "endpoint_name": endpoint_name,
+        "pointer": pointer,
         "invoked_variant": call.invoked_variant,
         "latency_ms": round(call.latency_ms, 3),
         "attempts": call.attempts,
@@ -108,12 +110,46 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return _result(batch_index, "SCORED", result_key, len(call.scores), None)
 
 
-def _model_record(reported: dict[str, str]) -> dict[str, str]:
+def _model_record(reported: dict[str, str], deployed_sha256: str | None) -> dict[str, str]:
     """The model as the endpoint reported it, plus the artefact hash the deployment recorded
-    (``ModelArtefactSha256``) when there is one: the calibration binding compares both."""
-    if DEPLOYED_ARTEFACT_SHA256:
-        return reported | {"deployed_artefact_sha256": DEPLOYED_ARTEFACT_SHA256}
+    (``ModelArtefactSha256``, or the production pointer's) when there is one: the calibration
+    binding compares both."""
+    if deployed_sha256:
+        return reported | {"deployed_artefact_sha256": deployed_sha256}
     return reported
+
+
+def _endpoint() -> tuple[str, str | None, dict[str, Any] | None]:
+    """(endpoint, deployed artefact hash, pointer version) this batch is scored on.
+
+    Without a production pointer: the template's endpoint. With one (``kycscreen promote``): the
+    endpoint it names, cached as decide caches the same parameter, so the two switch together."""
+    if POINTER_SOURCE is None:
+        return RESOURCES.endpoint_name, DEPLOYED_ARTEFACT_SHA256, None
+    fetched = POINTER_SOURCE.get(RESOURCES.policy_parameter, max_age=RESOURCES.policy_cache_seconds)
+    _, deployment = split_pointer(json.loads(fetched["document"]))
+    if deployment is None:
+        return RESOURCES.endpoint_name, DEPLOYED_ARTEFACT_SHA256, None
+    pointer = {"parameter": fetched["parameter"], "parameter_version": fetched["parameter_version"]}
+    return deployment["endpoint_name"], deployment.get("artefact_sha256"), pointer | deployment
+
+
+def _scorer(endpoint_name: str) -> SageMakerFrameScorer:
+    if endpoint_name not in SCORERS:
+        SCORERS[endpoint_name] = SageMakerFrameScorer(endpoint_name)
+    return SCORERS[endpoint_name]
+
+
+def _witness(endpoint_name: str) -> SageMakerModelWitness:
+    """One witness per endpoint the pointer may name (its cache follows that endpoint's deployments)."""
+    if endpoint_name not in WITNESSES:
+        WITNESSES[endpoint_name] = SageMakerModelWitness(
+            endpoint_name,
+            data_bucket=_WITNESS_SETTINGS.data_bucket,
+            data_prefix=_WITNESS_SETTINGS.data_prefix,
+            ttl_s=_WITNESS_SETTINGS.ttl_s,
+        )
+    return WITNESSES[endpoint_name]
 
 
 def _result(batch_index: int, status: str, result_key: str, frames_scored: int, reason: str | None) -> dict:

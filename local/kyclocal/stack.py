@@ -268,6 +268,7 @@ class LocalStack:
         self.started_s["moto_and_model"] = time.perf_counter() - began
         self._create_stack()
         self.started_s["create_stack"] = time.perf_counter() - began
+        self._serve_sagemaker_endpoints()
         self._put_policy_override()
         self.deploy_model(self._model_server.model)  # issue 24: SageMaker knows what the endpoint serves
         self._emulate_skipped_properties()
@@ -469,6 +470,14 @@ class LocalStack:
             key,
         )
         return name
+
+    def _serve_sagemaker_endpoints(self) -> None:
+        """Issue 21: the model server serves what moto's SageMaker says each endpoint serves."""
+        from kyclocal.endpoints import LocalEndpoints
+
+        self._model_server.endpoints = LocalEndpoints(
+            self.client("sagemaker"), self.client("s3"), self.parameters["EndpointName"]
+        )
 
     def _create_stack(self) -> None:
         """CreateStack with the translated template.yaml and the parameters; names from the Outputs."""

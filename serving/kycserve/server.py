@@ -20,6 +20,7 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -81,6 +82,9 @@ class ModelServer(ThreadingHTTPServer):
         self.model = model
         self.faults = faults or FaultInjector()
         self.variant = variant
+        # issue 21: endpoint name -> the model SageMaker says it serves (None: this server's own model);
+        # raises LookupError for an endpoint that does not exist. Set by the local stack.
+        self.endpoints: Callable[[str], Model | None] | None = None
         self.face_detector = LocalFaceDetector()
         # error codes the next DetectFaces calls answer with (e.g. "ThrottlingException"), for tests
         self.rekognition_faults: deque[str] = deque()
@@ -150,7 +154,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._container_reply(body, fault), {"X-Amzn-SageMaker-Custom-Attributes": CUSTOM_ATTRIBUTES}
             )
             return
-        self._runtime_reply(body, fault)
+        self._runtime_reply(body, fault, runtime.group(1))
 
     def _rekognition_reply(self, target: str) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -167,7 +171,14 @@ class _Handler(BaseHTTPRequestHandler):
             status, reply = rekognition_reply(target, body, self.server.face_detector)
         self._send(_Reply(status, reply, REKOGNITION_CONTENT_TYPE))
 
-    def _runtime_reply(self, body: bytes | None, fault: Fault | None) -> None:
+    def _runtime_reply(self, body: bytes | None, fault: Fault | None, endpoint: str) -> None:
+        model = self.server.model
+        if self.server.endpoints is not None:
+            try:
+                model = self.server.endpoints(endpoint) or model
+            except LookupError as exc:  # as SageMaker answers an endpoint that does not exist
+                self._send_service_error(400, "ValidationError", f"Endpoint {endpoint} not found: {exc}")
+                return
         if body is None:
             self._send_service_error(
                 400, "ValidationError", f"Request body exceeds {MAX_REQUEST_BYTES} bytes"
@@ -177,7 +188,7 @@ class _Handler(BaseHTTPRequestHandler):
             status, code, message = _SERVICE_ERRORS[fault]  # type: ignore[index]
             self._send_service_error(status, code, message)
             return
-        reply = self._container_reply(body, fault)
+        reply = self._container_reply(body, fault, model)
         if reply.status != 200:
             message = reply.body.decode("utf-8", "replace")
             payload = {
@@ -202,9 +213,9 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.dumps({"message": message}).encode()
         self._send(_Reply(status, body, "application/x-amz-json-1.1"), {"x-amzn-ErrorType": code})
 
-    def _container_reply(self, body: bytes | None, fault: Fault | None) -> _Reply:
+    def _container_reply(self, body: bytes | None, fault: Fault | None, model: Model | None = None) -> _Reply:
         """What the container answers: the model's scores, or a container-level error."""
-        model = self.server.model
+        model = model or self.server.model
         if model is None:
             return _error(503, "model loading")
         if body is None:

@@ -88,6 +88,9 @@ class StackResources:
     max_running_executions: int = 50
     review_link_seconds: int = 900
     review_workbench_url: str = ""  # issue 23: set = the review message links here, never to a face
+    # issue 21: how long score and decide cache the policy parameter (the production pointer); a
+    # promotion is in force everywhere within this time (in between: REVIEW MODEL_NOT_CALIBRATED)
+    policy_cache_seconds: int = 300
 
 
 def stack_resources(env: Mapping[str, str] | None = None) -> StackResources:
@@ -107,6 +110,7 @@ def stack_resources(env: Mapping[str, str] | None = None) -> StackResources:
         max_running_executions=_int(env, "KYC_MAX_RUNNING_EXECUTIONS", 50),
         review_link_seconds=_int(env, "KYC_REVIEW_LINK_SECONDS", 900),
         review_workbench_url=env.get("KYC_REVIEW_WORKBENCH_URL", ""),
+        policy_cache_seconds=_int(env, "KYC_POLICY_CACHE_SECONDS", 300),
     )
 
 

@@ -8,6 +8,7 @@ from kyclocal.commands import (
     extract,
     invoke,
     lineage,
+    promotion,
     reset,
     retrain,
     run,
@@ -15,4 +16,18 @@ from kyclocal.commands import (
     verify_digests,
 )
 
-COMMANDS = (run, up, extract, invoke, evaluate, lineage, erase, digest, verify_digests, drill, retrain, reset)
+COMMANDS = (
+    run,
+    up,
+    extract,
+    invoke,
+    evaluate,
+    lineage,
+    erase,
+    digest,
+    verify_digests,
+    drill,
+    retrain,
+    promotion,
+    reset,
+)

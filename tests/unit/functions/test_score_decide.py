@@ -173,7 +173,7 @@ def test_score_endpoint_outage_reports_failed_batch_not_exception(
     faults.add(*[Fault.SERVICE_UNAVAILABLE] * 10)
     manifest_key = _store_frames(aws, [(0, 0, 10)])
     app = _score(aws, url)
-    app.SCORER._sleep = lambda _s: None  # no real backoff in a unit test
+    app.SCORERS[app.RESOURCES.endpoint_name]._sleep = lambda _s: None  # no real backoff in a unit test
 
     result = app.lambda_handler(
         {"submission_id": SID, "manifest_key": manifest_key, "batch_index": 0}, FakeContext()

@@ -91,6 +91,7 @@ def test_nothing_writes_images_to_the_audit_bucket(transformed):
         "EraseSubmissionFunctionRole": ["/decisions/*/erasure.json"],
         "ScreeningApiFunctionRole": ["/decisions/*/reviews/*"],  # issue 20: one document per verdict/approval
         "DigestEvidenceFunctionRole": ["/digests/*"],
+        "RescreenFunctionRole": ["/rescreen/*"],  # issue 21: JSON results of a backlog re-screen
     }
 
 

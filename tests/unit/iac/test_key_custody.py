@@ -193,9 +193,10 @@ def test_break_glass_statement_exists_only_when_the_parameter_is_set(transformed
         assert not re.fullmatch(pattern, refused), refused
 
 
-def test_state_machine_history_and_definition_are_encrypted_with_the_stack_key(transformed):
+@pytest.mark.parametrize("lid", ["ScreeningStateMachine", "RescreenStateMachine"])  # issue 21: re-screen
+def test_state_machine_history_and_definition_are_encrypted_with_the_stack_key(transformed, lid):
     assert not _resources(transformed, "AWS::Serverless::StateMachine")
-    ((lid, machine),) = _resources(transformed, "AWS::StepFunctions::StateMachine").items()
+    machine = _resources(transformed, "AWS::StepFunctions::StateMachine")[lid]
     props = machine["Properties"]
     encryption = props["EncryptionConfiguration"]
     assert encryption["Type"] == "CUSTOMER_MANAGED_KMS_KEY"
@@ -207,7 +208,7 @@ def test_state_machine_history_and_definition_are_encrypted_with_the_stack_key(t
     (history,) = [
         st
         for st in _key_statements(transformed, {})
-        if STATE_MACHINE_CONTEXT in json.dumps(st.get("Condition"))
+        if STATE_MACHINE_CONTEXT in json.dumps(st.get("Condition")) and arn in json.dumps(st.get("Condition"))
     ]
     assert history["Condition"]["StringEquals"][STATE_MACHINE_CONTEXT] == {"Fn::Sub": arn}
     assert {"Fn::GetAtt": [props["RoleArn"]["Fn::GetAtt"][0], "Arn"]} in history["Principal"]["AWS"]

@@ -48,7 +48,8 @@ UNSCOPABLE_ACTIONS = {
     "ec2:DescribeSubnets",
     # face stage (FaceEvidenceSource=rekognition only): DetectFaces reads image bytes, no resource
     "rekognition:DetectFaces",
-    # issue 21: the retraining jobs pull the customer's ECR images; the ECR login token names no repository
+    # issue 21: the retraining jobs pull the customer's ECR images, a candidate model's role its inference
+    # image; the ECR login token names no repository
     "ecr:GetAuthorizationToken",
 }
 
@@ -92,6 +93,8 @@ EXPECTED_ENV = {
         "KYC_MODEL_WITNESS_TTL_S",
         "KYC_WORK_BUCKET",
         "KYC_KMS_KEY_ID",
+        "KYC_POLICY_PARAMETER",  # issue 21: the production pointer names the endpoint
+        "KYC_POLICY_CACHE_SECONDS",
     },
     "DetectFacesFunction": {
         "KYC_FACE_EVIDENCE_SOURCE",
@@ -112,6 +115,7 @@ EXPECTED_ENV = {
         "KYC_FACE_CHECK_FRAMES",  # the calibration binds it (issue 24)
         "KYC_POLICY_VERSION",
         "KYC_POLICY_PARAMETER",
+        "KYC_POLICY_CACHE_SECONDS",  # issue 21
         "KYC_RETENTION_DAYS",
         # provenance rules (docs/provenance.md)
         "KYC_PROVENANCE_REJECT_SYNTHETIC",
@@ -130,6 +134,22 @@ EXPECTED_ENV = {
         "KYC_REVIEW_WORKBENCH_URL",
     },
     "ReconcileExecutionFunction": {"KYC_DECISIONS_TABLE", "KYC_RETENTION_DAYS"},
+    # issue 21: the learning loop's shadow deployment and backlog re-screen
+    "ShadowDeployFunction": {
+        "KYC_ENDPOINT_NAME",
+        "KYC_AUDIT_BUCKET",
+        "KYC_KMS_KEY_ID",
+        "KYC_MODEL_PACKAGE_GROUP",
+        "KYC_MODEL_ROLE_ARN",
+        "KYC_SHADOW_POLICY_PARAMETER",
+    },
+    "RescreenFunction": {
+        "KYC_WORK_BUCKET",
+        "KYC_AUDIT_BUCKET",
+        "KYC_KMS_KEY_ID",
+        "KYC_MODEL_PACKAGE_GROUP",
+        "KYC_SHADOW_POLICY_PARAMETER",
+    },
     "IssueUploadUrlFunction": {
         "KYC_INTAKE_BUCKET",
         "KYC_UPLOAD_PREFIX",
@@ -352,9 +372,13 @@ def test_every_log_group_is_encrypted_and_kept_at_least_365_days(template):
         assert lg.get("DeletionPolicy") == "Retain", f"{lid}: audit logs must survive stack deletion"
 
 
-def test_state_machine_logs_all_without_execution_data_and_traces(template):
-    ((_lid, sm),) = _resources(template, "AWS::StepFunctions::StateMachine").items()
-    props = sm["Properties"]
+@pytest.mark.parametrize("machine", ["ScreeningStateMachine", "RescreenStateMachine"])
+def test_state_machine_logs_all_without_execution_data_and_traces(template, machine):
+    assert set(_resources(template, "AWS::StepFunctions::StateMachine")) == {
+        "ScreeningStateMachine",
+        "RescreenStateMachine",  # issue 21
+    }
+    props = _props(template, machine)
     assert props["StateMachineType"] == "STANDARD"
     assert props["LoggingConfiguration"]["Level"] == "ALL"
     assert props["LoggingConfiguration"]["IncludeExecutionData"] is False
@@ -362,7 +386,7 @@ def test_state_machine_logs_all_without_execution_data_and_traces(template):
     lg_id = dest["Fn::GetAtt"][0]
     assert _props(template, lg_id)["LogGroupName"]["Fn::Sub"].startswith("/aws/vendedlogs/states/")
     assert props["TracingConfiguration"] == {"Enabled": True}
-    assert props["RoleArn"] == {"Fn::GetAtt": ["ScreeningStateMachineRole", "Arn"]}
+    assert props["RoleArn"] == {"Fn::GetAtt": [f"{machine}Role", "Arn"]}
     assert not _resources(template, "AWS::Serverless::StateMachine"), "cannot take an EncryptionConfiguration"
 
 
@@ -643,24 +667,36 @@ def test_only_the_score_role_can_invoke_the_endpoint(template):
     for st in retrain:
         assert all(":endpoint" not in json.dumps(r) for r in _as_list(st["Resource"])), st
     granted = [(lid, st) for lid, st in granted if lid != "RetrainPipelineRole"]
-    assert {lid for lid, _ in granted} == {"ScoreFramesFunctionRole"}
-    endpoint = {
-        "Fn::Sub": "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:endpoint/${EndpointName}"
-    }
-    arn = "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}"
-    # issue 24: the deployment witness reads (never changes) the endpoint, and the configs and models
-    # under ModelNamePrefix it may point at after a promotion
-    assert [(st["Action"], st["Resource"]) for _, st in granted] == [
-        (["sagemaker:InvokeEndpoint"], endpoint),
-        (["sagemaker:DescribeEndpoint"], endpoint),
+    base = "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:"
+    endpoint = {"Fn::Sub": base + "endpoint/${EndpointName}"}
+    candidates = {"Fn::Sub": base + "endpoint/${EndpointName}-v*"}
+    invoke = [(lid, st) for lid, st in granted if "sagemaker:InvokeEndpoint" in _as_list(st["Action"])]
+    assert [lid for lid, _ in invoke] == ["ScoreFramesFunctionRole", "RescreenFunctionRole"]
+    # the re-screen scores with candidates only, never the production endpoint
+    (rescreen,) = [st for lid, st in invoke if lid == "RescreenFunctionRole"]
+    assert rescreen["Action"] == "sagemaker:InvokeEndpoint" and rescreen["Resource"] == candidates
+    # score: the production endpoint and (issue 21) a promoted candidate's own; issue 24: the deployment
+    # witness reads (never changes) those endpoints and the configs and models under ModelNamePrefix
+    score = [(st["Action"], st["Resource"]) for lid, st in granted if lid == "ScoreFramesFunctionRole"]
+    assert score == [
+        (["sagemaker:InvokeEndpoint"], [endpoint, candidates]),
+        (["sagemaker:DescribeEndpoint"], [endpoint, candidates]),
         (
             ["sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel"],
             [
-                {"Fn::Sub": f"{arn}:endpoint-config/${{ModelNamePrefix}}*"},
-                {"Fn::Sub": f"{arn}:model/${{ModelNamePrefix}}*"},
+                {"Fn::Sub": base + "endpoint-config/${ModelNamePrefix}*"},
+                {"Fn::Sub": base + "model/${ModelNamePrefix}*"},
             ],
         ),
     ]
+    # issue 21: the rest of SageMaker is the learning loop's, on its own group and candidate names only
+    for lid, st in granted:
+        if lid == "ScoreFramesFunctionRole" or "sagemaker:InvokeEndpoint" in _as_list(st["Action"]):
+            continue
+        assert lid in {"ShadowDeployFunctionRole", "RescreenFunctionRole"}, lid
+        for resource in _as_list(st["Resource"]):
+            text = resource["Fn::Sub"]
+            assert text.endswith(("${EndpointName}-v*", "model-package/${AWS::StackName}-kyc-models/*")), text
     # Endpoint ARNs carry the lower-cased name: the parameter must not accept upper case.
     pattern = template["Parameters"]["EndpointName"]["AllowedPattern"]
     assert re.fullmatch(pattern, "kyc-deepfake-detector") and not re.fullmatch(pattern, "Kyc-Detector")

@@ -49,7 +49,7 @@ ENDPOINT_OF = {
     "s3": "s3",
     "dynamodb": "dynamodb",
     "sagemaker-runtime": "sagemaker.runtime",
-    "sagemaker": "sagemaker.api",  # issue 24: the deployment witness describes the endpoint
+    "sagemaker": "sagemaker.api",  # issue 24: the deployment witness; issue 21: registry, candidate endpoints
     "stepfunctions": "states",
     "events": "events",
     "sns": "sns",

@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from kyclocal.template import REPO, _substituted, local_template
 
 
@@ -35,17 +37,26 @@ def test_substitution_keeps_context_paths_and_unknown_placeholders() -> None:
     assert resolved == expected
 
 
-def test_local_template_runs_the_deployed_asl_with_every_substitution() -> None:
+@pytest.mark.parametrize(
+    ("machine", "definition"),
+    [
+        ("ScreeningStateMachine", "screening.asl.json"),
+        ("RescreenStateMachine", "rescreen.asl.json"),
+    ],  # issue 21
+)
+def test_local_template_runs_the_deployed_asl_with_every_substitution(machine: str, definition: str) -> None:
     template = local_template()
-    machines = [
-        r for r in template.body["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"
-    ]
-    assert len(machines) == 1
-    props = machines[0]["Properties"]
+    machines = {
+        lid
+        for lid, r in template.body["Resources"].items()
+        if r["Type"] == "AWS::StepFunctions::StateMachine"
+    }
+    assert machines == {"ScreeningStateMachine", "RescreenStateMachine"}
+    props = template.body["Resources"][machine]["Properties"]
     assert "DefinitionS3Location" not in props and "DefinitionSubstitutions" not in props
     parts = props["DefinitionString"]["Fn::Join"][1]
     text = "".join(p if isinstance(p, str) else "<x>" for p in parts)
-    asl = (REPO / "statemachines" / "screening.asl.json").read_text(encoding="utf-8")
+    asl = (REPO / "statemachines" / definition).read_text(encoding="utf-8")
     # Every ${Key} of the file was replaced; everything else is the file, byte for byte.
     assert re.sub(r"\$\{[A-Za-z]+\}", "<x>", asl) == text
 

@@ -21,7 +21,29 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["GateResult", "decision_flips", "gate", "worst_apcer"]
+__all__ = [
+    "DEPLOYMENT_KEY",
+    "GateResult",
+    "PromotionError",
+    "decision_flips",
+    "gate",
+    "pointer_document",
+    "promotion_refusals",
+    "rescreen_report",
+    "split_pointer",
+    "worst_apcer",
+]
+
+# The production pointer (issue 21 item 3): ONE parameter document holds the decision policy and,
+# under this key, where its model is served. Score reads where, decide reads the policy, so a
+# promotion is one write and a rollback one write of the previous version.
+DEPLOYMENT_KEY = "deployment"
+_DEPLOYMENT_FIELDS = ("endpoint_name", "variant", "artefact_sha256", "model_package_arn")
+_SHA256_HEX = frozenset("0123456789abcdef")
+
+
+class PromotionError(ValueError):
+    """A promotion (or a pointer document) that would install something the evaluation never measured."""
 
 
 @dataclass(frozen=True)
@@ -85,3 +107,115 @@ def decision_flips(champion: Sequence[str | None], candidate: Sequence[str | Non
         raise ValueError(f"{len(champion)} champion decisions, {len(candidate)} candidate decisions")
     flips = Counter(f"{a}->{b}" for a, b in zip(champion, candidate, strict=True) if a != b)
     return dict(sorted(flips.items()))
+
+
+def split_pointer(document: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(the policy document, the deployment block or None) of a production pointer document."""
+    if not isinstance(document, Mapping):
+        raise PromotionError(f"the pointer must be a JSON object, got {type(document).__name__}")
+    policy = {k: v for k, v in document.items() if k != DEPLOYMENT_KEY}
+    deployment = document.get(DEPLOYMENT_KEY)
+    if deployment is None:
+        return policy, None
+    if not isinstance(deployment, Mapping) or not isinstance(deployment.get("endpoint_name"), str):
+        raise PromotionError("the pointer's deployment block needs an endpoint_name")
+    return policy, dict(deployment)
+
+
+def _bound_sha(policy: Mapping[str, Any]) -> str | None:
+    calibration = policy.get("calibration") or {}
+    model = calibration.get("model") if isinstance(calibration, Mapping) else None
+    return model.get("artefact_sha256") if isinstance(model, Mapping) else None
+
+
+def pointer_document(
+    policy: Mapping[str, Any],
+    *,
+    endpoint_name: str,
+    variant: str,
+    artefact_sha256: str,
+    model_package_arn: str,
+) -> dict[str, Any]:
+    """The pointer that installs ``policy`` with the model served at ``endpoint_name``/``variant``.
+
+    Refused unless the policy is bound to exactly these bytes: a promotion installs the model and
+    the policy the evaluation measured together, never a pair that was not measured together."""
+    sha = (artefact_sha256 or "").lower()
+    if len(sha) != 64 or not set(sha) <= _SHA256_HEX:
+        raise PromotionError(f"artefact_sha256 {artefact_sha256!r} is not a SHA-256")
+    bound = _bound_sha(policy)
+    if bound != sha:
+        raise PromotionError(f"the policy is bound to {bound!r}, not to the artefact {sha}")
+    if not endpoint_name:
+        raise PromotionError("no endpoint to point at")
+    deployment = dict(zip(_DEPLOYMENT_FIELDS, (endpoint_name, variant, sha, model_package_arn), strict=True))
+    return {k: v for k, v in policy.items() if k != DEPLOYMENT_KEY} | {DEPLOYMENT_KEY: deployment}
+
+
+def promotion_refusals(package: Mapping[str, Any]) -> list[str]:
+    """Why a registered package may not be promoted (empty: it may). Every step is required.
+
+    ``package``: the registry's view (``kyc.aws.model_registry.RegisteredPackage.to_dict()``):
+    approval status, the gate's verdict, the model and policy hashes, the shadow deployment and the
+    backlog re-screen recorded on it."""
+    reasons = []
+    if package.get("approval_status") != "Approved":
+        reasons.append(f"the package is {package.get('approval_status')!r}, not Approved by a person")
+    if str(package.get("gate_passed")).lower() != "true":
+        reasons.append("the package did not pass the gate")
+    model_sha = package.get("model_sha256")
+    if not model_sha or package.get("policy_bound_to_sha256") != model_sha:
+        reasons.append("the package's policy is not bound to its model's SHA-256")
+    if not package.get("shadow_endpoint"):
+        reasons.append("the candidate was never deployed in shadow")
+    rescreen = package.get("rescreen") or {}
+    if not rescreen.get("report_uri"):
+        reasons.append("the backlog was never re-screened with the candidate")
+    elif int(rescreen.get("failed", 1)) != 0:
+        reasons.append(f"the backlog re-screen had {rescreen.get('failed')} failed submissions")
+    return reasons
+
+
+def rescreen_report(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """What the candidate would have changed on the backlog; the recorded decisions stay as they are.
+
+    ``items``: one per retained submission, ``submission_id``, ``recorded`` (the decision on record),
+    ``candidate`` (what the candidate and its policy decide on the same frames; None when the item
+    failed) and ``reasons``. Every PASS that would now be REJECT gets a review-queue entry: a person
+    looks at an applicant the champion let through and the candidate would stop."""
+    failed = [i for i in items if i.get("candidate") is None]
+    compared = [i for i in items if i.get("candidate") is not None]
+    changes = Counter(
+        f"{i['recorded']}->{i['candidate']}" for i in compared if i["recorded"] != i["candidate"]
+    )
+    review = [
+        {
+            "submission_id": i["submission_id"],
+            "recorded": i["recorded"],
+            "candidate": i["candidate"],
+            "candidate_reasons": list(i.get("reasons") or ()),
+            "why": "PASS on record, REJECT by the candidate: a person decides whether to act",
+        }
+        for i in compared
+        if i["recorded"] == "PASS" and i["candidate"] == "REJECT"
+    ]
+    return {
+        "submissions": len(items),
+        "compared": len(compared),
+        "failed": len(failed),
+        "failed_submissions": sorted(i["submission_id"] for i in failed),
+        "unchanged": len(compared) - sum(changes.values()),
+        "changed": sum(changes.values()),
+        "changes": dict(sorted(changes.items())),
+        "stricter": sum(v for k, v in changes.items() if _rank(k.split("->")[1]) > _rank(k.split("->")[0])),
+        "laxer": sum(v for k, v in changes.items() if _rank(k.split("->")[1]) < _rank(k.split("->")[0])),
+        "review_queue": review,
+    }
+
+
+_STRICTNESS = {"PASS": 0, "REVIEW": 1, "REJECT": 2}
+
+
+def _rank(decision: str) -> int:
+    """PASS < REVIEW < REJECT; anything else (INVALID, ERROR) sits with REVIEW: not a PASS."""
+    return _STRICTNESS.get(decision, 1)

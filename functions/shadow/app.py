@@ -1,0 +1,109 @@
+"""ShadowDeploy: an approved model package, deployed beside the champion; nothing decides with it yet.
+
+Triggered by EventBridge's "SageMaker Model Package State Change" (ModelApprovalStatus Approved) for the
+stack's model package group. The event is a trigger, not evidence: the package is read back from the
+registry, and deployed only if a person approved it, it passed the gate and its policy is bound to its
+model's SHA-256. The candidate gets an endpoint of its own (``<EndpointName>-v<version>``) and its
+policy is written to the shadow parameter as a pointer document; the package records both. The
+production pointer is untouched (`kycscreen promote` moves it).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from kyc import settings
+from kyc.aws import model_registry as reg
+from kyc.aws.clients import client
+from kyc.aws.model_registry import ModelRegistry
+from kyc.aws.s3_object_store import S3ObjectStore
+from kyc.aws.sagemaker_deployment import VARIANT, deploy, endpoint_name_for
+from kyc.domain.promotion import pointer_document
+from kyc.observability import count, log_lineage, logger, metrics, tracer
+
+RESOURCES = settings.stack_resources()
+STORE = S3ObjectStore(kms_key_id=RESOURCES.kms_key_id)
+
+
+class ShadowRefused(Exception):
+    """The package may not be shadowed (the reason says why); nothing was deployed."""
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    import os
+
+    arn = event["detail"]["ModelPackageArn"]
+    registry = ModelRegistry(os.environ["KYC_MODEL_PACKAGE_GROUP"])
+    package = registry.describe(arn)
+    try:
+        served, version = shadow(package, registry, os.environ)
+    except ShadowRefused as exc:
+        count("ShadowDeployRefused")
+        logger.error("shadow deployment refused", extra={"model_package_arn": arn, "reason": str(exc)})
+        return {"model_package_arn": arn, "status": "REFUSED", "reason": str(exc)}
+    log_lineage(
+        "shadow",
+        arn.rsplit("/", 1)[-1],
+        model_package_arn=arn,
+        endpoint_name=served.endpoint_name,
+        artefact_sha256=served.artefact_sha256,
+        shadow_policy_version=version,
+    )
+    count("ShadowDeployed")
+    return {"model_package_arn": arn, "status": "SHADOWED", "endpoint_name": served.endpoint_name}
+
+
+def shadow(package: reg.RegisteredPackage, registry: ModelRegistry, env: Any) -> tuple[Any, int]:
+    if package.approval_status != reg.APPROVED:
+        raise ShadowRefused(f"{package.arn} is {package.approval_status}, not Approved")
+    meta = package.metadata
+    if meta.get(reg.GATE_PASSED) != "true":
+        raise ShadowRefused("the package did not pass the gate")
+    sha = meta.get(reg.MODEL_SHA256, "")
+    policy = _policy(meta.get(reg.POLICY_URI, ""))
+    try:
+        document = pointer_document(
+            policy,
+            endpoint_name=endpoint_name_for(RESOURCES.endpoint_name, package.version or 0),
+            variant=VARIANT,
+            artefact_sha256=sha,
+            model_package_arn=package.arn,
+        )
+    except ValueError as exc:
+        raise ShadowRefused(str(exc)) from exc
+    served = deploy(
+        endpoint_name=document["deployment"]["endpoint_name"],
+        image=package.image or "",
+        model_data_url=package.model_data_url or "",
+        artefact_sha256=sha,
+        role_arn=env["KYC_MODEL_ROLE_ARN"],
+        kms_key_id=RESOURCES.kms_key_id,
+    )
+    version = client("ssm").put_parameter(
+        Name=env["KYC_SHADOW_POLICY_PARAMETER"],
+        Type="SecureString",
+        KeyId=RESOURCES.kms_key_id,
+        Value=json.dumps(document, sort_keys=True),
+        Overwrite=True,
+    )["Version"]
+    registry.annotate(
+        package.arn,
+        {
+            reg.SHADOW_ENDPOINT: served.endpoint_name,
+            reg.SHADOW_POLICY_PARAMETER: f"{env['KYC_SHADOW_POLICY_PARAMETER']}:{version}",
+        },
+    )
+    return served, int(version)
+
+
+def _policy(uri: str) -> dict[str, Any]:
+    if not uri.startswith(f"s3://{RESOURCES.audit_bucket}/models/"):
+        raise ShadowRefused(f"the package's policy {uri!r} is not in the stack's audit bucket")
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return STORE.get_json(bucket, key)

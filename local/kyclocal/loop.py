@@ -1,0 +1,294 @@
+"""The learning loop's promotion steps on the local stack (docs/learning-loop.md, issue 21 item 3).
+
+Used in process (a ``LocalStack``) or from another process (``RemoteStack``: a running `kycscreen up`
+through its AWS endpoint, as the `kycscreen register|approve|rescreen|promote|rollback` commands do).
+
+register -> approve -> (EventBridge) shadow -> rescreen -> promote -> rollback, each the same code
+AWS runs: the Model Registry and endpoints are moto's SageMaker, the pointer is moto's SSM, the shadow
+deployment and the re-screen are the template's functions (through the local Lambda router). What is
+emulated, and only that:
+- SageMaker's "Model Package State Change" event: moto emits none, so ``approve`` builds the event
+  SageMaker sends, matches it against the ShadowDeployRule CloudFormation created (moto's own
+  EventBridge pattern matcher) and hands it to the rule's target.
+- The Distributed Map: moto's Step Functions engine does not run a Map with an S3 ItemReader in
+  DISTRIBUTED mode, so ``rescreen`` runs the state machine's item processor (the same function) over
+  the same S3 manifest with the template's ``RescreenMaxConcurrency`` bound, then its report state.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kyc.aws import model_registry as reg
+from kyc.aws.model_registry import ModelRegistry, RegisteredPackage
+from kyc.aws.production_pointer import PointerVersion, ProductionPointer
+from kyc.aws.sagemaker_deployment import served_model
+from kyc.domain.lineage import lineage_key
+from kyc.domain.promotion import PromotionError, pointer_document, promotion_refusals, split_pointer
+from kyclocal.endpoints import pack_model
+
+if TYPE_CHECKING:
+    from kyclocal.stack import LocalStack
+
+LOCAL_IMAGE = "kycserve:local"  # the ONNX model server's image (serving/Dockerfile)
+SHADOW_FUNCTION = "ShadowDeployFunction"
+RESCREEN_FUNCTION = "RescreenFunction"
+
+
+class LoopError(RuntimeError):
+    """A step refused (the message says which step is missing or what does not match)."""
+
+
+class RemoteStack:
+    """A running local stack (`kycscreen up`) seen from another process, through its AWS endpoint only:
+    names from CloudFormation's outputs, parameters and resources, functions through Lambda Invoke
+    (which the running stack routes to the real handlers)."""
+
+    def __init__(self, endpoint_url: str, stack_name: str = "kyc-local") -> None:
+        from kyclocal.stack import REGION
+
+        self.endpoint_url, self.region = endpoint_url, REGION
+        cfn = self.client("cloudformation")
+        described = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
+        self.outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+        from kyclocal.template import local_template
+
+        defaults = {n: str(p["Default"]) for n, p in local_template().parameters.items() if "Default" in p}
+        given = {p["ParameterKey"]: p["ParameterValue"] for p in described.get("Parameters", [])}
+        self.parameters = defaults | given
+        summaries = [
+            r
+            for page in cfn.get_paginator("list_stack_resources").paginate(StackName=stack_name)
+            for r in page["StackResourceSummaries"]
+        ]
+        self.physical_ids = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in summaries}
+        self.kms_key_id = self.outputs["ScreeningKeyArn"]
+        self.audit_bucket = self.outputs["AuditBucketName"]
+        self.decisions_table = self.outputs["DecisionsTableName"]
+
+    def client(self, service: str) -> Any:
+        import boto3
+
+        return boto3.client(service, region_name=self.region, endpoint_url=self.endpoint_url)
+
+    def invoke(self, function: str, payload: str) -> tuple[bytes, bool]:
+        response = self.client("lambda").invoke(FunctionName=self.physical_ids[function], Payload=payload)
+        return response["Payload"].read(), "FunctionError" in response
+
+
+def _invoke(stack: Any, function: str, payload: str) -> tuple[bytes, bool]:
+    if isinstance(stack, RemoteStack):
+        return stack.invoke(function, payload)
+    return stack.router.invoke(function, payload)
+
+
+def _audit_bucket(stack: Any) -> str:
+    return stack.audit_bucket if isinstance(stack, RemoteStack) else stack.resources.audit_bucket
+
+
+def _decisions_table(stack: Any) -> str:
+    return stack.decisions_table if isinstance(stack, RemoteStack) else stack.resources.decisions_table
+
+
+def registry(stack: LocalStack | RemoteStack) -> ModelRegistry:
+    return ModelRegistry(stack.outputs["ModelPackageGroupName"], stack.client("sagemaker"))
+
+
+def register_candidate(stack: LocalStack | RemoteStack, out: Path) -> RegisteredPackage | None:
+    """Register what `kycscreen retrain` wrote to ``out`` (None when the gate registered nothing).
+
+    The model archive, its policy and the report go under ``models/<sha256>/`` in the audit bucket
+    (stack key, the decisions' retention); the package names them by S3 URI."""
+    package_file = out / "package.json"
+    if not package_file.is_file():
+        return None
+    package = json.loads(package_file.read_text(encoding="utf-8"))
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    policy_path = Path(package["policy"])
+    config = policy_path.parent / "model.json"
+    sha = package["model_sha256"]
+    if package["policy_bound_to_sha256"] != sha:
+        raise LoopError("the package's policy is not bound to its model")
+    bucket = _audit_bucket(stack)
+    uris = {}
+    for name, body, kind in (
+        ("model.tar.gz", pack_model(config), "application/gzip"),
+        ("policy.json", policy_path.read_bytes(), "application/json"),
+        ("report.json", json.dumps(report, indent=2).encode(), "application/json"),
+    ):
+        key = f"models/{sha}/{name}"
+        stack.client("s3").put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=body,
+            ContentType=kind,
+            ServerSideEncryption="aws:kms",
+            SSEKMSKeyId=stack.kms_key_id,
+        )
+        uris[name] = f"s3://{bucket}/{key}"
+    models = registry(stack)
+    models.ensure_group()
+    return models.register(
+        image=LOCAL_IMAGE,
+        model_data_url=uris["model.tar.gz"],
+        description=f"{(package.get('model') or {}).get('name')} trained on {package['dataset_version']}",
+        metadata={
+            reg.MODEL_SHA256: sha,
+            reg.POLICY_BOUND_TO: package["policy_bound_to_sha256"],
+            reg.CONTRACT_VERSION: package["contract_version"],
+            reg.DATASET_VERSION: package["dataset_version"],
+            reg.LABELLED_SET_SHA256: package["labelled_set_sha256"],
+            reg.REPORT_URI: uris["report.json"],
+            reg.POLICY_URI: uris["policy.json"],
+            reg.POLICY_VERSION: package["policy_version"],
+            reg.GATE_PASSED: "true" if report["gate"]["passed"] else "false",
+        },
+    )
+
+
+def approve(stack: LocalStack | RemoteStack, arn: str, *, approver: str, note: str) -> dict[str, Any]:
+    """A person's approval, then what EventBridge does with SageMaker's state-change event."""
+    from kyclocal.stack import ACCOUNT
+
+    package = registry(stack).describe(arn)
+    if package.metadata.get(reg.GATE_PASSED) != "true":
+        raise LoopError(f"{arn} did not pass the gate: nothing to approve")
+    approved = registry(stack).approve(arn, approver=approver, note=note)
+    event = {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "SageMaker Model Package State Change",
+        "source": "aws.sagemaker",
+        "account": ACCOUNT,
+        "time": "1970-01-01T00:00:00Z",
+        "region": stack.region,
+        "resources": [arn],
+        "detail": {
+            "ModelPackageGroupName": approved.group,
+            "ModelPackageVersion": approved.version,
+            "ModelPackageArn": arn,
+            "ModelApprovalStatus": approved.approval_status,
+        },
+    }
+    # the rule as CloudFormation created it (moto resolved its pattern), matched by moto's EventBridge
+    # matcher (its TestEventPattern API is not implemented)
+    from moto.events.models import EventPattern
+
+    rule = stack.client("events").describe_rule(
+        Name=stack.physical_ids["ShadowDeployRule"].rsplit("/", 1)[-1]
+    )
+    if not EventPattern.load(rule["EventPattern"]).matches_event(event):
+        return {"status": "NOT_MATCHED", "rule": rule["Name"]}
+    payload, errored = _invoke(stack, SHADOW_FUNCTION, json.dumps(event))
+    if errored:
+        raise LoopError(f"the shadow deployment failed: {payload.decode()[:300]}")
+    return json.loads(payload)
+
+
+def _retained(stack: LocalStack | RemoteStack) -> list[dict[str, Any]]:
+    """The backlog manifest: every scored decision on record (a decision, not an INVALID/ERROR)."""
+    ddb = stack.client("dynamodb")
+    items = []
+    for page in ddb.get_paginator("scan").paginate(TableName=_decisions_table(stack)):
+        for raw in page["Items"]:
+            decision = raw.get("decision", {}).get("S")
+            if decision in ("PASS", "REVIEW", "REJECT"):
+                sid = raw["submission_id"]["S"]
+                items.append({"submission_id": sid, "recorded": decision, "lineage_key": lineage_key(sid)})
+    return sorted(items, key=lambda i: i["submission_id"])
+
+
+def rescreen(stack: LocalStack | RemoteStack, arn: str) -> dict[str, Any]:
+    """Score the retained backlog with the shadowed candidate; the report's URI and counts."""
+    package = registry(stack).describe(arn)
+    shadow = package.metadata.get(reg.SHADOW_POLICY_PARAMETER)
+    if not shadow:
+        raise LoopError(f"{arn} was never deployed in shadow: approve it first")
+    run_id = uuid.uuid4().hex
+    items = _retained(stack)
+    bucket = _audit_bucket(stack)
+    manifest_key = f"rescreen/{run_id}/manifest.json"
+    stack.client("s3").put_object(
+        Bucket=bucket,
+        Key=manifest_key,
+        Body=json.dumps(items).encode(),
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=stack.kms_key_id,
+    )
+    run = {
+        "run_id": run_id,
+        "model_package_arn": arn,
+        "shadow_policy_version": int(shadow.rsplit(":", 1)[1]),
+        "expected": len(items),
+        "manifest": f"s3://{bucket}/{manifest_key}",
+    }
+    # the Distributed Map: the ItemReader's items, the ItemSelector's shape, MaxConcurrency at a time
+    listed = json.loads(stack.client("s3").get_object(Bucket=bucket, Key=manifest_key)["Body"].read())
+    bound = int(stack.parameters["RescreenMaxConcurrency"])
+    with ThreadPoolExecutor(max_workers=bound) as pool:
+        list(
+            pool.map(
+                lambda item: _invoke(
+                    stack, RESCREEN_FUNCTION, json.dumps({"mode": "item", "item": item, "run": run})
+                ),
+                listed,
+            )
+        )
+    payload, errored = _invoke(stack, RESCREEN_FUNCTION, json.dumps({"mode": "report", "run": run}))
+    if errored:
+        raise LoopError(f"the re-screen report failed: {payload.decode()[:300]}")
+    return json.loads(payload) | {"max_concurrency": bound}
+
+
+def pointer(stack: LocalStack | RemoteStack) -> ProductionPointer:
+    return ProductionPointer(stack.parameters["PolicyParameterName"], stack.kms_key_id, stack.client("ssm"))
+
+
+def promote(stack: LocalStack | RemoteStack, arn: str) -> PointerVersion:
+    """Switch traffic and policy in ONE write of the production pointer, or refuse.
+
+    Refused unless the package is Approved, passed the gate, was shadowed and re-screened without
+    failures, and its policy is bound to its model's SHA-256; the endpoint the pointer names must
+    serve exactly those bytes as SageMaker describes it."""
+    package = registry(stack).describe(arn)
+    refusals = promotion_refusals(package.to_dict())
+    if refusals:
+        raise LoopError("; ".join(refusals))
+    if not stack.parameters.get("PolicyParameterName"):
+        raise LoopError("the stack has no PolicyParameterName: nothing can point at a promoted model")
+    shadow_name, _, version = package.metadata[reg.SHADOW_POLICY_PARAMETER].rpartition(":")
+    shadow_doc = json.loads(
+        stack.client("ssm").get_parameter(Name=f"{shadow_name}:{version}", WithDecryption=True)["Parameter"][
+            "Value"
+        ]
+    )
+    policy, deployment = split_pointer(shadow_doc)
+    served = served_model(deployment["endpoint_name"], stack.client("sagemaker"))
+    sha = package.metadata[reg.MODEL_SHA256]
+    if served.artefact_sha256 != sha:
+        raise LoopError(f"{served.endpoint_name} serves {served.artefact_sha256}, the package is {sha}")
+    try:
+        document = pointer_document(
+            policy,
+            endpoint_name=served.endpoint_name,
+            variant=served.variant,
+            artefact_sha256=sha,
+            model_package_arn=arn,
+        )
+    except PromotionError as exc:
+        raise LoopError(str(exc)) from exc
+    production = pointer(stack)
+    current = production.current()
+    return production.put(document, expected_version=current.version if current else None)
+
+
+def rollback(stack: LocalStack | RemoteStack) -> PointerVersion:
+    """One step back: the pointer's previous value, from SSM's own history, written as a new version."""
+    production = pointer(stack)
+    current = production.current()
+    previous = production.previous()
+    return production.put(previous.document, expected_version=current.version if current else None)

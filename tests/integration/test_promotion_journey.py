@@ -1,0 +1,179 @@
+"""Issue 21 item 3: promotion that cannot skip a step, as one journey on the local stack.
+
+retrain (a candidate better than a champion that PASSes attacks) -> registered in the Model Registry
+-> refused before approval -> approved by a person -> shadowed by the EventBridge-triggered function
+(its own endpoint, nothing decided with it) -> refused before a re-screen -> backlog re-screened
+(report, recorded decisions untouched) -> promoted in one write -> a new upload decided by the
+candidate's bytes under the candidate's policy -> rolled back -> a new upload decided by the champion.
+
+Oracles: the model files' own SHA-256 (hashed here), how each clip was made (a red cast = attack),
+SageMaker's DescribeEndpoint/DescribeModel, and SSM's parameter history; never the code's own report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from kyclocal import loop
+from kyclocal.cli import main
+from kyclocal.samples import write_clip
+from kyclocal.stack import LocalStack, LocalStackSettings
+from tests.integration.test_retrain_journey import _retrain, champion, labelled  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.integration
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _clip(root: Path, person: int, attack: bool) -> Path:
+    path = root / f"backlog-{person}-{'attack' if attack else 'genuine'}.mp4"
+    write_clip(
+        path,
+        "mp4",
+        "libx264",
+        {"preset": "ultrafast"},
+        width=480,
+        height=360,
+        fps=10,
+        seconds=1.5,
+        red_cast=80 if attack else -20,
+        person=person,
+    )
+    return path
+
+
+def _cli(capsys, stack: LocalStack, *argv: str) -> tuple[int, object]:
+    """A `kycscreen` promotion command against the running stack's endpoint, as from another shell."""
+    capsys.readouterr()
+    code = main([*argv, "--endpoint-url", stack.endpoint_url])
+    printed = capsys.readouterr()
+    return code, (json.loads(printed.out) if printed.out.strip() else printed.err)
+
+
+def _decided(stack: LocalStack, path: Path) -> dict:
+    sid = stack.upload(path)["submission_id"]
+    record = stack.wait_for_decision(sid, timeout_s=240)
+    assert record is not None, path.name
+    return record
+
+
+def test_a_better_candidate_goes_through_every_step_and_rolls_back(
+    labelled: Path,  # noqa: F811
+    champion: tuple[Path, Path],  # noqa: F811
+    tmp_path: Path,
+    capsys,
+) -> None:
+    code, report = _retrain(labelled, tmp_path / "run", champion, capsys)
+    assert code == 0, report["gate"]
+    candidate_sha = _sha(tmp_path / "run" / "candidate" / "model.onnx")
+    champion_sha = _sha(champion[0].parent / "champion.onnx")
+    champion_policy = json.loads(champion[1].read_text()) | {"version": "champion-1"}
+    settings = LocalStackSettings(
+        model="onnx",
+        onnx_config=champion[0],
+        frame_count=8,
+        policy=champion_policy,
+        extra_env={"KYC_POLICY_CACHE_SECONDS": "0"},  # see the switch at once (AWS: within 300 s)
+    )
+    with LocalStack(settings) as stack:
+        backlog = {_clip(tmp_path, 60 + i, attack=i % 2 == 0): i % 2 == 0 for i in range(4)}
+        recorded = {}
+        for path, attack in backlog.items():
+            record = _decided(stack, path)
+            assert record["model"]["artefact_sha256"] == champion_sha
+            recorded[record["submission_id"]] = (record, attack)
+
+        # 1. registered, PendingManualApproval, carrying the bytes' hash and S3 pointers under the stack
+        code, registered = _cli(capsys, stack, "register", str(tmp_path / "run"))
+        assert code == 0, registered
+        package = loop.registry(stack).describe(registered["arn"])
+        assert package.approval_status == "PendingManualApproval"
+        assert package.metadata["ModelSha256"] == candidate_sha
+        assert package.metadata["LabelledSetSha256"] == report["dataset"]["labelled_set_sha256"]
+        s3 = stack.client("s3")
+        bucket, _, key = package.model_data_url.removeprefix("s3://").partition("/")
+        archive = s3.get_object(Bucket=bucket, Key=key)
+        assert archive["ServerSideEncryption"] == "aws:kms"
+        with tarfile.open(fileobj=io.BytesIO(archive["Body"].read()), mode="r:gz") as tar:
+            onnx_bytes = tar.extractfile("model.onnx").read()
+        assert hashlib.sha256(onnx_bytes).hexdigest() == candidate_sha
+
+        # 2. nothing can be promoted before a person approves it
+        code, refusal = _cli(capsys, stack, "promote", package.arn)
+        assert code == 1 and "not Approved" in refusal
+        production_before = loop.pointer(stack).current()
+
+        # 3. approval -> EventBridge -> shadow: the candidate's own endpoint, the pointer untouched
+        code, shadowed = _cli(capsys, stack, "approve", package.arn, "--by", "analyst", "--note", "read")
+        assert code == 0 and shadowed["status"] == "SHADOWED", shadowed
+        sm = stack.client("sagemaker")
+        endpoint = sm.describe_endpoint(EndpointName=shadowed["endpoint_name"])
+        config = sm.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+        model = sm.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
+        assert model["PrimaryContainer"]["Environment"]["KYC_MODEL_SHA256"] == candidate_sha
+        assert loop.pointer(stack).current() == production_before
+        shadow_time = _decided(stack, _clip(tmp_path, 70, attack=True))
+        assert shadow_time["model"]["artefact_sha256"] == champion_sha  # shadow scores decide nothing
+
+        # 4. not promotable before the backlog is re-screened
+        code, refusal = _cli(capsys, stack, "promote", package.arn)
+        assert code == 1 and "re-screened" in refusal
+        before = {sid: stack.decision(sid) for sid in recorded}
+        code, rescreened = _cli(capsys, stack, "rescreen", package.arn)
+        assert code == 0, rescreened
+        assert rescreened["failed"] == 0 and rescreened["submissions"] == len(recorded) + 1
+        key = rescreened["report_uri"].removeprefix(f"s3://{bucket}/")
+        document = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        by_sid = {i["submission_id"]: i for i in document["review_queue"]}
+        # every recorded PASS on an attack clip would now be REJECT: each one is queued for review
+        expected_queue = {
+            sid for sid, (record, attack) in recorded.items() if attack and record["decision"] == "PASS"
+        }
+        assert expected_queue <= set(by_sid)
+        assert {sid: stack.decision(sid) for sid in recorded} == before  # recorded decisions never change
+        items = {}
+        prefix = f"rescreen/{document['run_id']}/items/"
+        for obj in s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]:
+            item = json.loads(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
+            items[item["submission_id"]] = item
+        for sid, (_record, attack) in recorded.items():
+            assert items[sid]["model"]["artefact_sha256"] == candidate_sha  # scored by the candidate
+            assert items[sid]["candidate"] != ("PASS" if attack else "REJECT"), items[sid]
+
+        # 5. promotion: one write of the pointer; SageMaker says the named endpoint serves the bytes
+        code, promoted = _cli(capsys, stack, "promote", package.arn)
+        assert code == 0 and promoted["pointer_version"] == production_before.version + 1, promoted
+        deployment = promoted["deployment"]
+        assert (
+            sm.describe_model(ModelName=deployment["endpoint_name"])["PrimaryContainer"]["Environment"][
+                "KYC_MODEL_SHA256"
+            ]
+            == candidate_sha
+        )
+        candidate_policy = json.loads(
+            Path(json.loads((tmp_path / "run" / "package.json").read_text())["policy"]).read_text()
+        )
+        after = _decided(stack, _clip(tmp_path, 71, attack=True))
+        assert after["model"]["artefact_sha256"] == candidate_sha
+        assert after["policy"]["version"] == candidate_policy["version"]
+        assert after["decision"] != "PASS" and "MODEL_NOT_CALIBRATED" not in after["reasons"], after
+
+        # 6. rollback: the previous pointer, from SSM's history; the champion decides again
+        code, rolled = _cli(capsys, stack, "rollback")
+        assert code == 0, rolled
+        history = stack.client("ssm").get_parameter_history(
+            Name=stack.parameters["PolicyParameterName"], WithDecryption=True
+        )
+        values = [json.loads(p["Value"]) for p in history["Parameters"]]
+        assert rolled["pointer_version"] == promoted["pointer_version"] + 1 and values[-1] == values[-3]
+        back = _decided(stack, _clip(tmp_path, 72, attack=True))
+        assert back["model"]["artefact_sha256"] == champion_sha
+        assert back["policy"]["version"] == "champion-1"
