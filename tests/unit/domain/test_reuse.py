@@ -29,6 +29,7 @@ from kyc.domain.reuse import (
     index_time,
     path_correlation,
     perceptual_matches,
+    required_frames,
     reuse_findings,
     reuse_result,
     window_start,
@@ -205,6 +206,18 @@ def test_one_coincidental_frame_never_flags_and_frames_must_match_one_submission
     assert _kinds(own, _indexed("A", _clip(scenes[:1]))) == {}
     split = _indexed("A", _clip(scenes[:2])) + _indexed("B", _clip(scenes[2:4]))
     assert _kinds(own, split) == {}
+
+
+def test_the_frames_that_must_meet_grow_with_the_clip_so_more_frames_are_no_more_chances() -> None:
+    """4 of 8 frames (half) meet: reuse; 4 of 32 no longer do (half is 16): a fixed count let kiosk
+    strangers meet once a clip had more frames to try (issue 24, docs/provenance.md)."""
+    assert [required_frames(n, PARAMS) for n in (1, 2, 3, 8, 9, 16, 32)] == [None, 2, 3, 4, 5, 8, 16]
+    rng = random.Random(8)
+    scenes = [rng.getrandbits(64) for _ in range(32)]
+    earlier = _indexed("A", _clip(scenes[:16]))
+    assert _kinds(_clip(scenes[:4] + scenes[16:20]), earlier) == {"A": "perceptual"}  # 4 of 8
+    assert _kinds(_clip(scenes[:4] + scenes[16:]), earlier) == {}  # 4 of 20
+    assert _kinds(_clip(scenes[:10] + scenes[16:26]), earlier) == {"A": "perceptual"}  # 10 of 20
 
 
 def test_own_entries_and_later_submissions_never_match() -> None:

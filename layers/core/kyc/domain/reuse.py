@@ -56,6 +56,10 @@ MIN_FACE_CONFIDENCE = 50.0  # a face stage's box below this (0..100) is not used
 BODY_RADIUS = 8  # bits: a body hash this close is the same body (benchmarks/reuse.py, docs/provenance.md)
 FACE_RADIUS = 6  # bits: a face hash this close is the same face; copies measured 0-6, swapped faces 8-18
 CLEAR_SHARE = 2 / 3  # of the compared frames: "another body" / "another face" must be this clear
+# Of a clip's hashed frames, at least this share must meet an earlier submission's scenes (and at least
+# ``min_matching_frames``): a fixed count lets kiosk strangers meet once there are more frames to try
+# (4 of 32 met on 8 % of pairs, issue 24; benchmarks/reuse.py --frames 32, docs/provenance.md).
+MIN_MATCH_SHARE = 0.5
 FINDING_KINDS = ("exact", "perceptual", "face_swap")
 
 
@@ -244,10 +248,15 @@ class ReuseMatch:
 
 
 def required_frames(own_frames: int, params: ReuseParams) -> int | None:
-    """Frames that must match for a perceptual match; None when the clip has too few to say."""
+    """Frames that must match for a perceptual match; None when the clip has too few to say.
+
+    ``min_matching_frames`` and ``MIN_MATCH_SHARE`` of the clip's frames, whichever is more (all of
+    them if it has fewer): sample points are secret and drawn per upload (issue 22), so every extra
+    frame is another chance for a stranger's frame to land near one of ours; the bar grows with them.
+    """
     if own_frames < 2:  # a single frame could match by coincidence: never flag on one
         return None
-    return min(params.min_matching_frames, own_frames)
+    return min(max(params.min_matching_frames, math.ceil(MIN_MATCH_SHARE * own_frames)), own_frames)
 
 
 def is_earlier(other_at: str, other_sid: str, own_at: str, own_sid: str) -> bool:
