@@ -152,6 +152,34 @@ def test_another_person_in_the_same_fixed_scene_is_a_shared_scene_not_reuse() ->
     assert _kinds(_clip(kiosk, body=other_body, phase=2.5), earlier) == {"OLD": "shared_scene"}
 
 
+def test_another_face_on_a_bare_chance_meeting_is_a_shared_scene_unless_body_or_scene_say_one_recording() -> (
+    None
+):
+    """Issue 24 under secret sampling: a kiosk stranger's clip met on exactly the required 4 of 8
+    frames, each 7-8 bits off, with another face and the body the same on only half the frames
+    (benchmarks/reuse.py's kiosk draws). That is no face swap: it is another person in the same place.
+    The same body on most frames, or a scene met on more frames well inside the radius, is."""
+    rng = random.Random(11)
+    scenes = [rng.getrandbits(64) for _ in range(8)]
+    other_face, other_body = 0xF0F0 ^ 0xFFFF_FFFF_0000, BODY ^ 0xFFFF_FFFF_0000_0000
+
+    def later(scene_bits: list[int], same_bodies: int) -> list[FrameSignature]:
+        frames = []
+        for i, h in enumerate(scenes):
+            scene = _flip(h, rng.sample(range(64), scene_bits[i]))
+            body = BODY if i < same_bodies else other_body
+            frames.append(FrameSignature(i, 0.2 * i, scene, other_face, (0.5, 0.4, 0.3), body))
+        return frames
+
+    earlier = _indexed("OLD", _clip(scenes))
+    edge = [8, 7, 8, 8, 30, 30, 30, 30]  # 4 of 8 met, mean 7.75 bits: the bare minimum, at the edge
+    assert _kinds(later(edge, same_bodies=4), earlier) == {"OLD": "shared_scene"}
+    assert _kinds(later(edge, same_bodies=5), earlier) == {"OLD": "face_swap"}  # the same body on most
+    close = [2, 3, 2, 4, 3, 30, 30, 30]  # 5 of 8 met, mean 2.8 bits
+    assert _kinds(later(close, same_bodies=4), earlier) == {"OLD": "face_swap"}
+    assert _kinds(later([8, 7, 8, 8, 8, 30, 30, 30], same_bodies=4), earlier) == {"OLD": "shared_scene"}
+
+
 def test_in_doubt_the_fraud_signal_is_kept() -> None:
     """Half the frames with another body, or another face: not clearly another person, so reuse."""
     rng = random.Random(8)

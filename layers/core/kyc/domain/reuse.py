@@ -60,6 +60,12 @@ CLEAR_SHARE = 2 / 3  # of the compared frames: "another body" / "another face" m
 # ``min_matching_frames``): a fixed count lets kiosk strangers meet once there are more frames to try
 # (4 of 32 met on 8 % of pairs, issue 24; benchmarks/reuse.py --frames 32, docs/provenance.md).
 MIN_MATCH_SHARE = 0.5
+# Clearly another face: "the same recording" then rests on the scene and the body alone. A kiosk
+# stranger meets on the bare minimum of frames near the radius's edge by chance (11 of 3,000 draws at
+# 8 frames flagged as a face swap); a swap over a stolen recording meets on more frames and closer, or
+# shows the same body around the face. Either is asked for (benchmarks/reuse.py, docs/provenance.md).
+SWAP_BODY_SHARE = 0.5  # more than this share of the body hashes within BODY_RADIUS, or
+SWAP_SCENE_MEAN = 7.5  # more than the required frames met, at a mean distance below this (bits)
 FINDING_KINDS = ("exact", "perceptual", "face_swap")
 
 
@@ -410,7 +416,12 @@ def classify(
     if bodies >= need and bodies - same_bodies >= CLEAR_SHARE * bodies:
         kind = "shared_scene"  # clearly another person around the face: another recording there
     elif faces >= need and faces - same_faces >= CLEAR_SHARE * faces:
-        kind = "face_swap"  # the same person's body, clearly another face
+        # clearly another face: a swap over this recording only with the same body on most frames or
+        # a scene that met on more than the required frames, well inside the radius; otherwise another
+        # person filmed in the same place who met by chance (no finding)
+        same_body = same_bodies > SWAP_BODY_SHARE * bodies
+        close_scene = len(close) > need and sum(close) / len(close) < SWAP_SCENE_MEAN
+        kind = "face_swap" if same_body or close_scene else "shared_scene"
     else:
         kind = "perceptual"
     return ReuseMatch(
