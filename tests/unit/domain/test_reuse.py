@@ -237,15 +237,20 @@ def test_one_coincidental_frame_never_flags_and_frames_must_match_one_submission
 
 
 def test_the_frames_that_must_meet_grow_with_the_clip_so_more_frames_are_no_more_chances() -> None:
-    """4 of 8 frames (half) meet: reuse; 4 of 32 no longer do (half is 16): a fixed count let kiosk
-    strangers meet once a clip had more frames to try (issue 24, docs/provenance.md)."""
-    assert [required_frames(n, PARAMS) for n in (1, 2, 3, 8, 9, 16, 32)] == [None, 2, 3, 4, 5, 8, 16]
+    """With faces: 4 of 8 frames (half) meet: reuse; 4 of 20 no longer do (half is 10): a fixed count
+    let kiosk strangers meet once a clip had more frames to try (issue 24, docs/provenance.md).
+    Without faces the fixed count stands (the scene alone decides, on sparsely sampled fast content)."""
+    counts = (1, 2, 3, 8, 9, 16, 32)
+    assert [required_frames(n, PARAMS, with_faces=True) for n in counts] == [None, 2, 3, 4, 5, 8, 16]
+    assert [required_frames(n, PARAMS) for n in counts] == [None, 2, 3, 4, 4, 4, 4]
     rng = random.Random(8)
     scenes = [rng.getrandbits(64) for _ in range(32)]
     earlier = _indexed("A", _clip(scenes[:16]))
     assert _kinds(_clip(scenes[:4] + scenes[16:20]), earlier) == {"A": "perceptual"}  # 4 of 8
     assert _kinds(_clip(scenes[:4] + scenes[16:]), earlier) == {}  # 4 of 20
     assert _kinds(_clip(scenes[:10] + scenes[16:26]), earlier) == {"A": "perceptual"}  # 10 of 20
+    faceless = _indexed("A", _clip(scenes[:16], face=None, body=None))
+    assert _kinds(_clip(scenes[:4] + scenes[16:], face=None, body=None), faceless) == {"A": "perceptual"}
 
 
 def test_own_entries_and_later_submissions_never_match() -> None:
