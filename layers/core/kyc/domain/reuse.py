@@ -15,14 +15,18 @@ The index (``kyc.aws.dynamodb_reuse_index``) files every frame under the bands o
 multi-index hashing with ``max_distance + 1`` bands, so by pigeonhole any frame within
 ``max_distance`` bits agrees exactly with the query on at least one band: the documented radius is
 guaranteed, not hoped for. A clip meets an earlier submission when enough of its frames
-(``min_matching_frames``) lie within the radius of that submission's scene hashes; ``classify``
-then says what the meeting means:
+(``min_matching_frames``; with face evidence also half of them, ``MIN_MATCH_SHARE``) lie within the
+radius of that submission's scene hashes, compared order-free: since issue 22 each upload samples
+its own secret moments, so frame i of a copy is never frame i of the original. ``classify`` then
+says what the meeting means:
 
 - the body around the face (hair, shoulders, clothes) clearly another on most frames
   (``CLEAR_SHARE``): **the same place, another recording** (two applicants at one kiosk): no
   finding, recorded as ``shared_scene``;
 - otherwise **the same recording**: with a face clearly another on most frames, a face swap over a
-  reused recording (``REUSED_RECORDING_FACE_SWAPPED``); else ``MEDIA_REUSED``;
+  reused recording (``REUSED_RECORDING_FACE_SWAPPED``) when the body or a close scene still say
+  "one recording" (``SWAP_BODY_SHARE``, ``SWAP_SCENE_MEAN``), else a chance meeting in a shared
+  place (``shared_scene``); without another face ``MEDIA_REUSED``;
 - no face evidence on either side (the ``model`` face source, a faceless clip): the scene decides,
   as the whole-frame hash always did (``MEDIA_REUSED``).
 
