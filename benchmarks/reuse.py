@@ -1,26 +1,32 @@
-"""Reuse detection: recall on copies of a recording, face swaps, people sharing a kiosk, and cost.
+"""Reuse detection under secret sampling: recall on copies of a recording, face swaps, people
+sharing a kiosk, and cost.
 
 Recordings are built by ``tests/fixtures/reuse_clips.py``: drawn people in rooms that are real
-corpus frames, a hand-held camera, their own motion. Every clip is written with PyAV (H.264), sampled
-as the extract stage samples it, its faces found by the local stack's face detector (OpenCV Haar
-cascades, ``kycserve.rekognition``) and turned into the frame signatures CheckReuse indexes
-(``kyc.media.recording_hash.frame_signatures``). An in-memory index with the DynamoDB index's keys
+corpus frames, a hand-held camera, their own motion. Every clip is written with PyAV (H.264), every
+frame sampled once as the extract stage samples (stored as JPEG, decoded again), its faces found by
+the local face stage's detector (``kyc.media.face_mesh``) and hashed as CheckReuse hashes
+(``kyc.media.recording_hash``). Since issue 22 each upload's sample points are secret and drawn per
+upload, so each comparison is then drawn ``--seeds`` times, the earlier clip and the copy each with
+its own sampling seed (``kyc.domain.sampling_plan``), and once at the fixed bin centres (the control:
+what secret sampling costs). An in-memory index with the DynamoDB index's keys
 (``kyc.domain.reuse.bands``) answers the lookups, counting Queries and items read. Printed:
 
 - per transformation of a recording (re-encode, resize, mirror, crops from each side, letterbox,
-  pillarbox, rotation, colour, speed, trim): how many copies come out ``MEDIA_REUSED``;
-- face-swapped copies (the recording with another person's face): how many get
-  ``REUSED_RECORDING_FACE_SWAPPED``, how many only ``MEDIA_REUSED``, how many nothing;
-- different people filmed in one fixed scene (a kiosk): false findings (must be 0);
+  pillarbox, rotation, colour, speed, trim): the share of draws ``MEDIA_REUSED``, flagged under the
+  face-swap code, and missed (no finding: the copy would PASS on the model's word);
+- face-swapped copies (the recording with another person's face): the same shares;
+- different people filmed in one fixed scene (a kiosk), every earlier person, every draw: false
+  findings (must be 0);
 - the corpus: false matches between unrelated real clips, and re-encoded corpus copies matched;
 - the lookup's cost: Queries per upload, items read, and a projection to a busy index.
 
-    .venv/bin/python benchmarks/reuse.py [--recordings 3] [--frames 16] [--json build/bench/reuse.json]
+    .venv/bin/python benchmarks/reuse.py [--recordings 3] [--frames 8] [--seeds 100] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import statistics
 import subprocess
@@ -28,9 +34,8 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from pathlib import Path
-
-import cv2
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "layers" / "core"), str(ROOT / "local"), str(ROOT / "serving"), str(ROOT)]
@@ -51,13 +56,9 @@ from kyc.media.limits import MediaLimits  # noqa: E402
 from kyc.media.recording_hash import frame_signatures  # noqa: E402
 from kyc.media.sampling import SamplingParams, sample_frames  # noqa: E402
 from kyclocal.copies import make_copy  # noqa: E402
-from kycserve.models.faces import HaarFaceFinder  # noqa: E402
 from tests.fixtures import reuse_clips as rc  # noqa: E402
 
 AT = "2026-01-01T00:00:00.000000Z"
-# The local face stage's frontal cascade (kycserve.rekognition adds profile cascades, 3x the CPU,
-# for turned faces these recordings do not have).
-DETECTOR = HaarFaceFinder(min_face_fraction=0.0)
 CORPUS_COPIES = {
     "h264-half": {"encoder": "libx264", "bit_rate": 200_000, "scale": 0.5, "options": {"preset": "veryfast"}},
     "vp9-trim0.3s": {
@@ -78,25 +79,14 @@ SAME_SOURCE = frozenset(
 )
 
 
-def face_evidence(rgb) -> list[dict]:
-    """What the face stage writes for one frame (faces.json), from the local stack's detector."""
-    h, w = rgb.shape[:2]
-    boxes = DETECTOR.find(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), max_faces=10)
-    return [
-        {"box": {"left": b.x / w, "top": b.y / h, "width": b.w / w, "height": b.h / h}, "confidence": 99.0}
-        for b in boxes
-    ]
-
-
-def clip_signatures(path: Path, frames: int, *, faces: bool = True) -> list[FrameSignature] | None:
-    """A clip as CheckReuse sees it: sampled, decoded from the stored JPEGs, faces found, hashed."""
+def clip_signatures(path: Path, frames: int) -> list[FrameSignature] | None:
+    """A corpus clip as CheckReuse sees it without face evidence: sampled, decoded, hashed."""
     try:
         sample = sample_frames(path, SamplingParams(frame_count=frames), MediaLimits())
     except MediaRefusedError:
         return None
     decoded = [(f.index, f.pts_s, decode_image(f.data).to_ndarray(format="rgb24")) for f in sample.frames]
-    evidence = [{"index": i, "faces": face_evidence(rgb) if faces else []} for i, _, rgb in decoded]
-    return frame_signatures(decoded, evidence)
+    return frame_signatures(decoded, [])
 
 
 class MemoryIndex:
@@ -125,27 +115,6 @@ class MemoryIndex:
         )
 
 
-def detail(index: MemoryIndex, sig: list[FrameSignature], target: str) -> str:
-    """Nearest distances of each part to the target's frames (for tuning)."""
-    theirs = [f.signature for fs in index.buckets.values() for f in fs if f.submission_id == target]
-    out = []
-    for part in ("scene", "face", "body"):
-        ds = sorted(
-            min(
-                (
-                    (getattr(f, part) ^ getattr(o, part)).bit_count()
-                    for o in theirs
-                    if getattr(o, part) is not None
-                ),
-                default=99,
-            )
-            for f in sig
-            if getattr(f, part) is not None
-        )
-        out.append(f"{part}={ds[:6]}..{ds[-2:]}")
-    return " ".join(out)
-
-
 def outcome(matches, target: str) -> str:
     """What the decision would record about ``target``: its finding kind, or 'shared_scene', or 'none'."""
     kinds = [m.kind for m in matches if m.submission_id == target]
@@ -158,75 +127,100 @@ def projection(params: ReuseParams, frames_per_upload: int, window_frames: int) 
     return per_frame * frames_per_upload
 
 
+def draw_seed(base: str, *parts: object) -> str:
+    """A sampling seed (128 bits hex) for one clip in one draw: reproducible from ``--seed-base``,
+    and independent between the earlier clip and its copy (each upload draws its own)."""
+    return hashlib.sha256(repr((base, *parts)).encode()).hexdigest()[:32]
+
+
+def sweep_recordings(args, params: ReuseParams, work: Path, faces) -> dict:
+    """Copies, face swaps and kiosk strangers compared under ``args.seeds`` independent sampling
+    draws each (issue 22's secret sample points), and once at the fixed bin centres (the control)."""
+    rooms = list(rc.ROOMS)
+    recall: dict[str, Counter] = defaultdict(Counter)
+    fixed: dict[str, Counter] = defaultdict(Counter)
+    swaps: Counter = Counter()
+    swaps_fixed: Counter = Counter()
+    costs = MemoryIndex(params)
+    for n in range(args.recordings):
+        rec = rc.Recording(rooms[n % len(rooms)], rc.Person(n + 1), seed=100 + n)
+        frames = rec.frames()
+        original = rc.hash_every_frame(rc.write(frames, work / f"orig{n}.mp4", transform="original"), faces)
+        copies = {
+            name: rc.hash_every_frame(rc.write(frames, work / f"c{n}-{name}.mp4", transform=name), faces)
+            for name in (args.transforms or rc.TRANSFORMS)
+            if name != "original"
+        }
+        swapped = rc.hash_every_frame(
+            rc.write(rc.face_swap(rec, rc.Person(50 + n)).frames(), work / f"swap{n}.mp4"), faces
+        )
+        for s in [None, *range(args.seeds)]:
+            index = MemoryIndex(params)
+            index.add(
+                f"orig{n}",
+                original.sample(None if s is None else draw_seed(args.seed_base, n, s), args.frames),
+            )
+            for name, copy in copies.items():
+                own = copy.sample(None if s is None else draw_seed(args.seed_base, n, name, s), args.frames)
+                found = outcome(index.lookup(f"copy{n}{name}", own), f"orig{n}")
+                (fixed if s is None else recall)[name][found] += 1
+            own = swapped.sample(None if s is None else draw_seed(args.seed_base, n, "swap", s), args.frames)
+            (swaps_fixed if s is None else swaps)[outcome(index.lookup(f"swap{n}", own), f"orig{n}")] += 1
+            costs.queries += index.queries
+            costs.items += index.items
+    # One kiosk: a fixed camera in one room; each person screened after all earlier ones, every draw.
+    people = [
+        rc.hash_every_frame(
+            rc.write(rc.kiosk("fragment", rc.Person(200 + p), seed=300 + p).frames(), work / f"kiosk{p}.mp4"),
+            faces,
+        )
+        for p in range(args.kiosk_people)
+    ]
+    kiosk: Counter = Counter()
+    for s in range(args.seeds):
+        index = MemoryIndex(params)
+        for p, person in enumerate(people):
+            sig = person.sample(draw_seed(args.seed_base, "kiosk", p, s), args.frames)
+            at = f"2026-01-01T00:{p:02d}:00.000000Z"
+            found = {m.submission_id: m.kind for m in index.lookup(f"k{p}", sig, at=at)}
+            for q in range(p):
+                kiosk[found.get(f"k{q}", "none")] += 1
+            index.add(f"k{p}", sig, at=at)
+    return {
+        "transform_outcomes": {k: dict(v) for k, v in recall.items()},
+        "transform_outcomes_fixed_points": {k: dict(v) for k, v in fixed.items()},
+        "face_swap_outcomes": dict(swaps),
+        "face_swap_outcomes_fixed_points": dict(swaps_fixed),
+        "kiosk_pairs": sum(kiosk.values()),
+        "kiosk_outcomes": dict(kiosk),
+        "_costs": costs,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recordings", type=int, default=3, help="recordings transformed (one room each)")
     parser.add_argument("--kiosk-people", type=int, default=6, help="people filmed in the kiosk")
-    parser.add_argument("--frames", type=int, default=16, help="frames sampled per clip")
+    parser.add_argument("--frames", type=int, default=8, help="frames sampled per clip (the local stack's)")
+    parser.add_argument("--seeds", type=int, default=100, help="independent sampling draws per comparison")
+    parser.add_argument("--seed-base", default="benchmarks/reuse.py", help="draws are reproducible from it")
     parser.add_argument("--no-corpus", action="store_true")
     parser.add_argument("--transforms", nargs="*", help="only these (names in reuse_clips.TRANSFORMS)")
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--verbose", action="store_true", help="each comparison's distances on stderr")
     args = parser.parse_args()
     params = ReuseParams()
-    index = MemoryIndex(params)
-    rooms = list(rc.ROOMS)
-    figures: dict = {"params": params.to_dict(), "frames_per_clip": args.frames}
+    figures: dict = {"params": params.to_dict(), "frames_per_clip": args.frames, "seeds": args.seeds}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="kyc-reuse-bench-") as tmp:
         work = Path(tmp)
-        originals = []
-        for n in range(args.recordings):
-            rec = rc.Recording(rooms[n % len(rooms)], rc.Person(n + 1), seed=100 + n)
-            frames = rec.frames()
-            sig = clip_signatures(rc.write(frames, work / f"orig{n}.mp4", transform="original"), args.frames)
-            index.add(f"orig{n}", sig)
-            originals.append((rec, frames))
-        recall: dict[str, Counter] = defaultdict(Counter)
-        for n, (_rec, frames) in enumerate(originals):
-            for name in args.transforms or rc.TRANSFORMS:
-                if name == "original":
-                    continue
-                sig = clip_signatures(
-                    rc.write(frames, work / f"c{n}-{name}.mp4", transform=name), args.frames
-                )
-                recall[name][outcome(index.lookup(f"copy{n}{name}", sig), f"orig{n}")] += 1
-        swaps: Counter = Counter()
-        for n, (rec, _) in enumerate(originals):
-            other = rc.Person(50 + n)
-            sig = clip_signatures(
-                rc.write(rc.face_swap(rec, other).frames(), work / f"swap{n}.mp4"), args.frames
-            )
-            swaps[outcome(index.lookup(f"swap{n}", sig), f"orig{n}")] += 1
-            if args.verbose:
-                print("swap", detail(index, sig, f"orig{n}"), file=sys.stderr)
-        # One kiosk: a fixed camera in one room; each person screened after all earlier ones.
-        kiosk_index = MemoryIndex(params)
-        kiosk: Counter = Counter()
-        kiosk_pairs = 0
-        for p in range(args.kiosk_people):
-            rec = rc.kiosk("fragment", rc.Person(200 + p), seed=300 + p)
-            sig = clip_signatures(rc.write(rec.frames(), work / f"kiosk{p}.mp4"), args.frames)
-            at = f"2026-01-01T00:{p:02d}:00.000000Z"
-            for m in kiosk_index.lookup(f"k{p}", sig, at=at):
-                kiosk[m.kind] += 1
-                if args.verbose:
-                    print("kiosk", m.to_dict(), file=sys.stderr)
-            kiosk_pairs += p
-            kiosk_index.add(f"k{p}", sig, at=at)
-        kiosk["no relation found"] = kiosk_pairs - sum(kiosk.values())
-        figures |= {
-            "transform_outcomes": {k: dict(v) for k, v in recall.items()},
-            "face_swap_outcomes": dict(swaps),
-            "kiosk_pairs": kiosk_pairs,
-            "kiosk_outcomes": dict(kiosk),
-        }
+        figures |= sweep_recordings(args, params, work, rc.mesh_faces())
         if not args.no_corpus:
             figures |= corpus_figures(work, params, args.frames)
+    costs = figures.pop("_costs")
     figures["lookup"] = {
-        "queries_per_upload_median": statistics.median(index.queries),
-        "queries_per_upload_max": max(index.queries),
-        "items_read_median_this_index": statistics.median(index.items),
+        "queries_per_upload_median": statistics.median(costs.queries),
+        "queries_per_upload_max": max(costs.queries),
+        "items_read_median_this_index": statistics.median(costs.items),
         "band_widths": [w for _, w in band_layout(params.max_distance)],
         "projected_items_per_upload": {
             str(n): round(projection(params, 32, n)) for n in (10_000, 100_000, 1_000_000)
@@ -247,7 +241,7 @@ def corpus_figures(work: Path, params: ReuseParams, frames: int) -> dict:
     """Unrelated real clips (no faces: the scene rule alone) never match; their copies do."""
     clips = {}
     for path in sorted(rc.CORPUS.iterdir()):
-        sig = clip_signatures(path, frames, faces=False)
+        sig = clip_signatures(path, frames)
         if sig and sum(f.scene is not None for f in sig) >= 2:
             clips[path.name] = sig
     index = MemoryIndex(params)
@@ -270,7 +264,7 @@ def corpus_figures(work: Path, params: ReuseParams, frames: int) -> dict:
             except (ValueError, OSError):
                 copies[kind]["not made"] += 1
                 continue
-            sig = clip_signatures(target, frames, faces=False)
+            sig = clip_signatures(target, frames)
             if not sig:
                 copies[kind]["refused"] += 1
                 continue
@@ -283,18 +277,45 @@ def corpus_figures(work: Path, params: ReuseParams, frames: int) -> dict:
     }
 
 
+MISSED = ("none", "shared_scene")  # no finding: the copy or swap would PASS on the model's word
+
+
+def _share(counts: Mapping[str, int], *kinds: str) -> str:
+    total = sum(counts.values())
+    return f"{100 * sum(counts.get(k, 0) for k in kinds) / total:5.1f} %" if total else "    -"
+
+
 def report(figures: dict) -> None:
     print(f"reuse parameters: {figures['params']}, {figures['frames_per_clip']} frames per clip")
     print(f"measured on commit {figures['commit']}")
-    print("\nTransformation of a recording         MEDIA_REUSED  other outcomes")
+    seeds = figures["seeds"]
+    print(
+        f"\nEach comparison drawn {seeds} times with independent secret sampling seeds for the earlier clip"
+        " and the copy;\n'fixed' = both sampled at the bin centres (the sample points before issue 22)."
+    )
+    print(
+        f"\n{'Transformation':24s} {'draws':>5s} {'MEDIA_REUSED':>12s} {'swap code':>10s} {'missed':>8s}"
+        f" {'missed, fixed':>13s}"
+    )
     for name, counts in figures["transform_outcomes"].items():
-        total = sum(counts.values())
-        others = {k: v for k, v in counts.items() if k != "perceptual"}
-        print(f"  {name:36s} {counts.get('perceptual', 0):>3d} / {total:<3d}   {others or ''}")
-    print(f"\nFace swapped into a recording: {figures['face_swap_outcomes']}")
-    print("  (face_swap = REUSED_RECORDING_FACE_SWAPPED, perceptual = MEDIA_REUSED)")
-    print(f"Different people in one fixed kiosk: {figures['kiosk_pairs']} pairs")
-    print(f"  outcomes {figures['kiosk_outcomes']} (shared_scene is no finding)")
+        fixed = figures["transform_outcomes_fixed_points"].get(name, {})
+        print(
+            f"  {name:22s} {sum(counts.values()):>5d} {_share(counts, 'perceptual'):>12s}"
+            f" {_share(counts, 'face_swap'):>10s} {_share(counts, *MISSED):>8s} {_share(fixed, *MISSED):>13s}"
+        )
+    swaps = figures["face_swap_outcomes"]
+    print(
+        f"\nFace swapped into a recording, {sum(swaps.values())} draws: REUSED_RECORDING_FACE_SWAPPED "
+        f"{_share(swaps, 'face_swap')}, MEDIA_REUSED {_share(swaps, 'perceptual', 'exact')}, "
+        f"missed {_share(swaps, *MISSED)} "
+        f"(fixed points: missed {_share(figures['face_swap_outcomes_fixed_points'], *MISSED)})"
+    )
+    print(f"  outcomes {swaps}")
+    kiosk = figures["kiosk_outcomes"]
+    print(
+        f"Different people in one fixed kiosk: {figures['kiosk_pairs']} pairs x draws, false findings "
+        f"{sum(kiosk.get(k, 0) for k in FINDING_KINDS)} ({kiosk})"
+    )
     if "corpus_clips" in figures:
         print(
             f"Corpus: {figures['corpus_clips']} clips, {figures['corpus_unrelated_pairs']} unrelated ordered "

@@ -159,44 +159,55 @@ def recording(stack: LocalStack, workdir: Path) -> dict:
     return item | {"_rec": rec, "_frames": frames}
 
 
-MERGE_REGRESSION = (
-    "KNOWN REGRESSION at the merge of issues 22, 24 and 25 (open in issue 24): reuse matches a copy frame "
-    "by frame, but sample points are now secret and drawn per run (issue 22) and faces come from the local "
-    "detector (issue 25), so these cases pass or fail from run to run. strict=False: a fix shows as XPASS."
-)
+def _finding_for(reuse: dict, sid: str) -> dict:
+    """The match naming ``sid`` among the findings (not necessarily the first: with secret sample
+    points an earlier copy of the same recording can match a little more strongly than the recording)."""
+    found = [m for m in reuse["matches"] if m["submission_id"] == sid and m["kind"] != "shared_scene"]
+    assert found, reuse
+    return found[0]
 
 
-@pytest.mark.xfail(strict=False, reason=MERGE_REGRESSION)
 @pytest.mark.parametrize("transform", ["mirror", "letterbox", "crop-corner-5", "crop-left-10"])
 def test_mirrored_letterboxed_and_cropped_copies_are_flagged_naming_the_recording(
     stack: LocalStack, recording: dict, workdir: Path, transform: str
 ) -> None:
     """The issue's misses: the old whole-frame hash with 4 bands of 16 bits missed a 5 % corner crop,
-    a mirror and a letterbox. A 10 % crop moves the face box enough that the face hash may read as
-    another face (benchmarks/reuse.py): flagged all the same, under either reuse code."""
+    a mirror and a letterbox. Each upload samples its own secret points (issue 22): the recording and
+    its copy are compared at different moments on every run (tests/unit/media/test_reuse_seed_sweep.py
+    sweeps the draws). A 10 % crop moves the face box enough that the face hash may read as another
+    face (benchmarks/reuse.py): flagged all the same, under either reuse code."""
     copy = rc.write(recording["_frames"], workdir / f"{transform}.mp4", transform=transform)
     item = screen(stack, copy, key=f"uploads/ring/erin/{transform}.mp4")
 
     assert item["decision"] != "PASS", item
-    reuse = _lineage(stack, item["submission_id"])["decision"]["reuse"]
-    assert reuse["matches"][0]["submission_id"] == recording["submission_id"], reuse
+    match = _finding_for(
+        _lineage(stack, item["submission_id"])["decision"]["reuse"], recording["submission_id"]
+    )
     if transform == "crop-left-10":
         assert {"MEDIA_REUSED", "REUSED_RECORDING_FACE_SWAPPED"} & set(item["reasons"]), item
     else:
-        assert "MEDIA_REUSED" in item["reasons"] and reuse["matches"][0]["kind"] == "perceptual", item
+        assert "MEDIA_REUSED" in item["reasons"] and match["kind"] == "perceptual", (item, match)
 
 
-@pytest.mark.xfail(strict=False, reason=MERGE_REGRESSION)
-def test_a_face_swapped_over_the_recording_gets_its_own_reason(
+def test_a_face_swapped_over_the_recording_is_never_pass_and_names_the_recording(
     stack: LocalStack, recording: dict, workdir: Path
 ) -> None:
+    """A face swapped over a stolen recording is flagged under whichever reuse code the face hash
+    supports on this draw of sample points: at 8 frames the face hash tells this swap apart from the
+    recording's own face on about half the draws (the rate is asserted in
+    tests/unit/media/test_reuse_seed_sweep.py and stated in docs/provenance.md); the finding itself,
+    and the REVIEW, hold on every draw."""
     swapped = rc.write(rc.face_swap(recording["_rec"], rc.Person(50)).frames(), workdir / "swap.mp4")
     item = screen(stack, swapped, key="uploads/ring/frank/selfie.mp4")
 
-    assert item["decision"] != "PASS" and "REUSED_RECORDING_FACE_SWAPPED" in item["reasons"], item
-    reuse = _lineage(stack, item["submission_id"])["decision"]["reuse"]
-    (match,) = [m for m in reuse["matches"] if m["submission_id"] == recording["submission_id"]]
-    assert match["kind"] == "face_swap" and match["body_frames_same"] >= match["face_frames_same"]
+    assert item["decision"] != "PASS", item
+    match = _finding_for(
+        _lineage(stack, item["submission_id"])["decision"]["reuse"], recording["submission_id"]
+    )
+    code = {"face_swap": "REUSED_RECORDING_FACE_SWAPPED", "perceptual": "MEDIA_REUSED"}[match["kind"]]
+    assert code in item["reasons"], (item, match)
+    if match["kind"] == "face_swap":
+        assert match["body_frames_same"] >= match["face_frames_same"], match
 
 
 def test_different_people_at_one_kiosk_are_not_media_reused(stack: LocalStack, workdir: Path) -> None:
@@ -214,7 +225,15 @@ def test_different_people_at_one_kiosk_are_not_media_reused(stack: LocalStack, w
     assert later["checked"] and not later["matched"], later
 
 
-@pytest.mark.xfail(strict=False, reason=MERGE_REGRESSION)
+RACE = (
+    "KNOWN RACE (issue 24, not the sampling): each CheckReuse writes its entries, then reads, and only "
+    "earlier-received submissions count; when the later-received copy is checked before the earlier one "
+    "has written, the later sees nothing and the earlier ignores the later: both PASS (seen in 2 of 8 runs, "
+    "an exact byte match). Needs an order both checks agree on (e.g. the index's write order)."
+)
+
+
+@pytest.mark.xfail(strict=False, reason=RACE)
 def test_two_copies_uploaded_together_only_the_later_is_marked(stack: LocalStack, workdir: Path) -> None:
     """A recording never screened before, uploaded twice at once: exactly one of the two is
     MEDIA_REUSED, naming the other, and it is not the earlier upload (receipt time, then id)."""

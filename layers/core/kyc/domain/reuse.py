@@ -15,14 +15,18 @@ The index (``kyc.aws.dynamodb_reuse_index``) files every frame under the bands o
 multi-index hashing with ``max_distance + 1`` bands, so by pigeonhole any frame within
 ``max_distance`` bits agrees exactly with the query on at least one band: the documented radius is
 guaranteed, not hoped for. A clip meets an earlier submission when enough of its frames
-(``min_matching_frames``) lie within the radius of that submission's scene hashes; ``classify``
-then says what the meeting means:
+(``min_matching_frames``; with face evidence also half of them, ``MIN_MATCH_SHARE``) lie within the
+radius of that submission's scene hashes, compared order-free: since issue 22 each upload samples
+its own secret moments, so frame i of a copy is never frame i of the original. ``classify`` then
+says what the meeting means:
 
 - the body around the face (hair, shoulders, clothes) clearly another on most frames
   (``CLEAR_SHARE``): **the same place, another recording** (two applicants at one kiosk): no
   finding, recorded as ``shared_scene``;
 - otherwise **the same recording**: with a face clearly another on most frames, a face swap over a
-  reused recording (``REUSED_RECORDING_FACE_SWAPPED``); else ``MEDIA_REUSED``;
+  reused recording (``REUSED_RECORDING_FACE_SWAPPED``) when the body or a close scene still say
+  "one recording" (``SWAP_BODY_SHARE``, ``SWAP_SCENE_MEAN``), else a chance meeting in a shared
+  place (``shared_scene``); without another face ``MEDIA_REUSED``;
 - no face evidence on either side (the ``model`` face source, a faceless clip): the scene decides,
   as the whole-frame hash always did (``MEDIA_REUSED``).
 
@@ -56,6 +60,17 @@ MIN_FACE_CONFIDENCE = 50.0  # a face stage's box below this (0..100) is not used
 BODY_RADIUS = 8  # bits: a body hash this close is the same body (benchmarks/reuse.py, docs/provenance.md)
 FACE_RADIUS = 6  # bits: a face hash this close is the same face; copies measured 0-6, swapped faces 8-18
 CLEAR_SHARE = 2 / 3  # of the compared frames: "another body" / "another face" must be this clear
+# Clearly another face: "the same recording" then rests on the scene and the body alone. A kiosk
+# stranger meets by chance on a few frames near the radius's edge, more often the more frames there
+# are to try (at 8 frames 11 of 3,000 draws, at 32 frames 30 of 360 were flagged as face swaps); a
+# swap over a stolen recording shows the same body around the face, or meets on most frames and
+# closer. Either is asked for (benchmarks/reuse.py, docs/provenance.md).
+SWAP_BODY_SHARE = 0.5  # more than this share of the body hashes within BODY_RADIUS, or
+SWAP_SCENE_MEAN = 7.5  # more than the required frames met, at a mean distance below this (bits)
+# With face evidence on both sides, at least this share of a clip's frames must meet an earlier
+# submission's scenes (and at least ``min_matching_frames``): with a fixed 4, kiosk strangers met on
+# 30 of 360 draws at 32 frames (benchmarks/reuse.py --frames 32, docs/provenance.md).
+MIN_MATCH_SHARE = 0.5
 FINDING_KINDS = ("exact", "perceptual", "face_swap")
 
 
@@ -243,11 +258,19 @@ class ReuseMatch:
         }
 
 
-def required_frames(own_frames: int, params: ReuseParams) -> int | None:
-    """Frames that must match for a perceptual match; None when the clip has too few to say."""
+def required_frames(own_frames: int, params: ReuseParams, *, with_faces: bool = False) -> int | None:
+    """Frames that must match for a perceptual match; None when the clip has too few to say.
+
+    With face evidence on both sides, also ``MIN_MATCH_SHARE`` of the clip's frames: sample points
+    are secret and drawn per upload (issue 22), so every extra frame is another chance for a kiosk
+    stranger's frame to land near one of ours; the bar grows with them. Without faces the scene alone
+    decides, as the whole-frame hash always did: a faceless clip that changes fast (a film, a screen
+    recording) is sparsely sampled and needs the fixed count.
+    """
     if own_frames < 2:  # a single frame could match by coincidence: never flag on one
         return None
-    return min(params.min_matching_frames, own_frames)
+    share = math.ceil(MIN_MATCH_SHARE * own_frames) if with_faces else 0
+    return min(max(params.min_matching_frames, share), own_frames)
 
 
 def is_earlier(other_at: str, other_sid: str, own_at: str, own_sid: str) -> bool:
@@ -387,7 +410,8 @@ def classify(
     whole-frame hash always did. ``path_correlation`` is recorded for reviewers, not decided on:
     two slow smooth paths correlate by chance under some alignment.
     """
-    need = required_frames(sum(1 for f in own if f.scene is not None), params)
+    with_faces = any(f.position for f in own) and any(f.position for f in other)
+    need = required_frames(sum(1 for f in own if f.scene is not None), params, with_faces=with_faces)
     scenes = [f.scene for f in other if f.scene is not None]
     if need is None or not scenes:
         return None
@@ -401,7 +425,12 @@ def classify(
     if bodies >= need and bodies - same_bodies >= CLEAR_SHARE * bodies:
         kind = "shared_scene"  # clearly another person around the face: another recording there
     elif faces >= need and faces - same_faces >= CLEAR_SHARE * faces:
-        kind = "face_swap"  # the same person's body, clearly another face
+        # clearly another face: a swap over this recording only with the same body on most frames or
+        # a scene met on more than the required frames, well inside the radius; otherwise
+        # another person filmed in the same place who met by chance (no finding)
+        same_body = same_bodies > SWAP_BODY_SHARE * bodies
+        close_scene = len(close) > need and sum(close) / len(close) < SWAP_SCENE_MEAN
+        kind = "face_swap" if same_body or close_scene else "shared_scene"
     else:
         kind = "perceptual"
     return ReuseMatch(
