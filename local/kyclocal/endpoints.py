@@ -23,6 +23,7 @@ from typing import Any
 from kyc.aws.sagemaker_deployment import DeploymentError, served_model
 
 CONFIG_NAME = "model.json"
+MODEL_FILE = "model.onnx"  # a candidate's model data: one uncompressed object the witness can hash
 
 
 def pack_model(config: Path) -> bytes:
@@ -75,6 +76,10 @@ class LocalEndpoints:
         return model
 
     def _resolve(self, endpoint: str) -> Any:
+        if endpoint == self.default_endpoint:
+            # the server's own model: the champion the stack deployed (LocalStack.serve_model keeps
+            # the server and SageMaker's record of the default endpoint in step)
+            return None
         try:
             served = served_model(endpoint, self._sm)
         except DeploymentError as exc:
@@ -93,5 +98,12 @@ class LocalEndpoints:
         if not url.startswith("s3://"):
             raise LookupError(f"model data {url!r} is not in S3")
         bucket, _, key = url.removeprefix("s3://").partition("/")
+        if key.endswith("/" + MODEL_FILE):  # an uncompressed model file, its serving config beside it
+            folder = self._root / f"model-{n}"
+            folder.mkdir(parents=True)
+            config_key = key.rsplit("/", 1)[0] + "/" + CONFIG_NAME
+            for name, k in ((MODEL_FILE, key), (CONFIG_NAME, config_key)):
+                (folder / name).write_bytes(self._s3.get_object(Bucket=bucket, Key=k)["Body"].read())
+            return OnnxModel(load_onnx_config(folder / CONFIG_NAME))
         archive = self._s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         return OnnxModel(load_onnx_config(unpack_model(archive, self._root / f"model-{n}")))

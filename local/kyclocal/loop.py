@@ -17,6 +17,7 @@ emulated, and only that:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +30,7 @@ from kyc.aws.production_pointer import PointerVersion, ProductionPointer
 from kyc.aws.sagemaker_deployment import served_model
 from kyc.domain.lineage import lineage_key
 from kyc.domain.promotion import PromotionError, pointer_document, promotion_refusals, split_pointer
-from kyclocal.endpoints import pack_model
+from kyclocal.endpoints import CONFIG_NAME, MODEL_FILE
 
 if TYPE_CHECKING:
     from kyclocal.stack import LocalStack
@@ -98,11 +99,40 @@ def registry(stack: LocalStack | RemoteStack) -> ModelRegistry:
     return ModelRegistry(stack.outputs["ModelPackageGroupName"], stack.client("sagemaker"))
 
 
+def _upload_model_data(stack: LocalStack | RemoteStack, config: Path, sha: str) -> str:
+    """Put the candidate's model file, uncompressed, where the deployment witness reads model data
+    (``ModelDataBucket``/``ModelDataPrefix``, issue 24) with an S3-verified SHA-256, and its serving
+    config beside it; returns the model file's S3 URI. The witness then names exactly the bytes the
+    candidate's policy is bound to (docs/model-contract.md)."""
+    bucket = stack.parameters.get("ModelDataBucket") or ""
+    if not bucket:
+        raise LoopError(
+            "ModelDataBucket is not set: a candidate deployed without it could never be witnessed"
+        )
+    document = json.loads(config.read_text(encoding="utf-8"))
+    model_file = config.parent / document["path"]
+    if hashlib.sha256(model_file.read_bytes()).hexdigest() != sha:
+        raise LoopError(f"{model_file} is not the package's model ({sha})")
+    s3 = stack.client("s3")
+    prefix = f"{stack.parameters.get('ModelDataPrefix') or ''}candidates/{sha}/"
+    s3.put_object(
+        Bucket=bucket,
+        Key=prefix + MODEL_FILE,
+        Body=model_file.read_bytes(),
+        ChecksumAlgorithm="SHA256",
+        ContentType="application/octet-stream",
+    )
+    config_body = json.dumps(document | {"path": MODEL_FILE}).encode()
+    s3.put_object(Bucket=bucket, Key=prefix + CONFIG_NAME, Body=config_body, ContentType="application/json")
+    return f"s3://{bucket}/{prefix}{MODEL_FILE}"
+
+
 def register_candidate(stack: LocalStack | RemoteStack, out: Path) -> RegisteredPackage | None:
     """Register what `kycscreen retrain` wrote to ``out`` (None when the gate registered nothing).
 
-    The model archive, its policy and the report go under ``models/<sha256>/`` in the audit bucket
-    (stack key, the decisions' retention); the package names them by S3 URI."""
+    The model file goes to the model data location (``_upload_model_data``); its policy and the report
+    under ``models/<sha256>/`` in the audit bucket (stack key, the decisions' retention); the package
+    names them by S3 URI."""
     package_file = out / "package.json"
     if not package_file.is_file():
         return None
@@ -114,9 +144,9 @@ def register_candidate(stack: LocalStack | RemoteStack, out: Path) -> Registered
     if package["policy_bound_to_sha256"] != sha:
         raise LoopError("the package's policy is not bound to its model")
     bucket = _audit_bucket(stack)
+    model_data_url = _upload_model_data(stack, config, sha)
     uris = {}
     for name, body, kind in (
-        ("model.tar.gz", pack_model(config), "application/gzip"),
         ("policy.json", policy_path.read_bytes(), "application/json"),
         ("report.json", json.dumps(report, indent=2).encode(), "application/json"),
     ):
@@ -134,7 +164,7 @@ def register_candidate(stack: LocalStack | RemoteStack, out: Path) -> Registered
     models.ensure_group()
     return models.register(
         image=LOCAL_IMAGE,
-        model_data_url=uris["model.tar.gz"],
+        model_data_url=model_data_url,
         description=f"{(package.get('model') or {}).get('name')} trained on {package['dataset_version']}",
         metadata={
             reg.MODEL_SHA256: sha,

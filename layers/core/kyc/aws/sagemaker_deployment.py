@@ -65,7 +65,7 @@ def deploy(
         ExecutionRoleArn=role_arn,
         PrimaryContainer={
             "Image": image,
-            "ModelDataUrl": model_data_url,
+            "ModelDataSource": {"S3DataSource": _model_data_source(model_data_url)},
             "Environment": {SHA_ENV: artefact_sha256},
         },
     )
@@ -84,6 +84,13 @@ def deploy(
     )
     sm.create_endpoint(EndpointName=endpoint_name, EndpointConfigName=endpoint_name)
     return served_model(endpoint_name, sm)
+
+
+def _model_data_source(url: str) -> dict[str, str]:
+    """One model data object: an archive SageMaker unpacks (``.tar.gz``) or, so that the deployment
+    witness can name the bytes the policy is bound to (issue 24), one uncompressed file."""
+    compression = "Gzip" if url.endswith(".tar.gz") else "None"
+    return {"S3Uri": url, "S3DataType": "S3Object", "CompressionType": compression}
 
 
 def served_model(endpoint_name: str, sagemaker_client: Any = None, variant: str | None = None) -> ServedModel:
@@ -106,6 +113,7 @@ def served_model(endpoint_name: str, sagemaker_client: Any = None, variant: str 
         variant=chosen[0]["VariantName"],
         model_name=model["ModelName"],
         image=container.get("Image"),
-        model_data_url=container.get("ModelDataUrl"),
+        model_data_url=container.get("ModelDataUrl")
+        or ((container.get("ModelDataSource") or {}).get("S3DataSource") or {}).get("S3Uri"),
         artefact_sha256=(container.get("Environment") or {}).get(SHA_ENV),
     )
