@@ -31,7 +31,9 @@ says what the meeting means:
   as the whole-frame hash always did (``MEDIA_REUSED``).
 
 Only an **earlier** submission (by receipt time, then id) counts: of two copies screened at the same
-moment the first is never marked. Pure Python: no AWS, no numpy.
+moment the first is never marked. So that the later one always is, whatever the timing, a check
+that finds no earlier match waits until every earlier submission still in flight has indexed
+(``unsettled_earlier``), then reads again. Pure Python: no AWS, no numpy.
 """
 
 from __future__ import annotations
@@ -72,6 +74,12 @@ SWAP_SCENE_MEAN = 7.5  # more than the required frames met, at a mean distance b
 # 30 of 360 draws at 32 frames (benchmarks/reuse.py --frames 32, docs/provenance.md).
 MIN_MATCH_SHARE = 0.5
 FINDING_KINDS = ("exact", "perceptual", "face_swap")
+
+
+class EarlierSubmissionsInFlightError(RuntimeError):
+    """Earlier submissions were still being screened, unindexed, when the wait ran out: this check
+    cannot say the clip is unique, so it does not answer (the state machine retries it, then
+    records ERROR: never a PASS on a check that could not finish)."""
 
 
 class ReuseParamsError(ValueError):
@@ -276,6 +284,38 @@ def required_frames(own_frames: int, params: ReuseParams, *, with_faces: bool = 
 def is_earlier(other_at: str, other_sid: str, own_at: str, own_sid: str) -> bool:
     """Receipt time first, then the id: of two uploads one is always the earlier, never both."""
     return (other_at, other_sid) < (own_at, own_sid)
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """A screening still running (the state machine's own record): its submission and receipt time."""
+
+    submission_id: str
+    received_at: str
+
+
+def unsettled_earlier(
+    in_flight: Iterable[InFlight], indexed: Iterable[str], *, own_submission_id: str, own_received_at: str
+) -> list[str]:
+    """Submissions received before this one whose screening runs and has not yet indexed: any of them
+    may be a copy this check could not see yet (sorted, earliest first).
+
+    Why a check waits for them: each check writes its entries, then reads, and counts only earlier
+    submissions. Of two copies E (earlier) and L (later), L may read before E has written, and E
+    ignores L. If L, finding nothing, waits until E has indexed (or E's screening ended, after
+    which it never writes), L's next read follows E's write and sees E: whatever the interleaving,
+    L is marked and E is not. The wait is acyclic: a check only waits for earlier submissions, and
+    an entry counts as indexed once written, before its writer waits for anything.
+    """
+    own_at, done = index_time(own_received_at), set(indexed)
+    pending = {
+        f.submission_id
+        for f in in_flight
+        if f.submission_id != own_submission_id
+        and f.submission_id not in done
+        and is_earlier(index_time(f.received_at), f.submission_id, own_at, own_submission_id)
+    }
+    return sorted(pending)
 
 
 def _mean(values: Sequence[float]) -> float:
