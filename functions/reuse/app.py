@@ -4,7 +4,10 @@ Reads the sampled frames (checked against the manifest) and the face stage's evi
 against its hash), hashes each frame's scene and face (kyc.media.recording_hash), writes this
 submission's entries to the reuse index first, then looks up the others: of two copies screened at
 the same moment, whichever looks up second sees the first, and only the later one is marked (the
-domain ignores submissions received after this one). A retry writes the same keys again. The
+domain ignores submissions received after this one). Since the later copy may read first, a check
+that finds no earlier match waits until every earlier submission still in flight (the state
+machine's running executions) has indexed, then reads again (kyc.domain.reuse.unsettled_earlier):
+the later copy is marked whatever the timing. A retry writes the same keys again. The
 result is small: the strongest matches, with the earlier submission's id and what the match means;
 the decision turns it into REVIEW at most (kyc.domain.reuse.reuse_findings).
 """
@@ -12,6 +15,7 @@ the decision turns it into REVIEW at most (kyc.domain.reuse.reuse_findings).
 from __future__ import annotations
 
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -21,8 +25,11 @@ from kyc import settings
 from kyc.aws.dynamodb_reuse_index import DynamoDBReuseIndex
 from kyc.aws.errors import SourceChangedError
 from kyc.aws.s3_object_store import S3ObjectStore
+from kyc.aws.stepfunctions_in_flight import StepFunctionsInFlight
 from kyc.domain.lineage import sha256_hex
 from kyc.domain.reuse import (
+    FINDING_KINDS,
+    EarlierSubmissionsInFlightError,
     FrameSignature,
     ReuseParams,
     bands,
@@ -34,6 +41,7 @@ from kyc.domain.reuse import (
     not_checked,
     perceptual_matches,
     reuse_result,
+    unsettled_earlier,
     window_start,
 )
 from kyc.media.contact_sheet import decode_image
@@ -45,7 +53,11 @@ RESOURCES = settings.stack_resources()
 PARAMS = ReuseParams(**settings.reuse_params())
 STORE = S3ObjectStore(kms_key_id=RESOURCES.kms_key_id)
 INDEX = DynamoDBReuseIndex(settings.reuse_table())
+IN_FLIGHT = StepFunctionsInFlight()
 PARALLEL_READS = 8
+WAIT_S = 40.0  # at most, for earlier submissions still in flight to index (the function's timeout: 60 s)
+WAIT_MARGIN_S = 10.0  # left of the invocation after waiting, to read again and answer
+POLL_S = (0.5, 1.0, 2.0)  # between looks at the running screenings (the last repeats)
 
 
 @logger.inject_lambda_context(correlation_id_path="submission.submission_id", clear_state=True)
@@ -53,7 +65,9 @@ PARALLEL_READS = 8
 @metrics.log_metrics
 @stage_duration("reuse")
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return check_reuse(event)
+    return check_reuse(
+        event, wait_s=min(WAIT_S, context.get_remaining_time_in_millis() / 1000 - WAIT_MARGIN_S)
+    )
 
 
 def _verified(key: str, expected: str | None, what: str) -> bytes:
@@ -82,8 +96,9 @@ def signatures(manifest: dict[str, Any], faces: dict[str, Any] | None) -> list[F
     return frame_signatures(frames, (faces or {}).get("frames") or [])
 
 
-def check_reuse(event: dict[str, Any]) -> dict[str, Any]:
-    """Write this submission's entries, then look up the others (the order is the guarantee)."""
+def check_reuse(event: dict[str, Any], wait_s: float = WAIT_S) -> dict[str, Any]:
+    """Write this submission's entries, then look up the others; with no earlier match, wait for the
+    earlier submissions in flight to index and look again (the order is the guarantee)."""
     submission, validation = event["submission"], event["validation"]
     extraction = event.get("extraction") or {}
     sid = submission["submission_id"]
@@ -112,11 +127,21 @@ def check_reuse(event: dict[str, Any]) -> dict[str, Any]:
         expires_at(received_at, PARAMS),
     )
     since, at = window_start(received_at, PARAMS), index_time(received_at)
-    exact = exact_matches(INDEX.exact(validation["sha256"], since), own_submission_id=sid, own_indexed_at=at)
     band_keys = {key for f in frames if f.scene is not None for key in bands(f.scene, PARAMS.max_distance)}
-    candidates, truncated = INDEX.frames(band_keys, since)
-    near = perceptual_matches(frames, candidates, own_submission_id=sid, own_indexed_at=at, params=PARAMS)
-    matches = combine(exact, near)
+
+    def look_up() -> tuple[list[Any], bool]:
+        exact = exact_matches(
+            INDEX.exact(validation["sha256"], since), own_submission_id=sid, own_indexed_at=at
+        )
+        candidates, cut = INDEX.frames(band_keys, since)
+        near = perceptual_matches(frames, candidates, own_submission_id=sid, own_indexed_at=at, params=PARAMS)
+        return combine(exact, near), cut
+
+    matches, truncated = look_up()
+    execution_arn, waited_for = event.get("execution_arn"), None
+    if not any(m.kind in FINDING_KINDS for m in matches) and execution_arn:
+        waited_for = _wait_for_earlier(execution_arn, sid, received_at, wait_s)
+        matches, truncated = look_up()  # after every earlier submission in flight has indexed
     result = reuse_result(
         matches,
         params=PARAMS,
@@ -125,6 +150,7 @@ def check_reuse(event: dict[str, Any]) -> dict[str, Any]:
         items_read=INDEX.items_read,
         truncated=truncated,
     )
+    result["waited_for_earlier"] = waited_for  # None: no wait needed (a match) or no state machine
     count("ReuseChecks", outcome=_outcome(result))
     log_lineage(
         "reuse",
@@ -138,6 +164,28 @@ def check_reuse(event: dict[str, Any]) -> dict[str, Any]:
         outputs=result,
     )
     return result
+
+
+def _wait_for_earlier(execution_arn: str, sid: str, received_at: str, wait_s: float) -> list[str]:
+    """Return once no submission received before this one is still screening and unindexed (the
+    ones waited for); raise EarlierSubmissionsInFlightError when ``wait_s`` runs out first."""
+    deadline, waited = time.monotonic() + max(0.0, wait_s), set()
+    for attempt in range(10_000):
+        earlier = unsettled_earlier(
+            IN_FLIGHT.running(execution_arn), (), own_submission_id=sid, own_received_at=received_at
+        )
+        pending = sorted(set(earlier) - INDEX.indexed(earlier)) if earlier else []
+        if not pending:
+            return sorted(waited)
+        waited.update(pending)
+        pause = POLL_S[min(attempt, len(POLL_S) - 1)]
+        if time.monotonic() + pause > deadline:
+            count("ReuseChecks", outcome="WAIT_TIMED_OUT")  # on the dashboard with the other outcomes
+            raise EarlierSubmissionsInFlightError(
+                f"{len(pending)} earlier submission(s) still screening and unindexed after {wait_s:.0f} s"
+            )
+        time.sleep(pause)
+    raise EarlierSubmissionsInFlightError("too many polls")  # unreachable with a finite wait_s
 
 
 def _outcome(result: dict[str, Any]) -> str:

@@ -197,3 +197,59 @@ def test_two_copies_interleaved_only_the_later_is_marked(aws: dict[str, Any]) ->
         app.INDEX.exact = real_exact
     assert results["A"]["matches"] == [] and not results["A"]["matched"]
     assert [m["submission_id"] for m in results["B"]["matches"]] == ["A"]
+
+
+class _Running:
+    """The state machine's running screenings, as the check sees them; ``on_look`` runs at each look."""
+
+    def __init__(self, running: list[Any], on_look: Any = None) -> None:
+        self.running_now, self.on_look, self.looks = running, on_look, 0
+
+    def running(self, execution_arn: str) -> list[Any]:
+        self.looks += 1
+        if self.on_look:
+            self.on_look(self.looks)
+        return list(self.running_now)
+
+
+def test_the_later_copy_checked_first_waits_for_the_earlier_one_in_flight_and_is_marked(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race of issue 24: B (received later) is checked before A (earlier, still screening) has
+    written anything. B finds nothing, sees A running and unindexed, waits; A's check runs during the
+    wait; B reads again and is marked naming A. A, which sees B, is not marked."""
+    from kyc.domain.reuse import InFlight
+
+    app = aws["app"]
+    original = _pictures(11)
+    event_a = _event(aws, "A", "aa" * 32, original, _at(2))
+    event_b = _event(aws, "B", "bb" * 32, _copy(original, 12), _at(1.9))
+    event_b["execution_arn"] = "arn:aws:states:us-east-1:123456789012:execution:kyc-screening:B"
+    results: dict[str, dict] = {}
+
+    def a_checks_on_the_second_look(look: int) -> None:
+        if look == 2:
+            results["A"] = app.check_reuse(event_a)
+
+    monkeypatch.setattr(app, "IN_FLIGHT", _Running([InFlight("A", _at(2))], a_checks_on_the_second_look))
+    monkeypatch.setattr(app, "POLL_S", (0.01,))
+    results["B"] = app.check_reuse(event_b, wait_s=30)
+    assert [m["submission_id"] for m in results["B"]["matches"]] == ["A"] and results["B"]["matched"]
+    assert results["A"]["matches"] == [] and not results["A"]["matched"]
+    assert app.IN_FLIGHT.looks == 2 and results["B"]["waited_for_earlier"] == ["A"]
+
+
+def test_an_earlier_submission_that_never_indexes_times_the_check_out_instead_of_a_pass(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An earlier screening stays running and unindexed past the wait: no answer (the state machine
+    retries, then records ERROR), never an unmarked result that would let the copy PASS."""
+    from kyc.domain.reuse import EarlierSubmissionsInFlightError, InFlight
+
+    app = aws["app"]
+    event_b = _event(aws, "B", "bb" * 32, _pictures(13), _at(1.9))
+    event_b["execution_arn"] = "arn:aws:states:us-east-1:123456789012:execution:kyc-screening:B"
+    monkeypatch.setattr(app, "IN_FLIGHT", _Running([InFlight("A", _at(2)), InFlight("C", _at(1))]))
+    monkeypatch.setattr(app, "POLL_S", (0.01,))
+    with pytest.raises(EarlierSubmissionsInFlightError, match="1 earlier submission"):
+        app.check_reuse(event_b, wait_s=0.2)  # C, received after B, is never waited for

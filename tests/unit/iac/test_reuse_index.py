@@ -59,8 +59,31 @@ def test_check_reuse_role_is_least_privilege(template):
     statements = _role_statements(template, "CheckReuseFunctionRole")
     ddb = [st for st in statements if any(a.startswith("dynamodb:") for a in st["Action"])]
     assert len(ddb) == 1
-    assert sorted(ddb[0]["Action"]) == ["dynamodb:BatchWriteItem", "dynamodb:Query", "dynamodb:UpdateItem"]
+    assert sorted(ddb[0]["Action"]) == [
+        "dynamodb:BatchWriteItem",
+        "dynamodb:GetItem",  # the race (issue 24): has an earlier submission finished indexing?
+        "dynamodb:Query",
+        "dynamodb:UpdateItem",
+    ]
     assert ddb[0]["Resource"] == TABLE_ARN  # its own table only, not the decisions table
+    # the race (issue 24): the screenings still running, read from the screening state machine only
+    states = [st for st in statements if any(a.startswith("states:") for a in st["Action"])]
+    machine = (
+        "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}"
+        ":stateMachine:${AWS::StackName}-screening"
+    )
+    executions = machine.replace(":stateMachine:", ":execution:") + ":*"
+    assert [(st["Action"], st["Resource"]) for st in states] == [
+        (["states:ListExecutions"], {"Fn::Sub": machine}),
+        (["states:DescribeExecution"], {"Fn::Sub": executions}),
+    ]
+    (decrypt,) = [st for st in statements if st.get("Sid") == "DecryptRunningScreeningInputs"]
+    assert decrypt["Action"] == ["kms:Decrypt"]  # the inputs, under the screening machine's context only
+    assert decrypt["Condition"]["StringEquals"] == {
+        "kms:EncryptionContext:aws:states:stateMachineArn": {"Fn::Sub": machine}
+    }
+    name = template["Resources"]["ScreeningStateMachine"]["Properties"]["StateMachineName"]
+    assert name == {"Fn::Sub": "${AWS::StackName}-screening"}  # the name the ARNs above spell out
     s3 = [st for st in statements if any(a.startswith("s3:") for a in st["Action"])]
     assert [st["Action"] for st in s3] == [["s3:GetObject"], ["s3:GetObject"]]
     # the frames and their manifest, and the face stage's evidence (issue 24): nothing else of the bucket

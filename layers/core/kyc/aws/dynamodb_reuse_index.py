@@ -2,9 +2,10 @@
 
 One table, string keys ``pk``/``sk`` (items in ``kyc.domain.reuse``): ``sha#<sha256>`` for the
 bytes, ``b<band>#<16 bits>`` for each frame's perceptual-hash bands, ``sub#<sid>`` listing what a
-submission wrote. Lookups are strongly consistent Queries on one partition each, bounded below by
-the window's start in the sort key; never a Scan. TTL (``expires_at``) removes entries after the
-raw video's retention; since TTL deletes lazily, expired items are filtered out of every read.
+submission wrote (``indexed_all`` once all are written). Lookups are strongly consistent Queries on
+one partition each, bounded below by the window's start in the sort key; never a Scan. TTL
+(``expires_at``) removes entries after the raw video's retention; since TTL deletes lazily, expired
+items are filtered out of every read.
 """
 
 from __future__ import annotations
@@ -57,6 +58,25 @@ class DynamoDBReuseIndex:
             },
         )
         self._batch_write([{"PutRequest": {"Item": serialise_item(e)}} for e in entries])
+        self._ddb.update_item(  # last: a later submission waiting for this one may now read (reuse.py)
+            TableName=self._table,
+            Key=serialise_item(submission_key(submission_id)),
+            UpdateExpression="SET indexed_all = :t",
+            ExpressionAttributeValues={":t": {"BOOL": True}},
+        )
+
+    def indexed(self, submission_ids: Iterable[str]) -> set[str]:
+        """Which of these submissions have written all their entries (strongly consistent reads)."""
+
+        def done(sid: str) -> bool:
+            item = self._ddb.get_item(
+                TableName=self._table, Key=serialise_item(submission_key(sid)), ConsistentRead=True
+            ).get("Item")
+            return bool(item and item.get("indexed_all", {}).get("BOOL"))
+
+        sids = sorted(set(submission_ids))
+        with ThreadPoolExecutor(max_workers=self._workers) as pool:
+            return {sid for sid, ok in zip(sids, pool.map(done, sids), strict=True) if ok}
 
     # --- reading ------------------------------------------------------------------------------
 
