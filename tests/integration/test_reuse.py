@@ -225,15 +225,6 @@ def test_different_people_at_one_kiosk_are_not_media_reused(stack: LocalStack, w
     assert later["checked"] and not later["matched"], later
 
 
-RACE = (
-    "KNOWN RACE (issue 24, not the sampling): each CheckReuse writes its entries, then reads, and only "
-    "earlier-received submissions count; when the later-received copy is checked before the earlier one "
-    "has written, the later sees nothing and the earlier ignores the later: both PASS (seen in 2 of 8 runs, "
-    "an exact byte match). Needs an order both checks agree on (e.g. the index's write order)."
-)
-
-
-@pytest.mark.xfail(strict=False, reason=RACE)
 def test_two_copies_uploaded_together_only_the_later_is_marked(stack: LocalStack, workdir: Path) -> None:
     """A recording never screened before, uploaded twice at once: exactly one of the two is
     MEDIA_REUSED, naming the other, and it is not the earlier upload (receipt time, then id)."""
