@@ -176,6 +176,8 @@ def _wait_for_earlier(execution_arn: str, sid: str, received_at: str, wait_s: fl
         )
         pending = sorted(set(earlier) - INDEX.indexed(earlier)) if earlier else []
         if not pending:
+            if waited:
+                logger.info("reuse check waited for earlier screenings", extra={"waited_for": len(waited)})
             return sorted(waited)
         waited.update(pending)
         pause = POLL_S[min(attempt, len(POLL_S) - 1)]

@@ -243,3 +243,57 @@ def test_two_copies_uploaded_together_only_the_later_is_marked(stack: LocalStack
     assert earlier in named
     received = {sid: datetime.fromisoformat(items[sid]["received_at"].replace("Z", "+00:00")) for sid in sids}
     assert (received[earlier], earlier) < (received[later], later), received
+
+
+def test_the_race_forced_the_later_copy_checked_first_is_still_marked(
+    stack: LocalStack, workdir: Path
+) -> None:
+    """Issue 24's race, forced: the earlier upload's CheckReuse is held until the later one's check
+    has written its entries and read (its ``indexed_all`` mark, then a margin). The later copy finds
+    nothing on that read; it must wait for the earlier screening still in flight and be marked,
+    naming it; the earlier one is not marked. Without the wait both PASS."""
+    import threading
+    import time
+
+    from kyc.domain.reuse import index_time
+
+    ddb = stack.client("dynamodb")
+    (table,) = [t for t in ddb.list_tables()["TableNames"] if "reuse" in t.lower()]
+    arrived: dict[str, tuple[str, str]] = {}
+    both = threading.Event()
+
+    def hold_the_earlier(name: str, event: dict) -> None:
+        if name != "CheckReuseFunction" or "submission" not in event:
+            return
+        sub = event["submission"]
+        arrived[sub["submission_id"]] = (index_time(sub["received_at"]), sub["submission_id"])
+        if len(arrived) == 2:
+            both.set()
+        assert both.wait(120), "the second copy's reuse check never came"
+        earlier, later = sorted(arrived.values())
+        if sub["submission_id"] != earlier[1]:
+            return
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # the later check has indexed: its read follows at once
+            item = ddb.get_item(TableName=table, Key={"pk": {"S": f"sub#{later[1]}"}, "sk": {"S": "sub"}})
+            if item.get("Item", {}).get("indexed_all"):
+                break
+            time.sleep(0.05)
+        time.sleep(2.0)
+
+    clip = rc.write(rc.Recording("edts", rc.Person(79), seed=80).frames(), workdir / "forced.mp4")
+    stack.router.fault = hold_the_earlier
+    try:
+        sids = [
+            stack.upload(clip, key="uploads/forced/one.mp4")["submission_id"],
+            stack.upload(clip, key="uploads/forced/two.mp4")["submission_id"],
+        ]
+        items = {sid: stack.wait_for_decision(sid, timeout_s=300) for sid in sids}
+    finally:
+        stack.router.fault = None
+    assert all(items.values()), items
+    (earlier_sid, _), (later_sid, _) = sorted(arrived.items(), key=lambda kv: kv[1])
+    assert "MEDIA_REUSED" in items[later_sid]["reasons"], items
+    assert "MEDIA_REUSED" not in items[earlier_sid]["reasons"], items
+    named = {m["submission_id"] for m in _lineage(stack, later_sid)["decision"]["reuse"]["matches"]}
+    assert earlier_sid in named
