@@ -281,7 +281,7 @@ def test_the_race_forced_the_later_copy_checked_first_is_still_marked(
             time.sleep(0.05)
         time.sleep(2.0)
 
-    clip = rc.write(rc.Recording("edts", rc.Person(79), seed=80).frames(), workdir / "forced.mp4")
+    clip = rc.write(rc.Recording("road", rc.Person(79), seed=80).frames(), workdir / "forced.mp4")
     stack.router.fault = hold_the_earlier
     try:
         sids = [
