@@ -12,10 +12,9 @@ SageMaker's DescribeEndpoint/DescribeModel, and SSM's parameter history; never t
 
 from __future__ import annotations
 
+import base64
 import hashlib
-import io
 import json
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -99,12 +98,16 @@ def test_a_better_candidate_goes_through_every_step_and_rolls_back(
         assert package.metadata["ModelSha256"] == candidate_sha
         assert package.metadata["LabelledSetSha256"] == report["dataset"]["labelled_set_sha256"]
         s3 = stack.client("s3")
-        bucket, _, key = package.model_data_url.removeprefix("s3://").partition("/")
-        archive = s3.get_object(Bucket=bucket, Key=key)
-        assert archive["ServerSideEncryption"] == "aws:kms"
-        with tarfile.open(fileobj=io.BytesIO(archive["Body"].read()), mode="r:gz") as tar:
-            onnx_bytes = tar.extractfile("model.onnx").read()
+        data_bucket, _, data_key = package.model_data_url.removeprefix("s3://").partition("/")
+        # the model file itself, uncompressed, where the deployment witness reads model data (issue 24),
+        # with the SHA-256 S3 verified at upload: the witness's number is the bytes' own
+        assert data_bucket == stack.parameters["ModelDataBucket"], package.model_data_url
+        model_object = s3.get_object(Bucket=data_bucket, Key=data_key, ChecksumMode="ENABLED")
+        onnx_bytes = model_object["Body"].read()
         assert hashlib.sha256(onnx_bytes).hexdigest() == candidate_sha
+        assert base64.b64decode(model_object["ChecksumSHA256"]).hex() == candidate_sha
+        bucket, _, policy_key = package.metadata["PolicyS3Uri"].removeprefix("s3://").partition("/")
+        assert s3.get_object(Bucket=bucket, Key=policy_key)["ServerSideEncryption"] == "aws:kms"
 
         # 2. nothing can be promoted before a person approves it
         code, refusal = _cli(capsys, stack, "promote", package.arn)
