@@ -20,7 +20,8 @@ directory when it ends and restores it when the next command starts, so `kycscre
 `kycscreen erase` work on earlier decisions. The directory is --state-dir, else $KYCSCREEN_STATE_DIR,
 else ./.local-stack (files 0600: it holds personal data); the emulator's own log is beside it
 (.local-stack.log). `kycscreen reset` deletes the state; --no-state neither reads nor writes it.
-A run stopped with Ctrl-C saves what it has; a killed run saves nothing of itself. Either way the
+A run stopped with Ctrl-C saves what it has, prints the rows decided so far and one line naming
+each upload still without a decision, and exits 130; a killed run saves nothing of itself. Either way the
 next run works as usual: an upload saved without its decision gets one (ERROR, EXECUTION_FAILED)
 when the stack starts. `kycscreen up` serves the same stack to other programs (stop it with Ctrl-C)."""
 
@@ -38,6 +39,38 @@ RUN_FIELDS = (
     "policy_version",
     "elapsed_s",
 )
+
+
+INTERRUPTED_EXIT = 130  # 128 + SIGINT, as a shell reports a command stopped with Ctrl-C
+MAX_NAMED_PENDING = 10  # the interruption line names this many pending uploads, then counts the rest
+
+
+class RunInterrupted(Exception):
+    """Ctrl-C while files were being screened: what was decided, and what was uploaded but not."""
+
+    def __init__(self, decided: list[dict[str, Any]], pending: list[tuple[Path, str]]) -> None:
+        super().__init__(f"{len(pending)} upload(s) without a decision")
+        self.decided = decided
+        self.pending = pending  # (file, submission id) of each upload still waiting or being screened
+
+
+def interruption_line(stop: RunInterrupted, *, state_kept: bool) -> str:
+    """One line for the terminal: which uploads have no decision and what becomes of them."""
+    total = len(stop.decided) + len(stop.pending)
+    named = ", ".join(f"{path.name} ({sid})" for path, sid in stop.pending[:MAX_NAMED_PENDING])
+    more = len(stop.pending) - MAX_NAMED_PENDING
+    if more > 0:
+        named += f" and {more} more"
+    line = f"interrupted: {len(stop.decided)} of {total} file(s) decided"
+    if not stop.pending:
+        return line + "."
+    line += f"; without a decision: {named}."
+    if state_kept:
+        return line + (
+            " Their uploads are saved: the next `kycscreen run` or `up` on this state records each of"
+            " them ERROR EXECUTION_FAILED (never a verdict); run the files again to screen them."
+        )
+    return line + " Nothing is kept (--no-state): run the files again to screen them."
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -113,20 +146,40 @@ def cmd_run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     )
     sheets: Path | None = getattr(args, "contact_sheet", None)
 
+    emitted: set[int] = set()
+
     def emit(row: dict[str, Any]) -> None:
+        emitted.add(id(row))
         if args.json:
             print(json.dumps(row), file=out, flush=True)
 
-    with Progress(len(args.files)) as progress, LocalStack(settings) as stack:
-        progress.started()
-        rows = screen_files(
-            stack,
-            args.files,
-            timeout=args.timeout,
-            contact_sheet_dir=sheets,
-            on_row=emit,
-            on_decided=progress.update,
+    try:
+        with Progress(len(args.files)) as progress, LocalStack(settings) as stack:
+            progress.started()
+            rows = screen_files(
+                stack,
+                args.files,
+                timeout=args.timeout,
+                contact_sheet_dir=sheets,
+                on_row=emit,
+                on_decided=progress.update,
+            )
+    except RunInterrupted as stop:  # the stack has stopped (and saved its state) on the way out
+        if args.json:  # rows decided out of input order were held back: they are final too
+            for row in stop.decided:
+                if id(row) not in emitted:
+                    emit(row)
+        elif stop.decided:
+            _print_table(stop.decided, out, model_note=args.model == "reference")
+        print(interruption_line(stop, state_kept=state_dir is not None), file=sys.stderr, flush=True)
+        return INTERRUPTED_EXIT
+    except KeyboardInterrupt:  # before any upload, or a second Ctrl-C while the stack was stopping
+        print(
+            "interrupted while the local stack was starting or stopping: no row to report.",
+            file=sys.stderr,
+            flush=True,
         )
+        return INTERRUPTED_EXIT
     if not args.json:
         _print_table(rows, out, model_note=args.model == "reference")
     return 0
@@ -149,8 +202,32 @@ def screen_files(
     files still waiting are reported ERROR. An unreadable file becomes an ERROR row and the others go on.
     ``on_row`` gets the rows in input order as soon as they are final; ``on_decided`` the count so far.
     """
-    prefix = stack.settings.upload_prefix
     uploads: list[tuple[Path, dict[str, Any] | None, str | None, float]] = []
+    rows: list[dict[str, Any] | None] = []
+    try:
+        return _screen(stack, paths, uploads, rows, timeout, contact_sheet_dir, on_row, on_decided)
+    except KeyboardInterrupt:
+        pending = [
+            (path, ident["submission_id"])
+            for index, (path, ident, _, _) in enumerate(uploads)
+            if ident is not None and (index >= len(rows) or rows[index] is None)
+        ]
+        raise RunInterrupted([row for row in rows if row is not None], pending) from None
+
+
+def _screen(
+    stack: LocalStack,
+    paths: Sequence[Path],
+    uploads: list[tuple[Path, dict[str, Any] | None, str | None, float]],
+    rows: list[dict[str, Any] | None],
+    timeout: float,
+    contact_sheet_dir: Path | None,
+    on_row: Callable[[dict[str, Any]], None] | None,
+    on_decided: Callable[[int], None] | None,
+) -> list[dict[str, Any]]:
+    """screen_files' work; ``uploads`` and ``rows`` are the caller's, so an interruption can tell
+    what was uploaded and what was decided."""
+    prefix = stack.settings.upload_prefix
     for index, path in enumerate(paths):
         started = time.monotonic()
         try:
@@ -158,7 +235,7 @@ def screen_files(
             uploads.append((path, ident, None, started))
         except OSError as exc:  # unreadable file: reported, and the others go on
             uploads.append((path, None, f"cannot read file: {exc.strerror or exc}", started))
-    rows: list[dict[str, Any] | None] = [None] * len(uploads)
+    rows.extend([None] * len(uploads))
     for index, (path, ident, problem, started) in enumerate(uploads):
         if ident is None:
             rows[index] = _row(path, None, started, error=problem, reason="SOURCE_MISSING")
