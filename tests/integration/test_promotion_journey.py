@@ -21,8 +21,8 @@ import pytest
 
 from kyclocal import loop
 from kyclocal.cli import main
-from kyclocal.samples import write_clip
 from kyclocal.stack import LocalStack, LocalStackSettings
+from tests.fixtures.clips import drawn_subject_clip
 from tests.integration.test_retrain_journey import _retrain, champion, labelled  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.integration
@@ -34,19 +34,7 @@ def _sha(path: Path) -> str:
 
 def _clip(root: Path, person: int, attack: bool) -> Path:
     path = root / f"backlog-{person}-{'attack' if attack else 'genuine'}.mp4"
-    write_clip(
-        path,
-        "mp4",
-        "libx264",
-        {"preset": "ultrafast"},
-        width=480,
-        height=360,
-        fps=10,
-        seconds=1.5,
-        red_cast=80 if attack else -20,
-        person=person,
-    )
-    return path
+    return drawn_subject_clip(path, red_cast=80 if attack else -20, person=person)
 
 
 def _cli(capsys, stack: LocalStack, *argv: str) -> tuple[int, object]:

@@ -21,7 +21,7 @@ import pytest
 from kyc.domain.dataset import SplitRule
 from kyclocal.calibration_demo import red_mean_sigmoid
 from kyclocal.cli import main
-from kyclocal.samples import write_clip
+from tests.fixtures.clips import drawn_subject_clip
 
 pytestmark = pytest.mark.integration
 
@@ -53,18 +53,7 @@ def labelled(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for person, (applicant, _split, label) in enumerate(_applicants()):
         cast = rng.uniform(50, 90) if label == "attack" else rng.uniform(-30, 15)
         name = f"{person:02d}-{label}.mp4"
-        write_clip(
-            root / name,
-            "mp4",
-            "libx264",
-            {"preset": "ultrafast"},
-            width=480,
-            height=360,
-            fps=10,
-            seconds=1.5,
-            red_cast=int(cast),
-            person=person,
-        )
+        drawn_subject_clip(root / name, red_cast=int(cast), person=person)
         rows.append(
             {
                 "file": name,

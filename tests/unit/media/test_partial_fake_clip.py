@@ -16,7 +16,7 @@ from kyc.domain.reasons import ReasonCode as R
 from kyc.media.limits import MediaLimits
 from kyc.media.sampling import SamplingParams, sample_frames
 from kyclocal.calibration_demo import write_demo_model
-from kyclocal.samples import write_clip
+from tests.fixtures.clips import drawn_subject_clip
 
 pytest.importorskip("onnxruntime")
 
@@ -32,17 +32,8 @@ def _evidence(clip: Path, model_config: Path, frames: int) -> list[FrameEvidence
 
 def test_a_quarter_of_the_clip_faked_in_the_middle_is_not_a_pass(tmp_path: Path) -> None:
     # genuine: a cool cast (the toy scores ~0.01); attack: the strongest cast (~0.995), 25 % mid-clip
-    clip = write_clip(
-        tmp_path / "splice.mp4",
-        "mp4",
-        "libx264",
-        {"preset": "ultrafast"},
-        width=480,
-        height=360,
-        fps=10,
-        seconds=4.0,
-        red_cast=lambda t: 90 if 0.375 <= t < 0.625 else -30,
-        person=1,
+    clip = drawn_subject_clip(
+        tmp_path / "splice.mp4", seconds=4.0, red_cast=lambda t: 90 if 0.375 <= t < 0.625 else -30, person=1
     )
     evidence = _evidence(clip, write_demo_model(tmp_path / "model"), 32)
     called = [e.p_fake is not None and e.p_fake >= 0.5 for e in sorted(evidence, key=lambda e: e.frame_id)]
