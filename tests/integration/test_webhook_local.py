@@ -25,7 +25,7 @@ import pytest
 
 from kyclocal.stack import LocalStack, LocalStackSettings
 from tests.fixtures.clips import make_clip
-from tests.unit.domain.test_webhook import _documented_verifier
+from tests.fixtures.webhook_recipe import documented_verifier
 
 MAX_ATTEMPTS = 3
 RETRY_S = 2  # the queue's visibility timeout locally (the template's is 90 s)
@@ -42,7 +42,7 @@ class CustomerEndpoint:
         self.log: list[dict[str, Any]] = []  # every request: headers, raw body, what was answered
         self.accepted: dict[str, dict[str, Any]] = {}  # event id -> body, first delivery only
         self._lock = threading.Lock()
-        verify = _documented_verifier()
+        verify = documented_verifier()
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -187,5 +187,5 @@ def test_a_failing_receiver_gets_every_attempt_then_the_event_is_dead_lettered(
     attempts = endpoint.requests_for(sid)
     assert [a["status"] for a in attempts] == [500] * MAX_ATTEMPTS  # WebhookMaxAttempts, then no more
     assert len({a["headers"]["X-Kyc-Event-Id"] for a in attempts}) == 1  # one event, retried
-    verify = _documented_verifier()
+    verify = documented_verifier()
     assert all(verify(endpoint.secret, a["headers"], a["body"]) for a in attempts)  # each attempt signed

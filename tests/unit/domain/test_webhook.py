@@ -10,11 +10,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import re
 import shutil
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
@@ -28,8 +26,8 @@ from kyc.domain.webhook import (
     signature,
     verify,
 )
+from tests.fixtures.webhook_recipe import documented_recipe, documented_verifier
 
-DOC = Path(__file__).resolve().parents[3] / "docs" / "review.md"
 SECRET = "k7Qm2ZxN4pV9rT1sW8yB3dF6hJ0lA5cE"  # a test key, made up here
 EVENT = {
     "version": "0",
@@ -47,13 +45,6 @@ EVENT = {
         "reasons": ["MODEL_UNCERTAIN"],
     },
 }
-
-
-def _recipe(language: str) -> str:
-    section = DOC.read_text(encoding="utf-8").split("### Verifying the signature", 1)[1]
-    match = re.search(rf"```{language}\n(.*?)```", section, re.S)
-    assert match, f"docs/review.md: no {language} recipe"
-    return match.group(1)
 
 
 def test_signature_is_hmac_sha256_over_timestamp_dot_body_by_hand():
@@ -84,7 +75,7 @@ def test_documented_openssl_one_liner_reproduces_the_signature(tmp_path):
     signed = sign_event(EVENT, secret=SECRET.encode(), timestamp=int(time.time()))
     (tmp_path / "body.json").write_bytes(signed.body)
     out = subprocess.run(
-        ["bash", "-c", _recipe("bash")],
+        ["bash", "-c", documented_recipe("bash")],
         cwd=tmp_path,
         env={"SECRET": SECRET, "TS": signed.headers[TIMESTAMP_HEADER], "PATH": "/usr/bin:/bin"},
         capture_output=True,
@@ -95,20 +86,14 @@ def test_documented_openssl_one_liner_reproduces_the_signature(tmp_path):
     # and it is not a constant: another body, another digest
     (tmp_path / "body.json").write_bytes(signed.body.replace(b"REVIEW", b"PASS"))
     other = subprocess.run(
-        ["bash", "-c", _recipe("bash")], cwd=tmp_path, capture_output=True, text=True, check=True,
+        ["bash", "-c", documented_recipe("bash")], cwd=tmp_path, capture_output=True, text=True, check=True,
         env={"SECRET": SECRET, "TS": signed.headers[TIMESTAMP_HEADER], "PATH": "/usr/bin:/bin"},
     ).stdout.strip()  # fmt: skip
     assert other != out
 
 
-def _documented_verifier():
-    scope: dict = {}
-    exec(compile(_recipe("python"), "docs/review.md", "exec"), scope)  # the doc's own recipe
-    return scope["verify_kyc_webhook"]
-
-
 def test_documented_python_snippet_accepts_the_signed_request_and_refuses_tampering_and_replay():
-    check = _documented_verifier()
+    check = documented_verifier()
     now = int(time.time())
     signed = sign_event(EVENT, secret=SECRET.encode(), timestamp=now)
     headers = dict(signed.headers)
