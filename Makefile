@@ -43,27 +43,21 @@ $(VENV)/.stamp: requirements-dev.txt constraints.txt pyproject.toml requirements
 
 venv: $(VENV)/.stamp
 
-$(TOOLS)/.stamp: requirements-tools.txt
-	$(PYTHON) -m venv $(TOOLS)
-	$(TOOLS)/bin/python -m pip install --quiet --upgrade pip
-	$(TOOLS)/bin/python -m pip install --quiet -r requirements-tools.txt
+# A command-line tool that pins many packages gets a virtualenv of its own, .venv-<tool>, built from
+# requirements-<tool>.txt and rebuilt when that file changes:
+# - tools: the SAM CLI and cfn-lint;
+# - checkov: it pins boto3 and packaging versions that break the SAM CLI;
+# - awscli: it pins its own botocore (a client of `kycscreen up`);
+# - sagemaker: the SageMaker Python SDK v2 that builds the retraining pipeline's definition (issue 21;
+#   pandas, protobuf, its own boto3), never imported by the app.
+# The browser's virtualenv (below) and the audit tools' (scripts/security_checks.sh) have their own rules.
+.venv-%/.stamp: requirements-%.txt
+	$(PYTHON) -m venv .venv-$*
+	.venv-$*/bin/python -m pip install --quiet --upgrade pip
+	.venv-$*/bin/python -m pip install --quiet -r $<
 	touch $@
 
 tools: $(TOOLS)/.stamp
-
-# Checkov pins boto3 and packaging versions that break the SAM CLI: a virtualenv of its own.
-$(CHECKOV)/.stamp: requirements-checkov.txt
-	$(PYTHON) -m venv $(CHECKOV)
-	$(CHECKOV)/bin/python -m pip install --quiet --upgrade pip
-	$(CHECKOV)/bin/python -m pip install --quiet -r requirements-checkov.txt
-	touch $@
-
-# The AWS CLI pins its own botocore: a virtualenv of its own, used as a client of `kycscreen up`.
-$(AWSCLI)/.stamp: requirements-awscli.txt
-	$(PYTHON) -m venv $(AWSCLI)
-	$(AWSCLI)/bin/python -m pip install --quiet --upgrade pip
-	$(AWSCLI)/bin/python -m pip install --quiet -r requirements-awscli.txt
-	touch $@
 
 awscli: $(AWSCLI)/.stamp
 
@@ -82,14 +76,6 @@ $(BROWSER)/.stamp: requirements-browser.txt
 	touch $@
 
 browser: $(BROWSER)/.stamp
-
-# issue 21: the SageMaker Python SDK (v2) builds the retraining pipeline's definition; it pins many
-# packages (pandas, protobuf, its own boto3): a virtualenv of its own, never imported by the app.
-$(SAGEMAKER)/.stamp: requirements-sagemaker.txt
-	$(PYTHON) -m venv $(SAGEMAKER)
-	$(SAGEMAKER)/bin/python -m pip install --quiet --upgrade pip
-	$(SAGEMAKER)/bin/python -m pip install --quiet -r requirements-sagemaker.txt
-	touch $@
 
 sagemaker: $(SAGEMAKER)/.stamp
 
