@@ -75,6 +75,9 @@ def create_pools(
     cognito: Any, resources: dict[str, Any], *, stack_name: str, endpoint: str, region: str
 ) -> LocalPool | None:
     """Create the template's pool, client and groups; None when the template has none (API disabled)."""
+    from kyclocal.cognito_srp import check_srp_proofs
+
+    check_srp_proofs()  # moto's Cognito would accept any SRP proof: check it as Cognito does
     ids: dict[str, str] = {}
     pools = {lid: r for lid, r in resources.items() if r["Type"] == "AWS::Cognito::UserPool"}
     if not pools:
@@ -136,7 +139,8 @@ def sign_in(cognito: Any, pool: LocalPool, name: str, password: str) -> dict[str
     """The tokens a page gets after signing in: USER_SRP_AUTH and PASSWORD_VERIFIER, the app client's one
     password flow (pycognito's AWSSRP, the independent implementation web/js/srp.js is tested against).
 
-    moto's Cognito does not check the SRP proof, so locally this proves the user exists, not the password.
+    The local stack checks the SRP proof as Cognito does (``kyclocal.cognito_srp``): a wrong password is
+    refused with ``NotAuthorizedException``.
     """
     from pycognito.aws_srp import AWSSRP  # a development dependency (requirements-dev.txt)
 
