@@ -17,7 +17,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.unit.domain.test_webhook import _documented_verifier
+from tests.fixtures.webhook_recipe import documented_verifier
 from tests.unit.functions.handler_loader import FakeContext, load_handler
 
 SECRET = "Zr5bP0qL8mW2xT7vK4nC9sD1fG6hJ3yA"  # made up here
@@ -115,7 +115,7 @@ def test_each_event_is_posted_signed_and_verifies_with_the_documented_recipe(han
     answer = handler.lambda_handler(_sqs(*(json.dumps(e) for e in events)), FakeContext())
     assert answer == {"batchItemFailures": []}
     assert len(receiver.requests) == 2
-    check = _documented_verifier()
+    check = documented_verifier()
     received = sorted(receiver.requests, key=lambda r: r["headers"]["X-Kyc-Event-Id"])
     for sent, request in zip(events, received, strict=True):
         assert request["path"] == "/hooks/kyc"
