@@ -9,8 +9,9 @@ so this saves what the APIs describe and re-creates it through the same APIs, in
   with its approval status, approval description (who approved, why) and customer metadata;
 - models, endpoint configs, endpoints (each endpoint pointing at the same config, model and model data:
   the model data objects are saved with S3 by ``kyclocal.state``, checksum included);
-- the production pointer (``PolicyParameterName``) and the shadow pointer: every version in order, with
-  its labels, its version number and its time (the history is the audit trail of what decided when).
+- the production pointer (``PolicyParameterName``), the shadow pointer and any other parameter of the
+  local account: every version in order, with its labels, its version number and its time (the history
+  is the audit trail of what decided when).
 
 What this session's start already created wins over the saved copy for the template's own endpoint and
 its model (this session serves the model it was started with); the pointer's saved history wins over
@@ -88,7 +89,8 @@ def save_loop(stack: LocalStack) -> dict[str, Any]:
         }
         for e in _all(sm.list_endpoints, "Endpoints")
     ]
-    parameters = [p for p in (_history(ssm, name) for name in pointer_names(stack)) if p]
+    names = sorted(set(pointer_names(stack)) | set(_parameter_names(ssm)))
+    parameters = [p for p in (_history(ssm, name) for name in names) if p]
     document = {
         "groups": groups,
         "packages": sorted(packages, key=lambda p: (p["group"], p["version"] or 0)),
@@ -104,6 +106,12 @@ def pointer_names(stack: Any) -> list[str]:
     """The loop's SSM parameters: the production pointer and the shadow pointer."""
     names = [stack.parameters.get("PolicyParameterName"), stack.outputs.get("ShadowPolicyParameterName")]
     return [n for n in names if n]
+
+
+def _parameter_names(ssm: Any) -> list[str]:
+    """Every parameter of the local account: a pointer restored from an earlier start is kept even
+    when this start does not use it (`kycscreen run` without ``--policy`` after a promotion in `up`)."""
+    return [p["Name"] for p in _all(ssm.describe_parameters, "Parameters")]
 
 
 def _history(ssm: Any, name: str) -> dict[str, Any] | None:

@@ -270,3 +270,25 @@ def test_a_state_saved_before_the_loop_was_kept_still_loads_and_a_newer_one_is_r
             refused.settings.state_dir = None  # stop the server without saving over the refused state
             refused.stop()
     assert json.loads((state / MARKER).read_text())["state_version"] == "99"  # left as it was
+
+
+def test_a_pointer_survives_a_command_that_does_not_use_it_with_its_labels(tmp_path: Path) -> None:
+    """`kycscreen up --policy` promotes, `kycscreen run` (no --policy) saves, `up --policy` again: the
+    pointer's history (versions, values, labels) is still the one SSM had."""
+    state = tmp_path / "state"
+    champion = {"pass_threshold": 0.3, "reject_threshold": 0.8, "version": "champion-1"}
+    with_policy = LocalStackSettings(frame_count=FRAMES, triggers=False, state_dir=state, policy=champion)
+    with LocalStack(with_policy) as stack:
+        name = stack.parameters["PolicyParameterName"]
+        pointer = loop.pointer(stack)
+        pointer.put(champion | {"version": "promoted-2"}, expected_version=1)
+        stack.client("ssm").label_parameter_version(Name=name, ParameterVersion=1, Labels=["first-champion"])
+        before = _history(stack)
+    without = LocalStackSettings(frame_count=FRAMES, triggers=False, state_dir=state)
+    with LocalStack(without) as stack:
+        assert "PolicyParameterName" not in stack.settings.parameters()
+    with LocalStack(with_policy) as stack:
+        after = _history(stack)
+        assert after == before and after[0]["Labels"] == ["first-champion"]
+        assert json.loads(after[-1]["Value"])["version"] == "promoted-2"  # not the start's --policy
+        assert loop.rollback(stack).document == champion  # one step back, from the restored history
