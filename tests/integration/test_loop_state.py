@@ -292,3 +292,52 @@ def test_a_pointer_survives_a_command_that_does_not_use_it_with_its_labels(tmp_p
         assert after == before and after[0]["Labels"] == ["first-champion"]
         assert json.loads(after[-1]["Value"])["version"] == "promoted-2"  # not the start's --policy
         assert loop.rollback(stack).document == champion  # one step back, from the restored history
+
+
+def test_kycscreen_up_stopped_by_sigterm_keeps_registry_and_pointer_and_rollback_goes_one_step_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """The user's path: `kycscreen up --policy` in its own process, a package approved and the pointer
+    moved from another shell, SIGTERM (the state is saved), `kycscreen up` again, `kycscreen rollback`."""
+    from kyc.aws.model_registry import ModelRegistry
+    from tests.fixtures.kycscreen_up import read_settings, start_up, stop_up
+
+    state, policy = tmp_path / "state", tmp_path / "champion-policy.json"
+    champion = {"pass_threshold": 0.3, "reject_threshold": 0.8, "version": "champion-1"}
+    policy.write_text(json.dumps(champion), encoding="utf-8")
+    argv = ("--state-dir", str(state), "--policy", str(policy), "--no-workbench")
+    up = start_up(*argv)
+    try:
+        settings = read_settings(up)
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
+            monkeypatch.setenv(name, settings[name])
+        remote = loop.RemoteStack(settings["AWS_ENDPOINT_URL"])
+        registry = ModelRegistry(remote.outputs["ModelPackageGroupName"], remote.client("sagemaker"))
+        registry.ensure_group()
+        package = registry.register(
+            image="kycserve:local",
+            model_data_url="s3://example/model.onnx",
+            metadata={"ModelSha256": "ab" * 32, "GatePassed": "true"},
+            description="a tiny package",
+        )
+        registry.approve(package.arn, approver="alice", note="read the report")
+        loop.pointer(remote).put(champion | {"version": "promoted-2"}, expected_version=1)
+        before = [(v.version, v.document) for v in loop.pointer(remote).history()]
+        before_package = registry.describe(package.arn)
+    finally:
+        code, _seconds = stop_up(up, timeout_s=120)
+    assert code == 0
+    up = start_up(*argv)
+    try:
+        settings = read_settings(up)
+        remote = loop.RemoteStack(settings["AWS_ENDPOINT_URL"])
+        registry = ModelRegistry(remote.outputs["ModelPackageGroupName"], remote.client("sagemaker"))
+        assert registry.describe(package.arn) == before_package
+        assert before_package.approval_status == "Approved" and "alice" in before_package.approval_description
+        assert [(v.version, v.document) for v in loop.pointer(remote).history()] == before
+        capsys.readouterr()
+        assert main(["rollback", "--endpoint-url", settings["AWS_ENDPOINT_URL"]]) == 0
+        assert json.loads(capsys.readouterr().out)["pointer_version"] == 3
+        assert loop.pointer(remote).current().document == champion  # one step back
+    finally:
+        stop_up(up, timeout_s=120)
