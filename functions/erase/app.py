@@ -26,6 +26,7 @@ from kyc.aws.dynamodb_erasure import DynamoDBErasureStore, DynamoDBReviewErasure
 from kyc.aws.dynamodb_reuse_index import DynamoDBReuseIndex
 from kyc.aws.errors import SourceMissingError
 from kyc.aws.kms_mac import KmsMac
+from kyc.aws.learning_eraser import LearningBucketEraser
 from kyc.aws.s3_eraser import S3VersionEraser
 from kyc.aws.s3_object_store import S3ObjectStore
 from kyc.aws.screening_registry import ScreeningRegistry
@@ -44,6 +45,7 @@ from kyc.domain.erasure import (
     screening_id_of,
     sibling_submissions,
 )
+from kyc.domain.learning_erasure import learning_subject
 from kyc.observability import count, log_lineage, logger, metrics, tracer
 from kyc.version import code_version
 
@@ -58,6 +60,8 @@ REUSE_INDEX = DynamoDBReuseIndex(settings.reuse_table()) if settings.reuse_table
 REVIEW_RECORDS = DynamoDBReviewErasure(*settings.review_tables())
 # issue 20: a screening's upload, from the intake bucket's own version list (as the API finds it)
 REGISTRY = ScreeningRegistry(settings.review_tables()[1], mac=PSEUDONYM_MAC)
+# issue 21: what the learning loop copied (labels, dataset rows, face crops); empty name: nothing to reach
+LEARNING = LearningBucketEraser(settings.learning_bucket(), RESOURCES.kms_key_id)
 
 __all__ = ["ErasureRequestError", "lambda_handler"]
 
@@ -123,6 +127,10 @@ def erase_submission(sid: str, request: ErasureRequest) -> dict[str, Any]:
     # the review API's records of the case: verdict text goes, the screening (raw key, reference) goes
     reviews = REVIEW_RECORDS.erase_case(sid, erased_at=now)
     screening_deleted, _idempotency = REVIEW_RECORDS.delete_screening(screening_id_of(key), key=key)
+    # issue 21: the learning loop's copies (docs/compliance.md): crops and label rows go, dataset rows
+    # become tombstones that keep the labelled-set hash verifiable
+    subject = learning_subject(item, whole_person=bool(request.client_reference), mac=PSEUDONYM_MAC)
+    learning = LEARNING.erase(subject, erased_at=now.isoformat(timespec="milliseconds")).to_dict()
     evidence = build_erasure_evidence(
         item=item,
         erased_at=now,
@@ -148,6 +156,7 @@ def erase_submission(sid: str, request: ErasureRequest) -> dict[str, Any]:
     evidence["screening_records_deleted"] = int(screening_deleted) + int(
         earlier.get("screening_records_deleted") or 0
     )
+    evidence["learning_data"] = _with_earlier_learning(learning, earlier.get("learning_data") or {})
     if personal_values_left(evidence, personal_values(item)):
         raise PersonalDataLeftError("erasure evidence would hold personal data")
     evidence_sha256 = STORE.put_json(RESOURCES.audit_bucket, targets.evidence_key, evidence)
@@ -173,6 +182,7 @@ def erase_submission(sid: str, request: ErasureRequest) -> dict[str, Any]:
             "reuse_index_entries_deleted": reuse_entries,
             "review_records_pseudonymised": evidence["review_records_pseudonymised"],
             "screening_records_deleted": evidence["screening_records_deleted"],
+            "learning_data": evidence["learning_data"],
         },
         erasure_reason=request.reason,
         request=request.evidence(),
@@ -189,6 +199,7 @@ def erase_submission(sid: str, request: ErasureRequest) -> dict[str, Any]:
         reuse_index_entries_deleted=reuse_entries,
         review_records_pseudonymised=evidence["review_records_pseudonymised"],
         screening_records_deleted=evidence["screening_records_deleted"],
+        learning_data=evidence["learning_data"],
     )
 
 
@@ -216,6 +227,17 @@ def erase_declaration(
     logger.info("declaration erased", extra={"screening_id": screening_id, **details})
     count("Erasures", outcome=ErasureOutcome.DECLARATION_ERASED)
     return {"screening_id": screening_id, "outcome": str(ErasureOutcome.DECLARATION_ERASED), **details}
+
+
+def _with_earlier_learning(now: dict[str, Any], earlier: dict[str, Any]) -> dict[str, Any]:
+    """This sweep's learning-data counts plus those of an attempt that failed before the record."""
+    out = dict(now)
+    for name, value in earlier.items():
+        if isinstance(value, int):
+            out[name] = int(out.get(name) or 0) + value
+        elif isinstance(value, list):
+            out[name] = sorted(set(out.get(name) or []) | set(value))
+    return out
 
 
 def _earlier_evidence(evidence_key: str) -> dict[str, Any]:

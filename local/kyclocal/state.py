@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 STATE_DIR_ENV = "KYCSCREEN_STATE_DIR"
 DEFAULT_STATE_DIR = ".local-stack"
 MARKER = "state.json"
-STATE_VERSION = "2"  # 2: buckets and table by logical id (names come from the created template)
+STATE_VERSION = "3"  # 2: buckets and table by logical id; 3: + the learning loop (loop/, model data)
+READABLE_VERSIONS = ("1", "2", STATE_VERSION)  # older states load: what they lack starts empty
 # State version 1 named the hand-made local resources; they map onto the template's logical ids.
 _V1_BUCKETS = {
     "kyc-local-intake": "IntakeBucket",
@@ -69,6 +70,7 @@ def save_state(stack: LocalStack, directory: Path) -> dict[str, int]:
             "reuse_index_items": _save_reuse_index(stack, staging),
             "log_events": _save_logs(stack, staging),
         }
+        counts |= _save_loop(stack, staging)
         _save_signing_keys(stack, staging)
         _save_executions(stack, staging)
         _write_json(staging / MARKER, {"state_version": STATE_VERSION, "saved_at": time.time(), **counts})
@@ -87,7 +89,9 @@ def _save_s3(stack: LocalStack, root: Path) -> int:
     for logical_id, bucket in _buckets(stack).items():
         for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
             for version in page.get("Versions", []):
-                obj = s3.get_object(Bucket=bucket, Key=version["Key"], VersionId=version["VersionId"])
+                obj = s3.get_object(
+                    Bucket=bucket, Key=version["Key"], VersionId=version["VersionId"], ChecksumMode="ENABLED"
+                )
                 body = obj["Body"].read()
                 digest = sha256_hex(body)
                 _write_bytes(blobs / digest, body)
@@ -105,6 +109,7 @@ def _save_s3(stack: LocalStack, root: Path) -> int:
                         "sse": obj.get("ServerSideEncryption"),
                         "sse_kms_key_id": obj.get("SSEKMSKeyId"),
                         "bucket_key_enabled": obj.get("BucketKeyEnabled"),
+                        "checksum_sha256": obj.get("ChecksumSHA256"),  # the deployment witness reads it
                     }
                 )
             for marker in page.get("DeleteMarkers", []):
@@ -265,7 +270,7 @@ def restore_state(stack: LocalStack, directory: Path) -> dict[str, int]:
             raise StateError(f"{directory} is not a kycscreen state directory (no {MARKER})")
         return {"objects": 0, "decisions": 0, "reuse_index_items": 0, "log_events": 0}
     marker = json.loads((directory / MARKER).read_text(encoding="utf-8"))
-    if str(marker.get("state_version")) not in (STATE_VERSION, "1"):
+    if str(marker.get("state_version")) not in READABLE_VERSIONS:
         raise StateError(
             f"{directory} was written by another version of kycscreen (state {marker.get('state_version')}, "
             f"this one reads {STATE_VERSION}); `kycscreen reset` deletes it"
@@ -277,7 +282,7 @@ def restore_state(stack: LocalStack, directory: Path) -> dict[str, int]:
             "decisions": _restore_table(stack, directory),
             "reuse_index_items": _restore_reuse_index(stack, directory),
             "log_events": _restore_logs(stack, directory),
-        }
+        } | _restore_loop(stack, directory)
     except (OSError, ValueError, KeyError) as exc:
         raise StateError(f"cannot restore the local state from {directory}: {exc}") from exc
 
@@ -327,9 +332,13 @@ def reconcile_unfinished(stack: LocalStack) -> list[str]:
 def _restore_s3(stack: LocalStack, root: Path) -> int:
     s3 = stack.client("s3")
     buckets = _buckets(stack)
+    started_with = _model_data_keys(stack)
     count = 0
     for entry in json.loads((root / "s3" / "index.json").read_text(encoding="utf-8")):
-        bucket = buckets[entry.get("bucket_logical_id") or _V1_BUCKETS[entry["bucket"]]]
+        logical_id = entry.get("bucket_logical_id") or _V1_BUCKETS[entry["bucket"]]
+        bucket = buckets.get(logical_id)
+        if bucket is None or (logical_id == MODEL_DATA and entry["key"] in started_with):
+            continue  # a bucket this stack does not have; the model this session deployed at start
         if entry.get("delete_marker"):
             marker = s3.delete_object(Bucket=bucket, Key=entry["key"]).get("VersionId")
             _pin_version(bucket, entry["key"], marker, entry["version_id"], entry.get("last_modified"))
@@ -342,6 +351,8 @@ def _restore_s3(stack: LocalStack, root: Path) -> int:
         }
         if entry.get("content_type"):
             kwargs["ContentType"] = entry["content_type"]
+        if entry.get("checksum_sha256"):
+            kwargs["ChecksumAlgorithm"] = "SHA256"
         if entry.get("sse") == "aws:kms":  # the saved key died with its stack: use this stack's key
             kwargs |= {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": stack.kms_key_id}
         elif entry.get("sse"):
@@ -425,12 +436,63 @@ def wipe_state(directory: Path) -> bool:
 def _buckets(stack: LocalStack) -> dict[str, str]:
     """The buckets that hold screening data, by logical id (names differ between template versions)."""
     r = stack.resources
-    return {
+    buckets = {
         "IntakeBucket": r.intake_bucket,
         "WorkBucket": r.work_bucket,
         "AuditBucket": r.audit_bucket,
         "ReviewBucket": r.review_bucket,
     }
+    # issue 21: the learning loop's data, and the model data the registry's endpoints serve
+    learning = getattr(stack, "physical_ids", {}).get("LearningBucket")
+    if learning:
+        buckets["LearningBucket"] = learning
+    model_data = (getattr(stack, "parameters", None) or {}).get("ModelDataBucket")
+    if model_data:
+        buckets[MODEL_DATA] = model_data
+    return buckets
+
+
+MODEL_DATA = "ModelDataBucket"  # a template parameter, not a resource: the local stack creates it
+
+
+def _model_data_keys(stack: LocalStack) -> set[str]:
+    """Keys in the model data bucket when the restore begins: this session's own deployment."""
+    bucket = _buckets(stack).get(MODEL_DATA)
+    if not bucket:
+        return set()
+    s3 = stack.client("s3")
+    return {
+        o["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        for o in page.get("Contents", [])
+    }
+
+
+LOOP_FILE = Path("loop") / "sagemaker-ssm.json"
+
+
+def _save_loop(stack: LocalStack, root: Path) -> dict[str, int]:
+    """The Model Registry, endpoints and pointer histories (kyclocal.loop_state)."""
+    from kyclocal.loop_state import save_loop
+
+    document = save_loop(stack)
+    _write_json(root / LOOP_FILE, document)
+    return {
+        "model_packages": len(document["packages"]),
+        "pointer_versions": sum(len(p["versions"]) for p in document["parameters"]),
+    }
+
+
+def _restore_loop(stack: LocalStack, root: Path) -> dict[str, int]:
+    path = root / LOOP_FILE
+    if not path.is_file():  # a state saved before version 3: the registry starts empty
+        return {"model_packages": 0, "endpoints": 0, "pointer_versions": 0}
+    from kyclocal.loop_state import LoopStateError, restore_loop
+
+    try:
+        return restore_loop(stack, json.loads(path.read_text(encoding="utf-8")))
+    except LoopStateError as exc:
+        raise StateError(str(exc)) from exc
 
 
 def _log_groups(logs: Any) -> list[str]:

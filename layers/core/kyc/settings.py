@@ -114,6 +114,13 @@ def stack_resources(env: Mapping[str, str] | None = None) -> StackResources:
     )
 
 
+def learning_bucket(env: Mapping[str, str] | None = None) -> str:
+    """LearningBucket (issue 21): erasure reaches the learning loop's labels, datasets and crops; empty
+    where a function does not use it."""
+    env = os.environ if env is None else env
+    return env.get("KYC_LEARNING_BUCKET", "")
+
+
 def pseudonym_key_id(env: Mapping[str, str] | None = None) -> str:
     """The KMS HMAC key that makes every pseudonym (``PseudonymKey``); required where one is made."""
     env = os.environ if env is None else env

@@ -189,6 +189,7 @@ EXPECTED_ENV = {
         "KYC_REVIEWS_TABLE",  # issue 20: erasure reaches the review records (empty without the API)
         "KYC_SCREENINGS_TABLE",
         "KYC_IDEMPOTENCY_TABLE",  # issue 20: and the Idempotency record of a declaration
+        "KYC_LEARNING_BUCKET",  # issue 21: and the learning loop's labels, datasets and face crops
     },
     # issue 20: the optional webhook (WebhookUrl)
     "WebhookFunction": {"KYC_WEBHOOK_URL", "KYC_WEBHOOK_SECRET_ARN", "KYC_WEBHOOK_TIMEOUT_S"},

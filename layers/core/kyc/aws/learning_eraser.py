@@ -1,0 +1,246 @@
+"""Erasure in LearningBucket: the subject's rows and face crops leave every version of every object the
+learning loop wrote under ``labels/`` and ``runs/`` (``kyc.domain.learning_erasure`` decides what goes).
+
+For each object with a version that holds the subject: the latest version is rewritten without them (a
+new version under the stack key), then every version that held them is deleted by version id, as
+``S3VersionEraser`` does for the intake bucket, so no noncurrent copy keeps the bytes. An object of a
+kind this code cannot rewrite (anything but a manifest, a labels CSV or a crops archive) that names the
+subject is deleted whole. Safe to repeat: a second sweep finds nothing of the subject and writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from kyc.aws.clients import client
+from kyc.domain.erasure import PersonalDataLeftError
+from kyc.domain.learning_erasure import (
+    PERSONAL_PREFIXES,
+    LearningObject,
+    LearningSubject,
+    crops_to_keep,
+    erase_from_labels_csv,
+    erase_from_manifest,
+    kind_of,
+)
+
+
+@dataclass
+class LearningErasure:
+    """What one sweep changed (counts and keys; no row content)."""
+
+    rows_tombstoned: int = 0
+    label_rows_deleted: int = 0
+    crops_deleted: int = 0
+    objects_rewritten: list[str] = field(default_factory=list)
+    objects_deleted: list[str] = field(default_factory=list)
+    versions_deleted: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rows_tombstoned": self.rows_tombstoned,
+            "label_rows_deleted": self.label_rows_deleted,
+            "crops_deleted": self.crops_deleted,
+            "objects_rewritten": sorted(self.objects_rewritten),
+            "objects_deleted": sorted(self.objects_deleted),
+            "versions_deleted": self.versions_deleted,
+        }
+
+
+class LearningBucketEraser:
+    def __init__(self, bucket: str, kms_key_id: str, s3_client: Any = None) -> None:
+        self.bucket, self.kms_key_id = bucket, kms_key_id
+        self._s3 = s3_client or client("s3")
+
+    def erase(self, subject: LearningSubject, *, erased_at: str) -> LearningErasure:
+        done = LearningErasure()
+        if not self.bucket or not subject:
+            return done
+        for prefix in PERSONAL_PREFIXES:
+            for key, versions in self._versions_by_key(prefix):
+                self._erase_key(key, versions, subject, erased_at, done)
+        return done
+
+    # ------------------------------------------------------------------------------------------------
+    def _erase_key(
+        self, key: str, versions: list[dict[str, Any]], subject: LearningSubject, erased_at: str, done: Any
+    ) -> None:
+        dirty = []
+        latest_clean: bytes | IO[bytes] | None = None
+        latest_dirty = False
+        for version in versions:  # newest first, as S3 lists them
+            if version["marker"]:
+                continue
+            cleaned: bytes | IO[bytes] | None
+            if kind_of(key) is LearningObject.CROPS:  # streamed: a crops archive can outgrow the memory
+                cleaned, counts = self._clean_crops_version(key, version["VersionId"], subject)
+            else:
+                cleaned, counts = _clean(key, self._get(key, version["VersionId"]), subject, erased_at)
+            if counts is None and cleaned is None:
+                continue  # nothing of the subject in this version
+            dirty.append(version)
+            if not version["IsLatest"] and hasattr(cleaned, "close"):
+                cleaned.close()  # type: ignore[union-attr]
+            if version["IsLatest"]:
+                latest_dirty, latest_clean = True, cleaned
+                if counts:
+                    done.rows_tombstoned += counts.get("rows", 0)
+                    done.label_rows_deleted += counts.get("labels", 0)
+                    done.crops_deleted += counts.get("crops", 0)
+        if not dirty:
+            return
+        if latest_dirty and latest_clean is not None:
+            if isinstance(latest_clean, bytes) and any(_holds(latest_clean, n) for n in subject.needles()):
+                raise PersonalDataLeftError(f"s3://{self.bucket}/{key} would still name the erased subject")
+            if not isinstance(latest_clean, bytes):
+                latest_clean.seek(0)
+            self._s3.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=latest_clean,
+                ServerSideEncryption="aws:kms",
+                SSEKMSKeyId=self.kms_key_id,
+            )
+            done.objects_rewritten.append(key)
+            if not isinstance(latest_clean, bytes):
+                latest_clean.close()
+        elif latest_dirty:
+            done.objects_deleted.append(key)
+        response = self._s3.delete_objects(
+            Bucket=self.bucket,
+            Delete={"Objects": [{"Key": key, "VersionId": v["VersionId"]} for v in dirty], "Quiet": True},
+        )
+        if response.get("Errors"):
+            from kyc.aws.s3_eraser import ErasureIncompleteError
+
+            raise ErasureIncompleteError(f"s3://{self.bucket}/{key}: {len(response['Errors'])} versions kept")
+        done.versions_deleted += len(dirty)
+
+    def _clean_crops_version(
+        self, key: str, version_id: str, subject: LearningSubject
+    ) -> tuple[IO[bytes] | None, dict[str, int] | None]:
+        """A crops archive, via a temporary file (Lambda's /tmp), rewritten member by member."""
+        with tempfile.TemporaryFile() as source:
+            self._s3.download_fileobj(self.bucket, key, source, ExtraArgs={"VersionId": version_id})
+            source.seek(0)
+            return rewrite_crops(source, subject)
+
+    def _get(self, key: str, version_id: str) -> bytes:
+        return bytes(self._s3.get_object(Bucket=self.bucket, Key=key, VersionId=version_id)["Body"].read())
+
+    def _versions_by_key(self, prefix: str) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+        by_key: dict[str, list[dict[str, Any]]] = {}
+        for page in self._s3.get_paginator("list_object_versions").paginate(
+            Bucket=self.bucket, Prefix=prefix
+        ):
+            for v in page.get("Versions", []):
+                by_key.setdefault(v["Key"], []).append(
+                    {"VersionId": v["VersionId"], "IsLatest": v.get("IsLatest"), "marker": False}
+                )
+            for m in page.get("DeleteMarkers", []):
+                by_key.setdefault(m["Key"], []).append(
+                    {"VersionId": m["VersionId"], "IsLatest": m.get("IsLatest"), "marker": True}
+                )
+        yield from sorted(by_key.items())
+
+
+def _holds(body: bytes, needle: str) -> bool:
+    return needle.encode() in body
+
+
+def _clean(
+    key: str, body: bytes, subject: LearningSubject, erased_at: str
+) -> tuple[bytes | None, dict[str, int] | None]:
+    """(the version's bytes without the subject, counts) when it held them; (None, None) when not.
+    (None, {}) for a version that names the subject and cannot be rewritten: it goes whole."""
+    kind = kind_of(key)
+    if kind is LearningObject.MANIFEST:
+        try:
+            manifest = json.loads(body)
+            cleaned, rows = erase_from_manifest(manifest, subject, erased_at=erased_at)
+        except ValueError:
+            return _whole(body, subject)
+        if rows or _names(manifest, subject):
+            return json.dumps(cleaned, indent=1, sort_keys=True).encode(), {"rows": rows}
+        return None, None
+    if kind is LearningObject.LABELS:
+        try:
+            text, dropped = erase_from_labels_csv(body.decode("utf-8"), subject)
+        except (UnicodeDecodeError, ValueError):
+            return _whole(body, subject)
+        return (text.encode(), {"labels": dropped}) if dropped else _whole(body, subject)
+    return _whole(body, subject)
+
+
+def _names(document: Any, subject: LearningSubject) -> bool:
+    return any(n in json.dumps(document) for n in subject.needles())
+
+
+def _whole(body: bytes, subject: LearningSubject) -> tuple[None, dict[str, int] | None]:
+    return (None, {}) if any(_holds(body, n) for n in subject.needles()) else (None, None)
+
+
+PER_CROP_MEMBERS = ("sha256.npy", "tensors.npy", "labels.npy")  # one entry per crop, in crop order
+
+
+def rewrite_crops(
+    source: IO[bytes], subject: LearningSubject
+) -> tuple[IO[bytes] | None, dict[str, int] | None]:
+    """The archive without the subject's crops, streamed row by row (memory: one crop, whatever the
+    archive's size), as a temporary file; (None, None) when none is theirs. An archive this code cannot
+    read that names the subject goes whole ((None, {}))."""
+    import numpy as np
+    from numpy.lib import format as npy
+
+    try:
+        archive = zipfile.ZipFile(source)
+    except zipfile.BadZipFile:
+        source.seek(0)
+        return _whole(source.read(), subject)
+    with archive:
+        if "sha256.npy" not in archive.namelist():
+            return None, None
+        with archive.open("sha256.npy") as member:
+            shas = [str(s) for s in npy.read_array(member, allow_pickle=False)]
+        keep = crops_to_keep(shas, subject)
+        if all(keep):
+            return None, None
+        out = tempfile.TemporaryFile()  # noqa: SIM115 - handed to the caller, which uploads and closes it
+        # level 1: deflate is most of the sweep's time, and the archive is rewritten once (measured in
+        # benchmarks/learning_erasure.py)
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, allowZip64=True, compresslevel=1) as rewritten:
+            for name in archive.namelist():
+                with archive.open(name) as member, rewritten.open(name, "w", force_zip64=True) as target:
+                    if name not in PER_CROP_MEMBERS:
+                        shutil.copyfileobj(member, target)
+                        continue
+                    version = npy.read_magic(member)
+                    read_header = (
+                        npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+                    )
+                    shape, fortran, dtype = read_header(member)
+                    if fortran or dtype.hasobject or not shape or shape[0] != len(keep):
+                        raise PersonalDataLeftError(
+                            f"{name}: not one C-ordered row per crop, cannot drop rows"
+                        )
+                    header = {"descr": npy.dtype_to_descr(dtype), "fortran_order": False}
+                    npy.write_array_header_2_0(target, header | {"shape": (sum(keep), *shape[1:])})
+                    row = dtype.itemsize * int(np.prod(shape[1:], dtype=np.int64))
+                    pending = bytearray()
+                    for kept in keep:
+                        chunk = member.read(row)
+                        if len(chunk) != row:
+                            raise PersonalDataLeftError(f"{name}: shorter than its header says")
+                        if kept:
+                            pending += chunk
+                        if len(pending) >= 1 << 20:
+                            target.write(pending)
+                            pending.clear()
+                    target.write(pending)
+        return out, {"crops": keep.count(False)}

@@ -1,0 +1,61 @@
+"""The crops archive is rewritten row by row without the subject's crops (issue 21). Oracle: numpy's own
+boolean indexing of the arrays the archive was made from, and numpy's np.load of the result."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from kyc.aws.learning_eraser import rewrite_crops
+from kyc.domain.erasure import PersonalDataLeftError
+from kyc.domain.learning_erasure import LearningSubject
+
+A, B, C = "aa" * 32, "bb" * 32, "cc" * 32
+
+
+def _archive(**arrays: np.ndarray) -> io.BytesIO:
+    out = io.BytesIO()
+    np.savez_compressed(out, **arrays)
+    out.seek(0)
+    return out
+
+
+def test_the_subjects_crops_leave_and_every_other_crop_stays_bit_for_bit() -> None:
+    rng = np.random.default_rng(7)
+    shas = np.array([A, B, A, C, B], dtype=str)
+    tensors = rng.random((5, 3, 32, 32), dtype=np.float32)
+    labels = np.array([1, 0, 1, 0, 0], dtype=np.int64)
+    rewritten, counts = rewrite_crops(
+        _archive(sha256=shas, tensors=tensors, labels=labels, version=np.array("ds-1")),
+        LearningSubject.of([A]),
+    )
+    assert counts == {"crops": 2} and rewritten is not None
+    rewritten.seek(0)
+    with np.load(rewritten) as out:
+        keep = shas != A
+        assert list(out["sha256"]) == [B, C, B]
+        assert np.array_equal(out["tensors"], tensors[keep]) and out["tensors"].dtype == np.float32
+        assert np.array_equal(out["labels"], labels[keep])
+        assert str(out["version"]) == "ds-1"
+
+
+def test_an_archive_without_the_subject_is_left_alone() -> None:
+    archive = _archive(sha256=np.array([B], dtype=str), tensors=np.zeros((1, 3, 32, 32), np.float32))
+    assert rewrite_crops(archive, LearningSubject.of([A])) == (None, None)
+
+
+def test_an_archive_whose_rows_do_not_match_its_crops_is_refused_not_half_rewritten() -> None:
+    archive = _archive(sha256=np.array([A, B], dtype=str), tensors=np.zeros((3, 3, 32, 32), np.float32))
+    with pytest.raises(PersonalDataLeftError):
+        rewrite_crops(archive, LearningSubject.of([A]))
+
+
+def test_every_crop_of_the_subject_may_go() -> None:
+    archive = _archive(sha256=np.array([A, A], dtype=str), tensors=np.ones((2, 3, 32, 32), np.float32))
+    rewritten, counts = rewrite_crops(archive, LearningSubject.of([A]))
+    assert counts == {"crops": 2} and rewritten is not None
+    rewritten.seek(0)
+    with np.load(rewritten) as out:
+        assert out["sha256"].shape == (0,) and out["tensors"].shape == (0, 3, 32, 32)
