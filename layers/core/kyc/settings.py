@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kyc.domain.drift import DriftBaseline
 from kyc.domain.policy import PolicyError
 from kyc.domain.provenance import ProvenancePolicy
 from kyc.media.limits import DEFAULT_ALLOWED_CODECS, MediaLimits
@@ -112,6 +113,16 @@ def stack_resources(env: Mapping[str, str] | None = None) -> StackResources:
         review_workbench_url=env.get("KYC_REVIEW_WORKBENCH_URL", ""),
         policy_cache_seconds=_int(env, "KYC_POLICY_CACHE_SECONDS", 300),
     )
+
+
+def drift_baseline_fallback(env: Mapping[str, str] | None = None) -> DriftBaseline | None:
+    """The ``DriftBaseline*`` template parameters: the mix the drift alarm judges against while the
+    production pointer carries no baseline of its own (before the first promotion). None if unset."""
+    env = os.environ if env is None else env
+    outcome, bands = env.get("KYC_DRIFT_BASELINE_OUTCOME_PERCENT"), env.get("KYC_DRIFT_BASELINE_BAND_PERCENT")
+    if not outcome or not bands:
+        return None
+    return DriftBaseline.from_parameters(outcome, bands)
 
 
 def pseudonym_key_id(env: Mapping[str, str] | None = None) -> str:

@@ -219,11 +219,15 @@ def pointer_document(
     return document
 
 
-def pointer_drift_baseline(document: Mapping[str, Any]) -> DriftBaseline | None:
-    """The drift baseline a production pointer carries, or None (the template's parameters apply)."""
+def pointer_drift_baseline(
+    document: Mapping[str, Any] | None, fallback: DriftBaseline | None = None
+) -> DriftBaseline | None:
+    """The mix the drift alarm's inputs are measured against: the one the production pointer carries
+    (installed with its model by a promotion, restored by a rollback), else ``fallback`` (the
+    template's ``DriftBaseline*`` parameters: a pointer written before any promotion has none)."""
     block = document.get(DRIFT_BASELINE_KEY) if isinstance(document, Mapping) else None
     if block is None:
-        return None
+        return fallback
     try:
         return DriftBaseline.from_document(block)
     except BaselineError as exc:
