@@ -24,7 +24,7 @@ help:
 	@echo "make browser - Debian's chromium (apt-get, as root) and Playwright in .venv-browser, for the workbench journeys"
 	@echo "make test   - set up and run every test and check (unit, integration, ruff, IaC, sam build)"
 	@echo "make fuzz   - long fuzz runs of media validation and sampling (byte and structure-aware), with figures"
-	@echo "make bench  - benchmarks (validation, C2PA read, extraction, decoys vs sampling, scoring, face stage, a 200-upload burst, corpus + 40 clips, corpus time per stage, reuse index) with figures"
+	@echo "make bench  - benchmarks (validation, C2PA read, extraction, decoys vs sampling, scoring, face stage, a 200-upload burst, corpus + 40 clips, corpus time per stage, reuse index, drift alarm false pages and power) with figures"
 	@echo "make retrain-code - build/retrain-code: what the pipeline's jobs run (this release's source)"
 	@echo "make pipeline - rebuild pipelines/retrain.pipeline.json (and template.yaml's copy) with the SageMaker SDK"
 	@echo "make build  - sam build without Docker (ARCH=arm64|x86_64)"
@@ -168,6 +168,7 @@ bench: venv
 	$(PY) benchmarks/reuse.py
 	$(PY) benchmarks/partial_fakes.py
 	$(PY) benchmarks/model_witness.py
+	$(PY) benchmarks/drift_alarm.py
 
 clean:
 	rm -rf .aws-sam build .pytest_cache .ruff_cache

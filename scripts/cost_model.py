@@ -79,8 +79,9 @@ ASSUMPTIONS: dict[str, Any] = {
     "xray_traces_per_screening": 2,  # start function + state machine trace
     # distinct name x dimension combinations (decision, reason_code, outcome): about 50, plus
     # StageDuration x 6 stages and TimeToDecision (issue 14); the face stage adds StageDuration faces,
-    # FaceFramesChecked and FaceDetectionRefusals; DecisionScoreBand x 5 bands (issue 21, drift)
-    "custom_metrics": 65,
+    # FaceFramesChecked and FaceDetectionRefusals; DecisionScoreBand x 5 bands (issue 21, drift), and
+    # the drift alarm's DriftOutcomeDeviation x 3 outcomes + DriftBandDeviation x 5 bands
+    "custom_metrics": 73,
     # AWS Config (EnableConfigRules): configuration changes per month to the stack's resources in scope
     # (deployments, drift), each re-evaluated by the change-triggered rules that apply to its type
     "config_changes_per_month": 30,

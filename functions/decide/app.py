@@ -35,12 +35,12 @@ from kyc.domain.decision import (
     scored_summary,
     unscored_summary,
 )
-from kyc.domain.drift import score_band
+from kyc.domain.drift import DriftBaseline, score_band
 from kyc.domain.erasure import evidence_staging_prefix
 from kyc.domain.identity import pseudonymise_key
 from kyc.domain.lineage import sha256_hex
 from kyc.domain.policy import DecisionPolicy, PolicyError
-from kyc.domain.promotion import split_pointer
+from kyc.domain.promotion import PromotionError, pointer_drift_baseline, split_pointer
 from kyc.domain.record import DecisionSummary
 from kyc.observability import count, log_lineage, logger, metrics, stage_duration, time_to_decision, tracer
 from kyc.version import code_version
@@ -53,6 +53,11 @@ POLICY_SOURCE = PolicyOverrideProvider() if RESOURCES.policy_parameter else None
 PSEUDONYM_MAC = KmsMac(settings.pseudonym_key_id())
 POLICY_CACHE_SECONDS = RESOURCES.policy_cache_seconds
 FACE_STAGE = settings.face_stage()
+try:
+    DRIFT_FALLBACK = settings.drift_baseline_fallback()
+except ValueError:  # a DriftBaseline* pair that is not a mix: no drift metrics, never a failed decision
+    logger.exception("DriftBaseline* parameters are not a decision mix")
+    DRIFT_FALLBACK = None
 
 
 @logger.inject_lambda_context(correlation_id_path="state.submission.submission_id", clear_state=True)
@@ -78,7 +83,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             time_to_decision(submission.get("received_at"))
             if existing.get("score") is not None:  # the distribution an operator watches for model drift
                 count("DecisionScore", value=existing["score"], unit="None")
-                count("DecisionScoreBand", band=score_band(existing["score"]))  # DecisionsDriftAlarm input
+                count("DecisionScoreBand", band=score_band(existing["score"]))
+            _emit_drift(existing["decision"], existing.get("score"))
             for reason in existing["reasons"]:
                 count("DecisionReasons", reason_code=reason)
         else:
@@ -93,6 +99,28 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "reasons": existing["reasons"],
         "policy_version": (existing.get("policy") or {}).get("version"),
     }
+
+
+def _emit_drift(decision: str, score: float | None) -> None:
+    """DecisionsDriftAlarm's inputs: this decision's standardised deviations from the champion's mix
+    (kyc.domain.drift), against the baseline the production pointer carries, else the template's."""
+    baseline = _drift_baseline()
+    outcomes, bands = baseline.deviations(decision, score) if baseline else ({}, {})
+    for outcome, deviation in outcomes.items():
+        count("DriftOutcomeDeviation", value=deviation, unit="None", outcome=outcome)
+    for band, deviation in bands.items():
+        count("DriftBandDeviation", value=deviation, unit="None", band=band)
+
+
+def _drift_baseline() -> DriftBaseline | None:
+    if POLICY_SOURCE is None:
+        return DRIFT_FALLBACK
+    try:
+        fetched = POLICY_SOURCE.get(RESOURCES.policy_parameter, max_age=POLICY_CACHE_SECONDS)
+        return pointer_drift_baseline(json.loads(fetched["document"]), DRIFT_FALLBACK)
+    except (PromotionError, ValueError) as exc:  # the decision stands; the alarm judges the fallback
+        logger.error("drift baseline unreadable in the production pointer", extra={"error": str(exc)})
+        return DRIFT_FALLBACK
 
 
 def _write_evidence(record: Recorded, item: dict[str, Any]) -> bool:

@@ -24,6 +24,7 @@ from typing import Any
 
 from kyc.domain.contract import Face, FrameImage, FrameScore, ModelInfo
 from kyc.domain.drift import record_baseline
+from kyc.domain.promotion import DRIFT_BASELINE_KEY
 from kyclocal.alarms import (
     TEMPLATE_PATH,
     Datapoint,
@@ -32,6 +33,7 @@ from kyclocal.alarms import (
     load_alarms,
     parameter_default,
 )
+from kyclocal.loop import pointer
 from kyclocal.stack import LocalStack, LocalStackSettings
 from kycserve.faults import Fault, FaultInjector
 
@@ -158,14 +160,19 @@ def drill_policy(model: ConstantModel, frame_count: int) -> dict[str, Any]:
 
 @contextmanager
 def drill_stack(
-    frame_count: int = 8, faults: FaultInjector | None = None, policy: dict[str, Any] | None = None
+    frame_count: int = 8,
+    faults: FaultInjector | None = None,
+    policy: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[LocalStack]:
     """A fresh stack. moto's backends are process-global and outlive a stopped LocalStack, so a second
     stack in one process would find the first one's table: reset them before and after."""
     from moto.moto_api._internal.models import moto_api_backend
 
     moto_api_backend.reset()
-    settings = LocalStackSettings(frame_count=frame_count, model_faults=faults, policy=policy)
+    settings = LocalStackSettings(
+        frame_count=frame_count, model_faults=faults, policy=policy, extra_env=dict(env or {})
+    )
     try:
         with LocalStack(settings) as stack:
             yield stack
@@ -441,7 +448,9 @@ def model_regression(workdir: Path, frame_count: int = 8) -> DrillReport:
     good, bad = ConstantModel(0.97, "1.0.0"), ConstantModel(0.02, "1.1.0-regressed")
     relabelled = ConstantModel(0.02, "1.0.0")  # the same regression, reporting the calibrated version
     volume = DRILL_DRIFT_MIN_DECISIONS
-    with drill_stack(frame_count, policy=drill_policy(good, frame_count)) as stack:
+    # the pointer is read at once, not after the 300 s cache: the baseline below takes effect now
+    no_cache = {"KYC_POLICY_CACHE_SECONDS": "0"}
+    with drill_stack(frame_count, policy=drill_policy(good, frame_count), env=no_cache) as stack:
         set_model(stack, good)
         [before] = screen_many(stack, clip, ["uploads/reg-a/selfie.mp4"])
         report.check(
@@ -450,9 +459,16 @@ def model_regression(workdir: Path, frame_count: int = 8) -> DrillReport:
             f"decision={before and before['decision']}",
         )
         # The champion's recorded mix on this traffic (the drill replays known deepfakes), written
-        # into the drift alarm's parameters as an operator does when a model goes live.
+        # into the production pointer beside its policy, as a promotion installs it (one write).
         baseline = record_baseline([(before["decision"], before.get("score"))] if before else [])
-        deployed = baseline.parameters() | {"DriftMinDecisions": str(volume)}
+        production = pointer(stack)
+        current = production.current()
+        assert current is not None, "the drill stack starts with its champion's policy as the pointer"
+        production.put(
+            dict(current.document) | {DRIFT_BASELINE_KEY: baseline.to_document()},
+            expected_version=current.version,
+        )
+        deployed = {"DriftMinDecisions": str(volume)}  # the alarm itself knows no baseline
         set_model(stack, bad)
         first_bad = time.time()
         during = screen_many(stack, clip, ["uploads/reg-b/selfie.mp4", "uploads/reg-c/selfie.mp4"])

@@ -308,12 +308,21 @@ def promote(stack: LocalStack | RemoteStack, arn: str) -> PointerVersion:
             variant=served.variant,
             artefact_sha256=sha,
             model_package_arn=arn,
+            drift_baseline=_rescreened_mix(stack, package.metadata[reg.RESCREEN_REPORT_URI]),
         )
     except PromotionError as exc:
         raise LoopError(str(exc)) from exc
     production = pointer(stack)
     current = production.current()
     return production.put(document, expected_version=current.version if current else None)
+
+
+def _rescreened_mix(stack: LocalStack | RemoteStack, report_uri: str) -> dict[str, Any] | None:
+    """The candidate's decision mix on the re-screened backlog (the team's own recent traffic), from
+    the report the re-screen wrote, not from the caller: the drift baseline it is promoted with."""
+    bucket, _, key = report_uri.removeprefix("s3://").partition("/")
+    report = json.loads(stack.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+    return report.get("drift_baseline")
 
 
 def rollback(stack: LocalStack | RemoteStack) -> PointerVersion:

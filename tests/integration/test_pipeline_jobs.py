@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.integration.test_retrain_journey import SPLIT, champion, labelled  # noqa: F401 - fixtures
+from tests.integration.test_retrain_journey import SPLIT, TARGETS, champion, labelled  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.integration
 
@@ -133,7 +133,8 @@ def test_process_train_evaluate_from_the_code_bundle_register_what_evaluate_meas
     # Evaluate (the dataset output and the champion as inputs)
     shutil.copytree(processing / "output" / "dataset", processing / "input" / "dataset")
     shutil.copytree(champion[0].parent, processing / "input" / "champion")
-    _run_step(code, env, "Evaluate", "--frames", "8", "--max-apcer", "0.05", "--max-bpcer", "0.05")
+    targets = ("--max-apcer", str(TARGETS["max_apcer"]), "--max-bpcer", str(TARGETS["max_bpcer"]))
+    _run_step(code, env, "Evaluate", "--frames", "8", *targets)  # the journey's documented targets
     out = processing / "output" / "evaluation"
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert report["gate"]["passed"] is True, report["gate"]

@@ -15,11 +15,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import time
 from pathlib import Path
 
 import pytest
 
 from kyclocal import loop
+from kyclocal.alarms import datapoints_from_emf
 from kyclocal.cli import main
 from kyclocal.stack import LocalStack, LocalStackSettings
 from tests.fixtures.clips import drawn_subject_clip
@@ -43,6 +45,39 @@ def _cli(capsys, stack: LocalStack, *argv: str) -> tuple[int, object]:
     code = main([*argv, "--endpoint-url", stack.endpoint_url])
     printed = capsys.readouterr()
     return code, (json.loads(printed.out) if printed.out.strip() else printed.err)
+
+
+def _hand_mix(decided: list[tuple[str, float]]) -> dict:
+    """The drift baseline of these (decision, score) pairs, counted here: shares in percent of
+    PASS/REVIEW/REJECT and of scores in [0,.1), [.1,.2), [.2,.5), [.5,.9), [.9,1]."""
+    edges = [(0.0, 0.1), (0.1, 0.2), (0.2, 0.5), (0.5, 0.9), (0.9, 1.01)]
+    n = len(decided)
+    return {
+        "outcome_percent": [
+            100.0 * sum(d == o for d, _ in decided) / n for o in ("PASS", "REVIEW", "REJECT")
+        ],
+        "band_percent": [100.0 * sum(lo <= s < hi for _, s in decided) / n for lo, hi in edges],
+        "decisions": n,
+    }
+
+
+def _drift_emitted(stack: LocalStack, since: float, decision: str) -> float:
+    """The DriftOutcomeDeviation decide emitted for ``decision`` since ``since`` (one decision)."""
+    points = [
+        p
+        for p in datapoints_from_emf(stack.log_lines())
+        if p.name == "DriftOutcomeDeviation"
+        and p.timestamp >= since
+        and ("outcome", decision) in p.dimensions
+    ]
+    assert len(points) == 1, points
+    return points[0].value
+
+
+def _by_hand(decision: str, percent: float) -> float:
+    """(1 - p) / sqrt(max(p (1 - p), 0.05 * 0.95)): the deviation of a decision in its own category."""
+    p = percent / 100
+    return (1 - p) / max(p * (1 - p), 0.0475) ** 0.5
 
 
 def _decided(stack: LocalStack, path: Path) -> dict:
@@ -138,6 +173,9 @@ def test_a_better_candidate_goes_through_every_step_and_rolls_back(
         for sid, (_record, attack) in recorded.items():
             assert items[sid]["model"]["artefact_sha256"] == candidate_sha  # scored by the candidate
             assert items[sid]["candidate"] != ("PASS" if attack else "REJECT"), items[sid]
+        # the candidate's mix on the team's own backlog: the drift baseline it will be promoted with
+        candidate_mix = _hand_mix([(i["candidate"], i["score"]) for i in items.values()])
+        assert "drift_baseline" not in production_before.document  # the template's DriftBaseline* apply
 
         # 5. promotion: one write of the pointer; SageMaker says the named endpoint serves the bytes
         code, promoted = _cli(capsys, stack, "promote", package.arn)
@@ -152,7 +190,15 @@ def test_a_better_candidate_goes_through_every_step_and_rolls_back(
         candidate_policy = json.loads(
             Path(json.loads((tmp_path / "run" / "package.json").read_text())["policy"]).read_text()
         )
+        pointed = loop.pointer(stack).current()
+        assert pointed is not None
+        assert pointed.document["drift_baseline"] == candidate_mix  # in the same write as the model
+        upload_time = time.time()
         after = _decided(stack, _clip(tmp_path, 71, attack=True))
+        # decide measured the new decision against the new champion's mix (the alarm knows none)
+        share = candidate_mix["outcome_percent"][("PASS", "REVIEW", "REJECT").index(after["decision"])]
+        emitted = _drift_emitted(stack, upload_time, after["decision"])
+        assert emitted == pytest.approx(_by_hand(after["decision"], share), abs=1e-9)
         assert after["model"]["artefact_sha256"] == candidate_sha
         assert after["policy"]["version"] == candidate_policy["version"]
         assert after["decision"] != "PASS" and "MODEL_NOT_CALIBRATED" not in after["reasons"], after
@@ -165,6 +211,12 @@ def test_a_better_candidate_goes_through_every_step_and_rolls_back(
         )
         values = [json.loads(p["Value"]) for p in history["Parameters"]]
         assert rolled["pointer_version"] == promoted["pointer_version"] + 1 and values[-1] == values[-3]
+        upload_time = time.time()
         back = _decided(stack, _clip(tmp_path, 72, attack=True))
+        assert "drift_baseline" not in values[-1]  # the rollback took the candidate's mix away with it
+        # ... so decide measures against the template's fallback mix again: PASS,REVIEW,REJECT 90,8,2 %
+        fallback = dict(zip(("PASS", "REVIEW", "REJECT"), (90.0, 8.0, 2.0), strict=True))[back["decision"]]
+        emitted = _drift_emitted(stack, upload_time, back["decision"])
+        assert emitted == pytest.approx(_by_hand(back["decision"], fallback), abs=1e-9)
         assert back["model"]["artefact_sha256"] == champion_sha
         assert back["policy"]["version"] == "champion-1"

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from kyc.domain.dataset import SplitRule
+from kyc.domain.promotion import gate
 from kyclocal.calibration_demo import red_mean_sigmoid
 from kyclocal.cli import main
 from tests.fixtures.clips import drawn_subject_clip
@@ -27,6 +28,11 @@ pytestmark = pytest.mark.integration
 
 SPLIT = SplitRule(train=0.5, validation=0.25, test=0.25)
 QUOTA = {"train": 6, "validation": 3, "test": 3}  # per class
+# The gate holds each attack type's 95 % Wilson APCER upper bound to the target. Three attacks all
+# stopped bound at z^2 / (3 + z^2) = 3.841459 / 6.841459 = 0.5615, so 0.6 is the smallest round
+# target this split can meet (5 % would need 73 attacks of the type). BPCER and the review rate are
+# measured rates: 0 of 3 genuine REJECTed meets 5 %.
+TARGETS = {"max_apcer": 0.6, "max_bpcer": 0.05, "max_review_rate": 0.5}
 
 
 def _applicants() -> list[tuple[str, str, str]]:
@@ -106,11 +112,11 @@ def _retrain(labels: Path, out: Path, champion: tuple[Path, Path] | None, capsys
             "--frames",
             "8",
             "--max-apcer",
-            "0.05",
+            str(TARGETS["max_apcer"]),
             "--max-bpcer",
-            "0.05",
+            str(TARGETS["max_bpcer"]),
             "--max-review-rate",
-            "0.5",
+            str(TARGETS["max_review_rate"]),
             *against,
         ]
     )
@@ -144,6 +150,19 @@ def test_a_better_candidate_is_registered_with_its_policy_bound_to_its_bytes(
     # the policy is bound to the very bytes registered (as the model server hashed what it loaded)
     assert policy["calibration"]["model"]["artefact_sha256"] == package["model_sha256"]
     assert package["labelled_set_sha256"] == report["dataset"]["labelled_set_sha256"]
+    # the gate judged the upper bound: 0 of 3 bounds at 0.5615 (hand-computed), within 0.6
+    bound = report["gate"]["apcer_bounds"]["replay_screen"]
+    assert (bound["errors"], bound["total"]) == (0, QUOTA["test"])
+    assert bound["upper"] == pytest.approx(3.841459 / 6.841459, abs=1e-5) and bound["meets_target"]
+    # the same measured candidate against a target its measured APCER (0) meets and its bound cannot
+    # (0.5615 > 0.5) is not registered, and the report names the type and the attacks it lacks:
+    # n >= z^2 (1 - 0.5) / 0.5 = 3.84, so a fourth attack
+    refused = gate(
+        report["candidate"]["rates"], report["champion"]["rates"], **(TARGETS | {"max_apcer": 0.5})
+    )
+    assert not refused.passed
+    assert any("APCER[replay_screen]" in r and "1 more replay_screen attack" in r for r in refused.reasons)
+    assert refused.to_dict()["apcer_bounds"]["replay_screen"]["attacks_needed_at_zero_errors"] == 1
 
 
 def test_shuffled_labels_register_nothing(labelled: Path, tmp_path: Path, capsys) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kyc.domain.drift import DriftBaseline
 from kyc.domain.policy import PolicyError
 from kyc.domain.provenance import ProvenancePolicy
 from kyc.media.limits import DEFAULT_ALLOWED_CODECS, MediaLimits
@@ -119,6 +120,16 @@ def learning_bucket(env: Mapping[str, str] | None = None) -> str:
     where a function does not use it."""
     env = os.environ if env is None else env
     return env.get("KYC_LEARNING_BUCKET", "")
+
+
+def drift_baseline_fallback(env: Mapping[str, str] | None = None) -> DriftBaseline | None:
+    """The ``DriftBaseline*`` template parameters: the mix the drift alarm judges against while the
+    production pointer carries no baseline of its own (before the first promotion). None if unset."""
+    env = os.environ if env is None else env
+    outcome, bands = env.get("KYC_DRIFT_BASELINE_OUTCOME_PERCENT"), env.get("KYC_DRIFT_BASELINE_BAND_PERCENT")
+    if not outcome or not bands:
+        return None
+    return DriftBaseline.from_parameters(outcome, bands)
 
 
 def pseudonym_key_id(env: Mapping[str, str] | None = None) -> str:

@@ -87,8 +87,10 @@ def _run(loop: Any, stack: Any, args: argparse.Namespace) -> Any:
         return loop.approve(stack, args.package, approver=args.by, note=args.note)
     if args.step == "rescreen":
         return loop.rescreen(stack, args.package)
-    if args.step == "promote":
-        version = loop.promote(stack, args.package)
-        return {"pointer_version": version.version, "deployment": version.document["deployment"]}
-    version = loop.rollback(stack)
-    return {"pointer_version": version.version, "deployment": version.document.get("deployment")}
+    version = loop.promote(stack, args.package) if args.step == "promote" else loop.rollback(stack)
+    return {
+        "pointer_version": version.version,
+        "deployment": version.document.get("deployment"),
+        # the drift alarm's yardstick now in force (None: the DriftBaseline* parameters apply)
+        "drift_baseline": version.document.get("drift_baseline"),
+    }

@@ -67,7 +67,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     rt.add_argument("--champion-policy", type=Path, help="the champion's policy document (its thresholds)")
     rt.add_argument("--candidate-config", type=Path, help="skip training: measure this model instead")
     rt.add_argument("--frames", type=int, default=8, help="frames per video, in training and screening")
-    rt.add_argument("--max-apcer", type=float, default=0.05)
+    rt.add_argument(
+        "--max-apcer",
+        type=float,
+        default=0.05,
+        help="target for each attack type's 95%% Wilson APCER upper bound (0.05 needs >= 73 attacks/type)",
+    )
     rt.add_argument("--max-bpcer", type=float, default=0.05)
     rt.add_argument("--max-review-rate", type=float, default=0.5, help="target: scored videos sent to REVIEW")
     rt.add_argument(
@@ -373,6 +378,7 @@ def step_evaluate(run: RetrainRun) -> None:
         max_apcer=args.max_apcer,
         max_bpcer=args.max_bpcer,
         max_review_rate=args.max_review_rate,
+        apcer_on_bound=True,  # the gate holds the test split's APCER upper bound to the target
     )
     run.thresholds = (proposal.pass_threshold, proposal.reject_threshold)
     run.screened = _screen(
@@ -548,6 +554,15 @@ def print_report(report: dict[str, Any], out: TextIO) -> None:
     worst = worst_apcer(report["candidate"]["rates"])
     if worst is not None:
         print(f"worst attack type (candidate): {worst['attack_type']}", file=out)
+    target = report["gate"].get("targets", {}).get("max_apcer")
+    for kind, bound in report["gate"].get("apcer_bounds", {}).items():
+        needed = bound["attacks_needed_at_zero_errors"]
+        more = "never (zero target)" if needed < 0 else f"{needed} more attack(s) needed at zero errors"
+        print(
+            f"APCER[{kind}] upper bound {bound['upper']:.4f} vs target {target:g}: "
+            + ("meets it" if bound["meets_target"] else f"above it; {more}"),
+            file=out,
+        )
     if report.get("flips"):
         print(
             "flips champion -> candidate: " + ", ".join(f"{k} {v}" for k, v in report["flips"].items()),

@@ -37,16 +37,17 @@ def test_alarm_metrics_count_each_metric_of_a_math_alarm_only_when_created(cost_
     # hand count at the defaults: 34 single-metric alarms (3 executions, 12 functions x 2, 3 DLQs,
     # 5XX, latency, model not calibrated, digest missed) + blind variant (2) + scoring errors (5)
     # + 4 rate alarms (5 each) + absent (7: six KycScreening metrics and the intake rule's MatchedEvents)
-    # + issue 23's evidence and custody alarms (5) + drift (8: 3 outcomes, 5 score bands)
+    # + issue 23's evidence and custody alarms (5) + drift (10: the sums of 3 outcome and 5 score-band
+    # deviations and the two SampleCounts, outcome and band)
     # + the retraining pipeline's failed-run alarm (1)
     # + issue 23's scheduled verifier (4: findings, missed run, function errors and throttles)
     # + issue 21's promotion alarms (10: shadow deploy errors, throttles and DLQ, re-screen errors,
     # throttles, failures, disagreement, and the re-screen machine's failed + timed out + aborted runs)
     assert _fixed(cost_model)["CloudWatch alarms"] == pytest.approx(
-        (34 + 2 + 5 + 20 + 7 + 5 + 8 + 1 + 4 + 10) * 0.10
+        (34 + 2 + 5 + 20 + 7 + 5 + 10 + 1 + 4 + 10) * 0.10
     )
     off = _fixed(cost_model, NoDecisionAlarmEnabled="false")["CloudWatch alarms"]
-    assert off == pytest.approx((34 + 2 + 5 + 20 + 5 + 8 + 1 + 4 + 10) * 0.10)
+    assert off == pytest.approx((34 + 2 + 5 + 20 + 5 + 10 + 1 + 4 + 10) * 0.10)
 
 
 def test_digest_signing_is_a_fixed_cost_of_one_sign_per_scheduled_run(cost_model):

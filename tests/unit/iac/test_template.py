@@ -116,6 +116,8 @@ EXPECTED_ENV = {
         "KYC_POLICY_VERSION",
         "KYC_POLICY_PARAMETER",
         "KYC_POLICY_CACHE_SECONDS",  # issue 21
+        "KYC_DRIFT_BASELINE_OUTCOME_PERCENT",  # issue 21: the drift baseline while the pointer has none
+        "KYC_DRIFT_BASELINE_BAND_PERCENT",
         "KYC_RETENTION_DAYS",
         # provenance rules (docs/provenance.md)
         "KYC_PROVENANCE_REJECT_SYNTHETIC",

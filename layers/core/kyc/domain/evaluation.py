@@ -160,10 +160,29 @@ def _attack_groups(
     return genuine, attacks
 
 
-def _max_pass_threshold(attack_scores: list[float], max_apcer: float) -> float:
-    """Largest t with #(s < t) / n <= max_apcer for one attack type."""
+def _allowed_attack_errors(n: int, max_apcer: float, on_bound: bool) -> int:
+    """How many of n attacks may PASS: measured rate <= max_apcer, or (on_bound) its Wilson upper bound.
+
+    On the bound, a type whose split is too small for even zero errors to meet the target allows 0:
+    the strictest threshold, and the proposal is marked infeasible."""
+    if not on_bound:
+        return math.floor(max_apcer * n + 1e-9)
+    allowed = 0
+    while allowed + 1 <= n and wilson_interval(allowed + 1, n)[1] <= max_apcer + 1e-12:
+        allowed += 1
+    return allowed
+
+
+def _apcer_met(errors: int, n: int, max_apcer: float, on_bound: bool) -> bool:
+    if on_bound:
+        return wilson_interval(errors, n)[1] <= max_apcer + 1e-12
+    return errors <= max_apcer * n + 1e-9
+
+
+def _max_pass_threshold(attack_scores: list[float], max_apcer: float, on_bound: bool = False) -> float:
+    """Largest t with #(s < t) / n <= max_apcer for one attack type (or its upper bound, see above)."""
     ordered = sorted(attack_scores)
-    allowed = math.floor(max_apcer * len(ordered) + 1e-9)
+    allowed = _allowed_attack_errors(len(ordered), max_apcer, on_bound)
     return ordered[allowed] if allowed < len(ordered) else math.inf
 
 
@@ -200,6 +219,7 @@ def propose_thresholds(
     max_apcer: float,
     max_bpcer: float,
     max_review_rate: float | None = None,
+    apcer_on_bound: bool = False,
 ) -> ThresholdProposal:
     """Two thresholds from error-rate targets (detection.md 5.3), ready for a DecisionPolicy.
 
@@ -209,6 +229,8 @@ def propose_thresholds(
     both are set to the midpoint (no REVIEW band, margin on both sides). ``feasible`` is False when
     the targets are not met on this data within [0, 1] (e.g. genuine videos scored exactly 1.0), or
     when the review rate on scored videos exceeds ``max_review_rate``. Unscored videos are ignored.
+    ``apcer_on_bound``: hold each type's 95 % Wilson upper bound of APCER to ``max_apcer``, as the
+    retraining gate (``kyc.domain.promotion.gate``) will on the test split.
     """
     for name, value in (("max_apcer", max_apcer), ("max_bpcer", max_bpcer)):
         if not 0.0 <= value <= 1.0:
@@ -218,11 +240,16 @@ def propose_thresholds(
     genuine, attacks = _attack_groups(scores, labels, attack_types)
     if not genuine or not attacks:
         raise EvaluationError("proposing thresholds needs scored genuine and attack videos")
-    t_pass = min(1.0, min(_max_pass_threshold(group, max_apcer) for group in attacks.values()))
+    t_pass = min(
+        1.0, min(_max_pass_threshold(group, max_apcer, apcer_on_bound) for group in attacks.values())
+    )
     t_reject = max(0.0, min(1.0, _min_reject_threshold(genuine, max_bpcer)))
     if t_pass > t_reject:
         t_pass = t_reject = (t_pass + t_reject) / 2
-    apcer_ok = all(sum(1 for s in g if s < t_pass) <= max_apcer * len(g) + 1e-9 for g in attacks.values())
+    apcer_ok = all(
+        _apcer_met(sum(1 for s in g if s < t_pass), len(g), max_apcer, apcer_on_bound)
+        for g in attacks.values()
+    )
     bpcer_ok = sum(1 for s in genuine if s >= t_reject) <= max_bpcer * len(genuine) + 1e-9
     scored = genuine + [s for g in attacks.values() for s in g]
     review = sum(1 for s in scored if t_pass <= s < t_reject) / len(scored)
