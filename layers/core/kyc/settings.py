@@ -120,12 +120,12 @@ class ShadowTrafficSettings:
     timeout (each of at most two attempts; kyc.aws.shadow_traffic bounds the whole call)."""
 
     parameter: str = ""
-    timeout_s: float = 2.0
+    timeout_s: float = 10.0
 
 
 def shadow_traffic(env: Mapping[str, str] | None = None) -> ShadowTrafficSettings:
     env = os.environ if env is None else env
-    timeout = _float(env, "KYC_SHADOW_TIMEOUT_SECONDS", 2.0)
+    timeout = _float(env, "KYC_SHADOW_TIMEOUT_SECONDS", 10.0)
     if not 0 < timeout <= 30:
         raise ValueError(f"KYC_SHADOW_TIMEOUT_SECONDS must be in (0, 30], got {timeout}")
     return ShadowTrafficSettings(parameter=env.get("KYC_SHADOW_POLICY_PARAMETER", ""), timeout_s=timeout)

@@ -5,9 +5,9 @@ candidate's endpoint and policy. While it names a deployment, the score function
 it scored on the champion to that endpoint as well and writes what came back beside the champion's
 scores (``kyc.domain.shadow.shadow_batch_key``). The shadow never decides and never fails a batch:
 
-- its own client: connect timeout 1 s, read timeout ``KYC_SHADOW_TIMEOUT_SECONDS`` (default 2 s), no
+- its own client: connect timeout 1 s, read timeout ``KYC_SHADOW_TIMEOUT_SECONDS`` (default 10 s), no
   botocore retry, and at most one retry of ours (throttling, 5xx, timeouts), with a backoff of at
-  most 0.2 s. Worst case per batch: 2 x (1 + timeout) + 0.2 s = 6.2 s at the default, whatever the
+  most 0.2 s. Worst case per batch: 2 x (1 + timeout) + 0.2 s = 22.2 s at the default, whatever the
   endpoint does (hangs, 500s, throttles);
 - every failure (SSM, the endpoint, garbage that breaks the contract) becomes a FAILED shadow
   document and a ``ShadowFailures`` metric, never an exception out of ``score_shadow``;
