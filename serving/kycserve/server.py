@@ -154,6 +154,7 @@ class _Handler(BaseHTTPRequestHandler):
         if runtime is not None:
             injector = self.server.endpoint_faults.get(runtime.group(1), injector)
         fault = injector.next()
+        self._slow_seconds = injector.slow_seconds  # a SLOW fault sleeps as long as its own plan says
         if runtime is None:
             self._send(
                 self._container_reply(body, fault), {"X-Amzn-SageMaker-Custom-Attributes": CUSTOM_ATTRIBUTES}
@@ -233,7 +234,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is Fault.CONTAINER_5XX:
             return _error(500, "injected server error")
         if fault is Fault.SLOW:
-            time.sleep(self.server.faults.slow_seconds)
+            time.sleep(getattr(self, "_slow_seconds", self.server.faults.slow_seconds))
         try:
             frames = decode_request(body)
         except ContractError as exc:
