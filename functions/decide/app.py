@@ -42,6 +42,7 @@ from kyc.domain.lineage import sha256_hex
 from kyc.domain.policy import DecisionPolicy, PolicyError
 from kyc.domain.promotion import PromotionError, pointer_drift_baseline, split_pointer
 from kyc.domain.record import DecisionSummary
+from kyc.domain.shadow import live_shadow, shadow_result_key
 from kyc.observability import count, log_lineage, logger, metrics, stage_duration, time_to_decision, tracer
 from kyc.version import code_version
 
@@ -87,6 +88,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             _emit_drift(existing["decision"], existing.get("score"))
             for reason in existing["reasons"]:
                 count("DecisionReasons", reason_code=reason)
+            _count_shadow(record.lineage_log.get("shadow"))
         else:
             existing = existing or DECISIONS.get(sid)
             assert existing is not None
@@ -196,6 +198,10 @@ def _evidence_lost(item: dict[str, Any], event: dict[str, Any]) -> bool:
 
 def _record(event: dict[str, Any], state: dict[str, Any]) -> Recorded:
     summary, scores_doc, batch_lineage = _summarise(event.get("mode", "decide"), state)
+    if scores_doc is not None:  # issue 21: what the shadowed candidate would decide; decides nothing
+        shadow = _live_shadow(state, str(summary.decision))
+        if shadow is not None:
+            scores_doc["shadow"] = shadow
     return build_record(
         event=event,
         state=state,
@@ -210,6 +216,43 @@ def _record(event: dict[str, Any], state: dict[str, Any]) -> Recorded:
         now=datetime.now(UTC),
         retention_days=RESOURCES.retention_days,
     )
+
+
+def _live_shadow(state: dict[str, Any], recorded: str) -> dict[str, Any] | None:
+    """The live shadow block (kyc.domain.shadow.live_shadow) from the shadow scores the score
+    function wrote, also kept as ``scores/<sid>/shadow.json`` in the work bucket. Read after the
+    decision is taken and never raises: whatever fails here is recorded as a FAILED block."""
+    sid = state["submission"]["submission_id"]
+    scoring = state.get("scoring") or []
+    named = {int(b["batch_index"]): (b.get("shadow") or {}).get("result_key") for b in scoring}
+    if not any(named.values()):
+        return None  # no candidate was shadowed while this upload was scored
+    try:
+        docs = {
+            i: json.loads(STORE.get_bytes(RESOURCES.work_bucket, k)) if k else None for i, k in named.items()
+        }
+        frames_sampled = int((state.get("extraction") or {}).get("frames_sampled") or 0)
+        block = live_shadow(scoring, docs, frames_sampled=frames_sampled, recorded_decision=recorded)
+        if block is not None:
+            STORE.put_json(RESOURCES.work_bucket, shadow_result_key(sid), block)
+        return block
+    except Exception as exc:  # the shadow's evidence is best effort; the decision is not
+        logger.exception("live shadow evidence failed")
+        return {"status": "FAILED", "reason": f"{type(exc).__name__}: {exc}"[:300], "decision": None}
+
+
+def _count_shadow(shadow: dict[str, Any] | None) -> None:
+    """ShadowLiveCompared / ShadowLiveDisagreements feed ShadowLiveDisagreementAlarm (a rate with a
+    volume guard). An INCOMPLETE block's failed batches were counted by score (ShadowFailures);
+    a block decide could not assemble is counted here."""
+    if not shadow:
+        return
+    if shadow.get("status") == "FAILED":
+        count("ShadowFailures")
+    if shadow.get("decision") is None:
+        return
+    count("ShadowLiveCompared")
+    count("ShadowLiveDisagreements", value=0 if shadow.get("agrees") else 1)
 
 
 def _summarise(mode: str, state: dict[str, Any]) -> tuple[DecisionSummary, dict | None, list[dict]]:

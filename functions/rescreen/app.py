@@ -27,12 +27,9 @@ from kyc.aws.model_registry import ModelRegistry
 from kyc.aws.s3_object_store import S3ObjectStore
 from kyc.aws.sagemaker_frame_scorer import SageMakerFrameScorer, ScoringError
 from kyc.domain.contract import FrameImage
-from kyc.domain.decision import face_count
 from kyc.domain.lineage import sha256_hex
-from kyc.domain.outcomes import Decision
-from kyc.domain.policy import DecisionPolicy, FrameEvidence, decide_outcome
 from kyc.domain.promotion import rescreen_report, split_pointer
-from kyc.domain.reasons import ReasonCode
+from kyc.domain.shadow import shadow_verdict
 from kyc.media.framestore import FrameReader
 from kyc.observability import count, logger, metrics, tracer
 
@@ -108,22 +105,22 @@ def _decide(
     frames: list[FrameImage], policy_doc: dict[str, Any], deployment: dict[str, Any]
 ) -> dict[str, Any]:
     """The candidate's decision on these frames under its own policy: the model-dependent part of
-    the decision (the face stage, provenance and reuse findings do not depend on the model)."""
+    the decision (``kyc.domain.shadow.shadow_verdict``, the one live shadow traffic uses too)."""
     call = SageMakerFrameScorer(deployment["endpoint_name"]).score(frames)
-    policy = DecisionPolicy.from_mapping({k: v for k, v in policy_doc.items() if k != "calibration"})
-    evidence = [
-        FrameEvidence(s.frame_id, s.p_fake, face_count({"faces": s.faces, "quality": s.quality}))
-        for s in call.scores
-    ]
-    verdict = decide_outcome(evidence, frames_sampled=len(frames), policy=policy)
-    decision, reasons = verdict.decision, [str(r) for r in verdict.reasons]
-    reported = call.model.to_dict().get("artefact_sha256")
-    if reported != deployment["artefact_sha256"] and verdict.decision is not Decision.REJECT:
-        decision, reasons = Decision.REVIEW, [*reasons, str(ReasonCode.MODEL_NOT_CALIBRATED)]
+    verdict = shadow_verdict(
+        [
+            {"frame_id": s.frame_id, "p_fake": s.p_fake, "faces": s.faces, "quality": s.quality}
+            for s in call.scores
+        ],
+        frames_sampled=len(frames),
+        policy_document=policy_doc,
+        deployed_sha256=deployment["artefact_sha256"],
+        reported_sha256=call.model.to_dict().get("artefact_sha256"),
+    )
     return {
         "status": "COMPARED",
-        "candidate": str(decision),
-        "reasons": reasons,
+        "candidate": str(verdict.decision),
+        "reasons": list(verdict.reasons),
         "score": verdict.score,
         "model": call.model.to_dict(),
         "frames": [{"frame_id": s.frame_id, "p_fake": s.p_fake} for s in call.scores],  # shadow scores

@@ -11,11 +11,13 @@ from kyc import settings
 from kyc.aws.s3_object_store import S3ObjectStore, canonical_json
 from kyc.aws.sagemaker_frame_scorer import SageMakerFrameScorer, ScoringError
 from kyc.aws.sagemaker_model_witness import SageMakerModelWitness
+from kyc.aws.shadow_traffic import ShadowPointerSource, ShadowScorer
 from kyc.aws.ssm_policy_source import PolicyOverrideProvider
 from kyc.domain.contract import FrameImage
 from kyc.domain.lineage import sha256_hex
 from kyc.domain.promotion import split_pointer
 from kyc.domain.reasons import ReasonCode
+from kyc.domain.shadow import shadow_batch_key
 from kyc.media.framestore import FrameReader
 from kyc.observability import count, log_lineage, logger, metrics, stage_duration, tracer
 
@@ -28,6 +30,12 @@ _WITNESS_SETTINGS = settings.model_witness_settings()
 WITNESSES: dict[str, SageMakerModelWitness] = {}
 # issue 21: the production pointer (the policy parameter) may name the endpoint that serves its model
 POINTER_SOURCE = PolicyOverrideProvider() if RESOURCES.policy_parameter else None
+# issue 21: live shadow traffic, while the shadow pointer names a candidate (kyc.aws.shadow_traffic)
+_SHADOW = settings.shadow_traffic()
+SHADOW_SOURCE = (
+    ShadowPointerSource(_SHADOW.parameter, RESOURCES.policy_cache_seconds) if _SHADOW.parameter else None
+)
+SHADOW_SCORER = ShadowScorer(_SHADOW.timeout_s, lambda s: _score_dict(s)) if _SHADOW.parameter else None
 
 
 @logger.inject_lambda_context(correlation_id_path="submission_id", clear_state=True)
@@ -92,6 +100,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     }
     body = canonical_json(document)
     STORE.put_bytes(RESOURCES.work_bucket, result_key, body, "application/json")
+    shadow = _shadow(sid, batch_index, frames)  # after the champion's scores are safe; never raises
     lineage["inputs"]["request_sha256"] = call.request_sha256
     log_lineage(
         "score",
@@ -106,8 +115,38 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         model=document["model"],
         model_witness=document["model_witness"],
         invoked_variant=call.invoked_variant,
+        shadow=shadow,
     )
-    return _result(batch_index, "SCORED", result_key, len(call.scores), None)
+    return _result(batch_index, "SCORED", result_key, len(call.scores), None, shadow)
+
+
+def _shadow(sid: str, batch_index: int, frames: list[FrameImage]) -> dict[str, Any] | None:
+    """Issue 21 live shadow traffic: the same frames on the shadowed candidate's endpoint, written
+    beside the champion's scores for decide to record. Decides nothing and never fails the batch:
+    a failure anywhere (the pointer, the endpoint, the write) is counted and logged, and the call is
+    bounded (kyc.aws.shadow_traffic: at most 2 attempts of 1 s connect + KYC_SHADOW_TIMEOUT_SECONDS)."""
+    if SHADOW_SOURCE is None or SHADOW_SCORER is None:
+        return None
+    try:
+        pointer = SHADOW_SOURCE.current()
+        if pointer is None:
+            return None
+        document = SHADOW_SCORER.score(pointer, batch_index, frames)
+        key = shadow_batch_key(sid, batch_index)
+        digest = STORE.put_json(RESOURCES.work_bucket, key, document)
+    except Exception as exc:  # the shadow's failure is its own, never the decision's
+        logger.exception("shadow scoring failed", extra={"batch_index": batch_index})
+        count("ShadowFailures")
+        return {"status": "FAILED", "reason": type(exc).__name__}
+    if document["status"] != "SCORED":
+        count("ShadowFailures")
+    else:
+        count("ShadowEndpointLatency", value=document["latency_ms"], unit="Milliseconds")
+    return {k: document.get(k) for k in ("status", "reason", "endpoint_name", "latency_ms")} | {
+        "result_key": key,
+        "result_sha256": digest,
+        "pointer_version": pointer.version,
+    }
 
 
 def _model_record(reported: dict[str, str], deployed_sha256: str | None) -> dict[str, str]:
@@ -152,14 +191,25 @@ def _witness(endpoint_name: str) -> SageMakerModelWitness:
     return WITNESSES[endpoint_name]
 
 
-def _result(batch_index: int, status: str, result_key: str, frames_scored: int, reason: str | None) -> dict:
-    """What goes back into Step Functions state: a pointer and a count, never scores or frames."""
+def _result(
+    batch_index: int,
+    status: str,
+    result_key: str,
+    frames_scored: int,
+    reason: str | None,
+    shadow: dict[str, Any] | None = None,
+) -> dict:
+    """What goes back into Step Functions state: a pointer and a count, never scores or frames
+    (``shadow``: where the live shadow scores of this batch are, when a candidate is shadowed)."""
     return {
         "batch_index": batch_index,
         "status": status,
         "result_key": result_key,
         "frames_scored": frames_scored,
         "reason": reason,
+        "shadow": {k: shadow[k] for k in ("status", "result_key")}
+        if shadow and shadow.get("result_key")
+        else None,
     }
 
 

@@ -314,7 +314,33 @@ def promote(stack: LocalStack | RemoteStack, arn: str) -> PointerVersion:
         raise LoopError(str(exc)) from exc
     production = pointer(stack)
     current = production.current()
-    return production.put(document, expected_version=current.version if current else None)
+    written = production.put(document, expected_version=current.version if current else None)
+    clear_shadow(stack, shadow_name, arn)
+    return written
+
+
+def clear_shadow(stack: LocalStack | RemoteStack, shadow_name: str, arn: str) -> bool:
+    """After a promotion the candidate is the champion, not a shadow: live shadow traffic stops.
+
+    Written as a new version without a deployment (SSM keeps the history the re-screen and the audit
+    read; deleting the parameter would erase it). Only when the pointer still names ``arn``: a newer
+    candidate approved meanwhile stays shadowed. A rollback leaves the pointer as it is."""
+    ssm = stack.client("ssm")
+    try:
+        now = json.loads(ssm.get_parameter(Name=shadow_name, WithDecryption=True)["Parameter"]["Value"])
+    except ssm.exceptions.ParameterNotFound:
+        return False
+    _, deployment = split_pointer(now)
+    if deployment is None or deployment.get("model_package_arn") != arn:
+        return False
+    ssm.put_parameter(
+        Name=shadow_name,
+        Type="SecureString",
+        KeyId=stack.kms_key_id,
+        Value=json.dumps({"cleared_by": "promote", "promoted_model_package_arn": arn}, sort_keys=True),
+        Overwrite=True,
+    )
+    return True
 
 
 def _rescreened_mix(stack: LocalStack | RemoteStack, report_uri: str) -> dict[str, Any] | None:

@@ -82,6 +82,8 @@ class LocalStackSettings:
     extra_env: dict[str, str] = field(default_factory=dict)
     triggers: bool = True  # False: no queue consumer or status rule (kycscreen invoke runs one handler)
     model_faults: Any = None  # a kycserve.faults.FaultInjector: endpoint outages for drills and tests
+    # issue 21: faults of one endpoint name only (a shadowed candidate that fails beside a healthy champion)
+    endpoint_faults: dict[str, Any] = field(default_factory=dict)
     # --- lineage/state hooks (kyclocal.state): restored on start, saved on stop; None = in memory only
     state_dir: Path | None = None
     port: int | None = None  # None: a free port (kycscreen up uses a fixed one)
@@ -414,6 +416,7 @@ class LocalStack:
         self._model_server, self._model_thread, self.model_url = start_server(
             model, host="127.0.0.1", port=0, faults=self.settings.model_faults
         )
+        self._model_server.endpoint_faults = self.settings.endpoint_faults
         # the same server answers Rekognition's DetectFaces for the face stage (kycserve.rekognition)
         self._set_env(
             {

@@ -81,6 +81,8 @@ class ModelServer(ThreadingHTTPServer):
         super().__init__(address, _Handler)
         self.model = model
         self.faults = faults or FaultInjector()
+        # faults of one endpoint name only (e.g. a shadowed candidate that hangs beside a healthy champion)
+        self.endpoint_faults: dict[str, FaultInjector] = {}
         self.variant = variant
         # issue 21: endpoint name -> the model SageMaker says it serves (None: this server's own model);
         # raises LookupError for an endpoint that does not exist. Set by the local stack.
@@ -148,7 +150,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(_error(404, "not found"))
             return
         body = self._read_body()
-        fault = self.server.faults.next()
+        injector = self.server.faults
+        if runtime is not None:
+            injector = self.server.endpoint_faults.get(runtime.group(1), injector)
+        fault = injector.next()
+        self._slow_seconds = injector.slow_seconds  # a SLOW fault sleeps as long as its own plan says
         if runtime is None:
             self._send(
                 self._container_reply(body, fault), {"X-Amzn-SageMaker-Custom-Attributes": CUSTOM_ATTRIBUTES}
@@ -228,7 +234,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is Fault.CONTAINER_5XX:
             return _error(500, "injected server error")
         if fault is Fault.SLOW:
-            time.sleep(self.server.faults.slow_seconds)
+            time.sleep(getattr(self, "_slow_seconds", self.server.faults.slow_seconds))
         try:
             frames = decode_request(body)
         except ContractError as exc:

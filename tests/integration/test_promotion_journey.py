@@ -87,6 +87,15 @@ def _decided(stack: LocalStack, path: Path) -> dict:
     return record
 
 
+def _scores(stack: LocalStack, record: dict) -> dict:
+    """The decision's scores.json in the audit bucket, checked against the hash the record names."""
+    artefacts = record["artefacts"]
+    s3 = stack.client("s3")
+    raw = s3.get_object(Bucket=stack.resources.audit_bucket, Key=artefacts["scores_key"])["Body"].read()
+    assert hashlib.sha256(raw).hexdigest() == artefacts["scores_sha256"]
+    return json.loads(raw)
+
+
 def test_a_better_candidate_goes_through_every_step_and_rolls_back(
     labelled: Path,  # noqa: F811
     champion: tuple[Path, Path],  # noqa: F811
@@ -148,6 +157,13 @@ def test_a_better_candidate_goes_through_every_step_and_rolls_back(
         assert loop.pointer(stack).current() == production_before
         shadow_time = _decided(stack, _clip(tmp_path, 70, attack=True))
         assert shadow_time["model"]["artefact_sha256"] == champion_sha  # shadow scores decide nothing
+        # live shadow traffic: the same upload also scored by the candidate's endpoint, its would-be
+        # decision under the candidate's policy recorded beside (never as) the decision
+        live = _scores(stack, shadow_time)["shadow"]
+        assert live["status"] == "COMPARED" and live["endpoint_name"] == shadowed["endpoint_name"], live
+        assert live["model"]["artefact_sha256"] == live["artefact_sha256"] == candidate_sha
+        assert live["recorded_decision"] == shadow_time["decision"] and live["decision"] != "PASS", live
+        assert live["agrees"] == (live["decision"] == shadow_time["decision"])
 
         # 4. not promotable before the backlog is re-screened
         code, refusal = _cli(capsys, stack, "promote", package.arn)
@@ -200,6 +216,12 @@ def test_a_better_candidate_goes_through_every_step_and_rolls_back(
         emitted = _drift_emitted(stack, upload_time, after["decision"])
         assert emitted == pytest.approx(_by_hand(after["decision"], share), abs=1e-9)
         assert after["model"]["artefact_sha256"] == candidate_sha
+        assert "shadow" not in _scores(stack, after)  # promoted: the candidate is no longer a shadow
+        shadow_name = loop.registry(stack).describe(package.arn).metadata["ShadowPolicyParameter"]
+        shadow_value = stack.client("ssm").get_parameter(
+            Name=shadow_name.rpartition(":")[0], WithDecryption=True
+        )["Parameter"]["Value"]
+        assert "deployment" not in json.loads(shadow_value)  # cleared as a new version, history kept
         assert after["policy"]["version"] == candidate_policy["version"]
         assert after["decision"] != "PASS" and "MODEL_NOT_CALIBRATED" not in after["reasons"], after
 

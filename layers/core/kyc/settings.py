@@ -132,6 +132,23 @@ def drift_baseline_fallback(env: Mapping[str, str] | None = None) -> DriftBaseli
     return DriftBaseline.from_parameters(outcome, bands)
 
 
+@dataclass(frozen=True)
+class ShadowTrafficSettings:
+    """Issue 21 live shadow traffic: the shadow pointer's name ("" = off) and the shadow call's read
+    timeout (each of at most two attempts; kyc.aws.shadow_traffic bounds the whole call)."""
+
+    parameter: str = ""
+    timeout_s: float = 10.0
+
+
+def shadow_traffic(env: Mapping[str, str] | None = None) -> ShadowTrafficSettings:
+    env = os.environ if env is None else env
+    timeout = _float(env, "KYC_SHADOW_TIMEOUT_SECONDS", 10.0)
+    if not 0 < timeout <= 30:
+        raise ValueError(f"KYC_SHADOW_TIMEOUT_SECONDS must be in (0, 30], got {timeout}")
+    return ShadowTrafficSettings(parameter=env.get("KYC_SHADOW_POLICY_PARAMETER", ""), timeout_s=timeout)
+
+
 def pseudonym_key_id(env: Mapping[str, str] | None = None) -> str:
     """The KMS HMAC key that makes every pseudonym (``PseudonymKey``); required where one is made."""
     env = os.environ if env is None else env

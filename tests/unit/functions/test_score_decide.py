@@ -116,6 +116,7 @@ def test_score_batch_scored_result_stored_and_pointer_returned(
         "result_key": f"scores/{SID}/batch-000.json",
         "frames_scored": 2,
         "reason": None,
+        "shadow": None,  # no candidate shadowed (tests/unit/functions/test_shadow_live.py)
     }
     doc = json.loads(aws["s3"].get_object(Bucket=WORK, Key=result["result_key"])["Body"].read())
     # the server reports the SHA-256 of the network file it loaded (hashed here from the file itself)

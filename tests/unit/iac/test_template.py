@@ -95,6 +95,8 @@ EXPECTED_ENV = {
         "KYC_KMS_KEY_ID",
         "KYC_POLICY_PARAMETER",  # issue 21: the production pointer names the endpoint
         "KYC_POLICY_CACHE_SECONDS",
+        "KYC_SHADOW_POLICY_PARAMETER",  # issue 21: live shadow traffic
+        "KYC_SHADOW_TIMEOUT_SECONDS",
     },
     "DetectFacesFunction": {
         "KYC_FACE_EVIDENCE_SOURCE",

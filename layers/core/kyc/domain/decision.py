@@ -440,6 +440,8 @@ def build_record(
                 "witnesses": binding["observed"].get("witnesses"),  # who said which bytes
                 "decides_sha256": binding["observed"]["decides_sha256"],
             }
+        if scores_doc.get("shadow"):  # issue 21: the shadowed candidate's would-be decision, not this one
+            decision_lineage["shadow"] = {k: v for k, v in scores_doc["shadow"].items() if k != "frames"}
         if scores_doc.get("face_evidence"):
             decision_lineage["face_evidence"] = {
                 k: v for k, v in scores_doc["face_evidence"].items() if k != "frames"
@@ -492,4 +494,6 @@ def build_record(
         "model": summary.model,
         "execution_arn": event.get("execution_arn"),
     }
+    if "shadow" in decision_lineage:
+        lineage_log["shadow"] = decision_lineage["shadow"]
     return Recorded(item=item, evidence=tuple(evidence), lineage_log=lineage_log)

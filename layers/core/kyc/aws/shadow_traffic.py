@@ -1,0 +1,167 @@
+"""Live shadow traffic: score a batch on the shadowed candidate too, inside a bounded budget.
+
+The shadow pointer (``/kyc/<stack>/shadow-policy``, written by ``functions/shadow``) names the
+candidate's endpoint and policy. While it names a deployment, the score function sends every batch
+it scored on the champion to that endpoint as well and writes what came back beside the champion's
+scores (``kyc.domain.shadow.shadow_batch_key``). The shadow never decides and never fails a batch:
+
+- its own client: connect timeout 1 s, read timeout ``KYC_SHADOW_TIMEOUT_SECONDS`` (default 10 s), no
+  botocore retry, and at most one retry of ours (throttling, 5xx, timeouts), with a backoff of at
+  most 0.2 s. Worst case per batch: 2 x (1 + timeout) + 0.2 s = 22.2 s at the default, whatever the
+  endpoint does (hangs, 500s, throttles);
+- every failure (SSM, the endpoint, garbage that breaks the contract) becomes a FAILED shadow
+  document and a ``ShadowFailures`` metric, never an exception out of ``score_shadow``;
+- the pointer is cached as the production pointer is (``KYC_POLICY_CACHE_SECONDS``), its absence
+  too, so an unshadowed stack pays one SSM read per warm container per cache period.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.config import Config
+
+from kyc.aws.sagemaker_frame_scorer import SageMakerFrameScorer, ScoringError
+from kyc.aws.ssm_policy_source import PolicyOverrideProvider
+from kyc.domain.contract import FrameImage
+from kyc.domain.promotion import split_pointer
+
+SHADOW_ATTEMPTS = 2  # the call and at most one retry
+SHADOW_MAX_BACKOFF_S = 0.2
+SHADOW_CONNECT_TIMEOUT_S = 1.0
+
+
+@dataclass(frozen=True)
+class ShadowPointer:
+    """One version of the shadow pointer that names a deployment."""
+
+    parameter: str
+    version: int | None
+    policy: dict[str, Any]
+    deployment: dict[str, Any]
+
+    def record(self) -> dict[str, Any]:
+        return {"parameter": self.parameter, "parameter_version": self.version} | self.deployment
+
+
+class ShadowPointerSource:
+    """The current shadow pointer (None while no candidate is shadowed), cached ``max_age_s``."""
+
+    def __init__(
+        self,
+        parameter: str,
+        max_age_s: int,
+        *,
+        provider: PolicyOverrideProvider | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.parameter = parameter
+        self.max_age_s = max_age_s
+        self._provider = provider or PolicyOverrideProvider()
+        self._clock = clock
+        self._absent_until = 0.0
+
+    def current(self) -> ShadowPointer | None:
+        if not self.parameter or self._clock() < self._absent_until:
+            return None
+        try:
+            fetched = self._provider.get(self.parameter, max_age=self.max_age_s)
+        except Exception as exc:
+            if _is_not_found(exc):  # no candidate was ever shadowed: remember that for max_age_s
+                self._absent_until = self._clock() + self.max_age_s
+                return None
+            raise
+        policy, deployment = split_pointer(json.loads(fetched["document"]))
+        if deployment is None:  # cleared by a promotion: nothing is shadowed
+            return None
+        version = fetched.get("parameter_version")
+        return ShadowPointer(
+            self.parameter, int(version) if version is not None else None, policy, deployment
+        )
+
+
+def _is_not_found(exc: BaseException) -> bool:
+    while exc is not None:
+        if type(exc).__name__ == "ParameterNotFound":
+            return True
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return False
+
+
+def shadow_client_config(timeout_s: float) -> Config:
+    """Short timeouts and no botocore retry: ours (``SHADOW_ATTEMPTS``) are the only ones."""
+    return Config(
+        read_timeout=timeout_s,
+        connect_timeout=SHADOW_CONNECT_TIMEOUT_S,
+        retries={"mode": "standard", "total_max_attempts": 1},
+    )
+
+
+class ShadowScorer:
+    """Scores a batch on the shadow pointer's endpoint; returns a document, never raises."""
+
+    def __init__(
+        self, timeout_s: float, frame_record: Callable[[Any], dict[str, Any]], runtime_client: Any = None
+    ) -> None:
+        if runtime_client is None:
+            import boto3
+
+            runtime_client = boto3.session.Session().client(
+                "sagemaker-runtime", config=shadow_client_config(timeout_s)
+            )
+        self.timeout_s = timeout_s
+        self._frame_record = frame_record  # the score function's own per-frame record (one shape)
+        self._client = runtime_client
+        self._scorers: dict[str, SageMakerFrameScorer] = {}
+
+    def _scorer(self, endpoint_name: str) -> SageMakerFrameScorer:
+        if endpoint_name not in self._scorers:
+            self._scorers[endpoint_name] = SageMakerFrameScorer(
+                endpoint_name,
+                client=self._client,
+                max_attempts=SHADOW_ATTEMPTS,
+                base_delay_s=SHADOW_MAX_BACKOFF_S,
+                max_delay_s=SHADOW_MAX_BACKOFF_S,
+            )
+        return self._scorers[endpoint_name]
+
+    def score(self, pointer: ShadowPointer, batch_index: int, frames: Sequence[FrameImage]) -> dict[str, Any]:
+        """The shadow batch document: SCORED with the candidate's scores, or FAILED with why."""
+        endpoint = pointer.deployment["endpoint_name"]
+        document: dict[str, Any] = {
+            "batch_index": batch_index,
+            "endpoint_name": endpoint,
+            "pointer": pointer.record(),
+            "policy": pointer.policy,  # what the would-be decision is taken under (decide reads it)
+        }
+        started = time.perf_counter()
+        try:
+            call = self._scorer(endpoint).score(frames)
+        except ScoringError as exc:
+            return document | _failed(str(exc.reason), exc.attempts, started)
+        except Exception as exc:  # anything else the shadow does is its own failure, not the batch's
+            return document | _failed(type(exc).__name__, None, started)
+        return document | {
+            "status": "SCORED",
+            "reason": None,
+            "model": call.model.to_dict(),
+            "invoked_variant": call.invoked_variant,
+            "latency_ms": round(call.latency_ms, 3),
+            "attempts": call.attempts,
+            "request_sha256": call.request_sha256,
+            "response_sha256": call.response_sha256,
+            "frames": [self._frame_record(s) for s in call.scores],  # as the champion's are recorded
+        }
+
+
+def _failed(reason: str, attempts: int | None, started: float) -> dict[str, Any]:
+    return {
+        "status": "FAILED",
+        "reason": reason,
+        "attempts": attempts,
+        "latency_ms": round((time.perf_counter() - started) * 1000.0, 3),
+    }
