@@ -20,13 +20,14 @@ radius of that submission's scene hashes, compared order-free: since issue 22 ea
 its own secret moments, so frame i of a copy is never frame i of the original. ``classify`` then
 says what the meeting means:
 
-- the body around the face (hair, shoulders, clothes) clearly another on most frames
-  (``CLEAR_SHARE``): **the same place, another recording** (two applicants at one kiosk): no
-  finding, recorded as ``shared_scene``;
-- otherwise **the same recording**: with a face clearly another on most frames, a face swap over a
-  reused recording (``REUSED_RECORDING_FACE_SWAPPED``) when the body or a close scene still say
-  "one recording" (``SWAP_BODY_SHARE``, ``SWAP_SCENE_MEAN``), else a chance meeting in a shared
-  place (``shared_scene``); without another face ``MEDIA_REUSED``;
+- a face clearly another on most frames (``CLEAR_SHARE``): a face swap over a reused recording
+  (``REUSED_RECORDING_FACE_SWAPPED``) when the meeting frames are **in step** with the earlier clip
+  (``frames_in_step``: one time alignment lines their moments up, as a stolen recording keeps the
+  original's timeline); otherwise another person filmed in the same place who met by chance
+  (``shared_scene``, no finding);
+- otherwise, the body around the face (hair, shoulders, clothes) clearly another on most frames:
+  **the same place, another recording**: no finding, ``shared_scene``; else **the same recording**:
+  ``MEDIA_REUSED``;
 - no face evidence on either side (the ``model`` face source, a faceless clip): the scene decides,
   as the whole-frame hash always did (``MEDIA_REUSED``).
 
@@ -62,13 +63,17 @@ MIN_FACE_CONFIDENCE = 50.0  # a face stage's box below this (0..100) is not used
 BODY_RADIUS = 8  # bits: a body hash this close is the same body (benchmarks/reuse.py, docs/provenance.md)
 FACE_RADIUS = 6  # bits: a face hash this close is the same face; copies measured 0-6, swapped faces 8-18
 CLEAR_SHARE = 2 / 3  # of the compared frames: "another body" / "another face" must be this clear
-# Clearly another face: "the same recording" then rests on the scene and the body alone. A kiosk
-# stranger meets by chance on a few frames near the radius's edge, more often the more frames there
-# are to try (at 8 frames 11 of 3,000 draws, at 32 frames 30 of 360 were flagged as face swaps); a
-# swap over a stolen recording shows the same body around the face, or meets on most frames and
-# closer. Either is asked for (benchmarks/reuse.py, docs/provenance.md).
-SWAP_BODY_SHARE = 0.5  # more than this share of the body hashes within BODY_RADIUS, or
-SWAP_SCENE_MEAN = 7.5  # more than the required frames met, at a mean distance below this (bits)
+# Clearly another face: "the same recording" then rests on time. A stolen recording keeps the
+# original's moments in order (head path, body, light, camera shake), so the frames whose scene meets
+# the earlier clip meet it at moments that line up under one time alignment (speed and offset), each
+# within ``LOCKSTEP_TOLERANCE`` of the clip's own sampling interval; two strangers at one kiosk share
+# only the static room and meet at scattered moments. More than ``LOCKSTEP_SHARE`` of the clip's
+# frames in step is one recording. Measured on 9,000 kiosk draws at 8 frames and 1,200 at 32 (6
+# people, every ordered pair): never more than half in step; face swaps more than half on 87 % of
+# 8-frame draws and all 32-frame draws (benchmarks/reuse.py, docs/provenance.md).
+LOCKSTEP_SHARE = 0.5
+LOCKSTEP_TOLERANCE = 0.5
+LOCKSTEP_SLACK = 2  # bits: the other clip's frames this close to a frame's nearest are "nearest" too
 # With face evidence on both sides, at least this share of a clip's frames must meet an earlier
 # submission's scenes (and at least ``min_matching_frames``): with a fixed 4, kiosk strangers met on
 # 30 of 360 draws at 32 frames (benchmarks/reuse.py --frames 32, docs/provenance.md).
@@ -240,6 +245,7 @@ class ReuseMatch:
     face_frames_compared: int | None = None
     body_frames_same: int | None = None
     body_frames_compared: int | None = None
+    frames_in_step: int | None = None
 
     @property
     def strength(self) -> float:
@@ -263,6 +269,7 @@ class ReuseMatch:
             "face_frames_compared": self.face_frames_compared,
             "body_frames_same": self.body_frames_same,
             "body_frames_compared": self.body_frames_compared,
+            "frames_in_step": self.frames_in_step,
         }
 
 
@@ -419,6 +426,48 @@ def path_correlation(
     return round(best, 4) if best > -1.0 else None
 
 
+def frames_in_step(own: Sequence[FrameSignature], other: Sequence[FrameSignature], radius: int) -> int:
+    """How many own frames meet the other clip (a scene within ``radius`` bits) at a moment that one
+    time alignment ``u = speed * t + offset`` lines up with all of them: the clip and the earlier one
+    are one recording played in step, not one place filmed twice.
+
+    Every sampled frame carries its time. A stolen recording with a face swapped in keeps the
+    original's timeline (head path, body, hands, light, camera shake), so the frame of the earlier
+    clip that a frame's scene meets sits where the alignment puts it, give or take the two uploads'
+    different secret sample points (``LOCKSTEP_TOLERANCE`` of the own sampling interval). Only the
+    frames nearest in scene count (within ``LOCKSTEP_SLACK`` bits of the nearest): the frame a stolen
+    recording's frame resembles most is the one filmed at the same moment. A scene that does not
+    change at all (every frame within ``LOCKSTEP_SLACK`` bits of every other) fits any alignment: the
+    face-anchored scene moves with the person, so that takes a plain, static picture around a still
+    face (docs/provenance.md lists it among the limits). Two strangers at
+    one kiosk share only the static room; their scenes meet when their heads happen to pass the same
+    spot, at moments no single alignment lines up. Alignments tried: each speed in
+    ``SPEEDS`` (a re-encoder's speed-ups), anchored at each own frame's nearest meeting frame; the
+    best count is returned. Compares times only: no face identity is involved.
+    """
+    mine = sorted((f for f in own if f.scene is not None), key=lambda f: f.pts_s)
+    theirs = [f for f in other if f.scene is not None]
+    if len(mine) < 2 or not theirs:
+        return 0
+    interval = (mine[-1].pts_s - mine[0].pts_s) / (len(mine) - 1)
+    tolerance = LOCKSTEP_TOLERANCE * interval + 1e-6
+    meets: list[tuple[float, list[float]]] = []  # own frame time, times of its nearest meeting frames
+    anchors: list[tuple[float, float]] = []  # own frame time, time of its nearest meeting frame
+    for f in mine:
+        near = sorted((hamming(f.scene, g.scene), g.pts_s) for g in theirs)  # type: ignore[arg-type]
+        if near[0][0] <= radius:
+            limit = min(radius, near[0][0] + LOCKSTEP_SLACK)
+            meets.append((f.pts_s, [u for d, u in near if d <= limit]))
+            anchors.append((f.pts_s, near[0][1]))
+    best = 0
+    for speed in SPEEDS:
+        for t0, u0 in anchors:
+            offset = u0 - speed * t0
+            in_step = sum(1 for t, at in meets if any(abs(u - speed * t - offset) <= tolerance for u in at))
+            best = max(best, in_step)
+    return best
+
+
 def _agreement(
     own: Sequence[FrameSignature], other: Sequence[FrameSignature], part: str, radius: int
 ) -> tuple[int, int]:
@@ -443,12 +492,14 @@ def classify(
 
     The scene around the face must match on ``required_frames`` frames (it is anchored to the face,
     so people standing in different places at one kiosk rarely get this far). Then, with face
-    evidence on both sides: a body around the face that is clearly another on most frames
-    (``CLEAR_SHARE``) is another recording in the same place (``shared_scene``); the same body with a
-    face that is clearly another is ``face_swap``; anything else is ``perceptual`` (MEDIA_REUSED): in
-    doubt, a fraud signal is kept. Without face evidence the scene decides (``perceptual``), as the
-    whole-frame hash always did. ``path_correlation`` is recorded for reviewers, not decided on:
-    two slow smooth paths correlate by chance under some alignment.
+    evidence on both sides: a face clearly another on most frames (``CLEAR_SHARE``) is ``face_swap``
+    when more than ``LOCKSTEP_SHARE`` of the clip's frames meet in step (``frames_in_step``), else
+    another person who met by chance in the same place (``shared_scene``); otherwise a body around
+    the face clearly another on most frames is another recording in the same place
+    (``shared_scene``), and anything else is ``perceptual`` (MEDIA_REUSED): in doubt, a fraud signal
+    is kept. Without face evidence the scene decides (``perceptual``), as the whole-frame hash always
+    did. ``path_correlation`` is recorded for reviewers, not decided on: two slow smooth paths
+    correlate by chance under some alignment (the meeting times are what ``frames_in_step`` aligns).
     """
     with_faces = any(f.position for f in own) and any(f.position for f in other)
     need = required_frames(sum(1 for f in own if f.scene is not None), params, with_faces=with_faces)
@@ -462,15 +513,15 @@ def classify(
     correlation = path_correlation(own, other, need)
     same_bodies, bodies = _agreement(own, other, "body", BODY_RADIUS)
     same_faces, faces = _agreement(own, other, "face", FACE_RADIUS)
-    if bodies >= need and bodies - same_bodies >= CLEAR_SHARE * bodies:
+    in_step = frames_in_step(own, other, params.max_distance) if with_faces else None
+    if faces >= need and faces - same_faces >= CLEAR_SHARE * faces:
+        # clearly another face: a swap over this recording when the meetings are in step with it
+        # (whatever the body hash says: a swapped face of another size moves the body's window);
+        # otherwise another person filmed in the same place who met by chance (no finding)
+        one_recording = in_step is not None and in_step >= need and in_step > LOCKSTEP_SHARE * len(nearest)
+        kind = "face_swap" if one_recording else "shared_scene"
+    elif bodies >= need and bodies - same_bodies >= CLEAR_SHARE * bodies:
         kind = "shared_scene"  # clearly another person around the face: another recording there
-    elif faces >= need and faces - same_faces >= CLEAR_SHARE * faces:
-        # clearly another face: a swap over this recording only with the same body on most frames or
-        # a scene met on more than the required frames, well inside the radius; otherwise
-        # another person filmed in the same place who met by chance (no finding)
-        same_body = same_bodies > SWAP_BODY_SHARE * bodies
-        close_scene = len(close) > need and sum(close) / len(close) < SWAP_SCENE_MEAN
-        kind = "face_swap" if same_body or close_scene else "shared_scene"
     else:
         kind = "perceptual"
     return ReuseMatch(
@@ -485,6 +536,7 @@ def classify(
         face_frames_compared=faces or None,
         body_frames_same=same_bodies if bodies else None,
         body_frames_compared=bodies or None,
+        frames_in_step=in_step,
     )
 
 
