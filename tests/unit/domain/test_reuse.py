@@ -202,9 +202,11 @@ def test_another_face_is_a_face_swap_only_when_the_meetings_are_in_step() -> Non
     assert _kinds(later(five, in_order, other_body, speed=1.25), earlier) == {"OLD": "face_swap"}
     # the same meetings at scattered moments: a stranger; the same body does not make it one recording
     assert _kinds(later(five, SCRAMBLE[:8], BODY), earlier) == {"OLD": "shared_scene"}
-    # only half the frames in step (4 of 8 met): not more than LOCKSTEP_SHARE, a chance meeting
+    # only half the frames in step (4 of 8 met): not more than LOCKSTEP_SHARE, a chance meeting ...
     four = [8, 6, 8, 8, 30, 30, 30, 30]
-    assert _kinds(later(four, in_order, BODY), earlier) == {"OLD": "shared_scene"}
+    assert _kinds(later(four, in_order, other_body), earlier) == {"OLD": "shared_scene"}
+    # ... unless the body around the face is the same on most frames as well (SWAP_BODY_SHARE)
+    assert _kinds(later(four, in_order, BODY), earlier) == {"OLD": "face_swap"}
     match = perceptual_matches(
         later(five, in_order, other_body),
         earlier,
@@ -213,6 +215,31 @@ def test_another_face_is_a_face_swap_only_when_the_meetings_are_in_step() -> Non
         params=PARAMS,
     )[0]
     assert match.frames_in_step == 5 and match.to_dict()["frames_in_step"] == 5
+
+
+def test_a_swapped_face_that_resembles_the_original_in_another_pose_is_still_a_swap() -> None:
+    """Order-free, every face of the later clip lies within FACE_RADIUS of *some* face of the earlier
+    one (the pasted face resembles the original at another moment, in another pose); compared with
+    the face filmed at the same moment (the clips are in step) it is another face on every frame: a
+    face swap, not MEDIA_REUSED. A copy's face at the same moment is the same face."""
+    rng = random.Random(5)
+    scenes = [rng.getrandbits(64) for _ in range(8)]
+    poses = [rng.getrandbits(64) for _ in range(8)]  # the original's face, one pose per moment
+    earlier = _indexed(
+        "OLD", [FrameSignature(i, 0.2 * i, h, poses[i], (0.5, 0.4, 0.3), BODY) for i, h in enumerate(scenes)]
+    )
+
+    def later(face_of: list[int]) -> list[FrameSignature]:
+        return [
+            FrameSignature(i, 0.2 * i, _flip(h, rng.sample(range(64), 4)), face_of[i], (0.5, 0.4, 0.3), BODY)
+            for i, h in enumerate(scenes)
+        ]
+
+    shifted = [_flip(poses[(i + 3) % 8], rng.sample(range(64), 4)) for i in range(8)]
+    assert all(min(bin(f ^ p).count("1") for p in poses) <= 6 for f in shifted)  # order-free: "the same"
+    assert _kinds(later(shifted), earlier) == {"OLD": "face_swap"}
+    copy = [_flip(p, rng.sample(range(64), 4)) for p in poses]
+    assert _kinds(later(copy), earlier) == {"OLD": "perceptual"}
 
 
 def test_in_doubt_the_fraud_signal_is_kept() -> None:

@@ -72,6 +72,7 @@ CLEAR_SHARE = 2 / 3  # of the compared frames: "another body" / "another face" m
 # people, every ordered pair): never more than half in step; face swaps more than half on 87 % of
 # 8-frame draws and all 32-frame draws (benchmarks/reuse.py, docs/provenance.md).
 LOCKSTEP_SHARE = 0.5
+SWAP_BODY_SHARE = 0.5  # or more than this share of the body hashes within BODY_RADIUS: the same person
 LOCKSTEP_TOLERANCE = 0.5
 LOCKSTEP_SLACK = 2  # bits: the other clip's frames this close to a frame's nearest are "nearest" too
 # With face evidence on both sides, at least this share of a clip's frames must meet an earlier
@@ -246,6 +247,8 @@ class ReuseMatch:
     body_frames_same: int | None = None
     body_frames_compared: int | None = None
     frames_in_step: int | None = None
+    face_frames_same_in_step: int | None = None
+    face_frames_in_step: int | None = None
 
     @property
     def strength(self) -> float:
@@ -270,6 +273,8 @@ class ReuseMatch:
             "body_frames_same": self.body_frames_same,
             "body_frames_compared": self.body_frames_compared,
             "frames_in_step": self.frames_in_step,
+            "face_frames_same_in_step": self.face_frames_same_in_step,
+            "face_frames_in_step": self.face_frames_in_step,
         }
 
 
@@ -445,27 +450,55 @@ def frames_in_step(own: Sequence[FrameSignature], other: Sequence[FrameSignature
     ``SPEEDS`` (a re-encoder's speed-ups), anchored at each own frame's nearest meeting frame; the
     best count is returned. Compares times only: no face identity is involved.
     """
+    return len(_lockstep(own, other, radius))
+
+
+def _lockstep(
+    own: Sequence[FrameSignature], other: Sequence[FrameSignature], radius: int
+) -> list[tuple[FrameSignature, list[FrameSignature]]]:
+    """The own frames in step under the best alignment (``frames_in_step``), each with the other
+    clip's nearest frames at the moment the alignment gives."""
     mine = sorted((f for f in own if f.scene is not None), key=lambda f: f.pts_s)
     theirs = [f for f in other if f.scene is not None]
     if len(mine) < 2 or not theirs:
-        return 0
+        return []
     interval = (mine[-1].pts_s - mine[0].pts_s) / (len(mine) - 1)
     tolerance = LOCKSTEP_TOLERANCE * interval + 1e-6
-    meets: list[tuple[float, list[float]]] = []  # own frame time, times of its nearest meeting frames
+    meets: list[tuple[FrameSignature, list[FrameSignature]]] = []  # own frame, its nearest meeting frames
     anchors: list[tuple[float, float]] = []  # own frame time, time of its nearest meeting frame
     for f in mine:
-        near = sorted((hamming(f.scene, g.scene), g.pts_s) for g in theirs)  # type: ignore[arg-type]
+        near = sorted(((hamming(f.scene, g.scene), g.pts_s, g) for g in theirs), key=lambda n: n[:2])  # type: ignore[arg-type]
         if near[0][0] <= radius:
             limit = min(radius, near[0][0] + LOCKSTEP_SLACK)
-            meets.append((f.pts_s, [u for d, u in near if d <= limit]))
+            meets.append((f, [g for d, _, g in near if d <= limit]))
             anchors.append((f.pts_s, near[0][1]))
-    best = 0
+    best: list[tuple[FrameSignature, list[FrameSignature]]] = []
     for speed in SPEEDS:
         for t0, u0 in anchors:
             offset = u0 - speed * t0
-            in_step = sum(1 for t, at in meets if any(abs(u - speed * t - offset) <= tolerance for u in at))
-            best = max(best, in_step)
+            aligned = [
+                (f, at)
+                for f, gs in meets
+                if (at := [g for g in gs if abs(g.pts_s - speed * f.pts_s - offset) <= tolerance])
+            ]
+            if len(aligned) > len(best):
+                best = aligned
     return best
+
+
+def _aligned_faces(in_step: Sequence[tuple[FrameSignature, list[FrameSignature]]]) -> tuple[int, int]:
+    """In-step own frames with a face hash (and a face at the aligned moment), and how many of them
+    lie within ``FACE_RADIUS`` of a face filmed at that moment."""
+    pairs = [(f.face, [g.face for g in at if g.face is not None]) for f, at in in_step if f.face is not None]
+    pairs = [(face, theirs) for face, theirs in pairs if theirs]
+    return sum(1 for face, theirs in pairs if min(hamming(face, o) for o in theirs) <= FACE_RADIUS), len(
+        pairs
+    )
+
+
+def _clearly_another(same: int, compared: int, need: int) -> bool:
+    """Enough frames compared (``need``) and at least ``CLEAR_SHARE`` of them another."""
+    return compared >= need and compared - same >= CLEAR_SHARE * compared
 
 
 def _agreement(
@@ -513,14 +546,22 @@ def classify(
     correlation = path_correlation(own, other, need)
     same_bodies, bodies = _agreement(own, other, "body", BODY_RADIUS)
     same_faces, faces = _agreement(own, other, "face", FACE_RADIUS)
-    in_step = frames_in_step(own, other, params.max_distance) if with_faces else None
-    if faces >= need and faces - same_faces >= CLEAR_SHARE * faces:
-        # clearly another face: a swap over this recording when the meetings are in step with it
-        # (whatever the body hash says: a swapped face of another size moves the body's window);
-        # otherwise another person filmed in the same place who met by chance (no finding)
-        one_recording = in_step is not None and in_step >= need and in_step > LOCKSTEP_SHARE * len(nearest)
-        kind = "face_swap" if one_recording else "shared_scene"
-    elif bodies >= need and bodies - same_bodies >= CLEAR_SHARE * bodies:
+    lockstep = _lockstep(own, other, params.max_distance) if with_faces else []
+    in_step = len(lockstep) if with_faces else None
+    aligned_same, aligned_faces = _aligned_faces(lockstep)
+    # another face order-free (against every face of the other clip), or at the moments the two
+    # clips are in step (against the face filmed then: a swapped face gets no second chance to
+    # resemble the original in another pose)
+    if _clearly_another(same_faces, faces, need) or _clearly_another(aligned_same, aligned_faces, need):
+        # a swap over this recording when the meetings are in step with it, or when the body says
+        # the same person with at least the required frames in step (a swapped face of another
+        # size moves the body's window, so the body alone never decides); otherwise another person
+        # filmed in the same place who met by chance (no finding)
+        assert in_step is not None  # face hashes exist only with face boxes
+        in_time = in_step >= need and in_step > LOCKSTEP_SHARE * len(nearest)
+        same_body = same_bodies > SWAP_BODY_SHARE * bodies and in_step >= need
+        kind = "face_swap" if in_time or same_body else "shared_scene"
+    elif _clearly_another(same_bodies, bodies, need):
         kind = "shared_scene"  # clearly another person around the face: another recording there
     else:
         kind = "perceptual"
@@ -537,6 +578,8 @@ def classify(
         body_frames_same=same_bodies if bodies else None,
         body_frames_compared=bodies or None,
         frames_in_step=in_step,
+        face_frames_same_in_step=aligned_same if aligned_faces else None,
+        face_frames_in_step=aligned_faces or None,
     )
 
 
