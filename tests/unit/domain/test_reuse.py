@@ -33,6 +33,7 @@ from kyc.domain.reuse import (
     required_frames,
     reuse_findings,
     reuse_result,
+    sheet_lines,
     window_start,
 )
 
@@ -447,3 +448,28 @@ def test_findings_turn_pass_into_review_keep_reject_and_name_the_kind() -> None:
     assert reuse_findings({"checked": True, "matched": False, "matches": [{"kind": "shared_scene"}]}) == []
     assert reuse_findings(None) == []
     assert apply_findings(_verdict(0.01), reuse_findings(None)).decision == Decision.PASS
+
+
+def test_the_sheet_points_the_reviewer_at_both_submissions_of_a_face_swap() -> None:
+    earlier = "ab" * 32
+    swap = {
+        "submission_id": earlier,
+        "kind": "face_swap",
+        "strength": 0.75,
+        "frames_compared": 8,
+        "frames_in_step": 6,
+        "indexed_at": "2026-11-01T10:00:00.000000Z",
+    }
+    result = {"matched": True, "match_count": 1, "matches": [swap]}
+    assert sheet_lines(result) == [
+        f"reused: face_swap match of {earlier[:16]}, strength 0.75",
+        f"face swap over the recording of {earlier[:16]} (screened 2026-11-01), in step 6/8 frames:"
+        " review both submissions",
+    ]
+    # a plain copy of another submission listed first: the swap still gets its line
+    copy = {"submission_id": "cd" * 32, "kind": "perceptual", "strength": 1.0}
+    both = {"matched": True, "match_count": 2, "matches": [copy, swap]}
+    first, second = sheet_lines(both)
+    assert first == f"reused: perceptual match of {'cd' * 8}, strength 1.0, 1 more"
+    assert second.startswith(f"face swap over the recording of {earlier[:16]}")
+    assert len(sheet_lines({"matched": True, "match_count": 1, "matches": [copy]})) == 1

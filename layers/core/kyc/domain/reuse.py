@@ -711,7 +711,13 @@ def reuse_findings(result: Mapping[str, Any] | None) -> list[Finding]:
 def sheet_lines(result: Mapping[str, Any] | None) -> list[str]:
     """What a reviewer's contact sheet says about re-submitted media: the strongest earlier
     submission (its id's first 16 characters, exact or perceptual, the share of frames matched) and
-    how many more there are; nothing when there was no match."""
+    how many more there are; nothing when there was no match.
+
+    A face swap adds a second line naming the earlier submission whose recording carries another
+    face here, and when it was screened: the reviewer opens both. The earlier recording is most
+    likely another applicant's (stolen, or that applicant's own accomplice's): the machine cannot
+    tell victim from fraudster, so the swap is REVIEW (``reuse_findings``), never decided here.
+    """
     if not result or not result.get("matched"):
         return []
     matches = [
@@ -725,7 +731,17 @@ def sheet_lines(result: Mapping[str, Any] | None) -> list[str]:
         f" strength {best.get('strength')}"
     )
     more = int(result.get("match_count") or len(matches)) - 1
-    return [line + (f", {more} more" if more > 0 else "")]
+    lines = [line + (f", {more} more" if more > 0 else "")]
+    swap = next((m for m in matches if m.get("kind") == "face_swap"), None)
+    if swap is not None:
+        in_step = f", in step {swap.get('frames_in_step')}/{swap.get('frames_compared')} frames"
+        lines.append(
+            f"face swap over the recording of {str(swap.get('submission_id') or '?')[:16]}"
+            f" (screened {str(swap.get('indexed_at') or '?')[:10]})"
+            + (in_step if swap.get("frames_in_step") is not None else "")
+            + ": review both submissions"
+        )
+    return lines
 
 
 # --- the index's items (written and read by kyc.aws.dynamodb_reuse_index) -------------------------
