@@ -69,7 +69,7 @@ CLEAR_SHARE = 2 / 3  # of the compared frames: "another body" / "another face" m
 # within ``LOCKSTEP_TOLERANCE`` of the clip's own sampling interval; two strangers at one kiosk share
 # only the static room and meet at scattered moments. More than ``LOCKSTEP_SHARE`` of the clip's
 # frames in step is one recording. Measured on 9,000 kiosk draws at 8 frames and 1,200 at 32 (6
-# people, every ordered pair): never more than half in step; face swaps more than half on 87 % of
+# people, every ordered pair): never more than half in step; face swaps more than half on 85 % of
 # 8-frame draws and all 32-frame draws (benchmarks/reuse.py, docs/provenance.md).
 LOCKSTEP_SHARE = 0.5
 SWAP_BODY_SHARE = 0.5  # or more than this share of the body hashes within BODY_RADIUS: the same person
@@ -549,18 +549,23 @@ def classify(
     lockstep = _lockstep(own, other, params.max_distance) if with_faces else []
     in_step = len(lockstep) if with_faces else None
     aligned_same, aligned_faces = _aligned_faces(lockstep)
-    # another face order-free (against every face of the other clip), or at the moments the two
-    # clips are in step (against the face filmed then: a swapped face gets no second chance to
-    # resemble the original in another pose)
-    if _clearly_another(same_faces, faces, need) or _clearly_another(aligned_same, aligned_faces, need):
-        # a swap over this recording when the meetings are in step with it, or when the body says
-        # the same person with at least the required frames in step (a swapped face of another
-        # size moves the body's window, so the body alone never decides); otherwise another person
-        # filmed in the same place who met by chance (no finding)
-        assert in_step is not None  # face hashes exist only with face boxes
-        in_time = in_step >= need and in_step > LOCKSTEP_SHARE * len(nearest)
-        same_body = same_bodies > SWAP_BODY_SHARE * bodies and in_step >= need
-        kind = "face_swap" if in_time or same_body else "shared_scene"
+    assert in_step is not None or not faces  # face hashes exist only with face boxes
+    # one recording in step with the earlier clip: more than half the frames, or the same body
+    # around the face with the required frames in step (a swapped face of another size moves the
+    # body's window, so the body alone never decides)
+    in_time = in_step is not None and in_step >= need and in_step > LOCKSTEP_SHARE * len(nearest)
+    one_recording = in_time or (
+        in_step is not None and in_step >= need and same_bodies > SWAP_BODY_SHARE * bodies
+    )
+    if _clearly_another(same_faces, faces, need):
+        # clearly another face against every face of the other clip: a swap over this recording,
+        # or another person filmed in the same place who met by chance (no finding)
+        kind = "face_swap" if one_recording else "shared_scene"
+    elif in_time and same_faces <= faces / 2 and _clearly_another(aligned_same, aligned_faces, need):
+        # not a majority of the same face order-free, and clearly another at the moments the clips
+        # are in step: a pasted face that resembles the original only in other poses. Never a
+        # reason to drop a finding: without this the clip stays MEDIA_REUSED
+        kind = "face_swap"
     elif _clearly_another(same_bodies, bodies, need):
         kind = "shared_scene"  # clearly another person around the face: another recording there
     else:
