@@ -526,9 +526,11 @@ def classify(
     The scene around the face must match on ``required_frames`` frames (it is anchored to the face,
     so people standing in different places at one kiosk rarely get this far). Then, with face
     evidence on both sides: a face clearly another on most frames (``CLEAR_SHARE``) is ``face_swap``
-    when more than ``LOCKSTEP_SHARE`` of the clip's frames meet in step (``frames_in_step``), else
-    another person who met by chance in the same place (``shared_scene``); otherwise a body around
-    the face clearly another on most frames is another recording in the same place
+    when more than ``LOCKSTEP_SHARE`` of the clip's frames meet in step (``frames_in_step``; or the
+    same body with the required frames in step), else another person who met by chance in the same
+    place (``shared_scene``); a clip in step whose face is clearly another only against the faces
+    filmed at the aligned moments is ``face_swap`` too (never a reason for no finding); otherwise a
+    body around the face clearly another on most frames is another recording in the same place
     (``shared_scene``), and anything else is ``perceptual`` (MEDIA_REUSED): in doubt, a fraud signal
     is kept. Without face evidence the scene decides (``perceptual``), as the whole-frame hash always
     did. ``path_correlation`` is recorded for reviewers, not decided on: two slow smooth paths
