@@ -115,10 +115,23 @@ class MemoryIndex:
         )
 
 
-def outcome(matches, target: str) -> str:
-    """What the decision would record about ``target``: its finding kind, or 'shared_scene', or 'none'."""
-    kinds = [m.kind for m in matches if m.submission_id == target]
-    return kinds[0] if kinds else "none"
+def outcome(matches, target: str, in_step: list | None = None) -> str:
+    """What the decision would record about ``target``: its finding kind, or 'shared_scene', or 'none'.
+    ``in_step`` collects the share of the clip's frames in step with ``target`` when they met."""
+    found = [m for m in matches if m.submission_id == target]
+    if in_step is not None and found and found[0].frames_in_step is not None:
+        in_step.append(found[0].frames_in_step / found[0].frames_compared)
+    return found[0].kind if found else "none"
+
+
+def quantiles(values: list[float]) -> dict[str, float] | None:
+    """min, 5th, 25th, 50th, 95th percentile and max (nearest rank): the two distributions behind
+    ``LOCKSTEP_SHARE`` (docs/provenance.md)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = {"min": 0.0, "p5": 0.05, "p25": 0.25, "p50": 0.5, "p95": 0.95, "max": 1.0}
+    return {k: round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3) for k, q in rank.items()}
 
 
 def projection(params: ReuseParams, frames_per_upload: int, window_frames: int) -> float:
@@ -141,6 +154,7 @@ def sweep_recordings(args, params: ReuseParams, work: Path, faces) -> dict:
     fixed: dict[str, Counter] = defaultdict(Counter)
     swaps: Counter = Counter()
     swaps_fixed: Counter = Counter()
+    swap_in_step: list[float] = []
     costs = MemoryIndex(params)
     for n in range(args.recordings):
         rec = rc.Recording(rooms[n % len(rooms)], rc.Person(n + 1), seed=100 + n)
@@ -165,7 +179,8 @@ def sweep_recordings(args, params: ReuseParams, work: Path, faces) -> dict:
                 found = outcome(index.lookup(f"copy{n}{name}", own), f"orig{n}")
                 (fixed if s is None else recall)[name][found] += 1
             own = swapped.sample(None if s is None else draw_seed(args.seed_base, n, "swap", s), args.frames)
-            (swaps_fixed if s is None else swaps)[outcome(index.lookup(f"swap{n}", own), f"orig{n}")] += 1
+            found = outcome(index.lookup(f"swap{n}", own), f"orig{n}", None if s is None else swap_in_step)
+            (swaps_fixed if s is None else swaps)[found] += 1
             costs.queries += index.queries
             costs.items += index.items
     # One kiosk: a fixed camera in one room; each person screened after all earlier ones, every draw.
@@ -177,14 +192,15 @@ def sweep_recordings(args, params: ReuseParams, work: Path, faces) -> dict:
         for p in range(args.kiosk_people)
     ]
     kiosk: Counter = Counter()
+    kiosk_in_step: list[float] = []
     for s in range(args.seeds):
         index = MemoryIndex(params)
         for p, person in enumerate(people):
             sig = person.sample(draw_seed(args.seed_base, "kiosk", p, s), args.frames)
             at = f"2026-01-01T00:{p:02d}:00.000000Z"
-            found = {m.submission_id: m.kind for m in index.lookup(f"k{p}", sig, at=at)}
+            matches = index.lookup(f"k{p}", sig, at=at)
             for q in range(p):
-                kiosk[found.get(f"k{q}", "none")] += 1
+                kiosk[outcome(matches, f"k{q}", kiosk_in_step)] += 1
             index.add(f"k{p}", sig, at=at)
     return {
         "transform_outcomes": {k: dict(v) for k, v in recall.items()},
@@ -193,6 +209,8 @@ def sweep_recordings(args, params: ReuseParams, work: Path, faces) -> dict:
         "face_swap_outcomes_fixed_points": dict(swaps_fixed),
         "kiosk_pairs": sum(kiosk.values()),
         "kiosk_outcomes": dict(kiosk),
+        "in_step_share_face_swap_met": quantiles(swap_in_step),
+        "in_step_share_kiosk_met": quantiles(kiosk_in_step),
         "_costs": costs,
     }
 
@@ -315,6 +333,12 @@ def report(figures: dict) -> None:
     print(
         f"Different people in one fixed kiosk: {figures['kiosk_pairs']} pairs x draws, false findings "
         f"{sum(kiosk.get(k, 0) for k in FINDING_KINDS)} ({kiosk})"
+    )
+    print(
+        "Share of the clip's frames in step with the earlier clip (frames_in_step), when they met:\n"
+        f"  face swaps  {figures['in_step_share_face_swap_met']}\n"
+        f"  kiosk pairs {figures['in_step_share_kiosk_met']}\n"
+        "  a face swap needs more than LOCKSTEP_SHARE (or the same body with the required frames in step)"
     )
     if "corpus_clips" in figures:
         print(

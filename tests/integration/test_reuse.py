@@ -192,11 +192,10 @@ def test_mirrored_letterboxed_and_cropped_copies_are_flagged_naming_the_recordin
 def test_a_face_swapped_over_the_recording_is_never_pass_and_names_the_recording(
     stack: LocalStack, recording: dict, workdir: Path
 ) -> None:
-    """A face swapped over a stolen recording is flagged under whichever reuse code the face hash
-    supports on this draw of sample points: at 8 frames the face hash tells this swap apart from the
-    recording's own face on about half the draws (the rate is asserted in
-    tests/unit/media/test_reuse_seed_sweep.py and stated in docs/provenance.md); the finding itself,
-    and the REVIEW, hold on every draw."""
+    """A face swapped over a stolen recording is flagged on every draw of sample points, under its own
+    code on most (at 8 frames about 80 % of draws for this swap: the face hash sometimes cannot tell
+    the pasted face from the recording's own, and the clip then reads MEDIA_REUSED; the rate is
+    asserted in tests/unit/media/test_reuse_seed_sweep.py and stated in docs/provenance.md)."""
     swapped = rc.write(rc.face_swap(recording["_rec"], rc.Person(50)).frames(), workdir / "swap.mp4")
     item = screen(stack, swapped, key="uploads/ring/frank/selfie.mp4")
 
@@ -206,8 +205,8 @@ def test_a_face_swapped_over_the_recording_is_never_pass_and_names_the_recording
     )
     code = {"face_swap": "REUSED_RECORDING_FACE_SWAPPED", "perceptual": "MEDIA_REUSED"}[match["kind"]]
     assert code in item["reasons"], (item, match)
-    if match["kind"] == "face_swap":
-        assert match["body_frames_same"] >= match["face_frames_same"], match
+    if match["kind"] == "face_swap":  # in step with the recording: the evidence is in the lineage
+        assert 4 <= match["frames_in_step"] <= match["frames_matched"], match
 
 
 def test_different_people_at_one_kiosk_are_not_media_reused(stack: LocalStack, workdir: Path) -> None:

@@ -25,6 +25,7 @@ from kyc.domain.reuse import (
     exact_matches,
     expires_at,
     face_boxes,
+    frames_in_step,
     index_entries,
     index_time,
     path_correlation,
@@ -32,6 +33,7 @@ from kyc.domain.reuse import (
     required_frames,
     reuse_findings,
     reuse_result,
+    sheet_lines,
     window_start,
 )
 
@@ -140,44 +142,110 @@ def test_the_same_recording_with_another_face_is_a_face_swap() -> None:
     assert _kinds(swapped, _indexed("OLD", _clip(scenes))) == {"OLD": "face_swap"}
 
 
+# A stranger at a kiosk passes the spots the earlier applicant passed, at other moments: frame i of
+# the later clip looks like frame SCRAMBLE[i] of the earlier one, an order no speed or offset lines up.
+SCRAMBLE = (5, 2, 7, 0, 3, 6, 1, 4, 9, 8)
+
+
+def _moments(clip: list[FrameSignature], order: tuple[int, ...]) -> list[FrameSignature]:
+    """The clip's scenes shown in ``order`` (the other parts of each frame unchanged)."""
+    return [
+        FrameSignature(f.index, f.pts_s, clip[o].scene, f.face, f.position, f.body)
+        for f, o in zip(clip, order, strict=True)
+    ]
+
+
 def test_another_person_in_the_same_fixed_scene_is_a_shared_scene_not_reuse() -> None:
     rng = random.Random(3)
-    room = rng.getrandbits(64)
-    kiosk = [_flip(room, rng.sample(range(64), 2)) for _ in range(10)]  # a static background
-    earlier = _indexed("OLD", _clip(kiosk))
+    scenes = [rng.getrandbits(64) for _ in range(10)]
+    earlier = _indexed("OLD", _clip(scenes))
     other_body = BODY ^ 0xFFFF_FFFF_0000_0000
-    other_person = _clip(kiosk, face=0xABCDEF, body=other_body, phase=2.5)
-    assert _kinds(other_person, earlier) == {"OLD": "shared_scene"}
+    near = [_flip(h, rng.sample(range(64), 4)) for h in scenes]
+    stranger = _moments(_clip(near, face=0xABCDEF, body=other_body, phase=2.5), SCRAMBLE)
+    assert frames_in_step(stranger, _clip(scenes), PARAMS.max_distance) <= 5  # hand-checked: <= half
+    assert _kinds(stranger, earlier) == {"OLD": "shared_scene"}
+    # the same body too (a uniform): still scattered in time, still no finding
+    assert _kinds(_moments(_clip(near, face=0xABCDEF, phase=2.5), SCRAMBLE), earlier) == {
+        "OLD": "shared_scene"
+    }
     # the same person filmed again there in other clothes: not reuse either
-    assert _kinds(_clip(kiosk, body=other_body, phase=2.5), earlier) == {"OLD": "shared_scene"}
+    assert _kinds(_clip(near, body=other_body, phase=2.5), earlier) == {"OLD": "shared_scene"}
 
 
-def test_another_face_on_a_bare_chance_meeting_is_a_shared_scene_unless_body_or_scene_say_one_recording() -> (
-    None
-):
-    """Issue 24 under secret sampling: a kiosk stranger's clip met on exactly the required 4 of 8
-    frames, each 7-8 bits off, with another face and the body the same on only half the frames
-    (benchmarks/reuse.py's kiosk draws). That is no face swap: it is another person in the same place.
-    The same body on most frames, or a scene met on more frames well inside the radius, is."""
+def test_another_face_is_a_face_swap_only_when_the_meetings_are_in_step() -> None:
+    """Issue 24: the same scene with another face is a swap over a stolen recording only when the
+    frames meet the earlier clip at the moments one time alignment gives (the recording's own
+    timeline), whatever the body hash says (a pasted face of another size moves the body's window).
+    Met at scattered moments it is a stranger at the same kiosk (no finding)."""
     rng = random.Random(11)
     scenes = [rng.getrandbits(64) for _ in range(8)]
+    earlier = _indexed("OLD", _clip(scenes))
     other_face, other_body = 0xF0F0 ^ 0xFFFF_FFFF_0000, BODY ^ 0xFFFF_FFFF_0000_0000
 
-    def later(scene_bits: list[int], same_bodies: int) -> list[FrameSignature]:
-        frames = []
-        for i, h in enumerate(scenes):
-            scene = _flip(h, rng.sample(range(64), scene_bits[i]))
-            body = BODY if i < same_bodies else other_body
-            frames.append(FrameSignature(i, 0.2 * i, scene, other_face, (0.5, 0.4, 0.3), body))
-        return frames
+    def later(bits: list[int], order: tuple[int, ...], body: int, speed: float = 1.0) -> list[FrameSignature]:
+        return [
+            FrameSignature(
+                i,
+                0.2 * i / speed,
+                _flip(scenes[o], rng.sample(range(64), bits[i])),
+                other_face,
+                (0.5, 0.4, 0.3),
+                body,
+            )
+            for i, o in enumerate(order)
+        ]
 
-    earlier = _indexed("OLD", _clip(scenes))
-    edge = [8, 7, 8, 8, 30, 30, 30, 30]  # 4 of 8 met, mean 7.75 bits: the bare minimum, at the edge
-    assert _kinds(later(edge, same_bodies=4), earlier) == {"OLD": "shared_scene"}
-    assert _kinds(later(edge, same_bodies=5), earlier) == {"OLD": "face_swap"}  # the same body on most
-    close = [2, 3, 2, 4, 3, 30, 30, 30]  # 5 of 8 met, mean 2.8 bits
-    assert _kinds(later(close, same_bodies=4), earlier) == {"OLD": "face_swap"}
-    assert _kinds(later([8, 7, 8, 8, 8, 30, 30, 30], same_bodies=4), earlier) == {"OLD": "shared_scene"}
+    in_order = tuple(range(8))
+    five = [8, 6, 8, 8, 6, 30, 30, 30]  # 5 of 8 met, at the edge of the radius
+    assert _kinds(later(five, in_order, other_body), earlier) == {"OLD": "face_swap"}
+    assert _kinds(later(five, in_order, BODY), earlier) == {"OLD": "face_swap"}
+    # sped up 1.25x by the re-encoder: one speed lines it up again
+    assert _kinds(later(five, in_order, other_body, speed=1.25), earlier) == {"OLD": "face_swap"}
+    # the same meetings at scattered moments: a stranger; the same body does not make it one recording
+    assert _kinds(later(five, SCRAMBLE[:8], BODY), earlier) == {"OLD": "shared_scene"}
+    # only half the frames in step (4 of 8 met): not more than LOCKSTEP_SHARE, a chance meeting ...
+    four = [8, 6, 8, 8, 30, 30, 30, 30]
+    assert _kinds(later(four, in_order, other_body), earlier) == {"OLD": "shared_scene"}
+    # ... unless the body around the face is the same on most frames as well (SWAP_BODY_SHARE)
+    assert _kinds(later(four, in_order, BODY), earlier) == {"OLD": "face_swap"}
+    match = perceptual_matches(
+        later(five, in_order, other_body),
+        earlier,
+        own_submission_id="NEW",
+        own_indexed_at=LATER,
+        params=PARAMS,
+    )[0]
+    assert match.frames_in_step == 5 and match.to_dict()["frames_in_step"] == 5
+
+
+def test_a_swapped_face_that_resembles_the_original_in_another_pose_is_still_a_swap() -> None:
+    """Order-free, half the faces of the later clip lie within FACE_RADIUS of *some* face of the
+    earlier one (the pasted face resembles the original at another moment, in another pose);
+    compared with the face filmed at the same moment (the clips are in step) it is another face on
+    every frame: a face swap, not MEDIA_REUSED. A copy's face at the same moment is the same face."""
+    rng = random.Random(5)
+    scenes = [rng.getrandbits(64) for _ in range(8)]
+    poses = [rng.getrandbits(64) for _ in range(8)]  # the original's face, one pose per moment
+    earlier = _indexed(
+        "OLD", [FrameSignature(i, 0.2 * i, h, poses[i], (0.5, 0.4, 0.3), BODY) for i, h in enumerate(scenes)]
+    )
+
+    def later(face_of: list[int]) -> list[FrameSignature]:
+        return [
+            FrameSignature(i, 0.2 * i, _flip(h, rng.sample(range(64), 4)), face_of[i], (0.5, 0.4, 0.3), BODY)
+            for i, h in enumerate(scenes)
+        ]
+
+    # half the pasted faces resemble the original in another pose, half resemble none of them
+    shifted = [
+        _flip(poses[(i + 3) % 8], rng.sample(range(64), 4)) if i % 2 else rng.getrandbits(64)
+        for i in range(8)
+    ]
+    same = sum(min(bin(f ^ p).count("1") for p in poses) <= 6 for f in shifted)
+    assert same == 4  # order-free: not clearly another face (that needs 6 of 8), so MEDIA_REUSED before
+    assert _kinds(later(shifted), earlier) == {"OLD": "face_swap"}
+    copy = [_flip(p, rng.sample(range(64), 4)) for p in poses]
+    assert _kinds(later(copy), earlier) == {"OLD": "perceptual"}
 
 
 def test_in_doubt_the_fraud_signal_is_kept() -> None:
@@ -277,10 +345,9 @@ def test_exact_matches_only_earlier_and_combine_orders_findings_first() -> None:
     exact = exact_matches(entries, own_submission_id="NEW", own_indexed_at=LATER)
     assert [(m.submission_id, m.kind, m.strength) for m in exact] == [("OLD", "exact", 1.0)]
     rng = random.Random(7)
-    room = rng.getrandbits(64)
-    kiosk = [_flip(room, [i]) for i in range(8)]
+    kiosk = [rng.getrandbits(64) for _ in range(8)]
     shared = perceptual_matches(
-        _clip(kiosk, face=0xABCDEF, body=~BODY & (2**64 - 1), phase=2.5),
+        _moments(_clip(kiosk, face=0xABCDEF, body=~BODY & (2**64 - 1), phase=2.5), SCRAMBLE[:8]),
         _indexed("KIOSK", _clip(kiosk)),
         own_submission_id="NEW",
         own_indexed_at=LATER,
@@ -386,3 +453,28 @@ def test_findings_turn_pass_into_review_keep_reject_and_name_the_kind() -> None:
     assert reuse_findings({"checked": True, "matched": False, "matches": [{"kind": "shared_scene"}]}) == []
     assert reuse_findings(None) == []
     assert apply_findings(_verdict(0.01), reuse_findings(None)).decision == Decision.PASS
+
+
+def test_the_sheet_points_the_reviewer_at_both_submissions_of_a_face_swap() -> None:
+    earlier = "ab" * 32
+    swap = {
+        "submission_id": earlier,
+        "kind": "face_swap",
+        "strength": 0.75,
+        "frames_compared": 8,
+        "frames_in_step": 6,
+        "indexed_at": "2026-11-01T10:00:00.000000Z",
+    }
+    result = {"matched": True, "match_count": 1, "matches": [swap]}
+    assert sheet_lines(result) == [
+        f"reused: face_swap match of {earlier[:16]}, strength 0.75",
+        f"face swap over the recording of {earlier[:16]} (screened 2026-11-01), in step 6/8 frames:"
+        " review both submissions",
+    ]
+    # a plain copy of another submission listed first: the swap still gets its line
+    copy = {"submission_id": "cd" * 32, "kind": "perceptual", "strength": 1.0}
+    both = {"matched": True, "match_count": 2, "matches": [copy, swap]}
+    first, second = sheet_lines(both)
+    assert first == f"reused: perceptual match of {'cd' * 8}, strength 1.0, 1 more"
+    assert second.startswith(f"face swap over the recording of {earlier[:16]}")
+    assert len(sheet_lines({"matched": True, "match_count": 1, "matches": [copy]})) == 1

@@ -20,13 +20,14 @@ radius of that submission's scene hashes, compared order-free: since issue 22 ea
 its own secret moments, so frame i of a copy is never frame i of the original. ``classify`` then
 says what the meeting means:
 
-- the body around the face (hair, shoulders, clothes) clearly another on most frames
-  (``CLEAR_SHARE``): **the same place, another recording** (two applicants at one kiosk): no
-  finding, recorded as ``shared_scene``;
-- otherwise **the same recording**: with a face clearly another on most frames, a face swap over a
-  reused recording (``REUSED_RECORDING_FACE_SWAPPED``) when the body or a close scene still say
-  "one recording" (``SWAP_BODY_SHARE``, ``SWAP_SCENE_MEAN``), else a chance meeting in a shared
-  place (``shared_scene``); without another face ``MEDIA_REUSED``;
+- a face clearly another on most frames (``CLEAR_SHARE``): a face swap over a reused recording
+  (``REUSED_RECORDING_FACE_SWAPPED``) when the meeting frames are **in step** with the earlier clip
+  (``frames_in_step``: one time alignment lines their moments up, as a stolen recording keeps the
+  original's timeline); otherwise another person filmed in the same place who met by chance
+  (``shared_scene``, no finding);
+- otherwise, the body around the face (hair, shoulders, clothes) clearly another on most frames:
+  **the same place, another recording**: no finding, ``shared_scene``; else **the same recording**:
+  ``MEDIA_REUSED``;
 - no face evidence on either side (the ``model`` face source, a faceless clip): the scene decides,
   as the whole-frame hash always did (``MEDIA_REUSED``).
 
@@ -62,13 +63,18 @@ MIN_FACE_CONFIDENCE = 50.0  # a face stage's box below this (0..100) is not used
 BODY_RADIUS = 8  # bits: a body hash this close is the same body (benchmarks/reuse.py, docs/provenance.md)
 FACE_RADIUS = 6  # bits: a face hash this close is the same face; copies measured 0-6, swapped faces 8-18
 CLEAR_SHARE = 2 / 3  # of the compared frames: "another body" / "another face" must be this clear
-# Clearly another face: "the same recording" then rests on the scene and the body alone. A kiosk
-# stranger meets by chance on a few frames near the radius's edge, more often the more frames there
-# are to try (at 8 frames 11 of 3,000 draws, at 32 frames 30 of 360 were flagged as face swaps); a
-# swap over a stolen recording shows the same body around the face, or meets on most frames and
-# closer. Either is asked for (benchmarks/reuse.py, docs/provenance.md).
-SWAP_BODY_SHARE = 0.5  # more than this share of the body hashes within BODY_RADIUS, or
-SWAP_SCENE_MEAN = 7.5  # more than the required frames met, at a mean distance below this (bits)
+# Clearly another face: "the same recording" then rests on time. A stolen recording keeps the
+# original's moments in order (head path, body, light, camera shake), so the frames whose scene meets
+# the earlier clip meet it at moments that line up under one time alignment (speed and offset), each
+# within ``LOCKSTEP_TOLERANCE`` of the clip's own sampling interval; two strangers at one kiosk share
+# only the static room and meet at scattered moments. More than ``LOCKSTEP_SHARE`` of the clip's
+# frames in step is one recording. Measured on 9,000 kiosk draws at 8 frames and 1,200 at 32 (6
+# people, every ordered pair): never more than half in step; face swaps more than half on 85 % of
+# 8-frame draws and all 32-frame draws (benchmarks/reuse.py, docs/provenance.md).
+LOCKSTEP_SHARE = 0.5
+SWAP_BODY_SHARE = 0.5  # or more than this share of the body hashes within BODY_RADIUS: the same person
+LOCKSTEP_TOLERANCE = 0.5
+LOCKSTEP_SLACK = 2  # bits: the other clip's frames this close to a frame's nearest are "nearest" too
 # With face evidence on both sides, at least this share of a clip's frames must meet an earlier
 # submission's scenes (and at least ``min_matching_frames``): with a fixed 4, kiosk strangers met on
 # 30 of 360 draws at 32 frames (benchmarks/reuse.py --frames 32, docs/provenance.md).
@@ -240,6 +246,9 @@ class ReuseMatch:
     face_frames_compared: int | None = None
     body_frames_same: int | None = None
     body_frames_compared: int | None = None
+    frames_in_step: int | None = None
+    face_frames_same_in_step: int | None = None
+    face_frames_in_step: int | None = None
 
     @property
     def strength(self) -> float:
@@ -263,6 +272,9 @@ class ReuseMatch:
             "face_frames_compared": self.face_frames_compared,
             "body_frames_same": self.body_frames_same,
             "body_frames_compared": self.body_frames_compared,
+            "frames_in_step": self.frames_in_step,
+            "face_frames_same_in_step": self.face_frames_same_in_step,
+            "face_frames_in_step": self.face_frames_in_step,
         }
 
 
@@ -419,6 +431,76 @@ def path_correlation(
     return round(best, 4) if best > -1.0 else None
 
 
+def frames_in_step(own: Sequence[FrameSignature], other: Sequence[FrameSignature], radius: int) -> int:
+    """How many own frames meet the other clip (a scene within ``radius`` bits) at a moment that one
+    time alignment ``u = speed * t + offset`` lines up with all of them: the clip and the earlier one
+    are one recording played in step, not one place filmed twice.
+
+    Every sampled frame carries its time. A stolen recording with a face swapped in keeps the
+    original's timeline (head path, body, hands, light, camera shake), so the frame of the earlier
+    clip that a frame's scene meets sits where the alignment puts it, give or take the two uploads'
+    different secret sample points (``LOCKSTEP_TOLERANCE`` of the own sampling interval). Only the
+    frames nearest in scene count (within ``LOCKSTEP_SLACK`` bits of the nearest): the frame a stolen
+    recording's frame resembles most is the one filmed at the same moment. A scene that does not
+    change at all (every frame within ``LOCKSTEP_SLACK`` bits of every other) fits any alignment: the
+    face-anchored scene moves with the person, so that takes a plain, static picture around a still
+    face (docs/provenance.md lists it among the limits). Two strangers at
+    one kiosk share only the static room; their scenes meet when their heads happen to pass the same
+    spot, at moments no single alignment lines up. Alignments tried: each speed in
+    ``SPEEDS`` (a re-encoder's speed-ups), anchored at each own frame's nearest meeting frame; the
+    best count is returned. Compares times only: no face identity is involved.
+    """
+    return len(_lockstep(own, other, radius))
+
+
+def _lockstep(
+    own: Sequence[FrameSignature], other: Sequence[FrameSignature], radius: int
+) -> list[tuple[FrameSignature, list[FrameSignature]]]:
+    """The own frames in step under the best alignment (``frames_in_step``), each with the other
+    clip's nearest frames at the moment the alignment gives."""
+    mine = sorted((f for f in own if f.scene is not None), key=lambda f: f.pts_s)
+    theirs = [f for f in other if f.scene is not None]
+    if len(mine) < 2 or not theirs:
+        return []
+    interval = (mine[-1].pts_s - mine[0].pts_s) / (len(mine) - 1)
+    tolerance = LOCKSTEP_TOLERANCE * interval + 1e-6
+    meets: list[tuple[FrameSignature, list[FrameSignature]]] = []  # own frame, its nearest meeting frames
+    anchors: list[tuple[float, float]] = []  # own frame time, time of its nearest meeting frame
+    for f in mine:
+        near = sorted(((hamming(f.scene, g.scene), g.pts_s, g) for g in theirs), key=lambda n: n[:2])  # type: ignore[arg-type]
+        if near[0][0] <= radius:
+            limit = min(radius, near[0][0] + LOCKSTEP_SLACK)
+            meets.append((f, [g for d, _, g in near if d <= limit]))
+            anchors.append((f.pts_s, near[0][1]))
+    best: list[tuple[FrameSignature, list[FrameSignature]]] = []
+    for speed in SPEEDS:
+        for t0, u0 in anchors:
+            offset = u0 - speed * t0
+            aligned = [
+                (f, at)
+                for f, gs in meets
+                if (at := [g for g in gs if abs(g.pts_s - speed * f.pts_s - offset) <= tolerance])
+            ]
+            if len(aligned) > len(best):
+                best = aligned
+    return best
+
+
+def _aligned_faces(in_step: Sequence[tuple[FrameSignature, list[FrameSignature]]]) -> tuple[int, int]:
+    """In-step own frames with a face hash (and a face at the aligned moment), and how many of them
+    lie within ``FACE_RADIUS`` of a face filmed at that moment."""
+    pairs = [(f.face, [g.face for g in at if g.face is not None]) for f, at in in_step if f.face is not None]
+    pairs = [(face, theirs) for face, theirs in pairs if theirs]
+    return sum(1 for face, theirs in pairs if min(hamming(face, o) for o in theirs) <= FACE_RADIUS), len(
+        pairs
+    )
+
+
+def _clearly_another(same: int, compared: int, need: int) -> bool:
+    """Enough frames compared (``need``) and at least ``CLEAR_SHARE`` of them another."""
+    return compared >= need and compared - same >= CLEAR_SHARE * compared
+
+
 def _agreement(
     own: Sequence[FrameSignature], other: Sequence[FrameSignature], part: str, radius: int
 ) -> tuple[int, int]:
@@ -443,12 +525,16 @@ def classify(
 
     The scene around the face must match on ``required_frames`` frames (it is anchored to the face,
     so people standing in different places at one kiosk rarely get this far). Then, with face
-    evidence on both sides: a body around the face that is clearly another on most frames
-    (``CLEAR_SHARE``) is another recording in the same place (``shared_scene``); the same body with a
-    face that is clearly another is ``face_swap``; anything else is ``perceptual`` (MEDIA_REUSED): in
-    doubt, a fraud signal is kept. Without face evidence the scene decides (``perceptual``), as the
-    whole-frame hash always did. ``path_correlation`` is recorded for reviewers, not decided on:
-    two slow smooth paths correlate by chance under some alignment.
+    evidence on both sides: a face clearly another on most frames (``CLEAR_SHARE``) is ``face_swap``
+    when more than ``LOCKSTEP_SHARE`` of the clip's frames meet in step (``frames_in_step``; or the
+    same body with the required frames in step), else another person who met by chance in the same
+    place (``shared_scene``); a clip in step whose face is clearly another only against the faces
+    filmed at the aligned moments is ``face_swap`` too (never a reason for no finding); otherwise a
+    body around the face clearly another on most frames is another recording in the same place
+    (``shared_scene``), and anything else is ``perceptual`` (MEDIA_REUSED): in doubt, a fraud signal
+    is kept. Without face evidence the scene decides (``perceptual``), as the whole-frame hash always
+    did. ``path_correlation`` is recorded for reviewers, not decided on: two slow smooth paths
+    correlate by chance under some alignment (the meeting times are what ``frames_in_step`` aligns).
     """
     with_faces = any(f.position for f in own) and any(f.position for f in other)
     need = required_frames(sum(1 for f in own if f.scene is not None), params, with_faces=with_faces)
@@ -462,15 +548,28 @@ def classify(
     correlation = path_correlation(own, other, need)
     same_bodies, bodies = _agreement(own, other, "body", BODY_RADIUS)
     same_faces, faces = _agreement(own, other, "face", FACE_RADIUS)
-    if bodies >= need and bodies - same_bodies >= CLEAR_SHARE * bodies:
+    lockstep = _lockstep(own, other, params.max_distance) if with_faces else []
+    in_step = len(lockstep) if with_faces else None
+    aligned_same, aligned_faces = _aligned_faces(lockstep)
+    assert in_step is not None or not faces  # face hashes exist only with face boxes
+    # one recording in step with the earlier clip: more than half the frames, or the same body
+    # around the face with the required frames in step (a swapped face of another size moves the
+    # body's window, so the body alone never decides)
+    in_time = in_step is not None and in_step >= need and in_step > LOCKSTEP_SHARE * len(nearest)
+    one_recording = in_time or (
+        in_step is not None and in_step >= need and same_bodies > SWAP_BODY_SHARE * bodies
+    )
+    if _clearly_another(same_faces, faces, need):
+        # clearly another face against every face of the other clip: a swap over this recording,
+        # or another person filmed in the same place who met by chance (no finding)
+        kind = "face_swap" if one_recording else "shared_scene"
+    elif in_time and same_faces <= faces / 2 and _clearly_another(aligned_same, aligned_faces, need):
+        # not a majority of the same face order-free, and clearly another at the moments the clips
+        # are in step: a pasted face that resembles the original only in other poses. Never a
+        # reason to drop a finding: without this the clip stays MEDIA_REUSED
+        kind = "face_swap"
+    elif _clearly_another(same_bodies, bodies, need):
         kind = "shared_scene"  # clearly another person around the face: another recording there
-    elif faces >= need and faces - same_faces >= CLEAR_SHARE * faces:
-        # clearly another face: a swap over this recording only with the same body on most frames or
-        # a scene met on more than the required frames, well inside the radius; otherwise
-        # another person filmed in the same place who met by chance (no finding)
-        same_body = same_bodies > SWAP_BODY_SHARE * bodies
-        close_scene = len(close) > need and sum(close) / len(close) < SWAP_SCENE_MEAN
-        kind = "face_swap" if same_body or close_scene else "shared_scene"
     else:
         kind = "perceptual"
     return ReuseMatch(
@@ -485,6 +584,9 @@ def classify(
         face_frames_compared=faces or None,
         body_frames_same=same_bodies if bodies else None,
         body_frames_compared=bodies or None,
+        frames_in_step=in_step,
+        face_frames_same_in_step=aligned_same if aligned_faces else None,
+        face_frames_in_step=aligned_faces or None,
     )
 
 
@@ -616,7 +718,13 @@ def reuse_findings(result: Mapping[str, Any] | None) -> list[Finding]:
 def sheet_lines(result: Mapping[str, Any] | None) -> list[str]:
     """What a reviewer's contact sheet says about re-submitted media: the strongest earlier
     submission (its id's first 16 characters, exact or perceptual, the share of frames matched) and
-    how many more there are; nothing when there was no match."""
+    how many more there are; nothing when there was no match.
+
+    A face swap adds a second line naming the earlier submission whose recording carries another
+    face here, and when it was screened: the reviewer opens both. The earlier recording is most
+    likely another applicant's (stolen, or that applicant's own accomplice's): the machine cannot
+    tell victim from fraudster, so the swap is REVIEW (``reuse_findings``), never decided here.
+    """
     if not result or not result.get("matched"):
         return []
     matches = [
@@ -630,7 +738,17 @@ def sheet_lines(result: Mapping[str, Any] | None) -> list[str]:
         f" strength {best.get('strength')}"
     )
     more = int(result.get("match_count") or len(matches)) - 1
-    return [line + (f", {more} more" if more > 0 else "")]
+    lines = [line + (f", {more} more" if more > 0 else "")]
+    swap = next((m for m in matches if m.get("kind") == "face_swap"), None)
+    if swap is not None:
+        in_step = f", in step {swap.get('frames_in_step')}/{swap.get('frames_compared')} frames"
+        lines.append(
+            f"face swap over the recording of {str(swap.get('submission_id') or '?')[:16]}"
+            f" (screened {str(swap.get('indexed_at') or '?')[:10]})"
+            + (in_step if swap.get("frames_in_step") is not None else "")
+            + ": review both submissions"
+        )
+    return lines
 
 
 # --- the index's items (written and read by kyc.aws.dynamodb_reuse_index) -------------------------
