@@ -26,12 +26,14 @@ from kyc.aws.errors import SourceMissingError
 from kyc.aws.model_registry import ModelRegistry
 from kyc.aws.s3_object_store import S3ObjectStore
 from kyc.aws.sagemaker_frame_scorer import SageMakerFrameScorer, ScoringError
+from kyc.aws.sagemaker_model_witness import SageMakerModelWitness
 from kyc.domain.contract import FrameImage
 from kyc.domain.decision import face_count
 from kyc.domain.lineage import sha256_hex
+from kyc.domain.model_witness import witness_differs
 from kyc.domain.outcomes import Decision
 from kyc.domain.policy import DecisionPolicy, FrameEvidence, decide_outcome
-from kyc.domain.promotion import rescreen_report, split_pointer
+from kyc.domain.promotion import bound_image_digest, rescreen_report, split_pointer
 from kyc.domain.reasons import ReasonCode
 from kyc.media.framestore import FrameReader
 from kyc.observability import count, logger, metrics, tracer
@@ -39,6 +41,9 @@ from kyc.observability import count, logger, metrics, tracer
 RESOURCES = settings.stack_resources()
 STORE = S3ObjectStore(kms_key_id=RESOURCES.kms_key_id)
 PREFIX = "rescreen/"
+_WITNESS_SETTINGS = settings.model_witness_settings()
+# what SageMaker and S3 say the candidate's endpoint serves, per warm container (as score keeps it)
+WITNESSES: dict[str, SageMakerModelWitness] = {}
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -117,8 +122,16 @@ def _decide(
     ]
     verdict = decide_outcome(evidence, frames_sampled=len(frames), policy=policy)
     decision, reasons = verdict.decision, [str(r) for r in verdict.reasons]
+    # the endpoint serves other bytes (or another image) than the shadow pointer's: the witness says so,
+    # not the container; a container that reports other bytes is not believed either way
     reported = call.model.to_dict().get("artefact_sha256")
-    if reported != deployment["artefact_sha256"] and verdict.decision is not Decision.REJECT:
+    account = _witness(deployment["endpoint_name"]).account(call.invoked_variant, reported)
+    differs = witness_differs(
+        account, artefact_sha256=deployment["artefact_sha256"], image_digest=bound_image_digest(policy_doc)
+    )
+    if reported != deployment["artefact_sha256"]:
+        differs.append("model.artefact_sha256")
+    if differs and verdict.decision is not Decision.REJECT:
         decision, reasons = Decision.REVIEW, [*reasons, str(ReasonCode.MODEL_NOT_CALIBRATED)]
     return {
         "status": "COMPARED",
@@ -126,8 +139,21 @@ def _decide(
         "reasons": reasons,
         "score": verdict.score,
         "model": call.model.to_dict(),
+        "model_witness": account,
+        "witness_differs": differs,
         "frames": [{"frame_id": s.frame_id, "p_fake": s.p_fake} for s in call.scores],  # shadow scores
     }
+
+
+def _witness(endpoint_name: str) -> SageMakerModelWitness:
+    if endpoint_name not in WITNESSES:
+        WITNESSES[endpoint_name] = SageMakerModelWitness(
+            endpoint_name,
+            data_bucket=_WITNESS_SETTINGS.data_bucket,
+            data_prefix=_WITNESS_SETTINGS.data_prefix,
+            ttl_s=_WITNESS_SETTINGS.ttl_s,
+        )
+    return WITNESSES[endpoint_name]
 
 
 def report(run: dict[str, Any]) -> dict[str, Any]:

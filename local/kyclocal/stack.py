@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kyclocal.endpoints import LOCAL_IMAGE  # issue 24: the model server by digest, never a tag
 from kyclocal.lambda_router import LambdaRouter
 from kyclocal.pipe import PipeSpec
 from kyclocal.template import REPO, function_folders, local_template
@@ -451,7 +452,7 @@ class LocalStack:
         sagemaker.create_model(
             ModelName=name,
             ExecutionRoleArn=MODEL_ROLE_ARN,
-            PrimaryContainer={"Image": "kycserve:local", "ModelDataSource": {"S3DataSource": source}},
+            PrimaryContainer={"Image": LOCAL_IMAGE, "ModelDataSource": {"S3DataSource": source}},
         )
         variant = {"VariantName": "AllTraffic", "ModelName": name, "InstanceType": "ml.c5.xlarge"}
         sagemaker.create_endpoint_config(

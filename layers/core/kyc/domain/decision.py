@@ -440,6 +440,8 @@ def build_record(
                 "witnesses": binding["observed"].get("witnesses"),  # who said which bytes
                 "decides_sha256": binding["observed"]["decides_sha256"],
             }
+            if binding["observed"].get("image"):  # issue 24: whether the serving image was bound
+                decision_lineage["calibration_binding"]["image"] = binding["observed"]["image"]
         if scores_doc.get("face_evidence"):
             decision_lineage["face_evidence"] = {
                 k: v for k, v in scores_doc["face_evidence"].items() if k != "frames"
