@@ -359,6 +359,7 @@ def calibration_from_decisions(
     calibrated_at: datetime,
     artefact_sha256: str | None = None,
     decides: Mapping[str, Any] | None = None,
+    image_digest: str | None = None,
 ) -> Calibration:
     """The calibration a labelled run supports: ``labelled`` is (file SHA-256, label) per video and
     ``decisions`` what the pipeline decided for each, in the same order, with the thresholds bound."""
@@ -373,7 +374,8 @@ def calibration_from_decisions(
         raise EvaluationError("a calibration needs genuine and attack videos")
     document = {
         "model": {"name": model["name"], "version": model["version"], "contract_version": contract_version}
-        | ({"artefact_sha256": artefact_sha256} if artefact_sha256 else {}),
+        | ({"artefact_sha256": artefact_sha256} if artefact_sha256 else {})
+        | ({"image_digest": image_digest} if image_digest else {}),
         "labelled_set": {
             "sha256": labelled_set_sha256(pairs),
             "hash_method": LABELLED_SET_HASH,
