@@ -25,6 +25,7 @@ from kyc.aws.clients import client
 from kyc.aws.errors import SourceMissingError
 from kyc.aws.model_registry import ModelRegistry
 from kyc.aws.s3_object_store import S3ObjectStore
+from kyc.aws.sagemaker_deployment import CANDIDATES
 from kyc.aws.sagemaker_frame_scorer import SageMakerFrameScorer, ScoringError
 from kyc.aws.sagemaker_model_witness import SageMakerModelWitness
 from kyc.domain.contract import FrameImage
@@ -150,7 +151,7 @@ def _witness(endpoint_name: str) -> SageMakerModelWitness:
         WITNESSES[endpoint_name] = SageMakerModelWitness(
             endpoint_name,
             data_bucket=_WITNESS_SETTINGS.data_bucket,
-            data_prefix=_WITNESS_SETTINGS.data_prefix,
+            data_prefix=_WITNESS_SETTINGS.data_prefix + CANDIDATES,
             ttl_s=_WITNESS_SETTINGS.ttl_s,
         )
     return WITNESSES[endpoint_name]

@@ -22,7 +22,7 @@ from kyc.aws import model_registry as reg
 from kyc.aws.clients import client
 from kyc.aws.model_registry import ModelRegistry
 from kyc.aws.s3_object_store import S3ObjectStore
-from kyc.aws.sagemaker_deployment import VARIANT, DeploymentError, deploy, endpoint_name_for
+from kyc.aws.sagemaker_deployment import CANDIDATES, VARIANT, DeploymentError, deploy, endpoint_name_for
 from kyc.domain.promotion import bound_image_digest, pointer_document
 from kyc.observability import count, log_lineage, logger, metrics, tracer
 
@@ -93,7 +93,7 @@ def shadow(package: reg.RegisteredPackage, registry: ModelRegistry, env: Any) ->
             role_arn=env["KYC_MODEL_ROLE_ARN"],
             kms_key_id=RESOURCES.kms_key_id,
             data_bucket=WITNESS.data_bucket,
-            data_prefix=WITNESS.data_prefix,
+            data_prefix=WITNESS.data_prefix + CANDIDATES,
         )
     except DeploymentError as exc:
         raise ShadowRefused(str(exc)) from exc

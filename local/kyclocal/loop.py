@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from kyc.aws import model_registry as reg
 from kyc.aws.model_registry import ModelRegistry, RegisteredPackage
 from kyc.aws.production_pointer import PointerVersion, ProductionPointer
-from kyc.aws.sagemaker_deployment import DeploymentError, witnessed
+from kyc.aws.sagemaker_deployment import CANDIDATES, DeploymentError, witnessed
 from kyc.domain.lineage import lineage_key
 from kyc.domain.promotion import (
     PromotionError,
@@ -106,7 +106,7 @@ def registry(stack: LocalStack | RemoteStack) -> ModelRegistry:
 
 def candidates_prefix(stack: LocalStack | RemoteStack) -> str:
     """Where candidates' model data lives (the shadow and re-screen roles' witness read grant)."""
-    return f"{stack.parameters.get('ModelDataPrefix') or ''}candidates/"
+    return f"{stack.parameters.get('ModelDataPrefix') or ''}{CANDIDATES}"
 
 
 def _upload_model_data(stack: LocalStack | RemoteStack, config: Path, sha: str) -> str:

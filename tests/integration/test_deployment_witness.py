@@ -30,11 +30,15 @@ from kyclocal.stack import LocalStack, LocalStackSettings
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(autouse=True)
-def _fresh_moto() -> None:
+def _reset_moto() -> None:
     from moto.moto_api._internal.models import moto_api_backend
 
     moto_api_backend.reset()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_moto() -> None:
+    _reset_moto()
 
 
 def _sha(path: Path) -> str:
@@ -235,21 +239,31 @@ def test_a_calibration_that_names_the_image_holds_an_image_swapped_under_a_tag(t
     assert code == 0, out
     document = json.loads(policy_path.read_text())
     assert document["calibration"]["model"]["image_digest"] == LOCAL_IMAGE_DIGEST  # the image deployed
+    _reset_moto()  # a new stack: the evaluation's screenings are not this one's history
     genuine = tmp_path / "genuine-neutral.mp4"
-    settings = LocalStackSettings(model="onnx", onnx_config=model, frame_count=8, policy=document)
+    settings = LocalStackSettings(
+        model="onnx",
+        onnx_config=model,
+        frame_count=8,
+        policy=document,
+        # the same bytes on another image: the container's report does not change, so the witness
+        # sees the swap at its next DescribeEndpoint (AWS: within KYC_MODEL_WITNESS_TTL_S, 60 s)
+        extra_env={"KYC_MODEL_WITNESS_TTL_S": "0"},
+    )
     with LocalStack(settings) as stack:
         (row,) = screen_files(stack, [genuine])
         binding = stack.decision(row["submission_id"])["calibration_binding"]
-        assert (row["decision"], binding["differs"]) == ("PASS", []), binding
+        assert (row["decision"], row["reasons"], binding["differs"]) == ("PASS", ["LOW_FAKE_SCORE"], []), row
         assert binding["image"] == {"bound": True, "expected": LOCAL_IMAGE_DIGEST}
 
         served = load_model("onnx", onnx_config=model)  # the same bytes, calibrated
-        for image, said in (
-            ("kycserve:local", "is a tag SageMaker reports no digest for"),  # swapped under a tag
-            ("kycserve@sha256:" + hashlib.sha256(b"another build").hexdigest(), None),  # another digest
+        for image, said, clip in (
+            # swapped under a tag (a clip of its own each time: the same clip twice is MEDIA_REUSED)
+            ("kycserve:local", "is a tag SageMaker reports no digest for", "genuine-cool.mp4"),
+            ("kycserve@sha256:" + hashlib.sha256(b"another build").hexdigest(), None, "genuine-pale.mp4"),
         ):
             stack.deploy_model(served, image=image)
-            (row,) = screen_files(stack, [genuine])
+            (row,) = screen_files(stack, [tmp_path / clip])
             record = stack.decision(row["submission_id"])
             binding = record["calibration_binding"]
             assert (record["decision"], record["reasons"]) == ("REVIEW", ["MODEL_NOT_CALIBRATED"]), image

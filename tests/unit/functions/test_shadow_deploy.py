@@ -41,7 +41,7 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
                 "KYC_MODEL_ROLE_ARN": "arn:aws:iam::123456789012:role/model",
                 "KYC_SHADOW_POLICY_PARAMETER": SHADOW,
                 "KYC_MODEL_DATA_BUCKET": DATA,
-                "KYC_MODEL_DATA_PREFIX": "candidates/",
+                "KYC_MODEL_DATA_PREFIX": "",
             },
             monkeypatch,
         )

@@ -17,6 +17,9 @@ from kyc.aws.sagemaker_model_witness import SageMakerModelWitness
 from kyc.domain.model_witness import why_differs, witness_differs
 
 VARIANT = "AllTraffic"
+# candidates' model data lives under <ModelDataPrefix>candidates/: the shadow and re-screen roles may
+# read checksums there and nowhere else, and their witness looks nowhere else
+CANDIDATES = "candidates/"
 
 
 class DeploymentError(RuntimeError):
