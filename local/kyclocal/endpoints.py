@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import tarfile
 import tempfile
 import threading
@@ -49,20 +48,6 @@ def _local_image_digest() -> str:
 # customer (a tag is a name, not a binding), so the witness's image path runs locally too
 LOCAL_IMAGE_DIGEST = _local_image_digest()
 LOCAL_IMAGE = f"kycserve@{LOCAL_IMAGE_DIGEST}"
-
-
-def pack_model(config: Path) -> bytes:
-    """The model archive (``model.tar.gz``) of an onnx model config and the file it names."""
-    document = json.loads(config.read_text(encoding="utf-8"))
-    model_file = config.parent / document["path"]
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        archive.add(model_file, arcname=Path(document["path"]).name)
-        data = json.dumps(document | {"path": Path(document["path"]).name}).encode()
-        info = tarfile.TarInfo(CONFIG_NAME)
-        info.size = len(data)
-        archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
 
 
 def unpack_model(archive: bytes, into: Path) -> Path:
