@@ -25,10 +25,13 @@ from kyc.aws.clients import client
 from kyc.aws.errors import SourceMissingError
 from kyc.aws.model_registry import ModelRegistry
 from kyc.aws.s3_object_store import S3ObjectStore
+from kyc.aws.sagemaker_deployment import CANDIDATES
 from kyc.aws.sagemaker_frame_scorer import SageMakerFrameScorer, ScoringError
+from kyc.aws.sagemaker_model_witness import SageMakerModelWitness
 from kyc.domain.contract import FrameImage
 from kyc.domain.lineage import sha256_hex
-from kyc.domain.promotion import rescreen_report, split_pointer
+from kyc.domain.model_witness import witness_differs
+from kyc.domain.promotion import bound_image_digest, rescreen_report, split_pointer
 from kyc.domain.shadow import shadow_verdict
 from kyc.media.framestore import FrameReader
 from kyc.observability import count, logger, metrics, tracer
@@ -36,6 +39,9 @@ from kyc.observability import count, logger, metrics, tracer
 RESOURCES = settings.stack_resources()
 STORE = S3ObjectStore(kms_key_id=RESOURCES.kms_key_id)
 PREFIX = "rescreen/"
+_WITNESS_SETTINGS = settings.model_witness_settings()
+# what SageMaker and S3 say the candidate's endpoint serves, per warm container (as score keeps it)
+WITNESSES: dict[str, SageMakerModelWitness] = {}
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -107,6 +113,15 @@ def _decide(
     """The candidate's decision on these frames under its own policy: the model-dependent part of
     the decision (``kyc.domain.shadow.shadow_verdict``, the one live shadow traffic uses too)."""
     call = SageMakerFrameScorer(deployment["endpoint_name"]).score(frames)
+    # the endpoint serves other bytes (or another image) than the shadow pointer's: the witness says so,
+    # not the container; a container that reports other bytes is not believed either way
+    reported = call.model.to_dict().get("artefact_sha256")
+    account = _witness(deployment["endpoint_name"]).account(call.invoked_variant, reported)
+    differs = witness_differs(
+        account, artefact_sha256=deployment["artefact_sha256"], image_digest=bound_image_digest(policy_doc)
+    )
+    if reported != deployment["artefact_sha256"]:
+        differs.append("model.artefact_sha256")
     verdict = shadow_verdict(
         [
             {"frame_id": s.frame_id, "p_fake": s.p_fake, "faces": s.faces, "quality": s.quality}
@@ -115,7 +130,8 @@ def _decide(
         frames_sampled=len(frames),
         policy_document=policy_doc,
         deployed_sha256=deployment["artefact_sha256"],
-        reported_sha256=call.model.to_dict().get("artefact_sha256"),
+        reported_sha256=reported,
+        witness_differs=differs,
     )
     return {
         "status": "COMPARED",
@@ -123,8 +139,21 @@ def _decide(
         "reasons": list(verdict.reasons),
         "score": verdict.score,
         "model": call.model.to_dict(),
+        "model_witness": account,
+        "witness_differs": differs,
         "frames": [{"frame_id": s.frame_id, "p_fake": s.p_fake} for s in call.scores],  # shadow scores
     }
+
+
+def _witness(endpoint_name: str) -> SageMakerModelWitness:
+    if endpoint_name not in WITNESSES:
+        WITNESSES[endpoint_name] = SageMakerModelWitness(
+            endpoint_name,
+            data_bucket=_WITNESS_SETTINGS.data_bucket,
+            data_prefix=_WITNESS_SETTINGS.data_prefix + CANDIDATES,
+            ttl_s=_WITNESS_SETTINGS.ttl_s,
+        )
+    return WITNESSES[endpoint_name]
 
 
 def report(run: dict[str, Any]) -> dict[str, Any]:

@@ -28,6 +28,12 @@ DEPLOYED_ARTEFACT_SHA256 = settings.deployed_model_artefact_sha256()
 _WITNESS_SETTINGS = settings.model_witness_settings()
 # what SageMaker and S3 say each endpoint serves: cached per warm container (kyc.aws.sagemaker_model_witness)
 WITNESSES: dict[str, SageMakerModelWitness] = {}
+if not _WITNESS_SETTINGS.data_bucket:  # issue 24: say so once per cold start, before any decision is held
+    logger.warning(
+        "ModelDataBucket is not set: the deployment witness cannot name the model's bytes, so no calibration "
+        "binds and every scored upload is REVIEW MODEL_NOT_CALIBRATED (docs/deployment.md, upgrading)",
+        extra={"endpoint_name": RESOURCES.endpoint_name},
+    )
 # issue 21: the production pointer (the policy parameter) may name the endpoint that serves its model
 POINTER_SOURCE = PolicyOverrideProvider() if RESOURCES.policy_parameter else None
 # issue 21: live shadow traffic, while the shadow pointer names a candidate (kyc.aws.shadow_traffic)

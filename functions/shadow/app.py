@@ -5,7 +5,9 @@ stack's model package group. The event is a trigger, not evidence: the package i
 registry, and deployed only if a person approved it, it passed the gate and its policy is bound to its
 model's SHA-256. The candidate gets an endpoint of its own (``<EndpointName>-v<version>``) and its
 policy is written to the shadow parameter as a pointer document; the package records both. The
-production pointer is untouched (`kycscreen promote` moves it).
+deployment counts only when the deployment witness (SageMaker + S3, ``kyc.aws.sagemaker_model_witness``)
+names exactly the package's bytes (and the image its calibration names): otherwise REFUSED, and no
+shadow policy is written. The production pointer is untouched (`kycscreen promote` moves it).
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from kyc.aws import model_registry as reg
 from kyc.aws.clients import client
 from kyc.aws.model_registry import ModelRegistry
 from kyc.aws.s3_object_store import S3ObjectStore
-from kyc.aws.sagemaker_deployment import VARIANT, deploy, endpoint_name_for
-from kyc.domain.promotion import pointer_document
+from kyc.aws.sagemaker_deployment import CANDIDATES, VARIANT, DeploymentError, deploy, endpoint_name_for
+from kyc.domain.promotion import bound_image_digest, pointer_document
 from kyc.observability import count, log_lineage, logger, metrics, tracer
 
 RESOURCES = settings.stack_resources()
 STORE = S3ObjectStore(kms_key_id=RESOURCES.kms_key_id)
+# where candidates' model data lives: the witness reads its S3 checksum there and nowhere else
+WITNESS = settings.model_witness_settings()
 
 
 class ShadowRefused(Exception):
@@ -42,7 +46,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     registry = ModelRegistry(os.environ["KYC_MODEL_PACKAGE_GROUP"])
     package = registry.describe(arn)
     try:
-        served, version = shadow(package, registry, os.environ)
+        account, version = shadow(package, registry, os.environ)
     except ShadowRefused as exc:
         count("ShadowDeployRefused")
         logger.error("shadow deployment refused", extra={"model_package_arn": arn, "reason": str(exc)})
@@ -51,15 +55,17 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "shadow",
         arn.rsplit("/", 1)[-1],
         model_package_arn=arn,
-        endpoint_name=served.endpoint_name,
-        artefact_sha256=served.artefact_sha256,
+        endpoint_name=account["endpoint"],
+        artefact_sha256=account["artefact_sha256"],
+        model_witness=account,
         shadow_policy_version=version,
     )
     count("ShadowDeployed")
-    return {"model_package_arn": arn, "status": "SHADOWED", "endpoint_name": served.endpoint_name}
+    return {"model_package_arn": arn, "status": "SHADOWED", "endpoint_name": account["endpoint"]}
 
 
-def shadow(package: reg.RegisteredPackage, registry: ModelRegistry, env: Any) -> tuple[Any, int]:
+def shadow(package: reg.RegisteredPackage, registry: ModelRegistry, env: Any) -> tuple[dict[str, Any], int]:
+    """Deploy and record the shadow; returns (the deployment witness's account, shadow policy version)."""
     if package.approval_status != reg.APPROVED:
         raise ShadowRefused(f"{package.arn} is {package.approval_status}, not Approved")
     meta = package.metadata
@@ -77,14 +83,20 @@ def shadow(package: reg.RegisteredPackage, registry: ModelRegistry, env: Any) ->
         )
     except ValueError as exc:
         raise ShadowRefused(str(exc)) from exc
-    served = deploy(
-        endpoint_name=document["deployment"]["endpoint_name"],
-        image=package.image or "",
-        model_data_url=package.model_data_url or "",
-        artefact_sha256=sha,
-        role_arn=env["KYC_MODEL_ROLE_ARN"],
-        kms_key_id=RESOURCES.kms_key_id,
-    )
+    try:
+        account = deploy(
+            endpoint_name=document["deployment"]["endpoint_name"],
+            image=package.image or "",
+            model_data_url=package.model_data_url or "",
+            artefact_sha256=sha,
+            image_digest=bound_image_digest(policy),
+            role_arn=env["KYC_MODEL_ROLE_ARN"],
+            kms_key_id=RESOURCES.kms_key_id,
+            data_bucket=WITNESS.data_bucket,
+            data_prefix=WITNESS.data_prefix + CANDIDATES,
+        )
+    except DeploymentError as exc:
+        raise ShadowRefused(str(exc)) from exc
     version = client("ssm").put_parameter(
         Name=env["KYC_SHADOW_POLICY_PARAMETER"],
         Type="SecureString",
@@ -95,11 +107,11 @@ def shadow(package: reg.RegisteredPackage, registry: ModelRegistry, env: Any) ->
     registry.annotate(
         package.arn,
         {
-            reg.SHADOW_ENDPOINT: served.endpoint_name,
+            reg.SHADOW_ENDPOINT: account["endpoint"],
             reg.SHADOW_POLICY_PARAMETER: f"{env['KYC_SHADOW_POLICY_PARAMETER']}:{version}",
         },
     )
-    return served, int(version)
+    return account, int(version)
 
 
 def _policy(uri: str) -> dict[str, Any]:

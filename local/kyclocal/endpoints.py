@@ -1,9 +1,11 @@
 """SageMaker endpoints on this machine: the local model server serves what moto's SageMaker says.
 
 In AWS an endpoint serves the model its endpoint configuration names, from the model's
-``ModelDataUrl``. Locally the model server asks the same question on every invocation
-(DescribeEndpoint -> DescribeEndpointConfig -> DescribeModel, ``kyc.aws.sagemaker_deployment``),
-downloads the model archive from S3 once per (archive, hash) and serves it. So a promotion changes
+``ModelDataUrl``. Locally the model server does what SageMaker does (DescribeEndpoint ->
+DescribeEndpointConfig -> DescribeModel, the model data object as ``kyc.domain.model_witness`` reads
+it), downloads the model data from S3 once per (object, model) and serves it. Whether that is the
+calibrated model is not decided here: the deployment witness (``kyc.aws.sagemaker_model_witness``)
+answers that, locally as in AWS. So a promotion changes
 what SageMaker says is served, and the scores follow it; nothing is switched behind SageMaker's back.
 The template's own ``EndpointName`` (the customer's champion endpoint, outside the stack) is served by
 the server's start-up model until an endpoint of that name exists.
@@ -11,8 +13,8 @@ the server's start-up model until an endpoint of that name exists.
 
 from __future__ import annotations
 
+import hashlib
 import io
-import json
 import tarfile
 import tempfile
 import threading
@@ -20,24 +22,32 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kyc.aws.sagemaker_deployment import DeploymentError, served_model
+from botocore.exceptions import BotoCoreError, ClientError
+
+from kyc.domain.model_witness import WitnessUnreadable, model_data_object
 
 CONFIG_NAME = "model.json"
 MODEL_FILE = "model.onnx"  # a candidate's model data: one uncompressed object the witness can hash
 
 
-def pack_model(config: Path) -> bytes:
-    """The model archive (``model.tar.gz``) of an onnx model config and the file it names."""
-    document = json.loads(config.read_text(encoding="utf-8"))
-    model_file = config.parent / document["path"]
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        archive.add(model_file, arcname=Path(document["path"]).name)
-        data = json.dumps(document | {"path": Path(document["path"]).name}).encode()
-        info = tarfile.TarInfo(CONFIG_NAME)
-        info.size = len(data)
-        archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
+def _local_image_digest() -> str:
+    """The local stand-in for the model server image's manifest digest (there is no image here): the
+    SHA-256 over the kycserve package's sources, what a built image of serving/Dockerfile would hold,
+    so it changes when the server does."""
+    import kycserve
+
+    root = Path(kycserve.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        name = str(path.relative_to(root)).encode()
+        digest.update(name + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    return "sha256:" + digest.hexdigest()
+
+
+# issue 24: the local stack deploys the model server by digest, as docs/model-contract.md asks of a
+# customer (a tag is a name, not a binding), so the witness's image path runs locally too
+LOCAL_IMAGE_DIGEST = _local_image_digest()
+LOCAL_IMAGE = f"kycserve@{LOCAL_IMAGE_DIGEST}"
 
 
 def unpack_model(archive: bytes, into: Path) -> Path:
@@ -61,7 +71,7 @@ class LocalEndpoints:
         self._sm, self._s3 = sagemaker, s3
         self.default_endpoint = default_endpoint
         self.ttl_s = ttl_s
-        self._models: dict[tuple[str, str | None], Any] = {}
+        self._models: dict[tuple[str, str], Any] = {}
         self._answers: dict[str, tuple[float, Any]] = {}
         self._lock = threading.Lock()
         self._root = Path(tempfile.mkdtemp(prefix="kyc-endpoints-"))
@@ -81,16 +91,17 @@ class LocalEndpoints:
             # the server and SageMaker's record of the default endpoint in step)
             return None
         try:
-            served = served_model(endpoint, self._sm)
-        except DeploymentError as exc:
-            if endpoint == self.default_endpoint:
-                return None  # the server's own model: the champion the stack was started with
-            raise LookupError(str(exc)) from exc
-        key = (served.model_data_url or "", served.artefact_sha256)
+            config = self._sm.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
+            variants = self._sm.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"]
+            model = self._sm.describe_model(ModelName=variants[0]["ModelName"])
+            bucket, key = model_data_object(model)
+        except (ClientError, BotoCoreError, WitnessUnreadable, LookupError) as exc:
+            raise LookupError(f"{endpoint}: {exc}") from exc
+        url = f"s3://{bucket}/{key}"
         with self._lock:
-            if key not in self._models:
-                self._models[key] = self._load(served.model_data_url or "", len(self._models))
-            return self._models[key]
+            if (url, model["ModelName"]) not in self._models:
+                self._models[(url, model["ModelName"])] = self._load(url, len(self._models))
+            return self._models[(url, model["ModelName"])]
 
     def _load(self, url: str, n: int) -> Any:
         from kycserve.models.onnx_model import OnnxModel, load_onnx_config

@@ -27,15 +27,20 @@ from typing import TYPE_CHECKING, Any
 from kyc.aws import model_registry as reg
 from kyc.aws.model_registry import ModelRegistry, RegisteredPackage
 from kyc.aws.production_pointer import PointerVersion, ProductionPointer
-from kyc.aws.sagemaker_deployment import served_model
+from kyc.aws.sagemaker_deployment import CANDIDATES, DeploymentError, witnessed
 from kyc.domain.lineage import lineage_key
-from kyc.domain.promotion import PromotionError, pointer_document, promotion_refusals, split_pointer
-from kyclocal.endpoints import CONFIG_NAME, MODEL_FILE
+from kyc.domain.promotion import (
+    PromotionError,
+    bound_image_digest,
+    pointer_document,
+    promotion_refusals,
+    split_pointer,
+)
+from kyclocal.endpoints import CONFIG_NAME, LOCAL_IMAGE, MODEL_FILE
 
 if TYPE_CHECKING:
     from kyclocal.stack import LocalStack
 
-LOCAL_IMAGE = "kycserve:local"  # the ONNX model server's image (serving/Dockerfile)
 SHADOW_FUNCTION = "ShadowDeployFunction"
 RESCREEN_FUNCTION = "RescreenFunction"
 
@@ -99,6 +104,11 @@ def registry(stack: LocalStack | RemoteStack) -> ModelRegistry:
     return ModelRegistry(stack.outputs["ModelPackageGroupName"], stack.client("sagemaker"))
 
 
+def candidates_prefix(stack: LocalStack | RemoteStack) -> str:
+    """Where candidates' model data lives (the shadow and re-screen roles' witness read grant)."""
+    return f"{stack.parameters.get('ModelDataPrefix') or ''}{CANDIDATES}"
+
+
 def _upload_model_data(stack: LocalStack | RemoteStack, config: Path, sha: str) -> str:
     """Put the candidate's model file, uncompressed, where the deployment witness reads model data
     (``ModelDataBucket``/``ModelDataPrefix``, issue 24) with an S3-verified SHA-256, and its serving
@@ -114,7 +124,7 @@ def _upload_model_data(stack: LocalStack | RemoteStack, config: Path, sha: str) 
     if hashlib.sha256(model_file.read_bytes()).hexdigest() != sha:
         raise LoopError(f"{model_file} is not the package's model ({sha})")
     s3 = stack.client("s3")
-    prefix = f"{stack.parameters.get('ModelDataPrefix') or ''}candidates/{sha}/"
+    prefix = f"{candidates_prefix(stack)}{sha}/"
     s3.put_object(
         Bucket=bucket,
         Key=prefix + MODEL_FILE,
@@ -282,8 +292,9 @@ def promote(stack: LocalStack | RemoteStack, arn: str) -> PointerVersion:
     """Switch traffic and policy in ONE write of the production pointer, or refuse.
 
     Refused unless the package is Approved, passed the gate, was shadowed and re-screened without
-    failures, and its policy is bound to its model's SHA-256; the endpoint the pointer names must
-    serve exactly those bytes as SageMaker describes it."""
+    failures, and its policy is bound to its model's SHA-256; the deployment witness (SageMaker's
+    description of the endpoint's model and S3's verified checksum of its model data, never what the
+    model's creator wrote about it) must name exactly those bytes, and the image the calibration names."""
     package = registry(stack).describe(arn)
     refusals = promotion_refusals(package.to_dict())
     if refusals:
@@ -297,15 +308,25 @@ def promote(stack: LocalStack | RemoteStack, arn: str) -> PointerVersion:
         ]
     )
     policy, deployment = split_pointer(shadow_doc)
-    served = served_model(deployment["endpoint_name"], stack.client("sagemaker"))
     sha = package.metadata[reg.MODEL_SHA256]
-    if served.artefact_sha256 != sha:
-        raise LoopError(f"{served.endpoint_name} serves {served.artefact_sha256}, the package is {sha}")
+    try:
+        account = witnessed(
+            deployment["endpoint_name"],
+            artefact_sha256=sha,
+            image_digest=bound_image_digest(policy),
+            data_bucket=stack.parameters.get("ModelDataBucket") or "",
+            data_prefix=candidates_prefix(stack),
+            sagemaker_client=stack.client("sagemaker"),
+            s3_client=stack.client("s3"),
+        )
+    except DeploymentError as exc:
+        raise LoopError(f"promotion refused: {exc}") from exc
+    variants = sorted({str(m["variant"]) for m in account["models"]})
     try:
         document = pointer_document(
             policy,
-            endpoint_name=served.endpoint_name,
-            variant=served.variant,
+            endpoint_name=deployment["endpoint_name"],
+            variant=variants[0] if len(variants) == 1 else deployment.get("variant", ""),
             artefact_sha256=sha,
             model_package_arn=arn,
             drift_baseline=_rescreened_mix(stack, package.metadata[reg.RESCREEN_REPORT_URI]),

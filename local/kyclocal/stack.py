@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kyclocal.endpoints import LOCAL_IMAGE  # issue 24: the model server by digest, never a tag
 from kyclocal.lambda_router import LambdaRouter
 from kyclocal.pipe import PipeSpec
 from kyclocal.template import REPO, function_folders, local_template
@@ -433,12 +434,13 @@ class LocalStack:
         if deploy:
             self.deploy_model(model)
 
-    def deploy_model(self, model: Any) -> str:
+    def deploy_model(self, model: Any, *, image: str = LOCAL_IMAGE) -> str:
         """Deploy ``model`` in moto's SageMaker as docs/model-contract.md tells a customer to: its
         artefact (``model.artefact()``, the bytes its ``artefact_sha256`` hashes) uploaded once to
         ModelDataBucket with ``x-amz-checksum-sha256`` (S3 verifies and keeps it), a model whose
         ModelDataSource is that one uncompressed object, an endpoint config, and the template's endpoint
-        pointed at it. Returns the SageMaker model name (new per deployment, as real ones are)."""
+        pointed at it. ``image``: the serving image URI the model names (by digest, as a customer should;
+        a test plays a tag or another build). Returns the SageMaker model name (new per deployment)."""
         s3, sagemaker = self.client("s3"), self.client("sagemaker")
         with suppress(s3.exceptions.BucketAlreadyOwnedByYou):
             s3.create_bucket(Bucket=MODEL_DATA_BUCKET)
@@ -454,7 +456,7 @@ class LocalStack:
         sagemaker.create_model(
             ModelName=name,
             ExecutionRoleArn=MODEL_ROLE_ARN,
-            PrimaryContainer={"Image": "kycserve:local", "ModelDataSource": {"S3DataSource": source}},
+            PrimaryContainer={"Image": image, "ModelDataSource": {"S3DataSource": source}},
         )
         variant = {"VariantName": "AllTraffic", "ModelName": name, "InstanceType": "ml.c5.xlarge"}
         sagemaker.create_endpoint_config(

@@ -164,8 +164,9 @@ def _history(stack: LocalStack, name: str | None = None) -> list[dict]:
     ]
 
 
-def _serves(stack: LocalStack, endpoint: str) -> tuple[str, bytes]:
-    """What SageMaker says the endpoint serves: the model's declared SHA-256 and its model data bytes."""
+def _serves(stack: LocalStack, endpoint: str) -> tuple[tuple[str, str, str], bytes]:
+    """What SageMaker and S3 say the endpoint serves (the deployment witness's sources: the model data
+    location, the image, S3's verified SHA-256 of the data) and the model data bytes."""
     sm = stack.client("sagemaker")
     config = sm.describe_endpoint_config(
         EndpointConfigName=sm.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
@@ -174,8 +175,10 @@ def _serves(stack: LocalStack, endpoint: str) -> tuple[str, bytes]:
     container = model["PrimaryContainer"]
     url = container.get("ModelDataUrl") or container["ModelDataSource"]["S3DataSource"]["S3Uri"]
     bucket, _, key = url.removeprefix("s3://").partition("/")
-    body = stack.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
-    return container["Environment"]["KYC_MODEL_SHA256"], body
+    s3 = stack.client("s3")
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    checksum = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED").get("ChecksumSHA256", "")
+    return (url, container["Image"], checksum), body
 
 
 def test_registry_endpoint_and_pointer_history_survive_a_restart_and_rollback_still_works(

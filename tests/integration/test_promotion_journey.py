@@ -153,7 +153,12 @@ def test_a_better_candidate_goes_through_every_step_and_rolls_back(
         endpoint = sm.describe_endpoint(EndpointName=shadowed["endpoint_name"])
         config = sm.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
         model = sm.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
-        assert model["PrimaryContainer"]["Environment"]["KYC_MODEL_SHA256"] == candidate_sha
+        # the model is created from the package's model data (whose S3 checksum is the bytes' hash, above)
+        # and its image by digest; nothing in it declares a hash of its own (issue 24)
+        source = model["PrimaryContainer"]["ModelDataSource"]["S3DataSource"]
+        assert source["S3Uri"] == package.model_data_url
+        assert "@sha256:" in model["PrimaryContainer"]["Image"]
+        assert "Environment" not in model["PrimaryContainer"]
         assert loop.pointer(stack).current() == production_before
         shadow_time = _decided(stack, _clip(tmp_path, 70, attack=True))
         assert shadow_time["model"]["artefact_sha256"] == champion_sha  # shadow scores decide nothing
@@ -188,6 +193,9 @@ def test_a_better_candidate_goes_through_every_step_and_rolls_back(
             items[item["submission_id"]] = item
         for sid, (_record, attack) in recorded.items():
             assert items[sid]["model"]["artefact_sha256"] == candidate_sha  # scored by the candidate
+            # and SageMaker + S3 say the candidate's endpoint serves those bytes (the witness, not the server)
+            assert items[sid]["model_witness"]["artefact_sha256"] == candidate_sha
+            assert items[sid]["witness_differs"] == []
             assert items[sid]["candidate"] != ("PASS" if attack else "REJECT"), items[sid]
         # the candidate's mix on the team's own backlog: the drift baseline it will be promoted with
         candidate_mix = _hand_mix([(i["candidate"], i["score"]) for i in items.values()])
@@ -197,12 +205,9 @@ def test_a_better_candidate_goes_through_every_step_and_rolls_back(
         code, promoted = _cli(capsys, stack, "promote", package.arn)
         assert code == 0 and promoted["pointer_version"] == production_before.version + 1, promoted
         deployment = promoted["deployment"]
-        assert (
-            sm.describe_model(ModelName=deployment["endpoint_name"])["PrimaryContainer"]["Environment"][
-                "KYC_MODEL_SHA256"
-            ]
-            == candidate_sha
-        )
+        served = sm.describe_model(ModelName=deployment["endpoint_name"])["PrimaryContainer"]
+        assert served["ModelDataSource"]["S3DataSource"]["S3Uri"] == package.model_data_url
+        assert deployment["artefact_sha256"] == candidate_sha
         candidate_policy = json.loads(
             Path(json.loads((tmp_path / "run" / "package.json").read_text())["policy"]).read_text()
         )

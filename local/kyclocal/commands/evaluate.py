@@ -85,6 +85,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="write the policy of these thresholds, bound to the model that scored, with the measured rates",
     )
     ev.add_argument("--policy-version", help="version label of the written policy (default cal-DATE-SETHASH)")
+    ev.add_argument(
+        "--image-digest",
+        metavar="sha256:HEX",
+        help="the serving image's manifest digest to bind in the written policy (issue 24: the endpoint "
+        "must then run exactly this image; docs/bring-your-model.md)",
+    )
     ev.set_defaults(command=cmd_evaluate)
 
 
@@ -216,6 +222,7 @@ def cmd_evaluate(args: argparse.Namespace, out: TextIO | None = None) -> int:
             origin=origin,
             version=args.policy_version,
             observed=observed,
+            image_digest=args.image_digest,
         )
     except (CalibrationRefused, EvaluationError, PolicyError) as exc:
         print(f"kycscreen evaluate: no policy written: {exc}", file=sys.stderr)
@@ -300,6 +307,7 @@ def calibrated_policy(
     version: str | None = None,
     now: datetime | None = None,
     observed: list[dict[str, Any]] | None = None,
+    image_digest: str | None = None,
 ) -> dict[str, Any]:
     """The policy document of this run: its thresholds, bound to the one model that scored (by its
     artefact's hash) and to every deciding field and the sampling settings of the run, with the rates
@@ -339,6 +347,7 @@ def calibrated_policy(
         origin=origin,
         calibrated_at=now,
         artefact_sha256=artefact,
+        image_digest=image_digest,
         decides=deciding_fields(
             replace(defaults, pass_threshold=pass_threshold, reject_threshold=reject_threshold), sampling
         ),

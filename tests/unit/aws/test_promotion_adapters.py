@@ -15,9 +15,9 @@ from moto import mock_aws
 
 from kyc.aws.model_registry import ModelRegistry, RegistryError
 from kyc.aws.production_pointer import PointerError, ProductionPointer
-from kyc.aws.sagemaker_deployment import DeploymentError, deploy, served_model
+from kyc.aws.sagemaker_deployment import DeploymentError, deploy
 from kyc.aws.sagemaker_frame_scorer import SageMakerFrameScorer, ScoringError
-from kyclocal.endpoints import LocalEndpoints, pack_model
+from kyclocal.endpoints import CONFIG_NAME, MODEL_FILE, LocalEndpoints
 from kycserve import load_model, start_server, stop
 from tests.unit.serving.helpers import solid_frame, write_onnx_config
 
@@ -94,27 +94,29 @@ def test_the_local_server_serves_what_sagemaker_says_the_endpoint_serves(aws, tm
         for n, c in (("red", red_config), ("blue", blue_config))
     }
     aws["s3"].create_bucket(Bucket="models")
-    aws["s3"].put_object(Bucket="models", Key="blue/model.tar.gz", Body=pack_model(blue_config))
-    served = deploy(
-        endpoint_name="kyc-v2",
-        image="img",
-        model_data_url="s3://models/blue/model.tar.gz",
-        artefact_sha256=sha["blue"],
-        role_arn="arn:aws:iam::123456789012:role/m",
-        kms_key_id="k",
-        sagemaker_client=aws["sagemaker"],
+    # the candidate's model file, uncompressed, with the SHA-256 S3 verifies (as kyclocal.loop uploads it)
+    blue_model = blue_config.parent / json.loads(blue_config.read_text())["path"]
+    aws["s3"].put_object(
+        Bucket="models", Key=f"blue/{MODEL_FILE}", Body=blue_model.read_bytes(), ChecksumAlgorithm="SHA256"
     )
-    assert served_model("kyc-v2", aws["sagemaker"]).artefact_sha256 == sha["blue"] == served.artefact_sha256
-    with pytest.raises(DeploymentError, match="already serves"):
-        deploy(
-            endpoint_name="kyc-v2",
-            image="img",
-            model_data_url="s3://models/blue/model.tar.gz",
-            artefact_sha256=sha["red"],
-            role_arn="r",
-            kms_key_id="k",
-            sagemaker_client=aws["sagemaker"],
-        )
+    config = json.loads(blue_config.read_text()) | {"path": MODEL_FILE}
+    aws["s3"].put_object(Bucket="models", Key=f"blue/{CONFIG_NAME}", Body=json.dumps(config).encode())
+    common = {
+        "endpoint_name": "kyc-v2",
+        "image": "img@sha256:" + "1" * 64,
+        "model_data_url": f"s3://models/blue/{MODEL_FILE}",
+        "role_arn": "arn:aws:iam::123456789012:role/m",
+        "kms_key_id": "k",
+        "data_bucket": "models",
+        "sagemaker_client": aws["sagemaker"],
+        "s3_client": aws["s3"],
+    }
+    account = deploy(**common, artefact_sha256=sha["blue"])
+    # what SageMaker and S3 say, checked against hashlib's hash of the file
+    assert account["artefact_sha256"] == sha["blue"] and account["image_digest"] == "sha256:" + "1" * 64
+    assert deploy(**common, artefact_sha256=sha["blue"])["artefact_sha256"] == sha["blue"]  # idempotent
+    with pytest.raises(DeploymentError, match=f"does not serve {sha['red']}.*model data is {sha['blue']}"):
+        deploy(**common, artefact_sha256=sha["red"])
     server, thread, url = start_server(load_model("onnx", onnx_config=red_config))
     server.endpoints = LocalEndpoints(aws["sagemaker"], aws["s3"], default_endpoint="kyc")
     try:

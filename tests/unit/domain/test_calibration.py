@@ -139,6 +139,8 @@ def test_calibration_round_trips_and_rates_are_the_pipeline_decisions() -> None:
         ({"model__name": "reference-spectrum-NOT-A-PRODUCTION-DETECTOR"}, "not a detector"),
         ({"thresholds__origin": KeyError}, "missing"),
         ({"tuned_by": "me"}, "unknown"),
+        ({"model__image_digest": "kycserve:latest"}, "image_digest must be sha256"),  # a tag is no digest
+        ({"model__image_digest": "sha256:" + "A" * 64}, "image_digest must be sha256"),
     ],
 )
 def test_malformed_calibration_is_a_policy_error(changes: dict, message: str) -> None:
@@ -216,6 +218,57 @@ def test_the_deployment_witness_must_name_the_calibrated_bytes(
         []
         if witness and witness["artefact_sha256"]
         else [(witness or {}).get("unreadable") or "no witness recorded"]
+    )
+
+
+IMAGE, SWAPPED = "sha256:" + "1" * 64, "sha256:" + "2" * 64
+
+
+@pytest.mark.parametrize(
+    ("named", "witness", "differs", "image"),
+    [
+        # a calibration that names the image: SageMaker's digest must be exactly it
+        (IMAGE, WITNESS | {"image_digest": IMAGE}, [], {"bound": True, "expected": IMAGE}),
+        # an image swapped under the same tag: SageMaker resolved it to another digest
+        (
+            IMAGE,
+            WITNESS | {"image_digest": SWAPPED},
+            ["model.witness.image_digest"],
+            {"bound": False, "expected": IMAGE},
+        ),
+        # deployed by a tag nothing resolved: a name is not a binding
+        (
+            IMAGE,
+            WITNESS | {"image_digest": None, "image_unresolved": "image kycserve:1 is a tag"},
+            ["model.witness.image_digest"],
+            {"bound": False, "expected": IMAGE},
+        ),
+        # contract v1 calibrations without an image keep today's behaviour, and the record says so
+        (None, WITNESS | {"image_digest": SWAPPED}, [], {"bound": False}),
+    ],
+)
+def test_a_calibration_that_names_the_image_binds_it(
+    named: str | None, witness: dict, differs: list[str], image: dict
+) -> None:
+    document = _calibration(**({"model__image_digest": named} if named else {}))
+    calibration = Calibration.from_mapping(document)
+    assert (
+        calibration.model.image_digest == named
+        and Calibration.from_mapping(calibration.to_dict()) == calibration
+    )
+    policy = DecisionPolicy(calibration=calibration)
+
+    binding = calibration_binding(
+        calibration, [MODEL], "v1", policy=policy, sampling=SAMPLING, deployment=[witness]
+    )
+
+    assert binding is not None and list(binding.differs) == differs
+    observed = binding.to_dict()["observed"]
+    assert {k: v for k, v in observed["image"].items() if k != "why"} == image
+    if named is None:
+        assert "not bound" in observed["image"]["why"]
+    assert observed["witnesses"]["sagemaker_image"] == (
+        [witness["image_digest"]] if witness["image_digest"] else []
     )
 
 

@@ -12,7 +12,13 @@ from typing import Any
 
 import pytest
 
-from kyc.domain.model_witness import s3_sha256_hex, witness_account
+from kyc.domain.model_witness import (
+    WitnessAccount,
+    s3_sha256_hex,
+    why_differs,
+    witness_account,
+    witness_differs,
+)
 
 DEPLOYED = datetime(2026, 12, 1, 12, tzinfo=UTC)
 GOOD, OTHER = b"calibrated weights", b"other weights, same name and version"
@@ -162,3 +168,125 @@ def test_s3_checksum_is_the_file_sha256_in_hex() -> None:
     data = bytes(range(256)) * 7
     attributes = {"Checksum": {"ChecksumSHA256": base64.b64encode(hashlib.sha256(data).digest()).decode()}}
     assert s3_sha256_hex(attributes) == hashlib.sha256(data).hexdigest()
+
+
+# ----------------------------------------------------------------- issue 24: the serving image bound
+DIGEST_A, DIGEST_B = "sha256:" + "a1" * 32, "sha256:" + "b2" * 32
+
+
+def _imaged(image: str, deployed: list[dict[str, str]] | None = None) -> WitnessAccount:
+    """An honest model-data account whose one model runs ``image``; ``deployed``: the variant's
+    DescribeEndpoint ``DeployedImages`` (what SageMaker resolved at deployment)."""
+    endpoint = _endpoint()
+    endpoint["ProductionVariants"][0]["DeployedImages"] = deployed or []
+    model = _model("m1", "m1/model.onnx")
+    model["PrimaryContainer"]["Image"] = image
+    return _account(
+        endpoint,
+        {"cfg-1": _config(AllTraffic="m1")},
+        {"m1": model},
+        {("models", "kyc/m1/model.onnx"): _object(GOOD)},
+    )
+
+
+REPO = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/kycserve"
+
+
+def _resolved(specified: str, digest: str) -> dict[str, str]:
+    return {"SpecifiedImage": f"{REPO}:{specified}", "ResolvedImage": f"{REPO}@{digest}"}
+
+
+@pytest.mark.parametrize(
+    ("image", "deployed", "digest", "unresolved"),
+    [
+        (f"{REPO}@{DIGEST_A}", [], DIGEST_A, None),  # digest form: the URI is the binding
+        # a tag SageMaker resolved when it deployed the variant: the digest it runs, not the tag's now
+        (
+            f"{REPO}:2.3",
+            [{"SpecifiedImage": f"{REPO}:2.3", "ResolvedImage": f"{REPO}@{DIGEST_B}"}],
+            DIGEST_B,
+            None,
+        ),
+        (f"{REPO}:2.3", [], None, "is a tag SageMaker reports no digest for"),  # a name, not a binding
+        # the resolution names another image than the model's: it does not vouch for this one
+        (
+            f"{REPO}:2.3",
+            [{"SpecifiedImage": f"{REPO}:2.4", "ResolvedImage": f"{REPO}@{DIGEST_B}"}],
+            None,
+            "tag",
+        ),
+        # the same tag resolved twice to different digests (moved between two deployments): ambiguous
+        (
+            f"{REPO}:2.3",
+            [
+                {"SpecifiedImage": f"{REPO}:2.3", "ResolvedImage": f"{REPO}@{DIGEST_A}"},
+                {"SpecifiedImage": f"{REPO}:2.3", "ResolvedImage": f"{REPO}@{DIGEST_B}"},
+            ],
+            None,
+            "resolved to 2 digests",
+        ),
+        (f"{REPO}@sha256:abc", [], None, "tag"),  # a truncated digest is not a digest
+    ],
+)
+def test_the_image_is_named_only_by_digest(
+    image: str, deployed: list, digest: str | None, unresolved: str | None
+) -> None:
+    account = _imaged(image, deployed)
+    assert account.artefact_sha256 == hashlib.sha256(GOOD).hexdigest()  # the bytes stay witnessed
+    assert account.image_digest == digest
+    assert (
+        (account.image_unresolved is None) if unresolved is None else (unresolved in account.image_unresolved)
+    )
+    assert account.to_dict()["image_digest"] == digest
+
+
+def test_models_that_may_answer_on_two_images_name_none() -> None:
+    endpoint = _endpoint(variants=("A", "B"))
+    models = {n: _model(n, "m/model.onnx") for n in ("m1", "m2")}
+    models["m1"]["PrimaryContainer"]["Image"] = f"{REPO}@{DIGEST_A}"
+    models["m2"]["PrimaryContainer"]["Image"] = f"{REPO}@{DIGEST_B}"
+    account = _account(
+        endpoint,
+        {"cfg-1": _config(A="m1", B="m2")},
+        models,
+        {("models", "kyc/m/model.onnx"): _object(GOOD)},
+        variant=None,
+    )
+    assert account.artefact_sha256 == hashlib.sha256(GOOD).hexdigest()
+    assert account.image_digest is None and "2 images" in account.image_unresolved
+
+
+SHA_GOOD, SHA_OTHER = hashlib.sha256(GOOD).hexdigest(), hashlib.sha256(OTHER).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("account", "expected_image", "differs"),
+    [
+        ({"artefact_sha256": SHA_GOOD, "unreadable": None, "image_digest": DIGEST_A}, None, []),
+        ({"artefact_sha256": SHA_GOOD, "unreadable": None, "image_digest": DIGEST_A}, DIGEST_A, []),
+        # the container's environment may say anything: only the witness's hash counts
+        ({"artefact_sha256": SHA_OTHER, "unreadable": None}, None, ["model.witness.artefact_sha256"]),
+        ({"artefact_sha256": None, "unreadable": "no checksum"}, None, ["model.witness.unreadable"]),
+        (None, None, ["model.witness.unreadable"]),
+        # an image swapped (same tag, another digest), or one the witness could not resolve
+        ({"artefact_sha256": SHA_GOOD, "image_digest": DIGEST_B}, DIGEST_A, ["model.witness.image_digest"]),
+        (
+            {"artefact_sha256": SHA_GOOD, "image_digest": None, "image_unresolved": "a tag"},
+            DIGEST_A,
+            ["model.witness.image_digest"],
+        ),
+        # a calibration that names no image keeps today's behaviour: the image is not compared
+        ({"artefact_sha256": SHA_GOOD, "image_digest": None, "image_unresolved": "a tag"}, None, []),
+        (
+            {"artefact_sha256": SHA_OTHER, "image_digest": DIGEST_B},
+            DIGEST_A,
+            ["model.witness.artefact_sha256", "model.witness.image_digest"],
+        ),
+    ],
+)
+def test_witness_differs_is_the_one_comparison(
+    account: dict | None, expected_image: str | None, differs: list[str]
+) -> None:
+    assert witness_differs(account, artefact_sha256=SHA_GOOD, image_digest=expected_image) == differs
+    if differs:
+        assert why_differs(account, differs)  # a sentence a person reads for each field

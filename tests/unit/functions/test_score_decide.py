@@ -925,8 +925,12 @@ def test_decide_same_clip_passes_when_everything_is_as_calibrated(aws: dict[str,
             "deployment_parameter": [],
             "sagemaker_s3": [MODEL["artefact_sha256"]],
             "sagemaker_s3_unreadable": [],
+            "sagemaker_image": [],
+            "sagemaker_image_unresolved": [],
         },
         "decides_sha256": json.loads(_calibrated())["calibration"]["decides"]["sha256"],
+        # issue 24: the calibration names no image digest, and the audit record says what that means
+        "image": {"bound": False, "why": "the calibration names no image_digest: the image was not bound"},
     }
 
 

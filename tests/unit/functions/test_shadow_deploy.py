@@ -1,9 +1,11 @@
 """ShadowDeploy (issue 21): the approval event is a trigger, never evidence. Against moto: a package
 that is not Approved, did not pass the gate, or whose policy is bound to other bytes is refused and
-nothing is deployed; an approved, bound package gets its own endpoint and a shadow pointer."""
+nothing is deployed; an approved, bound package gets its own endpoint and a shadow pointer, but only
+when the deployment witness (SageMaker + S3, issue 24) names exactly its bytes and calibrated image."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -15,7 +17,9 @@ from moto import mock_aws
 from kyc.aws.model_registry import ModelRegistry
 from tests.unit.functions.handler_loader import FakeContext, load_handler
 
-SHA = "ab" * 32
+MODEL = b"the candidate's model bytes"
+SHA = hashlib.sha256(MODEL).hexdigest()  # hashlib oracle: the package's bytes
+DATA = "model-data"
 GROUP = "kyc-test-candidates"
 SHADOW = "/kyc/kyc-test/shadow-policy"
 
@@ -25,6 +29,7 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket="audit")
+        s3.create_bucket(Bucket=DATA)
         key = boto3.client("kms", region_name="us-east-1").create_key()["KeyMetadata"]["Arn"]
         app = load_handler(
             "shadow",
@@ -35,6 +40,8 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
                 "KYC_MODEL_PACKAGE_GROUP": GROUP,
                 "KYC_MODEL_ROLE_ARN": "arn:aws:iam::123456789012:role/model",
                 "KYC_SHADOW_POLICY_PARAMETER": SHADOW,
+                "KYC_MODEL_DATA_BUCKET": DATA,
+                "KYC_MODEL_DATA_PREFIX": "",
             },
             monkeypatch,
         )
@@ -43,17 +50,26 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         yield {"app": app, "s3": s3, "registry": registry}
 
 
-def _package(env: dict[str, Any], *, bound: str = SHA, gate: str = "true") -> str:
-    policy = {
-        "version": "p-1",
-        "calibration": {"model": {"name": "m", "version": "1", "artefact_sha256": bound}},
-    }
+def _package(
+    env: dict[str, Any],
+    *,
+    bound: str = SHA,
+    gate: str = "true",
+    data: bytes = MODEL,
+    image: str = "img@sha256:" + "1" * 64,
+    image_digest: str | None = None,
+) -> str:
+    model = {"name": "m", "version": "1", "artefact_sha256": bound}
+    model |= {"image_digest": image_digest} if image_digest else {}
+    policy = {"version": "p-1", "calibration": {"model": model}}
     env["s3"].put_object(Bucket="audit", Key=f"models/{SHA}/policy.json", Body=json.dumps(policy).encode())
+    key = f"candidates/{SHA}/model.onnx"  # the model data, with the SHA-256 S3 verifies at upload
+    env["s3"].put_object(Bucket=DATA, Key=key, Body=data, ChecksumAlgorithm="SHA256")
     return (
         env["registry"]
         .register(
-            image="img",
-            model_data_url=f"s3://audit/models/{SHA}/model.tar.gz",
+            image=image,
+            model_data_url=f"s3://{DATA}/{key}",
             description="candidate",
             metadata={
                 "ModelSha256": SHA,
@@ -104,10 +120,44 @@ def test_an_approved_bound_package_gets_its_own_endpoint_and_a_shadow_pointer(en
     assert result == {"model_package_arn": arn, "status": "SHADOWED", "endpoint_name": "kyc-detector-v1"}
     sm = boto3.client("sagemaker", region_name="us-east-1")
     model = sm.describe_model(ModelName="kyc-detector-v1")
-    assert model["PrimaryContainer"]["Environment"]["KYC_MODEL_SHA256"] == SHA
+    source = model["PrimaryContainer"]["ModelDataSource"]["S3DataSource"]
+    assert source["S3Uri"] == f"s3://{DATA}/candidates/{SHA}/model.onnx"
+    assert "Environment" not in model["PrimaryContainer"]  # no self-declared hash: the witness is S3's
     shadow = boto3.client("ssm", region_name="us-east-1").get_parameter(Name=SHADOW, WithDecryption=True)
     document = json.loads(shadow["Parameter"]["Value"])
     assert document["deployment"]["endpoint_name"] == "kyc-detector-v1"
     assert document["deployment"]["model_package_arn"] == arn
     assert env["registry"].describe(arn).metadata["ShadowEndpoint"] == "kyc-detector-v1"
     assert _endpoints() == ["kyc-detector-v1"]  # the champion's endpoint is not this stack's to touch
+
+
+@pytest.mark.parametrize(
+    ("data", "image", "image_digest", "said"),
+    [
+        # the registry names the package's hash, the object under it holds other bytes
+        (b"other weights", "img@sha256:" + "1" * 64, None, "SageMaker and S3 say the model data is "),
+        # the calibration names an image digest, the package deploys a tag nobody resolved
+        (MODEL, "img:latest", "sha256:" + "1" * 64, "is a tag SageMaker reports no digest for"),
+        # the calibration names one image digest, the package deploys another
+        (MODEL, "img@sha256:" + "2" * 64, "sha256:" + "1" * 64, "the serving image is sha256:" + "2" * 64),
+    ],
+)
+def test_a_deployment_the_witness_does_not_vouch_for_is_refused_and_not_shadowed(
+    env: dict[str, Any], data: bytes, image: str, image_digest: str | None, said: str
+) -> None:
+    arn = _package(env, data=data, image=image, image_digest=image_digest)
+    env["registry"].approve(arn, approver="alice", note="n")
+    result = env["app"].lambda_handler(_event(arn), FakeContext())
+    assert result["status"] == "REFUSED", result
+    assert said in result["reason"] and f"does not serve {SHA}" in result["reason"]
+    if data != MODEL:
+        assert hashlib.sha256(data).hexdigest() in result["reason"]  # what S3 says, by hashlib's oracle
+    ssm = boto3.client("ssm", region_name="us-east-1")
+    assert ssm.describe_parameters()["Parameters"] == []  # no shadow pointer: nothing decides with it
+    assert "ShadowEndpoint" not in env["registry"].describe(arn).metadata
+
+
+def test_an_image_bound_by_digest_is_shadowed(env: dict[str, Any]) -> None:
+    arn = _package(env, image="img@sha256:" + "1" * 64, image_digest="sha256:" + "1" * 64)
+    env["registry"].approve(arn, approver="alice", note="n")
+    assert env["app"].lambda_handler(_event(arn), FakeContext())["status"] == "SHADOWED"

@@ -146,6 +146,8 @@ EXPECTED_ENV = {
         "KYC_MODEL_PACKAGE_GROUP",
         "KYC_MODEL_ROLE_ARN",
         "KYC_SHADOW_POLICY_PARAMETER",
+        "KYC_MODEL_DATA_BUCKET",  # issue 24: the deployment witness of the candidate's endpoint
+        "KYC_MODEL_DATA_PREFIX",
     },
     "RescreenFunction": {
         "KYC_WORK_BUCKET",
@@ -153,6 +155,8 @@ EXPECTED_ENV = {
         "KYC_KMS_KEY_ID",
         "KYC_MODEL_PACKAGE_GROUP",
         "KYC_SHADOW_POLICY_PARAMETER",
+        "KYC_MODEL_DATA_BUCKET",  # issue 24: the deployment witness of the candidate's endpoint
+        "KYC_MODEL_DATA_PREFIX",
     },
     "IssueUploadUrlFunction": {
         "KYC_INTAKE_BUCKET",

@@ -167,7 +167,7 @@ def test_with_vpc_parameters_every_vpc_resource_is_created(template):
 
 
 def test_security_groups_are_required_with_subnets(template):
-    (rule,) = template["Rules"].values()
+    rule = template["Rules"]["VpcSecurityGroupsWithSubnets"]
     assert rule["RuleCondition"] == {"Fn::Not": [{"Fn::EachMemberEquals": [{"Ref": "VpcSubnetIds"}, ""]}]}
     (assertion,) = rule["Assertions"]
     assert assertion["Assert"] == {

@@ -1,41 +1,62 @@
-"""A registered model package as a SageMaker endpoint of its own, and what an endpoint serves.
+"""A registered model package as a SageMaker endpoint of its own.
 
 Each model version is deployed to its own endpoint (``<prefix>-v<package version>``): the shadow
 deployment creates it beside the champion's, and a promotion only moves the production pointer
-(``kyc.aws.production_pointer``) to it, so rollback never needs the old endpoint rebuilt. What
-SageMaker says an endpoint serves (DescribeEndpoint -> EndpointConfig -> Model) names the model's
-artefact and its SHA-256 (container environment ``KYC_MODEL_SHA256``), a witness the pointer's writer
-cannot rewrite after the fact.
+(``kyc.aws.production_pointer``) to it, so rollback never needs the old endpoint rebuilt. What an
+endpoint serves is answered in one place, the deployment witness (``kyc.aws.sagemaker_model_witness``:
+SageMaker's DescribeEndpoint -> EndpointConfig -> Model, then S3's verified SHA-256 of the model data),
+never by anything the model's creator writes about itself (an environment variable is a claim).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from kyc.aws.clients import client
+from kyc.aws.sagemaker_model_witness import SageMakerModelWitness
+from kyc.domain.model_witness import why_differs, witness_differs
 
 VARIANT = "AllTraffic"
-SHA_ENV = "KYC_MODEL_SHA256"
+# candidates' model data lives under <ModelDataPrefix>candidates/: the shadow and re-screen roles may
+# read checksums there and nowhere else, and their witness looks nowhere else
+CANDIDATES = "candidates/"
 
 
 class DeploymentError(RuntimeError):
     """SageMaker refused, or an endpoint serves something else than what it was asked to."""
 
 
-@dataclass(frozen=True)
-class ServedModel:
-    endpoint_name: str
-    endpoint_config: str
-    variant: str
-    model_name: str
-    image: str | None
-    model_data_url: str | None
-    artefact_sha256: str | None
-
-
 def endpoint_name_for(prefix: str, package_version: int) -> str:
     return f"{prefix}-v{package_version}"[:63]
+
+
+def witnessed(
+    endpoint_name: str,
+    *,
+    artefact_sha256: str,
+    image_digest: str | None,
+    data_bucket: str,
+    data_prefix: str = "",
+    sagemaker_client: Any = None,
+    s3_client: Any = None,
+) -> dict[str, Any]:
+    """The witness's account of ``endpoint_name`` if it names exactly ``artefact_sha256`` (and
+    ``image_digest`` when one is given); otherwise DeploymentError saying what it names instead."""
+    account = SageMakerModelWitness(
+        endpoint_name,
+        data_bucket=data_bucket,
+        data_prefix=data_prefix,
+        sagemaker=sagemaker_client or client("sagemaker"),
+        s3=s3_client or client("s3"),
+    ).account(None)
+    differs = witness_differs(account, artefact_sha256=artefact_sha256, image_digest=image_digest)
+    if differs:
+        raise DeploymentError(
+            f"{endpoint_name} does not serve {artefact_sha256}"
+            + (f" on image {image_digest}" if image_digest else "")
+            + f": {why_differs(account, differs)}"
+        )
+    return account
 
 
 def deploy(
@@ -46,27 +67,34 @@ def deploy(
     artefact_sha256: str,
     role_arn: str,
     kms_key_id: str,
+    data_bucket: str,
+    data_prefix: str = "",
+    image_digest: str | None = None,
     instance_type: str = "ml.m5.large",
     sagemaker_client: Any = None,
-) -> ServedModel:
+    s3_client: Any = None,
+) -> dict[str, Any]:
     """CreateModel, CreateEndpointConfig (volume under the stack key), CreateEndpoint; idempotent
-    for the same endpoint name, and refused if the name already serves other bytes."""
+    for the same endpoint name. Returns the deployment witness's account, and refuses (DeploymentError)
+    unless it names exactly ``artefact_sha256``: an endpoint of that name that already serves other
+    bytes, or model data the witness cannot vouch for (no S3 SHA-256, outside ModelDataBucket)."""
     sm = sagemaker_client or client("sagemaker")
-    try:
-        served = served_model(endpoint_name, sm)
-    except DeploymentError:
-        served = None
-    if served is not None:
-        if served.artefact_sha256 != artefact_sha256:
-            raise DeploymentError(f"{endpoint_name} already serves {served.artefact_sha256}")
-        return served
+    check = {
+        "artefact_sha256": artefact_sha256,
+        "image_digest": image_digest,
+        "data_bucket": data_bucket,
+        "data_prefix": data_prefix,
+        "sagemaker_client": sm,
+        "s3_client": s3_client,
+    }
+    if _exists(sm, endpoint_name):
+        return witnessed(endpoint_name, **check)
     sm.create_model(
         ModelName=endpoint_name,
         ExecutionRoleArn=role_arn,
         PrimaryContainer={
             "Image": image,
             "ModelDataSource": {"S3DataSource": _model_data_source(model_data_url)},
-            "Environment": {SHA_ENV: artefact_sha256},
         },
     )
     sm.create_endpoint_config(
@@ -83,7 +111,17 @@ def deploy(
         ],
     )
     sm.create_endpoint(EndpointName=endpoint_name, EndpointConfigName=endpoint_name)
-    return served_model(endpoint_name, sm)
+    return witnessed(endpoint_name, **check)
+
+
+def _exists(sm: Any, endpoint_name: str) -> bool:
+    try:
+        sm.describe_endpoint(EndpointName=endpoint_name)
+    except sm.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("ValidationException", "ResourceNotFound"):
+            return False
+        raise DeploymentError(f"{endpoint_name}: {exc}") from exc
+    return True
 
 
 def _model_data_source(url: str) -> dict[str, str]:
@@ -91,29 +129,3 @@ def _model_data_source(url: str) -> dict[str, str]:
     witness can name the bytes the policy is bound to (issue 24), one uncompressed file."""
     compression = "Gzip" if url.endswith(".tar.gz") else "None"
     return {"S3Uri": url, "S3DataType": "S3Object", "CompressionType": compression}
-
-
-def served_model(endpoint_name: str, sagemaker_client: Any = None, variant: str | None = None) -> ServedModel:
-    """What SageMaker says ``endpoint_name`` serves (the production variant named, or the first)."""
-    sm = sagemaker_client or client("sagemaker")
-    try:
-        endpoint = sm.describe_endpoint(EndpointName=endpoint_name)
-        config = sm.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
-    except sm.exceptions.ClientError as exc:
-        raise DeploymentError(f"{endpoint_name}: {exc}") from exc
-    variants = config.get("ProductionVariants") or []
-    chosen = [v for v in variants if variant is None or v["VariantName"] == variant]
-    if not chosen:
-        raise DeploymentError(f"{endpoint_name} has no variant {variant!r}")
-    model = sm.describe_model(ModelName=chosen[0]["ModelName"])
-    container = model.get("PrimaryContainer") or {}
-    return ServedModel(
-        endpoint_name=endpoint_name,
-        endpoint_config=endpoint["EndpointConfigName"],
-        variant=chosen[0]["VariantName"],
-        model_name=model["ModelName"],
-        image=container.get("Image"),
-        model_data_url=container.get("ModelDataUrl")
-        or ((container.get("ModelDataSource") or {}).get("S3DataSource") or {}).get("S3Uri"),
-        artefact_sha256=(container.get("Environment") or {}).get(SHA_ENV),
-    )

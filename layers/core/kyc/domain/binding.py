@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kyc.domain.calibration import Calibration, decides_sha256
-from kyc.domain.model_witness import witnessed_hashes
+from kyc.domain.model_witness import witness_differs, witnessed_hashes
 from kyc.domain.policy import DecisionPolicy, Effect, Finding
 from kyc.domain.reasons import ReasonCode
 
@@ -91,11 +91,29 @@ def witnesses_said(
         "sagemaker_s3_unreadable": sorted(
             {str((w or {}).get("unreadable") or "no witness recorded") for w in deployment if not _read(w)}
         ),
+        # the serving image by manifest digest (issue 24): SageMaker's, never the container's
+        "sagemaker_image": sorted(
+            {str(w["image_digest"]) for w in deployment if w and w.get("image_digest")}
+        ),
+        "sagemaker_image_unresolved": sorted(
+            {str(w["image_unresolved"]) for w in deployment if w and w.get("image_unresolved")}
+        ),
     }
 
 
 def _read(witness: Mapping[str, Any] | None) -> bool:
     return bool(witness and witness.get("artefact_sha256") and not witness.get("unreadable"))
+
+
+_WITNESS_FIELDS = ("model.witness.unreadable", "model.witness.artefact_sha256", "model.witness.image_digest")
+
+
+def _image_binding(expected: str | None, differs: bool) -> dict[str, Any]:
+    """Whether the serving image was bound, for the audit record: a calibration that names no image
+    digest trusts whatever container loads the witnessed model data (docs/model-contract.md)."""
+    if expected is None:
+        return {"bound": False, "why": "the calibration names no image_digest: the image was not bound"}
+    return {"bound": not differs, "expected": expected}
 
 
 def calibration_binding(
@@ -135,11 +153,20 @@ def calibration_binding(
         differs.append("model.contract_version")
     if model.artefact_sha256 is None or any(_artefacts(m) != {model.artefact_sha256} for m in reported):
         differs.append("model.artefact_sha256")
-    # the witness the container does not control: unreadable, or naming other bytes, binds nothing
-    if len(deployment) != len(reported) or not all(_read(w) for w in deployment):
+    # the witness the container does not control: unreadable, naming other bytes or (when the
+    # calibration names one) another image, binds nothing; one comparison (kyc.domain.model_witness)
+    if len(deployment) != len(reported):
         differs.append("model.witness.unreadable")
-    elif said["sagemaker_s3"] != [model.artefact_sha256]:
-        differs.append("model.witness.artefact_sha256")
+    else:
+        found = {
+            d
+            for w in deployment
+            for d in witness_differs(
+                w, artefact_sha256=model.artefact_sha256, image_digest=model.image_digest
+            )
+        }
+        differs.extend(d for d in _WITNESS_FIELDS if d in found)
+    observed["image"] = _image_binding(model.image_digest, "model.witness.image_digest" in differs)
     if calibration.decides is None:
         differs.append("decides")
     elif calibration.decides.sha256 != observed["decides_sha256"]:

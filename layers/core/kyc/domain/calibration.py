@@ -36,6 +36,7 @@ __all__ = [
 NOT_A_DETECTOR_MARK = "NOT-A-PRODUCTION-DETECTOR"
 LABELLED_SET_HASH = "sha256-sorted-file-sha256-label-v1"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_IMAGE_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")  # an image manifest digest (issue 24)
 _RATE_TOLERANCE = 1e-6
 
 
@@ -94,18 +95,30 @@ class CalibrationModel:
     ``artefact_sha256``: the SHA-256 of the artefact that scored the labelled set (the model server
     reports it, or the deployment records it). Optional in the document so that older calibrations
     still parse, but a calibration without it binds nothing (``kyc.domain.binding``).
+    ``image_digest``: the serving image's manifest digest (``sha256:<hex>``, issue 24). Optional: a
+    calibration without it binds the model data and not the container that loads it (the audit record
+    says so); with it, the deployment witness must resolve the endpoint's image to exactly this digest.
     """
 
     name: str
     version: str
     contract_version: str
     artefact_sha256: str | None = None
+    image_digest: str | None = None
 
     @classmethod
     def from_mapping(cls, data: object) -> CalibrationModel:
         raw = _object(
-            "calibration.model", data, {"name", "version", "contract_version"}, optional={"artefact_sha256"}
+            "calibration.model",
+            data,
+            {"name", "version", "contract_version"},
+            optional={"artefact_sha256", "image_digest"},
         )
+        image = raw.get("image_digest")
+        if image is not None and (not isinstance(image, str) or not _IMAGE_DIGEST.match(image)):
+            raise PolicyError(
+                f"calibration.model.image_digest must be sha256:<64 lower-case hex>, got {image!r}"
+            )
         artefact = raw.get("artefact_sha256")
         if artefact is not None and (not isinstance(artefact, str) or not _HEX64.match(artefact)):
             raise PolicyError(
@@ -116,6 +129,7 @@ class CalibrationModel:
             _text("calibration.model.version", raw["version"]),
             _text("calibration.model.contract_version", raw["contract_version"]),
             artefact,
+            image,
         )
         if NOT_A_DETECTOR_MARK.lower() in model.name.lower():
             raise PolicyError(
@@ -126,7 +140,11 @@ class CalibrationModel:
 
     def to_dict(self) -> dict[str, str]:
         base = {"name": self.name, "version": self.version, "contract_version": self.contract_version}
-        return base | ({"artefact_sha256": self.artefact_sha256} if self.artefact_sha256 else {})
+        return (
+            base
+            | ({"artefact_sha256": self.artefact_sha256} if self.artefact_sha256 else {})
+            | ({"image_digest": self.image_digest} if self.image_digest else {})
+        )
 
 
 @dataclass(frozen=True)
@@ -341,6 +359,7 @@ def calibration_from_decisions(
     calibrated_at: datetime,
     artefact_sha256: str | None = None,
     decides: Mapping[str, Any] | None = None,
+    image_digest: str | None = None,
 ) -> Calibration:
     """The calibration a labelled run supports: ``labelled`` is (file SHA-256, label) per video and
     ``decisions`` what the pipeline decided for each, in the same order, with the thresholds bound."""
@@ -355,7 +374,8 @@ def calibration_from_decisions(
         raise EvaluationError("a calibration needs genuine and attack videos")
     document = {
         "model": {"name": model["name"], "version": model["version"], "contract_version": contract_version}
-        | ({"artefact_sha256": artefact_sha256} if artefact_sha256 else {}),
+        | ({"artefact_sha256": artefact_sha256} if artefact_sha256 else {})
+        | ({"image_digest": image_digest} if image_digest else {}),
         "labelled_set": {
             "sha256": labelled_set_sha256(pairs),
             "hash_method": LABELLED_SET_HASH,

@@ -440,6 +440,8 @@ def build_record(
                 "witnesses": binding["observed"].get("witnesses"),  # who said which bytes
                 "decides_sha256": binding["observed"]["decides_sha256"],
             }
+            if binding["observed"].get("image"):  # issue 24: whether the serving image was bound
+                decision_lineage["calibration_binding"]["image"] = binding["observed"]["image"]
         if scores_doc.get("shadow"):  # issue 21: the shadowed candidate's would-be decision, not this one
             decision_lineage["shadow"] = {k: v for k, v in scores_doc["shadow"].items() if k != "frames"}
         if scores_doc.get("face_evidence"):

@@ -9,12 +9,20 @@ DescribeEndpointConfig, DescribeModel, GetObjectAttributes, gathered by
 ``kyc.aws.sagemaker_model_witness``) into one account: the artefact hash every model that may answer
 was created from, or why none can be named. ``kyc.domain.binding`` compares it with the calibration
 and with the server's report. Pure Python (docs/model-contract.md, "The deployment witness").
+
+The serving image is witnessed too (issue 24): a tag is a name anyone with ECR push rights can move, so
+the account names an image only by digest (``sha256:<hex>`` of the image manifest), taken from the
+model's image URI when it is in digest form (``repo@sha256:...``) or from the digest SageMaker resolved
+the tag to when it deployed the variant (DescribeEndpoint ``DeployedImages[].ResolvedImage``); a tag
+neither resolves is ``image_unresolved``. ``witness_differs`` is the one comparison of an account with
+what a calibration or a promotion expects (the score binding and ``kycscreen promote`` both use it).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,14 +32,18 @@ __all__ = [
     "WITNESS_SOURCE",
     "WitnessAccount",
     "WitnessUnreadable",
+    "image_digest_of",
     "model_data_object",
     "s3_sha256_hex",
     "variants_that_may_answer",
+    "why_differs",
     "witness_account",
+    "witness_differs",
     "witnessed_hashes",
 ]
 
 WITNESS_SOURCE = "sagemaker+s3"
+_DIGEST = re.compile(r"@(sha256:[0-9a-f]{64})$")
 
 
 class WitnessUnreadable(Exception):
@@ -42,18 +54,94 @@ class WitnessUnreadable(Exception):
 class WitnessAccount:
     """``artefact_sha256``: the model data every model that may answer was created from, per S3's own
     checksum; None with ``unreadable`` saying why. ``detail``: which endpoint config, variants, models,
-    objects, checksums and images the account rests on (for the audit record)."""
+    objects, checksums and images the account rests on (for the audit record). ``image_digest``: the one image
+    manifest digest every model that may answer runs, None with ``image_unresolved`` saying why."""
 
     artefact_sha256: str | None
     unreadable: str | None = None
     detail: Mapping[str, Any] = field(default_factory=dict)
+    image_digest: str | None = None
+    image_unresolved: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "source": WITNESS_SOURCE,
             "artefact_sha256": self.artefact_sha256,
             "unreadable": self.unreadable,
+            "image_digest": self.image_digest,
+            "image_unresolved": self.image_unresolved,
         } | dict(self.detail)
+
+
+def image_digest_of(image: str | None, resolved: Mapping[str, set[str]]) -> str:
+    """The manifest digest (``sha256:<hex>``) a model's image URI binds: its own ``@sha256:`` suffix,
+    or the one digest SageMaker resolved that URI to (``resolved``: SpecifiedImage -> ResolvedImage
+    digests, from DescribeEndpoint's ``DeployedImages``). A tag is a name, not a binding."""
+    if not image:
+        raise WitnessUnreadable("the model names no image")
+    own = _DIGEST.search(image)
+    if own:
+        return own.group(1)
+    digests = resolved.get(image) or set()
+    if len(digests) == 1:
+        return next(iter(digests))
+    if digests:
+        raise WitnessUnreadable(f"image {image} resolved to {len(digests)} digests (the tag moved)")
+    raise WitnessUnreadable(
+        f"image {image} is a tag SageMaker reports no digest for: "
+        "deploy the image by digest (repo@sha256:...)"
+    )
+
+
+def _resolved_images(endpoint: Mapping[str, Any]) -> dict[str, set[str]]:
+    """SpecifiedImage -> the digests SageMaker resolved it to, over the live and the pending variants."""
+    variants = list(endpoint.get("ProductionVariants") or []) + list(
+        (endpoint.get("PendingDeploymentSummary") or {}).get("ProductionVariants") or []
+    )
+    out: dict[str, set[str]] = {}
+    for variant in variants:
+        for deployed in variant.get("DeployedImages") or []:
+            match = _DIGEST.search(str(deployed.get("ResolvedImage") or ""))
+            if match and deployed.get("SpecifiedImage"):
+                out.setdefault(str(deployed["SpecifiedImage"]), set()).add(match.group(1))
+    return out
+
+
+def witness_differs(
+    account: Mapping[str, Any] | None, *, artefact_sha256: str | None, image_digest: str | None = None
+) -> list[str]:
+    """The fields where a witness account (``WitnessAccount.to_dict``) does not name what is expected:
+    ``model.witness.unreadable`` (no account, or it could not name the bytes), ``model.witness.
+    artefact_sha256`` (other bytes, or nothing expected), ``model.witness.image_digest`` (an image is
+    expected and the account names another, or none). Empty: the witness names exactly these bytes
+    (and this image, when one is expected)."""
+    differs = []
+    if not account or account.get("unreadable") or not account.get("artefact_sha256"):
+        differs.append("model.witness.unreadable")
+    elif not artefact_sha256 or account.get("artefact_sha256") != artefact_sha256:
+        differs.append("model.witness.artefact_sha256")
+    if image_digest is not None and (account or {}).get("image_digest") != image_digest:
+        differs.append("model.witness.image_digest")
+    return differs
+
+
+def why_differs(account: Mapping[str, Any] | None, differs: Sequence[str]) -> str:
+    """One sentence per differing field, for a refusal a person reads."""
+    account = account or {}
+    said = {
+        "model.witness.unreadable": (
+            f"the witness cannot name the bytes ({account.get('unreadable') or 'no account'})"
+        ),
+        "model.witness.artefact_sha256": (
+            f"SageMaker and S3 say the model data is {account.get('artefact_sha256')} "
+            f"({', '.join(str(m.get('model_data')) for m in account.get('models') or []) or 'no model data'})"
+        ),
+        "model.witness.image_digest": (
+            f"the serving image is {account.get('image_digest') or 'not bound'}"
+            + (f" ({account['image_unresolved']})" if account.get("image_unresolved") else "")
+        ),
+    }
+    return "; ".join(said[d] for d in differs)
 
 
 def variants_that_may_answer(
@@ -161,6 +249,7 @@ def witness_account(
         ),
         "models": [],
     }
+    resolved = _resolved_images(endpoint)
     try:
         hashes = set()
         for config_name, variant_name in variants_that_may_answer(endpoint, invoked_variant):
@@ -182,7 +271,23 @@ def witness_account(
         return WitnessAccount(
             None, f"the models that may answer were created from {len(hashes)} artefacts", detail
         )
-    return WitnessAccount(hashes.pop(), None, detail)
+    digest, unresolved = _one_image(detail["models"], resolved)
+    return WitnessAccount(hashes.pop(), None, detail, digest, unresolved)
+
+
+def _one_image(
+    models: Sequence[Mapping[str, Any]], resolved: Mapping[str, set[str]]
+) -> tuple[str | None, str | None]:
+    """(the image digest every model that may answer runs, None) or (None, why there is not one)."""
+    digests = set()
+    for entry in models:
+        try:
+            digests.add(image_digest_of(entry.get("image"), resolved))
+        except WitnessUnreadable as exc:
+            return None, f"model {entry.get('model')}: {exc}"
+    if len(digests) != 1:
+        return None, f"the models that may answer run {len(digests)} images"
+    return digests.pop(), None
 
 
 def _model_hash(

@@ -35,6 +35,7 @@ __all__ = [
     "GateResult",
     "PromotionError",
     "attacks_needed",
+    "bound_image_digest",
     "decision_flips",
     "gate",
     "pointer_document",
@@ -185,6 +186,15 @@ def _bound_sha(policy: Mapping[str, Any]) -> str | None:
     calibration = policy.get("calibration") or {}
     model = calibration.get("model") if isinstance(calibration, Mapping) else None
     return model.get("artefact_sha256") if isinstance(model, Mapping) else None
+
+
+def bound_image_digest(policy: Mapping[str, Any]) -> str | None:
+    """The serving image digest the policy's calibration names (issue 24), or None: a promotion and
+    the shadow deployment then require the deployment witness to resolve the endpoint to it."""
+    calibration = policy.get("calibration") or {}
+    model = calibration.get("model") if isinstance(calibration, Mapping) else None
+    digest = model.get("image_digest") if isinstance(model, Mapping) else None
+    return str(digest) if digest else None
 
 
 def pointer_document(

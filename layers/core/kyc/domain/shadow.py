@@ -69,17 +69,21 @@ def shadow_verdict(
     policy_document: Mapping[str, Any],
     deployed_sha256: str | None,
     reported_sha256: str | None,
+    witness_differs: Sequence[str] = (),
 ) -> ShadowVerdict:
     """The candidate's decision on these frames under its own policy (the model-dependent part).
 
     ``frames``: the contract's per-frame results (``frame_id``, ``p_fake``, ``faces``, ``quality``).
     ``policy_document``: the shadow pointer's policy (its ``calibration`` binding is checked here as
-    the deployment's artefact hash against the one the endpoint reported, not field by field)."""
+    the deployment's artefact hash against the one the endpoint reported, not field by field).
+    ``witness_differs``: what the deployment witness (``kyc.domain.model_witness.witness_differs``:
+    SageMaker's and S3's account of the endpoint, not the container's) found different from the
+    pointer; anything there is REVIEW ``MODEL_NOT_CALIBRATED`` as a reported mismatch is."""
     policy = DecisionPolicy.from_mapping({k: v for k, v in policy_document.items() if k != "calibration"})
     evidence = [FrameEvidence(f["frame_id"], f.get("p_fake"), face_count(f)) for f in frames]
     verdict = decide_outcome(evidence, frames_sampled=frames_sampled, policy=policy)
     decision, reasons = verdict.decision, [str(r) for r in verdict.reasons]
-    if reported_sha256 != deployed_sha256 and decision is not Decision.REJECT:
+    if (reported_sha256 != deployed_sha256 or witness_differs) and decision is not Decision.REJECT:
         decision, reasons = Decision.REVIEW, [*reasons, str(ReasonCode.MODEL_NOT_CALIBRATED)]
     return ShadowVerdict(decision, tuple(reasons), verdict.score)
 
