@@ -199,57 +199,59 @@ def test_two_copies_interleaved_only_the_later_is_marked(aws: dict[str, Any]) ->
     assert [m["submission_id"] for m in results["B"]["matches"]] == ["A"]
 
 
-class _Running:
-    """The state machine's running screenings, as the check sees them; ``on_look`` runs at each look."""
+class _Looks:
+    """Counts the check's looks at the admission records; ``on_look`` runs before each."""
 
-    def __init__(self, running: list[Any], on_look: Any = None) -> None:
-        self.running_now, self.on_look, self.looks = running, on_look, 0
+    def __init__(self, app: Any, on_look: Any = None) -> None:
+        self.real, self.on_look, self.looks = app.ADMISSIONS.unsettled_before, on_look, 0
 
-    def running(self, execution_arn: str) -> list[Any]:
+    def __call__(self, sid: str, received_at: str) -> list[Any]:
         self.looks += 1
         if self.on_look:
             self.on_look(self.looks)
-        return list(self.running_now)
+        return self.real(sid, received_at)
 
 
 def test_the_later_copy_checked_first_waits_for_the_earlier_one_in_flight_and_is_marked(
     aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The race of issue 24: B (received later) is checked before A (earlier, still screening) has
-    written anything. B finds nothing, sees A running and unindexed, waits; A's check runs during the
-    wait; B reads again and is marked naming A. A, which sees B, is not marked."""
-    from kyc.domain.reuse import InFlight
-
+    """The race of issue 24: B (received later) is checked before A (earlier, admitted: its record
+    unsettled) has written anything. B finds nothing, sees A's record, waits; A's check runs during
+    the wait and settles A; B reads again and is marked naming A. A, which sees B, is not marked."""
     app = aws["app"]
     original = _pictures(11)
     event_a = _event(aws, "A", "aa" * 32, original, _at(2))
     event_b = _event(aws, "B", "bb" * 32, _copy(original, 12), _at(1.9))
-    event_b["execution_arn"] = "arn:aws:states:us-east-1:123456789012:execution:kyc-screening:B"
+    for sid, at in (("A", _at(2)), ("B", _at(1.9))):
+        assert app.ADMISSIONS.admit(sid, at)  # what the start function wrote on receipt
     results: dict[str, dict] = {}
 
     def a_checks_on_the_second_look(look: int) -> None:
         if look == 2:
             results["A"] = app.check_reuse(event_a)
 
-    monkeypatch.setattr(app, "IN_FLIGHT", _Running([InFlight("A", _at(2))], a_checks_on_the_second_look))
+    looks = _Looks(app, a_checks_on_the_second_look)
+    monkeypatch.setattr(app.ADMISSIONS, "unsettled_before", looks)
     monkeypatch.setattr(app, "POLL_S", (0.01,))
     results["B"] = app.check_reuse(event_b, wait_s=30)
     assert [m["submission_id"] for m in results["B"]["matches"]] == ["A"] and results["B"]["matched"]
     assert results["A"]["matches"] == [] and not results["A"]["matched"]
-    assert app.IN_FLIGHT.looks == 2 and results["B"]["waited_for_earlier"] == ["A"]
+    assert looks.looks == 3 and results["B"]["waited_for_earlier"] == ["A"]  # B twice, A once
+    assert {app.ADMISSIONS.state(s) for s in "AB"} == {"settled"}  # each check settled its own
 
 
 def test_an_earlier_submission_that_never_indexes_times_the_check_out_instead_of_a_pass(
     aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An earlier screening stays running and unindexed past the wait: no answer (the state machine
-    retries, then records ERROR), never an unmarked result that would let the copy PASS."""
-    from kyc.domain.reuse import EarlierSubmissionsInFlightError, InFlight
+    """An earlier upload stays unsettled past the wait (queued, or screening and unindexed): no
+    answer (the state machine retries, then records ERROR), never an unmarked result that would let
+    the copy PASS. A later upload's record (C) is never waited for."""
+    from kyc.domain.reuse import EarlierSubmissionsInFlightError
 
     app = aws["app"]
     event_b = _event(aws, "B", "bb" * 32, _pictures(13), _at(1.9))
-    event_b["execution_arn"] = "arn:aws:states:us-east-1:123456789012:execution:kyc-screening:B"
-    monkeypatch.setattr(app, "IN_FLIGHT", _Running([InFlight("A", _at(2)), InFlight("C", _at(1))]))
+    for sid, at in (("A", _at(2)), ("C", _at(1))):
+        app.ADMISSIONS.admit(sid, at)
     monkeypatch.setattr(app, "POLL_S", (0.01,))
-    with pytest.raises(EarlierSubmissionsInFlightError, match="1 earlier submission"):
+    with pytest.raises(EarlierSubmissionsInFlightError, match="1 earlier upload"):
         app.check_reuse(event_b, wait_s=0.2)  # C, received after B, is never waited for

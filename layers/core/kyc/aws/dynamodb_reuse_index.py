@@ -17,7 +17,7 @@ from typing import Any
 
 from kyc.aws.clients import client
 from kyc.aws.dynamodb_decision_store import deserialise_item, serialise_item
-from kyc.domain.reuse import FrameSignature, IndexedFrame, exact_key, submission_key
+from kyc.domain.reuse import FrameSignature, IndexedFrame, admission_key, exact_key, submission_key
 
 _BATCH = 25  # BatchWriteItem's limit
 _MAX_UNPROCESSED_ROUNDS = 8
@@ -129,6 +129,8 @@ class DynamoDBReuseIndex:
 
         Safe to repeat: a second call finds no list and deletes nothing.
         """
+        # its admission record too (kyc.aws.dynamodb_admissions): keys only, but it names the upload
+        self._ddb.delete_item(TableName=self._table, Key=serialise_item(admission_key(submission_id)))
         key = serialise_item(submission_key(submission_id))
         found = self._ddb.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
         if not found:
