@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,6 +20,7 @@ from moto import mock_aws
 
 from kyc.aws.errors import SourceChangedError
 from kyc.media.frames import encode_image
+from kyclocal.alarms import datapoints_from_emf
 from tests.unit.aws.test_dynamodb_reuse_index import create_reuse_table
 from tests.unit.functions.handler_loader import FakeContext, load_handler
 
@@ -255,3 +257,55 @@ def test_an_earlier_submission_that_never_indexes_times_the_check_out_instead_of
     monkeypatch.setattr(app, "POLL_S", (0.01,))
     with pytest.raises(EarlierSubmissionsInFlightError, match="1 earlier upload"):
         app.check_reuse(event_b, wait_s=0.2)  # C, received after B, is never waited for
+
+
+def _emf(out: str) -> list[dict]:
+    return [json.loads(line) for line in out.splitlines() if line.startswith('{"_aws"')]
+
+
+@pytest.mark.parametrize("retry_succeeds", [True, False], ids=["retry-succeeds", "retry-fails-too"])
+def test_the_errors_alarm_is_quiet_on_a_retried_wait_that_succeeds_and_fires_when_it_fails_too(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, retry_succeeds: bool
+) -> None:
+    """Issue 24 item 5: the template's CheckReuseErrorsAlarm, evaluated (kyclocal.alarms) on what the
+    handler really emitted (its EMF records) plus what Lambda publishes (one Errors point per raised
+    invocation). Attempt 1 times out waiting for an earlier upload (retry_count 0: the state machine
+    retries it); then either the earlier upload settles and attempt 2 answers (no page), or every
+    attempt times out, the last one (retry_count = WAIT_RETRIES) included (a page)."""
+    from pathlib import Path
+
+    from kyc.domain.reuse import EarlierSubmissionsInFlightError
+    from kyclocal.alarms import Datapoint, breaches_at, load_alarms
+
+    app = aws["app"]
+    root = Path(__file__).resolve().parents[3]
+    alarm = load_alarms(root / "template.yaml", resources={"CheckReuseFunction": "check-reuse"})[
+        "CheckReuseErrorsAlarm"
+    ]
+    event = _event(aws, "B", "bb" * 32, _pictures(17), _at(1.9))
+    app.ADMISSIONS.admit("A", _at(2))  # an earlier upload, queued or screening
+    monkeypatch.setattr(app, "POLL_S", (0.01,))
+    errors: list[Datapoint] = []
+    attempts = list(range(app.WAIT_RETRIES + 1))
+    for attempt in attempts:
+        if retry_succeeds and attempt == 1:
+            app.ADMISSIONS.settle("A")
+        try:
+            app.check_reuse(event | {"retry_count": attempt}, wait_s=0.05)
+        except EarlierSubmissionsInFlightError:
+            errors.append(
+                Datapoint("AWS/Lambda", "Errors", (("FunctionName", "check-reuse"),), time.time(), 1.0)
+            )
+        else:
+            break
+    records = _emf(capsys.readouterr().out)
+    points = datapoints_from_emf(records) + errors
+    waits = [r["outcome"] for r in records if "ReuseWaits" in r]
+    if retry_succeeds:
+        assert waits == ["RETRIED"] and len(errors) == 1
+        assert not breaches_at(alarm, points, time.time() + 1)
+    else:
+        assert waits == ["RETRIED"] * app.WAIT_RETRIES + ["FAILED"] and len(errors) == len(attempts)
+        assert breaches_at(alarm, points, time.time() + 1)
+    # the old alarm (Lambda Errors alone) would have paged in both cases
+    assert sum(p.value for p in errors) >= 1
