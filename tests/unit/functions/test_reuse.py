@@ -309,3 +309,48 @@ def test_the_errors_alarm_is_quiet_on_a_retried_wait_that_succeeds_and_fires_whe
         assert breaches_at(alarm, points, time.time() + 1)
     # the old alarm (Lambda Errors alone) would have paged in both cases
     assert sum(p.value for p in errors) >= 1
+
+
+def test_a_crashed_earlier_screening_is_settled_by_reconcile_and_blocks_nothing_after(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 24 item 5: an earlier screening that died outside the workflow (aborted, its process
+    gone) leaves its record 'admitted': a later upload's check waits for it and, the wait bounded,
+    raises (ERROR after the retries, never PASS). The status-change rule's reconcile function settles
+    the record; the next check answers at once."""
+    from kyc.domain.reuse import EarlierSubmissionsInFlightError
+    from tests.fixtures.decisions_table import create_decisions_table
+
+    app = aws["app"]
+    create_decisions_table(aws["ddb"], "decisions")
+    app.ADMISSIONS.admit("A", _at(2))
+    event_b = _event(aws, "B", "bb" * 32, _pictures(19), _at(1.9))
+    monkeypatch.setattr(app, "POLL_S", (0.01,))
+    with pytest.raises(EarlierSubmissionsInFlightError):
+        app.check_reuse(event_b, wait_s=0.1)
+    reconcile = load_handler(
+        "reconcile", {"KYC_DECISIONS_TABLE": "decisions", "KYC_REUSE_TABLE": TABLE}, monkeypatch
+    )
+    submission = {"submission_id": "A", "bucket": "intake", "key": "uploads/a.mp4", "received_at": _at(2)}
+    aborted = {
+        "version": "0",
+        "id": "1",
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "account": "123456789012",
+        "time": _at(1.8),
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {
+            "executionArn": "arn:exec:A",
+            "status": "ABORTED",
+            "input": json.dumps({"submission": submission}),
+        },
+    }
+    assert reconcile.lambda_handler(aborted, FakeContext())["decision"] == "ERROR"
+    assert app.ADMISSIONS.state("A") == "settled"
+
+    started = time.monotonic()
+    result = app.check_reuse(event_b, wait_s=30)
+    assert result["waited_for_earlier"] == [] and not result["matched"]
+    assert time.monotonic() - started < 10  # no wait at all (30 s were allowed)
