@@ -175,7 +175,8 @@ def main() -> None:
                 f"{n:>6} | {new['queries']:>26.0f} {new['items_read']:>6.0f} {new['rcu']:>5.1f}"
                 f" {new['ms']:>6.1f} | {old['list_cold']:>16.0f} {old['describe_cold']:>15.0f}"
                 f" {old['ms_cold']:>7.1f} {old['list_warm']:>5.0f} {old['describe_warm']:>15.0f}"
-                f" | {cold_rate:>12.2f} / {warm_rate:>11.2f}"
+                f" | {cold_rate:>12.2f} / {warm_rate:>11.2f}",
+                flush=True,
             )
     finally:
         server.stop()
