@@ -381,3 +381,22 @@ def test_the_earlier_upload_held_in_the_admission_queue_is_waited_for_and_not_ma
     assert {record(s).get("state", {}).get("S") for s in (early, late)} == {"settled"}
     for b in blockers:
         assert stack.wait_for_decision(b, timeout_s=120) is not None
+
+
+def test_a_refused_upload_is_settled_by_the_state_machine_itself(stack: LocalStack, workdir: Path) -> None:
+    """Issue 24 item 5: an upload that never reaches the reuse check (refused at validation: INVALID)
+    still settles its admission record, through the state machine's SettleAdmission on its terminal
+    path, so no later upload's check waits for it."""
+    junk = workdir / "not-a-video.mp4"
+    junk.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
+    item = screen(stack, junk, key="uploads/refused/junk.mp4")
+    assert item["decision"] == "INVALID", item
+    sid = item["submission_id"]
+    ddb = stack.client("dynamodb")
+    (table,) = [t for t in ddb.list_tables()["TableNames"] if "reuse" in t.lower()]
+    key = {"pk": {"S": f"adm#{sid}"}, "sk": {"S": "adm"}}
+    record = ddb.get_item(TableName=table, Key=key, ConsistentRead=True)["Item"]
+    assert record["state"]["S"] == "settled" and "admitted_bucket" not in record
+    history = stack.execution_history(sid)
+    exited = [e["stateExitedEventDetails"]["name"] for e in history if "stateExitedEventDetails" in e]
+    assert "SettleAdmission" in exited and "CheckReuse" not in exited
