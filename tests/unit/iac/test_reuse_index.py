@@ -144,18 +144,29 @@ def _terminal_paths(states: dict[str, Any], start: str, trail: tuple[str, ...] =
 
 
 def test_every_terminal_path_settles_the_admission_record():
-    """issue 24 item 5: success, REVIEW, every failure and the last-resort ERROR all pass through
-    SettleAdmission, so no 'admitted' row outlives its screening (the reconcile function covers
-    executions that die outside the workflow: timeouts, aborts)."""
+    """issue 24 item 5: success, REVIEW, every failure and the last-resort ERROR all pass through a
+    settle state just before the end, so no 'admitted' row outlives its screening (the reconcile
+    function covers executions that die outside the workflow: timeouts, aborts)."""
     states = ASL["States"]
     paths = _terminal_paths(states, ASL["StartAt"])
-    assert len(paths) > 20 and {p[-1] for p in paths} == {"Screened", "ScreeningFailed"}
-    assert all("SettleAdmission" in p for p in paths), [p for p in paths if "SettleAdmission" not in p]
-    settle = states["SettleAdmission"]
-    assert settle["Resource"] == "arn:${Partition}:states:::dynamodb:updateItem"
-    assert settle["Parameters"]["Key"]["pk"] == {"S.$": "States.Format('adm#{}', $.submission.submission_id)"}
-    assert settle["Parameters"]["ConditionExpression"] == "attribute_exists(pk)"  # never re-creates one
-    assert [c["Next"] for c in settle["Catch"]] == ["Ended"]  # a failure here changes no decision
+    assert len(paths) >= 18 and {p[-1] for p in paths} == {"Screened", "ScreeningFailed"}
+    settles = {"Screened": "SettleAdmission", "ScreeningFailed": "SettleAdmissionAfterFailure"}
+    assert all(p[-2] == settles[p[-1]] for p in paths), [p for p in paths if p[-2] != settles[p[-1]]]
+    for name, end in settles.items():
+        settle = states[end]
+        assert settle["Resource"] == "arn:${Partition}:states:::dynamodb:updateItem"
+        key = settle["Parameters"]["Key"]["pk"]
+        assert key == {"S.$": "States.Format('adm#{}', $.submission.submission_id)"}
+        assert settle["Parameters"]["ConditionExpression"] == "attribute_exists(pk)"  # never re-creates
+        assert settle["Next"] == name and [c["Next"] for c in settle["Catch"]] == [name]  # decides nothing
+    twin = {
+        k: v
+        for k, v in states["SettleAdmissionAfterFailure"].items()
+        if k not in ("Next", "Catch", "Comment")
+    }
+    assert twin == {
+        k: v for k, v in states["SettleAdmission"].items() if k not in ("Next", "Catch", "Comment")
+    }
 
 
 def test_the_reuse_wait_retries_agree_with_the_handler():
