@@ -342,7 +342,7 @@ def test_the_earlier_upload_held_in_the_admission_queue_is_waited_for_and_not_ma
                 return e["startDate"].timestamp()
         return None
 
-    clip = rc.write(rc.Recording("quay", rc.Person(81), seed=82).frames(), workdir / "queued.mp4")
+    clip = rc.write(rc.Recording("portrait", rc.Person(81), seed=82).frames(), workdir / "queued.mp4")
     early_key, late_key = "uploads/queued/early.mp4", "uploads/queued/late.mp4"
     stack.router.fault = hold_blockers
     stack.held_admissions.add(early_key)
