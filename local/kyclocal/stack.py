@@ -76,6 +76,12 @@ class LocalStackSettings:
     frame_count: int = 32
     score_max_concurrency: int = 4
     max_running_executions: int | None = None  # None: default_concurrency() (the template says 50)
+    # issue 24 item 5: hand new uploads to the start function even while every screening slot is taken
+    # (it records and defers them, as the mapping does in AWS). Off by default: with one slot and several
+    # uploads in the same second (the S3 event time has whole seconds; the id breaks the tie), a check
+    # could wait for an earlier queued upload that cannot be admitted while it holds the slot
+    # (docs/provenance.md, "What does not hold")
+    defer_when_full: bool = False
     pass_threshold: float | None = None
     reject_threshold: float | None = None
     face_evidence_source: str | None = None  # FaceEvidenceSource; None: the template's (local)
@@ -748,9 +754,10 @@ class LocalStack:
         """The SQS event source mapping: batches from the admission queue to the start function.
 
         While screening slots are free (the stack's MaxRunningExecutions, by default one per CPU) it
-        takes no more messages than there are free slots. While they are all taken it still hands
-        every new upload to the start function, as the mapping does in AWS: the function writes the
-        upload's admission record (issue 24 item 5) and defers it past its gate. A deferred upload
+        takes no more messages than there are free slots. While they are all taken it waits, or, with
+        ``defer_when_full``, still hands every new upload to the start function, as the mapping does
+        in AWS: the function writes the upload's admission record (issue 24 item 5) and defers it
+        past its gate. A deferred upload
         then waits in the queue, as in AWS, but is made visible again as soon as a slot frees
         (earliest deferred first, unless a test holds it: ``held_admissions``) rather than after the
         queue's 180 s visibility timeout, so local runs are not slowed and files are admitted in
@@ -769,6 +776,9 @@ class LocalStack:
                 free = min(batch, limit - running)
                 if free > 0 and self._release_deferred(sqs, free):
                     continue  # received next, with the new uploads
+                if free <= 0 and not self.settings.defer_when_full:
+                    self._stop.wait(0.2)
+                    continue
                 messages = sqs.receive_message(
                     QueueUrl=self.admission_queue_url,
                     MaxNumberOfMessages=free if free > 0 else batch,

@@ -58,7 +58,9 @@ def stack(workdir: Path) -> Iterator[LocalStack]:
         reject_threshold=0.9,
         frame_count=8,
     )
-    settings = LocalStackSettings(model="onnx", onnx_config=config, frame_count=8, policy=policy)
+    settings = LocalStackSettings(
+        model="onnx", onnx_config=config, frame_count=8, policy=policy, defer_when_full=True
+    )  # defer_when_full: uploads arriving while every slot is taken are recorded and held, as in AWS
     with LocalStack(settings) as running:
         yield running
 
@@ -358,6 +360,7 @@ def test_the_earlier_upload_held_in_the_admission_queue_is_waited_for_and_not_ma
         time.sleep(0.5)
         assert started(early) is None and any(k == early_key for _, k in stack.deferred_admissions.values())
         release.set()  # the slots free up; E stays held in the queue
+        time.sleep(1.1)  # S3 event times have whole seconds: L is received in a later one than E
         late = stack.upload(clip, key=late_key)["submission_id"]
         wait_until(lambda: record(late).get("state", {}).get("S") == "settled", "L never indexed", 180)
         time.sleep(1.0)  # L has read, found nothing, and is waiting for E
