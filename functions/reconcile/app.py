@@ -1,6 +1,7 @@
 """ReconcileExecution: an execution that failed, timed out or was aborted outside the workflow's own
 error handling still ends in exactly one recorded decision (ERROR); its downstream event comes from
-the table's stream (DecisionEventsPipe), like every decision's."""
+the table's stream (DecisionEventsPipe), like every decision's. Its upload's admission record is
+settled (issue 24 item 5), so no later reuse check waits for a screening that will never index."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kyc import settings
+from kyc.aws.dynamodb_admissions import DynamoDBAdmissions
 from kyc.aws.dynamodb_decision_store import DynamoDBDecisionStore
 from kyc.aws.stepfunctions_executions import StepFunctionsExecutions
 from kyc.domain.outcomes import Decision
@@ -23,6 +25,7 @@ from kyc.version import code_version
 RESOURCES = settings.stack_resources()
 DECISIONS = DynamoDBDecisionStore(RESOURCES.decisions_table)
 EXECUTIONS = StepFunctionsExecutions()
+ADMISSIONS = DynamoDBAdmissions(settings.reuse_table()) if settings.reuse_table() else None
 
 
 def _execution_input(detail: dict[str, Any]) -> dict[str, Any]:
@@ -47,6 +50,8 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str,
         return {"recorded": False}
     sid = submission["submission_id"]
     logger.append_keys(correlation_id=sid, submission_id=sid)
+    if ADMISSIONS is not None:
+        ADMISSIONS.settle(sid)  # idempotent; a record already settled or erased stays so
     existing = DECISIONS.get(sid)
     recorded = False
     if existing is None:

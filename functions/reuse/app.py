@@ -5,9 +5,12 @@ against its hash), hashes each frame's scene and face (kyc.media.recording_hash)
 submission's entries to the reuse index first, then looks up the others: of two copies screened at
 the same moment, whichever looks up second sees the first, and only the later one is marked (the
 domain ignores submissions received after this one). Since the later copy may read first, a check
-that finds no earlier match waits until every earlier submission still in flight (the state
-machine's running executions) has indexed, then reads again (kyc.domain.reuse.unsettled_earlier):
-the later copy is marked whatever the timing. A retry writes the same keys again. The
+that finds no earlier match waits until every upload received before it and still unsettled (its
+admission record, written when the admission queue's consumer received it: queued uploads count)
+has settled, then reads again (kyc.domain.reuse.unsettled_earlier): the later copy is marked
+whatever the timing. This check settles its own record once its entries are indexed. A timed-out
+wait raises; the state machine retries it (``ReuseWaits`` counts each: RETRIED is not an alarm,
+FAILED, the last attempt's, is). A retry writes the same keys again. The
 result is small: the strongest matches, with the earlier submission's id and what the match means;
 the decision turns it into REVIEW at most (kyc.domain.reuse.reuse_findings).
 """
@@ -22,10 +25,10 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kyc import settings
+from kyc.aws.dynamodb_admissions import DynamoDBAdmissions
 from kyc.aws.dynamodb_reuse_index import DynamoDBReuseIndex
 from kyc.aws.errors import SourceChangedError
 from kyc.aws.s3_object_store import S3ObjectStore
-from kyc.aws.stepfunctions_in_flight import StepFunctionsInFlight
 from kyc.domain.lineage import sha256_hex
 from kyc.domain.reuse import (
     FINDING_KINDS,
@@ -53,11 +56,14 @@ RESOURCES = settings.stack_resources()
 PARAMS = ReuseParams(**settings.reuse_params())
 STORE = S3ObjectStore(kms_key_id=RESOURCES.kms_key_id)
 INDEX = DynamoDBReuseIndex(settings.reuse_table())
-IN_FLIGHT = StepFunctionsInFlight()
+ADMISSIONS = DynamoDBAdmissions(settings.reuse_table())
 PARALLEL_READS = 8
 WAIT_S = 40.0  # at most, for earlier submissions still in flight to index (the function's timeout: 60 s)
 WAIT_MARGIN_S = 10.0  # left of the invocation after waiting, to read again and answer
-POLL_S = (0.5, 1.0, 2.0)  # between looks at the running screenings (the last repeats)
+POLL_S = (0.5, 1.0, 2.0)  # between looks at the unsettled uploads (the last repeats)
+# Retries of EarlierSubmissionsInFlightError in statemachines/screening.asl.json (CheckReuse); the
+# attempt after the last of them is the final one (tests/unit/iac asserts the two agree).
+WAIT_RETRIES = 2
 
 
 @logger.inject_lambda_context(correlation_id_path="submission.submission_id", clear_state=True)
@@ -126,6 +132,7 @@ def check_reuse(event: dict[str, Any], wait_s: float = WAIT_S) -> dict[str, Any]
         ),
         expires_at(received_at, PARAMS),
     )
+    ADMISSIONS.settle(sid)  # after the entries: a later copy waiting for this one reads them next
     since, at = window_start(received_at, PARAMS), index_time(received_at)
     band_keys = {key for f in frames if f.scene is not None for key in bands(f.scene, PARAMS.max_distance)}
 
@@ -138,10 +145,11 @@ def check_reuse(event: dict[str, Any], wait_s: float = WAIT_S) -> dict[str, Any]
         return combine(exact, near), cut
 
     matches, truncated = look_up()
-    execution_arn, waited_for = event.get("execution_arn"), None
-    if not any(m.kind in FINDING_KINDS for m in matches) and execution_arn:
-        waited_for = _wait_for_earlier(execution_arn, sid, received_at, wait_s)
-        matches, truncated = look_up()  # after every earlier submission in flight has indexed
+    waited_for = None
+    if not any(m.kind in FINDING_KINDS for m in matches):
+        final = int(event.get("retry_count") or 0) >= WAIT_RETRIES
+        waited_for = _wait_for_earlier(sid, received_at, wait_s, final=final)
+        matches, truncated = look_up()  # after every earlier upload has settled
     result = reuse_result(
         matches,
         params=PARAMS,
@@ -150,7 +158,7 @@ def check_reuse(event: dict[str, Any], wait_s: float = WAIT_S) -> dict[str, Any]
         items_read=INDEX.items_read,
         truncated=truncated,
     )
-    result["waited_for_earlier"] = waited_for  # None: no wait needed (a match) or no state machine
+    result["waited_for_earlier"] = waited_for  # None: no wait needed (a match)
     count("ReuseChecks", outcome=_outcome(result))
     log_lineage(
         "reuse",
@@ -166,25 +174,26 @@ def check_reuse(event: dict[str, Any], wait_s: float = WAIT_S) -> dict[str, Any]
     return result
 
 
-def _wait_for_earlier(execution_arn: str, sid: str, received_at: str, wait_s: float) -> list[str]:
-    """Return once no submission received before this one is still screening and unindexed (the
-    ones waited for); raise EarlierSubmissionsInFlightError when ``wait_s`` runs out first."""
+def _wait_for_earlier(sid: str, received_at: str, wait_s: float, *, final: bool = True) -> list[str]:
+    """Return once no upload received before this one is unsettled (the ones waited for); raise
+    EarlierSubmissionsInFlightError when ``wait_s`` runs out first. ``final``: no retry follows."""
     deadline, waited = time.monotonic() + max(0.0, wait_s), set()
     for attempt in range(10_000):
-        earlier = unsettled_earlier(
-            IN_FLIGHT.running(execution_arn), (), own_submission_id=sid, own_received_at=received_at
-        )
-        pending = sorted(set(earlier) - INDEX.indexed(earlier)) if earlier else []
+        unsettled = ADMISSIONS.unsettled_before(sid, received_at)
+        pending = unsettled_earlier(unsettled, (), own_submission_id=sid, own_received_at=received_at)
         if not pending:
             if waited:
-                logger.info("reuse check waited for earlier screenings", extra={"waited_for": len(waited)})
+                count("ReuseWaits", outcome="WAITED")
+                logger.info("reuse check waited for earlier uploads", extra={"waited_for": len(waited)})
             return sorted(waited)
         waited.update(pending)
         pause = POLL_S[min(attempt, len(POLL_S) - 1)]
         if time.monotonic() + pause > deadline:
-            count("ReuseChecks", outcome="WAIT_TIMED_OUT")  # on the dashboard with the other outcomes
+            # RETRIED: the state machine runs the check again (no page); FAILED: the screening ends
+            # in ERROR, and CheckReuseErrorsAlarm fires (docs/runbook.md)
+            count("ReuseWaits", outcome="FAILED" if final else "RETRIED")
             raise EarlierSubmissionsInFlightError(
-                f"{len(pending)} earlier submission(s) still screening and unindexed after {wait_s:.0f} s"
+                f"{len(pending)} earlier upload(s) still unsettled after {wait_s:.0f} s"
             )
         time.sleep(pause)
     raise EarlierSubmissionsInFlightError("too many polls")  # unreachable with a finite wait_s

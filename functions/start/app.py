@@ -3,6 +3,11 @@
 Each SQS message carries an S3 ``Object Created`` event from EventBridge. The execution is named by
 the submission id (derived from bucket, key and version), so a duplicated event cannot start a
 second screening. While too many screenings are running, messages go back to the queue.
+
+Before the admission gate, every upload received gets its admission record in the reuse table
+(kyc.aws.dynamodb_admissions; receipt time: S3's event time, which the applicant does not control):
+a reuse check waits for uploads received before its own that have not settled, queued ones included
+(docs/provenance.md).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEve
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kyc import settings
+from kyc.aws.dynamodb_admissions import DynamoDBAdmissions
 from kyc.aws.errors import SourceMissingError
 from kyc.aws.kms_mac import KmsMac
 from kyc.aws.s3_object_store import ObjectHead, S3ObjectStore
@@ -28,6 +34,7 @@ RESOURCES = settings.stack_resources()
 STORE = S3ObjectStore()
 STARTER = StepFunctionsStarter(RESOURCES.state_machine_arn)
 PSEUDONYM_MAC = KmsMac(settings.pseudonym_key_id())
+ADMISSIONS = DynamoDBAdmissions(settings.reuse_table())
 PROCESSOR = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 CLIENT_REFERENCE_METADATA = "client-reference"
 
@@ -90,6 +97,9 @@ def _admit_upload(record: SQSRecord) -> str:
         )
     sid = submission_id(bucket, key, head.version_id, head.etag, mac=PSEUDONYM_MAC)  # keyed: issue 23
     logger.append_keys(submission_id=sid, correlation_id=sid)
+    received_at = (s3_event.time or datetime.now(UTC)).isoformat()
+    if ADMISSIONS.admit(sid, received_at):  # before the gate: a deferred upload is waited for too
+        count("AdmissionsRecorded")
     if _gate is not None and not _gate.admit():
         count("AdmissionsDeferred")
         raise AdmissionDeferredError("running screenings at the configured maximum")
@@ -102,7 +112,7 @@ def _admit_upload(record: SQSRecord) -> str:
             "etag": head.etag,
             "size": head.size,
             "client_reference": head.metadata.get(CLIENT_REFERENCE_METADATA),
-            "received_at": (s3_event.time or datetime.now(UTC)).isoformat(),
+            "received_at": received_at,
             "event_id": str(s3_event.id),
         },
         "config": {

@@ -77,6 +77,12 @@ class LocalStackSettings:
     frame_count: int = 32
     score_max_concurrency: int = 4
     max_running_executions: int | None = None  # None: default_concurrency() (the template says 50)
+    # issue 24 item 5: hand new uploads to the start function even while every screening slot is taken
+    # (it records and defers them, as the mapping does in AWS). Off by default: with one slot and several
+    # uploads in the same second (the S3 event time has whole seconds; the id breaks the tie), a check
+    # could wait for an earlier queued upload that cannot be admitted while it holds the slot
+    # (docs/provenance.md, "What does not hold")
+    defer_when_full: bool = False
     pass_threshold: float | None = None
     reject_threshold: float | None = None
     face_evidence_source: str | None = None  # FaceEvidenceSource; None: the template's (local)
@@ -192,6 +198,10 @@ class LocalStack:
         self._webhook_pump: threading.Thread | None = None
         self._pipe_iterators: list[str] = []
         self.reconciled: set[str] = set()
+        # issue 24 item 5: uploads the start function deferred (message id -> receipt handle, object
+        # key), in deferral order; keys in held_admissions stay in the queue until a test lets them go
+        self.deferred_admissions: dict[str, tuple[str, str]] = {}
+        self.held_admissions: set[str] = set()
         self._stop = threading.Event()
         self._moto_config: dict[str, Any] = {}
         self._saved_env: dict[str, str | None] = {}
@@ -748,10 +758,15 @@ class LocalStack:
     def _pump_admissions(self) -> None:
         """The SQS event source mapping: batches from the admission queue to the start function.
 
-        Locally it takes no more messages than there are free screening slots (the stack's
-        MaxRunningExecutions, by default one per CPU): the start function then never has to defer
-        one, so no upload waits out the queue's 180 s visibility timeout, and files are admitted
-        in upload order. In AWS the mapping's MaximumConcurrency and the function's gate do this.
+        While screening slots are free (the stack's MaxRunningExecutions, by default one per CPU) it
+        takes no more messages than there are free slots. While they are all taken it waits, or, with
+        ``defer_when_full``, still hands every new upload to the start function, as the mapping does
+        in AWS: the function writes the upload's admission record (issue 24 item 5) and defers it
+        past its gate. A deferred upload
+        then waits in the queue, as in AWS, but is made visible again as soon as a slot frees
+        (earliest deferred first, unless a test holds it: ``held_admissions``) rather than after the
+        queue's 180 s visibility timeout, so local runs are not slowed and files are admitted in
+        upload order.
         """
         sqs, sfn = self.client("sqs"), self.client("stepfunctions")
         limit = int(self.parameters["MaxRunningExecutions"])
@@ -764,13 +779,15 @@ class LocalStack:
                     )["executions"]
                 )
                 free = min(batch, limit - running)
-                if free <= 0:
+                if free > 0 and self._release_deferred(sqs, free):
+                    continue  # received next, with the new uploads
+                if free <= 0 and not self.settings.defer_when_full:
                     self._stop.wait(0.2)
                     continue
                 messages = sqs.receive_message(
                     QueueUrl=self.admission_queue_url,
-                    MaxNumberOfMessages=free,
-                    WaitTimeSeconds=1,
+                    MaxNumberOfMessages=free if free > 0 else batch,
+                    WaitTimeSeconds=1 if free > 0 else 0,
                     AttributeNames=["All"],
                 ).get("Messages", [])
             except Exception:
@@ -778,9 +795,35 @@ class LocalStack:
                     return
                 raise
             if messages:
-                self._deliver_batch(self.admission_queue_url, "StartScreeningFunction", messages)
+                failed = self._deliver_batch(self.admission_queue_url, "StartScreeningFunction", messages)
+                for message in messages:
+                    if message["MessageId"] in failed:
+                        self.deferred_admissions[message["MessageId"]] = (
+                            message["ReceiptHandle"],
+                            _object_key(message["Body"]),
+                        )
+                    else:
+                        self.deferred_admissions.pop(message["MessageId"], None)
+            elif free <= 0:
+                self._stop.wait(0.2)
 
-    def _deliver_batch(self, queue_url: str, function: str, messages: list[dict[str, Any]]) -> None:
+    def _release_deferred(self, sqs: Any, free: int) -> int:
+        """Make up to ``free`` deferred uploads visible again (earliest first); how many were."""
+        released = 0
+        for message_id, (handle, key) in list(self.deferred_admissions.items()):
+            if released >= free:
+                break
+            if key in self.held_admissions:
+                continue
+            del self.deferred_admissions[message_id]
+            with suppress(Exception):  # gone meanwhile (its own visibility timeout ran out and it was taken)
+                sqs.change_message_visibility(
+                    QueueUrl=self.admission_queue_url, ReceiptHandle=handle, VisibilityTimeout=0
+                )
+                released += 1
+        return released
+
+    def _deliver_batch(self, queue_url: str, function: str, messages: list[dict[str, Any]]) -> set[str]:
         """One SQS batch to a function, as the event source mapping with ReportBatchItemFailures does:
         the messages it did not report failed are deleted; the rest reappear after the visibility
         timeout, and moto's SQS moves one to the queue's dead-letter queue after maxReceiveCount."""
@@ -795,6 +838,7 @@ class LocalStack:
         for message in messages:
             if message["MessageId"] not in failed:
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return failed
 
     def _pump_webhook(self) -> None:
         """WebhookFunction's event source mapping (issue 20): WebhookQueue batches to the signer."""
@@ -1125,6 +1169,14 @@ def _sqs_record(message: dict[str, Any], queue_url: str) -> dict[str, Any]:
         "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue_url.rsplit('/', 1)[-1]}",
         "awsRegion": REGION,
     }
+
+
+def _object_key(body: str) -> str:
+    """The object key of an admission message (an S3 ``Object Created`` event), "" when unreadable."""
+    try:
+        return str(json.loads(body)["detail"]["object"]["key"])
+    except (ValueError, KeyError, TypeError):
+        return ""
 
 
 def _require_free(port: int) -> None:

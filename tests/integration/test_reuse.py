@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,7 +58,9 @@ def stack(workdir: Path) -> Iterator[LocalStack]:
         reject_threshold=0.9,
         frame_count=8,
     )
-    settings = LocalStackSettings(model="onnx", onnx_config=config, frame_count=8, policy=policy)
+    settings = LocalStackSettings(
+        model="onnx", onnx_config=config, frame_count=8, policy=policy, defer_when_full=True
+    )  # defer_when_full: uploads arriving while every slot is taken are recorded and held, as in AWS
     with LocalStack(settings) as running:
         yield running
 
@@ -296,3 +299,106 @@ def test_the_race_forced_the_later_copy_checked_first_is_still_marked(
     assert "MEDIA_REUSED" not in items[earlier_sid]["reasons"], items
     named = {m["submission_id"] for m in _lineage(stack, later_sid)["decision"]["reuse"]["matches"]}
     assert earlier_sid in named
+
+
+def test_the_earlier_upload_held_in_the_admission_queue_is_waited_for_and_not_marked(
+    stack: LocalStack, workdir: Path
+) -> None:
+    """Issue 24 item 5, the queued case: every screening slot is taken (blockers held at validation)
+    when the earlier copy E arrives, so the start function records E's admission and defers it; E
+    stays in the queue while the later copy L is admitted and screened. L's check finds nothing,
+    waits for E's unsettled record; E is let go, screened and indexed; L is then marked naming E,
+    and E is not. With the old witness (running executions) E was invisible and both PASSed."""
+    import threading
+    import time
+
+    limit = int(stack.parameters["MaxRunningExecutions"])
+    if limit < 2:
+        pytest.skip("needs two screening slots: one for the later copy, one for the earlier")
+    ddb = stack.client("dynamodb")
+    (table,) = [t for t in ddb.list_tables()["TableNames"] if "reuse" in t.lower()]
+    release = threading.Event()
+
+    def hold_blockers(name: str, event: dict) -> None:
+        if name == "ValidateUploadFunction" and event.get("submission", {}).get("key", "").startswith(
+            "uploads/blocker/"
+        ):
+            assert release.wait(300), "blockers never released"
+
+    def record(sid: str) -> dict:
+        key = {"pk": {"S": f"adm#{sid}"}, "sk": {"S": "adm"}}
+        return ddb.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item") or {}
+
+    def wait_until(condition: Any, what: str, timeout_s: float = 120) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            assert time.monotonic() < deadline, what
+            time.sleep(0.1)
+
+    sfn = stack.client("stepfunctions")
+
+    def started(sid: str) -> float | None:
+        for e in sfn.list_executions(stateMachineArn=stack.state_machine_arn)["executions"]:
+            if e["name"] == sid:
+                return e["startDate"].timestamp()
+        return None
+
+    clip = rc.write(rc.Recording("portrait", rc.Person(81), seed=82).frames(), workdir / "queued.mp4")
+    early_key, late_key = "uploads/queued/early.mp4", "uploads/queued/late.mp4"
+    stack.router.fault = hold_blockers
+    stack.held_admissions.add(early_key)
+    try:
+        blockers = [
+            stack.upload(write_clip(workdir / f"b{i}.mp4", "mp4", "libx264", {"preset": "ultrafast"},
+                                    seconds=1.0, fps=10), key=f"uploads/blocker/{i}.mp4")["submission_id"]
+            for i in range(limit)
+        ]  # fmt: skip
+        wait_until(lambda: all(started(b) for b in blockers), "the blockers never started")
+        early = stack.upload(clip, key=early_key)["submission_id"]
+        wait_until(lambda: record(early).get("state", {}).get("S") == "admitted", "E never recorded")
+        time.sleep(0.5)
+        assert started(early) is None and any(k == early_key for _, k in stack.deferred_admissions.values())
+        release.set()  # the slots free up; E stays held in the queue
+        time.sleep(1.1)  # S3 event times have whole seconds: L is received in a later one than E
+        late = stack.upload(clip, key=late_key)["submission_id"]
+        wait_until(lambda: record(late).get("state", {}).get("S") == "settled", "L never indexed", 180)
+        time.sleep(1.0)  # L has read, found nothing, and is waiting for E
+        assert started(early) is None and stack.decision(late) is None
+        stack.held_admissions.discard(early_key)  # E is admitted, screened, indexed, settled
+        items = {sid: stack.wait_for_decision(sid, timeout_s=300) for sid in (early, late)}
+    finally:
+        release.set()
+        stack.router.fault = None
+        stack.held_admissions.discard(early_key)
+    assert all(items.values()), items
+    assert started(late) < started(early)  # L was screened first, E was held in the queue
+    received = {
+        sid: datetime.fromisoformat(items[sid]["received_at"].replace("Z", "+00:00")) for sid in items
+    }
+    assert received[early] < received[late]
+    assert "MEDIA_REUSED" in items[late]["reasons"], items
+    assert "MEDIA_REUSED" not in items[early]["reasons"], items
+    named = {m["submission_id"] for m in _lineage(stack, late)["decision"]["reuse"]["matches"]}
+    assert early in named
+    assert {record(s).get("state", {}).get("S") for s in (early, late)} == {"settled"}
+    for b in blockers:
+        assert stack.wait_for_decision(b, timeout_s=120) is not None
+
+
+def test_a_refused_upload_is_settled_by_the_state_machine_itself(stack: LocalStack, workdir: Path) -> None:
+    """Issue 24 item 5: an upload that never reaches the reuse check (refused at validation: INVALID)
+    still settles its admission record, through the state machine's SettleAdmission on its terminal
+    path, so no later upload's check waits for it."""
+    junk = workdir / "not-a-video.mp4"
+    junk.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
+    item = screen(stack, junk, key="uploads/refused/junk.mp4")
+    assert item["decision"] == "INVALID", item
+    sid = item["submission_id"]
+    ddb = stack.client("dynamodb")
+    (table,) = [t for t in ddb.list_tables()["TableNames"] if "reuse" in t.lower()]
+    key = {"pk": {"S": f"adm#{sid}"}, "sk": {"S": "adm"}}
+    record = ddb.get_item(TableName=table, Key=key, ConsistentRead=True)["Item"]
+    assert record["state"]["S"] == "settled" and "admitted_bucket" not in record
+    history = stack.execution_history(sid)
+    exited = [e["stateExitedEventDetails"]["name"] for e in history if "stateExitedEventDetails" in e]
+    assert "SettleAdmission" in exited and "CheckReuse" not in exited

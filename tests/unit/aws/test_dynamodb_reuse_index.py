@@ -33,12 +33,24 @@ class CountingClient:
 
 
 def create_reuse_table(client: Any, name: str) -> None:
-    """The table as template.yaml declares it (keys only; moto ignores SSE, TTL and PITR)."""
+    """The table as template.yaml declares it: its keys and the admission records' sparse index
+    (moto ignores SSE, TTL and PITR)."""
+    keys = ("pk", "sk", "admitted_bucket", "admitted_at")
     client.create_table(
         TableName=name,
         BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk")],
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in keys],
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "Admissions",
+                "KeySchema": [
+                    {"AttributeName": "admitted_bucket", "KeyType": "HASH"},
+                    {"AttributeName": "admitted_at", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ],
     )
 
 

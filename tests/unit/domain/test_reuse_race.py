@@ -1,11 +1,14 @@
 """Issue 24's race, as a model: two copies' reuse checks under every interleaving of their steps.
 
-Each check (functions/reuse/app.py) writes its index entries, reads, and, finding no earlier match,
-waits until no earlier submission is still screening unindexed (``unsettled_earlier``), then reads
-again. The model runs the real domain rules (``exact_matches``, ``unsettled_earlier``) over a toy
-index and a toy list of running screenings, enumerates every schedule of the two checks' steps and
-asserts the outcome the issue asks for: exactly one is marked, the later-received (receipt time,
-then id), naming the other. The same enumeration without the wait finds the schedules that broke
+Each upload is received (its admission record written, ``admission_item``), may wait in the
+admission queue, then is screened: its check (functions/reuse/app.py) writes its index entries,
+settles its record, reads, and, finding no earlier match, waits until no earlier upload is
+unsettled (``unsettled_earlier``), then reads again. The model runs the real domain rules
+(``exact_matches``, ``unsettled_earlier``) over a toy index and toy records, enumerates every
+schedule of the two uploads' steps (the earlier one held in the queue for as long as any schedule
+likes) and asserts the outcome the issue asks for: exactly one is marked, the later-received
+(receipt time, then id), naming the other. The same enumeration without the wait, or with the old
+witness (running executions only: a queued upload is invisible), finds schedules that broke
 (neither marked), so the model can fail.
 """
 
@@ -22,7 +25,7 @@ from kyc.domain.reuse import InFlight, exact_matches, index_time, unsettled_earl
 class World:
     entries: list[dict[str, str]] = field(default_factory=list)  # the index: one entry per copy
     indexed: set[str] = field(default_factory=set)  # submissions whose entries are all written
-    running: dict[str, str] = field(default_factory=dict)  # screening executions: sid -> received_at
+    unsettled: dict[str, str] = field(default_factory=dict)  # the witness: sid -> received_at
 
 
 @dataclass
@@ -31,7 +34,8 @@ class Check:
     received_at: str
     wait: bool
     refused: bool = False  # the upload never reaches the index (its screening just ends)
-    pc: str = "start"
+    witness: str = "admissions"  # or "executions": seen only once its screening runs (the old witness)
+    pc: str = "queued"
     matched: list[str] | None = None
 
     def enabled(self, world: World) -> bool:
@@ -43,12 +47,18 @@ class Check:
 
     def step(self, world: World) -> None:
         """One atomic step: a write, a read, a look at the running screenings, or the end."""
-        if self.refused:
-            world.running.pop(self.sid, None)
+        if self.pc == "queued":  # admitted from the queue: its screening starts
+            if self.witness == "executions":
+                world.unsettled[self.sid] = self.received_at
+            self.pc = "start"
+        elif self.refused:  # a terminal path settles the record
+            world.unsettled.pop(self.sid, None)
             self.pc = "done"
-        elif self.pc == "start":  # write the entries, then the 'indexed' mark
+        elif self.pc == "start":  # write the entries, then settle (the 'indexed' mark)
             world.entries.append({"submission_id": self.sid, "indexed_at": index_time(self.received_at)})
             world.indexed.add(self.sid)
+            if self.witness == "admissions":
+                world.unsettled.pop(self.sid, None)
             self.pc = "read"
         elif self.pc in ("read", "read_again"):
             found = [m.submission_id for m in self._read(world)]
@@ -59,8 +69,8 @@ class Check:
                 self.pc = "poll"
         elif self.pc == "poll":  # enabled only once nothing earlier is pending
             self.pc = "read_again"
-        elif self.pc == "end":  # the decision, then the execution ends
-            world.running.pop(self.sid, None)
+        elif self.pc == "end":  # the decision, then the execution ends (settled on every terminal path)
+            world.unsettled.pop(self.sid, None)
             self.pc = "done"
 
     def _read(self, world: World) -> list:
@@ -68,7 +78,7 @@ class Check:
         return exact_matches(list(world.entries), own_submission_id=self.sid, own_indexed_at=at)
 
     def _pending(self, world: World) -> list[str]:
-        in_flight = [InFlight(sid, at) for sid, at in world.running.items()]
+        in_flight = [InFlight(sid, at) for sid, at in world.unsettled.items()]
         return unsettled_earlier(
             in_flight, world.indexed, own_submission_id=self.sid, own_received_at=self.received_at
         )
@@ -81,7 +91,8 @@ def outcomes(make_checks) -> list[dict[str, list[str] | None]]:
     def explore(trail: list[int]) -> None:
         world, checks = World(), make_checks()
         for c in checks:
-            world.running[c.sid] = c.received_at  # both screenings were admitted before either check
+            if c.witness == "admissions":  # both uploads were received before either was screened
+                world.unsettled[c.sid] = c.received_at
         for i in trail:
             checks[i].step(world)
         ready = [i for i, c in enumerate(checks) if c.enabled(world)]
@@ -99,9 +110,9 @@ def outcomes(make_checks) -> list[dict[str, list[str] | None]]:
 EARLY, LATE = "2026-12-06T20:00:00.100000+00:00", "2026-12-06T20:00:00.200000+00:00"
 
 
-def _pair(wait: bool, *, same_time: bool = False):
+def _pair(wait: bool, *, same_time: bool = False, witness: str = "admissions"):
     late_at = EARLY if same_time else LATE  # at the same time, the id decides: "b" is the later
-    return lambda: [Check("b", late_at, wait), Check("a", EARLY, wait)]
+    return lambda: [Check("b", late_at, wait, witness=witness), Check("a", EARLY, wait, witness=witness)]
 
 
 @pytest.mark.parametrize("same_time", [False, True], ids=["later-received", "same-time-id-decides"])
@@ -117,6 +128,16 @@ def test_without_the_wait_some_interleaving_marks_neither() -> None:
     results = outcomes(_pair(wait=False))
     assert {"a": [], "b": []} in results
     assert {"a": [], "b": ["a"]} in results
+
+
+def test_the_earlier_upload_held_in_the_queue_is_waited_for() -> None:
+    """Every schedule includes those where the earlier upload is still queued (not yet screening)
+    while the later one is checked: with admission records the later copy is always the one marked;
+    with the old witness (running executions only) some schedule marks neither (the copy PASSes)."""
+    queued_first = outcomes(_pair(wait=True))
+    assert queued_first and all(r == {"a": [], "b": ["a"]} for r in queued_first)
+    old = outcomes(_pair(wait=True, witness="executions"))
+    assert {"a": [], "b": []} in old
 
 
 def test_an_earlier_upload_that_never_indexes_ends_the_wait() -> None:

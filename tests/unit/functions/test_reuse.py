@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,6 +20,7 @@ from moto import mock_aws
 
 from kyc.aws.errors import SourceChangedError
 from kyc.media.frames import encode_image
+from kyclocal.alarms import datapoints_from_emf
 from tests.unit.aws.test_dynamodb_reuse_index import create_reuse_table
 from tests.unit.functions.handler_loader import FakeContext, load_handler
 
@@ -199,57 +201,156 @@ def test_two_copies_interleaved_only_the_later_is_marked(aws: dict[str, Any]) ->
     assert [m["submission_id"] for m in results["B"]["matches"]] == ["A"]
 
 
-class _Running:
-    """The state machine's running screenings, as the check sees them; ``on_look`` runs at each look."""
+class _Looks:
+    """Counts the check's looks at the admission records; ``on_look`` runs before each."""
 
-    def __init__(self, running: list[Any], on_look: Any = None) -> None:
-        self.running_now, self.on_look, self.looks = running, on_look, 0
+    def __init__(self, app: Any, on_look: Any = None) -> None:
+        self.real, self.on_look, self.looks = app.ADMISSIONS.unsettled_before, on_look, 0
 
-    def running(self, execution_arn: str) -> list[Any]:
+    def __call__(self, sid: str, received_at: str) -> list[Any]:
         self.looks += 1
         if self.on_look:
             self.on_look(self.looks)
-        return list(self.running_now)
+        return self.real(sid, received_at)
 
 
 def test_the_later_copy_checked_first_waits_for_the_earlier_one_in_flight_and_is_marked(
     aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The race of issue 24: B (received later) is checked before A (earlier, still screening) has
-    written anything. B finds nothing, sees A running and unindexed, waits; A's check runs during the
-    wait; B reads again and is marked naming A. A, which sees B, is not marked."""
-    from kyc.domain.reuse import InFlight
-
+    """The race of issue 24: B (received later) is checked before A (earlier, admitted: its record
+    unsettled) has written anything. B finds nothing, sees A's record, waits; A's check runs during
+    the wait and settles A; B reads again and is marked naming A. A, which sees B, is not marked."""
     app = aws["app"]
     original = _pictures(11)
     event_a = _event(aws, "A", "aa" * 32, original, _at(2))
     event_b = _event(aws, "B", "bb" * 32, _copy(original, 12), _at(1.9))
-    event_b["execution_arn"] = "arn:aws:states:us-east-1:123456789012:execution:kyc-screening:B"
+    for sid, at in (("A", _at(2)), ("B", _at(1.9))):
+        assert app.ADMISSIONS.admit(sid, at)  # what the start function wrote on receipt
     results: dict[str, dict] = {}
 
     def a_checks_on_the_second_look(look: int) -> None:
         if look == 2:
             results["A"] = app.check_reuse(event_a)
 
-    monkeypatch.setattr(app, "IN_FLIGHT", _Running([InFlight("A", _at(2))], a_checks_on_the_second_look))
+    looks = _Looks(app, a_checks_on_the_second_look)
+    monkeypatch.setattr(app.ADMISSIONS, "unsettled_before", looks)
     monkeypatch.setattr(app, "POLL_S", (0.01,))
     results["B"] = app.check_reuse(event_b, wait_s=30)
     assert [m["submission_id"] for m in results["B"]["matches"]] == ["A"] and results["B"]["matched"]
     assert results["A"]["matches"] == [] and not results["A"]["matched"]
-    assert app.IN_FLIGHT.looks == 2 and results["B"]["waited_for_earlier"] == ["A"]
+    assert looks.looks == 3 and results["B"]["waited_for_earlier"] == ["A"]  # B twice, A once
+    assert {app.ADMISSIONS.state(s) for s in "AB"} == {"settled"}  # each check settled its own
 
 
 def test_an_earlier_submission_that_never_indexes_times_the_check_out_instead_of_a_pass(
     aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An earlier screening stays running and unindexed past the wait: no answer (the state machine
-    retries, then records ERROR), never an unmarked result that would let the copy PASS."""
-    from kyc.domain.reuse import EarlierSubmissionsInFlightError, InFlight
+    """An earlier upload stays unsettled past the wait (queued, or screening and unindexed): no
+    answer (the state machine retries, then records ERROR), never an unmarked result that would let
+    the copy PASS. A later upload's record (C) is never waited for."""
+    from kyc.domain.reuse import EarlierSubmissionsInFlightError
 
     app = aws["app"]
     event_b = _event(aws, "B", "bb" * 32, _pictures(13), _at(1.9))
-    event_b["execution_arn"] = "arn:aws:states:us-east-1:123456789012:execution:kyc-screening:B"
-    monkeypatch.setattr(app, "IN_FLIGHT", _Running([InFlight("A", _at(2)), InFlight("C", _at(1))]))
+    for sid, at in (("A", _at(2)), ("C", _at(1))):
+        app.ADMISSIONS.admit(sid, at)
     monkeypatch.setattr(app, "POLL_S", (0.01,))
-    with pytest.raises(EarlierSubmissionsInFlightError, match="1 earlier submission"):
+    with pytest.raises(EarlierSubmissionsInFlightError, match="1 earlier upload"):
         app.check_reuse(event_b, wait_s=0.2)  # C, received after B, is never waited for
+
+
+def _emf(out: str) -> list[dict]:
+    return [json.loads(line) for line in out.splitlines() if line.startswith('{"_aws"')]
+
+
+@pytest.mark.parametrize("retry_succeeds", [True, False], ids=["retry-succeeds", "retry-fails-too"])
+def test_the_errors_alarm_is_quiet_on_a_retried_wait_that_succeeds_and_fires_when_it_fails_too(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, retry_succeeds: bool
+) -> None:
+    """Issue 24 item 5: the template's CheckReuseErrorsAlarm, evaluated (kyclocal.alarms) on what the
+    handler really emitted (its EMF records) plus what Lambda publishes (one Errors point per raised
+    invocation). Attempt 1 times out waiting for an earlier upload (retry_count 0: the state machine
+    retries it); then either the earlier upload settles and attempt 2 answers (no page), or every
+    attempt times out, the last one (retry_count = WAIT_RETRIES) included (a page)."""
+    from pathlib import Path
+
+    from kyc.domain.reuse import EarlierSubmissionsInFlightError
+    from kyclocal.alarms import Datapoint, breaches_at, load_alarms
+
+    app = aws["app"]
+    root = Path(__file__).resolve().parents[3]
+    alarm = load_alarms(root / "template.yaml", resources={"CheckReuseFunction": "check-reuse"})[
+        "CheckReuseErrorsAlarm"
+    ]
+    event = _event(aws, "B", "bb" * 32, _pictures(17), _at(1.9))
+    app.ADMISSIONS.admit("A", _at(2))  # an earlier upload, queued or screening
+    monkeypatch.setattr(app, "POLL_S", (0.01,))
+    errors: list[Datapoint] = []
+    attempts = list(range(app.WAIT_RETRIES + 1))
+    for attempt in attempts:
+        if retry_succeeds and attempt == 1:
+            app.ADMISSIONS.settle("A")
+        try:
+            app.check_reuse(event | {"retry_count": attempt}, wait_s=0.05)
+        except EarlierSubmissionsInFlightError:
+            errors.append(
+                Datapoint("AWS/Lambda", "Errors", (("FunctionName", "check-reuse"),), time.time(), 1.0)
+            )
+        else:
+            break
+    records = _emf(capsys.readouterr().out)
+    points = datapoints_from_emf(records) + errors
+    waits = [r["outcome"] for r in records if "ReuseWaits" in r]
+    if retry_succeeds:
+        assert waits == ["RETRIED"] and len(errors) == 1
+        assert not breaches_at(alarm, points, time.time() + 1)
+    else:
+        assert waits == ["RETRIED"] * app.WAIT_RETRIES + ["FAILED"] and len(errors) == len(attempts)
+        assert breaches_at(alarm, points, time.time() + 1)
+    # the old alarm (Lambda Errors alone) would have paged in both cases
+    assert sum(p.value for p in errors) >= 1
+
+
+def test_a_crashed_earlier_screening_is_settled_by_reconcile_and_blocks_nothing_after(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 24 item 5: an earlier screening that died outside the workflow (aborted, its process
+    gone) leaves its record 'admitted': a later upload's check waits for it and, the wait bounded,
+    raises (ERROR after the retries, never PASS). The status-change rule's reconcile function settles
+    the record; the next check answers at once."""
+    from kyc.domain.reuse import EarlierSubmissionsInFlightError
+    from tests.fixtures.decisions_table import create_decisions_table
+
+    app = aws["app"]
+    create_decisions_table(aws["ddb"], "decisions")
+    app.ADMISSIONS.admit("A", _at(2))
+    event_b = _event(aws, "B", "bb" * 32, _pictures(19), _at(1.9))
+    monkeypatch.setattr(app, "POLL_S", (0.01,))
+    with pytest.raises(EarlierSubmissionsInFlightError):
+        app.check_reuse(event_b, wait_s=0.1)
+    reconcile = load_handler(
+        "reconcile", {"KYC_DECISIONS_TABLE": "decisions", "KYC_REUSE_TABLE": TABLE}, monkeypatch
+    )
+    submission = {"submission_id": "A", "bucket": "intake", "key": "uploads/a.mp4", "received_at": _at(2)}
+    aborted = {
+        "version": "0",
+        "id": "1",
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "account": "123456789012",
+        "time": _at(1.8),
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {
+            "executionArn": "arn:exec:A",
+            "status": "ABORTED",
+            "input": json.dumps({"submission": submission}),
+        },
+    }
+    assert reconcile.lambda_handler(aborted, FakeContext())["decision"] == "ERROR"
+    assert app.ADMISSIONS.state("A") == "settled"
+
+    started = time.monotonic()
+    result = app.check_reuse(event_b, wait_s=30)
+    assert result["waited_for_earlier"] == [] and not result["matched"]
+    assert time.monotonic() - started < 10  # no wait at all (30 s were allowed)

@@ -12,6 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from tests.unit.aws.test_dynamodb_reuse_index import create_reuse_table
 from tests.unit.functions.handler_loader import (
     FakeContext,
     expected_pseudonym,
@@ -21,6 +22,7 @@ from tests.unit.functions.handler_loader import (
 
 BUCKET = "intake"
 RAW_KEY = "uploads/ACME 2026/applicant+42 100%/selfie-é.mp4"
+REUSE_TABLE = "reuse-index"
 DEFINITION = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}})
 
 
@@ -37,7 +39,10 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         arn = sfn.create_state_machine(
             name="screening", definition=DEFINITION, roleArn="arn:aws:iam::123456789012:role/sfn"
         )["stateMachineArn"]
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        create_reuse_table(ddb, REUSE_TABLE)
         yield {
+            "ddb": ddb,
             "s3": s3,
             "sfn": sfn,
             "arn": arn,
@@ -50,7 +55,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
 def _handler(aws: dict[str, Any], **env: str) -> Any:
     return load_handler(
         "start",
-        {"KYC_STATE_MACHINE_ARN": aws["arn"], "KYC_SCORE_MAX_CONCURRENCY": "3"} | env,
+        {"KYC_STATE_MACHINE_ARN": aws["arn"], "KYC_SCORE_MAX_CONCURRENCY": "3"}
+        | {"KYC_REUSE_TABLE": REUSE_TABLE}
+        | env,
         aws["monkeypatch"],
     )
 
@@ -155,6 +162,44 @@ def test_start_at_admission_limit_returns_message_to_queue(aws: dict[str, Any]) 
 
     assert result == {"batchItemFailures": [{"itemIdentifier": "m-9"}]}
     assert [e["name"] for e in _executions(aws)] == ["already-running"]
+
+
+def _admission(aws: dict[str, Any], sid: str) -> dict[str, Any] | None:
+    key = {"pk": {"S": f"adm#{sid}"}, "sk": {"S": "adm"}}
+    return aws["ddb"].get_item(TableName=REUSE_TABLE, Key=key).get("Item")
+
+
+def test_start_deferred_upload_is_recorded_as_admitted_at_s3s_event_time(aws: dict[str, Any]) -> None:
+    """Issue 24 item 5: an upload held in the queue (the gate full) already has its admission record,
+    so a later copy's reuse check waits for it; the receipt time is the event's (S3's), keys only."""
+    app = _handler(aws, KYC_MAX_RUNNING_EXECUTIONS="1")
+    aws["sfn"].start_execution(stateMachineArn=aws["arn"], name="already-running", input="{}")
+
+    app.lambda_handler(_batch(RAW_KEY, aws["version"], message_id="m-9"), FakeContext())
+
+    sid = expected_submission_id(BUCKET, RAW_KEY, aws["version"], aws["etag"])
+    item = _admission(aws, sid)
+    assert item is not None and not any(e["name"] == sid for e in _executions(aws))
+    assert set(item) == {"pk", "sk", "state", "admitted_bucket", "admitted_at", "expires_at"}
+    assert item["state"]["S"] == "admitted"
+    # the event's "time" (2026-11-28T17:00:00Z): the 6-hour bucket from 12:00, the instant and the id
+    assert item["admitted_bucket"]["S"] == "2026-11-28T12"
+    assert item["admitted_at"]["S"] == f"2026-11-28T17:00:00.000000Z#{sid}"
+    assert int(item["expires_at"]["N"]) == 1795885200 + 30 * 3600  # the event time + 6 h + 1 day
+
+
+def test_start_redelivered_event_does_not_reopen_a_settled_admission(aws: dict[str, Any]) -> None:
+    """A duplicate S3 event after the screening settled must not leave an 'admitted' row that later
+    uploads would wait for."""
+    app = _handler(aws)
+    app.lambda_handler(_batch(RAW_KEY, aws["version"], message_id="m-1"), FakeContext())
+    sid = expected_submission_id(BUCKET, RAW_KEY, aws["version"], aws["etag"])
+    assert app.ADMISSIONS.settle(sid)
+
+    app.lambda_handler(_batch(RAW_KEY, aws["version"], message_id="m-2"), FakeContext())
+
+    item = _admission(aws, sid)
+    assert item["state"]["S"] == "settled" and "admitted_bucket" not in item
 
 
 def test_start_object_deleted_before_admission_still_starts_screening(aws: dict[str, Any]) -> None:

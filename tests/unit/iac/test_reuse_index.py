@@ -58,32 +58,16 @@ def test_index_retention_is_the_raw_video_retention_and_the_window_is_a_paramete
 def test_check_reuse_role_is_least_privilege(template):
     statements = _role_statements(template, "CheckReuseFunctionRole")
     ddb = [st for st in statements if any(a.startswith("dynamodb:") for a in st["Action"])]
-    assert len(ddb) == 1
-    assert sorted(ddb[0]["Action"]) == [
-        "dynamodb:BatchWriteItem",
-        "dynamodb:GetItem",  # the race (issue 24): has an earlier submission finished indexing?
-        "dynamodb:Query",
-        "dynamodb:UpdateItem",
-    ]
+    assert len(ddb) == 2
+    assert sorted(ddb[0]["Action"]) == ["dynamodb:BatchWriteItem", "dynamodb:Query", "dynamodb:UpdateItem"]
+    # issue 24 item 5: the admission records' keys-only index, nothing else of it
+    assert ddb[1]["Action"] == ["dynamodb:Query"]
+    assert ddb[1]["Resource"] == {"Fn::Sub": "${ReuseIndexTable.Arn}/index/Admissions"}
     assert ddb[0]["Resource"] == TABLE_ARN  # its own table only, not the decisions table
-    # the race (issue 24): the screenings still running, read from the screening state machine only
-    states = [st for st in statements if any(a.startswith("states:") for a in st["Action"])]
-    machine = (
-        "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}"
-        ":stateMachine:${AWS::StackName}-screening"
-    )
-    executions = machine.replace(":stateMachine:", ":execution:") + ":*"
-    assert [(st["Action"], st["Resource"]) for st in states] == [
-        (["states:ListExecutions"], {"Fn::Sub": machine}),
-        (["states:DescribeExecution"], {"Fn::Sub": executions}),
-    ]
-    (decrypt,) = [st for st in statements if st.get("Sid") == "DecryptRunningScreeningInputs"]
-    assert decrypt["Action"] == ["kms:Decrypt"]  # the inputs, under the screening machine's context only
-    assert decrypt["Condition"]["StringEquals"] == {
-        "kms:EncryptionContext:aws:states:stateMachineArn": {"Fn::Sub": machine}
-    }
-    name = template["Resources"]["ScreeningStateMachine"]["Properties"]["StateMachineName"]
-    assert name == {"Fn::Sub": "${AWS::StackName}-screening"}  # the name the ARNs above spell out
+    # issue 24 item 5: no Step Functions call at all (the old witness read every running screening's
+    # input: object key and client reference), and no key grant for execution inputs
+    assert not [st for st in statements if any(a.startswith("states:") for a in st["Action"])]
+    assert not any("aws:states:stateMachineArn" in json.dumps(st.get("Condition", {})) for st in statements)
     s3 = [st for st in statements if any(a.startswith("s3:") for a in st["Action"])]
     assert [st["Action"] for st in s3] == [["s3:GetObject"], ["s3:GetObject"]]
     # the frames and their manifest, and the face stage's evidence (issue 24): nothing else of the bucket
@@ -103,7 +87,22 @@ def test_only_check_reuse_and_erasure_reach_the_index(template):
         if res["Type"] == "AWS::IAM::Policy"
         and _mentions(res["Properties"]["PolicyDocument"], "ReuseIndexTable")
     }
-    assert reaching == {"CheckReuseFunctionRole", "EraseSubmissionFunctionRole"}
+    assert reaching == {
+        "CheckReuseFunctionRole",
+        "EraseSubmissionFunctionRole",
+        # issue 24 item 5: admission records only (LeadingKeys adm#*), one action each
+        "StartScreeningFunctionRole",
+        "ReconcileExecutionFunctionRole",
+        "ScreeningStateMachineRole",
+    }
+    for role, action in (
+        ("StartScreeningFunctionRole", "dynamodb:PutItem"),
+        ("ReconcileExecutionFunctionRole", "dynamodb:UpdateItem"),
+        ("ScreeningStateMachineRole", "dynamodb:UpdateItem"),
+    ):
+        (st,) = [st for st in _role_statements(template, role) if _mentions(st, "ReuseIndexTable")]
+        assert st["Action"] == [action] and st["Resource"] == TABLE_ARN, role
+        assert st["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["adm#*"]}}, role
     erase = [
         st
         for st in _role_statements(template, "EraseSubmissionFunctionRole")
@@ -122,6 +121,63 @@ def test_check_reuse_role_may_use_the_key_through_data_services(template):
         st for st in key_policy["Statement"] if st.get("Sid") == "UseKeyThroughDataServicesStackRoles"
     )
     assert {"Fn::GetAtt": ["CheckReuseFunctionRole", "Arn"]} in statement["Principal"]["AWS"]
+
+
+def test_the_admission_index_is_sparse_and_keys_only(template):
+    props = template["Resources"]["ReuseIndexTable"]["Properties"]
+    (index,) = props["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "Admissions"
+    assert [k["AttributeName"] for k in index["KeySchema"]] == ["admitted_bucket", "admitted_at"]
+    assert index["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+
+
+def _terminal_paths(states: dict[str, Any], start: str, trail: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every path through the top-level states from ``start`` to a Succeed or Fail state."""
+    state = states[start]
+    trail = (*trail, start)
+    if state["Type"] in ("Succeed", "Fail"):
+        return [trail]
+    nexts = {state.get("Next"), state.get("Default")}
+    nexts |= {c["Next"] for c in state.get("Catch", []) + state.get("Choices", [])}
+    following = sorted(x for x in nexts if x and x not in trail)
+    return [p for n in following for p in _terminal_paths(states, n, trail)]
+
+
+def test_every_terminal_path_settles_the_admission_record():
+    """issue 24 item 5: success, REVIEW, every failure and the last-resort ERROR all pass through a
+    settle state just before the end, so no 'admitted' row outlives its screening (the reconcile
+    function covers executions that die outside the workflow: timeouts, aborts)."""
+    states = ASL["States"]
+    paths = _terminal_paths(states, ASL["StartAt"])
+    assert len(paths) >= 18 and {p[-1] for p in paths} == {"Screened", "ScreeningFailed"}
+    settles = {"Screened": "SettleAdmission", "ScreeningFailed": "SettleAdmissionAfterFailure"}
+    assert all(p[-2] == settles[p[-1]] for p in paths), [p for p in paths if p[-2] != settles[p[-1]]]
+    for name, end in settles.items():
+        settle = states[end]
+        assert settle["Resource"] == "arn:${Partition}:states:::dynamodb:updateItem"
+        key = settle["Parameters"]["Key"]["pk"]
+        assert key == {"S.$": "States.Format('adm#{}', $.submission.submission_id)"}
+        assert settle["Parameters"]["ConditionExpression"] == "attribute_exists(pk)"  # never re-creates
+        assert settle["Next"] == name and [c["Next"] for c in settle["Catch"]] == [name]  # decides nothing
+    twin = {
+        k: v
+        for k, v in states["SettleAdmissionAfterFailure"].items()
+        if k not in ("Next", "Catch", "Comment")
+    }
+    assert twin == {
+        k: v for k, v in states["SettleAdmission"].items() if k not in ("Next", "Catch", "Comment")
+    }
+
+
+def test_the_reuse_wait_retries_agree_with_the_handler():
+    """The handler calls its timed-out wait FAILED (an alarm) only on the attempt after the last retry."""
+    import re
+
+    retries = ASL["States"]["CheckReuse"]["Retry"]
+    (retry,) = [r for r in retries if "EarlierSubmissionsInFlightError" in r["ErrorEquals"]]
+    source = (ROOT / "functions" / "reuse" / "app.py").read_text(encoding="utf-8")
+    assert int(re.search(r"^WAIT_RETRIES = (\d+)", source, re.M).group(1)) == retry["MaxAttempts"]
+    assert ASL["States"]["CheckReuse"]["Parameters"]["Payload"]["retry_count.$"] == "$$.State.RetryCount"
 
 
 def test_check_reuse_runs_between_scoring_and_the_decision_and_fails_closed():

@@ -80,6 +80,7 @@ EXPECTED_ENV = {
         "KYC_SCORE_MAX_CONCURRENCY",
         "KYC_MAX_RUNNING_EXECUTIONS",
         "KYC_RETENTION_DAYS",
+        "KYC_REUSE_TABLE",  # issue 24 item 5: admission records
     },
     "ValidateUploadFunction": LIMIT_VARS
     | {"KYC_PROVENANCE_TRUST_PARAMETER", "KYC_PROVENANCE_MAX_MANIFEST_BYTES"},
@@ -137,7 +138,7 @@ EXPECTED_ENV = {
         "KYC_REVIEW_LINK_SECONDS",
         "KYC_REVIEW_WORKBENCH_URL",
     },
-    "ReconcileExecutionFunction": {"KYC_DECISIONS_TABLE", "KYC_RETENTION_DAYS"},
+    "ReconcileExecutionFunction": {"KYC_DECISIONS_TABLE", "KYC_RETENTION_DAYS", "KYC_REUSE_TABLE"},
     # issue 21: the learning loop's shadow deployment and backlog re-screen
     "ShadowDeployFunction": {
         "KYC_ENDPOINT_NAME",
@@ -811,6 +812,12 @@ def test_function_alarms_watch_their_own_function(template):
     for fn in FUNCTIONS:
         for metric in ("Errors", "Throttles"):
             props = _props(template, f"{fn.removesuffix('Function')}{metric}Alarm")
+            if "Metrics" in props:  # a math alarm (CheckReuseErrorsAlarm): its AWS/Lambda metric
+                (props,) = [
+                    q["MetricStat"]["Metric"]
+                    for q in props["Metrics"]
+                    if q.get("MetricStat", {}).get("Metric", {}).get("Namespace") == "AWS/Lambda"
+                ]
             assert props["Namespace"] == "AWS/Lambda" and props["MetricName"] == metric
             assert props["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": fn}}]
 

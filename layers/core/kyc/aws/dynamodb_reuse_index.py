@@ -17,7 +17,7 @@ from typing import Any
 
 from kyc.aws.clients import client
 from kyc.aws.dynamodb_decision_store import deserialise_item, serialise_item
-from kyc.domain.reuse import FrameSignature, IndexedFrame, exact_key, submission_key
+from kyc.domain.reuse import FrameSignature, IndexedFrame, admission_key, exact_key, submission_key
 
 _BATCH = 25  # BatchWriteItem's limit
 _MAX_UNPROCESSED_ROUNDS = 8
@@ -58,25 +58,12 @@ class DynamoDBReuseIndex:
             },
         )
         self._batch_write([{"PutRequest": {"Item": serialise_item(e)}} for e in entries])
-        self._ddb.update_item(  # last: a later submission waiting for this one may now read (reuse.py)
+        self._ddb.update_item(  # last: every entry is written (the reuse check then settles its admission)
             TableName=self._table,
             Key=serialise_item(submission_key(submission_id)),
             UpdateExpression="SET indexed_all = :t",
             ExpressionAttributeValues={":t": {"BOOL": True}},
         )
-
-    def indexed(self, submission_ids: Iterable[str]) -> set[str]:
-        """Which of these submissions have written all their entries (strongly consistent reads)."""
-
-        def done(sid: str) -> bool:
-            item = self._ddb.get_item(
-                TableName=self._table, Key=serialise_item(submission_key(sid)), ConsistentRead=True
-            ).get("Item")
-            return bool(item and item.get("indexed_all", {}).get("BOOL"))
-
-        sids = sorted(set(submission_ids))
-        with ThreadPoolExecutor(max_workers=self._workers) as pool:
-            return {sid for sid, ok in zip(sids, pool.map(done, sids), strict=True) if ok}
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -129,6 +116,8 @@ class DynamoDBReuseIndex:
 
         Safe to repeat: a second call finds no list and deletes nothing.
         """
+        # its admission record too (kyc.aws.dynamodb_admissions): keys only, but it names the upload
+        self._ddb.delete_item(TableName=self._table, Key=serialise_item(admission_key(submission_id)))
         key = serialise_item(submission_key(submission_id))
         found = self._ddb.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
         if not found:

@@ -33,7 +33,8 @@ says what the meeting means:
 
 Only an **earlier** submission (by receipt time, then id) counts: of two copies screened at the same
 moment the first is never marked. So that the later one always is, whatever the timing, a check
-that finds no earlier match waits until every earlier submission still in flight has indexed
+that finds no earlier match waits until every earlier upload still unsettled (its admission record,
+``admission_item``: received, queued or screening, not yet indexed or ended) has settled
 (``unsettled_earlier``), then reads again. Pure Python: no AWS, no numpy.
 """
 
@@ -300,7 +301,8 @@ def is_earlier(other_at: str, other_sid: str, own_at: str, own_sid: str) -> bool
 
 @dataclass(frozen=True)
 class InFlight:
-    """A screening still running (the state machine's own record): its submission and receipt time."""
+    """An upload received and not yet settled (its admission record, ``admission_item``): its
+    submission and receipt time."""
 
     submission_id: str
     received_at: str
@@ -752,6 +754,65 @@ def sheet_lines(result: Mapping[str, Any] | None) -> list[str]:
 
 
 # --- the index's items (written and read by kyc.aws.dynamodb_reuse_index) -------------------------
+
+
+# --- admission records (written by the start function, read by the reuse check) -------------------
+# One small item per received upload, keys only: written when the admission queue's consumer first
+# receives the upload (before the admission gate, so an upload still held in the queue counts),
+# settled once the upload's reuse entries are indexed or its screening ends in any terminal state.
+# While unsettled it carries ``admitted_bucket``/``admitted_at``, the keys of the sparse index
+# ``ADMISSIONS_INDEX``: a check reads the unsettled uploads received before its own, never the
+# settled ones, in one Query per bucket of ``admission_window`` (benchmarks/reuse_wait.py).
+ADMISSIONS_INDEX = "Admissions"
+ADMITTED, SETTLED = "admitted", "settled"
+ADMISSION_BUCKET_HOURS = 6  # one index partition per 6 h of receipt times
+# How far back a check looks for unsettled uploads: longer than an upload can wait in the admission
+# queue (AdmissionMaxReceives 60 x 180 s visibility = 3 h) plus a screening's run. An older row is a
+# screening that died without settling: never waited for (and gone at its TTL).
+ADMISSION_HORIZON = timedelta(hours=6)
+ADMISSION_TTL = ADMISSION_HORIZON + timedelta(days=1)
+
+
+def admission_key(sid: str) -> dict[str, str]:
+    """The admission record's key: from the submission id alone, so settling and erasure need nothing else."""
+    return {"pk": f"adm#{sid}", "sk": "adm"}
+
+
+def admission_bucket(received_at: str) -> str:
+    """The index partition of a receipt time: its UTC date and hour rounded down to the bucket."""
+    at = parse_utc(received_at).astimezone(UTC)
+    return f"{at:%Y-%m-%d}T{at.hour - at.hour % ADMISSION_BUCKET_HOURS:02d}"
+
+
+def admission_item(sid: str, received_at: str) -> dict[str, Any]:
+    """What the start function writes for an upload it has received (state ``admitted``)."""
+    return {
+        **admission_key(sid),
+        "state": ADMITTED,
+        "admitted_bucket": admission_bucket(received_at),
+        "admitted_at": f"{index_time(received_at)}#{sid}",
+        "expires_at": int((parse_utc(received_at) + ADMISSION_TTL).timestamp()),
+    }
+
+
+def admission_window(received_at: str, sid: str) -> tuple[tuple[str, ...], str, str]:
+    """Where a check for (``sid``, ``received_at``) reads: the buckets, and the sort-key bounds
+    ``[since, before)`` of uploads received within ``ADMISSION_HORIZON`` before it (ties: the id)."""
+    at = parse_utc(received_at).astimezone(UTC)
+    since = at - ADMISSION_HORIZON
+    buckets, step = [], since
+    while step <= at:
+        buckets.append(admission_bucket(step.isoformat()))
+        step += timedelta(hours=ADMISSION_BUCKET_HOURS)
+    if admission_bucket(at.isoformat()) not in buckets:
+        buckets.append(admission_bucket(at.isoformat()))
+    return tuple(dict.fromkeys(buckets)), index_time(since.isoformat()), f"{index_time(received_at)}#{sid}"
+
+
+def admitted_from_index(admitted_at: str) -> InFlight | None:
+    """An ``admitted_at`` sort key back to the upload it names (None when malformed)."""
+    at, _, sid = admitted_at.partition("#")
+    return InFlight(sid, at) if sid and at else None
 
 
 def submission_key(sid: str) -> dict[str, str]:

@@ -1,0 +1,114 @@
+"""Admission records in the reuse table: which uploads were received and have not settled yet.
+
+The start function writes one when the admission queue's consumer first receives an upload (the
+receipt time is S3's event time, which no applicant controls); the reuse check settles it once the
+upload's entries are indexed, the state machine on every terminal path, the reconcile function when
+an execution died outside it, and erasure deletes it. The reuse check reads the unsettled ones
+received before its own upload from the sparse index ``ADMISSIONS_INDEX`` (KEYS_ONLY): the
+witness of uploads in flight, queued ones included, with no Step Functions call at all.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from kyc.aws.clients import client
+from kyc.aws.dynamodb_decision_store import serialise_item
+from kyc.domain.reuse import (
+    ADMISSIONS_INDEX,
+    ADMITTED,
+    SETTLED,
+    InFlight,
+    admission_item,
+    admission_key,
+    admission_window,
+    admitted_from_index,
+)
+
+
+class DynamoDBAdmissions:
+    def __init__(self, table_name: str, dynamodb_client: Any = None) -> None:
+        self._table = table_name
+        self._ddb = dynamodb_client or client("dynamodb")
+        self.queries = 0  # Query calls made (the cost of the witness, benchmarks/reuse_wait.py)
+        self.items_read = 0
+
+    def admit(self, submission_id: str, received_at: str) -> bool:
+        """Record a received upload; False when it was already recorded (a redelivered event or a
+        deferred message received again: a settled record stays settled)."""
+        try:
+            self._ddb.put_item(
+                TableName=self._table,
+                Item=serialise_item(admission_item(submission_id, received_at)),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def settle(self, submission_id: str) -> bool:
+        """Mark the upload settled (it leaves the index); False when there is no record (erased,
+        expired, or an upload admitted before admission records existed)."""
+        try:
+            self._ddb.update_item(
+                TableName=self._table,
+                Key=serialise_item(admission_key(submission_id)),
+                UpdateExpression="SET #state = :settled REMOVE admitted_bucket, admitted_at",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={":settled": {"S": SETTLED}},
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def unsettled_before(self, submission_id: str, received_at: str) -> list[InFlight]:
+        """Every upload received within ``ADMISSION_HORIZON`` before this one and not settled: one
+        Query per bucket, only unsettled rows read (a row older than the horizon is never waited for,
+        and TTL deletes it after ``ADMISSION_TTL``)."""
+        buckets, since, before = admission_window(received_at, submission_id)
+        found: list[InFlight] = []
+        for bucket in buckets:
+            request: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": ADMISSIONS_INDEX,
+                "KeyConditionExpression": "admitted_bucket = :b AND admitted_at BETWEEN :since AND :before",
+                "ExpressionAttributeValues": {
+                    ":b": {"S": bucket},
+                    ":since": {"S": since},
+                    ":before": {"S": before},
+                },
+            }
+            while True:
+                page = self._ddb.query(**request)
+                self.queries += 1
+                items = page.get("Items", [])
+                self.items_read += len(items)
+                for item in items:
+                    key = item.get("admitted_at", {}).get("S", "")
+                    if key != before and (row := admitted_from_index(key)) is not None:
+                        found.append(row)
+                if "LastEvaluatedKey" not in page:
+                    break
+                request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return found
+
+    def state(self, submission_id: str) -> str | None:
+        """The record's state (strongly consistent), None without one."""
+        item = self._ddb.get_item(
+            TableName=self._table, Key=serialise_item(admission_key(submission_id)), ConsistentRead=True
+        ).get("Item")
+        return item.get("state", {}).get("S") if item else None
+
+    def delete(self, submission_id: str) -> None:
+        """Erasure: the record goes with the upload's other entries."""
+        self._ddb.delete_item(TableName=self._table, Key=serialise_item(admission_key(submission_id)))
+
+
+__all__ = ["ADMITTED", "SETTLED", "DynamoDBAdmissions"]
