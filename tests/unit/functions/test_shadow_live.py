@@ -85,7 +85,9 @@ def _deploy_champion(aws: dict[str, Any]) -> None:  # noqa: F811
         artefact_sha256=CHAMPION.info.artefact_sha256,
         role_arn="arn:aws:iam::123456789012:role/model",
         kms_key_id="alias/aws/sagemaker",
+        data_bucket=MODEL_BUCKET,
         sagemaker_client=boto3.client("sagemaker", region_name="us-east-1"),
+        s3_client=aws["s3"],
     )
 
 
