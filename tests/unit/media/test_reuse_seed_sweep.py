@@ -26,8 +26,27 @@ from tests.fixtures import reuse_clips as rc
 PARAMS = ReuseParams()  # the template's defaults
 DRAWS = 100
 FRAMES = 8  # the local stack's FrameCount: fewer frames, fewer chances to meet, the hard case
-TRANSFORMS = ("re-encode", "mirror", "letterbox", "crop-corner-5", "crop-left-10", "speed-1.25", "trim-0.5s")
-MAX_MISSED = 5  # of DRAWS, per transformation (measured: 0 of 200)
+# of DRAWS, per transformation: the most draws that may miss (measured on this recording, 400 draws
+# each on commit 8292214: see MEASURED_MISSED; r1, main before it, missed rotate-5 and crop-top-10 on
+# every draw)
+MAX_MISSED = {
+    "re-encode": 5,
+    "mirror": 5,
+    "letterbox": 5,
+    "crop-corner-5": 5,
+    "crop-left-10": 5,
+    "speed-1.25": 5,
+    "trim-0.5s": 5,
+    "rotate-5": 5,
+    "rotate-3": 5,
+    "crop-top-10": 5,
+    "crop-right-10": 5,
+    "crop-bottom-10": 5,
+    "crop-corner-10": 5,
+    "pillarbox": 5,
+    "mirror+crop-left-5": 5,
+}
+TRANSFORMS = tuple(MAX_MISSED)
 MIN_SWAP_FLAGGED = 95  # of DRAWS (measured: 200 of 200)
 MIN_SWAP_LABELLED = 25  # of DRAWS under REUSED_RECORDING_FACE_SWAPPED (measured: 103 of 200)
 EARLIER, LATER = "2026-01-01T00:00:00.000000Z", "2026-01-01T00:01:00.000000Z"
@@ -77,7 +96,7 @@ def _draws(clips: dict[str, rc.HashedClip], later: str, earlier: str, draws: int
 def test_copies_are_flagged_whatever_points_either_upload_samples(clips: dict, transform: str) -> None:
     outcomes = list(_draws(clips, transform, "original", DRAWS, FRAMES))
     missed = [seeds for kind, seeds in outcomes if kind not in FINDING_KINDS]
-    assert len(missed) <= MAX_MISSED, (Counter(k for k, _ in outcomes), missed[:3])
+    assert len(missed) <= MAX_MISSED[transform], (Counter(k for k, _ in outcomes), missed[:3])
 
 
 def test_a_face_swap_over_the_recording_is_flagged_whatever_the_sample_points(clips: dict) -> None:

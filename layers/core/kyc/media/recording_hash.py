@@ -164,7 +164,7 @@ def _resample(values: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
 
 def _anchored(
     y: np.ndarray,
-    weights: np.ndarray,
+    weights: np.ndarray | None,
     box: FaceBox,
     span: tuple[float, float, float, float],
     *,
@@ -183,48 +183,58 @@ def _anchored(
     fw, fh = box.width * w, box.height * h
     cx, cy = (box.left + box.width / 2) * w, (box.top + box.height / 2) * h
     width, height = (span[0] + span[1]) * fw, (span[2] + span[3]) * fh
-    # sample points: about one per ``step`` pixels after a box filter of that size (no aliasing)
-    step = max(1, int(max(width, height) / GRID))
-    if step > 1:
-        hh, ww = h // step * step, w // step * step
-        y = y[:hh, :ww].reshape(hh // step, step, ww // step, step).mean(axis=(1, 3))
-        weights = weights[:hh, :ww].reshape(hh // step, step, ww // step, step).mean(axis=(1, 3))
-    nx = max(_SIDE, min(GRID * 2, round(width / step)))
-    ny = max(_SIDE, min(GRID * 2, round(height / step)))
+    # sample points: about one per ``step`` pixels, after a box filter of that size (no aliasing)
+    step = max(1, int(np.ceil(max(width, height) / GRID)))
+    nx = max(_SIDE, round(width / step))
+    ny = max(_SIDE, round(height / step))
     u = (np.arange(nx) + 0.5) / nx * width - span[0] * fw  # across the upright face, pixels
     v = (np.arange(ny) + 0.5) / ny * height - span[2] * fh  # down the upright face, pixels
     uu, vv = np.meshgrid(u, v)
     turn = np.radians(ROLL_SIGN * box.roll)
     cos, sin = np.cos(turn), np.sin(turn)
-    xs = (cx + uu * cos - vv * sin) / step - 0.5
-    ys = (cy + uu * sin + vv * cos) / step - 0.5
-    inside = (xs >= -0.5) & (xs <= y.shape[1] - 0.5) & (ys >= -0.5) & (ys <= y.shape[0] - 0.5)
-    window = _resample(y, xs, ys)
-    wts = np.where(inside, _resample(weights, xs, ys), 0.0)
+    px, py = cx + uu * cos - vv * sin, cy + uu * sin + vv * cos  # in the frame, pixel edges from 0
+    inside = (px >= 0) & (px <= w) & (py >= 0) & (py <= h)
+    # only the part of the frame the window covers is filtered (whole blocks of ``step`` pixels)
+    x0 = int(np.clip(np.floor(px.min() / step) - 1, 0, w // step)) * step
+    x1 = int(np.clip(np.ceil(px.max() / step) + 1, 0, w // step)) * step
+    y0 = int(np.clip(np.floor(py.min() / step) - 1, 0, h // step)) * step
+    y1 = int(np.clip(np.ceil(py.max() / step) + 1, 0, h // step)) * step
+    if x1 - x0 < 2 * step or y1 - y0 < 2 * step:  # the window lies outside the frame
+        return _weighted_small(np.zeros((ny, nx)), np.zeros((ny, nx)))
+    region = y[y0:y1, x0:x1]
+    region_w = np.ones_like(region) if weights is None else weights[y0:y1, x0:x1]
+    if step > 1:
+        a, b = (y1 - y0) // step, (x1 - x0) // step
+        region = region.reshape(a, step, b, step).sum(axis=3).sum(axis=1) / step**2
+        region_w = region_w.reshape(a, step, b, step).sum(axis=3).sum(axis=1) / step**2
+    xs, ys = (px - x0) / step - 0.5, (py - y0) / step - 0.5
+    window = _resample(region, xs, ys)
+    wts = np.where(inside, _resample(region_w, xs, ys), 0.0)
     if mask_face:
         reach = 0.5 + FACE_MARGIN
         wts = np.where((np.abs(uu) < reach * fw) & (np.abs(vv) < reach * fh), 0.0, wts)
     return _weighted_small(window, wts)
 
 
-def scene_small(y: np.ndarray, box: FaceBox | None) -> np.ndarray:
+def scene_small(y: np.ndarray, box: FaceBox | None, weights: np.ndarray | None = None) -> np.ndarray:
     """The scene at 32 x 32 with the face region carrying no weight.
 
     With a face box the window is anchored to the face (``SCENE_SPAN`` face sizes each way from its
     centre): a crop, a resize or a letterbox of the whole frame moves and scales the face with the
     picture, so the window holds the same content, and what a crop removed carries no weight.
-    Without one, the content box (borders removed).
+    Without one, the content box (borders removed). ``weights``: the frame's ``_weights`` (no face),
+    if already computed.
     """
-    weights = _weights(y, None)
+    weights = _weights(y, None) if weights is None else weights
     if box is None:
         top, bottom, left, right = content_box(y)
         return _weighted_small(y[top:bottom, left:right], weights[top:bottom, left:right])
     return _anchored(y, weights, box, SCENE_SPAN, mask_face=True)
 
 
-def body_small(y: np.ndarray, box: FaceBox) -> np.ndarray:
+def body_small(y: np.ndarray, box: FaceBox, weights: np.ndarray | None = None) -> np.ndarray:
     """The person around the face (hair, neck, shoulders, clothes; the face masked) at 32 x 32."""
-    return _anchored(y, _weights(y, None), box, BODY_SPAN, mask_face=True)
+    return _anchored(y, _weights(y, None) if weights is None else weights, box, BODY_SPAN, mask_face=True)
 
 
 def _weighted_small(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -242,7 +252,7 @@ def face_small(y: np.ndarray, box: FaceBox) -> np.ndarray | None:
     if (1 + 2 * FACE_MARGIN) * min(box.width * w, box.height * h) < MIN_FACE_PIXELS:
         return None
     reach = 0.5 + FACE_MARGIN
-    return _anchored(y, np.ones_like(y), box, (reach, reach, reach, reach))
+    return _anchored(y, None, box, (reach, reach, reach, reach))
 
 
 def _hash_or_none(small: np.ndarray | None, floor: float) -> int | None:
@@ -260,11 +270,12 @@ def recording_hashes(
     out = []
     for (index, rgb), box in zip(frames, boxes, strict=True):
         y = luma(rgb.astype(np.float32))
-        scene = _hash_or_none(scene_small(y, box), MIN_CONTRAST)
+        weights = _weights(y, None)  # the content box, once per frame
+        scene = _hash_or_none(scene_small(y, box, weights), MIN_CONTRAST)
         if scene is None and box is not None:  # a plain wall around the face: the whole picture instead
-            scene = _hash_or_none(scene_small(y, None), MIN_CONTRAST)
+            scene = _hash_or_none(scene_small(y, None, weights), MIN_CONTRAST)
         face = _hash_or_none(face_small(y, box), MIN_CONTRAST) if box is not None else None
-        body = _hash_or_none(body_small(y, box), MIN_CONTRAST) if box is not None else None
+        body = _hash_or_none(body_small(y, box, weights), MIN_CONTRAST) if box is not None else None
         out.append(FrameHashes(index, scene, face, body))
     return out
 
