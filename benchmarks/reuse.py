@@ -62,7 +62,7 @@ from kyc.media import recording_hash_r1  # noqa: E402
 from kyc.media.contact_sheet import decode_image  # noqa: E402
 from kyc.media.errors import MediaRefusedError  # noqa: E402
 from kyc.media.limits import MediaLimits  # noqa: E402
-from kyc.media.recording_hash import FaceBox, frame_signatures, recording_hashes  # noqa: E402
+from kyc.media.recording_hash import FaceBox, clip_roll, frame_signatures, recording_hashes  # noqa: E402
 from kyc.media.sampling import SamplingParams, sample_frames  # noqa: E402
 from kyclocal.copies import make_copy  # noqa: E402
 from tests.fixtures import reuse_clips as rc  # noqa: E402
@@ -146,10 +146,9 @@ def _every_frame_hashed(clip, hasher=recording_hashes) -> list:
     """Every frame of a HashedClip hashed with its own face box and roll (no sampling)."""
     evidence = [{"index": i, "faces": faces} for i, faces in enumerate(clip.evidence)]
     indices = list(range(len(clip.rgb)))
-    boxes = [
-        FaceBox(*b, roll=r) if b else None
-        for b, r in zip(face_boxes(evidence, indices), face_rolls(evidence, indices), strict=True)
-    ]
+    found = face_boxes(evidence, indices)
+    roll = clip_roll(face_rolls(evidence, indices), found)
+    boxes = [FaceBox(*b, roll=roll) if b else None for b in found]
     return hasher(list(enumerate(clip.rgb)), boxes)
 
 

@@ -280,6 +280,18 @@ def recording_hashes(
     return out
 
 
+def clip_roll(rolls: Sequence[float], boxes: Sequence[object | None]) -> float:
+    """The roll every window of a clip is turned by: the median of its frames' face rolls.
+
+    A rotated copy is rotated as a whole, so one angle per clip undoes it; the head's own tilt
+    needs no undoing (a copy tilts with the original, instant for instant). Per frame, the
+    detector's roll noise (about 1 degree) turned the windows of every copy differently: the
+    median removes it (benchmarks/reuse.py --distances; docs/provenance.md).
+    """
+    seen = [r for r, b in zip(rolls, boxes, strict=True) if b is not None]
+    return float(np.median(seen)) if seen else 0.0
+
+
 def frame_signatures(
     frames: Sequence[tuple[int, float, np.ndarray]],
     face_evidence: Sequence[Mapping[str, Any]],
@@ -292,10 +304,9 @@ def frame_signatures(
     ``hasher``: an older construction's (``recording_hash_r1``), to read entries it wrote."""
     indices = [index for index, _, _ in frames]
     boxes = face_boxes(face_evidence, indices)
-    rolls = face_rolls(face_evidence, indices)
+    roll = clip_roll(face_rolls(face_evidence, indices), boxes)
     hashed = hasher(
-        [(index, rgb) for index, _, rgb in frames],
-        [FaceBox(*b, roll=r) if b else None for b, r in zip(boxes, rolls, strict=True)],
+        [(index, rgb) for index, _, rgb in frames], [FaceBox(*b, roll=roll) if b else None for b in boxes]
     )
     return [
         FrameSignature(
