@@ -4,17 +4,23 @@ A whole-frame perceptual hash mostly sees the background, so two different peopl
 branch kiosk look alike, while a mirrored, letterboxed or corner-cropped copy of one recording does
 not. Each sampled frame therefore gets three 64-bit hashes, each mirror-invariant:
 
-- ``scene``: the picture around the face (``SCENE_SPAN`` face sizes each way) with the face masked
-  out; without a face box, the whole content box. The window is anchored to the face, so a crop,
-  resize or letterbox of the frame (which moves and scales the face with the picture) leaves its
-  content in place, and what a crop removed simply carries no weight (normalised convolution).
-  Uniform borders (letterbox, pillarbox) never count: the content box leaves them out. Around a
-  face in front of a plain wall the masked window is flat: the whole content box, face included,
-  is hashed instead (the same on every copy, since a copy's wall is as plain);
+- ``scene``: the picture around the face (``SCENE_SPAN`` face sizes left, right, above, below)
+  with the face masked out; without a face box, the whole content box. The window is anchored to
+  the face, so a crop, resize or letterbox of the frame (which moves and scales the face with the
+  picture) leaves its content in place, and what a crop removed simply carries no weight
+  (normalised convolution). Uniform borders (letterbox, pillarbox) never count: the content box
+  leaves them out. Around a face in front of a plain wall the masked window is flat: the whole
+  content box, face included, is hashed instead (the same on every copy, since a copy's wall is as plain);
 - ``face``: the face box alone (a margin added): who it is, as far as 64 bits can tell;
 - ``body``: the person around the face, face masked (hair, neck, shoulders, clothes; ``BODY_SPAN``):
   in a stolen recording it stays frame for frame when another face is swapped in; two people at one
   kiosk share the room, not this.
+
+Hash version r2 (issue 24): every window is measured per axis (face widths across, face heights
+down: a crop from one side stretched back to the frame's size changes the aspect) and turned
+upright by the clip's face roll (a rotated copy rotates the face with the picture); the scene
+window reaches 1.0 face heights above the face, not 1.5 (a 10 % crop from the top removed r1's
+upper part on every frame). ``recording_hash_r1`` keeps r1 to read an index written before.
 
 Mirror invariance by construction: mirroring a picture negates its DCT coefficients of odd
 horizontal frequency and leaves the even ones alone, so the hash takes the signs of even-frequency
