@@ -15,6 +15,7 @@ from kyc.domain.outcomes import Decision
 from kyc.domain.policy import DecisionPolicy, FrameEvidence, apply_findings, decide_outcome
 from kyc.domain.reasons import ReasonCode
 from kyc.domain.reuse import (
+    FACE_RADIUS,
     FrameSignature,
     IndexedFrame,
     ReuseParams,
@@ -270,9 +271,11 @@ def test_in_doubt_the_fraud_signal_is_kept() -> None:
         for f in _clip(scenes)
     ]
     assert _kinds(half_face, earlier) == {"OLD": "perceptual"}
-    # a face 6 bits off (a copy's detector jitter) is the same face; 7 bits off on every frame is another
-    assert _kinds(_clip(scenes, face=0xF0F0 ^ 0b111111), earlier) == {"OLD": "perceptual"}
-    assert _kinds(_clip(scenes, face=0xF0F0 ^ 0b1111111), earlier) == {"OLD": "face_swap"}
+    # a face FACE_RADIUS bits off (a copy's detector jitter) is the same face; one more on every frame
+    # is another
+    within, beyond = (1 << FACE_RADIUS) - 1, (1 << (FACE_RADIUS + 1)) - 1
+    assert _kinds(_clip(scenes, face=0xF0F0 ^ within), earlier) == {"OLD": "perceptual"}
+    assert _kinds(_clip(scenes, face=0xF0F0 ^ beyond), earlier) == {"OLD": "face_swap"}
 
 
 def test_path_correlation_finds_speed_and_offset_and_ignores_a_still_face() -> None:

@@ -63,7 +63,10 @@ MIN_PATH_OVERLAP = 0.6  # share of the clip's positioned frames an alignment mus
 MIN_FACE_CONFIDENCE = 50.0  # a face stage's box below this (0..100) is not used to anchor or mask
 MAX_ROLL = 90.0  # degrees: a recorded roll beyond this is not believed (the windows stay unturned)
 BODY_RADIUS = 8  # bits: a body hash this close is the same body (benchmarks/reuse.py, docs/provenance.md)
-FACE_RADIUS = 6  # bits: a face hash this close is the same face; copies measured 0-6, swapped faces 8-18
+# bits: a face hash this close is the same face. Hash r2 (faces turned upright by the clip's roll)
+# brings a swapped face closer than r1 did: at 6 a swap read as MEDIA_REUSED on 29 of 30 32-frame
+# draws; at 4 the seed sweep labels it again and still finds every transformed copy (docs/provenance.md)
+FACE_RADIUS = 4
 CLEAR_SHARE = 2 / 3  # of the compared frames: "another body" / "another face" must be this clear
 # Clearly another face: "the same recording" then rests on time. A stolen recording keeps the
 # original's moments in order (head path, body, light, camera shake), so the frames whose scene meets
