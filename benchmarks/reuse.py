@@ -20,6 +20,12 @@ what secret sampling costs). An in-memory index with the DynamoDB index's keys
 - the corpus: false matches between unrelated real clips, and re-encoded corpus copies matched;
 - the lookup's cost: Queries per upload, items read, and a projection to a busy index.
 
+- with ``--distances``: per transformation, the scene, body and face Hamming distances of every
+  frame of the copy to the original's frame at the same instant (the transformations that keep the
+  timeline): why a copy misses, apart from sampling;
+- the hashing's cost: ms per frame (r2, and the r1 construction still computed to read an index
+  written before r2).
+
     .venv/bin/python benchmarks/reuse.py [--recordings 3] [--frames 8] [--seeds 100] [--json out.json]
 """
 
@@ -48,12 +54,15 @@ from kyc.domain.reuse import (  # noqa: E402
     band_layout,
     bands,
     combine,
+    face_boxes,
+    face_rolls,
     perceptual_matches,
 )
+from kyc.media import recording_hash_r1  # noqa: E402
 from kyc.media.contact_sheet import decode_image  # noqa: E402
 from kyc.media.errors import MediaRefusedError  # noqa: E402
 from kyc.media.limits import MediaLimits  # noqa: E402
-from kyc.media.recording_hash import frame_signatures  # noqa: E402
+from kyc.media.recording_hash import FaceBox, clip_roll, frame_signatures, recording_hashes  # noqa: E402
 from kyc.media.sampling import SamplingParams, sample_frames  # noqa: E402
 from kyclocal.copies import make_copy  # noqa: E402
 from tests.fixtures import reuse_clips as rc  # noqa: E402
@@ -146,6 +155,45 @@ def draw_seed(base: str, *parts: object) -> str:
     return hashlib.sha256(repr((base, *parts)).encode()).hexdigest()[:32]
 
 
+def _every_frame_hashed(clip, hasher=recording_hashes) -> list:
+    """Every frame of a HashedClip hashed with its own face box and roll (no sampling)."""
+    evidence = [{"index": i, "faces": faces} for i, faces in enumerate(clip.evidence)]
+    indices = list(range(len(clip.rgb)))
+    found = face_boxes(evidence, indices)
+    roll = clip_roll(face_rolls(evidence, indices), found)
+    boxes = [FaceBox(*b, roll=roll) if b else None for b in found]
+    return hasher(list(enumerate(clip.rgb)), boxes)
+
+
+def same_instant_distances(original, copy) -> dict[str, float]:
+    """Mean Hamming distance of each hash between the copy's frame and the original's frame at the
+    same instant, and the share of frames whose scene is within 8 bits (the fixed-point control:
+    what the hash loses, with sampling taken out)."""
+    a, b = _every_frame_hashed(original), _every_frame_hashed(copy)
+    out: dict[str, float] = {}
+    for part in ("scene", "body", "face"):
+        d = [
+            (getattr(x, part) ^ getattr(y, part)).bit_count()
+            for x, y in zip(a, b, strict=False)
+            if getattr(x, part) is not None and getattr(y, part) is not None
+        ]
+        out[part] = round(statistics.mean(d), 1) if d else float("nan")
+        if part == "scene":
+            out["scene_within_8"] = round(sum(v <= 8 for v in d) / len(d), 2) if d else float("nan")
+    return out
+
+
+def hash_cost(clip) -> dict[str, float]:
+    """CPU ms per frame to hash a clip's frames, r2 and the r1 construction (read-only, the
+    transition): process time, so other work on a shared machine does not count."""
+    out = {}
+    for name, hasher in (("r2", recording_hashes), ("r1", recording_hash_r1.recording_hashes)):
+        started = time.process_time()
+        _every_frame_hashed(clip, hasher)
+        out[name] = round(1000 * (time.process_time() - started) / len(clip.rgb), 1)
+    return out
+
+
 def sweep_recordings(args, params: ReuseParams, work: Path, faces) -> dict:
     """Copies, face swaps and kiosk strangers compared under ``args.seeds`` independent sampling
     draws each (issue 22's secret sample points), and once at the fixed bin centres (the control)."""
@@ -155,6 +203,8 @@ def sweep_recordings(args, params: ReuseParams, work: Path, faces) -> dict:
     swaps: Counter = Counter()
     swaps_fixed: Counter = Counter()
     swap_in_step: list[float] = []
+    distances: dict[str, list] = defaultdict(list)
+    hashing: list[dict] = []
     costs = MemoryIndex(params)
     for n in range(args.recordings):
         rec = rc.Recording(rooms[n % len(rooms)], rc.Person(n + 1), seed=100 + n)
@@ -168,6 +218,11 @@ def sweep_recordings(args, params: ReuseParams, work: Path, faces) -> dict:
         swapped = rc.hash_every_frame(
             rc.write(rc.face_swap(rec, rc.Person(50 + n)).frames(), work / f"swap{n}.mp4"), faces
         )
+        hashing.append(hash_cost(original))
+        if args.distances:
+            for name, copy in [*copies.items(), ("face swap", swapped)]:
+                if not {"speed", "trim_start_s"} & set(rc.TRANSFORMS.get(name, {})):
+                    distances[name].append(same_instant_distances(original, copy))
         for s in [None, *range(args.seeds)]:
             index = MemoryIndex(params)
             index.add(
@@ -211,6 +266,11 @@ def sweep_recordings(args, params: ReuseParams, work: Path, faces) -> dict:
         "kiosk_outcomes": dict(kiosk),
         "in_step_share_face_swap_met": quantiles(swap_in_step),
         "in_step_share_kiosk_met": quantiles(kiosk_in_step),
+        "same_instant_distances": {
+            name: {k: round(statistics.mean(r[k] for r in rows), 2) for k in rows[0]}
+            for name, rows in distances.items()
+        },
+        "hash_ms_per_frame": {k: statistics.median(h[k] for h in hashing) for k in ("r2", "r1")},
         "_costs": costs,
     }
 
@@ -224,6 +284,7 @@ def main() -> int:
     parser.add_argument("--seed-base", default="benchmarks/reuse.py", help="draws are reproducible from it")
     parser.add_argument("--no-corpus", action="store_true")
     parser.add_argument("--transforms", nargs="*", help="only these (names in reuse_clips.TRANSFORMS)")
+    parser.add_argument("--distances", action="store_true", help="same-instant hash distances per copy")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     params = ReuseParams()
@@ -346,6 +407,15 @@ def report(figures: dict) -> None:
             f"pairs, {figures['corpus_false_matches']} false findings"
         )
         print(f"  corpus copies: {figures['corpus_copy_outcomes']}")
+    if figures.get("same_instant_distances"):
+        print("\nSame-instant distances (bits; every frame of the copy vs the original's at that instant):")
+        print(f"  {'copy':22s} {'scene':>6s} {'<=8':>5s} {'body':>6s} {'face':>6s}")
+        for name, d in figures["same_instant_distances"].items():
+            print(
+                f"  {name:22s} {d['scene']:6.1f} {d['scene_within_8']:5.2f} {d['body']:6.1f} {d['face']:6.1f}"
+            )
+    cost = figures["hash_ms_per_frame"]
+    print(f"\nHashing: {cost['r2']} CPU ms per frame (r2), {cost['r1']} ms more while r1 entries are read")
     lookup = figures["lookup"]
     print(f"\nLookup: bands of {lookup['band_widths']} bits")
     print(

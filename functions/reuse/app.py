@@ -47,6 +47,7 @@ from kyc.domain.reuse import (
     unsettled_earlier,
     window_start,
 )
+from kyc.media import recording_hash_r1
 from kyc.media.contact_sheet import decode_image
 from kyc.media.framestore import FrameReader
 from kyc.media.recording_hash import frame_signatures
@@ -58,6 +59,10 @@ STORE = S3ObjectStore(kms_key_id=RESOURCES.kms_key_id)
 INDEX = DynamoDBReuseIndex(settings.reuse_table())
 ADMISSIONS = DynamoDBAdmissions(settings.reuse_table())
 PARALLEL_READS = 8
+# Hash constructions an index written before this one may still hold within the window: read with
+# hashes of their own construction, never written (kyc.media.recording_hash_r1). Drop r1 once every
+# deployment has run r2 for longer than its ReuseWindowDays.
+LEGACY_HASHERS = {recording_hash_r1.HASH_VERSION: recording_hash_r1.recording_hashes}
 WAIT_S = 40.0  # at most, for earlier submissions still in flight to index (the function's timeout: 60 s)
 WAIT_MARGIN_S = 10.0  # left of the invocation after waiting, to read again and answer
 POLL_S = (0.5, 1.0, 2.0)  # between looks at the unsettled uploads (the last repeats)
@@ -83,8 +88,11 @@ def _verified(key: str, expected: str | None, what: str) -> bytes:
     return body
 
 
-def signatures(manifest: dict[str, Any], faces: dict[str, Any] | None) -> list[FrameSignature]:
-    """Every sampled frame's signature: the frames read and decoded, the face stage's boxes applied."""
+def signatures(
+    manifest: dict[str, Any], faces: dict[str, Any] | None
+) -> tuple[list[FrameSignature], dict[str, list[FrameSignature]]]:
+    """Every sampled frame's signature: the frames read and decoded, the face stage's boxes applied;
+    and the same frames hashed by each legacy construction (``LEGACY_HASHERS``), to read its entries."""
     entries = sorted(manifest.get("frames", []), key=lambda f: f["index"])
     reader = FrameReader(manifest, lambda key: STORE.get_bytes(RESOURCES.work_bucket, key))
 
@@ -99,7 +107,11 @@ def signatures(manifest: dict[str, Any], faces: dict[str, Any] | None) -> list[F
     frames = [
         (int(e["index"]), float(e.get("pts_s") or 0.0), p) for e, p in zip(entries, pixels, strict=True)
     ]
-    return frame_signatures(frames, (faces or {}).get("frames") or [])
+    evidence = (faces or {}).get("frames") or []
+    legacy = {
+        version: frame_signatures(frames, evidence, hasher) for version, hasher in LEGACY_HASHERS.items()
+    }
+    return frame_signatures(frames, evidence), legacy
 
 
 def check_reuse(event: dict[str, Any], wait_s: float = WAIT_S) -> dict[str, Any]:
@@ -119,7 +131,7 @@ def check_reuse(event: dict[str, Any], wait_s: float = WAIT_S) -> dict[str, Any]
         faces = json.loads(
             _verified(face_stage["evidence_key"], face_stage.get("evidence_sha256"), "the face evidence")
         )
-    frames = signatures(manifest, faces)
+    frames, legacy = signatures(manifest, faces)
     received_at = submission["received_at"]
     INDEX.record(
         sid,
@@ -134,15 +146,27 @@ def check_reuse(event: dict[str, Any], wait_s: float = WAIT_S) -> dict[str, Any]
     )
     ADMISSIONS.settle(sid)  # after the entries: a later copy waiting for this one reads them next
     since, at = window_start(received_at, PARAMS), index_time(received_at)
-    band_keys = {key for f in frames if f.scene is not None for key in bands(f.scene, PARAMS.max_distance)}
+    # each construction's frames with their own keys: r2's, and each legacy one's (read only)
+    versions = [(frames, _band_keys(frames, None))]
+    versions += [(old, _band_keys(old, version)) for version, old in legacy.items()]
+    band_keys = set().union(*(keys for _, keys in versions))
+
+    items_read = [0]
 
     def look_up() -> tuple[list[Any], bool]:
         exact = exact_matches(
             INDEX.exact(validation["sha256"], since), own_submission_id=sid, own_indexed_at=at
         )
-        candidates, cut = INDEX.frames(band_keys, since)
-        near = perceptual_matches(frames, candidates, own_submission_id=sid, own_indexed_at=at, params=PARAMS)
-        return combine(exact, near), cut
+        near, truncated = [], False
+        items_read[0] = 0
+        for own, keys in versions:
+            candidates, cut = INDEX.frames(keys, since)
+            items_read[0] += INDEX.items_read
+            near += perceptual_matches(
+                own, candidates, own_submission_id=sid, own_indexed_at=at, params=PARAMS
+            )
+            truncated = truncated or cut
+        return combine(exact, near), truncated
 
     matches, truncated = look_up()
     waited_for = None
@@ -155,7 +179,7 @@ def check_reuse(event: dict[str, Any], wait_s: float = WAIT_S) -> dict[str, Any]
         params=PARAMS,
         frames_indexed=sum(1 for f in frames if f.scene is not None),
         lookups=1 + len(band_keys),
-        items_read=INDEX.items_read,
+        items_read=items_read[0],
         truncated=truncated,
     )
     result["waited_for_earlier"] = waited_for  # None: no wait needed (a match)
@@ -172,6 +196,14 @@ def check_reuse(event: dict[str, Any], wait_s: float = WAIT_S) -> dict[str, Any]
         outputs=result,
     )
     return result
+
+
+def _band_keys(frames: list[FrameSignature], version: str | None) -> set[str]:
+    """The index keys of the frames' scene hashes (``version``: a legacy construction's; None: this one's)."""
+    extra = {} if version is None else {"version": version}
+    return {
+        key for f in frames if f.scene is not None for key in bands(f.scene, PARAMS.max_distance, **extra)
+    }
 
 
 def _wait_for_earlier(sid: str, received_at: str, wait_s: float, *, final: bool = True) -> list[str]:

@@ -15,6 +15,7 @@ from kyc.domain.outcomes import Decision
 from kyc.domain.policy import DecisionPolicy, FrameEvidence, apply_findings, decide_outcome
 from kyc.domain.reasons import ReasonCode
 from kyc.domain.reuse import (
+    FACE_RADIUS,
     FrameSignature,
     IndexedFrame,
     ReuseParams,
@@ -25,6 +26,7 @@ from kyc.domain.reuse import (
     exact_matches,
     expires_at,
     face_boxes,
+    face_rolls,
     frames_in_step,
     index_entries,
     index_time,
@@ -101,8 +103,10 @@ def test_band_layout_is_radius_plus_one_contiguous_bands_covering_64_bits() -> N
 
 def test_bands_by_hand_name_the_hash_version_and_layout() -> None:
     keys = bands(0x0123456789ABCDEF, 3)
-    assert keys == ("r1m4b0#123", "r1m4b1#4567", "r1m4b2#89ab", "r1m4b3#cdef")
-    assert bands(0x0123456789ABCDEF, 8)[0] == "r1m9b0#1"  # the top 8 bits, 0x01
+    assert keys == ("r2m4b0#123", "r2m4b1#4567", "r2m4b2#89ab", "r2m4b3#cdef")
+    assert bands(0x0123456789ABCDEF, 8)[0] == "r2m9b0#1"  # the top 8 bits, 0x01
+    # an index written by r1 is read with r1's keys (and r1's hashes: functions/reuse/app.py)
+    assert bands(0x0123456789ABCDEF, 3, "r1") == ("r1m4b0#123", "r1m4b1#4567", "r1m4b2#89ab", "r1m4b3#cdef")
 
 
 @pytest.mark.parametrize("radius", [3, 5, 8])
@@ -267,9 +271,11 @@ def test_in_doubt_the_fraud_signal_is_kept() -> None:
         for f in _clip(scenes)
     ]
     assert _kinds(half_face, earlier) == {"OLD": "perceptual"}
-    # a face 6 bits off (a copy's detector jitter) is the same face; 7 bits off on every frame is another
-    assert _kinds(_clip(scenes, face=0xF0F0 ^ 0b111111), earlier) == {"OLD": "perceptual"}
-    assert _kinds(_clip(scenes, face=0xF0F0 ^ 0b1111111), earlier) == {"OLD": "face_swap"}
+    # a face FACE_RADIUS bits off (a copy's detector jitter) is the same face; one more on every frame
+    # is another
+    within, beyond = (1 << FACE_RADIUS) - 1, (1 << (FACE_RADIUS + 1)) - 1
+    assert _kinds(_clip(scenes, face=0xF0F0 ^ within), earlier) == {"OLD": "perceptual"}
+    assert _kinds(_clip(scenes, face=0xF0F0 ^ beyond), earlier) == {"OLD": "face_swap"}
 
 
 def test_path_correlation_finds_speed_and_offset_and_ignores_a_still_face() -> None:
@@ -393,10 +399,10 @@ def test_index_entries_are_deterministic_and_carry_the_signature() -> None:
     assert first == again
     assert [(e["pk"], e["sk"]) for e in first] == [
         ("sha#" + "ab" * 32, "2026-11-08T10:00:00.000000Z#S"),
-        ("r1m4b0#123", "2026-11-08T10:00:00.000000Z#S#0000"),
-        ("r1m4b1#4567", "2026-11-08T10:00:00.000000Z#S#0000"),
-        ("r1m4b2#89ab", "2026-11-08T10:00:00.000000Z#S#0000"),
-        ("r1m4b3#cdef", "2026-11-08T10:00:00.000000Z#S#0000"),
+        ("r2m4b0#123", "2026-11-08T10:00:00.000000Z#S#0000"),
+        ("r2m4b1#4567", "2026-11-08T10:00:00.000000Z#S#0000"),
+        ("r2m4b2#89ab", "2026-11-08T10:00:00.000000Z#S#0000"),
+        ("r2m4b3#cdef", "2026-11-08T10:00:00.000000Z#S#0000"),
     ]
     assert (
         first[1] | {"scene": "0123456789abcdef", "face": "00000000000000ff", "pos": "0.50000,0.40000,0.30000"}
@@ -423,6 +429,25 @@ def test_face_boxes_take_the_largest_confident_face_and_fill_from_the_nearest_fr
         (0.2, 0.2, 0.2, 0.2),
     ]
     assert face_boxes([], [0, 1]) == [None, None]
+
+
+def test_face_rolls_follow_the_face_each_frame_is_anchored_to_and_default_to_upright() -> None:
+    def face(left: float, width: float, pose: object, confidence: float = 99.0) -> dict:
+        box = {"left": left, "top": 0.2, "width": width, "height": width}
+        return {"box": box, "confidence": confidence, "pose": pose}
+
+    evidence = [
+        {"index": 0, "faces": [face(0.1, 0.1, {"roll": 30.0}), face(0.5, 0.3, {"roll": -4.5})]},
+        {
+            "index": 4,
+            "faces": [face(0.2, 0.2, {"roll": 3.0}), face(0.0, 0.5, {"roll": 9.0}, confidence=10.0)],
+        },
+        {"index": 5, "faces": [face(0.2, 0.2, None)]},  # no pose recorded
+        {"index": 7, "faces": [face(0.2, 0.2, {"roll": 400.0})]},  # not a roll: not believed
+    ]
+    # the largest confident face's roll; a frame without faces takes the nearest frame's (as its box)
+    assert face_rolls(evidence, [0, 1, 3, 4, 5, 7]) == [-4.5, -4.5, 3.0, 3.0, 0.0, 0.0]
+    assert face_rolls([], [0, 1]) == [0.0, 0.0]
 
 
 # --- the decision's bound ------------------------------------------------------------------------

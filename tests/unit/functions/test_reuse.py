@@ -98,9 +98,41 @@ def test_a_copy_under_another_submission_matches_the_earlier_one(aws: dict[str, 
     (match,) = copy["matches"]
     assert (match["submission_id"], match["kind"], match["frames_matched"]) == ("A", "perceptual", FRAMES)
     assert match["max_distance"] <= 8
-    assert copy["lookups"] <= 1 + 9 * FRAMES and copy["items_read"] >= FRAMES
+    # the bytes, 9 bands per frame, for r2 and for the legacy r1 keys read during the transition
+    assert copy["lookups"] <= 1 + 2 * 9 * FRAMES and copy["items_read"] >= FRAMES
     unrelated = _check(aws, _event(aws, "C", "cc" * 32, _pictures(3), _at(1)))
     assert not unrelated["matched"], unrelated
+
+
+def test_an_index_written_by_r1_is_still_read_after_the_upgrade_and_never_written_again(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Entries written before the upgrade (r1 keys, r1 hashes, as main's index_entries wrote them)
+    stay in the window until their TTL: a copy screened under r2 still meets them. Without the
+    legacy read it would not (the copy would PASS on the model's word)."""
+    from kyc.domain.reuse import ReuseParams, index_entries
+    from kyc.media import recording_hash_r1
+    from kyc.media.recording_hash import frame_signatures
+
+    original = _pictures(11)
+    frames = [(i, 0.1 * i, p.astype(np.uint8)) for i, p in enumerate(original)]
+    r1_frames = frame_signatures(frames, [], recording_hash_r1.recording_hashes)
+    params = ReuseParams(window_days=7)
+    written = [
+        {**item, "pk": item["pk"].replace("r2m", "r1m", 1)}
+        for item in index_entries(
+            submission_id="OLD", received_at=_at(30), sha256="ee" * 32, frames=r1_frames, params=params
+        )
+    ]
+    assert {item["pk"][:3] for item in written if "scene" in item} == {"r1m"}
+    aws["app"].INDEX.record("OLD", written, written[0]["expires_at"])
+    copy = _check(aws, _event(aws, "NEW", "ff" * 32, _copy(original, 12), _at(1)))
+    assert [(m["submission_id"], m["kind"]) for m in copy["matches"]] == [("OLD", "perceptual")], copy
+    keys = {item["pk"]["S"] for item in aws["ddb"].scan(TableName=TABLE)["Items"]}
+    assert not any(k.startswith("r1m") for k in keys - {item["pk"] for item in written})  # r2 only written
+    monkeypatch.setattr(aws["app"], "LEGACY_HASHERS", {})
+    again = _check(aws, _event(aws, "NEWER", "ab" * 32, _copy(original, 13), _at(0.5)))
+    assert "OLD" not in {m["submission_id"] for m in again["matches"]}  # the false "no match" it prevents
 
 
 def test_same_bytes_match_exactly_even_when_no_frame_has_a_hash(aws: dict[str, Any]) -> None:

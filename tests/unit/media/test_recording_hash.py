@@ -3,6 +3,8 @@ where they were drawn, and a face-anchored scene window keeps its content under 
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from kyc.media.phash import perceptual_hash
@@ -78,3 +80,68 @@ def test_a_face_in_front_of_a_plain_wall_still_gets_a_scene_hash() -> None:
     (frame,) = recording_hashes([(0, wall)], [FaceBox(0.4, 0.3, 0.2, 0.25)])
     assert frame.scene is not None and frame.face is not None
     assert frame.body is None  # nothing but wall around the face
+
+
+def _rotated(rgb: np.ndarray, degrees: float, centre: tuple[float, float]) -> np.ndarray:
+    """OpenCV's rotation (an independent implementation), counter-clockwise on screen, black corners."""
+    import cv2
+
+    m = cv2.getRotationMatrix2D(centre, degrees, 1.0)
+    return cv2.warpAffine(rgb, m, (rgb.shape[1], rgb.shape[0]), borderMode=cv2.BORDER_CONSTANT)
+
+
+def test_windows_turned_upright_by_the_faces_roll_survive_a_rotation_and_unturned_ones_do_not() -> None:
+    """A rotated copy rotates the face by the same angle: the face stage's roll (Rekognition's sign:
+    a counter-clockwise turn on screen reads as a negative roll) turns the windows back."""
+    picture = _picture(7, 480, 640)
+    box = FaceBox(0.42, 0.3, 0.2, 0.26)
+    centre = ((box.left + box.width / 2) * 640, (box.top + box.height / 2) * 480)
+    (upright,) = recording_hashes([(0, picture)], [box])
+    for degrees in (3.0, 5.0, -5.0):
+        turned = _rotated(picture, degrees, centre)
+        (derotated,) = recording_hashes(
+            [(0, turned)], [FaceBox(*dataclasses.astuple(box)[:4], roll=-degrees)]
+        )
+        (unturned,) = recording_hashes([(0, turned)], [box])
+        for part in ("scene", "face", "body"):
+            assert _bits(getattr(upright, part), getattr(derotated, part)) <= 4, (degrees, part)
+        if abs(degrees) >= 5:
+            assert _bits(upright.scene, unturned.scene) > 8, degrees  # what r1 saw: beyond the radius
+
+
+def test_a_side_crop_stretched_back_to_the_frame_keeps_the_scene_window() -> None:
+    """A crop from one side resized back to the frame's size changes the aspect: the window is
+    measured in face widths across and face heights down, so it stretches with the picture."""
+    import cv2
+
+    picture = _picture(8, 480, 640)
+    box = FaceBox(0.4, 0.32, 0.2, 0.27)
+    (before,) = recording_hashes([(0, picture)], [box])
+    cropped = cv2.resize(picture[48:], (640, 480), interpolation=cv2.INTER_AREA)  # 10 % off the top
+    moved = FaceBox(0.4, (0.32 * 480 - 48) / 432, 0.2, 0.27 * 480 / 432)
+    (after,) = recording_hashes([(0, cropped)], [moved])
+    assert _bits(before.scene, after.scene) <= 6
+    assert _bits(before.body, after.body) <= 6
+
+
+# Hashes written into the index by r1 (main at commit 4d4f31b, kyc.media.recording_hash then):
+# the frozen construction must reproduce them bit for bit, or a pre-upgrade entry is never met.
+R1_WRITTEN = {
+    (0, (0.4, 0.3, 0.2, 0.25)): (0x1C167E5CAA2CBCB4, 0xB72F0623C46AAE4E, 0xD658478D69A67362),
+    (1, (0.05, 0.02, 0.3, 0.4)): (0xCB4B6D093749E075, 0x4E38FE18B578E12A, 0x7916B5A14057B45F),
+    (2, None): (0x56A993747C34564D, None, None),
+    (3, (0.7, 0.6, 0.25, 0.3)): (0xFD0211BD6C1F951A, 0x373C55945F78AA48, 0x117F9171B3DD502A),
+}
+
+
+def test_the_frozen_r1_construction_reproduces_what_r1_wrote_and_r2_differs() -> None:
+    from kyc.media import recording_hash_r1
+
+    for (seed, box), written in R1_WRITTEN.items():
+        picture = _picture(seed, 480, 640)
+        face_box = FaceBox(*box, roll=7.0) if box else None  # r1 never turned a window: roll ignored
+        (r1,) = recording_hash_r1.recording_hashes([(0, picture)], [face_box])
+        assert (r1.scene, r1.face, r1.body) == written
+        if box:
+            (r2,) = recording_hashes([(0, picture)], [face_box])
+            assert r2.scene != r1.scene

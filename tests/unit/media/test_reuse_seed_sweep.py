@@ -30,8 +30,31 @@ from tests.fixtures import reuse_clips as rc
 PARAMS = ReuseParams()  # the template's defaults
 DRAWS = 100
 FRAMES = 8  # the local stack's FrameCount: fewer frames, fewer chances to meet, the hard case
-TRANSFORMS = ("re-encode", "mirror", "letterbox", "crop-corner-5", "crop-left-10", "speed-1.25", "trim-0.5s")
-MAX_MISSED = 5  # of DRAWS, per transformation (measured: 0 of 200)
+# of DRAWS, per transformation: the most draws that may miss. Measured on this recording with hash
+# r2 (commit b975fb2), 200 draws each: 0 missed for every one of them. r1 (main before issue 24's
+# reuse-transforms work) missed rotate-5 and crop-top-10 on (nearly) every draw, rotate-3 and the
+# other 10 % crops on a third to four fifths (docs/provenance.md): these bounds fail on r1.
+MAX_MISSED = {
+    name: 5
+    for name in (
+        "re-encode",
+        "mirror",
+        "letterbox",
+        "crop-corner-5",
+        "crop-left-10",
+        "speed-1.25",
+        "trim-0.5s",
+        "rotate-5",
+        "rotate-3",
+        "crop-top-10",
+        "crop-right-10",
+        "crop-bottom-10",
+        "crop-corner-10",
+        "pillarbox",
+        "mirror+crop-left-5",
+    )
+}
+TRANSFORMS = tuple(MAX_MISSED)
 MIN_SWAP_FLAGGED = 0.95  # share of draws with a finding (measured: 300 of 300 at 8 frames, 100 of 100 at 32)
 # share of draws under REUSED_RECORDING_FACE_SWAPPED, per frame count (measured: 76.3 % of 300 at 8
 # frames, 84 % of 100 at 32; before the in-step rule 48-51 % and 0 %)
@@ -83,7 +106,7 @@ def _draws(clips: dict[str, rc.HashedClip], later: str, earlier: str, draws: int
 def test_copies_are_flagged_whatever_points_either_upload_samples(clips: dict, transform: str) -> None:
     outcomes = list(_draws(clips, transform, "original", DRAWS, FRAMES))
     missed = [seeds for kind, seeds in outcomes if kind not in FINDING_KINDS]
-    assert len(missed) <= MAX_MISSED, (Counter(k for k, _ in outcomes), missed[:3])
+    assert len(missed) <= MAX_MISSED[transform], (Counter(k for k, _ in outcomes), missed[:3])
 
 
 @pytest.mark.parametrize(("frames", "draws"), [(FRAMES, DRAWS), (32, 30)])

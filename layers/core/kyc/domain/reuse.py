@@ -52,7 +52,7 @@ from kyc.domain.reasons import ReasonCode
 from kyc.domain.timestamps import parse_utc
 
 HASH_BITS = 64
-HASH_VERSION = "r1"  # kyc.media.recording_hash.HASH_VERSION: keys of unlike hashes never meet
+HASH_VERSION = "r2"  # kyc.media.recording_hash.HASH_VERSION: keys of unlike hashes never meet
 MAX_REPORTED_MATCHES = 5  # the state and the lineage stay small; the strongest come first
 # Time alignments tried between two clips' face paths: speed-ups and slow-downs a re-encoder offers.
 SPEEDS = (0.5, 2 / 3, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0)
@@ -61,8 +61,12 @@ SCALES = (0.6, 1.7)  # how much a crop, resize or letterbox may scale the face p
 STILL = 0.1  # a face path spreading less than this (face sizes) is "still": the path cannot tell
 MIN_PATH_OVERLAP = 0.6  # share of the clip's positioned frames an alignment must cover
 MIN_FACE_CONFIDENCE = 50.0  # a face stage's box below this (0..100) is not used to anchor or mask
+MAX_ROLL = 90.0  # degrees: a recorded roll beyond this is not believed (the windows stay unturned)
 BODY_RADIUS = 8  # bits: a body hash this close is the same body (benchmarks/reuse.py, docs/provenance.md)
-FACE_RADIUS = 6  # bits: a face hash this close is the same face; copies measured 0-6, swapped faces 8-18
+# bits: a face hash this close is the same face. Hash r2 (faces turned upright by the clip's roll)
+# brings a swapped face closer than r1 did: at 6 a swap read as MEDIA_REUSED on 29 of 30 32-frame
+# draws; at 4 the seed sweep labels it again and still finds every transformed copy (docs/provenance.md)
+FACE_RADIUS = 4
 CLEAR_SHARE = 2 / 3  # of the compared frames: "another body" / "another face" must be this clear
 # Clearly another face: "the same recording" then rests on time. A stolen recording keeps the
 # original's moments in order (head path, body, light, camera shake), so the frames whose scene meets
@@ -149,14 +153,15 @@ def band_layout(max_distance: int) -> tuple[tuple[int, int], ...]:
     return tuple(layout)
 
 
-def bands(scene: int, max_distance: int) -> tuple[str, ...]:
+def bands(scene: int, max_distance: int, version: str = HASH_VERSION) -> tuple[str, ...]:
     """The index keys of one frame's scene hash: ``<version>m<bands>b<band>#<hex value>``.
 
     The key names the hash version and the layout, so a change of either never compares unlike
-    entries (old entries simply age out with their TTL).
+    entries (old entries age out with their TTL; until then a lookup reads them with hashes of
+    their own version, ``version``: functions/reuse/app.py).
     """
     layout = band_layout(max_distance)
-    prefix = f"{HASH_VERSION}m{len(layout)}"
+    prefix = f"{version}m{len(layout)}"
     return tuple(
         f"{prefix}b{i}#{(scene >> shift) & ((1 << width) - 1):x}" for i, (shift, width) in enumerate(layout)
     )
@@ -866,16 +871,12 @@ def index_entries(
     return items
 
 
-def face_boxes(
+def _nearest_faces(
     evidence_frames: Sequence[Mapping[str, Any]], frame_indices: Sequence[int]
-) -> list[tuple[float, float, float, float] | None]:
-    """One face box per sampled frame (``left, top, width, height`` as shares), from the face stage.
-
-    A frame the stage checked takes its largest face; a frame it did not check, or saw no face in,
-    takes the box of the nearest frame where a face was seen (faces move little between samples,
-    and the scene must be masked the same way on every frame). None on every frame without any.
-    """
-    seen: dict[int, tuple[float, float, float, float]] = {}
+) -> list[Mapping[str, Any] | None]:
+    """The face record each sampled frame is anchored to: its largest confident face, else the
+    nearest frame's (faces move little between samples, and every frame must be anchored alike)."""
+    seen: dict[int, Mapping[str, Any]] = {}
     for frame in evidence_frames:
         faces = [
             f
@@ -886,17 +887,40 @@ def face_boxes(
         ]
         if frame.get("error") or not faces:
             continue
-        box = max(faces, key=lambda f: float(f["box"]["width"]) * float(f["box"]["height"]))["box"]
-        seen[int(frame["index"])] = (
-            float(box["left"]),
-            float(box["top"]),
-            float(box["width"]),
-            float(box["height"]),
+        seen[int(frame["index"])] = max(
+            faces, key=lambda f: float(f["box"]["width"]) * float(f["box"]["height"])
         )
     if not seen:
         return [None] * len(frame_indices)
     known = sorted(seen)
     return [seen[min(known, key=lambda k: (abs(k - i), k))] for i in frame_indices]
+
+
+def face_boxes(
+    evidence_frames: Sequence[Mapping[str, Any]], frame_indices: Sequence[int]
+) -> list[tuple[float, float, float, float] | None]:
+    """One face box per sampled frame (``left, top, width, height`` as shares), from the face stage.
+
+    A frame the stage checked takes its largest face; a frame it did not check, or saw no face in,
+    takes the box of the nearest frame where a face was seen (faces move little between samples,
+    and the scene must be masked the same way on every frame). None on every frame without any.
+    """
+    return [
+        None if face is None else tuple(float(face["box"][k]) for k in ("left", "top", "width", "height"))  # type: ignore[misc]
+        for face in _nearest_faces(evidence_frames, frame_indices)
+    ]
+
+
+def face_rolls(evidence_frames: Sequence[Mapping[str, Any]], frame_indices: Sequence[int]) -> list[float]:
+    """The roll (degrees) of the face each sampled frame is anchored to (``face_boxes``' face); 0
+    where the face stage recorded no pose or saw no face. The hashes turn their windows upright by
+    it, so a rotated copy hashes like the original (kyc.media.recording_hash)."""
+    rolls = []
+    for face in _nearest_faces(evidence_frames, frame_indices):
+        pose = face.get("pose") if face is not None else None
+        roll = pose.get("roll") if isinstance(pose, Mapping) else None
+        rolls.append(float(roll) if isinstance(roll, int | float) and abs(roll) <= MAX_ROLL else 0.0)
+    return rolls
 
 
 def position(box: tuple[float, float, float, float] | None) -> tuple[float, float, float] | None:
