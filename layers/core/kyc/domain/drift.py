@@ -10,9 +10,10 @@ Per decision, decide emits one standardised deviation per category c (each outco
 
     d_c = (1[decision in c] - p_c) / sqrt(max(p_c (1 - p_c), VARIANCE_FLOOR))
 
-as ``DriftOutcomeDeviation{outcome}`` and ``DriftBandDeviation{band}`` (functions/decide). Under the baseline each d_c has
-mean 0 and variance at most 1, so over a window of n decisions S_c = sum d_c has S_c / sqrt(n) ~ N(0, 1)
-(at most). ``DecisionsDriftAlarm`` pages when max_c S_c^2 / n reaches ``DRIFT_ALARM_Z``^2 with at least
+as ``DriftOutcomeDeviation{outcome}`` and ``DriftBandDeviation{band}`` (functions/decide). Under the
+baseline each d_c has mean 0 and variance at most 1, so over a window of n decisions S_c = sum d_c
+has S_c / sqrt(n) ~ N(0, 1) (at most). ``DecisionsDriftAlarm`` pages when max_c S_c^2 / n reaches
+``DRIFT_ALARM_Z``^2 with at least
 ``DriftMinDecisions`` decisions: the alarm never knows the baseline, so a promotion or a rollback
 changes what it judges against in the same write as the model. The floor keeps a rare category (a
 2 % REJECT share) from paging on two odd decisions in a quiet hour; it makes the test conservative
