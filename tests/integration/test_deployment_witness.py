@@ -124,6 +124,13 @@ def _shadowed(stack: LocalStack, arn: str, endpoint: str, policy: dict, sha: str
     version = stack.client("ssm").put_parameter(
         Name=name, Type="SecureString", KeyId=stack.kms_key_id, Value=json.dumps(document), Overwrite=True
     )["Version"]
+    # the clean re-screen's report (promotion reads the candidate's traffic mix, the drift baseline it
+    # installs, from it): no decision re-screened, so no baseline of its own (the fallback stays)
+    stack.client("s3").put_object(
+        Bucket=stack.resources.audit_bucket,
+        Key="rescreen/r/report.json",
+        Body=json.dumps({"failed": 0, "review_queue": []}).encode(),
+    )
     loop.registry(stack).annotate(
         arn,
         {
