@@ -211,7 +211,8 @@ def test_registry_endpoint_and_pointer_history_survive_a_restart_and_rollback_st
         )
     saved = json.loads((state / MARKER).read_text())
     assert saved["state_version"] == "3" and saved["model_packages"] == 1
-    assert saved["pointer_versions"] == 3  # production 1-2 and the shadow pointer's one
+    # production 1-2, and the shadow pointer's two: approval's, and promotion's clearing one
+    assert saved["pointer_versions"] == 4
 
     with LocalStack(_settings(champion, state)) as stack:
         # the pointer: every version, value, type and time as SSM had them before the stop

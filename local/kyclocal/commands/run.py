@@ -67,8 +67,9 @@ def interruption_line(stop: RunInterrupted, *, state_kept: bool) -> str:
     line += f"; without a decision: {named}."
     if state_kept:
         return line + (
-            " Their uploads are saved: the next `kycscreen run` or `up` on this state records each of"
-            " them ERROR EXECUTION_FAILED (never a verdict); run the files again to screen them."
+            " Their uploads are saved: each keeps the decision it reached while the stack stopped, or"
+            " the next `kycscreen run` or `up` on this state records it ERROR EXECUTION_FAILED; run the"
+            " files again to screen them."
         )
     return line + " Nothing is kept (--no-state): run the files again to screen them."
 
