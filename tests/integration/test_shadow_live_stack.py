@@ -76,7 +76,10 @@ def _shadow_candidate(stack: LocalStack, root: Path) -> str:
         artefact_sha256=sha,
         role_arn="arn:aws:iam::123456789012:role/model",
         kms_key_id=stack.kms_key_id,
+        data_bucket=stack.parameters["ModelDataBucket"],  # the deployment witness vouches for it
+        data_prefix=stack.parameters.get("ModelDataPrefix", ""),
         sagemaker_client=stack.client("sagemaker"),
+        s3_client=stack.client("s3"),
     )
     policy = role_played_policy(
         {"name": "tiny-red", "version": "1.0.0", "artefact_sha256": sha},
