@@ -23,12 +23,13 @@ from pathlib import Path
 import pytest
 
 from kyclocal import loop
-from kyclocal.calibration_demo import red_mean_sigmoid, write_demo_model
+from kyclocal.calibration_demo import write_demo_model
 from kyclocal.cli import main
 from kyclocal.commands import evaluate
 from kyclocal.samples import write_clip
 from kyclocal.stack import LocalStack, LocalStackSettings
 from kyclocal.state import MARKER, StateError
+from tests.fixtures.champions import write_backwards_champion
 
 pytestmark = pytest.mark.integration
 FRAMES = 4
@@ -113,20 +114,8 @@ def candidate(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def champion(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """A champion that has it backwards (a red cast scores low), without a calibrated policy."""
-    import onnx
-
-    root = tmp_path_factory.mktemp("champion")
-    onnx.save(red_mean_sigmoid(weight_red=-25.0, bias=16.5), str(root / "champion.onnx"))
-    config = {
-        "path": "champion.onnx",
-        "name": "champion-backwards",
-        "version": "1.0.0",
-        "input_size": [32, 32],
-        "activation": "probability",
-        "face_crop": True,
-    }
-    (root / "model.json").write_text(json.dumps(config), encoding="utf-8")
-    return root / "model.json", {"pass_threshold": 0.3, "reject_threshold": 0.8, "version": "champion-1"}
+    model = write_backwards_champion(tmp_path_factory.mktemp("champion"))
+    return model, {"pass_threshold": 0.3, "reject_threshold": 0.8, "version": "champion-1"}
 
 
 def _settings(champion: tuple[Path, dict], state: Path) -> LocalStackSettings:

@@ -20,8 +20,8 @@ import pytest
 
 from kyc.domain.dataset import SplitRule
 from kyc.domain.promotion import gate
-from kyclocal.calibration_demo import red_mean_sigmoid
 from kyclocal.cli import main
+from tests.fixtures.champions import write_backwards_champion
 from tests.fixtures.clips import drawn_subject_clip
 
 pytestmark = pytest.mark.integration
@@ -78,21 +78,10 @@ def labelled(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def champion(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A champion that has it backwards: a red cast scores low, so attacks PASS."""
-    import onnx
-
     root = tmp_path_factory.mktemp("champion")
-    onnx.save(red_mean_sigmoid(weight_red=-25.0, bias=16.5), str(root / "champion.onnx"))
-    config = {
-        "path": "champion.onnx",
-        "name": "champion-backwards",
-        "version": "1.0.0",
-        "input_size": [32, 32],
-        "activation": "probability",
-        "face_crop": True,
-    }
-    (root / "model.json").write_text(json.dumps(config), encoding="utf-8")
+    model = write_backwards_champion(root)
     (root / "policy.json").write_text(json.dumps({"pass_threshold": 0.3, "reject_threshold": 0.8}))
-    return root / "model.json", root / "policy.json"
+    return model, root / "policy.json"
 
 
 def _retrain(labels: Path, out: Path, champion: tuple[Path, Path] | None, capsys) -> tuple[int, dict]:
