@@ -42,7 +42,7 @@ from kyc.domain.lineage import sha256_hex
 from kyc.domain.policy import DecisionPolicy, PolicyError
 from kyc.domain.promotion import PromotionError, pointer_drift_baseline, split_pointer
 from kyc.domain.record import DecisionSummary
-from kyc.domain.shadow import live_shadow, shadow_result_key
+from kyc.domain.shadow import UNWITNESSED, live_shadow, shadow_result_key
 from kyc.observability import count, log_lineage, logger, metrics, stage_duration, time_to_decision, tracer
 from kyc.version import code_version
 
@@ -244,11 +244,14 @@ def _live_shadow(state: dict[str, Any], recorded: str) -> dict[str, Any] | None:
 def _count_shadow(shadow: dict[str, Any] | None) -> None:
     """ShadowLiveCompared / ShadowLiveDisagreements feed ShadowLiveDisagreementAlarm (a rate with a
     volume guard). An INCOMPLETE block's failed batches were counted by score (ShadowFailures);
-    a block decide could not assemble is counted here."""
+    a block decide could not assemble is counted here, an UNWITNESSED one as ShadowLiveUnwitnessed."""
     if not shadow:
         return
     if shadow.get("status") == "FAILED":
         count("ShadowFailures")
+    if shadow.get("status") == UNWITNESSED:  # the witness did not name the pointer's bytes: no comparison
+        count("ShadowLiveUnwitnessed")
+        return
     if shadow.get("decision") is None:
         return
     count("ShadowLiveCompared")

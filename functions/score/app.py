@@ -9,9 +9,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kyc import settings
 from kyc.aws.s3_object_store import S3ObjectStore, canonical_json
+from kyc.aws.sagemaker_deployment import CANDIDATES
 from kyc.aws.sagemaker_frame_scorer import SageMakerFrameScorer, ScoringError
 from kyc.aws.sagemaker_model_witness import SageMakerModelWitness
-from kyc.aws.shadow_traffic import ShadowPointerSource, ShadowScorer
+from kyc.aws.shadow_traffic import (
+    ShadowPointerSource,
+    ShadowScorer,
+    shadow_time_needed_s,
+    shadow_witness_config,
+)
 from kyc.aws.ssm_policy_source import PolicyOverrideProvider
 from kyc.domain.contract import FrameImage
 from kyc.domain.lineage import sha256_hex
@@ -41,7 +47,13 @@ _SHADOW = settings.shadow_traffic()
 SHADOW_SOURCE = (
     ShadowPointerSource(_SHADOW.parameter, RESOURCES.policy_cache_seconds) if _SHADOW.parameter else None
 )
-SHADOW_SCORER = ShadowScorer(_SHADOW.timeout_s, lambda s: _score_dict(s)) if _SHADOW.parameter else None
+SHADOW_SCORER = (
+    ShadowScorer(_SHADOW.timeout_s, lambda s: _score_dict(s), witness=lambda e: _shadow_witness(e))
+    if _SHADOW.parameter
+    else None
+)
+# the shadow endpoints' deployment witnesses: the same witness, its own bounded clients, cached the same way
+SHADOW_WITNESSES: dict[str, SageMakerModelWitness] = {}
 
 
 @logger.inject_lambda_context(correlation_id_path="submission_id", clear_state=True)
@@ -106,7 +118,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     }
     body = canonical_json(document)
     STORE.put_bytes(RESOURCES.work_bucket, result_key, body, "application/json")
-    shadow = _shadow(sid, batch_index, frames)  # after the champion's scores are safe; never raises
+    # after the champion's scores are safe, and only if the time left covers it; never raises
+    shadow = _shadow(sid, batch_index, frames, context.get_remaining_time_in_millis() / 1000.0)
     lineage["inputs"]["request_sha256"] = call.request_sha256
     log_lineage(
         "score",
@@ -126,25 +139,35 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return _result(batch_index, "SCORED", result_key, len(call.scores), None, shadow)
 
 
-def _shadow(sid: str, batch_index: int, frames: list[FrameImage]) -> dict[str, Any] | None:
+def _shadow(
+    sid: str, batch_index: int, frames: list[FrameImage], remaining_s: float
+) -> dict[str, Any] | None:
     """Issue 21 live shadow traffic: the same frames on the shadowed candidate's endpoint, written
     beside the champion's scores for decide to record. Decides nothing and never fails the batch:
     a failure anywhere (the pointer, the endpoint, the write) is counted and logged, and the call is
-    bounded (kyc.aws.shadow_traffic: at most 2 attempts of 1 s connect + KYC_SHADOW_TIMEOUT_SECONDS)."""
+    bounded (kyc.aws.shadow_traffic.shadow_worst_case_s). It is SKIPPED (recorded, ShadowSkipped)
+    when ``remaining_s``, the invocation's time left after the champion, cannot cover that bound
+    plus a margin: a shadow must never time out the invocation that holds the champion's scores."""
     if SHADOW_SOURCE is None or SHADOW_SCORER is None:
         return None
     try:
         pointer = SHADOW_SOURCE.current()
         if pointer is None:
             return None
-        document = SHADOW_SCORER.score(pointer, batch_index, frames)
+        if remaining_s < shadow_time_needed_s(SHADOW_SCORER.timeout_s):
+            document = SHADOW_SCORER.skipped(pointer, batch_index, remaining_s)
+        else:
+            document = SHADOW_SCORER.score(pointer, batch_index, frames)
         key = shadow_batch_key(sid, batch_index)
         digest = STORE.put_json(RESOURCES.work_bucket, key, document)
     except Exception as exc:  # the shadow's failure is its own, never the decision's
         logger.exception("shadow scoring failed", extra={"batch_index": batch_index})
         count("ShadowFailures")
         return {"status": "FAILED", "reason": type(exc).__name__}
-    if document["status"] != "SCORED":
+    if document["status"] == "SKIPPED":
+        count("ShadowSkipped")
+        logger.warning("shadow skipped: not enough time left", extra={k: document[k] for k in _SKIP_FIELDS})
+    elif document["status"] != "SCORED":
         count("ShadowFailures")
     else:
         count("ShadowEndpointLatency", value=document["latency_ms"], unit="Milliseconds")
@@ -153,6 +176,27 @@ def _shadow(sid: str, batch_index: int, frames: list[FrameImage]) -> dict[str, A
         "result_sha256": digest,
         "pointer_version": pointer.version,
     }
+
+
+_SKIP_FIELDS = ("batch_index", "remaining_s", "needed_s")
+
+
+def _shadow_witness(endpoint_name: str) -> SageMakerModelWitness:
+    """The deployment witness of a shadow endpoint: candidates' model data only (the shadow deployment
+    and the re-screen read the same prefix), bounded clients (kyc.aws.shadow_traffic)."""
+    if endpoint_name not in SHADOW_WITNESSES:
+        import boto3
+
+        session = boto3.session.Session()
+        SHADOW_WITNESSES[endpoint_name] = SageMakerModelWitness(
+            endpoint_name,
+            data_bucket=_WITNESS_SETTINGS.data_bucket,
+            data_prefix=_WITNESS_SETTINGS.data_prefix + CANDIDATES,
+            ttl_s=_WITNESS_SETTINGS.ttl_s,
+            sagemaker=session.client("sagemaker", config=shadow_witness_config()),
+            s3=session.client("s3", config=shadow_witness_config()),
+        )
+    return SHADOW_WITNESSES[endpoint_name]
 
 
 def _model_record(reported: dict[str, str], deployed_sha256: str | None) -> dict[str, str]:

@@ -6,8 +6,10 @@ registry, and deployed only if a person approved it, it passed the gate and its 
 model's SHA-256. The candidate gets an endpoint of its own (``<EndpointName>-v<version>``) and its
 policy is written to the shadow parameter as a pointer document; the package records both. The
 deployment counts only when the deployment witness (SageMaker + S3, ``kyc.aws.sagemaker_model_witness``)
-names exactly the package's bytes (and the image its calibration names): otherwise REFUSED, and no
-shadow policy is written. The production pointer is untouched (`kycscreen promote` moves it).
+names exactly the package's bytes (and the image its calibration names): otherwise REFUSED, no
+shadow policy is written, and the endpoint, if this approval created it, is deleted (its config and
+model stay for inspection; they cost nothing). The production pointer is untouched (`kycscreen
+promote` moves it).
 """
 
 from __future__ import annotations
@@ -22,7 +24,15 @@ from kyc.aws import model_registry as reg
 from kyc.aws.clients import client
 from kyc.aws.model_registry import ModelRegistry
 from kyc.aws.s3_object_store import S3ObjectStore
-from kyc.aws.sagemaker_deployment import CANDIDATES, VARIANT, DeploymentError, deploy, endpoint_name_for
+from kyc.aws.sagemaker_deployment import (
+    CANDIDATES,
+    VARIANT,
+    DeploymentError,
+    deploy,
+    endpoint_exists,
+    endpoint_name_for,
+    retire_endpoint,
+)
 from kyc.domain.promotion import bound_image_digest, pointer_document
 from kyc.observability import count, log_lineage, logger, metrics, tracer
 
@@ -83,9 +93,11 @@ def shadow(package: reg.RegisteredPackage, registry: ModelRegistry, env: Any) ->
         )
     except ValueError as exc:
         raise ShadowRefused(str(exc)) from exc
+    endpoint = document["deployment"]["endpoint_name"]
+    created = not endpoint_exists(endpoint)
     try:
         account = deploy(
-            endpoint_name=document["deployment"]["endpoint_name"],
+            endpoint_name=endpoint,
             image=package.image or "",
             model_data_url=package.model_data_url or "",
             artefact_sha256=sha,
@@ -96,6 +108,8 @@ def shadow(package: reg.RegisteredPackage, registry: ModelRegistry, env: Any) ->
             data_prefix=WITNESS.data_prefix + CANDIDATES,
         )
     except DeploymentError as exc:
+        if created:  # the endpoint this approval created serves what its witness refused: stop its cost
+            _retire(endpoint)
         raise ShadowRefused(str(exc)) from exc
     version = client("ssm").put_parameter(
         Name=env["KYC_SHADOW_POLICY_PARAMETER"],
@@ -112,6 +126,20 @@ def shadow(package: reg.RegisteredPackage, registry: ModelRegistry, env: Any) ->
         },
     )
     return account, int(version)
+
+
+def _retire(endpoint: str) -> None:
+    """Delete a refused endpoint this function created (its config and model stay for inspection);
+    one that existed before is not this approval's to delete. A failed delete is logged and counted
+    (ShadowEndpointRetireFailures), never hides the refusal."""
+    try:
+        retire_endpoint(endpoint)
+    except Exception:
+        logger.exception("refused shadow endpoint could not be deleted", extra={"endpoint_name": endpoint})
+        count("ShadowEndpointRetireFailures")
+        return
+    count("ShadowEndpointsRetired")
+    logger.info("refused shadow endpoint deleted", extra={"endpoint_name": endpoint})
 
 
 def _policy(uri: str) -> dict[str, Any]:

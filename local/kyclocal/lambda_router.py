@@ -20,7 +20,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -28,9 +28,16 @@ from typing import Any
 LogSink = Callable[[str, str, list[str]], None]
 
 
+DEFAULT_TIMEOUT_S = 300.0  # when the function's configured timeout is not known (a direct invoke)
+
+
 @dataclass
 class LocalLambdaContext:
-    """The attributes of Lambda's context object that Powertools and our handlers read."""
+    """The attributes of Lambda's context object that Powertools and our handlers read.
+
+    ``get_remaining_time_in_millis`` counts down, as Lambda's does, from the function's configured
+    ``Timeout`` (moto's Lambda, i.e. template.yaml or a later UpdateFunctionConfiguration) at the start
+    of the invocation."""
 
     function_name: str
     memory_limit_in_mb: int = 1024
@@ -39,9 +46,11 @@ class LocalLambdaContext:
     log_group_name: str = ""
     log_stream_name: str = ""
     function_version: str = "$LATEST"
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    started: float = field(default_factory=time.monotonic)
 
     def get_remaining_time_in_millis(self) -> int:
-        return 300_000
+        return max(0, int((self.started + self.timeout_s - time.monotonic()) * 1000))
 
 
 class _InvocationStdout(io.TextIOBase):
@@ -114,6 +123,11 @@ class LambdaRouter:
         self.invocations: list[tuple[str, float]] = []
         self.fault: Callable[[str, dict[str, Any]], None] | None = None  # tests inject crashes here
         self.clock: Any = None  # a kyclocal.stage_clock.StageClock: benchmarks read per-stage time here
+        # Lambda ends an invocation at its timeout and the caller gets Sandbox.Timedout, whatever the
+        # handler wrote before. Off by default (a loaded test machine is slower than Lambda); tests of
+        # timing turn it on. In-process code cannot be stopped: the handler runs to its end, and an
+        # invocation that outlasted its timeout is then answered as Lambda would have answered it.
+        self.enforce_timeouts = False
 
     def install(self, deployed_names: dict[str, str] | None = None) -> None:
         """Patch moto's Docker-free Lambda backend; also route this process's stdout per invocation.
@@ -135,9 +149,9 @@ class LambdaRouter:
             headers: Any,
             response_headers: dict[str, str],
         ) -> bytes:
-            name = backend.get_function(function_name, qualifier).function_name
-            name = by_deployed_name.get(name, name)
-            payload, errored = router.invoke(name, body)
+            function = backend.get_function(function_name, qualifier)
+            name = by_deployed_name.get(function.function_name, function.function_name)
+            payload, errored = router.invoke(name, body, timeout_s=float(function.timeout))
             if errored:
                 response_headers["x-amz-function-error"] = "Unhandled"
             return payload
@@ -170,8 +184,9 @@ class LambdaRouter:
         with self._lock:
             self._idle.setdefault(name, []).append(module)
 
-    def invoke(self, name: str, body: Any) -> tuple[bytes, bool]:
-        """Run the handler; return (payload, errored) exactly as Lambda's Invoke API would shape them."""
+    def invoke(self, name: str, body: Any, timeout_s: float | None = None) -> tuple[bytes, bool]:
+        """Run the handler; return (payload, errored) exactly as Lambda's Invoke API would shape them.
+        ``timeout_s``: the function's configured timeout (the context counts down from it)."""
         event = json.loads(body) if isinstance(body, str | bytes) and body else (body or {})
         request_id = str(uuid.uuid4())
         context = LocalLambdaContext(
@@ -179,6 +194,7 @@ class LambdaRouter:
             aws_request_id=request_id,
             invoked_function_arn=f"arn:aws:lambda:us-east-1:123456789012:function:{name}",
             log_group_name=f"/aws/lambda/{name}",
+            timeout_s=timeout_s or DEFAULT_TIMEOUT_S,
         )
         captured: list[str] = []
         stdout = _route_stdout()
@@ -194,6 +210,8 @@ class LambdaRouter:
             finally:
                 self.release(name, module)
             payload, errored = json.dumps(result).encode("utf-8"), False
+            if self.enforce_timeouts and context.get_remaining_time_in_millis() <= 0:
+                payload, errored = _timed_out(request_id, context.timeout_s), True
         except Exception as exc:
             captured.append(
                 json.dumps(
@@ -220,3 +238,9 @@ class LambdaRouter:
             lines = [line for line in "".join(captured).splitlines() if line.strip()]
             self._log_sink(name, request_id, lines)
         return payload, errored
+
+
+def _timed_out(request_id: str, timeout_s: float) -> bytes:
+    """What Lambda answers for an invocation that reached its timeout (Step Functions: Sandbox.Timedout)."""
+    message = f"RequestId: {request_id} Error: Task timed out after {timeout_s:.2f} seconds"
+    return json.dumps({"errorType": "Sandbox.Timedout", "errorMessage": message}).encode("utf-8")

@@ -153,7 +153,8 @@ def test_a_model_whose_environment_claims_the_package_bytes_is_not_promoted(tmp_
         model="onnx", onnx_config=champion, frame_count=8, policy={"version": "champion"}
     )
     with LocalStack(settings) as stack:
-        # not -v1: the refused shadow deployment below left that endpoint (with the liar's data) behind
+        # not -v1: the refused shadow deployment below created that endpoint (then deleted it, keeping
+        # its config and model for inspection)
         endpoint = f"{stack.parameters['EndpointName']}-v1-claims"
         production = loop.pointer(stack)
         before = production.current()
@@ -166,6 +167,16 @@ def test_a_model_whose_environment_claims_the_package_bytes_is_not_promoted(tmp_
         assert result["status"] == "REFUSED", result
         assert f"does not serve {sha}" in result["reason"] and liar_sha in result["reason"]
         assert reg.SHADOW_ENDPOINT not in loop.registry(stack).describe(arn).metadata
+        # issue 21 (c): the endpoint the refused approval created no longer runs (nor costs); what was
+        # refused can still be described
+        sm = stack.client("sagemaker")
+        refused = f"{stack.parameters['EndpointName']}-v1"
+        assert refused not in [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]]
+        kept = sm.describe_endpoint_config(EndpointConfigName=refused)["ProductionVariants"][0]["ModelName"]
+        assert (
+            sm.describe_model(ModelName=kept)["PrimaryContainer"]["ModelDataSource"]["S3DataSource"]["S3Uri"]
+            == lying_url
+        )
 
         # 2. a model created by hand, same name and version, its environment claiming the package's hash
         #    (what promotion used to believe), its model data the liar's: promotion is refused

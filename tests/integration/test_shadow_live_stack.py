@@ -49,7 +49,9 @@ def shadowed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalSt
     settings = LocalStackSettings(
         frame_count=FRAMES,
         policy=drill_policy(CHAMPION, FRAMES),
-        extra_env={"KYC_POLICY_CACHE_SECONDS": "0"},  # see the shadow pointer at once (AWS: within 300 s)
+        # see the shadow pointer at once (AWS: within 300 s), and the shadow endpoint's witness each
+        # batch (AWS: KYC_MODEL_WITNESS_TTL_S, 60 s): a model swapped under the name is seen at once
+        extra_env={"KYC_POLICY_CACHE_SECONDS": "0", "KYC_MODEL_WITNESS_TTL_S": "0"},
         endpoint_faults={},
     )
     try:
@@ -62,9 +64,15 @@ def shadowed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalSt
         moto_api_backend.reset()
 
 
+_SHADOWED: dict[int, str] = {}  # id(stack) -> the candidate's SHA-256, once deployed and pointed at
+
+
 def _shadow_candidate(stack: LocalStack, root: Path) -> str:
     """Deploy the candidate on its own endpoint as the shadow function does, and point the shadow
-    pointer at it (its policy bound to the network's SHA-256). Returns the model file's SHA-256."""
+    pointer at it (its policy bound to the network's SHA-256), once per stack (uploading the model
+    data again would postdate the endpoint: the witness then rightly refuses). Returns its SHA-256."""
+    if id(stack) in _SHADOWED:
+        return _SHADOWED[id(stack)]
     config = write_onnx_config(root, weight_red=0.0, bias=10.0)  # sigmoid(10) = 0.99995 on every frame
     sha = hashlib.sha256((root / "tiny.onnx").read_bytes()).hexdigest()
     url = loop._upload_model_data(stack, config, sha)
@@ -101,6 +109,7 @@ def _shadow_candidate(stack: LocalStack, root: Path) -> str:
         Value=json.dumps(document),
         Overwrite=True,
     )
+    _SHADOWED[id(stack)] = sha
     return sha
 
 
@@ -181,3 +190,95 @@ def test_live_shadow_is_recorded_and_never_decided_on(shadowed: Any) -> None:
     assert all(2 * SHADOW_TIMEOUT_S * 0.95 <= b["latency_ms"] / 1000 <= BOUND_S for b in live["batches"])
     assert max(hung) / 1000 < max(alone) / 1000 + BOUND_S + 2.0, (hung, alone)
     print(f"score stage per batch with a hanging shadow (ms): {hung}")
+
+
+def test_a_shadow_the_score_timeout_cannot_cover_is_skipped_and_the_champion_stands(shadowed: Any) -> None:
+    """The score function's real context counts down from its configured Timeout (moto's Lambda, set
+    here by UpdateFunctionConfiguration to 20 s, below the shadow's worst case); the local Lambda
+    answers an invocation that outlasts it with Sandbox.Timedout, as Lambda does. A hanging candidate
+    would hold each batch for 2 x (1 + ShadowTimeoutSeconds) = 22 s: without the remaining-time check
+    every batch times out and the champion's PASS becomes a failed score."""
+    from kyc.aws.shadow_traffic import shadow_time_needed_s
+
+    stack, faults, root = shadowed
+    _shadow_candidate(stack, root)
+    function = stack.function_names["ScoreFramesFunction"]
+    lam = stack.client("lambda")
+    configured = lam.get_function_configuration(FunctionName=function)["Timeout"]
+    short = 20
+    assert short < BOUND_S < shadow_time_needed_s(SHADOW_TIMEOUT_S)  # the shadow cannot fit
+    faults.add(*[Fault.SLOW] * 20)  # were the candidate asked, it would hang
+    skipped_before = emf_sum(stack, "ShadowSkipped")
+    compared_before = emf_sum(stack, "ShadowLiveCompared")
+    lam.update_function_configuration(FunctionName=function, Timeout=short)
+    stack.router.enforce_timeouts = True
+    try:
+        record, scores = _screen(stack, root, person=5)
+    finally:
+        stack.router.enforce_timeouts = False
+        lam.update_function_configuration(FunctionName=function, Timeout=configured)
+    unused = 0
+    while faults.next() is not None:
+        unused += 1
+    assert record["decision"] == "PASS", record  # the champion's, as with no shadow at all
+    live = scores["shadow"]
+    assert live["status"] == "INCOMPLETE" and live["decision"] is None, live
+    assert {b["status"] for b in live["batches"]} == {"SKIPPED"}, live["batches"]
+    assert {b["reason"] for b in live["batches"]} == {"NOT_ENOUGH_TIME"}
+    assert unused == 20  # the candidate was never asked
+    assert emf_sum(stack, "ShadowSkipped") - skipped_before == len(live["batches"])
+    assert emf_sum(stack, "ShadowLiveCompared") == compared_before
+    kept = json.loads(
+        stack.client("s3")
+        .get_object(
+            Bucket=stack.resources.work_bucket, Key=f"scores/{record['submission_id']}/shadow-batch-000.json"
+        )["Body"]
+        .read()
+    )
+    assert 0 < kept["remaining_s"] < short and kept["needed_s"] == round(
+        shadow_time_needed_s(SHADOW_TIMEOUT_S), 3
+    )
+    print(f"\nskipped with {kept['remaining_s']} s left of {short} s (needed {kept['needed_s']} s)")
+
+
+def test_a_model_swapped_under_the_shadow_endpoints_name_is_unwitnessed_and_not_counted(
+    shadowed: Any,
+) -> None:
+    """Another model deployed under the shadow endpoint's name (the local server serves what SageMaker
+    says, so it answers with the swapped bytes): the deployment witness names them (hashlib's oracle),
+    the block is UNWITNESSED and no comparison is counted. Before, the block was COMPARED (REVIEW
+    MODEL_NOT_CALIBRATED from the container's report) and counted as a disagreement of the candidate.
+    A container that reports the pointer's hash over other bytes is tests/unit/functions/
+    test_shadow_live.py's case: there only the witness tells."""
+    from tests.integration.test_deployment_witness import _endpoint, _put_model_data
+
+    stack, faults, root = shadowed
+    _drain(faults)
+    sha = _shadow_candidate(stack, root)
+    endpoint = f"{stack.parameters['EndpointName']}-v9"
+    (root / "liar").mkdir(exist_ok=True)
+    liar = write_onnx_config(root / "liar", weight_red=0.0, bias=-10.0)  # sigmoid(-10) ~ 0: PASSes all
+    liar_sha = hashlib.sha256((root / "liar" / "tiny.onnx").read_bytes()).hexdigest()
+    assert liar_sha != sha
+    sm = stack.client("sagemaker")
+    sm.delete_endpoint(EndpointName=endpoint)
+    sm.delete_endpoint_config(EndpointConfigName=endpoint)
+    sm.delete_model(ModelName=endpoint)
+    _endpoint(stack, endpoint, _put_model_data(stack, "liar", liar), {})
+    compared = emf_sum(stack, "ShadowLiveCompared")
+    disagreed = emf_sum(stack, "ShadowLiveDisagreements")
+    unwitnessed = emf_sum(stack, "ShadowLiveUnwitnessed")
+
+    record, scores = _screen(stack, root, person=6)
+
+    assert record["decision"] == "PASS", record
+    live = scores["shadow"]
+    assert live["artefact_sha256"] == sha  # what the pointer names
+    assert live["status"] == "UNWITNESSED" and live["agrees"] is None, live
+    assert live["witness_differs"] == ["model.witness.artefact_sha256"]
+    assert live["model_witness"]["artefact_sha256"] == liar_sha
+    assert all(f["p_fake"] < 0.001 for f in live["frames"])  # the swapped model answered
+    assert live["decision"] == "REVIEW" and "MODEL_NOT_CALIBRATED" in live["reasons"]
+    assert emf_sum(stack, "ShadowLiveUnwitnessed") - unwitnessed == 1
+    assert emf_sum(stack, "ShadowLiveCompared") == compared
+    assert emf_sum(stack, "ShadowLiveDisagreements") == disagreed

@@ -210,3 +210,39 @@ def test_without_a_model_data_bucket_nothing_is_asked(aws: dict[str, Any]) -> No
 
     assert account["artefact_sha256"] is None and "ModelDataBucket is not set" in account["unreadable"]
     assert witness.calls == 0
+
+
+class SteppingClock(Clock):
+    """Each service call costs ``step`` seconds: the clock advances whenever SageMaker or S3 is asked."""
+
+    def __init__(self, witness_clients: dict[str, Any], step: float) -> None:
+        super().__init__()
+        for service in witness_clients.values():
+            service.meta.events.register("before-send", self._advance)
+        self.step = step
+
+    def _advance(self, **_: Any) -> None:
+        self.now += self.step
+
+
+def test_a_deadline_stops_the_witness_before_the_next_call_and_binds_nothing(aws: dict[str, Any]) -> None:
+    """Live shadow traffic gives the witness a deadline (kyc.aws.shadow_traffic): no call starts after
+    it, so its time is bounded by the deadline plus one call. With 1 s per call and a 2.5 s deadline,
+    DescribeEndpoint, DescribeEndpointConfig and DescribeModel start (at 0, 1 and 2 s) and
+    GetObjectAttributes (at 3 s) does not: unreadable, not cached, and the next account completes."""
+    weights = b"candidate weights " * 100
+    aws["sagemaker"].create_endpoint(
+        EndpointName=ENDPOINT, EndpointConfigName=_deploy(aws, "cand-1", weights)
+    )
+    clock = SteppingClock(aws, step=1.0)
+    witness = _witness(aws, clock)
+
+    late = witness.account("AllTraffic", deadline=2.5)
+
+    assert late["artefact_sha256"] is None and "WitnessOutOfTime" in late["unreadable"], late
+    assert witness.calls == 3 and clock.now == 3.0  # the fourth call never went out
+    whole = witness.account("AllTraffic", deadline=clock.now + 10)  # not cached: asked again, in time
+    assert whole["artefact_sha256"] == hashlib.sha256(weights).hexdigest() and whole["unreadable"] is None
+    assert (
+        witness.account("AllTraffic")["artefact_sha256"] == whole["artefact_sha256"]
+    )  # no deadline: as before

@@ -6,7 +6,16 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from kyc.domain.shadow import COMPARED, INCOMPLETE, live_shadow, shadow_batch_key, shadow_verdict
+import pytest
+
+from kyc.domain.shadow import (
+    COMPARED,
+    INCOMPLETE,
+    UNWITNESSED,
+    live_shadow,
+    shadow_batch_key,
+    shadow_verdict,
+)
 
 SHA = hashlib.sha256(b"candidate bytes").hexdigest()
 POLICY = {"pass_threshold": 0.3, "reject_threshold": 0.8, "min_frames_scored": 2}
@@ -40,7 +49,27 @@ def test_verdict_from_other_bytes_than_the_pointer_names_is_never_a_pass() -> No
     assert str(strict.decision) == "REJECT"  # a REJECT stands, as in the champion's binding
 
 
-def _doc(index: int, p: float, *, version: int = 3, status: str = "SCORED") -> dict[str, Any]:
+def _witness(sha: str | None = SHA, unreadable: str | None = None) -> dict[str, Any]:
+    """A deployment witness account (kyc.domain.model_witness.WitnessAccount.to_dict) naming ``sha``."""
+    return {
+        "source": "sagemaker+s3",
+        "artefact_sha256": sha,
+        "unreadable": unreadable,
+        "image_digest": "sha256:" + "1" * 64,
+        "image_unresolved": None,
+        "endpoint": "kyc-v2",
+        "models": [{"model": "m", "model_data": "s3://models/candidates/m/model.onnx"}],
+    }
+
+
+def _doc(
+    index: int,
+    p: float,
+    *,
+    version: int = 3,
+    status: str = "SCORED",
+    witness: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     return {
         "batch_index": index,
         "status": status,
@@ -54,6 +83,7 @@ def _doc(index: int, p: float, *, version: int = 3, status: str = "SCORED") -> d
         "policy": POLICY,
         "model": {"name": "cand", "version": "2", "artefact_sha256": SHA},
         "frames": _frames(p, 2, start=2 * index) if status == "SCORED" else [],
+        "model_witness": witness if witness is not None else _witness(),
     }
 
 
@@ -99,3 +129,57 @@ def test_champion_batches_that_failed_are_not_asked_of_the_shadow() -> None:
 
 def test_shadow_scores_live_beside_the_champions() -> None:
     assert shadow_batch_key("s" * 64, 7) == f"scores/{'s' * 64}/shadow-batch-007.json"
+
+
+OTHER = hashlib.sha256(b"other bytes under the same endpoint name").hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("second", "differs"),
+    [
+        (_witness(OTHER), ["model.witness.artefact_sha256"]),  # another model deployed under the name
+        (_witness(None, "DescribeEndpoint failed: ThrottlingException"), ["model.witness.unreadable"]),
+        ({}, ["model.witness.unreadable"]),  # no witness recorded at all: fail closed
+    ],
+)
+def test_a_candidate_its_witness_does_not_name_is_recorded_unwitnessed_and_compares_nothing(
+    second: dict[str, Any], differs: list[str]
+) -> None:
+    # the container reports the pointer's bytes on both batches (model.artefact_sha256 == SHA): only
+    # the witness of the second batch says otherwise, and one such batch is enough
+    block = live_shadow(
+        SCORED,
+        {0: _doc(0, 0.95), 1: _doc(1, 0.95, witness=second)},
+        frames_sampled=4,
+        recorded_decision="PASS",
+    )
+    assert block is not None and block["status"] == UNWITNESSED, block
+    assert block["witness_differs"] == differs
+    assert block["agrees"] is None  # counted as neither an agreement nor a disagreement
+    # the would-be decision is recorded, and it is no candidate's PASS: REJECT stands (as in the binding)
+    assert block["decision"] == "REJECT" and "MODEL_NOT_CALIBRATED" not in block["reasons"]
+    lax = live_shadow(
+        SCORED,
+        {0: _doc(0, 0.05), 1: _doc(1, 0.05, witness=second)},
+        frames_sampled=4,
+        recorded_decision="PASS",
+    )
+    assert lax is not None and lax["status"] == UNWITNESSED and lax["agrees"] is None
+    assert lax["decision"] == "REVIEW" and "MODEL_NOT_CALIBRATED" in lax["reasons"]
+
+
+def test_a_calibration_that_names_the_image_needs_the_witness_to_name_it_too() -> None:
+    bound = POLICY | {
+        "calibration": {"model": {"artefact_sha256": SHA, "image_digest": "sha256:" + "2" * 64}}
+    }
+    docs = {0: _doc(0, 0.05), 1: _doc(1, 0.05)}
+    for doc in docs.values():
+        doc["policy"] = bound
+    block = live_shadow(SCORED, docs, frames_sampled=4, recorded_decision="PASS")
+    assert block is not None and block["status"] == UNWITNESSED
+    assert block["witness_differs"] == ["model.witness.image_digest"]
+    for doc in docs.values():
+        doc["model_witness"]["image_digest"] = "sha256:" + "2" * 64
+    block = live_shadow(SCORED, docs, frames_sampled=4, recorded_decision="PASS")
+    assert block is not None and block["status"] == COMPARED and block["agrees"] is True
+    assert block["model_witness"]["artefact_sha256"] == SHA and block["witness_differs"] == []

@@ -161,3 +161,24 @@ def test_an_image_bound_by_digest_is_shadowed(env: dict[str, Any]) -> None:
     arn = _package(env, image="img@sha256:" + "1" * 64, image_digest="sha256:" + "1" * 64)
     env["registry"].approve(arn, approver="alice", note="n")
     assert env["app"].lambda_handler(_event(arn), FakeContext())["status"] == "SHADOWED"
+
+
+def test_a_refused_deployment_stops_costing_and_keeps_what_was_refused(env: dict[str, Any]) -> None:
+    """(c) The endpoint the refused approval created is deleted (no instance keeps running); its endpoint
+    config and model stay, so what was refused can still be described. An endpoint of that name that
+    existed before the approval is not this approval's to delete."""
+    sm = boto3.client("sagemaker", region_name="us-east-1")
+    arn = _package(env, data=b"other weights")  # the witness names other bytes than the package's
+    env["registry"].approve(arn, approver="alice", note="n")
+    result = env["app"].lambda_handler(_event(arn), FakeContext())
+    assert result["status"] == "REFUSED", result
+    assert _endpoints() == []  # nothing left running
+    config = sm.describe_endpoint_config(EndpointConfigName="kyc-detector-v1")
+    model = sm.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
+    assert model["PrimaryContainer"]["ModelDataSource"]["S3DataSource"]["S3Uri"].endswith("/model.onnx")
+
+    # someone else's endpoint under the candidate's name, serving other bytes: refused, and left alone
+    sm.create_endpoint(EndpointName="kyc-detector-v1", EndpointConfigName="kyc-detector-v1")
+    again = env["app"].lambda_handler(_event(arn), FakeContext())
+    assert again["status"] == "REFUSED", again
+    assert _endpoints() == ["kyc-detector-v1"]

@@ -75,20 +75,37 @@ def _deploy_champion(aws: dict[str, Any]) -> None:  # noqa: F811
     """SageMaker (moto) and S3 say the champion endpoint serves CHAMPION's bytes: the deployment
     witness binds the champion's calibration, so the champion decides PASS on its own."""
     aws["s3"].create_bucket(Bucket=MODEL_BUCKET)
-    aws["s3"].put_object(
-        Bucket=MODEL_BUCKET, Key="champion/model.onnx", Body=CHAMPION.artefact(), ChecksumAlgorithm="SHA256"
-    )
+    _deploy(aws, CHAMPION_ENDPOINT, CHAMPION, "champion/model.onnx")
+
+
+def _deploy(aws: dict[str, Any], endpoint: str, model: Any, key: str) -> None:  # noqa: F811
+    """``model``'s bytes in S3 (SHA-256 verified by S3) and an endpoint SageMaker says serves them."""
+    aws["s3"].put_object(Bucket=MODEL_BUCKET, Key=key, Body=model.artefact(), ChecksumAlgorithm="SHA256")
     deploy(
-        endpoint_name=CHAMPION_ENDPOINT,
+        endpoint_name=endpoint,
         image="123456789012.dkr.ecr.us-east-1.amazonaws.com/kyc:1",
-        model_data_url=f"s3://{MODEL_BUCKET}/champion/model.onnx",
-        artefact_sha256=CHAMPION.info.artefact_sha256,
+        model_data_url=f"s3://{MODEL_BUCKET}/{key}",
+        artefact_sha256=hashlib.sha256(model.artefact()).hexdigest(),
         role_arn="arn:aws:iam::123456789012:role/model",
         kms_key_id="alias/aws/sagemaker",
         data_bucket=MODEL_BUCKET,
         sagemaker_client=boto3.client("sagemaker", region_name="us-east-1"),
         s3_client=aws["s3"],
     )
+
+
+def _deploy_candidate(aws: dict[str, Any], model: Any) -> None:  # noqa: F811
+    """Deploy ``model`` under the shadow endpoint's name (replacing whatever is there), its bytes where
+    candidates live (the shadow witness reads ``candidates/`` only)."""
+    sm = boto3.client("sagemaker", region_name="us-east-1")
+    try:
+        sm.delete_endpoint(EndpointName=SHADOW_ENDPOINT)
+        sm.delete_endpoint_config(EndpointConfigName=SHADOW_ENDPOINT)
+        sm.delete_model(ModelName=SHADOW_ENDPOINT)
+    except sm.exceptions.ClientError:
+        pass  # nothing deployed yet
+    sha = hashlib.sha256(model.artefact()).hexdigest()
+    _deploy(aws, SHADOW_ENDPOINT, model, f"candidates/{sha}/model.onnx")
 
 
 @pytest.fixture
@@ -121,6 +138,7 @@ def _champion_policy() -> str:
 
 
 def _shadow_pointer(candidate: Candidate, raw: str | None = None) -> None:
+    _deploy_candidate({"s3": boto3.client("s3", region_name="us-east-1")}, candidate._model)
     policy = role_played_policy(
         candidate.info.to_dict(),
         pass_threshold=0.3,
@@ -140,8 +158,15 @@ def _shadow_pointer(candidate: Candidate, raw: str | None = None) -> None:
     )
 
 
-def _score_and_decide(aws: dict[str, Any], url: str, model_config: Path, batches: int = 2) -> dict[str, Any]:  # noqa: F811
-    """Two batches of blue frames through the real score handler, then the decide handler."""
+def _score_and_decide(
+    aws: dict[str, Any],  # noqa: F811
+    url: str,
+    model_config: Path,  # noqa: F811
+    batches: int = 2,
+    context: Any = FakeContext,
+) -> dict[str, Any]:
+    """Two batches of blue frames through the real score handler, then the decide handler
+    (``context``: makes each invocation's Lambda context)."""
     mp = aws["monkeypatch"]
     mp.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", url)
     ssm = boto3.client("ssm", region_name="us-east-1")
@@ -168,7 +193,8 @@ def _score_and_decide(aws: dict[str, Any], url: str, model_config: Path, batches
         started = time.perf_counter()
         scoring.append(
             score.lambda_handler(
-                {"submission_id": SID, "manifest_key": manifest_key, "batch_index": b}, FakeContext()
+                {"submission_id": SID, "manifest_key": manifest_key, "batch_index": b},
+                context(),
             )
         )
         elapsed.append(time.perf_counter() - started)
@@ -318,3 +344,90 @@ def test_a_failing_shadow_never_turns_the_decision_into_error_nor_delays_it_unbo
     if mode == "hang":  # it did wait for the hanging candidate (twice), then gave up
         assert all(b["latency_ms"] / 1000 >= 2 * TIMEOUT_S * 0.95 for b in block["batches"]), block["batches"]
         assert {b["attempts"] for b in block["batches"]} == {2}
+
+
+class ShortContext(FakeContext):
+    """A Lambda context with ``remaining_s`` left when the handler starts, counting down as Lambda's does."""
+
+    def __init__(self, remaining_s: float) -> None:
+        super().__init__()
+        self._deadline = time.monotonic() + remaining_s
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def test_a_shadow_the_remaining_time_cannot_cover_is_skipped_and_the_champion_stands(
+    aws: dict[str, Any],  # noqa: F811
+    servers: Any,
+    model_config: Path,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from kyc.aws.shadow_traffic import shadow_time_needed_s
+
+    server, url = servers
+    baseline = _score_and_decide(aws, url, model_config)
+    _reset(aws)
+    candidate = Candidate("hang")  # would take 2 x (1 + TIMEOUT_S) s per batch if it were asked
+    server.candidate = candidate
+    _shadow_pointer(candidate)
+    # the bound by hand (kyc.aws.shadow_traffic's docstring): 2 x (1 s + TIMEOUT_S) + 0.2 s for the call,
+    # 4 s witness budget + one witness call (1 s + 3 s), then 5 s of margin
+    needed = 2 * (1 + TIMEOUT_S) + 0.2 + 4 + 4 + 5
+    assert shadow_time_needed_s(TIMEOUT_S) == pytest.approx(needed)
+    capsys.readouterr()
+
+    run = _score_and_decide(aws, url, model_config, context=lambda: ShortContext(needed - 1.0))
+
+    assert _decision(run) == _decision(baseline) and run["item"]["decision"] == "PASS"
+    assert all(b["status"] == "SCORED" for b in run["scoring"])
+    assert candidate.calls == 0  # nothing was sent to the candidate
+    assert max(run["elapsed"]) < max(baseline["elapsed"]) + 1.0  # no shadow wait at all
+    block = run["scores"]["shadow"]
+    assert block["status"] == "INCOMPLETE" and block["decision"] is None, block
+    assert {b["status"] for b in block["batches"]} == {"SKIPPED"}
+    assert {b["reason"] for b in block["batches"]} == {"NOT_ENOUGH_TIME"}
+    kept = json.loads(
+        aws["s3"].get_object(Bucket=WORK, Key=f"scores/{SID}/shadow-batch-000.json")["Body"].read()
+    )
+    assert kept["needed_s"] == pytest.approx(needed) and 0 < kept["remaining_s"] < needed
+    out = capsys.readouterr().out
+    assert _emf(out, "ShadowSkipped") == 2 and _emf(out, "ShadowFailures") == 0
+    assert _emf(out, "ShadowLiveCompared") == 0
+
+    # the same upload with time enough: the candidate is asked (and, hanging, fails within its bound)
+    _reset(aws)
+    run = _score_and_decide(aws, url, model_config, context=lambda: ShortContext(needed + 3.0))
+    assert candidate.calls == 4 and run["item"]["decision"] == "PASS"
+    assert {b["reason"] for b in run["scores"]["shadow"]["batches"]} == {"ENDPOINT_TIMEOUT"}
+
+
+def test_a_candidate_swapped_under_the_shadow_endpoint_is_unwitnessed_and_not_counted(
+    aws: dict[str, Any],  # noqa: F811
+    servers: Any,
+    model_config: Path,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server, url = servers
+    candidate = Candidate("reject")
+    server.candidate = candidate  # the container keeps answering, and reporting the pointer's hash
+    _shadow_pointer(candidate)
+    other = ConstantModel(0.5, "3", name="another")  # other bytes, deployed under the shadow's name
+    _deploy_candidate(aws, other)
+    other_sha = hashlib.sha256(other.artefact()).hexdigest()
+    assert other_sha != candidate.info.artefact_sha256
+    capsys.readouterr()
+
+    run = _score_and_decide(aws, url, model_config)
+
+    assert run["item"]["decision"] == "PASS"
+    block = run["scores"]["shadow"]
+    assert block["model"]["artefact_sha256"] == candidate.info.artefact_sha256  # what the container says
+    assert block["status"] == "UNWITNESSED" and block["agrees"] is None, block
+    assert block["witness_differs"] == ["model.witness.artefact_sha256"]
+    assert block["model_witness"]["artefact_sha256"] == other_sha  # hashlib's oracle of the swapped bytes
+    assert block["decision"] == "REJECT"  # recorded; REJECT stands as the binding lets it
+    assert run["lineage"]["decision"]["shadow"]["status"] == "UNWITNESSED"
+    out = capsys.readouterr().out
+    assert _emf(out, "ShadowLiveUnwitnessed") == 1
+    assert _emf(out, "ShadowLiveCompared") == 0 and _emf(out, "ShadowLiveDisagreements") == 0

@@ -43,14 +43,15 @@ def test_alarm_metrics_count_each_metric_of_a_math_alarm_only_when_created(cost_
     # + issue 23's scheduled verifier (4: findings, missed run, function errors and throttles)
     # + issue 21's promotion alarms (10: shadow deploy errors, throttles and DLQ, re-screen errors,
     # throttles, failures, disagreement, and the re-screen machine's failed + timed out + aborted runs)
-    # + issue 21's live shadow alarms (3: the live disagreement rate's two metrics, shadow failures)
+    # + issue 21's live shadow alarms (5: the live disagreement rate's two metrics, and the lost shadow
+    # evidence's three: failures, skips for want of time, unwitnessed candidates)
     # + 1: issue 24 item 5 made the reuse check's errors alarm (one of the 34) a math alarm of two
     # metrics (Lambda Errors minus retried waits)
     assert _fixed(cost_model)["CloudWatch alarms"] == pytest.approx(
-        (34 + 1 + 2 + 5 + 20 + 7 + 5 + 10 + 1 + 4 + 10 + 3) * 0.10
+        (34 + 1 + 2 + 5 + 20 + 7 + 5 + 10 + 1 + 4 + 10 + 5) * 0.10
     )
     off = _fixed(cost_model, NoDecisionAlarmEnabled="false")["CloudWatch alarms"]
-    assert off == pytest.approx((34 + 1 + 2 + 5 + 20 + 5 + 10 + 1 + 4 + 10 + 3) * 0.10)
+    assert off == pytest.approx((34 + 1 + 2 + 5 + 20 + 5 + 10 + 1 + 4 + 10 + 5) * 0.10)
 
 
 def test_digest_signing_is_a_fixed_cost_of_one_sign_per_scheduled_run(cost_model):

@@ -37,3 +37,18 @@ def test_decide_may_write_only_the_live_shadow_result(template) -> None:
     write = _statements(template, "DecideOutcomeFunctionPolicy")["WriteLiveShadowResult"]
     assert write["Action"] == ["s3:PutObject"]
     assert write["Resource"] == {"Fn::Sub": "${WorkBucket.Arn}/scores/*/shadow.json"}
+
+
+def test_only_the_shadow_deployment_may_delete_endpoints_and_only_candidates(template) -> None:
+    """A refused shadow deployment deletes the endpoint it created: DeleteEndpoint on <EndpointName>-v*
+    (a candidate's own endpoint), never on the champion's or any other; no other policy has it."""
+    retire = _statements(template, "ShadowDeployFunctionPolicy")["RetireRefusedCandidateEndpoints"]
+    assert retire["Action"] == "sagemaker:DeleteEndpoint"
+    assert _text(retire["Resource"]).rsplit(":endpoint/", 1)[1] == '${EndpointName}-v*"}'
+    holders = [
+        name
+        for name, resource in template["Resources"].items()
+        if resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::Role", "AWS::IAM::ManagedPolicy")
+        and "sagemaker:DeleteEndpoint" in _text(resource["Properties"])
+    ]
+    assert holders == ["ShadowDeployFunctionPolicy"]

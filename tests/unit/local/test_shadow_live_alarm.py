@@ -54,3 +54,27 @@ def test_shadow_failures_page_at_ten_an_hour(alarms) -> None:
     assert breaches_at(
         alarm, [*nine, Datapoint("KycScreening", "ShadowFailures", SERVICE, 99.0, 1.0)], 3600.0
     )
+
+
+def _points(metric: str, n: int, start: float = 10.0) -> list[Datapoint]:
+    return [Datapoint("KycScreening", metric, SERVICE, start + i, 1.0) for i in range(n)]
+
+
+def test_skipped_and_unwitnessed_shadows_count_toward_the_same_page(alarms) -> None:
+    """Score's ShadowSkipped (no time left for the shadow) and decide's ShadowLiveUnwitnessed (the
+    witness does not name the pointer's bytes) are lost shadow evidence as failures are: 3 + 3 + 3 = 9
+    does not page, one more of any kind does (hand-summed)."""
+    alarm = alarms["ShadowFailuresAlarm"]
+    nine = (
+        _points("ShadowFailures", 3)
+        + _points("ShadowSkipped", 3, 20.0)
+        + _points("ShadowLiveUnwitnessed", 3, 30.0)
+    )
+    assert period_value(alarm, nine, 0.0, 3600.0) == 9.0
+    assert not breaches_at(alarm, nine, 3600.0)
+    for metric in ("ShadowFailures", "ShadowSkipped", "ShadowLiveUnwitnessed"):
+        assert breaches_at(alarm, [*nine, *_points(metric, 1, 99.0)], 3600.0), metric
+    # ten skips alone page (no ShadowFailures datapoint at all: FILL keeps the sum defined)
+    assert breaches_at(alarm, _points("ShadowSkipped", 10), 3600.0)
+    # the comparisons ShadowLiveDisagreementAlarm counts are not lost evidence
+    assert not breaches_at(alarm, _points("ShadowLiveCompared", 50), 3600.0)

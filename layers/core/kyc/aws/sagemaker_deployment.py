@@ -114,6 +114,17 @@ def deploy(
     return witnessed(endpoint_name, **check)
 
 
+def endpoint_exists(endpoint_name: str, sagemaker_client: Any = None) -> bool:
+    """Whether an endpoint of this name exists (in any status)."""
+    return _exists(sagemaker_client or client("sagemaker"), endpoint_name)
+
+
+def retire_endpoint(endpoint_name: str, sagemaker_client: Any = None) -> None:
+    """DeleteEndpoint: the endpoint's instances stop costing money. Its endpoint config and model cost
+    nothing and stay, so what was refused can still be described (DescribeEndpointConfig/Model)."""
+    (sagemaker_client or client("sagemaker")).delete_endpoint(EndpointName=endpoint_name)
+
+
 def _exists(sm: Any, endpoint_name: str) -> bool:
     try:
         sm.describe_endpoint(EndpointName=endpoint_name)

@@ -34,6 +34,13 @@ from kyc.domain.model_witness import (
 _CACHE_LIMIT = 8  # deployed states remembered (a promotion and a rollback or two)
 
 
+class WitnessOutOfTime(BotoCoreError):
+    """The caller's deadline passed before the next service call: the account is unreadable (never
+    cached). Live shadow traffic bounds its witness this way (kyc.aws.shadow_traffic)."""
+
+    fmt = "the witness ran out of its time budget"
+
+
 def _error(call: str, exc: Exception) -> str:
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code", "")
@@ -76,16 +83,32 @@ class SageMakerModelWitness:
         self._reported: str | None = None  # the artefact the container reported at the last DescribeEndpoint
         self._accounts: dict[tuple[Any, ...], dict[str, Any]] = {}
         self.calls = 0  # service calls made (the cache's effect, for tests and benchmarks)
+        self._deadline: float | None = None
 
-    def account(self, invoked_variant: str | None, reported_sha256: str | None = None) -> dict[str, Any]:
+    def _spend(self) -> None:
+        """Count a service call about to start; refuse it once the caller's deadline has passed."""
+        if self._deadline is not None and self._clock() >= self._deadline:
+            raise WitnessOutOfTime()
+        self.calls += 1
+
+    def account(
+        self,
+        invoked_variant: str | None,
+        reported_sha256: str | None = None,
+        *,
+        deadline: float | None = None,
+    ) -> dict[str, Any]:
         """What SageMaker and S3 say the variant that answered (all when unknown) was created from.
-        ``reported_sha256``: the artefact the container reported for this batch (a change refreshes)."""
+        ``reported_sha256``: the artefact the container reported for this batch (a change refreshes).
+        ``deadline`` (on ``clock``): no service call starts after it; the account is then unreadable, so
+        the time spent is at most the deadline plus one call's client timeouts."""
         if not self._data_bucket:  # nowhere the stack may read model data: nothing to ask
             detail = {"endpoint": self._endpoint_name}
             return WitnessAccount(
                 None, "ModelDataBucket is not set: no model data can be witnessed", detail
             ).to_dict()
         with self._lock:
+            self._deadline = deadline
             try:
                 endpoint = self._describe_endpoint(refresh=reported_sha256 != self._reported)
                 self._reported = reported_sha256
@@ -111,7 +134,7 @@ class SageMakerModelWitness:
     def _describe_endpoint(self, *, refresh: bool) -> dict[str, Any]:
         now = self._clock()
         if refresh or self._endpoint is None or now - self._endpoint[0] >= self._ttl_s:
-            self.calls += 1
+            self._spend()
             described = self._sagemaker.describe_endpoint(EndpointName=self._endpoint_name)
             self._endpoint = (now, {k: v for k, v in described.items() if k != "ResponseMetadata"})
         return self._endpoint[1]
@@ -129,7 +152,7 @@ class SageMakerModelWitness:
         failures: list[str] = []
         for config_name, _ in pairs:
             try:
-                self.calls += 1
+                self._spend()
                 configs[config_name] = self._sagemaker.describe_endpoint_config(
                     EndpointConfigName=config_name
                 )
@@ -141,7 +164,7 @@ class SageMakerModelWitness:
                 if not name or name in models:
                     continue
                 try:
-                    self.calls += 1
+                    self._spend()
                     models[name] = self._sagemaker.describe_model(ModelName=name)
                     bucket, key = model_data_object(models[name])
                 except (ClientError, BotoCoreError) as exc:
@@ -152,7 +175,7 @@ class SageMakerModelWitness:
                 if bucket != self._data_bucket or not key.startswith(self._data_prefix):
                     continue  # outside the grant: never asked; the domain names the location
                 try:
-                    self.calls += 1
+                    self._spend()
                     objects[(bucket, key)] = self._s3.get_object_attributes(
                         Bucket=bucket, Key=key, ObjectAttributes=["Checksum", "ObjectSize"]
                     )

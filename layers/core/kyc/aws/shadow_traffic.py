@@ -12,7 +12,15 @@ scores (``kyc.domain.shadow.shadow_batch_key``). The shadow never decides and ne
 - every failure (SSM, the endpoint, garbage that breaks the contract) becomes a FAILED shadow
   document and a ``ShadowFailures`` metric, never an exception out of ``score_shadow``;
 - the pointer is cached as the production pointer is (``KYC_POLICY_CACHE_SECONDS``), its absence
-  too, so an unshadowed stack pays one SSM read per warm container per cache period.
+  too, so an unshadowed stack pays one SSM read per warm container per cache period;
+- the deployment witness (``kyc.aws.sagemaker_model_witness``, the one scoring, the re-screen and
+  promotion use) says what the shadow endpoint serves, on clients of its own (1 s connect, 3 s read,
+  no retry) and under a deadline: no call starts after ``SHADOW_WITNESS_BUDGET_S``, so it adds at
+  most 4 + 4 = 8 s, and usually nothing (cached ``KYC_MODEL_WITNESS_TTL_S`` per warm container);
+- it runs only if the Lambda's remaining time after the champion covers its worst case
+  (``shadow_worst_case_s``: 30.2 s at the default) plus ``SHADOW_MARGIN_S``; otherwise the batch's
+  shadow is SKIPPED (recorded, counted), so the shadow can never time the invocation out and turn the
+  champion's scores into a failed batch.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from typing import Any
 from botocore.config import Config
 
 from kyc.aws.sagemaker_frame_scorer import SageMakerFrameScorer, ScoringError
+from kyc.aws.sagemaker_model_witness import SageMakerModelWitness
 from kyc.aws.ssm_policy_source import PolicyOverrideProvider
 from kyc.domain.contract import FrameImage
 from kyc.domain.promotion import split_pointer
@@ -33,6 +42,35 @@ from kyc.domain.promotion import split_pointer
 SHADOW_ATTEMPTS = 2  # the call and at most one retry
 SHADOW_MAX_BACKOFF_S = 0.2
 SHADOW_CONNECT_TIMEOUT_S = 1.0
+SHADOW_WITNESS_CONNECT_TIMEOUT_S = 1.0
+SHADOW_WITNESS_READ_TIMEOUT_S = 3.0
+SHADOW_WITNESS_BUDGET_S = 4.0  # no witness call starts later than this after the shadow answered
+# what must be left after the shadow's worst case: its document's S3 write, the lineage log, the return
+SHADOW_MARGIN_S = 5.0
+NOT_ENOUGH_TIME = "NOT_ENOUGH_TIME"  # the reason a SKIPPED shadow batch document gives
+
+
+def shadow_worst_case_s(timeout_s: float) -> float:
+    """The longest the shadow of one batch can take: 2 x (1 s connect + ``timeout_s`` read) + 0.2 s
+    backoff for the call, then the witness's budget plus one witness call in flight (30.2 s at 10 s)."""
+    call = SHADOW_ATTEMPTS * (SHADOW_CONNECT_TIMEOUT_S + timeout_s) + SHADOW_MAX_BACKOFF_S
+    witness = SHADOW_WITNESS_BUDGET_S + SHADOW_WITNESS_CONNECT_TIMEOUT_S + SHADOW_WITNESS_READ_TIMEOUT_S
+    return call + witness
+
+
+def shadow_time_needed_s(timeout_s: float) -> float:
+    """The Lambda time that must remain after the champion for the shadow to run at all."""
+    return shadow_worst_case_s(timeout_s) + SHADOW_MARGIN_S
+
+
+def shadow_witness_config() -> Config:
+    """The shadow witness's SageMaker and S3 clients: short timeouts, no retry (an unreadable account
+    is never cached: the next batch asks again)."""
+    return Config(
+        read_timeout=SHADOW_WITNESS_READ_TIMEOUT_S,
+        connect_timeout=SHADOW_WITNESS_CONNECT_TIMEOUT_S,
+        retries={"mode": "standard", "total_max_attempts": 1},
+    )
 
 
 @dataclass(frozen=True)
@@ -105,7 +143,11 @@ class ShadowScorer:
     """Scores a batch on the shadow pointer's endpoint; returns a document, never raises."""
 
     def __init__(
-        self, timeout_s: float, frame_record: Callable[[Any], dict[str, Any]], runtime_client: Any = None
+        self,
+        timeout_s: float,
+        frame_record: Callable[[Any], dict[str, Any]],
+        runtime_client: Any = None,
+        witness: Callable[[str], SageMakerModelWitness] | None = None,
     ) -> None:
         if runtime_client is None:
             import boto3
@@ -117,6 +159,7 @@ class ShadowScorer:
         self._frame_record = frame_record  # the score function's own per-frame record (one shape)
         self._client = runtime_client
         self._scorers: dict[str, SageMakerFrameScorer] = {}
+        self._witness = witness  # endpoint -> its deployment witness (None: not witnessed, unit tests)
 
     def _scorer(self, endpoint_name: str) -> SageMakerFrameScorer:
         if endpoint_name not in self._scorers:
@@ -129,15 +172,31 @@ class ShadowScorer:
             )
         return self._scorers[endpoint_name]
 
-    def score(self, pointer: ShadowPointer, batch_index: int, frames: Sequence[FrameImage]) -> dict[str, Any]:
-        """The shadow batch document: SCORED with the candidate's scores, or FAILED with why."""
-        endpoint = pointer.deployment["endpoint_name"]
-        document: dict[str, Any] = {
+    def _document(self, pointer: ShadowPointer, batch_index: int) -> dict[str, Any]:
+        return {
             "batch_index": batch_index,
-            "endpoint_name": endpoint,
+            "endpoint_name": pointer.deployment["endpoint_name"],
             "pointer": pointer.record(),
             "policy": pointer.policy,  # what the would-be decision is taken under (decide reads it)
         }
+
+    def skipped(self, pointer: ShadowPointer, batch_index: int, remaining_s: float) -> dict[str, Any]:
+        """The shadow batch document when the Lambda's remaining time cannot cover the shadow: nothing
+        was sent to the candidate; the numbers say why."""
+        return self._document(pointer, batch_index) | {
+            "status": "SKIPPED",
+            "reason": NOT_ENOUGH_TIME,
+            "remaining_s": round(remaining_s, 3),
+            "needed_s": round(shadow_time_needed_s(self.timeout_s), 3),
+            "attempts": 0,
+            "latency_ms": 0.0,
+        }
+
+    def score(self, pointer: ShadowPointer, batch_index: int, frames: Sequence[FrameImage]) -> dict[str, Any]:
+        """The shadow batch document: SCORED with the candidate's scores and what the deployment
+        witness says the endpoint serves, or FAILED with why."""
+        endpoint = pointer.deployment["endpoint_name"]
+        document = self._document(pointer, batch_index)
         started = time.perf_counter()
         try:
             call = self._scorer(endpoint).score(frames)
@@ -155,7 +214,15 @@ class ShadowScorer:
             "request_sha256": call.request_sha256,
             "response_sha256": call.response_sha256,
             "frames": [self._frame_record(s) for s in call.scores],  # as the champion's are recorded
+            # what SageMaker and S3 say the shadow endpoint serves: the container does not write this
+            "model_witness": self._account(endpoint, call.invoked_variant, call.model.artefact_sha256),
         }
+
+    def _account(self, endpoint: str, variant: str | None, reported: str | None) -> dict[str, Any] | None:
+        if self._witness is None:
+            return None
+        deadline = time.monotonic() + SHADOW_WITNESS_BUDGET_S
+        return self._witness(endpoint).account(variant, reported, deadline=deadline)
 
 
 def _failed(reason: str, attempts: int | None, started: float) -> dict[str, Any]:

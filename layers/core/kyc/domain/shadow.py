@@ -11,7 +11,10 @@ would the candidate decide on these frames under its own policy?", with ONE answ
 
 The answer is the model-dependent part of a decision only: scores aggregated under the candidate's
 policy, and REVIEW ``MODEL_NOT_CALIBRATED`` when the endpoint reports other bytes than the pointer
-names. The face-stage, provenance and reuse findings do not depend on the model and are not re-run.
+names, or when the deployment witness (SageMaker's and S3's account of the endpoint, not the
+container's) does not name the pointer's bytes and image. A live block whose witness does not is
+UNWITNESSED: recorded, and never counted as an agreement or a disagreement. The face-stage,
+provenance and reuse findings do not depend on the model and are not re-run.
 Pure Python: no AWS calls here.
 """
 
@@ -22,13 +25,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from kyc.domain.decision import face_count
+from kyc.domain.model_witness import witness_differs
 from kyc.domain.outcomes import Decision
 from kyc.domain.policy import DecisionPolicy, FrameEvidence, decide_outcome
+from kyc.domain.promotion import bound_image_digest
 from kyc.domain.reasons import ReasonCode
 
 __all__ = [
     "COMPARED",
     "INCOMPLETE",
+    "UNWITNESSED",
     "ShadowVerdict",
     "live_shadow",
     "shadow_batch_key",
@@ -38,6 +44,9 @@ __all__ = [
 
 COMPARED = "COMPARED"  # every scored batch was also scored by the shadow: a would-be decision exists
 INCOMPLETE = "INCOMPLETE"  # a shadow call failed, or the pointer moved mid-submission: scores only
+# the deployment witness did not name the pointer's bytes (or image) on every batch: the would-be
+# decision is recorded (REVIEW MODEL_NOT_CALIBRATED unless REJECT) but counts toward no disagreement rate
+UNWITNESSED = "UNWITNESSED"
 # what the live block keeps of each shadow batch document (the rest stays in the work bucket's copy)
 _BATCH_FIELDS = ("batch_index", "status", "reason", "latency_ms", "attempts", "response_sha256")
 
@@ -126,18 +135,45 @@ def live_shadow(
         return block | {"status": INCOMPLETE, "problems": problems, "decision": None, "agrees": None}
     models = [d.get("model") or {} for d in present]
     reported = {m.get("artefact_sha256") for m in models}
+    policy = first.get("policy") or {}
+    # every batch's witness must name the pointer's bytes (and the image its calibration names)
+    differs = sorted(
+        {
+            field
+            for d in present
+            for field in witness_differs(
+                d.get("model_witness"),
+                artefact_sha256=pointer.get("artefact_sha256"),
+                image_digest=bound_image_digest(policy),
+            )
+        }
+    )
     verdict = shadow_verdict(
         frames,
         frames_sampled=frames_sampled,
-        policy_document=first.get("policy") or {},
+        policy_document=policy,
         deployed_sha256=pointer.get("artefact_sha256"),
         reported_sha256=reported.pop() if len(reported) == 1 else None,
+        witness_differs=differs,
     )
     return block | {
-        "status": COMPARED,
+        "status": UNWITNESSED if differs else COMPARED,
         "model": models[0],
+        "model_witness": _witness_summary(present[0].get("model_witness")),
+        "witness_differs": differs,
         **verdict.to_dict(),
-        "agrees": str(verdict.decision) == recorded_decision,
+        # an unwitnessed candidate's verdict compares nothing: which model answered is not known
+        "agrees": None if differs else str(verdict.decision) == recorded_decision,
+    }
+
+
+def _witness_summary(account: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """What the first batch's deployment witness said (every batch's was compared above)."""
+    if not account:
+        return None
+    keys = ("source", "artefact_sha256", "unreadable", "image_digest", "endpoint_config", "endpoint_modified")
+    return {k: account.get(k) for k in keys} | {
+        "model_data": [m.get("model_data") for m in account.get("models") or []]
     }
 
 
