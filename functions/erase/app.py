@@ -27,6 +27,7 @@ from kyc.aws.dynamodb_reuse_index import DynamoDBReuseIndex
 from kyc.aws.errors import SourceMissingError
 from kyc.aws.kms_mac import KmsMac
 from kyc.aws.learning_eraser import LearningBucketEraser
+from kyc.aws.learning_index import DynamoDBLearningIndex
 from kyc.aws.s3_eraser import S3VersionEraser
 from kyc.aws.s3_object_store import S3ObjectStore
 from kyc.aws.screening_registry import ScreeningRegistry
@@ -61,7 +62,13 @@ REVIEW_RECORDS = DynamoDBReviewErasure(*settings.review_tables())
 # issue 20: a screening's upload, from the intake bucket's own version list (as the API finds it)
 REGISTRY = ScreeningRegistry(settings.review_tables()[1], mac=PSEUDONYM_MAC)
 # issue 21: what the learning loop copied (labels, dataset rows, face crops); empty name: nothing to reach
-LEARNING = LearningBucketEraser(settings.learning_bucket(), RESOURCES.kms_key_id)
+# and the index of which runs and labels files hold whom (LearningIndexTable): erasure reads only those
+_LEARNING_INDEX, _LEARNING_RETENTION = settings.learning_index()
+LEARNING = LearningBucketEraser(
+    settings.learning_bucket(),
+    RESOURCES.kms_key_id,
+    index=DynamoDBLearningIndex(_LEARNING_INDEX, _LEARNING_RETENTION) if _LEARNING_INDEX else None,
+)
 
 __all__ = ["ErasureRequestError", "lambda_handler"]
 
