@@ -77,6 +77,8 @@ __all__ = ["ErasureRequestError", "lambda_handler"]
 @tracer.capture_lambda_handler(capture_response=False, capture_error=False)  # issue 23: no results in traces
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if event == {"learning_index": "catch-up"}:  # issue 21: file new learning data outside an erasure
+        return {"learning_index": LEARNING.index_new_versions()}
     request = ErasureRequest.from_event(event)
     if request.submission_id:
         queue = deque([request.submission_id])

@@ -103,6 +103,16 @@ class LearningBucketEraser:
         done.index["entries_forgotten"] = self.index.forget(tokens)
         return done
 
+    def index_new_versions(self) -> dict[str, int]:
+        """Index what was written since the last erasure or catch-up, outside any erasure (after a
+        pipeline run), so the next erasure does not pay for it."""
+        if not self.bucket or self.index is None:
+            return {"versions_indexed": 0, "entries_written": 0, "unindexable_objects": 0}
+        done = LearningErasure()
+        listing = {k: v for prefix in PERSONAL_PREFIXES for k, v in self._versions_by_key(prefix)}
+        swept = self.catch_up(listing, done)
+        return dict(done.index or {}) | {"unindexable_objects": len(swept)}
+
     def catch_up(
         self, listing: dict[str, list[dict[str, Any]]], done: LearningErasure | None = None
     ) -> set[str]:
