@@ -63,6 +63,11 @@ def test_labels_csv_by_hash_file_or_applicant_column_and_unreadable_objects_are_
     assert subject_tokens(LearningSubject.of([], ["local/applicant-a-0001.mp4"])) & tokens  # same name
     # nothing to match a row by, bytes that are not UTF-8, a manifest of another format: read every time
     assert not index_labels_csv(b"label,notes\nattack,x\n").indexable
+    # a row without its hash could be lost when another subject sharing its name token is forgotten
+    assert not index_labels_csv(f"file,label\n{KEY_A},attack\n".encode()).indexable
+    assert not index_labels_csv(
+        f"sha256,file,label\n{SHA_A},x.mp4,attack\n,{KEY_A},attack\n".encode()
+    ).indexable
     assert not index_body("labels/x.csv", b"\xff\xfe\x00").indexable
     assert not index_body("runs/r/dataset/dataset.json", b'{"format": "other"}').indexable
     assert not index_body("runs/r/notes.txt", SHA_A.encode()).indexable

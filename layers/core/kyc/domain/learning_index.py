@@ -109,6 +109,8 @@ def index_manifest(body: bytes) -> Indexed:
         if not isinstance(row, Mapping):
             return NOT_INDEXABLE
         if not row.get("erased"):
+            if not _text(row.get("sha256")):
+                return NOT_INDEXABLE  # every filed row carries its hash (see index_labels_csv)
             tokens |= row_tokens(
                 _text(row.get("sha256")), _text(row.get("media_key")), _text(row.get("applicant"))
             )
@@ -118,18 +120,21 @@ def index_manifest(body: bytes) -> Indexed:
 
 
 def index_labels_csv(body: bytes) -> Indexed:
-    """A labels CSV's rows, read with the columns erase_from_labels_csv reads; a CSV with none of them
-    (nothing to match a row by) is not indexable."""
+    """A labels CSV's rows, read with the columns erase_from_labels_csv reads. Every row must carry a
+    video hash, or the CSV is not indexable: the subject's erasure forgets its ``name`` and ``applicant``
+    tokens, which another subject's row may share, and that row must stay findable by its own hash."""
     try:
         reader = csv.DictReader(io.StringIO(body.decode("utf-8")))
         columns = {c.strip().lower(): c for c in reader.fieldnames or [] if c}
         sha_col = next((columns[c] for c in _SHA_COLUMNS if c in columns), None)
         key_col = next((columns[c] for c in _KEY_COLUMNS if c in columns), None)
         applicant_col = columns.get("applicant")
-        if not (sha_col or key_col or applicant_col):
+        if not sha_col:
             return NOT_INDEXABLE
         tokens: set[str] = set()
         for row in reader:
+            if not (row.get(sha_col) or "").strip():
+                return NOT_INDEXABLE
             tokens |= row_tokens(
                 row.get(sha_col) if sha_col else None,
                 row.get(key_col) if key_col else None,
