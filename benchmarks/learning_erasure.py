@@ -1,5 +1,6 @@
 """What the erase function spends on LearningBucket (issue 21): time, peak Python memory and requests of
-one subject's erasure over a learning bucket of realistic size, against moto's S3 and DynamoDB in process.
+one subject's erasure over a learning bucket of realistic size, against moto's S3 and DynamoDB served over
+HTTP by a moto server in a process of its own (so the peak memory is the eraser's, not moto's copies).
 
 Usage: .venv/bin/python benchmarks/learning_erasure.py [--videos 2000] [--crops-per-video 8] [--runs 3]
        [--mode sweep|index]
@@ -24,6 +25,10 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
+import socket
+import subprocess
+import sys
 import time
 import tracemalloc
 import zipfile
@@ -33,7 +38,6 @@ from typing import Any
 
 import boto3
 import numpy as np
-from moto import mock_aws
 from numpy.lib import format as npy
 
 from kyc.aws.learning_eraser import LearningBucketEraser, LearningErasure
@@ -78,8 +82,11 @@ def _crops(shas: list[str], per_video: int, rng: np.random.Generator) -> bytes:
     return out.getvalue()
 
 
-def _measure(label: str, erase: Callable[[], LearningErasure], calls: Counter[str]) -> None:
+def _measure(
+    label: str, erase: Callable[[], LearningErasure], calls: Counter[str], listing: list[float]
+) -> None:
     calls.clear()
+    listing.clear()
     tracemalloc.start()
     began = time.perf_counter()
     done = erase()
@@ -89,6 +96,10 @@ def _measure(label: str, erase: Callable[[], LearningErasure], calls: Counter[st
     requests = ", ".join(f"{op} {n}" for op, n in sorted(calls.items()))
     print(f"{label}: {seconds:.2f} s, peak traced memory {peak / 1e6:.1f} MB ({peak / 256e6:.0%} of 256 MB)")
     print(f"  requests: {requests}")
+    print(
+        f"  of which moto's ListObjectVersions: {sum(listing):.2f} s (moto copies every listed version's"
+        " body; S3 lists metadata only)"
+    )
     print(f"  erased: {json.dumps(done.to_dict(), sort_keys=True)}")
 
 
@@ -101,75 +112,117 @@ def main() -> None:
     args = parser.parse_args()
     rng = np.random.default_rng(21)
     calls: Counter[str] = Counter()
+    listing: list[float] = []
+    started: list[float] = []
 
     def count(event_name: str, **_: Any) -> None:
         calls[event_name.split(".")[-1]] += 1
+        if event_name.endswith("ListObjectVersions"):
+            started.append(time.perf_counter())
 
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="eu-west-1")
-        ddb = boto3.client("dynamodb", region_name="eu-west-1")
-        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
-        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-        shas = [f"{i:064x}" for i in range(args.videos)]
-        videos = [LabelledVideo(s, "genuine", None, applicant=f"ps-{i // 2}") for i, s in enumerate(shas)]
-        manifest = build_manifest(
-            videos, {s: f"uploads/{s[:8]}.mp4" for s in shas}, created="2026-12-06T00:00:00Z", source="b"
-        )
-        built = time.perf_counter()
-        scanned = 0
-        for run in range(args.runs):
-            for key, body in (
-                (f"runs/r{run}/dataset/dataset.json", json.dumps(manifest).encode()),
-                (f"runs/r{run}/crops/crops.npz", _crops(shas, args.crops_per_video, rng)),
-            ):
-                s3.put_object(Bucket=BUCKET, Key=key, Body=body)
-                scanned += len(body)
-        labels = "sha256,label,attack_type,applicant\n" + "".join(
-            f"{s},genuine,,ps-{i // 2}\n" for i, s in enumerate(shas)
-        )
-        s3.put_object(Bucket=BUCKET, Key="labels/2026-12-06/reviewed.csv", Body=labels.encode())
-        scanned += len(labels)
-        objects = 2 * args.runs + 1
-        print(
-            f"learning bucket: {objects} objects, {scanned / 1e6:.1f} MB "
-            f"({args.runs} runs x {args.videos} videos x {args.crops_per_video} crops; "
-            f"built in {time.perf_counter() - built:.0f} s)"
-        )
-        s3.meta.events.register("before-call.s3.*", count)
-        ddb.meta.events.register("before-call.dynamodb.*", count)
-        at = "2026-12-06T01:00:00Z"
-        stranger = LearningSubject.of(["f" * 64], ["uploads/stranger.mp4"], ["ps-stranger"])
-        if args.mode == "sweep":
-            eraser = LearningBucketEraser(BUCKET, "alias/aws/s3", s3)
-            _measure("sweep, stranger", lambda: eraser.erase(stranger, erased_at=at), calls)
-            _measure(
-                "sweep, labelled subject",
-                lambda: eraser.erase(LearningSubject.of([shas[7]]), erased_at=at),
-                calls,
-            )
-            return
-        ddb.create_table(
-            TableName=TABLE,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk")],
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-        )
-        eraser = LearningBucketEraser(BUCKET, "alias/aws/s3", s3, index=DynamoDBLearningIndex(TABLE, 90, ddb))
+    def listed(**_: Any) -> None:
+        listing.append(time.perf_counter() - started.pop())
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [os.path.join(os.path.dirname(sys.executable), "moto_server"), "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _run(args, port, calls, count, listed, listing, rng)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _run(
+    args: argparse.Namespace,
+    port: int,
+    calls: Counter[str],
+    count: Callable[..., None],
+    listed: Callable[..., None],
+    listing: list[float],
+    rng: np.random.Generator,
+) -> None:
+    endpoint = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    session = boto3.Session(aws_access_key_id="bench", aws_secret_access_key="bench", region_name="eu-west-1")
+    s3 = session.client("s3", endpoint_url=endpoint)
+    ddb = session.client("dynamodb", endpoint_url=endpoint)
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    shas = [f"{i:064x}" for i in range(args.videos)]
+    videos = [LabelledVideo(s, "genuine", None, applicant=f"ps-{i // 2}") for i, s in enumerate(shas)]
+    manifest = build_manifest(
+        videos, {s: f"uploads/{s[:8]}.mp4" for s in shas}, created="2026-12-06T00:00:00Z", source="b"
+    )
+    built = time.perf_counter()
+    scanned = 0
+    for run in range(args.runs):
+        for key, body in (
+            (f"runs/r{run}/dataset/dataset.json", json.dumps(manifest).encode()),
+            (f"runs/r{run}/crops/crops.npz", _crops(shas, args.crops_per_video, rng)),
+        ):
+            s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+            scanned += len(body)
+    labels = "sha256,label,attack_type,applicant\n" + "".join(
+        f"{s},genuine,,ps-{i // 2}\n" for i, s in enumerate(shas)
+    )
+    s3.put_object(Bucket=BUCKET, Key="labels/2026-12-06/reviewed.csv", Body=labels.encode())
+    scanned += len(labels)
+    objects = 2 * args.runs + 1
+    print(
+        f"learning bucket: {objects} objects, {scanned / 1e6:.1f} MB "
+        f"({args.runs} runs x {args.videos} videos x {args.crops_per_video} crops; "
+        f"built in {time.perf_counter() - built:.0f} s)"
+    )
+    s3.meta.events.register("before-call.s3.*", count)
+    s3.meta.events.register("after-call.s3.ListObjectVersions", listed)
+    ddb.meta.events.register("before-call.dynamodb.*", count)
+    at = "2026-12-06T01:00:00Z"
+    stranger = LearningSubject.of(["f" * 64], ["uploads/stranger.mp4"], ["ps-stranger"])
+    if args.mode == "sweep":
+        eraser = LearningBucketEraser(BUCKET, "alias/aws/s3", s3)
+        _measure("sweep, stranger", lambda: eraser.erase(stranger, erased_at=at), calls, listing)
         _measure(
-            "index, stranger, first erasure after the runs (catch-up)",
-            lambda: eraser.erase(stranger, erased_at=at),
-            calls,
-        )
-        other = LearningSubject.of(["e" * 64], ["uploads/other.mp4"], ["ps-other"])
-        _measure("index, stranger, index warm", lambda: eraser.erase(other, erased_at=at), calls)
-        _measure(
-            "index, labelled subject",
+            "sweep, labelled subject",
             lambda: eraser.erase(LearningSubject.of([shas[7]]), erased_at=at),
             calls,
+            listing,
         )
+        return
+    ddb.create_table(
+        TableName=TABLE,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk")],
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+    )
+    eraser = LearningBucketEraser(BUCKET, "alias/aws/s3", s3, index=DynamoDBLearningIndex(TABLE, 90, ddb))
+    _measure(
+        "index, stranger, first erasure after the runs (catch-up)",
+        lambda: eraser.erase(stranger, erased_at=at),
+        calls,
+        listing,
+    )
+    other = LearningSubject.of(["e" * 64], ["uploads/other.mp4"], ["ps-other"])
+    _measure("index, stranger, index warm", lambda: eraser.erase(other, erased_at=at), calls, listing)
+    _measure(
+        "index, labelled subject",
+        lambda: eraser.erase(LearningSubject.of([shas[7]]), erased_at=at),
+        calls,
+        listing,
+    )
 
 
 if __name__ == "__main__":
