@@ -1,7 +1,9 @@
 """The learning index in DynamoDB (``LearningIndexTable``, issue 21): token -> learning units, and the
 catalogue of object versions already indexed (tokens and units in ``kyc.domain.learning_index``).
 
-Items (string keys ``pk``/``sk``, TTL ``expires_at`` = the learning data's retention plus a day):
+Items (string keys ``pk``/``sk``, TTL ``expires_at``: a token entry lives the learning data's retention
+plus two days, a catalogue entry plus one day and is ignored once past it, so a version is always
+indexed again before its entries can go; DynamoDB's TTL deletes late and in no order):
 
 - ``t#<token>`` / ``<unit>``: the unit (a run folder or a labels object) holds a row with that token;
 - ``catalogue`` / ``<sha256(key)>#<version id>``: that version was indexed (``sweep``: it could not
@@ -41,18 +43,18 @@ class DynamoDBLearningIndex:
         self, table_name: str, retention_days: int, dynamodb_client: Any = None, *, max_workers: int = 8
     ) -> None:
         self.table = table_name
-        self._retention_s = (retention_days + 1) * 86400
+        self._retention_s = (retention_days + 1) * 86400  # the catalogue's; token entries a day more
         self._ddb = dynamodb_client or client("dynamodb")
         self._workers = max_workers
         self.reads = 0  # Query requests made (the lookup's cost; the benchmark prints it)
 
-    def _expires(self) -> str:
-        return str(int(time.time()) + self._retention_s)
+    def _expires(self, extra_s: int = 0) -> str:
+        return str(int(time.time()) + self._retention_s + extra_s)
 
     # --- writing ------------------------------------------------------------------------------
     def record(self, unit: str, tokens: Iterable[str]) -> int:
         """File ``unit`` under every token (idempotent puts); how many entries were written."""
-        expires = self._expires()
+        expires = self._expires(86400)
         requests = [
             {"PutRequest": {"Item": {"pk": {"S": "t#" + t}, "sk": {"S": unit}, "expires_at": {"N": expires}}}}
             for t in sorted(set(tokens))
@@ -83,7 +85,12 @@ class DynamoDBLearningIndex:
     # --- reading ------------------------------------------------------------------------------
     def catalogued(self) -> dict[str, bool]:
         """Every indexed version (``version_ref``) -> ``sweep``."""
-        return {i["sk"]["S"]: bool(i.get("sweep", {}).get("BOOL")) for i in self._query(CATALOGUE)}
+        now = int(time.time())
+        return {
+            i["sk"]["S"]: bool(i.get("sweep", {}).get("BOOL"))
+            for i in self._query(CATALOGUE)
+            if int(i.get("expires_at", {}).get("N", "0")) > now  # past its TTL: index the version again
+        }
 
     def units(self, tokens: Iterable[str]) -> set[str]:
         """Every unit filed under any of ``tokens``."""
