@@ -27,6 +27,7 @@ from kyc.aws.dynamodb_reuse_index import DynamoDBReuseIndex
 from kyc.aws.errors import SourceMissingError
 from kyc.aws.kms_mac import KmsMac
 from kyc.aws.learning_eraser import LearningBucketEraser
+from kyc.aws.learning_index import DynamoDBLearningIndex
 from kyc.aws.s3_eraser import S3VersionEraser
 from kyc.aws.s3_object_store import S3ObjectStore
 from kyc.aws.screening_registry import ScreeningRegistry
@@ -61,7 +62,13 @@ REVIEW_RECORDS = DynamoDBReviewErasure(*settings.review_tables())
 # issue 20: a screening's upload, from the intake bucket's own version list (as the API finds it)
 REGISTRY = ScreeningRegistry(settings.review_tables()[1], mac=PSEUDONYM_MAC)
 # issue 21: what the learning loop copied (labels, dataset rows, face crops); empty name: nothing to reach
-LEARNING = LearningBucketEraser(settings.learning_bucket(), RESOURCES.kms_key_id)
+# and the index of which runs and labels files hold whom (LearningIndexTable): erasure reads only those
+_LEARNING_INDEX, _LEARNING_RETENTION = settings.learning_index()
+LEARNING = LearningBucketEraser(
+    settings.learning_bucket(),
+    RESOURCES.kms_key_id,
+    index=DynamoDBLearningIndex(_LEARNING_INDEX, _LEARNING_RETENTION) if _LEARNING_INDEX else None,
+)
 
 __all__ = ["ErasureRequestError", "lambda_handler"]
 
@@ -70,6 +77,8 @@ __all__ = ["ErasureRequestError", "lambda_handler"]
 @tracer.capture_lambda_handler(capture_response=False, capture_error=False)  # issue 23: no results in traces
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if event == {"learning_index": "catch-up"}:  # issue 21: file new learning data outside an erasure
+        return {"learning_index": LEARNING.index_new_versions()}
     request = ErasureRequest.from_event(event)
     if request.submission_id:
         queue = deque([request.submission_id])

@@ -195,3 +195,112 @@ def test_a_second_erasure_of_the_other_applicant_leaves_only_tombstones(
         latest.setdefault(key, body)
     manifest = json.loads(latest[f"{learning_data['run']}/dataset/dataset.json"])
     assert all(r.get("erased") for r in manifest["rows"]) and len(manifest["erasures"]) == 2
+
+
+LATE = {"c": "ACME-CUST-3003", "d": "ACME-CUST-4004"}
+
+
+def _index_items(stack: LocalStack, pk: str) -> list[dict]:
+    ddb, table = stack.client("dynamodb"), stack.physical_ids["LearningIndexTable"]
+    return ddb.query(
+        TableName=table, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": pk}}
+    )["Items"]
+
+
+def _sha_token(sha256: str) -> str:  # the documented token, computed here (docs/erasure.md)
+    return hashlib.sha256(f"kycscreen-learning-index/1\0sha256\0{sha256}".encode()).hexdigest()
+
+
+def test_objects_written_after_the_index_by_another_path_are_found_and_a_stranger_reads_none(
+    stack: LocalStack, learning_data: dict, tmp_path: Path
+) -> None:
+    """The index is built by the earlier erasures. Then a new run and labels file naming C, and a file
+    no code can parse, arrive by plain PutObject (as SageMaker or a person writes them, not through
+    the index). D was screened and never labelled: erasing D reads no learning unit and changes
+    nothing. Erasing C must still leave nothing of C anywhere (the same every-version oracle)."""
+    assert _index_items(stack, "catalogue"), "the earlier erasures catalogued the bucket's versions"
+    late: dict[str, dict] = {}
+    for name, reference in LATE.items():
+        clip = make_clip(
+            tmp_path / f"{name}.mp4",
+            seconds=1.0,
+            fps=10,
+            colour=(200, 60, 30) if name == "c" else (30, 160, 90),
+        )
+        key = f"{stack.settings.upload_prefix}local/applicant-{name}-0001.mp4"
+        ident = stack.upload(clip, key=key, metadata={"client-reference": reference})
+        assert stack.wait_for_decision(ident["submission_id"], timeout_s=240) is not None
+        late[name] = {
+            "sid": ident["submission_id"],
+            "sha256": hashlib.sha256(clip.read_bytes()).hexdigest(),
+            "key": key,
+            "pseudonym": expected_pseudonym(reference),
+        }
+    assert late["c"]["sha256"] != late["d"]["sha256"]
+    c, filler = late["c"], "e" * 64
+    labels = f"sha256,label,attack_type,applicant\n{c['sha256']},attack,replay_screen,{c['pseudonym']}\n"
+    labels += f"{filler},genuine,,hmac:x:filler\n"
+    manifest = build_manifest(
+        parse_labels_csv(labels),
+        {c["sha256"]: f"/opt/ml/processing/input/media/{c['key']}", filler: "/in/filler.mp4"},
+        created="2026-12-07T00:00:00Z",
+        source="labels/2026-12-07/late.csv",
+    )
+    crops = io.BytesIO()
+    np.savez_compressed(
+        crops,
+        sha256=np.array([c["sha256"]] * 2 + [filler] * 2, dtype=str),
+        tensors=np.zeros((4, 3, 32, 32), np.float32),
+        labels=np.array([1, 1, 0, 0], dtype=np.int64),
+        version=np.array(manifest["version"]),
+    )
+    s3, bucket = stack.client("s3"), _learning_bucket(stack)
+    kms = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": stack.kms_key_id}
+    run = "runs/pipelines-erase2"
+    for key, body in {
+        "labels/2026-12-07/late.csv": labels.encode(),
+        f"{run}/dataset/dataset.json": json.dumps(manifest).encode(),
+        f"{run}/crops/crops.npz": crops.getvalue(),
+        f"{run}/custom/step-output.txt": f"custom step saw {c['sha256']}\n".encode(),  # cannot be indexed
+    }.items():
+        s3.put_object(Bucket=bucket, Key=key, Body=body, **kms)
+
+    before = sorted((k, v) for k, v, _ in _every_version(stack))
+    # what an operator (or a schedule) runs after a pipeline run: the next erasure then pays nothing
+    payload, errored = invoke_erase(stack, {"learning_index": "catch-up"})
+    assert not errored, payload
+    # the four new versions, whoever wrote them, and the three the erasure of B rewrote (re-filed: S3
+    # restarted their lifecycle clock, so their entries need a retention that outlives them)
+    assert json.loads(payload)["learning_index"]["versions_indexed"] == 4 + 3, payload
+    payload, errored = invoke_erase(stack, {"client_reference": LATE["d"]})
+    assert not errored and json.loads(payload)["outcomes"] == {"ERASED": 1}, payload
+    stranger = json.loads(payload)["submissions"][0]["learning_data"]
+    assert stranger["index"]["versions_indexed"] == 0
+    assert stranger["index"]["units_found"] == 0
+    assert stranger["index"]["objects_read"] == stranger["index"]["unindexable_objects"] == 1
+    assert stranger["versions_deleted"] == 0 and not stranger["objects_rewritten"]
+    assert sorted((k, v) for k, v, _ in _every_version(stack)) == before  # nothing written or deleted
+
+    assert _index_items(stack, "t#" + _sha_token(c["sha256"])), "C is filed under their video's hash"
+    payload, errored = invoke_erase(stack, {"client_reference": LATE["c"]})
+    assert not errored and json.loads(payload)["outcomes"] == {"ERASED": 1}, payload
+    erased = json.loads(payload)["submissions"][0]["learning_data"]
+    assert erased["index"]["versions_indexed"] == 0 and erased["index"]["units_found"] == 2
+    for key, version, body in _every_version(stack):
+        for needle in _needles([c["sha256"], c["key"], c["pseudonym"], LATE["c"]]):
+            assert needle not in _readable(body), (key, version, needle[:20])
+    latest: dict[str, bytes] = {}
+    for key, _, body in _every_version(stack):
+        latest.setdefault(key, body)
+    assert f"{run}/custom/step-output.txt" not in latest  # named C, could not be rewritten: gone whole
+    assert [
+        r["sha256"] for r in json.loads(latest[f"{run}/dataset/dataset.json"])["rows"] if not r.get("erased")
+    ] == [filler]
+    with np.load(io.BytesIO(latest[f"{run}/crops/crops.npz"])) as kept:
+        assert list(kept["sha256"]) == [filler] * 2
+    assert (
+        erased["crops_deleted"] == 2 and erased["label_rows_deleted"] == 1 and erased["rows_tombstoned"] == 1
+    )
+    # the index forgot C and still knows the filler
+    assert not _index_items(stack, "t#" + _sha_token(c["sha256"]))
+    assert _index_items(stack, "t#" + _sha_token(filler))

@@ -122,6 +122,13 @@ def learning_bucket(env: Mapping[str, str] | None = None) -> str:
     return env.get("KYC_LEARNING_BUCKET", "")
 
 
+def learning_index(env: Mapping[str, str] | None = None) -> tuple[str, int]:
+    """LearningIndexTable and the learning data's retention in days (issue 21): which learning units may
+    hold a subject, so erasure reads only those; empty name: the full sweep."""
+    env = os.environ if env is None else env
+    return env.get("KYC_LEARNING_INDEX_TABLE", ""), _int(env, "KYC_LEARNING_RETENTION_DAYS", 90)
+
+
 def drift_baseline_fallback(env: Mapping[str, str] | None = None) -> DriftBaseline | None:
     """The ``DriftBaseline*`` template parameters: the mix the drift alarm judges against while the
     production pointer carries no baseline of its own (before the first promotion). None if unset."""

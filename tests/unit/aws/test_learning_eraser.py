@@ -59,3 +59,38 @@ def test_every_crop_of_the_subject_may_go() -> None:
     rewritten.seek(0)
     with np.load(rewritten) as out:
         assert out["sha256"].shape == (0,) and out["tensors"].shape == (0, 3, 32, 32)
+
+
+def test_indexing_a_crops_archive_reads_its_hashes_by_ranges_not_its_pixels() -> None:
+    """The index reads only the ``sha256`` member (ranged GETs on the object version): the bytes fetched
+    are counted against the archive's size, and the tokens against hashes computed here by hand."""
+    import hashlib
+
+    import boto3
+    from moto import mock_aws
+
+    from kyc.aws.learning_eraser import LearningBucketEraser
+
+    rng = np.random.default_rng(3)
+    shas = np.array([A, B] * 2000 + [C], dtype=str)
+    body = _archive(sha256=shas, tensors=rng.random((len(shas), 3, 32, 32), dtype=np.float32)).getvalue()
+    fetched: list[int] = []
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="eu-west-1")
+        s3.create_bucket(
+            Bucket="unit-learning", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+        )
+        s3.put_bucket_versioning(Bucket="unit-learning", VersioningConfiguration={"Status": "Enabled"})
+        version = s3.put_object(Bucket="unit-learning", Key="runs/r/crops/crops.npz", Body=body)["VersionId"]
+        s3.meta.events.register(
+            "after-call.s3.GetObject", lambda parsed, **_: fetched.append(int(parsed["ContentLength"]))
+        )
+        indexed = LearningBucketEraser("unit-learning", "k", s3)._index_crops(
+            "runs/r/crops/crops.npz", version
+        )
+    assert indexed.indexable
+    expected = {
+        hashlib.sha256(f"kycscreen-learning-index/1\0sha256\0{s}".encode()).hexdigest() for s in (A, B, C)
+    }
+    assert indexed.tokens == expected
+    assert 0 < sum(fetched) < len(body) / 20, (sum(fetched), len(body))  # the pixels stayed in S3

@@ -56,3 +56,36 @@ def test_erase_function_is_told_the_learning_bucket_and_its_role_may_use_the_buc
     policy = template["Resources"]["ScreeningKey"]["Properties"]["KeyPolicy"]["Statement"]
     users = next(s for s in policy if s.get("Sid") == "UseKeyThroughDataServicesStackRoles")
     assert {"Fn::GetAtt": [ROLE, "Arn"]} in users["Principal"]["AWS"]
+
+
+def test_learning_index_is_under_the_stack_key_with_a_retention_and_only_the_erase_role_uses_it(template):
+    """The index names subjects (one-way tokens of their hashes, pseudonyms and file names): the stack
+    key, a TTL, the learning data's retention, and one reader and writer, the erase role, with no Scan."""
+    table = template["Resources"]["LearningIndexTable"]["Properties"]
+    assert table["SSESpecification"] == {
+        "SSEEnabled": True,
+        "SSEType": "KMS",
+        "KMSMasterKeyId": {"Fn::GetAtt": ["ScreeningKey", "Arn"]},
+    }
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    env = template["Resources"]["EraseSubmissionFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["KYC_LEARNING_INDEX_TABLE"] == {"Ref": "LearningIndexTable"}
+    assert env["KYC_LEARNING_RETENTION_DAYS"] == {"Ref": "RetrainDataRetentionDays"}
+    grants = [
+        (name, st)
+        for name, res in template["Resources"].items()
+        if res["Type"] == "AWS::IAM::Policy"
+        for st in res["Properties"]["PolicyDocument"]["Statement"]
+        if "LearningIndexTable" in json.dumps(st)
+    ]
+    assert len(grants) == 1, grants
+    name, grant = grants[0]
+    assert template["Resources"][name]["Properties"]["Roles"] == [{"Ref": ROLE}]
+    assert sorted(grant["Action"]) == ["dynamodb:BatchWriteItem", "dynamodb:Query"]
+    assert grant["Resource"] == {"Fn::GetAtt": ["LearningIndexTable", "Arn"]}
+    roles = [
+        n
+        for n, res in template["Resources"].items()
+        if res["Type"] == "AWS::IAM::Role" and "LearningIndexTable" in json.dumps(res)
+    ]
+    assert roles == [], roles  # no inline grant anywhere else

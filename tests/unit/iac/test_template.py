@@ -199,6 +199,8 @@ EXPECTED_ENV = {
         "KYC_SCREENINGS_TABLE",
         "KYC_IDEMPOTENCY_TABLE",  # issue 20: and the Idempotency record of a declaration
         "KYC_LEARNING_BUCKET",  # issue 21: and the learning loop's labels, datasets and face crops
+        "KYC_LEARNING_INDEX_TABLE",  # issue 21: which runs and labels files hold a subject
+        "KYC_LEARNING_RETENTION_DAYS",  # the index entries' retention (RetrainDataRetentionDays)
     },
     # issue 20: the optional webhook (WebhookUrl)
     "WebhookFunction": {"KYC_WEBHOOK_URL", "KYC_WEBHOOK_SECRET_ARN", "KYC_WEBHOOK_TIMEOUT_S"},

@@ -6,10 +6,18 @@ new version under the stack key), then every version that held them is deleted b
 ``S3VersionEraser`` does for the intake bucket, so no noncurrent copy keeps the bytes. An object of a
 kind this code cannot rewrite (anything but a manifest, a labels CSV or a crops archive) that names the
 subject is deleted whole. Safe to repeat: a second sweep finds nothing of the subject and writes nothing.
+
+With a learning index (``kyc.aws.learning_index``, the stack's ``LearningIndexTable``) the eraser reads
+only what may hold the subject: it lists the versions under the personal prefixes (keys and ids only,
+one request per 1,000 versions), indexes the versions the catalogue has not seen (whoever wrote them:
+SageMaker's Process job, a person's ``aws s3 cp``, any other path; a crops archive by ranged reads of its
+``sha256`` member only), then reads the units the subject's tokens point at plus the objects that could
+not be indexed, and finally deletes the subject's index entries. Without an index: the full sweep.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import tempfile
@@ -19,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from kyc.aws.clients import client
+from kyc.aws.learning_index import DynamoDBLearningIndex, version_ref
 from kyc.domain.erasure import PersonalDataLeftError
 from kyc.domain.learning_erasure import (
     PERSONAL_PREFIXES,
@@ -29,6 +38,7 @@ from kyc.domain.learning_erasure import (
     erase_from_manifest,
     kind_of,
 )
+from kyc.domain.learning_index import NOT_INDEXABLE, Indexed, index_body, index_crops, subject_tokens, unit_of
 
 
 @dataclass
@@ -41,6 +51,8 @@ class LearningErasure:
     objects_rewritten: list[str] = field(default_factory=list)
     objects_deleted: list[str] = field(default_factory=list)
     versions_deleted: int = 0
+    # the index's side (None without an index): versions indexed now, units and objects read
+    index: dict[str, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -50,27 +62,115 @@ class LearningErasure:
             "objects_rewritten": sorted(self.objects_rewritten),
             "objects_deleted": sorted(self.objects_deleted),
             "versions_deleted": self.versions_deleted,
-        }
+        } | ({"index": dict(self.index)} if self.index is not None else {})
 
 
 class LearningBucketEraser:
-    def __init__(self, bucket: str, kms_key_id: str, s3_client: Any = None) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        kms_key_id: str,
+        s3_client: Any = None,
+        index: DynamoDBLearningIndex | None = None,
+    ) -> None:
         self.bucket, self.kms_key_id = bucket, kms_key_id
         self._s3 = s3_client or client("s3")
+        self.index = index
 
     def erase(self, subject: LearningSubject, *, erased_at: str) -> LearningErasure:
         done = LearningErasure()
         if not self.bucket or not subject:
             return done
-        for prefix in PERSONAL_PREFIXES:
-            for key, versions in self._versions_by_key(prefix):
-                self._erase_key(key, versions, subject, erased_at, done)
+        if self.index is None:  # the full sweep: every version under labels/ and runs/
+            for prefix in PERSONAL_PREFIXES:
+                for key, versions in self._versions_by_key(prefix):
+                    self._erase_key(key, versions, subject, erased_at, done)
+            return done
+        listing = {k: v for prefix in PERSONAL_PREFIXES for k, v in self._versions_by_key(prefix)}
+        swept = self.catch_up(listing, done)
+        tokens = subject_tokens(subject)
+        units = self.index.units(tokens)
+        keys = sorted(k for k in listing if unit_of(k) in units or k in swept)
+        done.index = (done.index or {}) | {
+            "units_found": len(units),
+            "objects_read": len(keys),
+            "unindexable_objects": len(swept),
+        }
+        for key in keys:
+            # a rewrite is a new version, left for the next catch-up to index: S3 restarts its lifecycle
+            # clock, so the unit's entries must be re-filed with a retention that outlives it
+            self._erase_key(key, listing[key], subject, erased_at, done)
+        done.index["entries_forgotten"] = self.index.forget(tokens)
         return done
+
+    def index_new_versions(self) -> dict[str, int]:
+        """Index what was written since the last erasure or catch-up, outside any erasure (after a
+        pipeline run), so the next erasure does not pay for it."""
+        if not self.bucket or self.index is None:
+            return {"versions_indexed": 0, "entries_written": 0, "unindexable_objects": 0}
+        done = LearningErasure()
+        listing = {k: v for prefix in PERSONAL_PREFIXES for k, v in self._versions_by_key(prefix)}
+        swept = self.catch_up(listing, done)
+        return dict(done.index or {}) | {"unindexable_objects": len(swept)}
+
+    def catch_up(
+        self, listing: dict[str, list[dict[str, Any]]], done: LearningErasure | None = None
+    ) -> set[str]:
+        """Index every listed version the catalogue has not seen; the keys that cannot be indexed (read
+        on every erasure)."""
+        if self.index is None:
+            raise ValueError("catch_up needs a learning index")
+        seen = self.index.catalogued()
+        swept: set[str] = set()
+        tokens_by_unit: dict[str, set[str]] = {}
+        fresh: dict[tuple[str, bool], list[str]] = {}
+        for key, versions in listing.items():
+            for version in versions:
+                if version["marker"]:
+                    continue
+                ref = version_ref(key, version["VersionId"])
+                if ref in seen:
+                    swept.update([key] if seen[ref] else [])
+                    continue
+                found = self._index_version(key, version["VersionId"])
+                if not found.indexable:
+                    swept.add(key)
+                tokens_by_unit.setdefault(unit_of(key), set()).update(found.tokens)
+                fresh.setdefault((key, not found.indexable), []).append(version["VersionId"])
+        entries = sum(self.index.record(unit, tokens) for unit, tokens in tokens_by_unit.items() if tokens)
+        for (key, sweep), version_ids in fresh.items():  # last: a crash before this only re-indexes
+            self.index.catalogue(key, version_ids, sweep=sweep)
+        if done is not None:
+            done.index = {"versions_indexed": sum(len(v) for v in fresh.values()), "entries_written": entries}
+        return swept
+
+    def _index_version(self, key: str, version_id: str) -> Indexed:
+        kind = kind_of(key)
+        if kind is LearningObject.CROPS:
+            return self._index_crops(key, version_id)
+        if kind in (LearningObject.MANIFEST, LearningObject.LABELS):
+            return index_body(key, self._get(key, version_id))
+        return NOT_INDEXABLE  # read whole on every erasure instead (the bounded sweep)
+
+    def _index_crops(self, key: str, version_id: str) -> Indexed:
+        """The ``sha256`` member of a crops archive, by ranged reads (the face pixels are not fetched)."""
+        from numpy.lib import format as npy
+
+        raw = S3RangeReader(self._s3, self.bucket, key, version_id)
+        try:
+            with zipfile.ZipFile(io.BufferedReader(raw, buffer_size=1 << 20)) as archive:
+                if "sha256.npy" not in archive.namelist():
+                    return NOT_INDEXABLE
+                with archive.open("sha256.npy") as member:
+                    return index_crops(_stream_strings(member, npy))
+        except (zipfile.BadZipFile, ValueError, OSError):
+            return NOT_INDEXABLE
 
     # ------------------------------------------------------------------------------------------------
     def _erase_key(
         self, key: str, versions: list[dict[str, Any]], subject: LearningSubject, erased_at: str, done: Any
-    ) -> None:
+    ) -> str | None:
+        """Erase the subject from every version of ``key``; the version id of the rewrite, if any."""
         dirty = []
         latest_clean: bytes | IO[bytes] | None = None
         latest_dirty = False
@@ -94,13 +194,14 @@ class LearningBucketEraser:
                     done.label_rows_deleted += counts.get("labels", 0)
                     done.crops_deleted += counts.get("crops", 0)
         if not dirty:
-            return
+            return None
+        new_version = None
         if latest_dirty and latest_clean is not None:
             if isinstance(latest_clean, bytes) and any(_holds(latest_clean, n) for n in subject.needles()):
                 raise PersonalDataLeftError(f"s3://{self.bucket}/{key} would still name the erased subject")
             if not isinstance(latest_clean, bytes):
                 latest_clean.seek(0)
-            self._s3.put_object(
+            written = self._s3.put_object(
                 Bucket=self.bucket,
                 Key=key,
                 Body=latest_clean,
@@ -108,6 +209,7 @@ class LearningBucketEraser:
                 SSEKMSKeyId=self.kms_key_id,
             )
             done.objects_rewritten.append(key)
+            new_version = written.get("VersionId")
             if not isinstance(latest_clean, bytes):
                 latest_clean.close()
         elif latest_dirty:
@@ -121,6 +223,7 @@ class LearningBucketEraser:
 
             raise ErasureIncompleteError(f"s3://{self.bucket}/{key}: {len(response['Errors'])} versions kept")
         done.versions_deleted += len(dirty)
+        return new_version
 
     def _clean_crops_version(
         self, key: str, version_id: str, subject: LearningSubject
@@ -148,6 +251,66 @@ class LearningBucketEraser:
                     {"VersionId": m["VersionId"], "IsLatest": m.get("IsLatest"), "marker": True}
                 )
         yield from sorted(by_key.items())
+
+
+class S3RangeReader(io.RawIOBase):
+    """One object version as a seekable file, read by HTTP ranges (zipfile reads the central directory
+    at the end, then one member: the rest of the archive is never fetched)."""
+
+    def __init__(self, s3: Any, bucket: str, key: str, version_id: str) -> None:
+        super().__init__()
+        self._s3, self._bucket, self._key, self._version = s3, bucket, key, version_id
+        self._size = int(s3.head_object(Bucket=bucket, Key=key, VersionId=version_id)["ContentLength"])
+        self._at = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._at
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._at, io.SEEK_END: self._size}[whence]
+        self._at = max(0, base + offset)
+        return self._at
+
+    def readinto(self, buffer: Any) -> int:
+        want = min(len(buffer), self._size - self._at)
+        if want <= 0:
+            return 0
+        body = self._s3.get_object(
+            Bucket=self._bucket,
+            Key=self._key,
+            VersionId=self._version,
+            Range=f"bytes={self._at}-{self._at + want - 1}",
+        )["Body"].read()
+        buffer[: len(body)] = body
+        self._at += len(body)
+        return len(body)
+
+
+def _stream_strings(member: IO[bytes], npy: Any, block: int = 4096) -> set[str]:
+    """The distinct values of a 1-D numpy string array, read ``block`` rows at a time."""
+    import numpy as np
+
+    version = npy.read_magic(member)
+    read_header = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+    shape, fortran, dtype = read_header(member)
+    if fortran or dtype.hasobject or len(shape) != 1 or dtype.kind not in "US":
+        raise ValueError("sha256 member is not a 1-D string array")
+    out: set[str] = set()
+    left = shape[0]
+    while left:
+        rows = min(block, left)
+        chunk = member.read(rows * dtype.itemsize)
+        if len(chunk) != rows * dtype.itemsize:
+            raise ValueError("sha256 member shorter than its header says")
+        out.update(str(v) for v in np.unique(np.frombuffer(chunk, dtype=dtype)))
+        left -= rows
+    return out
 
 
 def _holds(body: bytes, needle: str) -> bool:
