@@ -55,14 +55,19 @@ from kyc.domain.reuse import (  # noqa: E402
     bands,
     combine,
     face_boxes,
-    face_rolls,
     perceptual_matches,
 )
 from kyc.media import recording_hash_r1  # noqa: E402
 from kyc.media.contact_sheet import decode_image  # noqa: E402
 from kyc.media.errors import MediaRefusedError  # noqa: E402
 from kyc.media.limits import MediaLimits  # noqa: E402
-from kyc.media.recording_hash import FaceBox, clip_roll, frame_signatures, recording_hashes  # noqa: E402
+from kyc.media.recording_hash import (  # noqa: E402
+    FaceBox,
+    clip_scene_roll,
+    frame_signatures,
+    recording_hashes,
+    scene_orientation,
+)
 from kyc.media.sampling import SamplingParams, sample_frames  # noqa: E402
 from kyclocal.copies import make_copy  # noqa: E402
 from tests.fixtures import reuse_clips as rc  # noqa: E402
@@ -160,7 +165,7 @@ def _every_frame_hashed(clip, hasher=recording_hashes) -> list:
     evidence = [{"index": i, "faces": faces} for i, faces in enumerate(clip.evidence)]
     indices = list(range(len(clip.rgb)))
     found = face_boxes(evidence, indices)
-    roll = clip_roll(face_rolls(evidence, indices), found)
+    roll = clip_scene_roll([scene_orientation(rgb, b) for rgb, b in zip(clip.rgb, found, strict=True)])
     boxes = [FaceBox(*b, roll=roll) if b else None for b in found]
     return hasher(list(enumerate(clip.rgb)), boxes)
 
