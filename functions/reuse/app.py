@@ -151,7 +151,7 @@ def check_reuse(event: dict[str, Any], wait_s: float = WAIT_S) -> dict[str, Any]
     )
     ADMISSIONS.settle(sid)  # after the entries: a later copy waiting for this one reads them next
     since, at = window_start(received_at, PARAMS), index_time(received_at)
-    # each construction's frames with their own keys: r2's, and each legacy one's (read only)
+    # each construction's frames with their own keys: r3's, and each legacy one's (read only)
     versions = [(frames, _band_keys(frames, None))]
     versions += [(old, _band_keys(old, version)) for version, old in legacy.items()]
     band_keys = set().union(*(keys for _, keys in versions))
