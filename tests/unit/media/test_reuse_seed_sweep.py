@@ -75,7 +75,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, rc.HashedClip]:
         rc.write(rc.face_swap(rec, rc.Person(50)).frames(), work / "s.mp4"), faces
     )
     # the swapped-in face pasted turned by 6 degrees: the face stage reads a roll about 6 degrees
-    # off the original's (hash r2 turned the scene windows by it and missed 29 of 30 draws)
+    # off the original's (hash r2 turned the scene windows by it and missed 30 of 30 draws)
     out["swap-tilted"] = rc.hash_every_frame(
         rc.write(rc.face_swap(rec, rc.Person(50), face_roll=6.0).frames(), work / "st.mp4"), faces
     )
@@ -122,7 +122,7 @@ def test_a_face_swap_over_the_recording_is_flagged_and_named_whatever_the_sample
     """Issue 24: the swap is labelled as one (the analyst needs the right code) at the local
     stack's 8 frames and the template's 32, not read as another person at the kiosk nor as
     MEDIA_REUSED only. ``swap-tilted``: the pasted face's roll differs from the original's; hash r2
-    turned the scene windows by the face's roll, so the scenes never met (missed on 14 of 15 draws
+    turned the scene windows by the face's roll, so the scenes never met (missed on 15 of 15 draws
     at 8 frames, 15 of 15 at 32); r3 turns them by the scene's own orientation, which the swap
     leaves alone."""
     outcomes = list(_draws(clips, swap, "original", draws, frames))
