@@ -81,6 +81,8 @@ EXPECTED_ENV = {
         "KYC_MAX_RUNNING_EXECUTIONS",
         "KYC_RETENTION_DAYS",
         "KYC_REUSE_TABLE",  # issue 24 item 5: admission records
+        "KYC_ADMISSION_QUEUE_URL",  # held back for receipt order, briefly
+        "KYC_ADMISSION_MAX_RECEIVES",  # the last receive is never deferred
     },
     "ValidateUploadFunction": LIMIT_VARS
     | {"KYC_PROVENANCE_TRUST_PARAMETER", "KYC_PROVENANCE_MAX_MANIFEST_BYTES"},
