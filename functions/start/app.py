@@ -32,7 +32,7 @@ from kyc.aws.s3_object_store import ObjectHead, S3ObjectStore
 from kyc.aws.sqs_queue import SqsQueue
 from kyc.aws.stepfunctions_starter import StartOutcome, StepFunctionsStarter
 from kyc.domain.identity import pseudonymise_key, submission_id
-from kyc.domain.reuse import AdmissionVerdict, admission_verdict
+from kyc.domain.reuse import AdmissionVerdict, admission_verdict, ordered_at
 from kyc.observability import count, logger, metrics, stage_duration, tracer
 
 RESOURCES = settings.stack_resources()
@@ -44,10 +44,12 @@ PROCESSOR = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 CLIENT_REFERENCE_METADATA = "client-reference"
 QUEUE_URL, MAX_RECEIVES = settings.admission_queue()
 QUEUE = SqsQueue(QUEUE_URL) if QUEUE_URL else None
-# How long an upload held back for an earlier queued one stays hidden: short, as the earlier one
-# may be admitted any moment; each holding is a receive (AdmissionMaxReceives): 15 min of holding
-# (ORDER_HORIZON) at most, and the last receive is never deferred.
+# How long an upload held back for an earlier queued one stays hidden: short at first, as the earlier
+# one may be admitted any moment, then longer with each receive up to the queue's visibility timeout
+# (10, 20, ... 180 s), so that holding never spends AdmissionMaxReceives much faster than waiting for
+# a full gate does (60 receives: about 2.6 h of holding); the last receive is never deferred.
 ORDER_DEFER_S = 10
+ORDER_DEFER_MAX_S = 180  # AdmissionQueue's VisibilityTimeout (tests/unit/iac asserts it)
 
 
 class AdmissionDeferredError(Exception):
@@ -111,20 +113,25 @@ def _receives(record: SQSRecord) -> int:
         return 1
 
 
-def _gate_verdict(record: SQSRecord, sid: str, received_at: str) -> AdmissionVerdict:
-    """Record the upload (queued), then ask the gate in receipt order (kyc.domain.reuse)."""
-    if ADMISSIONS.admit(sid, received_at):  # before the gate: a deferred upload is waited for too
+def _gate_verdict(record: SQSRecord, sid: str, received_at: str) -> tuple[AdmissionVerdict, str]:
+    """Record the upload (queued, with its place in the order: the message's SentTimestamp), then ask
+    the gate in that order (kyc.domain.reuse). Returns the verdict and the upload's ``ordered_at``,
+    as its first receipt recorded it (a redelivery never moves it)."""
+    order = ordered_at(received_at, record.raw_event.get("attributes", {}).get("SentTimestamp"))
+    if ADMISSIONS.admit(sid, received_at, order):  # before the gate: a deferred upload is waited for too
         count("AdmissionsRecorded")
         state: str | None = None
     else:
-        state = ADMISSIONS.state(sid)
-    return admission_verdict(
+        state, recorded = ADMISSIONS.record(sid)
+        order = recorded or received_at  # a record from before ordered_at: its receipt time
+    verdict = admission_verdict(
         state=state,
         last_receive=_receives(record) >= MAX_RECEIVES,
-        owed=lambda: ADMISSIONS.started_after(sid, received_at),
+        owed=lambda: ADMISSIONS.started_after(sid, order),
         slot_free=lambda: _gate is None or _gate.admit(),
-        earlier_queued=lambda: ADMISSIONS.queued_before(sid, received_at),
+        earlier_queued=lambda: ADMISSIONS.queued_before(sid, order),
     )
+    return verdict, order
 
 
 def _admit_upload(record: SQSRecord) -> str:
@@ -142,7 +149,7 @@ def _admit_upload(record: SQSRecord) -> str:
     sid = submission_id(bucket, key, head.version_id, head.etag, mac=PSEUDONYM_MAC)  # keyed: issue 23
     logger.append_keys(submission_id=sid, correlation_id=sid)
     received_at = (s3_event.time or datetime.now(UTC)).isoformat()
-    verdict = _gate_verdict(record, sid, received_at)
+    verdict, order = _gate_verdict(record, sid, received_at)
     if verdict is AdmissionVerdict.DEFER_FULL:
         count("AdmissionsDeferred")
         raise AdmissionDeferredError("running screenings at the configured maximum")
@@ -151,7 +158,7 @@ def _admit_upload(record: SQSRecord) -> str:
         if _gate is not None:
             _gate.release()  # the slot it was counted in stays free for the earlier upload
         if QUEUE is not None:
-            QUEUE.hide_for(record.receipt_handle, ORDER_DEFER_S)
+            QUEUE.hide_for(record.receipt_handle, min(ORDER_DEFER_MAX_S, ORDER_DEFER_S * _receives(record)))
         raise AdmissionDeferredError("an upload received earlier is still queued")
     if verdict in (AdmissionVerdict.START_OWED, AdmissionVerdict.START_LAST):
         if _gate is not None:
@@ -180,7 +187,7 @@ def _admit_upload(record: SQSRecord) -> str:
     pseudonym = pseudonymise_key(key, PSEUDONYM_MAC)  # before starting: a KMS failure retries the message
     # started before StartExecution: an earlier upload received meanwhile sees that this one may wait
     # for it (owed). Should the start fail, the redelivery finds it started and starts it again.
-    ADMISSIONS.mark_started(sid, received_at)
+    ADMISSIONS.mark_started(sid, order)
     outcome = STARTER.start(sid, execution_input)
     count("UploadsReceived" if outcome is StartOutcome.STARTED else "DuplicateEvents")
     logger.info("admission", extra={"outcome": str(outcome), "object": pseudonym})

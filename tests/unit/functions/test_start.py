@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -180,7 +181,8 @@ def test_start_deferred_upload_is_recorded_as_admitted_at_s3s_event_time(aws: di
     sid = expected_submission_id(BUCKET, RAW_KEY, aws["version"], aws["etag"])
     item = _admission(aws, sid)
     assert item is not None and not any(e["name"] == sid for e in _executions(aws))
-    assert set(item) == {"pk", "sk", "state", "admitted_bucket", "admitted_at", "expires_at"}
+    assert set(item) == {"pk", "sk", "state", "ordered_at", "admitted_bucket", "admitted_at", "expires_at"}
+    assert item["ordered_at"]["S"] == "2026-11-28T17:00:00+00:00"  # no SentTimestamp: the receipt time
     assert item["state"]["S"] == "queued"
     # the event's "time" (2026-11-28T17:00:00Z): the 6-hour bucket from 12:00 (the queued partition),
     # the instant and the id
@@ -255,7 +257,9 @@ def test_start_holds_an_upload_back_briefly_while_an_earlier_one_is_still_queued
     sqs, url, batch = _with_queue(aws)
     app = _handler(aws, KYC_ADMISSION_QUEUE_URL=url)
     app.ORDER_DEFER_S = 1
-    app.ADMISSIONS.admit("earlier", "2026-11-28T16:59:59+00:00")
+    sent_ms = int(batch["Records"][0]["attributes"]["SentTimestamp"])  # this message's place: now
+    earlier_at = datetime.fromtimestamp((sent_ms - 1000) / 1000, UTC).isoformat()
+    app.ADMISSIONS.admit("earlier", earlier_at)  # sent one second before it, still queued
 
     result = app.lambda_handler(batch, FakeContext())
 
@@ -266,7 +270,7 @@ def test_start_holds_an_upload_back_briefly_while_an_earlier_one_is_still_queued
     (again,) = sqs.receive_message(QueueUrl=url, AttributeNames=["All"])["Messages"]  # back after 1 s
     assert again["Attributes"]["ApproximateReceiveCount"] == "2"
 
-    assert app.ADMISSIONS.mark_started("earlier", "2026-11-28T16:59:59+00:00")
+    assert app.ADMISSIONS.mark_started("earlier", earlier_at)
     batch["Records"][0]["receiptHandle"] = again["ReceiptHandle"]
     assert app.lambda_handler(batch, FakeContext()) == {"batchItemFailures": []}
     assert [e["name"] for e in _executions(aws)] == [sid] and _state(aws, sid) == "started"
@@ -346,3 +350,27 @@ def test_start_the_last_receive_is_never_deferred(aws: dict[str, Any]) -> None:
 
     assert app.lambda_handler(batch, FakeContext()) == {"batchItemFailures": []}
     assert len(_executions(aws)) == 2
+
+
+def test_start_records_the_messages_sent_timestamp_as_the_uploads_place_once(aws: dict[str, Any]) -> None:
+    """Issue 24 item 5, same-second copies: the place in the order is the admission message's
+    SentTimestamp (ms; 1795885200250 is 17:00:00.250 on the event's day, by hand), written on the
+    first receipt; a redelivery with another SentTimestamp leaves it as it was."""
+    app = _handler(aws, KYC_MAX_RUNNING_EXECUTIONS="1")
+    aws["sfn"].start_execution(stateMachineArn=aws["arn"], name="already-running", input="{}")
+    batch = _batch(RAW_KEY, aws["version"])
+    batch["Records"][0]["attributes"] = {"SentTimestamp": "1795885200250", "ApproximateReceiveCount": "1"}
+    app.lambda_handler(batch, FakeContext())
+    sid = expected_submission_id(BUCKET, RAW_KEY, aws["version"], aws["etag"])
+    item = _admission(aws, sid)
+    assert item["ordered_at"]["S"] == "2026-11-28T17:00:00.250+00:00"
+    assert item["admitted_at"]["S"] == f"2026-11-28T17:00:00.250000Z#{sid}"
+
+    batch["Records"][0]["attributes"] = {"SentTimestamp": "1795885201999", "ApproximateReceiveCount": "2"}
+    app.lambda_handler(batch, FakeContext())
+    assert _admission(aws, sid)["ordered_at"]["S"] == "2026-11-28T17:00:00.250+00:00"
+    assert app.ADMISSIONS.ordered_at(sid) == "2026-11-28T17:00:00.250+00:00"
+    # an upload sent 1 ms before, in the same second, is the earlier whatever the ids
+    app.ADMISSIONS.admit("f" * 64, EVENT_AT, "2026-11-28T17:00:00.249+00:00")
+    assert app.ADMISSIONS.queued_before(sid, "2026-11-28T17:00:00.250+00:00")
+    assert not app.ADMISSIONS.queued_before("0" * 64, "2026-11-28T17:00:00.249+00:00")

@@ -572,6 +572,9 @@ def test_admission_queue_redrives_to_its_dead_letter_queue(template):
     assert _props(template, "AdmissionDeadLetterQueue")["MessageRetentionPeriod"] == 1209600
     # SQS visibility timeout must exceed the consumer's timeout (AWS recommends 6x).
     assert props["VisibilityTimeout"] >= 6 * _props(template, "StartScreeningFunction")["Timeout"]
+    # issue 24 item 5: holding an upload back for receipt order never hides it longer than a deferral
+    start = (ROOT / "functions" / "start" / "app.py").read_text()
+    assert f"ORDER_DEFER_MAX_S = {props['VisibilityTimeout']}" in start
     event = _props(template, "StartScreeningFunction")["Events"]["AdmissionQueueMessages"]["Properties"]
     assert event["BatchSize"] == 10
     assert event["ScalingConfig"] == {"MaximumConcurrency": 2}

@@ -40,13 +40,14 @@ class DynamoDBAdmissions:
         self.queries = 0  # Query calls made (the cost of the witness, benchmarks/reuse_wait.py)
         self.items_read = 0
 
-    def admit(self, submission_id: str, received_at: str) -> bool:
-        """Record a received upload; False when it was already recorded (a redelivered event or a
-        deferred message received again: a settled record stays settled)."""
+    def admit(self, submission_id: str, received_at: str, order: str | None = None) -> bool:
+        """Record a received upload (``order``: its ``ordered_at``); False when it was already recorded
+        (a redelivered event or a deferred message received again: a settled record stays settled,
+        and the first order written stays the upload's)."""
         try:
             self._ddb.put_item(
                 TableName=self._table,
-                Item=serialise_item(admission_item(submission_id, received_at)),
+                Item=serialise_item(admission_item(submission_id, received_at, order)),
                 ConditionExpression="attribute_not_exists(pk)",
             )
         except ClientError as error:
@@ -148,6 +149,29 @@ class DynamoDBAdmissions:
             if "LastEvaluatedKey" not in page or (limit is not None and len(found) >= limit):
                 return found
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def record(self, submission_id: str) -> tuple[str | None, str | None]:
+        """The record's state and ``ordered_at`` (strongly consistent GetItem), (None, None) without one."""
+        item = self._ddb.get_item(
+            TableName=self._table, Key=serialise_item(admission_key(submission_id)), ConsistentRead=True
+        ).get("Item")
+        if not item:
+            return None, None
+        return item.get("state", {}).get("S"), item.get("ordered_at", {}).get("S")
+
+    def ordered_at(self, submission_id: str) -> str | None:
+        """The upload's ``ordered_at`` as its first receipt wrote it (a strongly consistent Query of its
+        own key: the reuse role reads the table by Query only); None without a record or without one
+        written (a record from before, or erased)."""
+        items = self._ddb.query(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND sk = :sk",
+            ExpressionAttributeValues=serialise_item(
+                {":" + k: v for k, v in admission_key(submission_id).items()}
+            ),
+            ConsistentRead=True,
+        ).get("Items", [])
+        return items[0].get("ordered_at", {}).get("S") if items else None
 
     def state(self, submission_id: str) -> str | None:
         """The record's state (strongly consistent), None without one."""

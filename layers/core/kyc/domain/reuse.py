@@ -849,13 +849,35 @@ def admission_sort_key(sid: str, received_at: str) -> str:
     return f"{index_time(received_at)}#{sid}"
 
 
-def admission_item(sid: str, received_at: str) -> dict[str, Any]:
-    """What the start function writes for an upload it has received (state ``queued``)."""
+def ordered_at(received_at: str, sent_timestamp_ms: Any = None) -> str:
+    """The instant that orders an upload among the others (which of two copies is the earlier).
+
+    S3's event time (``received_at``) has whole seconds: two copies uploaded in one second would be
+    ordered by their keyed id, i.e. at random. The admission queue message's ``SentTimestamp`` (ms,
+    set by SQS when EventBridge delivered the event) is finer, and no applicant sets it. The start
+    function writes it into the admission record once (conditional put); the reuse check reads it
+    back from the record, so a redelivered event never changes an upload's place. Without a usable
+    SentTimestamp the receipt time orders, as before. Equal instants still fall to the id.
+    """
+    try:
+        ms = int(sent_timestamp_ms)
+    except (TypeError, ValueError):
+        return received_at
+    if ms <= 0:
+        return received_at
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+
+
+def admission_item(sid: str, received_at: str, order: str | None = None) -> dict[str, Any]:
+    """What the start function writes for an upload it has received (state ``queued``); ``order``:
+    its ``ordered_at`` (the receipt time when None), the place every gate and check reads."""
+    order = order or received_at
     return {
         **admission_key(sid),
         "state": QUEUED,
-        "admitted_bucket": admission_bucket(received_at, queued=True),
-        "admitted_at": admission_sort_key(sid, received_at),
+        "ordered_at": order,
+        "admitted_bucket": admission_bucket(order, queued=True),
+        "admitted_at": admission_sort_key(sid, order),
         "expires_at": int((parse_utc(received_at) + ADMISSION_TTL).timestamp()),
     }
 
