@@ -160,9 +160,9 @@ def _admit_upload(record: SQSRecord) -> str:
         if QUEUE is not None:
             QUEUE.hide_for(record.receipt_handle, min(ORDER_DEFER_MAX_S, ORDER_DEFER_S * _receives(record)))
         raise AdmissionDeferredError("an upload received earlier is still queued")
-    if verdict in (AdmissionVerdict.START_OWED, AdmissionVerdict.START_LAST):
-        if _gate is not None:
-            _gate.force()
+    over = verdict in (AdmissionVerdict.START_OWED, AdmissionVerdict.START_LAST)
+    if over and _gate is not None and not _gate.admit():  # a free slot, if any, is used first
+        _gate.force()
         count("AdmissionsOverLimit", reason=str(verdict))
     execution_input = {
         "submission": {
