@@ -137,20 +137,23 @@ def check_reuse(event: dict[str, Any], wait_s: float = WAIT_S) -> dict[str, Any]
             _verified(face_stage["evidence_key"], face_stage.get("evidence_sha256"), "the face evidence")
         )
     frames, legacy = signatures(manifest, faces)
-    received_at = submission["received_at"]
+    # the upload's place among the others: as the start function recorded it (the message's
+    # SentTimestamp, ms), the receipt time when there is none (kyc.domain.reuse.ordered_at)
+    # (the entries' TTL follows it too: later than the receipt time by SQS's delivery delay only)
+    order = ADMISSIONS.ordered_at(sid) or submission["received_at"]
     INDEX.record(
         sid,
         index_entries(
             submission_id=sid,
-            received_at=received_at,
+            received_at=order,
             sha256=validation["sha256"],
             frames=frames,
             params=PARAMS,
         ),
-        expires_at(received_at, PARAMS),
+        expires_at(order, PARAMS),
     )
     ADMISSIONS.settle(sid)  # after the entries: a later copy waiting for this one reads them next
-    since, at = window_start(received_at, PARAMS), index_time(received_at)
+    since, at = window_start(order, PARAMS), index_time(order)
     # each construction's frames with their own keys: r3's, and each legacy one's (read only)
     versions = [(frames, _band_keys(frames, None))]
     versions += [(old, _band_keys(old, version)) for version, old in legacy.items()]
@@ -177,7 +180,7 @@ def check_reuse(event: dict[str, Any], wait_s: float = WAIT_S) -> dict[str, Any]
     waited_for = None
     if not any(m.kind in FINDING_KINDS for m in matches):
         final = int(event.get("retry_count") or 0) >= WAIT_RETRIES
-        waited_for = _wait_for_earlier(sid, received_at, wait_s, final=final)
+        waited_for = _wait_for_earlier(sid, order, wait_s, final=final)
         matches, truncated = look_up()  # after every earlier upload has settled
     result = reuse_result(
         matches,

@@ -78,11 +78,9 @@ class LocalStackSettings:
     score_max_concurrency: int = 4
     max_running_executions: int | None = None  # None: default_concurrency() (the template says 50)
     # issue 24 item 5: hand new uploads to the start function even while every screening slot is taken
-    # (it records and defers them, as the mapping does in AWS). Off by default: with one slot and several
-    # uploads in the same second (the S3 event time has whole seconds; the id breaks the tie), a check
-    # could wait for an earlier queued upload that cannot be admitted while it holds the slot
-    # (docs/provenance.md, "What does not hold")
-    defer_when_full: bool = False
+    # (it records and defers them, as the mapping does in AWS). On by default, as in AWS; False: the
+    # pump waits for a free slot instead and the function never sees a full gate
+    defer_when_full: bool = True
     pass_threshold: float | None = None
     reject_threshold: float | None = None
     face_evidence_source: str | None = None  # FaceEvidenceSource; None: the template's (local)
@@ -764,9 +762,10 @@ class LocalStack:
         in AWS: the function writes the upload's admission record (issue 24 item 5) and defers it
         past its gate. A deferred upload
         then waits in the queue, as in AWS, but is made visible again as soon as a slot frees
-        (earliest deferred first, unless a test holds it: ``held_admissions``) rather than after the
-        queue's 180 s visibility timeout, so local runs are not slowed and files are admitted in
-        upload order.
+        (earliest deferred first; none past one a test holds: ``held_admissions``) rather than after
+        the queue's 180 s visibility timeout, so local runs are not slowed and files are admitted in
+        upload order. One the function held back for receipt order hid itself for ``ORDER_DEFER_S``
+        (functions/start/app.py) and is released the same way, or reappears on its own.
         """
         sqs, sfn = self.client("sqs"), self.client("stepfunctions")
         limit = int(self.parameters["MaxRunningExecutions"])
@@ -814,7 +813,7 @@ class LocalStack:
             if released >= free:
                 break
             if key in self.held_admissions:
-                continue
+                break  # strictly earliest first: the ones behind it wait for their own visibility
             del self.deferred_admissions[message_id]
             with suppress(Exception):  # gone meanwhile (its own visibility timeout ran out and it was taken)
                 sqs.change_message_visibility(

@@ -315,6 +315,15 @@ def provenance_policy(env: Mapping[str, str] | None = None) -> ProvenancePolicy:
 # --- reuse detection ---
 
 
+def admission_queue(env: Mapping[str, str] | None = None) -> tuple[str, int]:
+    """The admission queue's URL ("" where unknown) and its receives before the DLQ (AdmissionMaxReceives)."""
+    env = os.environ if env is None else env
+    receives = _int(env, "KYC_ADMISSION_MAX_RECEIVES", 60)
+    if receives < 1:
+        raise SettingsError("KYC_ADMISSION_MAX_RECEIVES must be at least 1")
+    return env.get("KYC_ADMISSION_QUEUE_URL", ""), receives
+
+
 def reuse_table(env: Mapping[str, str] | None = None) -> str:
     """The reuse index table; empty where a function does not use it."""
     env = os.environ if env is None else env

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -180,10 +181,12 @@ def test_start_deferred_upload_is_recorded_as_admitted_at_s3s_event_time(aws: di
     sid = expected_submission_id(BUCKET, RAW_KEY, aws["version"], aws["etag"])
     item = _admission(aws, sid)
     assert item is not None and not any(e["name"] == sid for e in _executions(aws))
-    assert set(item) == {"pk", "sk", "state", "admitted_bucket", "admitted_at", "expires_at"}
-    assert item["state"]["S"] == "admitted"
-    # the event's "time" (2026-11-28T17:00:00Z): the 6-hour bucket from 12:00, the instant and the id
-    assert item["admitted_bucket"]["S"] == "2026-11-28T12"
+    assert set(item) == {"pk", "sk", "state", "ordered_at", "admitted_bucket", "admitted_at", "expires_at"}
+    assert item["ordered_at"]["S"] == "2026-11-28T17:00:00+00:00"  # no SentTimestamp: the receipt time
+    assert item["state"]["S"] == "queued"
+    # the event's "time" (2026-11-28T17:00:00Z): the 6-hour bucket from 12:00 (the queued partition),
+    # the instant and the id
+    assert item["admitted_bucket"]["S"] == "queued#2026-11-28T12"
     assert item["admitted_at"]["S"] == f"2026-11-28T17:00:00.000000Z#{sid}"
     assert int(item["expires_at"]["N"]) == 1795885200 + 30 * 3600  # the event time + 6 h + 1 day
 
@@ -222,3 +225,152 @@ def test_start_malformed_message_is_a_batch_failure_not_a_crash(aws: dict[str, A
 
     assert result == {"batchItemFailures": [{"itemIdentifier": "bad"}]}
     assert _executions(aws) == []
+
+
+# --- issue 24 item 5: the gate admits in receipt order, so no running check waits on a queued upload ---
+EVENT_AT = "2026-11-28T17:00:00+00:00"  # _batch's event time
+
+
+def _with_queue(aws: dict[str, Any], visibility: int = 600) -> tuple[Any, str, dict[str, Any]]:
+    """A real queue holding the batch's message, received once (its receipt handle in the batch)."""
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    url = sqs.create_queue(QueueName="admission", Attributes={"VisibilityTimeout": str(visibility)})[
+        "QueueUrl"
+    ]
+    batch = _batch(RAW_KEY, aws["version"], message_id="m-q")
+    sqs.send_message(QueueUrl=url, MessageBody=batch["Records"][0]["body"])
+    (message,) = sqs.receive_message(QueueUrl=url, AttributeNames=["All"])["Messages"]
+    batch["Records"][0]["receiptHandle"] = message["ReceiptHandle"]
+    batch["Records"][0]["attributes"] = message["Attributes"]
+    return sqs, url, batch
+
+
+def _state(aws: dict[str, Any], sid: str) -> str | None:
+    item = _admission(aws, sid)
+    return item["state"]["S"] if item else None
+
+
+def test_start_holds_an_upload_back_briefly_while_an_earlier_one_is_still_queued(aws: dict[str, Any]) -> None:
+    """A free slot, but an upload received one second earlier is still queued: this one is deferred
+    (no execution), its message hidden for ORDER_DEFER_S rather than the queue's 600 s, and it stays
+    queued. Once the earlier one is started, the same message is admitted."""
+    sqs, url, batch = _with_queue(aws)
+    app = _handler(aws, KYC_ADMISSION_QUEUE_URL=url)
+    app.ORDER_DEFER_S = 1
+    sent_ms = int(batch["Records"][0]["attributes"]["SentTimestamp"])  # this message's place: now
+    earlier_at = datetime.fromtimestamp((sent_ms - 1000) / 1000, UTC).isoformat()
+    app.ADMISSIONS.admit("earlier", earlier_at)  # sent one second before it, still queued
+
+    result = app.lambda_handler(batch, FakeContext())
+
+    sid = expected_submission_id(BUCKET, RAW_KEY, aws["version"], aws["etag"])
+    assert result == {"batchItemFailures": [{"itemIdentifier": "m-q"}]}
+    assert _executions(aws) == [] and _state(aws, sid) == "queued"
+    time.sleep(1.5)
+    (again,) = sqs.receive_message(QueueUrl=url, AttributeNames=["All"])["Messages"]  # back after 1 s
+    assert again["Attributes"]["ApproximateReceiveCount"] == "2"
+
+    assert app.ADMISSIONS.mark_started("earlier", earlier_at)
+    batch["Records"][0]["receiptHandle"] = again["ReceiptHandle"]
+    assert app.lambda_handler(batch, FakeContext()) == {"batchItemFailures": []}
+    assert [e["name"] for e in _executions(aws)] == [sid] and _state(aws, sid) == "started"
+
+
+def test_start_an_upload_received_at_the_same_instant_with_a_smaller_id_goes_first(
+    aws: dict[str, Any],
+) -> None:
+    app = _handler(aws)
+    sid = expected_submission_id(BUCKET, RAW_KEY, aws["version"], aws["etag"])
+    app.ADMISSIONS.admit("0" * 64, EVENT_AT)  # same second, smaller id: earlier in receipt order
+    app.ADMISSIONS.admit("f" * 64, EVENT_AT)  # same second, larger id: later, never holds this one back
+    assert sid > "0" * 64 and sid < "f" * 64
+
+    assert app.lambda_handler(_batch(RAW_KEY, aws["version"]), FakeContext())["batchItemFailures"]
+    app.ADMISSIONS.settle("0" * 64)
+    assert app.lambda_handler(_batch(RAW_KEY, aws["version"]), FakeContext()) == {"batchItemFailures": []}
+
+
+def test_start_an_earlier_upload_a_running_one_may_wait_for_is_admitted_over_the_limit(
+    aws: dict[str, Any],
+) -> None:
+    """The gate is full, but an upload received after this one is already started (its record came
+    first): its reuse check may be waiting for this one, so this one is owed a slot."""
+    app = _handler(aws, KYC_MAX_RUNNING_EXECUTIONS="1")
+    aws["sfn"].start_execution(stateMachineArn=aws["arn"], name="later", input="{}")
+    app.ADMISSIONS.admit("later", "2026-11-28T17:00:03+00:00")
+    assert app.ADMISSIONS.mark_started("later", "2026-11-28T17:00:03+00:00")
+
+    result = app.lambda_handler(_batch(RAW_KEY, aws["version"]), FakeContext())
+
+    sid = expected_submission_id(BUCKET, RAW_KEY, aws["version"], aws["etag"])
+    assert result == {"batchItemFailures": []}
+    assert sorted(e["name"] for e in _executions(aws)) == sorted(["later", sid])
+
+
+def test_start_full_gate_still_defers_when_only_settled_or_older_uploads_are_later(
+    aws: dict[str, Any],
+) -> None:
+    app = _handler(aws, KYC_MAX_RUNNING_EXECUTIONS="1")
+    aws["sfn"].start_execution(stateMachineArn=aws["arn"], name="other", input="{}")
+    app.ADMISSIONS.admit("later-settled", "2026-11-28T17:00:03+00:00")
+    app.ADMISSIONS.mark_started("later-settled", "2026-11-28T17:00:03+00:00")
+    app.ADMISSIONS.settle("later-settled")
+    app.ADMISSIONS.admit("earlier-started", "2026-11-28T16:59:00+00:00")
+    app.ADMISSIONS.mark_started("earlier-started", "2026-11-28T16:59:00+00:00")
+
+    assert app.lambda_handler(_batch(RAW_KEY, aws["version"]), FakeContext())["batchItemFailures"]
+    assert [e["name"] for e in _executions(aws)] == ["other"]
+
+
+def test_start_a_queued_record_whose_message_died_blocks_later_uploads_15_minutes_at_most(
+    aws: dict[str, Any],
+) -> None:
+    """A record left queued (its message crashed its way to the DLQ) holds later uploads back only
+    within ORDER_HORIZON (15 min) of its receipt; and a reuse check never waits for it after that."""
+    app = _handler(aws)
+    app.ADMISSIONS.admit("dead", "2026-11-28T16:45:00+00:00")  # exactly 15 min before: still holds
+    assert app.lambda_handler(_batch(RAW_KEY, aws["version"]), FakeContext())["batchItemFailures"]
+    assert app.ADMISSIONS.unsettled_before("x", EVENT_AT)[0].submission_id == "dead"
+    app.ADMISSIONS.delete("dead")
+    app.ADMISSIONS.admit("dead", "2026-11-28T16:44:59+00:00")  # 15 min 1 s before: no longer
+
+    assert app.lambda_handler(_batch(RAW_KEY, aws["version"]), FakeContext()) == {"batchItemFailures": []}
+    assert "dead" not in {r.submission_id for r in app.ADMISSIONS.unsettled_before("x", EVENT_AT)}
+
+
+def test_start_the_last_receive_is_never_deferred(aws: dict[str, Any]) -> None:
+    """Deferring an upload on its last receive (AdmissionMaxReceives) would send it to the DLQ
+    undecided: it is admitted over the limit instead."""
+    app = _handler(aws, KYC_MAX_RUNNING_EXECUTIONS="1", KYC_ADMISSION_MAX_RECEIVES="5")
+    aws["sfn"].start_execution(stateMachineArn=aws["arn"], name="other", input="{}")
+    batch = _batch(RAW_KEY, aws["version"])
+    batch["Records"][0]["attributes"] = {"ApproximateReceiveCount": "4"}
+    assert app.lambda_handler(batch, FakeContext())["batchItemFailures"]
+    batch["Records"][0]["attributes"] = {"ApproximateReceiveCount": "5"}
+
+    assert app.lambda_handler(batch, FakeContext()) == {"batchItemFailures": []}
+    assert len(_executions(aws)) == 2
+
+
+def test_start_records_the_messages_sent_timestamp_as_the_uploads_place_once(aws: dict[str, Any]) -> None:
+    """Issue 24 item 5, same-second copies: the place in the order is the admission message's
+    SentTimestamp (ms; 1795885200250 is 17:00:00.250 on the event's day, by hand), written on the
+    first receipt; a redelivery with another SentTimestamp leaves it as it was."""
+    app = _handler(aws, KYC_MAX_RUNNING_EXECUTIONS="1")
+    aws["sfn"].start_execution(stateMachineArn=aws["arn"], name="already-running", input="{}")
+    batch = _batch(RAW_KEY, aws["version"])
+    batch["Records"][0]["attributes"] = {"SentTimestamp": "1795885200250", "ApproximateReceiveCount": "1"}
+    app.lambda_handler(batch, FakeContext())
+    sid = expected_submission_id(BUCKET, RAW_KEY, aws["version"], aws["etag"])
+    item = _admission(aws, sid)
+    assert item["ordered_at"]["S"] == "2026-11-28T17:00:00.250+00:00"
+    assert item["admitted_at"]["S"] == f"2026-11-28T17:00:00.250000Z#{sid}"
+
+    batch["Records"][0]["attributes"] = {"SentTimestamp": "1795885201999", "ApproximateReceiveCount": "2"}
+    app.lambda_handler(batch, FakeContext())
+    assert _admission(aws, sid)["ordered_at"]["S"] == "2026-11-28T17:00:00.250+00:00"
+    assert app.ADMISSIONS.ordered_at(sid) == "2026-11-28T17:00:00.250+00:00"
+    # an upload sent 1 ms before, in the same second, is the earlier whatever the ids
+    app.ADMISSIONS.admit("f" * 64, EVENT_AT, "2026-11-28T17:00:00.249+00:00")
+    assert app.ADMISSIONS.queued_before(sid, "2026-11-28T17:00:00.250+00:00")
+    assert not app.ADMISSIONS.queued_before("0" * 64, "2026-11-28T17:00:00.249+00:00")

@@ -95,14 +95,23 @@ def test_only_check_reuse_and_erasure_reach_the_index(template):
         "ReconcileExecutionFunctionRole",
         "ScreeningStateMachineRole",
     }
-    for role, action in (
-        ("StartScreeningFunctionRole", "dynamodb:PutItem"),
-        ("ReconcileExecutionFunctionRole", "dynamodb:UpdateItem"),
-        ("ScreeningStateMachineRole", "dynamodb:UpdateItem"),
+    for role, actions in (
+        # the start function: writes, reads and marks started its own records; reads the index's order
+        ("StartScreeningFunctionRole", ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]),
+        ("ReconcileExecutionFunctionRole", ["dynamodb:UpdateItem"]),
+        ("ScreeningStateMachineRole", ["dynamodb:UpdateItem"]),
     ):
-        (st,) = [st for st in _role_statements(template, role) if _mentions(st, "ReuseIndexTable")]
-        assert st["Action"] == [action] and st["Resource"] == TABLE_ARN, role
+        statements = [st for st in _role_statements(template, role) if _mentions(st, "ReuseIndexTable")]
+        st = next(st for st in statements if st["Resource"] == TABLE_ARN)
+        assert st["Action"] == actions, role
         assert st["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["adm#*"]}}, role
+        others = [x for x in statements if x is not st]
+        if role == "StartScreeningFunctionRole":
+            (query,) = others
+            assert query["Action"] == ["dynamodb:Query"]
+            assert query["Resource"] == {"Fn::Sub": "${ReuseIndexTable.Arn}/index/Admissions"}
+        else:
+            assert others == [], role
     erase = [
         st
         for st in _role_statements(template, "EraseSubmissionFunctionRole")

@@ -81,6 +81,8 @@ EXPECTED_ENV = {
         "KYC_MAX_RUNNING_EXECUTIONS",
         "KYC_RETENTION_DAYS",
         "KYC_REUSE_TABLE",  # issue 24 item 5: admission records
+        "KYC_ADMISSION_QUEUE_URL",  # held back for receipt order, briefly
+        "KYC_ADMISSION_MAX_RECEIVES",  # the last receive is never deferred
     },
     "ValidateUploadFunction": LIMIT_VARS
     | {"KYC_PROVENANCE_TRUST_PARAMETER", "KYC_PROVENANCE_MAX_MANIFEST_BYTES"},
@@ -572,6 +574,9 @@ def test_admission_queue_redrives_to_its_dead_letter_queue(template):
     assert _props(template, "AdmissionDeadLetterQueue")["MessageRetentionPeriod"] == 1209600
     # SQS visibility timeout must exceed the consumer's timeout (AWS recommends 6x).
     assert props["VisibilityTimeout"] >= 6 * _props(template, "StartScreeningFunction")["Timeout"]
+    # issue 24 item 5: holding an upload back for receipt order never hides it longer than a deferral
+    start = (ROOT / "functions" / "start" / "app.py").read_text()
+    assert f"ORDER_DEFER_MAX_S = {props['VisibilityTimeout']}" in start
     event = _props(template, "StartScreeningFunction")["Events"]["AdmissionQueueMessages"]["Properties"]
     assert event["BatchSize"] == 10
     assert event["ScalingConfig"] == {"MaximumConcurrency": 2}

@@ -42,9 +42,10 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from kyc.domain.policy import Effect, Finding
@@ -762,20 +763,72 @@ def sheet_lines(result: Mapping[str, Any] | None) -> list[str]:
 
 
 # --- admission records (written by the start function, read by the reuse check) -------------------
-# One small item per received upload, keys only: written when the admission queue's consumer first
-# receives the upload (before the admission gate, so an upload still held in the queue counts),
-# settled once the upload's reuse entries are indexed or its screening ends in any terminal state.
-# While unsettled it carries ``admitted_bucket``/``admitted_at``, the keys of the sparse index
-# ``ADMISSIONS_INDEX``: a check reads the unsettled uploads received before its own, never the
-# settled ones, in one Query per bucket of ``admission_window`` (benchmarks/reuse_wait.py).
+# One small item per received upload, keys only: written ``queued`` when the admission queue's consumer
+# first receives the upload (before the admission gate, so an upload still held in the queue counts),
+# ``started`` once its screening is let through the gate, ``settled`` once the upload's reuse entries
+# are indexed or its screening ends in any terminal state. While unsettled it carries
+# ``admitted_bucket``/``admitted_at``, the keys of the sparse index ``ADMISSIONS_INDEX``; a queued
+# record's bucket has the ``QUEUED_PREFIX``, so the queued and the started uploads are read apart
+# (one Query per bucket and state, benchmarks/reuse_wait.py).
+#
+# Why "queued" and "started" are told apart (issue 24 item 5): the gate admits uploads in receipt
+# order (``admission_verdict``), so a running screening's check only ever waits for uploads that are
+# running themselves (or are admitted as soon as they are received): no check waits for an upload
+# that cannot get a slot because the checks hold them all.
 ADMISSIONS_INDEX = "Admissions"
-ADMITTED, SETTLED = "admitted", "settled"
+QUEUED, STARTED, SETTLED = "queued", "started", "settled"
+ADMITTED = "admitted"  # records written before the queued/started split: read as started
+QUEUED_PREFIX = "queued#"
 ADMISSION_BUCKET_HOURS = 6  # one index partition per 6 h of receipt times
-# How far back a check looks for unsettled uploads: longer than an upload can wait in the admission
-# queue (AdmissionMaxReceives 60 x 180 s visibility = 3 h) plus a screening's run. An older row is a
-# screening that died without settling: never waited for (and gone at its TTL).
+# How far back a check looks for started, unsettled uploads: longer than an upload can wait in the
+# admission queue (AdmissionMaxReceives 60 x 180 s visibility = 3 h) plus a screening's run. An older
+# row is a screening that died without settling: never waited for (and gone at its TTL).
 ADMISSION_HORIZON = timedelta(hours=6)
+# How far back a queued upload holds later ones at the gate, and is waited for by a check: an upload
+# still queued while this much later traffic was admitted is one whose message died (a crash on its
+# last receive, a purged queue): it blocks nothing longer than this (docs/provenance.md).
+ORDER_HORIZON = timedelta(minutes=15)
 ADMISSION_TTL = ADMISSION_HORIZON + timedelta(days=1)
+
+
+class AdmissionVerdict(StrEnum):
+    """What the gate does with a received upload (``admission_verdict``)."""
+
+    START = "START"  # a slot is free and no earlier upload is still queued
+    START_OWED = "START_OWED"  # a later upload already runs and may wait for this one: over the limit
+    START_LAST = "START_LAST"  # its last receive: deferring it once more would send it to the DLQ
+    STARTED_BEFORE = "STARTED_BEFORE"  # let through before (a redelivery): StartExecution again, idempotent
+    DEFER_FULL = "DEFER_FULL"  # every slot is taken: back to the queue (its visibility timeout)
+    DEFER_ORDER = "DEFER_ORDER"  # an earlier upload is still queued: back to the queue, briefly
+
+
+def admission_verdict(
+    *,
+    state: str | None,
+    last_receive: bool,
+    owed: Callable[[], bool],
+    slot_free: Callable[[], bool],
+    earlier_queued: Callable[[], bool],
+) -> AdmissionVerdict:
+    """The gate, in receipt order. The callables are asked lazily, in this order, only as needed.
+
+    Why no check deadlocks: a check waits only for earlier unsettled uploads. An upload is let through
+    only when no earlier one is queued (within ``ORDER_HORIZON``), so an earlier upload is queued while
+    a later one runs only when its record was written after the later one passed the gate; such an
+    upload is owed: admitted when received, over the limit. Every upload a check waits for therefore
+    runs, or starts on its next receive, and never waits for a slot a check holds.
+    """
+    if state in (STARTED, ADMITTED, SETTLED):
+        return AdmissionVerdict.STARTED_BEFORE
+    if owed():
+        return AdmissionVerdict.START_OWED
+    if last_receive:
+        return AdmissionVerdict.START_LAST
+    if not slot_free():
+        return AdmissionVerdict.DEFER_FULL
+    if earlier_queued():
+        return AdmissionVerdict.DEFER_ORDER
+    return AdmissionVerdict.START
 
 
 def admission_key(sid: str) -> dict[str, str]:
@@ -783,35 +836,84 @@ def admission_key(sid: str) -> dict[str, str]:
     return {"pk": f"adm#{sid}", "sk": "adm"}
 
 
-def admission_bucket(received_at: str) -> str:
-    """The index partition of a receipt time: its UTC date and hour rounded down to the bucket."""
+def admission_bucket(received_at: str, *, queued: bool = False) -> str:
+    """The index partition of a receipt time: its UTC date and hour rounded down to the bucket
+    (``QUEUED_PREFIX`` first for a queued record)."""
     at = parse_utc(received_at).astimezone(UTC)
-    return f"{at:%Y-%m-%d}T{at.hour - at.hour % ADMISSION_BUCKET_HOURS:02d}"
+    bucket = f"{at:%Y-%m-%d}T{at.hour - at.hour % ADMISSION_BUCKET_HOURS:02d}"
+    return f"{QUEUED_PREFIX}{bucket}" if queued else bucket
 
 
-def admission_item(sid: str, received_at: str) -> dict[str, Any]:
-    """What the start function writes for an upload it has received (state ``admitted``)."""
+def admission_sort_key(sid: str, received_at: str) -> str:
+    """The record's place in receipt order (the index's sort key; ties: the id)."""
+    return f"{index_time(received_at)}#{sid}"
+
+
+def ordered_at(received_at: str, sent_timestamp_ms: Any = None) -> str:
+    """The instant that orders an upload among the others (which of two copies is the earlier).
+
+    S3's event time (``received_at``) has whole seconds: two copies uploaded in one second would be
+    ordered by their keyed id, i.e. at random. The admission queue message's ``SentTimestamp`` (ms,
+    set by SQS when EventBridge delivered the event) is finer, and no applicant sets it. The start
+    function writes it into the admission record once (conditional put); the reuse check reads it
+    back from the record, so a redelivered event never changes an upload's place. Without a usable
+    SentTimestamp the receipt time orders, as before. Equal instants still fall to the id.
+    """
+    try:
+        ms = int(sent_timestamp_ms)
+    except (TypeError, ValueError):
+        return received_at
+    if ms <= 0:
+        return received_at
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+
+
+def admission_item(sid: str, received_at: str, order: str | None = None) -> dict[str, Any]:
+    """What the start function writes for an upload it has received (state ``queued``); ``order``:
+    its ``ordered_at`` (the receipt time when None), the place every gate and check reads."""
+    order = order or received_at
     return {
         **admission_key(sid),
-        "state": ADMITTED,
-        "admitted_bucket": admission_bucket(received_at),
-        "admitted_at": f"{index_time(received_at)}#{sid}",
+        "state": QUEUED,
+        "ordered_at": order,
+        "admitted_bucket": admission_bucket(order, queued=True),
+        "admitted_at": admission_sort_key(sid, order),
         "expires_at": int((parse_utc(received_at) + ADMISSION_TTL).timestamp()),
     }
 
 
-def admission_window(received_at: str, sid: str) -> tuple[tuple[str, ...], str, str]:
-    """Where a check for (``sid``, ``received_at``) reads: the buckets, and the sort-key bounds
-    ``[since, before)`` of uploads received within ``ADMISSION_HORIZON`` before it (ties: the id)."""
-    at = parse_utc(received_at).astimezone(UTC)
-    since = at - ADMISSION_HORIZON
+def _buckets(since: datetime, until: datetime, *, queued: bool) -> tuple[str, ...]:
     buckets, step = [], since
-    while step <= at:
-        buckets.append(admission_bucket(step.isoformat()))
+    while step <= until:
+        buckets.append(admission_bucket(step.isoformat(), queued=queued))
         step += timedelta(hours=ADMISSION_BUCKET_HOURS)
-    if admission_bucket(at.isoformat()) not in buckets:
-        buckets.append(admission_bucket(at.isoformat()))
-    return tuple(dict.fromkeys(buckets)), index_time(since.isoformat()), f"{index_time(received_at)}#{sid}"
+    buckets.append(admission_bucket(until.isoformat(), queued=queued))
+    return tuple(dict.fromkeys(buckets))
+
+
+def admission_window(received_at: str, sid: str, *, queued: bool = False) -> tuple[tuple[str, ...], str, str]:
+    """Where to read the uploads received before (``sid``, ``received_at``): the buckets (queued or
+    started ones), and the sort-key bounds ``[since, before]`` (``before``, the upload's own key, is
+    excluded by the reader). Started ones within ``ADMISSION_HORIZON``, queued ones ``ORDER_HORIZON``."""
+    at = parse_utc(received_at).astimezone(UTC)
+    since = at - (ORDER_HORIZON if queued else ADMISSION_HORIZON)
+    return (
+        _buckets(since, at, queued=queued),
+        index_time(since.isoformat()),
+        admission_sort_key(sid, received_at),
+    )
+
+
+def admission_window_after(received_at: str, sid: str) -> tuple[tuple[str, ...], str, str]:
+    """Where to read the started uploads received after this one (within ``ADMISSION_HORIZON``): any
+    of them may be a check waiting for this upload. Bounds ``[after, until]`` (``after`` excluded)."""
+    at = parse_utc(received_at).astimezone(UTC)
+    until = at + ADMISSION_HORIZON
+    return (
+        _buckets(at, until, queued=False),
+        admission_sort_key(sid, received_at),
+        index_time(until.isoformat()),
+    )
 
 
 def admitted_from_index(admitted_at: str) -> InFlight | None:
