@@ -23,8 +23,7 @@ what secret sampling costs). An in-memory index with the DynamoDB index's keys
 - with ``--distances``: per transformation, the scene, body and face Hamming distances of every
   frame of the copy to the original's frame at the same instant (the transformations that keep the
   timeline): why a copy misses, apart from sampling;
-- the hashing's cost: ms per frame (r3, its scene roll included; r2 read during the transition costs
-  about as much again; and the r1 construction still computed to read an index
+- the hashing's cost: ms per frame (r2, and the r1 construction still computed to read an index
   written before r2).
 
     .venv/bin/python benchmarks/reuse.py [--recordings 3] [--frames 8] [--seeds 100] [--json out.json]
@@ -56,19 +55,14 @@ from kyc.domain.reuse import (  # noqa: E402
     bands,
     combine,
     face_boxes,
+    face_rolls,
     perceptual_matches,
 )
 from kyc.media import recording_hash_r1  # noqa: E402
 from kyc.media.contact_sheet import decode_image  # noqa: E402
 from kyc.media.errors import MediaRefusedError  # noqa: E402
 from kyc.media.limits import MediaLimits  # noqa: E402
-from kyc.media.recording_hash import (  # noqa: E402
-    FaceBox,
-    clip_scene_roll,
-    frame_signatures,
-    recording_hashes,
-    scene_orientation,
-)
+from kyc.media.recording_hash import FaceBox, clip_roll, frame_signatures, recording_hashes  # noqa: E402
 from kyc.media.sampling import SamplingParams, sample_frames  # noqa: E402
 from kyclocal.copies import make_copy  # noqa: E402
 from tests.fixtures import reuse_clips as rc  # noqa: E402
@@ -166,7 +160,7 @@ def _every_frame_hashed(clip, hasher=recording_hashes) -> list:
     evidence = [{"index": i, "faces": faces} for i, faces in enumerate(clip.evidence)]
     indices = list(range(len(clip.rgb)))
     found = face_boxes(evidence, indices)
-    roll = clip_scene_roll([scene_orientation(rgb, b) for rgb, b in zip(clip.rgb, found, strict=True)])
+    roll = clip_roll(face_rolls(evidence, indices), found)
     boxes = [FaceBox(*b, roll=roll) if b else None for b in found]
     return hasher(list(enumerate(clip.rgb)), boxes)
 
@@ -190,11 +184,10 @@ def same_instant_distances(original, copy) -> dict[str, float]:
 
 
 def hash_cost(clip) -> dict[str, float]:
-    """CPU ms per frame to hash a clip's frames, r3 (the scene's roll included) and the r1
-    construction (read-only, the transition): process time, so other work on a shared machine
-    does not count."""
+    """CPU ms per frame to hash a clip's frames, r2 and the r1 construction (read-only, the
+    transition): process time, so other work on a shared machine does not count."""
     out = {}
-    for name, hasher in (("r3", recording_hashes), ("r1", recording_hash_r1.recording_hashes)):
+    for name, hasher in (("r2", recording_hashes), ("r1", recording_hash_r1.recording_hashes)):
         started = time.process_time()
         _every_frame_hashed(clip, hasher)
         out[name] = round(1000 * (time.process_time() - started) / len(clip.rgb), 1)
@@ -277,7 +270,7 @@ def sweep_recordings(args, params: ReuseParams, work: Path, faces) -> dict:
             name: {k: round(statistics.mean(r[k] for r in rows), 2) for k in rows[0]}
             for name, rows in distances.items()
         },
-        "hash_ms_per_frame": {k: statistics.median(h[k] for h in hashing) for k in ("r3", "r1")},
+        "hash_ms_per_frame": {k: statistics.median(h[k] for h in hashing) for k in ("r2", "r1")},
         "_costs": costs,
     }
 
@@ -422,10 +415,7 @@ def report(figures: dict) -> None:
                 f"  {name:22s} {d['scene']:6.1f} {d['scene_within_8']:5.2f} {d['body']:6.1f} {d['face']:6.1f}"
             )
     cost = figures["hash_ms_per_frame"]
-    print(
-        f"\nHashing: {cost['r3']} CPU ms per frame (r3; about as much again while r2 entries are read),"
-        f" {cost['r1']} ms more while r1 entries are read"
-    )
+    print(f"\nHashing: {cost['r2']} CPU ms per frame (r2), {cost['r1']} ms more while r1 entries are read")
     lookup = figures["lookup"]
     print(f"\nLookup: bands of {lookup['band_widths']} bits")
     print(

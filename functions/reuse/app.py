@@ -50,7 +50,7 @@ from kyc.domain.reuse import (
 from kyc.media import recording_hash_r1
 from kyc.media.contact_sheet import decode_image
 from kyc.media.framestore import FrameReader
-from kyc.media.recording_hash import frame_signatures, recording_hashes
+from kyc.media.recording_hash import frame_signatures
 from kyc.observability import count, log_lineage, logger, metrics, stage_duration, tracer
 
 RESOURCES = settings.stack_resources()
@@ -60,13 +60,9 @@ INDEX = DynamoDBReuseIndex(settings.reuse_table())
 ADMISSIONS = DynamoDBAdmissions(settings.reuse_table())
 PARALLEL_READS = 8
 # Hash constructions an index written before this one may still hold within the window: read with
-# hashes of their own construction, never written: version -> (hasher, the roll its windows were
-# turned by). r1: kyc.media.recording_hash_r1 (never turned); r2: r3's windows turned by the face's
-# roll. Drop each once every deployment has run r3 for longer than its ReuseWindowDays.
-LEGACY_HASHERS = {
-    recording_hash_r1.HASH_VERSION: (recording_hash_r1.recording_hashes, "face"),
-    "r2": (recording_hashes, "face"),
-}
+# hashes of their own construction, never written (kyc.media.recording_hash_r1). Drop r1 once every
+# deployment has run r2 for longer than its ReuseWindowDays.
+LEGACY_HASHERS = {recording_hash_r1.HASH_VERSION: recording_hash_r1.recording_hashes}
 WAIT_S = 40.0  # at most, for earlier submissions still in flight to index (the function's timeout: 60 s)
 WAIT_MARGIN_S = 10.0  # left of the invocation after waiting, to read again and answer
 POLL_S = (0.5, 1.0, 2.0)  # between looks at the unsettled uploads (the last repeats)
@@ -113,8 +109,7 @@ def signatures(
     ]
     evidence = (faces or {}).get("frames") or []
     legacy = {
-        version: frame_signatures(frames, evidence, hasher, roll=roll)
-        for version, (hasher, roll) in LEGACY_HASHERS.items()
+        version: frame_signatures(frames, evidence, hasher) for version, hasher in LEGACY_HASHERS.items()
     }
     return frame_signatures(frames, evidence), legacy
 
@@ -154,7 +149,7 @@ def check_reuse(event: dict[str, Any], wait_s: float = WAIT_S) -> dict[str, Any]
     )
     ADMISSIONS.settle(sid)  # after the entries: a later copy waiting for this one reads them next
     since, at = window_start(order, PARAMS), index_time(order)
-    # each construction's frames with their own keys: r3's, and each legacy one's (read only)
+    # each construction's frames with their own keys: r2's, and each legacy one's (read only)
     versions = [(frames, _band_keys(frames, None))]
     versions += [(old, _band_keys(old, version)) for version, old in legacy.items()]
     band_keys = set().union(*(keys for _, keys in versions))

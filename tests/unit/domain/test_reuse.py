@@ -103,8 +103,8 @@ def test_band_layout_is_radius_plus_one_contiguous_bands_covering_64_bits() -> N
 
 def test_bands_by_hand_name_the_hash_version_and_layout() -> None:
     keys = bands(0x0123456789ABCDEF, 3)
-    assert keys == ("r3m4b0#123", "r3m4b1#4567", "r3m4b2#89ab", "r3m4b3#cdef")
-    assert bands(0x0123456789ABCDEF, 8)[0] == "r3m9b0#1"  # the top 8 bits, 0x01
+    assert keys == ("r2m4b0#123", "r2m4b1#4567", "r2m4b2#89ab", "r2m4b3#cdef")
+    assert bands(0x0123456789ABCDEF, 8)[0] == "r2m9b0#1"  # the top 8 bits, 0x01
     # an index written by r1 is read with r1's keys (and r1's hashes: functions/reuse/app.py)
     assert bands(0x0123456789ABCDEF, 3, "r1") == ("r1m4b0#123", "r1m4b1#4567", "r1m4b2#89ab", "r1m4b3#cdef")
 
@@ -399,10 +399,10 @@ def test_index_entries_are_deterministic_and_carry_the_signature() -> None:
     assert first == again
     assert [(e["pk"], e["sk"]) for e in first] == [
         ("sha#" + "ab" * 32, "2026-11-08T10:00:00.000000Z#S"),
-        ("r3m4b0#123", "2026-11-08T10:00:00.000000Z#S#0000"),
-        ("r3m4b1#4567", "2026-11-08T10:00:00.000000Z#S#0000"),
-        ("r3m4b2#89ab", "2026-11-08T10:00:00.000000Z#S#0000"),
-        ("r3m4b3#cdef", "2026-11-08T10:00:00.000000Z#S#0000"),
+        ("r2m4b0#123", "2026-11-08T10:00:00.000000Z#S#0000"),
+        ("r2m4b1#4567", "2026-11-08T10:00:00.000000Z#S#0000"),
+        ("r2m4b2#89ab", "2026-11-08T10:00:00.000000Z#S#0000"),
+        ("r2m4b3#cdef", "2026-11-08T10:00:00.000000Z#S#0000"),
     ]
     assert (
         first[1] | {"scene": "0123456789abcdef", "face": "00000000000000ff", "pos": "0.50000,0.40000,0.30000"}

@@ -98,8 +98,8 @@ def test_a_copy_under_another_submission_matches_the_earlier_one(aws: dict[str, 
     (match,) = copy["matches"]
     assert (match["submission_id"], match["kind"], match["frames_matched"]) == ("A", "perceptual", FRAMES)
     assert match["max_distance"] <= 8
-    # the bytes, 9 bands per frame, for r3 and for the legacy r1 and r2 keys read during the transition
-    assert copy["lookups"] <= 1 + 3 * 9 * FRAMES and copy["items_read"] >= FRAMES
+    # the bytes, 9 bands per frame, for r2 and for the legacy r1 keys read during the transition
+    assert copy["lookups"] <= 1 + 2 * 9 * FRAMES and copy["items_read"] >= FRAMES
     unrelated = _check(aws, _event(aws, "C", "cc" * 32, _pictures(3), _at(1)))
     assert not unrelated["matched"], unrelated
 
@@ -110,7 +110,7 @@ def test_an_index_written_by_r1_is_still_read_after_the_upgrade_and_never_writte
     """Entries written before the upgrade (r1 keys, r1 hashes, as main's index_entries wrote them)
     stay in the window until their TTL: a copy screened under r2 still meets them. Without the
     legacy read it would not (the copy would PASS on the model's word)."""
-    from kyc.domain.reuse import HASH_VERSION, ReuseParams, index_entries
+    from kyc.domain.reuse import ReuseParams, index_entries
     from kyc.media import recording_hash_r1
     from kyc.media.recording_hash import frame_signatures
 
@@ -119,7 +119,7 @@ def test_an_index_written_by_r1_is_still_read_after_the_upgrade_and_never_writte
     r1_frames = frame_signatures(frames, [], recording_hash_r1.recording_hashes)
     params = ReuseParams(window_days=7)
     written = [
-        {**item, "pk": item["pk"].replace(f"{HASH_VERSION}m", "r1m", 1)}
+        {**item, "pk": item["pk"].replace("r2m", "r1m", 1)}
         for item in index_entries(
             submission_id="OLD", received_at=_at(30), sha256="ee" * 32, frames=r1_frames, params=params
         )
@@ -133,39 +133,6 @@ def test_an_index_written_by_r1_is_still_read_after_the_upgrade_and_never_writte
     monkeypatch.setattr(aws["app"], "LEGACY_HASHERS", {})
     again = _check(aws, _event(aws, "NEWER", "ab" * 32, _copy(original, 13), _at(0.5)))
     assert "OLD" not in {m["submission_id"] for m in again["matches"]}  # the false "no match" it prevents
-
-
-def test_an_index_written_by_r2_is_still_read_after_the_upgrade_to_r3(
-    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """r3 turns the windows by the scene's roll, r2 by the face's: entries r2 wrote (``r2m`` keys,
-    windows turned by the face roll) stay in the window until their TTL and are read with r2's
-    hashes; only r3 keys are written. Without the r2 read the copy finds no match."""
-    from kyc.domain.reuse import HASH_VERSION, ReuseParams, index_entries
-    from kyc.media.recording_hash import frame_signatures
-
-    assert HASH_VERSION == "r3"
-    original = _pictures(21)
-    frames = [(i, 0.1 * i, p.astype(np.uint8)) for i, p in enumerate(original)]
-    r2_frames = frame_signatures(frames, [], roll="face")
-    params = ReuseParams(window_days=7)
-    written = [
-        {**item, "pk": item["pk"].replace("r3m", "r2m", 1)}
-        for item in index_entries(
-            submission_id="R2", received_at=_at(30), sha256="e2" * 32, frames=r2_frames, params=params
-        )
-    ]
-    assert {item["pk"][:3] for item in written if "scene" in item} == {"r2m"}
-    aws["app"].INDEX.record("R2", written, written[0]["expires_at"])
-    copy = _check(aws, _event(aws, "NEW", "f2" * 32, _copy(original, 22), _at(1)))
-    assert [(m["submission_id"], m["kind"]) for m in copy["matches"]] == [("R2", "perceptual")], copy
-    keys = {item["pk"]["S"] for item in aws["ddb"].scan(TableName=TABLE)["Items"]}
-    assert not any(k.startswith(("r1m", "r2m")) for k in keys - {item["pk"] for item in written})
-    monkeypatch.setattr(
-        aws["app"], "LEGACY_HASHERS", {k: v for k, v in aws["app"].LEGACY_HASHERS.items() if k != "r2"}
-    )
-    again = _check(aws, _event(aws, "NEWER", "a2" * 32, _copy(original, 23), _at(0.5)))
-    assert "R2" not in {m["submission_id"] for m in again["matches"]}
 
 
 def test_same_bytes_match_exactly_even_when_no_frame_has_a_hash(aws: dict[str, Any]) -> None:

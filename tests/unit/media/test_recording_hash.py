@@ -10,12 +10,10 @@ import numpy as np
 from kyc.media.phash import perceptual_hash
 from kyc.media.recording_hash import (
     FaceBox,
-    clip_scene_roll,
     content_box,
     luma,
     mirror_invariant_hash,
     recording_hashes,
-    scene_orientation,
     scene_small,
 )
 
@@ -109,35 +107,6 @@ def test_windows_turned_upright_by_the_faces_roll_survive_a_rotation_and_unturne
             assert _bits(getattr(upright, part), getattr(derotated, part)) <= 4, (degrees, part)
         if abs(degrees) >= 5:
             assert _bits(upright.scene, unturned.scene) > 8, degrees  # what r1 saw: beyond the radius
-
-
-def test_the_scene_roll_follows_a_rotation_a_mirror_and_ignores_a_swapped_face() -> None:
-    """Hash r3 turns the windows by the scene's own edge orientation: OpenCV's rotation angle is the
-    oracle (counter-clockwise on screen is a negative angle in pixel coordinates, y down), a mirror
-    negates it, and new content inside the face box (a face swap) leaves it where it was; the
-    windows turned by it hash the rotated copy like the original."""
-    picture = _picture(7, 480, 640)
-    box = FaceBox(0.42, 0.3, 0.2, 0.26)
-    edges = dataclasses.astuple(box)[:4]
-
-    def roll(rgb: np.ndarray) -> float:
-        return clip_scene_roll([scene_orientation(rgb, edges)])
-
-    upright = roll(picture)
-    (hashes,) = recording_hashes([(0, picture)], [FaceBox(*edges, roll=upright)])
-    centre = ((box.left + box.width / 2) * 640, (box.top + box.height / 2) * 480)
-    for degrees in (3.0, 5.0, -5.0):
-        turned = _rotated(picture, degrees, centre)
-        assert abs(roll(turned) - (upright - degrees)) <= 0.5, degrees
-        (derotated,) = recording_hashes([(0, turned)], [FaceBox(*edges, roll=roll(turned))])
-        assert _bits(hashes.scene, derotated.scene) <= 4, degrees
-    assert abs(roll(picture[:, ::-1]) + upright) <= 0.5
-    swapped = picture.copy()
-    rows = slice(int(0.3 * 480), int(0.56 * 480))
-    cols = slice(int(0.42 * 640), int(0.62 * 640))
-    swapped[rows, cols] = _picture(99, 480, 640)[rows, cols]
-    assert abs(roll(_rotated(swapped, 4.0, centre)) - roll(_rotated(picture, 4.0, centre))) <= 0.2
-    assert clip_scene_roll([]) == 0.0 and roll(np.full((480, 640, 3), 90.0, np.float32)) == 0.0
 
 
 def test_a_side_crop_stretched_back_to_the_frame_keeps_the_scene_window() -> None:

@@ -53,7 +53,7 @@ from kyc.domain.reasons import ReasonCode
 from kyc.domain.timestamps import parse_utc
 
 HASH_BITS = 64
-HASH_VERSION = "r3"  # kyc.media.recording_hash.HASH_VERSION: keys of unlike hashes never meet
+HASH_VERSION = "r2"  # kyc.media.recording_hash.HASH_VERSION: keys of unlike hashes never meet
 MAX_REPORTED_MATCHES = 5  # the state and the lineage stay small; the strongest come first
 # Time alignments tried between two clips' face paths: speed-ups and slow-downs a re-encoder offers.
 SPEEDS = (0.5, 2 / 3, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0)

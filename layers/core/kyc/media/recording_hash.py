@@ -22,14 +22,6 @@ upright by the clip's face roll (a rotated copy rotates the face with the pictur
 window reaches 1.0 face heights above the face, not 1.5 (a 10 % crop from the top removed r1's
 upper part on every frame). ``recording_hash_r1`` keeps r1 to read an index written before.
 
-Hash version r3 (issue 24 item 5): the same windows, turned by the **scene's** roll instead of the
-face's (``clip_scene_roll``: the dominant orientation of the picture's edges, face masked). A face
-swap over a stolen recording replaces the face, and with it the face stage's roll: r2 turned the
-swap's scene windows by another angle than the original's and the scenes never met (62 % of 8-frame
-draws missed). The scene's edges are the recording's own, so a swap keeps the original's angle while
-a rotated copy still turns it by the rotation. r2 is the same construction with the face roll
-(``frame_signatures(..., roll="face")``), read while an index may hold r2 entries.
-
 Mirror invariance by construction: mirroring a picture negates its DCT coefficients of odd
 horizontal frequency and leaves the even ones alone, so the hash takes the signs of even-frequency
 coefficients and the magnitudes of odd-frequency ones (each thresholded at its group's median).
@@ -47,9 +39,9 @@ import numpy as np
 from kyc.domain.reuse import FrameSignature, face_boxes, face_rolls, position
 from kyc.media.phash import _area_average, _dct_matrix
 
-# index keys carry it: a change of construction never compares unlike hashes (r1: recording_hash_r1;
-# r2: these windows turned by the face's roll, frame_signatures(..., roll="face"))
-HASH_VERSION = "r3"
+HASH_VERSION = (
+    "r2"  # index keys carry it: a change of construction never compares unlike hashes (r1: recording_hash_r1)
+)
 _SIDE = 32
 # A border row/column is one flatter than this (luma std, 8-bit levels): black bars, even after
 # lossy coding, stay under 2; a picture's own edge rows are rarely this flat for long.
@@ -64,12 +56,7 @@ SCENE_SPAN = (
 )  # the face-anchored scene window: face sizes left, right, above, below its centre
 BODY_SPAN = (0.9, 0.9, 0.9, 1.6)  # the person's window: left, right, above, below the face's centre
 GRID = 128  # the anchored windows are sampled on about this many points a side, then averaged to 32
-ROLL_SIGN = 1.0  # the face stage's roll (Rekognition's convention) to the window's turn (r2 only)
-ORIENTATION_SIDE = 120  # the scene's orientation is measured on about this many pixels a side
-ORIENTATION_DISC = 0.45  # of the content box's shorter side: a disc a rotation about the centre keeps
-# A scene whose edges favour no orientation (|resultant| / total edge weight below this) has no roll
-# of its own: its windows stay unturned, as every copy's then do. The benchmark's rooms: 0.09-0.37.
-MIN_ORIENTATION = 0.04
+ROLL_SIGN = 1.0  # the face stage's roll (Rekognition's convention) to the window's turn
 MIN_FACE_PIXELS = 16  # a face box narrower than this (pixels) gives no face hash
 MIN_CONTRAST = 2.0  # as kyc.media.phash: a flatter scene or face has no hash
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -83,9 +70,7 @@ class FaceBox:
     top: float
     width: float
     height: float
-    # degrees the windows are turned by, in pixel coordinates (y down): the clip's scene roll (r3),
-    # or ROLL_SIGN x the face stage's (r2); 0: unturned
-    roll: float = 0.0
+    roll: float = 0.0  # degrees, the face stage's pose (0: upright, or not known)
 
 
 @dataclass(frozen=True)
@@ -192,7 +177,7 @@ def _anchored(
     mask_face: bool = False,
 ):
     """The window ``(left, right, above, below)`` face sizes around the face's centre, at 32 x 32,
-    turned by the clip's roll (``box.roll``); what lies outside the frame carries no weight.
+    turned upright by the face's roll; what lies outside the frame carries no weight.
 
     Face sizes are measured per axis (the box's width across, its height down), so a crop from one
     side that is stretched back to the frame's size (a change of aspect) stretches the window with
@@ -211,7 +196,7 @@ def _anchored(
     u = (np.arange(nx) + 0.5) / nx * width - span[0] * fw  # across the upright face, pixels
     v = (np.arange(ny) + 0.5) / ny * height - span[2] * fh  # down the upright face, pixels
     uu, vv = np.meshgrid(u, v)
-    turn = np.radians(box.roll)
+    turn = np.radians(ROLL_SIGN * box.roll)
     cos, sin = np.cos(turn), np.sin(turn)
     px, py = cx + uu * cos - vv * sin, cy + uu * sin + vv * cos  # in the frame, pixel edges from 0
     inside = (px >= 0) & (px <= w) & (py >= 0) & (py <= h)
@@ -268,7 +253,7 @@ def _weighted_small(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 
 def face_small(y: np.ndarray, box: FaceBox) -> np.ndarray | None:
-    """The face box grown by ``FACE_MARGIN`` at 32 x 32, turned by the clip's roll (``box.roll``)."""
+    """The face box grown by ``FACE_MARGIN`` at 32 x 32, upright (turned by the face's roll)."""
     h, w = y.shape
     if (1 + 2 * FACE_MARGIN) * min(box.width * w, box.height * h) < MIN_FACE_PIXELS:
         return None
@@ -301,61 +286,8 @@ def recording_hashes(
     return out
 
 
-def scene_orientation(
-    rgb: np.ndarray, box: tuple[float, float, float, float] | None
-) -> tuple[complex, float]:
-    """One frame's edge orientations, folded modulo 90 degrees: ``(sum of |g| e^(4i phi), sum of |g|)``.
-
-    ``phi`` is each gradient's direction (pixel coordinates, y down) on the content box (borders
-    removed) averaged to about ``ORIENTATION_SIDE`` pixels a side, inside a central disc (a rotation
-    about the centre keeps its content and brings the black corners no nearer than its rim) and
-    outside the grown face box (what a face swap replaces). Multiplying the angle by 4 makes an edge
-    and its perpendicular agree (a room's verticals and horizontals), so the resultant's angle / 4 is
-    the picture's dominant orientation; rotating or mirroring the picture turns or negates it.
-    """
-    y = luma(rgb.astype(np.float32))
-    top, bottom, left, right = content_box(y)
-    c = y[top:bottom, left:right]
-    k = max(1, min(c.shape) // ORIENTATION_SIDE)
-    a, b = c.shape[0] // k, c.shape[1] // k
-    if a < 3 or b < 3:
-        return 0j, 0.0
-    small = c[: a * k, : b * k].reshape(a, k, b, k).mean(axis=(1, 3))
-    gy, gx = np.gradient(small)
-    g = gx + 1j * gy
-    mag = np.abs(g)
-    rows, cols = np.mgrid[0:a, 0:b]
-    reach = ORIENTATION_DISC * min(a, b)
-    weights = ((rows + 0.5 - a / 2) ** 2 + (cols + 0.5 - b / 2) ** 2 <= reach**2).astype(np.float64)
-    if box is not None:
-        h, w = y.shape
-        bl, bt, bw, bh = box
-        x0, x1 = ((bl - FACE_MARGIN * bw) * w - left) / k, ((bl + (1 + FACE_MARGIN) * bw) * w - left) / k
-        y0, y1 = ((bt - FACE_MARGIN * bh) * h - top) / k, ((bt + (1 + FACE_MARGIN) * bh) * h - top) / k
-        weights[(cols >= x0) & (cols <= x1) & (rows >= y0) & (rows <= y1)] = 0.0
-    folded = np.where(mag > 1e-6, g**4 / np.maximum(mag, 1e-6) ** 3, 0j)
-    return complex((folded * weights).sum()), float((mag * weights).sum())
-
-
-def clip_scene_roll(orientations: Sequence[tuple[complex, float]]) -> float:
-    """The roll every window of a clip is turned by (hash r3): the dominant edge orientation of all
-    its frames together (``scene_orientation``), in degrees within (-45, 45].
-
-    A rotated copy is rotated as a whole, so one angle per clip undoes it; summing the frames'
-    resultants (not a median of per-frame angles) never wraps at +-45 degrees between frames. Unlike
-    the face roll (r2, ``clip_roll``) it owes nothing to the face: a face swap over the recording
-    keeps the original's angle, and Rekognition's roll convention (``ROLL_SIGN``) plays no part. A
-    scene with no dominant orientation (``MIN_ORIENTATION``) is not turned.
-    """
-    total = sum((z for z, _ in orientations), 0j)
-    weight = sum(w for _, w in orientations)
-    if weight <= 0 or abs(total) < MIN_ORIENTATION * weight:
-        return 0.0
-    return float(np.degrees(np.angle(total) / 4))
-
-
 def clip_roll(rolls: Sequence[float], boxes: Sequence[object | None]) -> float:
-    """The roll every window of a clip was turned by in hash r2: the median of its frames' face rolls.
+    """The roll every window of a clip is turned by: the median of its frames' face rolls.
 
     A rotated copy is rotated as a whole, so one angle per clip undoes it; the head's own tilt
     needs no undoing (a copy tilts with the original, instant for instant). Per frame, the
@@ -372,26 +304,15 @@ def frame_signatures(
     hasher: Callable[[Sequence[tuple[int, np.ndarray]], Sequence[FaceBox | None]], list[FrameHashes]] = (
         recording_hashes
     ),
-    roll: str = "scene",
 ) -> list[FrameSignature]:
     """What the reuse index keeps of a clip: ``(index, pts_s, rgb)`` per sampled frame, with the face
     stage's per-frame evidence (``faces.json``'s ``frames``; empty without a face stage).
-    ``hasher`` and ``roll`` (``scene``: r3; ``face``: the face stage's, as r2 turned its windows):
-    an older construction's (``recording_hash_r1``, r2), to read entries it wrote."""
+    ``hasher``: an older construction's (``recording_hash_r1``), to read entries it wrote."""
     indices = [index for index, _, _ in frames]
     boxes = face_boxes(face_evidence, indices)
-    if not any(boxes):  # no anchored window to turn
-        angle = 0.0
-    elif roll == "scene":
-        angle = clip_scene_roll(
-            [scene_orientation(rgb, b) for (_, _, rgb), b in zip(frames, boxes, strict=True)]
-        )
-    elif roll == "face":
-        angle = ROLL_SIGN * clip_roll(face_rolls(face_evidence, indices), boxes)
-    else:
-        raise ValueError(f"roll must be 'scene' or 'face', got {roll!r}")
+    roll = clip_roll(face_rolls(face_evidence, indices), boxes)
     hashed = hasher(
-        [(index, rgb) for index, _, rgb in frames], [FaceBox(*b, roll=angle) if b else None for b in boxes]
+        [(index, rgb) for index, _, rgb in frames], [FaceBox(*b, roll=roll) if b else None for b in boxes]
     )
     return [
         FrameSignature(
