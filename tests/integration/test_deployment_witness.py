@@ -210,7 +210,7 @@ def test_a_calibration_that_names_the_image_holds_an_image_swapped_under_a_tag(t
     from kycserve.models import load_model
 
     model = write_demo_model(tmp_path)
-    # 20 frames for 8 bins: at 1 s (10 frames) 17 % of samples hold 7 frames, below the policy's 8
+    # 2 s clips: this test is about the image, and 20 frames give every bin two frames to choose from
     labels = build_labelled_set(tmp_path, seconds=2.0)
     policy_path = tmp_path / "policy.json"
     code, out = _cli(

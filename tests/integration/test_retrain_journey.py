@@ -126,7 +126,18 @@ def test_a_better_candidate_is_registered_with_its_policy_bound_to_its_bytes(
     assert {s: (c["genuine"], c["attack"]) for s, c in counts.items()} == {
         s: (q, q) for s, q in QUOTA.items()
     }
+    # each test video's outcome is named by the SHA-256 of the file the test wrote, with its reasons
+    rows = list(csv.DictReader(labelled.open(encoding="utf-8")))
+    written = {
+        hashlib.sha256((labelled.parent / r["file"]).read_bytes()).hexdigest(): r["label"]
+        for r in rows
+        if SPLIT.split_of(r["applicant"]) == "test"
+    }
+    videos = report["test_videos"]
+    assert {v["sha256"]: v["label"] for v in videos} == written
     # the champion PASSes attacks on the test split, the candidate does not
+    champion_on_attacks = [v["champion"] for v in videos if v["label"] == "attack"]
+    assert [c["decision"] for c in champion_on_attacks] == ["PASS"] * QUOTA["test"], videos
     assert report["champion"]["rates"]["apcer_by_type"]["replay_screen"]["errors"] == QUOTA["test"]
     assert report["candidate"]["rates"]["apcer_by_type"]["replay_screen"]["errors"] == 0
     assert report["flips"].get("PASS->REJECT", 0) + report["flips"].get("PASS->REVIEW", 0) >= 1

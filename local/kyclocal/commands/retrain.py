@@ -397,7 +397,7 @@ def step_evaluate(run: RetrainRun) -> None:
             },
             "rates": candidate_rates,
         }
-        champion_rates = None
+        champion_rates, champion_decided = None, None
         if args.champion_config is not None:
             champion_decided, champion_models, _ = _screen(
                 args.champion_config,
@@ -417,12 +417,42 @@ def step_evaluate(run: RetrainRun) -> None:
             )
     except EvaluationError as exc:
         raise StepRefused(str(exc)) from exc
+    report["test_videos"] = test_outcomes(test_rows, candidate_decided, champion_decided)
     targets = {
         "max_apcer": args.max_apcer,
         "max_bpcer": args.max_bpcer,
         "max_review_rate": args.max_review_rate,
     }
     report["gate"] = gate(candidate_rates, champion_rates, **targets).to_dict() | {"targets": targets}
+
+
+def _outcome(decided: dict[str, Any]) -> dict[str, Any]:
+    return {"decision": decided.get("decision"), "reasons": list(decided.get("reasons") or [])}
+
+
+def test_outcomes(
+    rows: list[dict[str, Any]],
+    candidate: list[dict[str, Any]],
+    champion: list[dict[str, Any]] | None,
+) -> list[dict[str, Any]]:
+    """Each test video's decision and reason codes under the candidate (and the champion), by SHA-256.
+
+    The rates say how many; a reviewer of the gate also needs which videos and why: a champion
+    REVIEW for a finding that is not about the model (too few frames, a reused recording) is not
+    the model's error, and a flip is only worth approving if its reasons are the model's.
+    """
+    outcomes = []
+    for at, row in enumerate(rows):
+        entry = {
+            "sha256": row["sha256"],
+            "label": row["label"],
+            "attack_type": row.get("attack_type") or "",
+            "candidate": _outcome(candidate[at]),
+        }
+        if champion is not None:
+            entry["champion"] = _outcome(champion[at])
+        outcomes.append(entry)
+    return outcomes
 
 
 def step_gate(run: RetrainRun) -> bool:

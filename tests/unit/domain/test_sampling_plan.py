@@ -82,6 +82,30 @@ def test_frame_selector_matches_frames_on_screen_for_any_timing(
     assert len(set(expected)) == len(expected) <= count
 
 
+@given(
+    gaps=st.lists(st.floats(min_value=0.001, max_value=0.5), min_size=1, max_size=80),
+    count=st.integers(min_value=1, max_value=40),
+    seed=st.binary(min_size=16, max_size=16),
+)
+def test_targets_move_off_taken_frames_but_never_out_of_their_bin(
+    gaps: list[float], count: int, seed: bytes
+) -> None:
+    times = [sum(gaps[:i]) for i in range(len(gaps))]
+    duration = times[-1] + gaps[-1]
+    plan = plan_sampling(duration, count, seed=seed, min_gap_s=typical_frame_s(times), shown_s=times)
+    step = duration / count
+    for i, target in enumerate(plan.targets_s):
+        assert i * step - 1e-9 <= target < (i + 1) * step + 1e-9
+    chosen = frames_on_screen(times, plan.targets_s)
+    assert _stream(times, plan.targets_s) == list(chosen)
+    # the oracle: bins holding a frame start, counted by hand; each can give a frame of its own
+    # (the first bin always has one: the frame on screen at its target)
+    bins_with_a_start = {0} | {min(int(t / step), count - 1) for t in times if t < duration}
+    assert len(chosen) >= len(bins_with_a_start)
+    unspread = plan_sampling(duration, count, seed=seed, min_gap_s=typical_frame_s(times))
+    assert len(chosen) >= len(frames_on_screen(times, unspread.targets_s))  # never fewer than before
+
+
 @pytest.mark.parametrize(
     ("sampled", "problem"),
     [

@@ -57,6 +57,7 @@ def plan_sampling(
     start_s: float = 0.0,
     seed: bytes | None = None,
     min_gap_s: float = 0.0,
+    shown_s: Sequence[float] = (),
 ) -> SamplingPlan:
     """Plan ``count`` targets over ``duration_s`` seconds from ``start_s``, one in each equal bin.
 
@@ -64,6 +65,10 @@ def plan_sampling(
     ``u_i = bin_offsets(seed, count)[i]`` (0.5 without a seed) and the margin
     ``m = min(0.25, min_gap_s / (2 * step))``: targets in neighbouring bins stay at least
     ``min_gap_s`` (one typical frame) apart, so they do not land on one frame and shrink the sample.
+
+    With ``shown_s`` (every shown frame's start, from the packets), a target that would still land on
+    the frame an earlier target took moves to the next frame that starts inside its own bin
+    (``spread_over_frames``): a clip with at least one frame start per bin yields ``count`` frames.
     """
     if count < 1:
         raise SamplingPlanError(f"frame count must be at least 1, not {count}")
@@ -73,7 +78,40 @@ def plan_sampling(
     margin = min(0.25, max(0.0, min_gap_s) / (2 * step)) if math.isfinite(min_gap_s) else 0.25
     offsets = (0.5,) * count if seed is None else bin_offsets(seed, count)
     targets = tuple(start_s + (i + margin + u * (1 - 2 * margin)) * step for i, u in enumerate(offsets))
+    if shown_s:
+        targets = spread_over_frames(targets, shown_s, start_s=start_s, step_s=step)
     return SamplingPlan(requested=count, start_s=start_s, duration_s=duration_s, targets_s=targets)
+
+
+def spread_over_frames(
+    targets_s: Sequence[float], shown_s: Sequence[float], *, start_s: float, step_s: float
+) -> tuple[float, ...]:
+    """Move each target that would land on an already-taken frame to the next frame starting in its bin.
+
+    Where bins are shorter than two frames (a 1 s, 10 fps clip sampled at 8), two jittered targets
+    can fall on one frame, the sample shrinks below the frame count and an honest short clip is
+    REVIEW ``INSUFFICIENT_FRAMES`` by chance. The moved target lies midway through the next frame
+    (up to its bin's end), so float rounding of decoded times cannot put it on a neighbour.
+
+    Why it gives the applicant nothing: a target only moves forward, inside its own bin, onto a
+    frame no target has taken; no frame is taken twice, so no frame's weight grows, and the sample
+    covers more of the clip, not less. A bin holding no new frame start keeps its collision
+    (the clip has fewer frames there than targets). ``shown_s`` must be sorted and distinct.
+    """
+    spread: list[float] = []
+    last = -1
+    for i, target in enumerate(targets_s):
+        at = max(bisect_right(shown_s, target) - 1, 0)
+        if at <= last:
+            following = last + 1
+            bin_end = start_s + (i + 1) * step_s
+            if following < len(shown_s) and shown_s[following] < bin_end:
+                until = shown_s[following + 1] if following + 1 < len(shown_s) else bin_end
+                target = (shown_s[following] + min(until, bin_end)) / 2
+                at = following
+        spread.append(target)
+        last = max(last, at)
+    return tuple(spread)
 
 
 def bin_offsets(seed: bytes, count: int) -> tuple[float, ...]:

@@ -189,6 +189,7 @@ def _sample_once(
             start_s=start_s,
             seed=bytes.fromhex(seed),
             min_gap_s=typical_frame_s(timeline.shown_s),
+            shown_s=timeline.shown_s,
         )
         stream.thread_type = "AUTO" if threaded else "NONE"
         if params.keyframes_only:
