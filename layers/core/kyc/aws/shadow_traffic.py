@@ -89,6 +89,23 @@ def shadow_witness_config() -> Config:
     )
 
 
+def shadow_endpoint_witness(
+    endpoint_name: str, *, data_bucket: str, data_prefix: str, ttl_s: float
+) -> SageMakerModelWitness:
+    """The deployment witness of a shadow endpoint, on its own bounded clients (``shadow_witness_config``)."""
+    import boto3
+
+    session = boto3.session.Session()
+    return SageMakerModelWitness(
+        endpoint_name,
+        data_bucket=data_bucket,
+        data_prefix=data_prefix,
+        ttl_s=ttl_s,
+        sagemaker=session.client("sagemaker", config=shadow_witness_config()),
+        s3=session.client("s3", config=shadow_witness_config()),
+    )
+
+
 @dataclass(frozen=True)
 class ShadowPointer:
     """One version of the shadow pointer that names a deployment."""
