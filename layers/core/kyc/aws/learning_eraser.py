@@ -127,7 +127,7 @@ class LearningBucketEraser:
         done.index["entries_forgotten"] = self.index.forget(tokens)
         return done
 
-    def index_new_versions(self) -> dict[str, int]:
+    def index_new_versions(self) -> dict[str, Any]:
         """Index what was written since the last erasure or catch-up, outside any erasure (after a
         pipeline run), so the next erasure does not pay for it."""
         if not self.bucket or self.index is None:
