@@ -18,6 +18,12 @@ is erased by reading every version under labels/ and runs/.
    indexing of every new version (once per version, whoever wrote it);
 2. another stranger, index warm: the common data-subject request; no learning object is read;
 3. a labelled subject in every run (the worst case): only the units that hold them are read.
+
+``--mode late`` (issue 21 autoindex: the catch-up RetrainCatchUpRule triggers after each run): the
+existing runs are caught up, then one more run of ``--videos`` is written and caught up (nobody erased
+on record: the plain cost of indexing a run), then a subject is erased while nothing of them is in the
+bucket, and a further run of the same size that holds them is written and caught up: the catch-up erases
+them from it (the cost of a run that outlived an erasure).
 """
 
 from __future__ import annotations
@@ -91,6 +97,7 @@ def _measure(
     began = time.perf_counter()
     done = erase()
     seconds = time.perf_counter() - began
+    answer = done.to_dict() if isinstance(done, LearningErasure) else done
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     requests = ", ".join(f"{op} {n}" for op, n in sorted(calls.items()))
@@ -100,7 +107,7 @@ def _measure(
         f"  of which moto's ListObjectVersions: {sum(listing):.2f} s (moto copies every listed version's"
         " body; S3 lists metadata only)"
     )
-    print(f"  erased: {json.dumps(done.to_dict(), sort_keys=True)}")
+    print(f"  erased: {json.dumps(answer, sort_keys=True)}")
 
 
 def main() -> None:
@@ -108,7 +115,7 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=2000)
     parser.add_argument("--crops-per-video", type=int, default=8)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--mode", choices=("sweep", "index"), default="sweep")
+    parser.add_argument("--mode", choices=("sweep", "index", "late"), default="sweep")
     args = parser.parse_args()
     rng = np.random.default_rng(21)
     calls: Counter[str] = Counter()
@@ -209,6 +216,9 @@ def _run(
         ],
     )
     eraser = LearningBucketEraser(BUCKET, "alias/aws/s3", s3, index=DynamoDBLearningIndex(TABLE, 90, ddb))
+    if args.mode == "late":
+        _late(args, s3, eraser, manifest, shas, calls, listing, rng)
+        return
     _measure(
         "index, stranger, first erasure after the runs (catch-up)",
         lambda: eraser.erase(stranger, erased_at=at),
@@ -223,6 +233,43 @@ def _run(
         calls,
         listing,
     )
+
+
+def _late(
+    args: argparse.Namespace,
+    s3: Any,
+    eraser: LearningBucketEraser,
+    manifest: dict[str, Any],
+    shas: list[str],
+    calls: Counter[str],
+    listing: list[float],
+    rng: np.random.Generator,
+) -> None:
+    """A catch-up of one more run, without and then with a subject erased while the run was going."""
+    eraser.index_new_versions()  # the existing runs: indexed before anything is measured
+    late_sha = "d" * 64
+    rows = [*shas[:-1], late_sha]
+    with_late = build_manifest(
+        [LabelledVideo(s, "genuine", None, applicant=f"ps-{i // 2}") for i, s in enumerate(rows)],
+        {s: f"uploads/{s[:8]}.mp4" for s in rows},
+        created="2026-12-07T00:00:00Z",
+        source="b",
+    )
+    for name, document, erase_first in (("plain", manifest, False), ("late", with_late, True)):
+        if erase_first:  # erased while the run is going: nothing of them in the bucket yet
+            eraser.erase(LearningSubject.of([late_sha]), erased_at="2026-12-07T00:30:00Z")
+        shas_of = [r["sha256"] for r in document["rows"]]
+        for key, body in (
+            (f"runs/{name}/dataset/dataset.json", json.dumps(document).encode()),
+            (f"runs/{name}/crops/crops.npz", _crops(shas_of, args.crops_per_video, rng)),
+        ):
+            s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+        label = (
+            "catch-up of a run, nobody on record"
+            if not erase_first
+            else ("catch-up of a run holding a subject erased while it ran")
+        )
+        _measure(label, eraser.index_new_versions, calls, listing)
 
 
 if __name__ == "__main__":

@@ -77,8 +77,8 @@ __all__ = ["ErasureRequestError", "lambda_handler"]
 @tracer.capture_lambda_handler(capture_response=False, capture_error=False)  # issue 23: no results in traces
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if event == {"learning_index": "catch-up"}:  # issue 21: file new learning data outside an erasure
-        return {"learning_index": LEARNING.index_new_versions()}
+    if event == {"learning_index": "catch-up"}:  # issue 21: after each pipeline run (RetrainCatchUpRule)
+        return {"learning_index": catch_up()}
     request = ErasureRequest.from_event(event)
     if request.submission_id:
         queue = deque([request.submission_id])
@@ -101,6 +101,20 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
                 results.append(result)
     outcomes = Counter(r["outcome"] for r in results)
     return {"outcomes": dict(sorted(outcomes.items())), "submissions": results}
+
+
+def catch_up() -> dict[str, Any]:
+    """File what a pipeline run (or a person) wrote since the last catch-up, so the next erasure does not
+    pay for it, and erase from it every subject whose erasure is on record: a run that started before an
+    erasure writes their rows after its sweep (docs/erasure.md, "what a running pipeline writes")."""
+    answer = LEARNING.index_new_versions()
+    late = answer.get("late_erasure") or {}
+    rows = sum(int(late.get(n) or 0) for n in ("rows_tombstoned", "label_rows_deleted", "crops_deleted"))
+    # a pipeline run trained on rows of an erased subject: its candidate must not be approved (alarmed)
+    count("LearningRowsErasedAfterRun", value=rows)
+    if rows:
+        logger.warning("a pipeline run wrote rows of erased subjects: erased", extra={"late_erasure": late})
+    return answer
 
 
 def erase_submission(sid: str, request: ErasureRequest) -> dict[str, Any]:

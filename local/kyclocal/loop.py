@@ -8,8 +8,8 @@ AWS runs: the Model Registry and endpoints are moto's SageMaker, the pointer is 
 deployment and the re-screen are the template's functions (through the local Lambda router). What is
 emulated, and only that:
 - SageMaker's "Model Package State Change" event: moto emits none, so ``approve`` builds the event
-  SageMaker sends, matches it against the ShadowDeployRule CloudFormation created (moto's own
-  EventBridge pattern matcher) and hands it to the rule's target.
+  SageMaker sends and ``kyclocal.events.deliver`` matches it against the rules CloudFormation created
+  (moto's own EventBridge pattern matcher) and hands it to their targets (ShadowDeployRule's).
 - The Distributed Map: moto's Step Functions engine does not run a Map with an S3 ItemReader in
   DISTRIBUTED mode, so ``rescreen`` runs the state machine's item processor (the same function) over
   the same S3 manifest with the template's ``RescreenMaxConcurrency`` bound, then its report state.
@@ -214,19 +214,17 @@ def approve(stack: LocalStack | RemoteStack, arn: str, *, approver: str, note: s
             "ModelApprovalStatus": approved.approval_status,
         },
     }
-    # the rule as CloudFormation created it (moto resolved its pattern), matched by moto's EventBridge
-    # matcher (its TestEventPattern API is not implemented)
-    from moto.events.models import EventPattern
+    # the rules as CloudFormation created them (moto resolved their patterns), matched by moto's
+    # EventBridge matcher (its TestEventPattern API is not implemented): kyclocal.events
+    from kyclocal.events import deliver
 
-    rule = stack.client("events").describe_rule(
-        Name=stack.physical_ids["ShadowDeployRule"].rsplit("/", 1)[-1]
-    )
-    if not EventPattern.load(rule["EventPattern"]).matches_event(event):
-        return {"status": "NOT_MATCHED", "rule": rule["Name"]}
-    payload, errored = _invoke(stack, SHADOW_FUNCTION, json.dumps(event))
-    if errored:
-        raise LoopError(f"the shadow deployment failed: {payload.decode()[:300]}")
-    return json.loads(payload)
+    rule = stack.physical_ids["ShadowDeployRule"].rsplit("/", 1)[-1]
+    shadow = [d for d in deliver(stack, event) if d.rule == rule and d.function == SHADOW_FUNCTION]
+    if not shadow:
+        return {"status": "NOT_MATCHED", "rule": rule}
+    if shadow[0].errored:
+        raise LoopError(f"the shadow deployment failed: {shadow[0].payload.decode()[:300]}")
+    return shadow[0].answer()
 
 
 def _retained(stack: LocalStack | RemoteStack) -> list[dict[str, Any]]:

@@ -304,3 +304,95 @@ def test_objects_written_after_the_index_by_another_path_are_found_and_a_strange
     # the index forgot C and still knows the filler
     assert not _index_items(stack, "t#" + _sha_token(c["sha256"]))
     assert _index_items(stack, "t#" + _sha_token(filler))
+
+
+def test_a_run_that_outlives_an_erasure_has_the_subject_erased_by_the_catch_up_after_it(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    """Issue 21 autoindex. E is screened and erased (nothing of E in the learning data yet). Then a
+    pipeline run that had read E's case before the erasure writes its output (a manifest, crops, a custom
+    step's file naming E's hash) by plain PutObject after the sweep. The run's end is delivered as SageMaker
+    sends it, through the template's rules, as the local stack delivers it (``kyclocal.events``): the
+    catch-up it triggers leaves no version that holds E (the same every-version oracle), and the filler
+    person's rows and crops stay."""
+    from kyclocal.events import pipeline_run_ended
+
+    reference = "ACME-CUST-5005"
+    clip = make_clip(tmp_path / "e.mp4", seconds=1.0, fps=10, colour=(120, 20, 160))
+    key = f"{stack.settings.upload_prefix}local/applicant-e-0001.mp4"
+    ident = stack.upload(clip, key=key, metadata={"client-reference": reference})
+    assert stack.wait_for_decision(ident["submission_id"], timeout_s=240) is not None
+    e = {"sha256": hashlib.sha256(clip.read_bytes()).hexdigest(), "key": key}
+    e["pseudonym"] = expected_pseudonym(reference)
+    needles = _needles([e["sha256"], e["key"], e["pseudonym"], reference])
+
+    # a run is going; it has read E's reviewed case. The erasure runs now, before the run writes.
+    payload, errored = invoke_erase(stack, {"client_reference": reference, "request_reference": "DSR-21b"})
+    assert not errored and json.loads(payload)["outcomes"] == {"ERASED": 1}, payload
+    # a status change that is not an end of the run triggers nothing
+    assert pipeline_run_ended(stack, "Executing") == []
+
+    filler, filler_who = "f" * 64, "hmac:x:filler-f"
+    labels = f"sha256,label,attack_type,applicant\n{e['sha256']},attack,face_swap,{e['pseudonym']}\n"
+    labels += f"{filler},genuine,,{filler_who}\n"
+    manifest = build_manifest(
+        parse_labels_csv(labels),
+        {e["sha256"]: f"/opt/ml/processing/input/media/{e['key']}", filler: "/in/filler-f.mp4"},
+        created="2026-12-07T05:00:00Z",
+        source="labels/2026-12-07/run3.csv",
+    )
+    tensors = np.random.default_rng(5).random((4, 3, 32, 32), dtype=np.float32)
+    crops = io.BytesIO()
+    np.savez_compressed(
+        crops,
+        sha256=np.array([e["sha256"]] * 2 + [filler] * 2, dtype=str),
+        tensors=tensors,
+        labels=np.array([1, 1, 0, 0], dtype=np.int64),
+        version=np.array(manifest["version"]),
+    )
+    s3, bucket = stack.client("s3"), _learning_bucket(stack)
+    kms = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": stack.kms_key_id}
+    run = "runs/pipelines-erase3"
+    for name, body in {
+        f"{run}/dataset/dataset.json": json.dumps(manifest).encode(),
+        f"{run}/crops/crops.npz": crops.getvalue(),
+        f"{run}/custom/step-output.txt": f"custom step saw {e['sha256']}\n".encode(),  # cannot be indexed
+    }.items():
+        s3.put_object(Bucket=bucket, Key=name, Body=body, **kms)
+    assert any(n in _readable(b) for _, _, b in _every_version(stack) for n in needles)  # written after
+
+    (delivery,) = pipeline_run_ended(stack, "Failed")  # a failed run's output counts as well
+    assert delivery.rule == stack.physical_ids["RetrainCatchUpRule"].rsplit("/", 1)[-1]
+    assert delivery.function == "EraseSubmissionFunction"
+    assert not delivery.errored, delivery.payload
+    for name, version, body in _every_version(stack):  # the oracle: every version, zip members unpacked
+        for needle in needles:
+            assert needle not in _readable(body), (name, version, needle[:20])
+    answer = delivery.answer()["learning_index"]
+    late = answer["late_erasure"]
+    assert (late["rows_tombstoned"], late["crops_deleted"]) == (1, 2), answer
+    assert late["objects_deleted"] == [f"{run}/custom/step-output.txt"], answer
+    assert sorted(late["objects_rewritten"]) == [f"{run}/crops/crops.npz", f"{run}/dataset/dataset.json"]
+
+    latest: dict[str, bytes] = {}
+    for name, _, body in _every_version(stack):
+        latest.setdefault(name, body)
+    assert f"{run}/custom/step-output.txt" not in latest
+    rows = json.loads(latest[f"{run}/dataset/dataset.json"])["rows"]
+    assert [r["sha256"] for r in rows if not r.get("erased")] == [filler]
+    assert [r["line_sha256"] for r in rows if r.get("erased")] == [
+        hashlib.sha256(f"{e['sha256']} attack\n".encode()).hexdigest()
+    ]
+    with np.load(io.BytesIO(latest[f"{run}/crops/crops.npz"])) as kept:
+        assert list(kept["sha256"]) == [filler] * 2
+        assert np.array_equal(kept["tensors"], tensors[2:])
+    # the index never filed E under the new run, and the filler is findable by its hash
+    assert not _index_items(stack, "t#" + _sha_token(e["sha256"]))
+    assert _index_items(stack, "t#" + _sha_token(filler))
+    # the metric the alarm watches (LearningRowsErasedAfterRunAlarm): 1 row + 2 crops
+    emitted = [
+        line["LearningRowsErasedAfterRun"]
+        for line in stack.log_lines("EraseSubmissionFunction")
+        if "LearningRowsErasedAfterRun" in line
+    ]
+    assert [3.0] in emitted, emitted  # EMF: one value per flush

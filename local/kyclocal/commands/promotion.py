@@ -5,7 +5,8 @@ parameter is the production pointer), through its AWS endpoint only, as an opera
 against AWS: the Model Registry, the endpoints and the pointer are SageMaker's and SSM's, the shadow
 deployment and the re-screen are the stack's functions (docs/learning-loop.md).
 
-  kycscreen register build/retrain          # the gated candidate -> a package PendingManualApproval
+  kycscreen register build/retrain          # the gated candidate -> a package PendingManualApproval;
+                                            # the run's end -> EventBridge -> the learning index's catch-up
   kycscreen approve  ARN --by alice --note "report read"   # a person; EventBridge -> shadow endpoint
   kycscreen rescreen ARN                    # the backlog scored by the candidate: a report, no change
   kycscreen promote  ARN                    # one write of the production pointer, or a refusal
@@ -73,9 +74,23 @@ def cmd_promotion(args: argparse.Namespace, out: TextIO | None = None) -> int:
     return 0 if result is not None else 1
 
 
+def _run_ended(stack: Any) -> None:
+    """The retrain run's outcome is in the stack: its end, as SageMaker announces it, goes through the
+    template's rules (RetrainCatchUpRule: the learning index's catch-up, issue 21 autoindex)."""
+    from kyclocal.events import pipeline_run_ended
+
+    for delivery in pipeline_run_ended(stack, "Succeeded"):
+        outcome = "failed" if delivery.errored else delivery.payload.decode()[:200]
+        print(
+            f"kycscreen register: run ended -> {delivery.rule} -> {delivery.function}: {outcome}",
+            file=sys.stderr,
+        )
+
+
 def _run(loop: Any, stack: Any, args: argparse.Namespace) -> Any:
     if args.step == "register":
         package = loop.register_candidate(stack, args.out)
+        _run_ended(stack)
         if package is None:
             print(
                 f"kycscreen register: {args.out} holds no package (the gate registered nothing)",

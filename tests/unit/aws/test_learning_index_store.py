@@ -45,3 +45,24 @@ def test_a_catalogue_entry_lapses_a_day_before_the_tokens_it_vouches_for(index, 
     assert store.catalogued() == {}  # so the next catch-up indexes the version again
     assert store.units(["tok-a"]) == {"runs/r1/"}  # while its tokens are still there
     assert store.forget(["tok-a"]) == 1 and store.units(["tok-a", "tok-b"]) == {"runs/r1/"}
+
+
+def test_an_erasure_record_outlives_the_learning_data_and_forgetting_the_subject_keeps_it(
+    index, monkeypatch
+) -> None:
+    """Issue 21 autoindex: the record that a subject was erased must outlast any run's output (the
+    learning retention), must survive the erasure's own forget() of the subject's index entries, and is
+    ignored once past its TTL (DynamoDB deletes late)."""
+    store, ddb = index
+    t0 = 1_800_000_000
+    monkeypatch.setattr(learning_index.time, "time", lambda: t0)
+    assert store.remember_erased(["tok-e", "tok-e", "tok-k"]) == 2
+    store.record("runs/r1/", ["tok-e"])
+    assert store.forget(["tok-e"]) == 1  # the index entry goes with the subject ...
+    assert store.erased() == {"tok-e", "tok-k"}  # ... the record of the erasure stays
+    items = ddb.scan(TableName="unit-learning-index")["Items"]
+    assert {int(i["expires_at"]["N"]) for i in items if i["pk"]["S"] == "erased"} == {t0 + (90 + 2) * DAY}
+    monkeypatch.setattr(learning_index.time, "time", lambda: t0 + 90 * DAY)  # the oldest a run's rows get
+    assert store.erased() == {"tok-e", "tok-k"}
+    monkeypatch.setattr(learning_index.time, "time", lambda: t0 + 92 * DAY + 1)
+    assert store.erased() == frozenset()

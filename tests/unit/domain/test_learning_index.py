@@ -79,3 +79,43 @@ def test_a_run_folder_is_one_unit_and_a_labels_file_its_own() -> None:
     assert unit_of("runs/pipelines-1/crops/crops.npz") == "runs/pipelines-1/"
     assert unit_of("labels/2026-12-06/reviewed.csv") == "labels/2026-12-06/reviewed.csv"
     assert unit_of("runs/loose.json") == "runs/loose.json"
+
+
+# --- issue 21 (autoindex): the record of erased subjects ------------------------------------------------
+def test_erased_subjects_claim_exactly_the_rows_the_subject_itself_would_claim() -> None:
+    """Oracle: LearningSubject.owns with the raw values, row by row. The record holds only tokens, yet
+    decides the same, and a row that merely shares the key's last segment stays (a name token alone
+    would have claimed it)."""
+    from kyc.domain.learning_erasure import LearningSubject
+    from kyc.domain.learning_index import ErasedSubjects, erased_tokens
+
+    sha, key, who = "ab" * 32, "uploads/hmac:k:p1/local/clip-0001.mp4", "hmac:k:p1"
+    subject = LearningSubject.of([sha], [key], [who])
+    record = ErasedSubjects(frozenset(erased_tokens(subject)))
+    assert sha not in str(record.tokens) and key not in str(record.tokens)  # one-way tokens only
+    rows = [
+        (sha, None, None),
+        (sha.upper(), None, None),
+        ("cd" * 32, f"/opt/ml/processing/input/media/{key}", None),
+        ("cd" * 32, key, None),
+        ("cd" * 32, "/in/another/clip-0001.mp4", None),  # same name, another person's key
+        ("cd" * 32, f"/x/{key}-copy", None),
+        ("cd" * 32, None, who),
+        ("cd" * 32, None, "hmac:k:p2"),
+        (None, None, None),
+    ]
+    expected = [subject.owns(*row) for row in rows]
+    assert expected == [True, True, True, True, False, False, True, False, False]
+    assert [record.owns(*row) for row in rows] == expected
+
+
+def test_erased_subjects_find_a_video_hash_in_bytes_no_code_can_parse() -> None:
+    from kyc.domain.learning_erasure import LearningSubject
+    from kyc.domain.learning_index import ErasedSubjects, erased_tokens
+
+    sha = "0f" * 32
+    record = ErasedSubjects(frozenset(erased_tokens(LearningSubject.of([sha]))))
+    assert record.names(f"custom step saw {sha}\n".encode())
+    assert record.names(f"run={'a' * 7}{sha.upper()}{'b' * 5}".encode())  # inside a longer hex run
+    assert not record.names(f"saw {'1f' * 32} and {sha[:63]}".encode())
+    assert not ErasedSubjects(frozenset())

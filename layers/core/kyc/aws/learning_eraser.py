@@ -13,6 +13,11 @@ one request per 1,000 versions), indexes the versions the catalogue has not seen
 SageMaker's Process job, a person's ``aws s3 cp``, any other path; a crops archive by ranged reads of its
 ``sha256`` member only), then reads the units the subject's tokens point at plus the objects that could
 not be indexed, and finally deletes the subject's index entries. Without an index: the full sweep.
+
+Each erasure is also recorded in the index (one-way tokens, ``erased_tokens``) before its sweep, and every
+catch-up (after each pipeline run: the stack's ``RetrainCatchUpRule``, or at the start of an erasure)
+erases any subject on record from the versions it indexes, through the same ``_erase_key``: what a run
+that started before an erasure writes after it does not outlive the erasure.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import tempfile
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import IO, Any
 
 from kyc.aws.clients import client
@@ -33,12 +39,22 @@ from kyc.domain.learning_erasure import (
     PERSONAL_PREFIXES,
     LearningObject,
     LearningSubject,
+    Subject,
     crops_to_keep,
     erase_from_labels_csv,
     erase_from_manifest,
     kind_of,
 )
-from kyc.domain.learning_index import NOT_INDEXABLE, Indexed, index_body, index_crops, subject_tokens, unit_of
+from kyc.domain.learning_index import (
+    NOT_INDEXABLE,
+    ErasedSubjects,
+    Indexed,
+    erased_tokens,
+    index_body,
+    index_crops,
+    subject_tokens,
+    unit_of,
+)
 
 
 @dataclass
@@ -52,9 +68,9 @@ class LearningErasure:
     objects_deleted: list[str] = field(default_factory=list)
     versions_deleted: int = 0
     # the index's side (None without an index): versions indexed now, units and objects read
-    index: dict[str, int] | None = None
+    index: dict[str, Any] | None = None
 
-    def to_dict(self) -> dict[str, Any]:
+    def counts(self) -> dict[str, Any]:
         return {
             "rows_tombstoned": self.rows_tombstoned,
             "label_rows_deleted": self.label_rows_deleted,
@@ -62,7 +78,10 @@ class LearningErasure:
             "objects_rewritten": sorted(self.objects_rewritten),
             "objects_deleted": sorted(self.objects_deleted),
             "versions_deleted": self.versions_deleted,
-        } | ({"index": dict(self.index)} if self.index is not None else {})
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.counts() | ({"index": dict(self.index)} if self.index is not None else {})
 
 
 class LearningBucketEraser:
@@ -86,12 +105,17 @@ class LearningBucketEraser:
                 for key, versions in self._versions_by_key(prefix):
                     self._erase_key(key, versions, subject, erased_at, done)
             return done
+        tokens, on_record = subject_tokens(subject), erased_tokens(subject)
+        # on record before the listing: a run that writes after it is erased by the catch-up after the run
+        self.index.remember_erased(on_record)
         listing = {k: v for prefix in PERSONAL_PREFIXES for k, v in self._versions_by_key(prefix)}
-        swept = self.catch_up(listing, done)
-        tokens = subject_tokens(subject)
+        swept = self.catch_up(listing, done, skip=frozenset(on_record))
+        for key in (done.index or {}).get("touched", ()):  # rewritten by the catch-up: list them again
+            listing.pop(key, None)
+            listing.update((k, v) for k, v in self._versions_by_key(key) if k == key)
         units = self.index.units(tokens)
         keys = sorted(k for k in listing if unit_of(k) in units or k in swept)
-        done.index = (done.index or {}) | {
+        done.index = {k: v for k, v in (done.index or {}).items() if k != "touched"} | {
             "units_found": len(units),
             "objects_read": len(keys),
             "unindexable_objects": len(swept),
@@ -103,7 +127,7 @@ class LearningBucketEraser:
         done.index["entries_forgotten"] = self.index.forget(tokens)
         return done
 
-    def index_new_versions(self) -> dict[str, int]:
+    def index_new_versions(self) -> dict[str, Any]:
         """Index what was written since the last erasure or catch-up, outside any erasure (after a
         pipeline run), so the next erasure does not pay for it."""
         if not self.bucket or self.index is None:
@@ -111,19 +135,28 @@ class LearningBucketEraser:
         done = LearningErasure()
         listing = {k: v for prefix in PERSONAL_PREFIXES for k, v in self._versions_by_key(prefix)}
         swept = self.catch_up(listing, done)
-        return dict(done.index or {}) | {"unindexable_objects": len(swept)}
+        answer = dict(done.index or {})
+        answer.pop("touched", None)
+        return answer | {"unindexable_objects": len(swept)}
 
     def catch_up(
-        self, listing: dict[str, list[dict[str, Any]]], done: LearningErasure | None = None
+        self,
+        listing: dict[str, list[dict[str, Any]]],
+        done: LearningErasure | None = None,
+        *,
+        skip: frozenset[str] = frozenset(),
     ) -> set[str]:
-        """Index every listed version the catalogue has not seen; the keys that cannot be indexed (read
-        on every erasure)."""
+        """Index every listed version the catalogue has not seen, erasing from it first any subject whose
+        erasure is on record (but ``skip``: the erasure under way does that itself); the keys that cannot
+        be indexed (read on every erasure)."""
         if self.index is None:
             raise ValueError("catch_up needs a learning index")
         seen = self.index.catalogued()
         swept: set[str] = set()
         tokens_by_unit: dict[str, set[str]] = {}
         fresh: dict[tuple[str, bool], list[str]] = {}
+        on_record: frozenset[str] | None = None  # read once, when there is something new
+        late_keys: set[str] = set()
         for key, versions in listing.items():
             for version in versions:
                 if version["marker"]:
@@ -133,15 +166,30 @@ class LearningBucketEraser:
                     swept.update([key] if seen[ref] else [])
                     continue
                 found = self._index_version(key, version["VersionId"])
+                if on_record is None:
+                    on_record = self.index.erased() - skip
                 if not found.indexable:
                     swept.add(key)
-                tokens_by_unit.setdefault(unit_of(key), set()).update(found.tokens)
+                if on_record and (found.tokens & on_record or not found.indexable):
+                    late_keys.add(key)  # may hold someone erased (an unindexable object: read it to know)
+                tokens_by_unit.setdefault(unit_of(key), set()).update(found.tokens - (on_record or set()))
                 fresh.setdefault((key, not found.indexable), []).append(version["VersionId"])
+        late = LearningErasure()
+        if late_keys and on_record:  # before the catalogue: a crash in between finds them again
+            erased_at = datetime.now(UTC).isoformat(timespec="milliseconds")
+            for key in sorted(late_keys):
+                self._erase_key(key, listing[key], ErasedSubjects(on_record), erased_at, late)
         entries = sum(self.index.record(unit, tokens) for unit, tokens in tokens_by_unit.items() if tokens)
         for (key, sweep), version_ids in fresh.items():  # last: a crash before this only re-indexes
             self.index.catalogue(key, version_ids, sweep=sweep)
         if done is not None:
-            done.index = {"versions_indexed": sum(len(v) for v in fresh.values()), "entries_written": entries}
+            done.index = {
+                "versions_indexed": sum(len(v) for v in fresh.values()),
+                "entries_written": entries,
+                # rows of subjects erased before this version was indexed (a run that outlived the erasure)
+                "late_erasure": late.counts(),
+                "touched": sorted(set(late.objects_rewritten) | set(late.objects_deleted)),
+            }
         return swept
 
     def _index_version(self, key: str, version_id: str) -> Indexed:
@@ -168,7 +216,7 @@ class LearningBucketEraser:
 
     # ------------------------------------------------------------------------------------------------
     def _erase_key(
-        self, key: str, versions: list[dict[str, Any]], subject: LearningSubject, erased_at: str, done: Any
+        self, key: str, versions: list[dict[str, Any]], subject: Subject, erased_at: str, done: Any
     ) -> str | None:
         """Erase the subject from every version of ``key``; the version id of the rewrite, if any."""
         dirty = []
@@ -197,7 +245,7 @@ class LearningBucketEraser:
             return None
         new_version = None
         if latest_dirty and latest_clean is not None:
-            if isinstance(latest_clean, bytes) and any(_holds(latest_clean, n) for n in subject.needles()):
+            if isinstance(latest_clean, bytes) and subject.names(latest_clean):
                 raise PersonalDataLeftError(f"s3://{self.bucket}/{key} would still name the erased subject")
             if not isinstance(latest_clean, bytes):
                 latest_clean.seek(0)
@@ -226,7 +274,7 @@ class LearningBucketEraser:
         return new_version
 
     def _clean_crops_version(
-        self, key: str, version_id: str, subject: LearningSubject
+        self, key: str, version_id: str, subject: Subject
     ) -> tuple[IO[bytes] | None, dict[str, int] | None]:
         """A crops archive, via a temporary file (Lambda's /tmp), rewritten member by member."""
         with tempfile.TemporaryFile() as source:
@@ -313,12 +361,8 @@ def _stream_strings(member: IO[bytes], npy: Any, block: int = 4096) -> set[str]:
     return out
 
 
-def _holds(body: bytes, needle: str) -> bool:
-    return needle.encode() in body
-
-
 def _clean(
-    key: str, body: bytes, subject: LearningSubject, erased_at: str
+    key: str, body: bytes, subject: Subject, erased_at: str
 ) -> tuple[bytes | None, dict[str, int] | None]:
     """(the version's bytes without the subject, counts) when it held them; (None, None) when not.
     (None, {}) for a version that names the subject and cannot be rewritten: it goes whole."""
@@ -341,20 +385,18 @@ def _clean(
     return _whole(body, subject)
 
 
-def _names(document: Any, subject: LearningSubject) -> bool:
-    return any(n in json.dumps(document) for n in subject.needles())
+def _names(document: Any, subject: Subject) -> bool:
+    return subject.names(json.dumps(document).encode())
 
 
-def _whole(body: bytes, subject: LearningSubject) -> tuple[None, dict[str, int] | None]:
-    return (None, {}) if any(_holds(body, n) for n in subject.needles()) else (None, None)
+def _whole(body: bytes, subject: Subject) -> tuple[None, dict[str, int] | None]:
+    return (None, {}) if subject.names(body) else (None, None)
 
 
 PER_CROP_MEMBERS = ("sha256.npy", "tensors.npy", "labels.npy")  # one entry per crop, in crop order
 
 
-def rewrite_crops(
-    source: IO[bytes], subject: LearningSubject
-) -> tuple[IO[bytes] | None, dict[str, int] | None]:
+def rewrite_crops(source: IO[bytes], subject: Subject) -> tuple[IO[bytes] | None, dict[str, int] | None]:
     """The archive without the subject's crops, streamed row by row (memory: one crop, whatever the
     archive's size), as a temporary file; (None, None) when none is theirs. An archive this code cannot
     read that names the subject goes whole ((None, {}))."""

@@ -9,6 +9,9 @@ indexed again before its entries can go; DynamoDB's TTL deletes late and in no o
 - ``catalogue`` / ``<sha256(key)>#<version id>``: that version was indexed (``sweep``: it could not
   be, so erasure reads its object every time). One partition: the whole catalogue is one paginated
   Query (about 4,000 versions per 1 MB page), compared with the bucket's version listing.
+- ``erased`` / ``<token>``: a subject whose erasure was recorded (``kyc.domain.learning_index.erased_tokens``,
+  one-way tokens only, the token entries' retention): what a pipeline run that started before the erasure
+  writes after it is erased by the next catch-up. One partition, one paginated Query per catch-up.
 
 A subject's lookup is one Query per token (three at most per video): one read when they hold nothing.
 """
@@ -32,6 +35,7 @@ class LearningIndexError(RuntimeError):
 
 
 CATALOGUE = "catalogue"
+ERASED = "erased"
 
 
 def version_ref(key: str, version_id: str) -> str:
@@ -82,7 +86,25 @@ class DynamoDBLearningIndex:
             ]
         )
 
+    def remember_erased(self, tokens: Iterable[str]) -> int:
+        """Record a subject's erasure (before its sweep: a run that writes after it is caught by the next
+        catch-up); kept as long as a token entry, longer than the learning data a run can write."""
+        expires = self._expires(86400)
+        requests = [
+            {"PutRequest": {"Item": {"pk": {"S": ERASED}, "sk": {"S": t}, "expires_at": {"N": expires}}}}
+            for t in sorted(set(tokens))
+        ]
+        self._batch_write(requests)
+        return len(requests)
+
     # --- reading ------------------------------------------------------------------------------
+    def erased(self) -> frozenset[str]:
+        """The tokens of every subject whose erasure is still on record."""
+        now = int(time.time())
+        return frozenset(
+            i["sk"]["S"] for i in self._query(ERASED) if int(i.get("expires_at", {}).get("N", "0")) > now
+        )
+
     def catalogued(self) -> dict[str, bool]:
         """Every indexed version (``version_ref``) -> ``sweep``."""
         now = int(time.time())

@@ -32,7 +32,7 @@ import io
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from kyc.domain.dataset import DATASET_FORMAT
 
@@ -59,6 +59,20 @@ def kind_of(key: str) -> LearningObject:
     if name.endswith(".npz"):
         return LearningObject.CROPS
     return LearningObject.OTHER
+
+
+class Subject(Protocol):
+    """Whom an erasure removes, as the rewriters ask it: a ``LearningSubject`` (values known) or the
+    subjects whose erasure was recorded, known by one-way tokens only
+    (``kyc.domain.learning_index.ErasedSubjects``, the catch-up after a pipeline run)."""
+
+    def __bool__(self) -> bool: ...
+
+    def owns(
+        self, sha256: str | None, media_key: str | None = None, applicant: str | None = None
+    ) -> bool: ...
+
+    def names(self, body: bytes) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -89,6 +103,10 @@ class LearningSubject:
     def needles(self) -> list[str]:
         """The strings that must not be left anywhere in the bucket's personal prefixes."""
         return sorted(self.sha256s | self.media_keys | self.applicants)
+
+    def names(self, body: bytes) -> bool:
+        """Does ``body`` still name the subject anywhere (an object no code can read row by row)?"""
+        return any(n.encode() in body for n in self.needles())
 
     def owns(self, sha256: str | None, media_key: str | None = None, applicant: str | None = None) -> bool:
         """Is this row the subject's: its video hash, its media key (a job's local path ends with the
@@ -122,7 +140,7 @@ def is_tombstone(row: Mapping[str, Any]) -> bool:
 
 
 def erase_from_manifest(
-    manifest: Mapping[str, Any], subject: LearningSubject, *, erased_at: str
+    manifest: Mapping[str, Any], subject: Subject, *, erased_at: str
 ) -> tuple[dict[str, Any], int]:
     """The manifest with the subject's rows tombstoned (row order and every other field kept), and how
     many rows were; (the manifest unchanged, 0) when none is theirs."""
@@ -148,7 +166,7 @@ def erase_from_manifest(
     return out, erased
 
 
-def erase_from_labels_csv(text: str, subject: LearningSubject) -> tuple[str, int]:
+def erase_from_labels_csv(text: str, subject: Subject) -> tuple[str, int]:
     """The CSV without the subject's rows (header and other rows as they were) and how many went."""
     reader = csv.DictReader(io.StringIO(text))
     if not reader.fieldnames:
@@ -175,7 +193,7 @@ def erase_from_labels_csv(text: str, subject: LearningSubject) -> tuple[str, int
     return out.getvalue(), dropped
 
 
-def crops_to_keep(crop_sha256s: Sequence[str], subject: LearningSubject) -> list[bool]:
+def crops_to_keep(crop_sha256s: Sequence[str], subject: Subject) -> list[bool]:
     """Per face crop: keep it (True) unless its video is the subject's."""
     return [not subject.owns(str(sha)) for sha in crop_sha256s]
 

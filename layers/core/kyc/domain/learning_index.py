@@ -26,6 +26,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -70,6 +71,48 @@ def subject_tokens(subject: LearningSubject) -> set[str]:
     for applicant in subject.applicants:
         out |= row_tokens(applicant=applicant)
     return out
+
+
+def erased_tokens(subject: LearningSubject) -> set[str]:
+    """What is kept of an erased subject (the erasure record, one-way tokens only): the lookup tokens
+    (a filter for new units) and a ``key`` token of each intake key, which decides a row by its media key
+    exactly as ``LearningSubject.owns`` does (a ``name`` token alone could claim another person's row)."""
+    return subject_tokens(subject) | {token("key", k) for k in subject.media_keys}
+
+
+_HEX_RUN = re.compile(rb"[0-9a-fA-F]{64,}")
+
+
+@dataclass(frozen=True)
+class ErasedSubjects:
+    """Every subject whose erasure was recorded, known by ``erased_tokens`` only: a row is theirs when
+    ``LearningSubject.owns`` would have claimed it for one of them (its video hash, its media key or a
+    ``/``-suffix of it, its applicant pseudonym). What a pipeline run started before an erasure writes
+    after it is erased by this (issue 21: the catch-up after each run), through the same rewriters."""
+
+    tokens: frozenset[str]
+
+    def __bool__(self) -> bool:
+        return bool(self.tokens)
+
+    def owns(self, sha256: str | None, media_key: str | None = None, applicant: str | None = None) -> bool:
+        if sha256 and token("sha256", sha256.strip().lower()) in self.tokens:
+            return True
+        if media_key:
+            parts = media_key.strip().split("/")
+            suffixes = {"/".join(parts[i:]) for i in range(len(parts))} - {""}
+            if any(token("key", s) in self.tokens for s in suffixes):
+                return True
+        return bool(applicant) and token("applicant", str(applicant).strip()) in self.tokens
+
+    def names(self, body: bytes) -> bool:
+        """Any video hash of theirs in ``body`` (every 64-hex window; keys and pseudonyms cannot be
+        found in unparsed bytes by their tokens: docs/erasure.md says what that leaves)."""
+        for run in _HEX_RUN.finditer(body):
+            text = run.group().decode().lower()
+            if any(token("sha256", text[i : i + 64]) in self.tokens for i in range(len(text) - 63)):
+                return True
+        return False
 
 
 def unit_of(key: str) -> str:
