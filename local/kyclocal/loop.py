@@ -28,6 +28,7 @@ from kyc.aws import model_registry as reg
 from kyc.aws.model_registry import ModelRegistry, RegisteredPackage
 from kyc.aws.production_pointer import PointerVersion, ProductionPointer
 from kyc.aws.sagemaker_deployment import CANDIDATES, DeploymentError, witnessed
+from kyc.aws.shadow_pointer import clear_shadow_pointer
 from kyc.domain.lineage import lineage_key
 from kyc.domain.promotion import (
     PromotionError,
@@ -341,27 +342,13 @@ def promote(stack: LocalStack | RemoteStack, arn: str) -> PointerVersion:
 
 
 def clear_shadow(stack: LocalStack | RemoteStack, shadow_name: str, arn: str) -> bool:
-    """After a promotion the candidate is the champion, not a shadow: live shadow traffic stops.
-
-    Written as a new version without a deployment (SSM keeps the history the re-screen and the audit
-    read; deleting the parameter would erase it). Only when the pointer still names ``arn``: a newer
-    candidate approved meanwhile stays shadowed. A rollback leaves the pointer as it is."""
-    ssm = stack.client("ssm")
-    try:
-        now = json.loads(ssm.get_parameter(Name=shadow_name, WithDecryption=True)["Parameter"]["Value"])
-    except ssm.exceptions.ParameterNotFound:
-        return False
-    _, deployment = split_pointer(now)
-    if deployment is None or deployment.get("model_package_arn") != arn:
-        return False
-    ssm.put_parameter(
-        Name=shadow_name,
-        Type="SecureString",
-        KeyId=stack.kms_key_id,
-        Value=json.dumps({"cleared_by": "promote", "promoted_model_package_arn": arn}, sort_keys=True),
-        Overwrite=True,
+    """After a promotion the candidate is the champion, not a shadow: live shadow traffic stops
+    (``kyc.aws.shadow_pointer``: a new version without a deployment, only while it names ``arn``).
+    A rollback leaves the pointer as it is."""
+    cleared = clear_shadow_pointer(
+        shadow_name, stack.kms_key_id, arn=arn, cleared_by="promote", ssm_client=stack.client("ssm")
     )
-    return True
+    return cleared is not None
 
 
 def _rescreened_mix(stack: LocalStack | RemoteStack, report_uri: str) -> dict[str, Any] | None:
