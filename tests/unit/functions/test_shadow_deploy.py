@@ -288,3 +288,28 @@ def test_a_rejection_before_approval_deploys_and_deletes_nothing(env: dict[str, 
     assert result["status"] == "NOTHING_TO_RETIRE", result
     assert _endpoints() == []
     assert "RetiredEndpoint" not in env["registry"].describe(arn).metadata
+
+
+def test_a_production_pointer_that_cannot_be_read_deletes_nothing(env: dict[str, Any]) -> None:
+    """What serves production cannot be told (a deployment block without an endpoint): fail closed."""
+    arn = _shadowed(env)
+    boto3.client("ssm", region_name="us-east-1").put_parameter(
+        Name=PRODUCTION, Type="SecureString", KeyId=env["key"], Value=json.dumps({"deployment": {"x": 1}})
+    )
+    result = _reject(env, arn)
+    assert result["status"] == "REFUSED" and "cannot be read" in result["reason"], result
+    assert _described("kyc-detector-v1") is not None
+
+
+def test_a_late_approval_event_for_a_rejected_package_deploys_nothing(env: dict[str, Any]) -> None:
+    """The event is a trigger, not evidence: an 'Approved' event delivered after the rejection (SageMaker
+    may send several events per change) reads Rejected from the registry and deploys nothing."""
+    arn = _package(env)
+    env["registry"].approve(arn, approver="alice", note="n")
+    env["registry"].reject(arn, approver="bob", note="changed my mind")
+    approved_event = _event(arn) | {"detail": {"ModelPackageArn": arn, "ModelApprovalStatus": "Approved"}}
+    result = env["app"].lambda_handler(approved_event, FakeContext())
+    assert result["status"] == "NOTHING_TO_RETIRE", result
+    assert _endpoints() == []
+    ssm = boto3.client("ssm", region_name="us-east-1")
+    assert ssm.describe_parameters()["Parameters"] == []  # no shadow pointer either
