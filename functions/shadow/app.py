@@ -133,11 +133,16 @@ def shadow(package: reg.RegisteredPackage, registry: ModelRegistry, env: Any) ->
         {
             reg.SHADOW_ENDPOINT: account["endpoint"],
             reg.SHADOW_POLICY_PARAMETER: f"{env['KYC_SHADOW_POLICY_PARAMETER']}:{version}",
-            # issue 21 retire: only an endpoint this approval created is the stack's to delete later
-            reg.SHADOW_ENDPOINT_CREATED: "true" if created else "false",
+            # issue 21 retire: only an endpoint this stack created is its to delete later; a repeated
+            # event (SageMaker may send several per change) finds it existing and must not disown it
+            reg.SHADOW_ENDPOINT_CREATED: "true" if created or _created_before(meta, endpoint) else "false",
         },
     )
     return account, int(version)
+
+
+def _created_before(meta: dict[str, str], endpoint: str) -> bool:
+    return meta.get(reg.SHADOW_ENDPOINT) == endpoint and meta.get(reg.SHADOW_ENDPOINT_CREATED) == "true"
 
 
 def retire(package: reg.RegisteredPackage, registry: ModelRegistry, env: Any) -> dict[str, Any]:

@@ -313,3 +313,13 @@ def test_a_late_approval_event_for_a_rejected_package_deploys_nothing(env: dict[
     assert _endpoints() == []
     ssm = boto3.client("ssm", region_name="us-east-1")
     assert ssm.describe_parameters()["Parameters"] == []  # no shadow pointer either
+
+
+def test_a_repeated_approval_event_does_not_disown_the_stacks_endpoint(env: dict[str, Any]) -> None:
+    """SageMaker may send several events per change: the second finds the endpoint existing, and the
+    package must still say the stack created it, or the rejection would leave it billing."""
+    arn = _shadowed(env)
+    assert env["app"].lambda_handler(_event(arn), FakeContext())["status"] == "SHADOWED"
+    assert env["registry"].describe(arn).metadata["ShadowEndpointCreated"] == "true"
+    assert _reject(env, arn)["status"] == "RETIRED"
+    assert _described("kyc-detector-v1") is None
