@@ -15,8 +15,8 @@ from kyc.aws.sagemaker_model_witness import SageMakerModelWitness
 from kyc.aws.shadow_traffic import (
     ShadowPointerSource,
     ShadowScorer,
+    shadow_endpoint_witness,
     shadow_time_needed_s,
-    shadow_witness_config,
 )
 from kyc.aws.ssm_policy_source import PolicyOverrideProvider
 from kyc.domain.contract import FrameImage
@@ -185,16 +185,11 @@ def _shadow_witness(endpoint_name: str) -> SageMakerModelWitness:
     """The deployment witness of a shadow endpoint: candidates' model data only (the shadow deployment
     and the re-screen read the same prefix), bounded clients (kyc.aws.shadow_traffic)."""
     if endpoint_name not in SHADOW_WITNESSES:
-        import boto3
-
-        session = boto3.session.Session()
-        SHADOW_WITNESSES[endpoint_name] = SageMakerModelWitness(
+        SHADOW_WITNESSES[endpoint_name] = shadow_endpoint_witness(
             endpoint_name,
             data_bucket=_WITNESS_SETTINGS.data_bucket,
             data_prefix=_WITNESS_SETTINGS.data_prefix + CANDIDATES,
             ttl_s=_WITNESS_SETTINGS.ttl_s,
-            sagemaker=session.client("sagemaker", config=shadow_witness_config()),
-            s3=session.client("s3", config=shadow_witness_config()),
         )
     return SHADOW_WITNESSES[endpoint_name]
 

@@ -134,6 +134,12 @@ def cmd_run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         policy = policy_option(getattr(args, "policy", None), "run")
     except PolicyFileError:
         return 2
+    unreadable = unreadable_files(args.files)
+    if unreadable:  # refused before the stack starts: nothing is uploaded, nothing is half-done
+        for path, why in unreadable:
+            print(f"kycscreen run: {path}: {why}", file=sys.stderr)
+        print("nothing was screened: correct or leave out the files above.", file=sys.stderr, flush=True)
+        return 2
     state_dir = (
         None if getattr(args, "no_state", False) else state_directory(getattr(args, "state_dir", None))
     )
@@ -184,6 +190,22 @@ def cmd_run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if not args.json:
         _print_table(rows, out, model_note=args.model == "reference")
     return 0
+
+
+def unreadable_files(paths: Sequence[Path]) -> list[tuple[Path, str]]:
+    """The paths ``run`` cannot screen, each with why: a mistyped path is the caller's error, told
+    in a second, not an ERROR decision after the whole local stack has started. (A file that goes
+    away after this check still becomes an ERROR ``SOURCE_MISSING`` row.)"""
+    problems = []
+    for path in paths:
+        try:
+            with path.open("rb") as handle:
+                handle.read(1)
+        except IsADirectoryError:
+            problems.append((path, "a directory, not a file"))
+        except OSError as exc:
+            problems.append((path, exc.strerror or str(exc)))
+    return problems
 
 
 def screen_files(

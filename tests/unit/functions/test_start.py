@@ -374,3 +374,61 @@ def test_start_records_the_messages_sent_timestamp_as_the_uploads_place_once(aws
     app.ADMISSIONS.admit("f" * 64, EVENT_AT, "2026-11-28T17:00:00.249+00:00")
     assert app.ADMISSIONS.queued_before(sid, "2026-11-28T17:00:00.250+00:00")
     assert not app.ADMISSIONS.queued_before("0" * 64, "2026-11-28T17:00:00.249+00:00")
+
+
+def _alarmed_series(alarm: str) -> list[tuple[str, str, dict[str, str]]]:
+    """(namespace, metric, dimensions) of each MetricStat of ``alarm`` in template.yaml as written."""
+    from pathlib import Path
+
+    from cfnlint.decode import decode
+
+    template, _ = decode(str(Path(__file__).resolve().parents[3] / "template.yaml"))
+    return [
+        (
+            q["MetricStat"]["Metric"]["Namespace"],
+            q["MetricStat"]["Metric"]["MetricName"],
+            {d["Name"]: d["Value"] for d in q["MetricStat"]["Metric"]["Dimensions"]},
+        )
+        for q in template["Resources"][alarm]["Properties"]["Metrics"]
+        if "MetricStat" in q
+    ]
+
+
+@pytest.mark.parametrize("why", ["owed", "last receive"])
+def test_an_upload_admitted_over_the_limit_is_a_series_the_alarm_reads(
+    aws: dict[str, Any], capsys: pytest.CaptureFixture[str], why: str
+) -> None:
+    """Both over-limit rules emit AdmissionsOverLimit with exactly the namespace and dimensions one of
+    AdmissionsOverLimitAlarm's series names (a dimension set that differs by one value is another
+    series in CloudWatch, and the alarm would read nothing)."""
+    env = {
+        "KYC_MAX_RUNNING_EXECUTIONS": "1",
+        "KYC_ADMISSION_MAX_RECEIVES": "5",
+        "POWERTOOLS_SERVICE_NAME": "kyc-screening",  # Globals of template.yaml
+        "POWERTOOLS_METRICS_NAMESPACE": "KycScreening",
+    }
+    app = _handler(aws, **env)
+    aws["sfn"].start_execution(stateMachineArn=aws["arn"], name="other", input="{}")
+    batch = _batch(RAW_KEY, aws["version"])
+    if why == "owed":
+        app.ADMISSIONS.admit("later", "2026-11-28T17:00:03+00:00")
+        assert app.ADMISSIONS.mark_started("later", "2026-11-28T17:00:03+00:00")
+    else:
+        batch["Records"][0]["attributes"] = {"ApproximateReceiveCount": "5"}
+    capsys.readouterr()
+
+    assert app.lambda_handler(batch, FakeContext()) == {"batchItemFailures": []}
+
+    emitted = []
+    for line in capsys.readouterr().out.splitlines():
+        try:
+            blob = json.loads(line)
+        except ValueError:
+            continue
+        for directive in blob.get("_aws", {}).get("CloudWatchMetrics", []):
+            for metric in directive["Metrics"]:
+                if metric["Name"] == "AdmissionsOverLimit":
+                    dims = {d: blob[d] for group in directive["Dimensions"] for d in group}
+                    emitted.append((directive["Namespace"], metric["Name"], dims))
+    assert len(emitted) == 1, emitted
+    assert emitted[0] in _alarmed_series("AdmissionsOverLimitAlarm")

@@ -47,11 +47,12 @@ def test_alarm_metrics_count_each_metric_of_a_math_alarm_only_when_created(cost_
     # evidence's three: failures, skips for want of time, unwitnessed candidates)
     # + 1: issue 24 item 5 made the reuse check's errors alarm (one of the 34) a math alarm of two
     # metrics (Lambda Errors minus retried waits)
+    # + issue 24's over-limit admissions alarm (2: AdmissionsOverLimit START_OWED and START_LAST)
     assert _fixed(cost_model)["CloudWatch alarms"] == pytest.approx(
-        (34 + 1 + 2 + 5 + 20 + 7 + 5 + 10 + 1 + 4 + 10 + 5) * 0.10
+        (34 + 1 + 2 + 5 + 20 + 7 + 5 + 10 + 1 + 4 + 10 + 5 + 2) * 0.10
     )
     off = _fixed(cost_model, NoDecisionAlarmEnabled="false")["CloudWatch alarms"]
-    assert off == pytest.approx((34 + 1 + 2 + 5 + 20 + 5 + 10 + 1 + 4 + 10 + 5) * 0.10)
+    assert off == pytest.approx((34 + 1 + 2 + 5 + 20 + 5 + 10 + 1 + 4 + 10 + 5 + 2) * 0.10)
 
 
 def test_digest_signing_is_a_fixed_cost_of_one_sign_per_scheduled_run(cost_model):

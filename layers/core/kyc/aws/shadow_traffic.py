@@ -12,13 +12,14 @@ scores (``kyc.domain.shadow.shadow_batch_key``). The shadow never decides and ne
 - every failure (SSM, the endpoint, garbage that breaks the contract) becomes a FAILED shadow
   document and a ``ShadowFailures`` metric, never an exception out of ``score_shadow``;
 - the pointer is cached as the production pointer is (``KYC_POLICY_CACHE_SECONDS``), its absence
-  too, so an unshadowed stack pays one SSM read per warm container per cache period;
+  too, so an unshadowed stack pays one SSM read per warm container per cache period; it is read on
+  a client of its own (1 s connect, 3 s read, one attempt), inside the worst case below;
 - the deployment witness (``kyc.aws.sagemaker_model_witness``, the one scoring, the re-screen and
   promotion use) says what the shadow endpoint serves, on clients of its own (1 s connect, 3 s read,
   no retry) and under a deadline: no call starts after ``SHADOW_WITNESS_BUDGET_S``, so it adds at
   most 4 + 4 = 8 s, and usually nothing (cached ``KYC_MODEL_WITNESS_TTL_S`` per warm container);
 - it runs only if the Lambda's remaining time after the champion covers its worst case
-  (``shadow_worst_case_s``: 30.2 s at the default) plus ``SHADOW_MARGIN_S``; otherwise the batch's
+  (``shadow_worst_case_s``: 34.2 s at the default) plus ``SHADOW_MARGIN_S``; otherwise the batch's
   shadow is SKIPPED (recorded, counted), so the shadow can never time the invocation out and turn the
   champion's scores into a failed batch.
 """
@@ -45,22 +46,37 @@ SHADOW_CONNECT_TIMEOUT_S = 1.0
 SHADOW_WITNESS_CONNECT_TIMEOUT_S = 1.0
 SHADOW_WITNESS_READ_TIMEOUT_S = 3.0
 SHADOW_WITNESS_BUDGET_S = 4.0  # no witness call starts later than this after the shadow answered
+# the shadow pointer's SSM read, on a client of its own: one attempt, so at most 1 + 3 s when SSM hangs
+SHADOW_POINTER_CONNECT_TIMEOUT_S = 1.0
+SHADOW_POINTER_READ_TIMEOUT_S = 3.0
 # what must be left after the shadow's worst case: its document's S3 write, the lineage log, the return
 SHADOW_MARGIN_S = 5.0
 NOT_ENOUGH_TIME = "NOT_ENOUGH_TIME"  # the reason a SKIPPED shadow batch document gives
 
 
 def shadow_worst_case_s(timeout_s: float) -> float:
-    """The longest the shadow of one batch can take: 2 x (1 s connect + ``timeout_s`` read) + 0.2 s
-    backoff for the call, then the witness's budget plus one witness call in flight (30.2 s at 10 s)."""
+    """The longest the shadow of one batch can take: the pointer's read (1 s connect + 3 s read, one
+    attempt), 2 x (1 s connect + ``timeout_s`` read) + 0.2 s backoff for the call, then the witness's
+    budget plus one witness call in flight (34.2 s at 10 s)."""
+    pointer = SHADOW_POINTER_CONNECT_TIMEOUT_S + SHADOW_POINTER_READ_TIMEOUT_S
     call = SHADOW_ATTEMPTS * (SHADOW_CONNECT_TIMEOUT_S + timeout_s) + SHADOW_MAX_BACKOFF_S
     witness = SHADOW_WITNESS_BUDGET_S + SHADOW_WITNESS_CONNECT_TIMEOUT_S + SHADOW_WITNESS_READ_TIMEOUT_S
-    return call + witness
+    return pointer + call + witness
 
 
 def shadow_time_needed_s(timeout_s: float) -> float:
     """The Lambda time that must remain after the champion for the shadow to run at all."""
     return shadow_worst_case_s(timeout_s) + SHADOW_MARGIN_S
+
+
+def shadow_pointer_config() -> Config:
+    """The shadow pointer's SSM client: short timeouts, one attempt. The default client (5 s connect,
+    30 s read, 5 attempts) could hold the invocation for minutes before the time check below."""
+    return Config(
+        read_timeout=SHADOW_POINTER_READ_TIMEOUT_S,
+        connect_timeout=SHADOW_POINTER_CONNECT_TIMEOUT_S,
+        retries={"mode": "standard", "total_max_attempts": 1},
+    )
 
 
 def shadow_witness_config() -> Config:
@@ -70,6 +86,23 @@ def shadow_witness_config() -> Config:
         read_timeout=SHADOW_WITNESS_READ_TIMEOUT_S,
         connect_timeout=SHADOW_WITNESS_CONNECT_TIMEOUT_S,
         retries={"mode": "standard", "total_max_attempts": 1},
+    )
+
+
+def shadow_endpoint_witness(
+    endpoint_name: str, *, data_bucket: str, data_prefix: str, ttl_s: float
+) -> SageMakerModelWitness:
+    """The deployment witness of a shadow endpoint, on its own bounded clients (``shadow_witness_config``)."""
+    import boto3
+
+    session = boto3.session.Session()
+    return SageMakerModelWitness(
+        endpoint_name,
+        data_bucket=data_bucket,
+        data_prefix=data_prefix,
+        ttl_s=ttl_s,
+        sagemaker=session.client("sagemaker", config=shadow_witness_config()),
+        s3=session.client("s3", config=shadow_witness_config()),
     )
 
 
@@ -99,7 +132,12 @@ class ShadowPointerSource:
     ) -> None:
         self.parameter = parameter
         self.max_age_s = max_age_s
-        self._provider = provider or PolicyOverrideProvider()
+        if provider is None:
+            import boto3
+
+            ssm = boto3.session.Session().client("ssm", config=shadow_pointer_config())
+            provider = PolicyOverrideProvider(ssm_client=ssm)
+        self._provider = provider
         self._clock = clock
         self._absent_until = 0.0
 
