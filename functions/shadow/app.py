@@ -10,6 +10,12 @@ names exactly the package's bytes (and the image its calibration names): otherwi
 shadow policy is written, and the endpoint, if this approval created it, is deleted (its config and
 model stay for inspection; they cost nothing). The production pointer is untouched (`kycscreen
 promote` moves it).
+
+The same function retires a rejected candidate (issue 21 retire: RetireCandidateRule, the same event
+with ModelApprovalStatus Rejected): what the registry says now decides which, never the event, so a
+late approval event for a package rejected since does not deploy it. The rules are
+``kyc.aws.candidate_retirement``'s: the endpoint the stack's shadow step created is deleted unless the
+production pointer names it; the outcome is recorded on the package.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kyc import settings
 from kyc.aws import model_registry as reg
+from kyc.aws.candidate_retirement import StackNames, retire_rejected
 from kyc.aws.clients import client
 from kyc.aws.model_registry import ModelRegistry
 from kyc.aws.s3_object_store import S3ObjectStore
@@ -33,6 +40,7 @@ from kyc.aws.sagemaker_deployment import (
     endpoint_name_for,
     retire_endpoint,
 )
+from kyc.domain import retirement
 from kyc.domain.promotion import bound_image_digest, pointer_document
 from kyc.observability import count, log_lineage, logger, metrics, tracer
 
@@ -55,6 +63,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     arn = event["detail"]["ModelPackageArn"]
     registry = ModelRegistry(os.environ["KYC_MODEL_PACKAGE_GROUP"])
     package = registry.describe(arn)
+    if package.approval_status == reg.REJECTED:
+        return retire(package, registry, os.environ)
     try:
         account, version = shadow(package, registry, os.environ)
     except ShadowRefused as exc:
@@ -123,9 +133,44 @@ def shadow(package: reg.RegisteredPackage, registry: ModelRegistry, env: Any) ->
         {
             reg.SHADOW_ENDPOINT: account["endpoint"],
             reg.SHADOW_POLICY_PARAMETER: f"{env['KYC_SHADOW_POLICY_PARAMETER']}:{version}",
+            # issue 21 retire: only an endpoint this stack created is its to delete later; a repeated
+            # event (SageMaker may send several per change) finds it existing and must not disown it
+            reg.SHADOW_ENDPOINT_CREATED: "true" if created or _created_before(meta, endpoint) else "false",
         },
     )
     return account, int(version)
+
+
+def _created_before(meta: dict[str, str], endpoint: str) -> bool:
+    return meta.get(reg.SHADOW_ENDPOINT) == endpoint and meta.get(reg.SHADOW_ENDPOINT_CREATED) == "true"
+
+
+def retire(package: reg.RegisteredPackage, registry: ModelRegistry, env: Any) -> dict[str, Any]:
+    """A rejected package's endpoint stops billing, or the reason it stays is logged and counted."""
+    names = StackNames(
+        endpoint_prefix=RESOURCES.endpoint_name,
+        production_parameter=env.get("KYC_POLICY_PARAMETER", ""),
+        shadow_parameter=env["KYC_SHADOW_POLICY_PARAMETER"],
+        kms_key_id=RESOURCES.kms_key_id,
+        data_bucket=WITNESS.data_bucket,
+        data_prefix=WITNESS.data_prefix + CANDIDATES,
+    )
+    try:
+        policy: dict[str, Any] | None = _policy(package.metadata.get(reg.POLICY_URI, ""))
+    except Exception:  # no calibrated image to check: the witness still checks the bytes
+        logger.warning("rejected package's policy unreadable", extra={"model_package_arn": package.arn})
+        policy = None
+    done = retire_rejected(package, registry, names, policy=policy)
+    extra = done.to_dict()
+    if done.status == retirement.REFUSED:
+        count("CandidateRetireRefused")
+        logger.error("rejected candidate's endpoint kept", extra=extra)
+    elif done.status == retirement.RETIRED:
+        count("CandidateEndpointsRetired")
+        log_lineage("retire", package.arn.rsplit("/", 1)[-1], **extra)
+    else:
+        logger.info("rejected candidate: no endpoint to delete", extra=extra)
+    return extra
 
 
 def _retire(endpoint: str) -> None:

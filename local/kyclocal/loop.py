@@ -3,13 +3,15 @@
 Used in process (a ``LocalStack``) or from another process (``RemoteStack``: a running `kycscreen up`
 through its AWS endpoint, as the `kycscreen register|approve|rescreen|promote|rollback` commands do).
 
-register -> approve -> (EventBridge) shadow -> rescreen -> promote -> rollback, each the same code
+register -> approve -> (EventBridge) shadow -> rescreen -> promote -> rollback (-> reject: the
+candidate's endpoint retired), each the same code
 AWS runs: the Model Registry and endpoints are moto's SageMaker, the pointer is moto's SSM, the shadow
 deployment and the re-screen are the template's functions (through the local Lambda router). What is
 emulated, and only that:
-- SageMaker's "Model Package State Change" event: moto emits none, so ``approve`` builds the event
-  SageMaker sends and ``kyclocal.events.deliver`` matches it against the rules CloudFormation created
-  (moto's own EventBridge pattern matcher) and hands it to their targets (ShadowDeployRule's).
+- SageMaker's "Model Package State Change" event: moto emits none, so ``approve`` (``reject``) builds
+  the event SageMaker sends and ``kyclocal.events.deliver`` matches it against the rules CloudFormation
+  created (moto's own EventBridge pattern matcher) and hands it to their targets (ShadowDeployRule's,
+  RetireCandidateRule's).
 - The Distributed Map: moto's Step Functions engine does not run a Map with an S3 ItemReader in
   DISTRIBUTED mode, so ``rescreen`` runs the state machine's item processor (the same function) over
   the same S3 manifest with the template's ``RescreenMaxConcurrency`` bound, then its report state.
@@ -27,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 from kyc.aws import model_registry as reg
 from kyc.aws.model_registry import ModelRegistry, RegisteredPackage
 from kyc.aws.production_pointer import PointerVersion, ProductionPointer
-from kyc.aws.sagemaker_deployment import CANDIDATES, DeploymentError, witnessed
+from kyc.aws.sagemaker_deployment import CANDIDATES, DeploymentError, endpoint_status, witnessed
+from kyc.aws.shadow_pointer import clear_shadow_pointer
 from kyc.domain.lineage import lineage_key
 from kyc.domain.promotion import (
     PromotionError,
@@ -192,12 +195,30 @@ def register_candidate(stack: LocalStack | RemoteStack, out: Path) -> Registered
 
 def approve(stack: LocalStack | RemoteStack, arn: str, *, approver: str, note: str) -> dict[str, Any]:
     """A person's approval, then what EventBridge does with SageMaker's state-change event."""
-    from kyclocal.stack import ACCOUNT
-
     package = registry(stack).describe(arn)
     if package.metadata.get(reg.GATE_PASSED) != "true":
         raise LoopError(f"{arn} did not pass the gate: nothing to approve")
     approved = registry(stack).approve(arn, approver=approver, note=note)
+    return _state_change(stack, approved, "ShadowDeployRule")
+
+
+def reject(stack: LocalStack | RemoteStack, arn: str, *, approver: str, note: str) -> dict[str, Any]:
+    """A person's rejection (UpdateModelPackage Rejected), then what EventBridge does with SageMaker's
+    state-change event: RetireCandidateRule hands it to the shadow function, which deletes the
+    candidate's endpoint unless production serves it (``kyc.aws.candidate_retirement``). A repeated
+    rejection sends the event again (the registry is not written twice): the retirement is idempotent."""
+    rejected = registry(stack).reject(arn, approver=approver, note=note)
+    return _state_change(stack, rejected, "RetireCandidateRule")
+
+
+def _state_change(
+    stack: LocalStack | RemoteStack, package: RegisteredPackage, rule_id: str
+) -> dict[str, Any]:
+    """SageMaker's "Model Package State Change" event (moto emits none), matched against the rule as
+    CloudFormation created it (moto resolved its pattern) by moto's own EventBridge matcher (its
+    TestEventPattern API is not implemented), and handed to the rule's target."""
+    from kyclocal.stack import ACCOUNT
+
     event = {
         "version": "0",
         "id": str(uuid.uuid4()),
@@ -206,25 +227,25 @@ def approve(stack: LocalStack | RemoteStack, arn: str, *, approver: str, note: s
         "account": ACCOUNT,
         "time": "1970-01-01T00:00:00Z",
         "region": stack.region,
-        "resources": [arn],
+        "resources": [package.arn],
         "detail": {
-            "ModelPackageGroupName": approved.group,
-            "ModelPackageVersion": approved.version,
-            "ModelPackageArn": arn,
-            "ModelApprovalStatus": approved.approval_status,
+            "ModelPackageGroupName": package.group,
+            "ModelPackageVersion": package.version,
+            "ModelPackageArn": package.arn,
+            "ModelApprovalStatus": package.approval_status,
         },
     }
     # the rules as CloudFormation created them (moto resolved their patterns), matched by moto's
     # EventBridge matcher (its TestEventPattern API is not implemented): kyclocal.events
     from kyclocal.events import deliver
 
-    rule = stack.physical_ids["ShadowDeployRule"].rsplit("/", 1)[-1]
-    shadow = [d for d in deliver(stack, event) if d.rule == rule and d.function == SHADOW_FUNCTION]
-    if not shadow:
+    rule = stack.physical_ids[rule_id].rsplit("/", 1)[-1]
+    hit = [d for d in deliver(stack, event) if d.rule == rule and d.function == SHADOW_FUNCTION]
+    if not hit:
         return {"status": "NOT_MATCHED", "rule": rule}
-    if shadow[0].errored:
-        raise LoopError(f"the shadow deployment failed: {shadow[0].payload.decode()[:300]}")
-    return shadow[0].answer()
+    if hit[0].errored:
+        raise LoopError(f"{rule_id}'s target failed: {hit[0].payload.decode()[:300]}")
+    return hit[0].answer()
 
 
 def _retained(stack: LocalStack | RemoteStack) -> list[dict[str, Any]]:
@@ -339,27 +360,13 @@ def promote(stack: LocalStack | RemoteStack, arn: str) -> PointerVersion:
 
 
 def clear_shadow(stack: LocalStack | RemoteStack, shadow_name: str, arn: str) -> bool:
-    """After a promotion the candidate is the champion, not a shadow: live shadow traffic stops.
-
-    Written as a new version without a deployment (SSM keeps the history the re-screen and the audit
-    read; deleting the parameter would erase it). Only when the pointer still names ``arn``: a newer
-    candidate approved meanwhile stays shadowed. A rollback leaves the pointer as it is."""
-    ssm = stack.client("ssm")
-    try:
-        now = json.loads(ssm.get_parameter(Name=shadow_name, WithDecryption=True)["Parameter"]["Value"])
-    except ssm.exceptions.ParameterNotFound:
-        return False
-    _, deployment = split_pointer(now)
-    if deployment is None or deployment.get("model_package_arn") != arn:
-        return False
-    ssm.put_parameter(
-        Name=shadow_name,
-        Type="SecureString",
-        KeyId=stack.kms_key_id,
-        Value=json.dumps({"cleared_by": "promote", "promoted_model_package_arn": arn}, sort_keys=True),
-        Overwrite=True,
+    """After a promotion the candidate is the champion, not a shadow: live shadow traffic stops
+    (``kyc.aws.shadow_pointer``: a new version without a deployment, only while it names ``arn``).
+    A rollback leaves the pointer as it is."""
+    cleared = clear_shadow_pointer(
+        shadow_name, stack.kms_key_id, arn=arn, cleared_by="promote", ssm_client=stack.client("ssm")
     )
-    return True
+    return cleared is not None
 
 
 def _rescreened_mix(stack: LocalStack | RemoteStack, report_uri: str) -> dict[str, Any] | None:
@@ -375,4 +382,14 @@ def rollback(stack: LocalStack | RemoteStack) -> PointerVersion:
     production = pointer(stack)
     current = production.current()
     previous = production.previous()
+    _, deployment = split_pointer(previous.document)
+    if deployment is not None:
+        # a rejected candidate's endpoint is retired: pointing production at it would score nothing
+        status = endpoint_status(deployment["endpoint_name"], stack.client("sagemaker"))
+        if status in (None, "Deleting", "Failed"):
+            raise LoopError(
+                f"rollback refused: version {previous.version} names {deployment['endpoint_name']}, "
+                f"which SageMaker reports {status or 'does not exist'} (a rejected candidate's endpoint "
+                "is deleted); promote a serving package instead"
+            )
     return production.put(previous.document, expected_version=current.version if current else None)

@@ -1,4 +1,4 @@
-"""`kycscreen register | approve | rescreen | promote | rollback`: the learning loop's promotion steps.
+"""`kycscreen register | approve | rescreen | promote | rollback | reject`: the learning loop's steps.
 
 They run against a running local stack (`kycscreen up --policy champion-policy.json`, whose policy
 parameter is the production pointer), through its AWS endpoint only, as an operator's scripts would
@@ -11,6 +11,7 @@ deployment and the re-screen are the stack's functions (docs/learning-loop.md).
   kycscreen rescreen ARN                    # the backlog scored by the candidate: a report, no change
   kycscreen promote  ARN                    # one write of the production pointer, or a refusal
   kycscreen rollback                        # the pointer's previous value, from SSM's history
+  kycscreen reject   ARN --by bob --note "worse on replays"    # a person; EventBridge -> endpoint deleted
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any, TextIO
 
 from kyclocal.stack import DEFAULT_PORT
 
-COMMAND_NAMES = ("register", "approve", "rescreen", "promote", "rollback")
+COMMAND_NAMES = ("register", "approve", "rescreen", "promote", "rollback", "reject")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "rescreen": "score the retained backlog with a shadowed candidate; a report, no decision changes",
         "promote": "switch traffic and policy to an approved, shadowed, re-screened package in one step",
         "rollback": "one step back: the production pointer's previous value (SSM history)",
+        "reject": "reject a package as a person; its endpoint is deleted unless production serves it",
     }
     for name in COMMAND_NAMES:
         cmd = sub.add_parser(name, help=helps[name])
@@ -40,8 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             cmd.add_argument("out", type=Path, help="the --out folder of `kycscreen retrain`")
         elif name != "rollback":
             cmd.add_argument("package", help="model package ARN")
-        if name == "approve":
-            cmd.add_argument("--by", required=True, help="who approves (recorded on the package)")
+        if name in ("approve", "reject"):
+            cmd.add_argument("--by", required=True, help=f"who {name}s (recorded on the package)")
             cmd.add_argument("--note", required=True, help="why (recorded on the package)")
         cmd.add_argument(
             "--endpoint-url",
@@ -71,7 +73,8 @@ def cmd_promotion(args: argparse.Namespace, out: TextIO | None = None) -> int:
         )
         return 2
     print(json.dumps(result, indent=2, default=str), file=out)
-    return 0 if result is not None else 1
+    refused = isinstance(result, dict) and result.get("status") == "REFUSED"  # a rejection's kept endpoint
+    return 0 if result is not None and not refused else 1
 
 
 def _run_ended(stack: Any) -> None:
@@ -100,6 +103,11 @@ def _run(loop: Any, stack: Any, args: argparse.Namespace) -> Any:
         return package.to_dict()
     if args.step == "approve":
         return loop.approve(stack, args.package, approver=args.by, note=args.note)
+    if args.step == "reject":
+        result = loop.reject(stack, args.package, approver=args.by, note=args.note)
+        if result.get("status") == "REFUSED":  # the package is Rejected; its endpoint stays (the reason)
+            print(f"kycscreen reject: the endpoint stays: {result.get('reason')}", file=sys.stderr)
+        return result
     if args.step == "rescreen":
         return loop.rescreen(stack, args.package)
     version = loop.promote(stack, args.package) if args.step == "promote" else loop.rollback(stack)

@@ -52,3 +52,44 @@ def test_only_the_shadow_deployment_may_delete_endpoints_and_only_candidates(tem
         and "sagemaker:DeleteEndpoint" in _text(resource["Properties"])
     ]
     assert holders == ["ShadowDeployFunctionPolicy"]
+
+
+def test_a_rejection_of_this_stacks_packages_runs_the_retirement(template) -> None:
+    """Issue 21 retire: RetireCandidateRule matches SageMaker's state-change event with Rejected, for this
+    stack's model package group only, and hands it to the function that already holds DeleteEndpoint;
+    its failures go to the shadow deployment's dead-letter queue, which accepts them."""
+    resources = template["Resources"]
+    rule = resources["RetireCandidateRule"]["Properties"]
+    pattern = rule["EventPattern"]
+    assert pattern["source"] == ["aws.sagemaker"]
+    assert pattern["detail-type"] == ["SageMaker Model Package State Change"]
+    assert pattern["detail"]["ModelApprovalStatus"] == ["Rejected"]
+    assert pattern["detail"]["ModelPackageGroupName"] == [{"Fn::Sub": "${AWS::StackName}-kyc-models"}]
+    (target,) = rule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["ShadowDeployFunction", "Arn"]}
+    assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["ShadowDeployDeadLetterQueue", "Arn"]}
+    permission = resources["RetireCandidateRulePermission"]["Properties"]
+    assert permission["SourceArn"] == {"Fn::GetAtt": ["RetireCandidateRule", "Arn"]}
+    assert permission["FunctionName"] == {"Ref": "ShadowDeployFunction"}
+    queue = resources["ShadowDeployDeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
+    assert {"Fn::GetAtt": ["RetireCandidateRule", "Arn"]} in queue["Condition"]["ArnEquals"]["aws:SourceArn"]
+    # the approval rule still matches approvals only: a rejection never deploys
+    approval = resources["ShadowDeployRule"]["Properties"]["EventPattern"]["detail"]
+    assert approval["ModelApprovalStatus"] == ["Approved"]
+
+
+def test_the_retirement_reads_only_the_two_pointers(template) -> None:
+    """It may read the production pointer (never delete what it names) and the shadow pointer (cleared
+    first), nothing else; it writes only the shadow pointer (WriteShadowPolicy's grant)."""
+    statements = _statements(template, "ShadowDeployFunctionPolicy")
+    ssm = {sid: s for sid, s in statements.items() if "ssm:" in _text(s["Action"])}
+    assert set(ssm) == {"WriteShadowPolicy", "ReadShadowPointerToRetire", "ReadProductionPointerToRetire"}
+    assert ssm["WriteShadowPolicy"]["Action"] == "ssm:PutParameter"
+    assert ssm["ReadShadowPointerToRetire"]["Action"] == "ssm:GetParameter"
+    assert ssm["ReadProductionPointerToRetire"]["Action"] == "ssm:GetParameter"
+    for sid in ("WriteShadowPolicy", "ReadShadowPointerToRetire"):
+        assert _text(ssm[sid]["Resource"]).endswith('parameter/kyc/${AWS::StackName}/shadow-policy"}')
+    production = _text(ssm["ReadProductionPointerToRetire"]["Resource"])
+    assert production.endswith('parameter${PolicyParameterName}"}')
+    env = template["Resources"]["ShadowDeployFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["KYC_POLICY_PARAMETER"] == {"Ref": "PolicyParameterName"}

@@ -151,6 +151,7 @@ EXPECTED_ENV = {
         "KYC_SHADOW_POLICY_PARAMETER",
         "KYC_MODEL_DATA_BUCKET",  # issue 24: the deployment witness of the candidate's endpoint
         "KYC_MODEL_DATA_PREFIX",
+        "KYC_POLICY_PARAMETER",  # issue 21 retire: the endpoint production serves is never deleted
     },
     "RescreenFunction": {
         "KYC_WORK_BUCKET",

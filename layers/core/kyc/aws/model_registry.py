@@ -18,6 +18,7 @@ from kyc.aws.clients import client
 
 PENDING = "PendingManualApproval"
 APPROVED = "Approved"
+REJECTED = "Rejected"
 
 # customer metadata keys (SageMaker: at most 50, keys <= 128 and values <= 256 characters)
 MODEL_SHA256 = "ModelSha256"
@@ -33,6 +34,14 @@ SHADOW_ENDPOINT = "ShadowEndpoint"
 SHADOW_POLICY_PARAMETER = "ShadowPolicyParameter"
 RESCREEN_REPORT_URI = "RescreenReportS3Uri"
 RESCREEN_FAILED = "RescreenFailed"
+# issue 21 retire: the shadow step created the endpoint (an existing one adopted is not the stack's)
+SHADOW_ENDPOINT_CREATED = "ShadowEndpointCreated"
+# issue 21 retire: what the rejection did with the candidate's endpoint (kyc.aws.candidate_retirement)
+RETIRED_ENDPOINT = "RetiredEndpoint"
+RETIRE_OUTCOME = "RetireOutcome"
+RETIRED_AT = "RetiredAt"
+RETIRE_REFUSED = "RetireRefused"
+RETIRE_SHADOW_POINTER = "RetireClearedShadowPointer"
 
 
 class RegistryError(RuntimeError):
@@ -130,6 +139,14 @@ class ModelRegistry:
         if current.approval_status != PENDING:
             raise RegistryError(f"{arn} is {current.approval_status}, not {PENDING}")
         return self._update(current, APPROVED, f"approved by {approver}: {note}"[:1000], {})
+
+    def reject(self, arn: str, *, approver: str, note: str) -> RegisteredPackage:
+        """A person's rejection (UpdateModelPackage Rejected), naming who and why; a package already
+        Rejected is left as it is (a repeated rejection writes nothing)."""
+        current = self.describe(arn)
+        if current.approval_status == REJECTED:
+            return current
+        return self._update(current, REJECTED, f"rejected by {approver}: {note}"[:1000], {})
 
     def annotate(self, arn: str, metadata: Mapping[str, str]) -> RegisteredPackage:
         """Record what a later step did on the package (merged into its customer metadata)."""

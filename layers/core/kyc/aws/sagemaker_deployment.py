@@ -125,14 +125,24 @@ def retire_endpoint(endpoint_name: str, sagemaker_client: Any = None) -> None:
     (sagemaker_client or client("sagemaker")).delete_endpoint(EndpointName=endpoint_name)
 
 
+def endpoint_status(endpoint_name: str, sagemaker_client: Any = None) -> str | None:
+    """SageMaker's EndpointStatus (``InService``, ``Deleting``, ...), or None when there is no such
+    endpoint."""
+    return _status(sagemaker_client or client("sagemaker"), endpoint_name)
+
+
 def _exists(sm: Any, endpoint_name: str) -> bool:
+    return _status(sm, endpoint_name) is not None
+
+
+def _status(sm: Any, endpoint_name: str) -> str | None:
     try:
-        sm.describe_endpoint(EndpointName=endpoint_name)
+        described = sm.describe_endpoint(EndpointName=endpoint_name)
     except sm.exceptions.ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("ValidationException", "ResourceNotFound"):
-            return False
+            return None
         raise DeploymentError(f"{endpoint_name}: {exc}") from exc
-    return True
+    return str(described.get("EndpointStatus") or "Unknown")
 
 
 def _model_data_source(url: str) -> dict[str, str]:
